@@ -1,1 +1,176 @@
-fn main() {}
+//! The `openai-governor` binary: parse the command line, load the configuration, start
+//! logging, run the subcommand. Everything else lives in the library.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use openai_governor::auth::{Scope, mint_hs256};
+use openai_governor::config::{Config, Settings};
+use openai_governor::{app, http, sandbox, service, store, telemetry};
+
+#[derive(Parser)]
+#[command(name = "openai-governor", version, about = "Access governance for OpenAI Platform organizations")]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document (JSON) to stdout.
+    Openapi,
+    /// Run the fake OpenAI admin API for tests and demos.
+    Sandbox(sandbox::SandboxArgs),
+    /// Mint a JWT signed with the configured HS256 secret, for local use.
+    Token(TokenArgs),
+    /// Re-encrypt every stored admin key under the newest encryption key.
+    Rekey,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "OG_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// The token's subject (who the caller is).
+    #[arg(long, default_value = "local-admin")]
+    sub: String,
+    /// A scope to grant (repeatable); all scopes when none is given.
+    #[arg(long = "scope", value_parser = parse_scope)]
+    scopes: Vec<Scope>,
+    /// Lifetime, e.g. `1h`, `30m`.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    Scope::parse(s).ok_or_else(|| {
+        let all: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown scope; use one of {}", all.join(", "))
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut cli = Cli::parse();
+    telemetry::init(&cli.settings.log_format, &cli.settings.log);
+    let command = match cli.command.take() {
+        Some(command) => command,
+        // No subcommand: serve, with `serve`'s flags read from the environment.
+        None => match Cli::parse_from(std::env::args().take(1).chain(["serve".to_owned()])).command {
+            Some(command) => command,
+            None => return ExitCode::FAILURE,
+        },
+    };
+    match run(cli.settings, command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve(&settings, args).await,
+        Command::Migrate => {
+            let store = store::connect(&settings.database_url).await.context("opening the store")?;
+            store.migrate().await.context("applying migrations")?;
+            println!("migrations applied ({})", store.backend());
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&http::openapi())?);
+            Ok(())
+        }
+        Command::Sandbox(args) => {
+            sandbox::run_cli(args, app::shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Token(args) => {
+            let config = Config::load(&settings)?;
+            let secret = config.hs256_secret().context(
+                "this service verifies tokens with RS256/ES256 keys (OG_JWT_PUBLIC_KEY_FILE or \
+                 OG_JWT_JWKS_URL): mint tokens with your identity provider instead",
+            )?;
+            let scopes = if args.scopes.is_empty() {
+                Scope::ALL.to_vec()
+            } else {
+                args.scopes
+            };
+            let token = mint_hs256(
+                secret,
+                &args.sub,
+                &scopes,
+                args.ttl,
+                config.jwt.issuer.as_deref(),
+                config.jwt.audience.as_deref(),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Rekey => {
+            let config = Config::load(&settings)?;
+            let store = store::connect(&config.database_url).await.context("opening the store")?;
+            store.migrate().await.context("applying migrations")?;
+            let report = service::rekey::rekey(store.as_ref(), &config.key_ring).await?;
+            println!(
+                "rekey to key version {}: {} examined, {} re-encrypted, {} changed concurrently, {} failed",
+                config.key_ring.current_version(),
+                report.examined,
+                report.resealed,
+                report.raced,
+                report.failed.len()
+            );
+            if report.failed.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "these connections could not be decrypted with the configured keys: {}",
+                    report.failed.join(", ")
+                )
+            }
+        }
+    }
+}
+
+async fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(settings)?;
+    if let Some(path) = &config.dev.encryption_key_file {
+        tracing::warn!(
+            path = %path.display(),
+            "DEVELOPMENT SETUP: admin keys are encrypted with a key kept in the data directory. \
+             In production use Postgres and set OG_ENCRYPTION_KEYS."
+        );
+    }
+    if config.dev.jwt_secret_file.is_some() {
+        tracing::warn!(
+            "DEVELOPMENT SETUP: caller tokens are HS256 with a generated secret. Mint one with \
+             `openai-governor token --scope connections:read --scope connections:write`."
+        );
+    }
+    let backend = config.database_url.split(':').next().unwrap_or("").to_owned();
+    let app = app::build(config).await.context("starting")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, %backend, "listening");
+    println!("listening on http://{addr}");
+    app::serve(listener, app.router, app::shutdown_signal()).await?;
+    Ok(())
+}

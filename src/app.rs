@@ -1,0 +1,119 @@
+//! Application wiring: the shared [`AppState`], building it from a [`Config`], and serving
+//! on a bound listener until a shutdown future resolves (so tests bind port 0).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::auth::JwtVerifier;
+use crate::config::Config;
+use crate::http::{self, HttpSettings};
+use crate::openai::ClientConfig;
+use crate::service::{ConnectionService, Prober};
+use crate::store::{self, Store, StoreError};
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store (readiness).
+    pub store: Arc<dyn Store>,
+    /// Caller token verification.
+    pub auth: Arc<JwtVerifier>,
+    /// Connection use cases.
+    pub connections: ConnectionService,
+}
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened or migrated.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Token verification could not be set up.
+    #[error("authentication: {0}")]
+    Auth(#[from] crate::auth::AuthError),
+}
+
+/// A built application: its router and state.
+pub struct App {
+    /// The router with all middleware.
+    pub router: axum::Router,
+    /// The state it shares.
+    pub state: AppState,
+}
+
+/// The OpenAI client settings the service uses for a configuration.
+pub fn openai_client_config(config: &Config) -> ClientConfig {
+    ClientConfig {
+        connect_timeout: config.openai_connect_timeout,
+        request_timeout: config.openai_request_timeout,
+        ..ClientConfig::default()
+    }
+}
+
+/// Opens and migrates the store, then wires everything. The key ring moves into the state.
+pub async fn build(config: Config) -> Result<App, StartError> {
+    let store = store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    build_with_store(config, store)
+}
+
+/// Wires everything around an already opened, migrated store.
+pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, StartError> {
+    let auth = Arc::new(JwtVerifier::new(&config.jwt)?);
+    let prober = Prober::new(openai_client_config(&config));
+    let settings = HttpSettings {
+        request_timeout: config.request_timeout,
+        body_limit_bytes: config.body_limit_bytes,
+        cors_allowed_origins: config.cors_allowed_origins.clone(),
+    };
+    let Config {
+        key_ring,
+        allowed_base_urls,
+        ..
+    } = config;
+    let connections =
+        ConnectionService::new(store.clone(), Arc::new(key_ring), allowed_base_urls, prober);
+    let state = AppState {
+        store,
+        auth,
+        connections,
+    };
+    let router = http::router(state.clone(), &settings);
+    Ok(App { router, state })
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; draining requests");
+}

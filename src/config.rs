@@ -1,0 +1,456 @@
+//! Configuration: command-line flags and `OG_*` / `DATABASE_URL` environment variables
+//! (flags win), parsed by clap, then checked once at boot by [`Config::load`]. Secrets are
+//! held in secret types from the moment they are parsed. Knows nothing of HTTP handlers.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use secrecy::SecretString;
+use url::Url;
+
+use crate::crypto::KeyRing;
+use crate::store::Backend;
+
+/// The OpenAI API base URL used when a connection names none.
+pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// Raw settings as given on the command line or in the environment. No `Debug`: it holds
+/// secrets as plain strings until [`Config::load`] wraps them.
+#[derive(clap::Args, Clone)]
+pub struct Settings {
+    /// Store URL: `sqlite://path/file.db` (embedded, the default) or `postgres://…`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/openai-governor.db", global = true)]
+    pub database_url: String,
+    /// Where development secrets are generated (SQLite only). Default: the SQLite file's directory.
+    #[arg(long, env = "OG_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Encryption key ring for admin keys: `version:base64(32 bytes)[,…]`; the highest version
+    /// seals, all open. Required with Postgres.
+    #[arg(long, env = "OG_ENCRYPTION_KEYS", hide_env_values = true, global = true)]
+    pub encryption_keys: Option<String>,
+    /// HS256 shared secret for caller JWTs (at least 32 bytes).
+    #[arg(long, env = "OG_JWT_HS256_SECRET", hide_env_values = true, global = true)]
+    pub jwt_hs256_secret: Option<String>,
+    /// Path of a PEM public key (RSA or EC P-256) verifying caller JWTs.
+    #[arg(long, env = "OG_JWT_PUBLIC_KEY_FILE", global = true)]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// JWKS URL whose keys verify caller JWTs (fetched, cached, refreshed on unknown `kid`).
+    #[arg(long, env = "OG_JWT_JWKS_URL", global = true)]
+    pub jwt_jwks_url: Option<Url>,
+    /// Asymmetric algorithms accepted (comma-separated, `RS256`, `ES256`).
+    #[arg(long, env = "OG_JWT_ALGORITHMS", value_delimiter = ',', default_value = "RS256,ES256", global = true)]
+    pub jwt_algorithms: Vec<String>,
+    /// Required `iss` claim, when set.
+    #[arg(long, env = "OG_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    #[arg(long, env = "OG_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+    /// Clock skew tolerated on `exp` / `nbf`, in seconds.
+    #[arg(long, env = "OG_JWT_LEEWAY_SECS", default_value_t = 30, global = true)]
+    pub jwt_leeway_secs: u64,
+    /// Extra OpenAI base URLs connections may use (comma-separated, exact match), e.g. a
+    /// data-residency host or an egress proxy. `https://api.openai.com/v1` is always allowed.
+    #[arg(long, env = "OG_OPENAI_ALLOWED_BASE_URLS", value_delimiter = ',', global = true)]
+    pub openai_allowed_base_urls: Vec<String>,
+    /// Connect timeout for calls to OpenAI, e.g. `5s`.
+    #[arg(long, env = "OG_OPENAI_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub openai_connect_timeout: Duration,
+    /// Timeout of one call to OpenAI, e.g. `20s`.
+    #[arg(long, env = "OG_OPENAI_REQUEST_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration, global = true)]
+    pub openai_request_timeout: Duration,
+    /// Timeout of one request to this service, e.g. `60s`.
+    #[arg(long, env = "OG_REQUEST_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub request_timeout: Duration,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "OG_BODY_LIMIT_BYTES", default_value_t = 64 * 1024, global = true)]
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS (comma-separated); none by default.
+    #[arg(long, env = "OG_CORS_ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_allowed_origins: Vec<String>,
+    /// Log format: `auto` (pretty on a terminal, JSON otherwise), `json` or `pretty`.
+    #[arg(long, env = "OG_LOG_FORMAT", default_value = "auto", global = true)]
+    pub log_format: String,
+    /// Log filter in `tracing` syntax, e.g. `info,openai_governor=debug`.
+    #[arg(long, env = "OG_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// Why the configuration was refused at boot.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting is invalid; the message names it and the fix.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file could not be read or written.
+    #[error("{what} ({path}): {source}")]
+    Io {
+        /// What the file is for.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How caller JWTs are verified.
+pub enum JwtKeys {
+    /// HS256 with a shared secret.
+    Hs256(SecretString),
+    /// One PEM public key and the algorithm it verifies.
+    Pem {
+        /// `RS256` or `ES256`.
+        algorithm: Algorithm,
+        /// PEM bytes.
+        pem: Vec<u8>,
+    },
+    /// A JWKS endpoint; keys may use any of `algorithms`.
+    Jwks {
+        /// Where to fetch the key set.
+        url: Url,
+        /// Accepted algorithms.
+        algorithms: Vec<Algorithm>,
+    },
+}
+
+/// Caller authentication settings.
+pub struct JwtConfig {
+    /// Verification keys.
+    pub keys: JwtKeys,
+    /// Required issuer.
+    pub issuer: Option<String>,
+    /// Required audience.
+    pub audience: Option<String>,
+    /// Tolerated clock skew.
+    pub leeway: Duration,
+}
+
+/// Secrets generated on first start (embedded SQLite mode only), so operators can be told.
+#[derive(Debug, Default, Clone)]
+pub struct DevBootstrap {
+    /// The encryption key file, if it was generated or loaded from the data directory.
+    pub encryption_key_file: Option<PathBuf>,
+    /// The JWT secret file, if it was generated or loaded from the data directory.
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Whether anything was created during this start.
+    pub created: bool,
+}
+
+/// The checked configuration the service runs with.
+pub struct Config {
+    /// Store URL.
+    pub database_url: String,
+    /// Store backend.
+    pub backend: Backend,
+    /// Admin-key encryption.
+    pub key_ring: KeyRing,
+    /// Caller JWT verification.
+    pub jwt: JwtConfig,
+    /// Base URLs connections may use (normalized, exact match).
+    pub allowed_base_urls: Vec<Url>,
+    /// OpenAI connect timeout.
+    pub openai_connect_timeout: Duration,
+    /// OpenAI per-call timeout.
+    pub openai_request_timeout: Duration,
+    /// Per-request timeout of this service.
+    pub request_timeout: Duration,
+    /// Body size limit.
+    pub body_limit_bytes: usize,
+    /// CORS origins.
+    pub cors_allowed_origins: Vec<String>,
+    /// What was generated in development mode.
+    pub dev: DevBootstrap,
+}
+
+impl Config {
+    /// Validates settings. With SQLite, missing secrets are generated into (or read from) the
+    /// data directory with 0600 permissions; with Postgres, a missing encryption key is fatal.
+    pub fn load(settings: &Settings) -> Result<Config, ConfigError> {
+        let backend = Backend::from_url(&settings.database_url).ok_or_else(|| {
+            ConfigError::Invalid(
+                "DATABASE_URL must start with `sqlite:` (embedded) or `postgres:`".into(),
+            )
+        })?;
+        let mut dev = DevBootstrap::default();
+        let data_dir = settings
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| sqlite_dir(&settings.database_url));
+
+        let ring_spec = match (&settings.encryption_keys, backend) {
+            (Some(spec), _) => SecretString::from(spec.clone()),
+            (None, Backend::Postgres) => {
+                return Err(ConfigError::Invalid(
+                    "OG_ENCRYPTION_KEYS is required with Postgres: admin keys are never stored \
+                     unencrypted. Generate one with `openssl rand -base64 32` and set \
+                     OG_ENCRYPTION_KEYS=1:<that value>"
+                        .into(),
+                ));
+            }
+            (None, Backend::Sqlite) => {
+                let path = data_dir.join("encryption-keys");
+                let (spec, created) =
+                    read_or_create_secret(&path, "encryption key ring", || KeyRing::generate_spec(1))?;
+                dev.encryption_key_file = Some(path);
+                dev.created |= created;
+                spec
+            }
+        };
+        let key_ring = KeyRing::parse(&ring_spec)
+            .map_err(|e| ConfigError::Invalid(format!("OG_ENCRYPTION_KEYS: {e}")))?;
+
+        let keys = jwt_keys(settings, backend, &data_dir, &mut dev)?;
+        let jwt = JwtConfig {
+            keys,
+            issuer: settings.jwt_issuer.clone().filter(|s| !s.is_empty()),
+            audience: settings.jwt_audience.clone().filter(|s| !s.is_empty()),
+            leeway: Duration::from_secs(settings.jwt_leeway_secs),
+        };
+
+        let mut allowed_base_urls = vec![
+            normalize_base_url(DEFAULT_OPENAI_BASE_URL).map_err(ConfigError::Invalid)?,
+        ];
+        for raw in settings.openai_allowed_base_urls.iter().filter(|s| !s.trim().is_empty()) {
+            let url = normalize_base_url(raw.trim()).map_err(|e| {
+                ConfigError::Invalid(format!("OG_OPENAI_ALLOWED_BASE_URLS: `{raw}`: {e}"))
+            })?;
+            allowed_base_urls.push(url);
+        }
+        if settings.body_limit_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "OG_BODY_LIMIT_BYTES must be at least 1024".into(),
+            ));
+        }
+
+        Ok(Config {
+            database_url: settings.database_url.clone(),
+            backend,
+            key_ring,
+            jwt,
+            allowed_base_urls,
+            openai_connect_timeout: settings.openai_connect_timeout,
+            openai_request_timeout: settings.openai_request_timeout,
+            request_timeout: settings.request_timeout,
+            body_limit_bytes: settings.body_limit_bytes,
+            cors_allowed_origins: settings
+                .cors_allowed_origins
+                .iter()
+                .filter(|s| !s.trim().is_empty())
+                .cloned()
+                .collect(),
+            dev,
+        })
+    }
+
+    /// The HS256 secret, when tokens can be minted locally (`token` subcommand).
+    pub fn hs256_secret(&self) -> Option<&SecretString> {
+        match &self.jwt.keys {
+            JwtKeys::Hs256(secret) => Some(secret),
+            _ => None,
+        }
+    }
+}
+
+fn jwt_keys(
+    settings: &Settings,
+    backend: Backend,
+    data_dir: &Path,
+    dev: &mut DevBootstrap,
+) -> Result<JwtKeys, ConfigError> {
+    let configured = [
+        settings.jwt_hs256_secret.is_some(),
+        settings.jwt_public_key_file.is_some(),
+        settings.jwt_jwks_url.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if configured > 1 {
+        return Err(ConfigError::Invalid(
+            "set only one of OG_JWT_HS256_SECRET, OG_JWT_PUBLIC_KEY_FILE, OG_JWT_JWKS_URL".into(),
+        ));
+    }
+    let algorithms = settings
+        .jwt_algorithms
+        .iter()
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| match a.trim() {
+            "RS256" => Ok(Algorithm::RS256),
+            "ES256" => Ok(Algorithm::ES256),
+            other => Err(ConfigError::Invalid(format!(
+                "OG_JWT_ALGORITHMS: `{other}` is not supported (use RS256 and/or ES256)"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(secret) = &settings.jwt_hs256_secret {
+        if secret.len() < 32 {
+            return Err(ConfigError::Invalid(
+                "OG_JWT_HS256_SECRET must be at least 32 bytes".into(),
+            ));
+        }
+        return Ok(JwtKeys::Hs256(SecretString::from(secret.clone())));
+    }
+    if let Some(path) = &settings.jwt_public_key_file {
+        let pem = std::fs::read(path).map_err(|source| ConfigError::Io {
+            what: "JWT public key",
+            path: path.clone(),
+            source,
+        })?;
+        let text = String::from_utf8_lossy(&pem);
+        // The key type decides the algorithm; it must also be one the operator allowed.
+        let algorithm = if text.contains("BEGIN RSA PUBLIC KEY")
+            || jsonwebtoken::DecodingKey::from_rsa_pem(&pem).is_ok()
+        {
+            Algorithm::RS256
+        } else if jsonwebtoken::DecodingKey::from_ec_pem(&pem).is_ok() {
+            Algorithm::ES256
+        } else {
+            return Err(ConfigError::Invalid(format!(
+                "OG_JWT_PUBLIC_KEY_FILE ({}) is not an RSA or EC PEM public key",
+                path.display()
+            )));
+        };
+        if !algorithms.contains(&algorithm) {
+            return Err(ConfigError::Invalid(format!(
+                "OG_JWT_PUBLIC_KEY_FILE holds a {algorithm:?} key but OG_JWT_ALGORITHMS does not allow it"
+            )));
+        }
+        return Ok(JwtKeys::Pem { algorithm, pem });
+    }
+    if let Some(url) = &settings.jwt_jwks_url {
+        if algorithms.is_empty() {
+            return Err(ConfigError::Invalid("OG_JWT_ALGORITHMS must not be empty".into()));
+        }
+        return Ok(JwtKeys::Jwks {
+            url: url.clone(),
+            algorithms,
+        });
+    }
+    match backend {
+        Backend::Postgres => Err(ConfigError::Invalid(
+            "configure caller authentication: OG_JWT_HS256_SECRET, OG_JWT_PUBLIC_KEY_FILE or \
+             OG_JWT_JWKS_URL"
+                .into(),
+        )),
+        Backend::Sqlite => {
+            let path = data_dir.join("jwt-hs256-secret");
+            let (secret, created) = read_or_create_secret(&path, "JWT secret", || {
+                use base64::Engine;
+                SecretString::from(
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(rand::random::<[u8; 32]>()),
+                )
+            })?;
+            dev.jwt_secret_file = Some(path);
+            dev.created |= created;
+            Ok(JwtKeys::Hs256(secret))
+        }
+    }
+}
+
+/// The directory of a SQLite URL's file (`data` for the default).
+fn sqlite_dir(url: &str) -> PathBuf {
+    let path = url
+        .trim_start_matches("sqlite:")
+        .trim_start_matches("//")
+        .split('?')
+        .next()
+        .unwrap_or("");
+    Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Reads a secret file, or creates it (0600, create-new so two processes cannot race).
+fn read_or_create_secret(
+    path: &Path,
+    what: &'static str,
+    generate: impl FnOnce() -> SecretString,
+) -> Result<(SecretString, bool), ConfigError> {
+    use secrecy::ExposeSecret;
+    use std::io::Write;
+    let io = |source| ConfigError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => return Ok((SecretString::from(text.trim().to_owned()), false)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        Err(_) => {}
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let secret = generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(mut file) => {
+            file.write_all(secret.expose_secret().as_bytes())
+                .and_then(|_| file.write_all(b"\n"))
+                .map_err(io)?;
+            Ok((secret, true))
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(path).map_err(io)?;
+            Ok((SecretString::from(text.trim().to_owned()), false))
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// Parses a base URL for comparison: http(s) only, no credentials, query or fragment,
+/// no trailing slash on the path.
+pub fn normalize_base_url(raw: &str) -> Result<Url, String> {
+    let mut url = Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must use http or https".into());
+    }
+    if url.host_str().is_none() {
+        return Err("must have a host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_normalize() {
+        let a = normalize_base_url("https://api.openai.com/v1/").unwrap();
+        let b = normalize_base_url("https://API.openai.com:443/v1").unwrap();
+        assert_eq!(a, b);
+        assert!(normalize_base_url("ftp://x/v1").is_err());
+        assert!(normalize_base_url("https://u:p@x/v1").is_err());
+        assert!(normalize_base_url("https://x/v1?a=b").is_err());
+        assert!(normalize_base_url("not a url").is_err());
+    }
+
+    #[test]
+    fn sqlite_dir_of_urls() {
+        assert_eq!(sqlite_dir("sqlite://data/openai-governor.db"), PathBuf::from("data"));
+        assert_eq!(sqlite_dir("sqlite:///tmp/x/y.db?mode=rwc"), PathBuf::from("/tmp/x"));
+        assert_eq!(sqlite_dir("sqlite://y.db"), PathBuf::from("."));
+    }
+}

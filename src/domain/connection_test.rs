@@ -1,0 +1,347 @@
+//! The connection-test report: what an admin needs to trust a connection. The probing lives
+//! in `service::connection_test`; the rules that turn probe results into a verdict live here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What the service can do with a key, one line of the report each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// List organization users (and the key is valid at all).
+    ReadUsers,
+    /// List projects.
+    ReadProjects,
+    /// List a project's members.
+    ReadProjectMembers,
+    /// List a project's service accounts and API keys.
+    ReadServiceAccountsAndKeys,
+    /// List groups and roles (RBAC).
+    ReadGroupsAndRoles,
+    /// Read the organization audit log.
+    ReadAuditLogs,
+    /// Read usage and costs.
+    ReadUsageAndCosts,
+}
+
+impl Capability {
+    /// Every capability, in report order.
+    pub const ALL: [Capability; 7] = [
+        Capability::ReadUsers,
+        Capability::ReadProjects,
+        Capability::ReadProjectMembers,
+        Capability::ReadServiceAccountsAndKeys,
+        Capability::ReadGroupsAndRoles,
+        Capability::ReadAuditLogs,
+        Capability::ReadUsageAndCosts,
+    ];
+
+    /// What the capability enables, for the report.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Capability::ReadUsers => "organization user inventory",
+            Capability::ReadProjects => "project inventory",
+            Capability::ReadProjectMembers => "project membership inventory",
+            Capability::ReadServiceAccountsAndKeys => "service account and API key inventory",
+            Capability::ReadGroupsAndRoles => "group and role (RBAC) inventory",
+            Capability::ReadAuditLogs => "audit log and incremental sync",
+            Capability::ReadUsageAndCosts => "usage and cost reports",
+        }
+    }
+}
+
+/// Outcome of one probe or one capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// It works.
+    Ok,
+    /// OpenAI refused for a missing key scope (named in `missing_scopes`).
+    MissingScope,
+    /// Any other failure (message and request id given).
+    Error,
+    /// Not tried, and why (`message`).
+    Skipped,
+}
+
+/// One request made during a test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProbeResult {
+    /// `GET /organization/users?limit=1` style description of the request.
+    pub endpoint: String,
+    /// Outcome.
+    pub status: CheckStatus,
+    /// HTTP status OpenAI answered with, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Round-trip time in milliseconds, when a request was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// OpenAI's `x-request-id`, to quote to OpenAI support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Scopes OpenAI says the key lacks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_scopes: Vec<String>,
+    /// OpenAI's message, or why the probe was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl ProbeResult {
+    /// A probe that was not run, with the reason.
+    pub fn skipped(endpoint: impl Into<String>, why: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            status: CheckStatus::Skipped,
+            http_status: None,
+            latency_ms: None,
+            request_id: None,
+            missing_scopes: Vec::new(),
+            message: Some(why.into()),
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CapabilityCheck {
+    /// Which capability.
+    pub capability: Capability,
+    /// The worst outcome of its probes.
+    pub status: CheckStatus,
+    /// One sentence for a person.
+    pub summary: String,
+    /// The requests made for it.
+    pub probes: Vec<ProbeResult>,
+}
+
+impl CapabilityCheck {
+    /// Aggregates probes: any error wins, then missing scope, then skipped; all ok is ok.
+    pub fn from_probes(capability: Capability, probes: Vec<ProbeResult>) -> Self {
+        let has = |s: CheckStatus| probes.iter().any(|p| p.status == s);
+        let status = if has(CheckStatus::Error) {
+            CheckStatus::Error
+        } else if has(CheckStatus::MissingScope) {
+            CheckStatus::MissingScope
+        } else if probes.is_empty() || has(CheckStatus::Skipped) {
+            CheckStatus::Skipped
+        } else {
+            CheckStatus::Ok
+        };
+        let feature = capability.feature();
+        let summary = match status {
+            CheckStatus::Ok => format!("works: {feature} available"),
+            CheckStatus::MissingScope => {
+                let mut scopes: Vec<&str> = probes
+                    .iter()
+                    .flat_map(|p| p.missing_scopes.iter().map(String::as_str))
+                    .collect();
+                scopes.sort_unstable();
+                scopes.dedup();
+                let scopes = if scopes.is_empty() {
+                    "a scope".to_owned()
+                } else {
+                    scopes.join(", ")
+                };
+                format!("the key lacks {scopes}: {feature} unavailable")
+            }
+            CheckStatus::Error => {
+                let why = probes
+                    .iter()
+                    .find(|p| p.status == CheckStatus::Error)
+                    .and_then(|p| p.message.clone())
+                    .unwrap_or_else(|| "request failed".to_owned());
+                format!("failed: {why}")
+            }
+            CheckStatus::Skipped => {
+                let why = probes
+                    .iter()
+                    .find_map(|p| p.message.clone())
+                    .unwrap_or_else(|| "not tested".to_owned());
+                format!("not tested: {why}")
+            }
+        };
+        Self {
+            capability,
+            status,
+            summary,
+            probes,
+        }
+    }
+}
+
+/// The verdict on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OverallStatus {
+    /// Every capability works and the organization is the expected one.
+    Ok,
+    /// The key works, but some capabilities are unavailable (missing scopes, errors).
+    Degraded,
+    /// The key does not work (rejected, unreachable) or reaches the wrong organization.
+    Failed,
+}
+
+/// The report of a connection test, stored on the connection and served with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TestReport {
+    /// The verdict.
+    pub status: OverallStatus,
+    /// One sentence for a person.
+    pub summary: String,
+    /// When the test ran.
+    pub tested_at: DateTime<Utc>,
+    /// Wall time of the whole test in milliseconds.
+    pub duration_ms: u64,
+    /// The organization id OpenAI named in its `openai-organization` header.
+    pub organization_id: Option<String>,
+    /// The organization id the connection expects, if set.
+    pub expected_organization_id: Option<String>,
+    /// Whether the two match; absent when nothing was expected or nothing was seen.
+    pub organization_matches: Option<bool>,
+    /// One line per capability.
+    pub capabilities: Vec<CapabilityCheck>,
+}
+
+impl TestReport {
+    /// Draws the verdict from the capability lines and the organization check.
+    ///
+    /// `key_works` is false when OpenAI rejected the key or could not be reached at all; then
+    /// the report is `failed` whatever else happened.
+    pub fn conclude(
+        tested_at: DateTime<Utc>,
+        duration_ms: u64,
+        organization_id: Option<String>,
+        expected_organization_id: Option<String>,
+        capabilities: Vec<CapabilityCheck>,
+        key_failure: Option<String>,
+    ) -> Self {
+        let organization_matches = match (&organization_id, &expected_organization_id) {
+            (Some(seen), Some(expected)) => Some(seen == expected),
+            _ => None,
+        };
+        let working = capabilities
+            .iter()
+            .filter(|c| c.status == CheckStatus::Ok)
+            .count();
+        let (status, summary) = if let Some(why) = key_failure {
+            (OverallStatus::Failed, why)
+        } else if organization_matches == Some(false) {
+            (
+                OverallStatus::Failed,
+                format!(
+                    "the key belongs to organization {} but {} was expected",
+                    organization_id.as_deref().unwrap_or("?"),
+                    expected_organization_id.as_deref().unwrap_or("?")
+                ),
+            )
+        } else if working == 0 {
+            (
+                OverallStatus::Failed,
+                "no capability works with this key".to_owned(),
+            )
+        } else if working == capabilities.len() {
+            (
+                OverallStatus::Ok,
+                "all capabilities work with this key".to_owned(),
+            )
+        } else {
+            let missing: Vec<&str> = capabilities
+                .iter()
+                .filter(|c| c.status != CheckStatus::Ok)
+                .map(|c| c.capability.feature())
+                .collect();
+            (
+                OverallStatus::Degraded,
+                format!(
+                    "{working} of {} capabilities work; unavailable: {}",
+                    capabilities.len(),
+                    missing.join(", ")
+                ),
+            )
+        };
+        Self {
+            status,
+            summary,
+            tested_at,
+            duration_ms,
+            organization_id,
+            expected_organization_id,
+            organization_matches,
+            capabilities,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(status: CheckStatus, scopes: &[&str]) -> ProbeResult {
+        ProbeResult {
+            endpoint: "GET /x".into(),
+            status,
+            http_status: Some(200),
+            latency_ms: Some(1),
+            request_id: None,
+            missing_scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            message: Some("m".into()),
+        }
+    }
+
+    fn line(cap: Capability, status: CheckStatus) -> CapabilityCheck {
+        CapabilityCheck::from_probes(cap, vec![probe(status, &["api.usage.read"])])
+    }
+
+    #[test]
+    fn capability_takes_the_worst_probe() {
+        let c = CapabilityCheck::from_probes(
+            Capability::ReadServiceAccountsAndKeys,
+            vec![probe(CheckStatus::Ok, &[]), probe(CheckStatus::MissingScope, &["a.b"])],
+        );
+        assert_eq!(c.status, CheckStatus::MissingScope);
+        assert!(c.summary.contains("a.b"), "{}", c.summary);
+        let c = CapabilityCheck::from_probes(
+            Capability::ReadUsers,
+            vec![probe(CheckStatus::MissingScope, &[]), probe(CheckStatus::Error, &[])],
+        );
+        assert_eq!(c.status, CheckStatus::Error);
+        let c = CapabilityCheck::from_probes(Capability::ReadUsers, vec![]);
+        assert_eq!(c.status, CheckStatus::Skipped);
+    }
+
+    #[test]
+    fn verdicts() {
+        let now = Utc::now();
+        let all_ok: Vec<_> = Capability::ALL
+            .iter()
+            .map(|c| line(*c, CheckStatus::Ok))
+            .collect();
+        let r = TestReport::conclude(now, 1, Some("org-a".into()), None, all_ok.clone(), None);
+        assert_eq!(r.status, OverallStatus::Ok);
+        assert_eq!(r.organization_matches, None);
+
+        let r = TestReport::conclude(
+            now,
+            1,
+            Some("org-a".into()),
+            Some("org-b".into()),
+            all_ok.clone(),
+            None,
+        );
+        assert_eq!(r.status, OverallStatus::Failed);
+        assert_eq!(r.organization_matches, Some(false));
+
+        let mut some = all_ok.clone();
+        some[6] = line(Capability::ReadUsageAndCosts, CheckStatus::MissingScope);
+        let r = TestReport::conclude(now, 1, Some("org-a".into()), Some("org-a".into()), some, None);
+        assert_eq!(r.status, OverallStatus::Degraded);
+        assert!(r.summary.contains("usage"), "{}", r.summary);
+
+        let r = TestReport::conclude(now, 1, None, None, all_ok, Some("key rejected".into()));
+        assert_eq!(r.status, OverallStatus::Failed);
+        assert_eq!(r.summary, "key rejected");
+    }
+}

@@ -1,0 +1,291 @@
+//! The one error type callers see: [`AppError`] with a typed [`ErrorCode`], rendered as
+//! RFC 9457 problem JSON. Internal causes are logged with their chain and never shown.
+//! Depends on nothing of ours but the store's error type.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Stable, machine-readable error codes. Adding one is fine; renaming one breaks callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No bearer token, or one that failed verification.
+    Unauthenticated,
+    /// The token is valid but lacks the scope the operation needs.
+    InsufficientScope,
+    /// No route matches the path.
+    NotFound,
+    /// The connection does not exist (or was deleted).
+    ConnectionNotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// The body is larger than the configured limit.
+    PayloadTooLarge,
+    /// The body is not `application/json`.
+    UnsupportedMediaType,
+    /// The body is not valid JSON or does not have the expected shape.
+    MalformedJson,
+    /// A path or query parameter could not be parsed.
+    InvalidParameter,
+    /// The request is well formed but some field is invalid.
+    ValidationFailed,
+    /// The base URL is not the default and not in the configured allowlist.
+    BaseUrlNotAllowed,
+    /// Another connection already has this name.
+    ConnectionNameTaken,
+    /// The stored admin key cannot be decrypted with the configured key ring.
+    EncryptionKeyUnavailable,
+    /// The request took longer than the server's request timeout.
+    RequestTimeout,
+    /// A dependency (the store) is unreachable.
+    ServiceUnavailable,
+    /// An unexpected server-side failure; details are in the server log under the request id.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is always served with.
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            Unauthenticated => StatusCode::UNAUTHORIZED,
+            InsufficientScope => StatusCode::FORBIDDEN,
+            NotFound | ConnectionNotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            MalformedJson | InvalidParameter => StatusCode::BAD_REQUEST,
+            ValidationFailed | BaseUrlNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
+            ConnectionNameTaken => StatusCode::CONFLICT,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            EncryptionKeyUnavailable | Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Short human title, constant per code (RFC 9457 `title`).
+    pub fn title(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            Unauthenticated => "Authentication required",
+            InsufficientScope => "Insufficient scope",
+            NotFound => "Not found",
+            ConnectionNotFound => "Connection not found",
+            MethodNotAllowed => "Method not allowed",
+            PayloadTooLarge => "Payload too large",
+            UnsupportedMediaType => "Unsupported media type",
+            MalformedJson => "Malformed JSON body",
+            InvalidParameter => "Invalid parameter",
+            ValidationFailed => "Validation failed",
+            BaseUrlNotAllowed => "Base URL not allowed",
+            ConnectionNameTaken => "Connection name taken",
+            EncryptionKeyUnavailable => "Encryption key unavailable",
+            RequestTimeout => "Request timeout",
+            ServiceUnavailable => "Service unavailable",
+            Internal => "Internal error",
+        }
+    }
+
+    /// The snake_case code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            Unauthenticated => "unauthenticated",
+            InsufficientScope => "insufficient_scope",
+            NotFound => "not_found",
+            ConnectionNotFound => "connection_not_found",
+            MethodNotAllowed => "method_not_allowed",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            MalformedJson => "malformed_json",
+            InvalidParameter => "invalid_parameter",
+            ValidationFailed => "validation_failed",
+            BaseUrlNotAllowed => "base_url_not_allowed",
+            ConnectionNameTaken => "connection_name_taken",
+            EncryptionKeyUnavailable => "encryption_key_unavailable",
+            RequestTimeout => "request_timeout",
+            ServiceUnavailable => "service_unavailable",
+            Internal => "internal",
+        }
+    }
+
+    /// The code a bare status (from a layer or fallback that built no problem) stands for.
+    pub fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::UNAUTHORIZED => Self::Unauthenticated,
+            StatusCode::FORBIDDEN => Self::InsufficientScope,
+            StatusCode::NOT_FOUND => Self::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            StatusCode::REQUEST_TIMEOUT => Self::RequestTimeout,
+            StatusCode::SERVICE_UNAVAILABLE => Self::ServiceUnavailable,
+            s if s.is_client_error() => Self::InvalidParameter,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldError {
+    /// JSON pointer-ish path of the field, e.g. `base_url`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// RFC 9457 problem details, as served.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// URI identifying the problem type: `urn:openai-governor:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Constant title of the problem type.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What happened, for a person.
+    pub detail: String,
+    /// Stable machine-readable code.
+    #[schema(value_type = String)]
+    pub code: ErrorCode,
+    /// The path of the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// The request id (`x-request-id`), to find the request in the server log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Invalid fields, for `validation_failed`.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    /// A problem for `code` with a human `detail`.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            type_uri: format!("urn:openai-governor:problem:{}", code.as_str()),
+            title: code.title().to_owned(),
+            status: code.status().as_u16(),
+            detail: detail.into(),
+            code,
+            instance: None,
+            request_id: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Render as a response; `http::problem_layer` fills in `instance` and `request_id`.
+    pub fn into_response_with_status(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// The error every handler and service returns.
+#[derive(Debug, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct AppError {
+    /// What kind of failure, for the caller.
+    pub code: ErrorCode,
+    /// A message a person can act on. Never contains secrets or internal error text.
+    pub message: String,
+    /// Field-level details for validation failures.
+    pub errors: Vec<FieldError>,
+    /// The internal cause, logged, never served.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl AppError {
+    /// An error with a code and a human message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            errors: Vec::new(),
+            source: None,
+        }
+    }
+
+    /// A 422 listing the invalid fields.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let message = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            _ => format!("{} fields are invalid; see `errors`", errors.len()),
+        };
+        Self {
+            errors,
+            ..Self::new(ErrorCode::ValidationFailed, message)
+        }
+    }
+
+    /// An unexpected failure: the cause is logged, the caller sees a generic message.
+    pub fn internal(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            source: Some(source.into()),
+            ..Self::new(
+                ErrorCode::Internal,
+                "an unexpected error occurred; the server log has details under this request id",
+            )
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => Self::new(ErrorCode::NotFound, "the resource does not exist"),
+            StoreError::Conflict(what) => Self::new(ErrorCode::ConnectionNameTaken, what),
+            StoreError::Unavailable(e) => Self {
+                source: Some(e.into()),
+                ..Self::new(ErrorCode::ServiceUnavailable, "the store is unreachable; retry later")
+            },
+            StoreError::Other(e) => Self::internal(e),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if self.code.status().is_server_error() {
+            // `{:#}`-style chain for operators; never reaches the caller.
+            let chain = error_chain(&self);
+            tracing::error!(code = self.code.as_str(), error = %chain, "request failed");
+        }
+        let mut problem = Problem::new(self.code, self.message);
+        problem.errors = self.errors;
+        problem.into_response_with_status()
+    }
+}
+
+/// `err: cause: cause` on one line, for logs.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}

@@ -1,0 +1,143 @@
+//! Extractors whose rejections are problem JSON (axum's defaults answer in plain text), and
+//! the [`Principal`] extractor that authenticates every `/v1` request.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::auth::{AuthError, Principal};
+use crate::error::{AppError, ErrorCode};
+
+/// JSON body extractor and response, with problem-JSON rejections.
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Path parameters, with problem-JSON rejections.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct Path<T>(pub T);
+
+/// Query parameters, with problem-JSON rejections.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct Query<T>(pub T);
+
+/// serde messages quote the offending value (`invalid type: string "…"`); a misplaced secret
+/// must not be echoed back, so quoted values are elided.
+fn elide_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_quotes = false;
+    for c in message.chars() {
+        if c == '"' {
+            if in_quotes {
+                out.push_str("…\"");
+            } else {
+                out.push('"');
+            }
+            in_quotes = !in_quotes;
+        } else if !in_quotes {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => AppError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as JSON with `Content-Type: application/json`",
+            ),
+            JsonRejection::JsonSyntaxError(e) => AppError::new(
+                ErrorCode::MalformedJson,
+                format!("the body is not valid JSON: {}", elide_values(&e.body_text())),
+            ),
+            JsonRejection::JsonDataError(e) => AppError::new(
+                ErrorCode::MalformedJson,
+                format!(
+                    "the body does not have the expected shape: {}",
+                    elide_values(&e.body_text())
+                ),
+            ),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                AppError::new(ErrorCode::PayloadTooLarge, "the body is larger than this service accepts")
+            }
+            other => AppError::new(
+                ErrorCode::MalformedJson,
+                format!("the body could not be read: {}", elide_values(&other.body_text())),
+            ),
+        }
+    }
+}
+
+impl From<PathRejection> for AppError {
+    fn from(rejection: PathRejection) -> Self {
+        AppError::new(
+            ErrorCode::InvalidParameter,
+            format!("invalid path parameter: {}", elide_values(&rejection.body_text())),
+        )
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        AppError::new(
+            ErrorCode::InvalidParameter,
+            format!("invalid query parameter: {}", elide_values(&rejection.body_text())),
+        )
+    }
+}
+
+impl From<AuthError> for AppError {
+    fn from(err: AuthError) -> Self {
+        AppError::new(ErrorCode::Unauthenticated, err.to_string())
+    }
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or(AuthError::Missing)?
+            .to_str()
+            .map_err(|_| AuthError::Malformed("the Authorization header is not ASCII".into()))?;
+        let (scheme, token) = header.split_once(' ').ok_or(AuthError::Missing)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(AuthError::Missing.into());
+        }
+        let principal = state.auth.verify(token.trim()).await.map_err(|e| {
+            tracing::info!(reason = %e, "bearer token refused");
+            AppError::from(e)
+        })?;
+        Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::elide_values;
+
+    #[test]
+    fn quoted_values_are_elided() {
+        assert_eq!(
+            elide_values(r#"invalid type: string "sk-admin-secret", expected u32 at line 1"#),
+            r#"invalid type: string "…", expected u32 at line 1"#
+        );
+        assert_eq!(elide_values("missing field `name`"), "missing field `name`");
+    }
+}

@@ -1,0 +1,52 @@
+//! Liveness and readiness probes, unauthenticated and outside `/v1`.
+
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::extract::Json;
+use crate::app::AppState;
+use crate::error::{AppError, ErrorCode, Problem};
+
+/// Routes of the probes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+}
+
+/// Probe answer.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: &'static str,
+    /// Store backend, on readiness.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<&'static str>,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health",
+    responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        store: None,
+    })
+}
+
+/// The process can serve: the store answers.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health",
+    responses(
+        (status = 200, body = Health),
+        (status = 503, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, AppError> {
+    state.store.ping().await.map_err(|e| AppError {
+        source: Some(e.into()),
+        ..AppError::new(ErrorCode::ServiceUnavailable, "the store is unreachable")
+    })?;
+    Ok(Json(Health {
+        status: "ok",
+        store: Some(state.store.backend()),
+    }))
+}

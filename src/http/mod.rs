@@ -1,0 +1,192 @@
+//! The HTTP surface: one file a resource (DTOs + `#[utoipa::path]` handlers + `router()`),
+//! assembled here with the OpenAPI document and every middleware in one place.
+
+pub mod connections;
+pub mod extract;
+pub mod health;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::app::AppState;
+use crate::error::{ErrorCode, PROBLEM_JSON, Problem};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "openai-governor",
+        description = "Access governance for OpenAI Platform organizations: connect \
+            organizations with an admin key, test what the key can do, see who has access, \
+            grant and revoke it. Every `/v1` route needs `Authorization: Bearer <JWT>` with the \
+            scope named on the operation. Errors are RFC 9457 problem JSON with a stable `code`.",
+        license(name = "Apache-2.0"),
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "connections", description = "OpenAI organizations connected with an admin key"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT with the scopes an operation needs in `scope` (space-separated) \
+                         or `scp` / `permissions` (arrays).",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document they generate, without state or middleware.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/v1/connections", connections::router())
+        .merge(health::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document, as committed in `openapi/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().1
+}
+
+/// Middleware settings.
+pub struct HttpSettings {
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Body size limit in bytes.
+    pub body_limit_bytes: usize,
+    /// CORS origins (none: CORS disabled).
+    pub cors_allowed_origins: Vec<String>,
+}
+
+/// The full application: routes, docs, fallbacks and middleware.
+pub fn router(state: AppState, settings: &HttpSettings) -> Router {
+    let (routes, openapi) = routes();
+    let cors = if settings.cors_allowed_origins.is_empty() {
+        CorsLayer::new()
+    } else {
+        let origins: Vec<HeaderValue> = settings
+            .cors_allowed_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods(tower_http::cors::Any)
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+            .expose_headers([REQUEST_ID])
+    };
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetSensitiveHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                // Only method, path and request id: headers (tokens) and bodies (keys) never.
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(middleware::from_fn(problem_details))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            // The panic payload is not echoed: it could hold anything.
+            Problem::new(ErrorCode::Internal, "an unexpected error occurred").into_response_with_status()
+        }))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
+        .layer(cors)
+        .layer(axum::extract::DefaultBodyLimit::max(settings.body_limit_bytes));
+
+    routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(middleware)
+}
+
+async fn not_found(req: Request) -> Response {
+    Problem::new(
+        ErrorCode::NotFound,
+        format!("no route for {} {}; see /docs for the API", req.method(), req.uri().path()),
+    )
+    .into_response_with_status()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    Problem::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed on {}; see /docs for the API", req.method(), req.uri().path()),
+    )
+    .into_response_with_status()
+}
+
+/// Makes every error response a problem document carrying the request path and id, whether a
+/// handler, an extractor, a fallback or a layer (timeout, panic) produced it.
+async fn problem_details(req: Request, next: Next) -> Response {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let path = req.uri().path().to_owned();
+    let mut response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let mut problem = match response.extensions_mut().remove::<Problem>() {
+        Some(problem) => problem,
+        None => {
+            let code = ErrorCode::from_status(status);
+            let mut p = Problem::new(code, code.title());
+            p.status = status.as_u16();
+            p
+        }
+    };
+    problem.instance = Some(path);
+    problem.request_id = request_id;
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    Response::from_parts(parts, Body::from(body))
+}

@@ -1,0 +1,315 @@
+//! Connections: create, read, change, delete and test, with every rule checked before
+//! anything is stored. The admin key enters here once and leaves only sealed.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use secrecy::SecretString;
+use url::Url;
+
+use super::Prober;
+use crate::auth::{Principal, Scope};
+use crate::config::{DEFAULT_OPENAI_BASE_URL, normalize_base_url};
+use crate::crypto::{CryptoError, KeyRing};
+use crate::domain::connection::{validate_name, validate_organization_id};
+use crate::domain::{AdminKey, Connection, ConnectionId, TestReport, ValidationError};
+use crate::error::{AppError, ErrorCode, FieldError};
+use crate::store::{ConnectionChanges, NewConnection, Store, StoreError};
+
+/// Largest page of connections a caller can ask for.
+pub const MAX_PAGE: u32 = 200;
+
+/// A connection to create.
+pub struct NewConnectionInput {
+    /// Unique name.
+    pub name: String,
+    /// The admin key, accepted once.
+    pub admin_key: SecretString,
+    /// Expected organization id.
+    pub expected_organization_id: Option<String>,
+    /// Base URL; the default when absent.
+    pub base_url: Option<String>,
+}
+
+/// Changes to a connection; absent fields stay.
+#[derive(Default)]
+pub struct ConnectionPatchInput {
+    /// New name.
+    pub name: Option<String>,
+    /// Replacement admin key.
+    pub admin_key: Option<SecretString>,
+    /// New expected organization; `Some(None)` clears it.
+    pub expected_organization_id: Option<Option<String>>,
+    /// New base URL.
+    pub base_url: Option<String>,
+}
+
+/// A key to test without saving it.
+pub struct KeyTestInput {
+    /// The admin key.
+    pub admin_key: SecretString,
+    /// Base URL; the default when absent.
+    pub base_url: Option<String>,
+    /// Expected organization id.
+    pub expected_organization_id: Option<String>,
+}
+
+/// The connections use cases.
+#[derive(Clone)]
+pub struct ConnectionService {
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    allowed_base_urls: Arc<Vec<Url>>,
+    prober: Prober,
+}
+
+fn field(e: ValidationError) -> FieldError {
+    FieldError {
+        field: e.field.to_owned(),
+        message: e.message,
+    }
+}
+
+fn not_found(id: ConnectionId) -> impl FnOnce(StoreError) -> AppError {
+    move |e| match e {
+        StoreError::NotFound => AppError::new(
+            ErrorCode::ConnectionNotFound,
+            format!("no connection has id {id}"),
+        ),
+        other => other.into(),
+    }
+}
+
+fn crypto_failure(id: ConnectionId, e: CryptoError) -> AppError {
+    tracing::error!(connection_id = %id, error = %e, "stored admin key cannot be opened");
+    AppError {
+        source: Some(e.into()),
+        ..AppError::new(
+            ErrorCode::EncryptionKeyUnavailable,
+            "the stored admin key cannot be decrypted with the configured encryption keys \
+             (was a key version removed from OG_ENCRYPTION_KEYS?); replace the key or ask an operator",
+        )
+    }
+}
+
+impl ConnectionService {
+    /// Wires the use cases to their dependencies.
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        allowed_base_urls: Vec<Url>,
+        prober: Prober,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            allowed_base_urls: Arc::new(allowed_base_urls),
+            prober,
+        }
+    }
+
+    /// Checks a base URL against the allowlist. Malformed → `validation_failed`; well formed
+    /// but not allowed → `base_url_not_allowed`.
+    fn base_url(&self, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Result<Option<Url>, AppError> {
+        let raw = raw.unwrap_or(DEFAULT_OPENAI_BASE_URL);
+        let url = match normalize_base_url(raw.trim()) {
+            Ok(url) => url,
+            Err(why) => {
+                errors.push(FieldError {
+                    field: "base_url".into(),
+                    message: why,
+                });
+                return Ok(None);
+            }
+        };
+        if !self.allowed_base_urls.contains(&url) {
+            return Err(AppError::new(
+                ErrorCode::BaseUrlNotAllowed,
+                format!(
+                    "base_url {url} is not allowed; use {DEFAULT_OPENAI_BASE_URL} or ask an operator \
+                     to add it to OG_OPENAI_ALLOWED_BASE_URLS"
+                ),
+            ));
+        }
+        Ok(Some(url))
+    }
+
+    /// Creates a connection. Requires `connections:write`.
+    pub async fn create(&self, who: &Principal, input: NewConnectionInput) -> Result<Connection, AppError> {
+        who.require(Scope::ConnectionsWrite)?;
+        let mut errors = Vec::new();
+        let name = validate_name(&input.name).map_err(|e| errors.push(field(e))).ok();
+        let key = AdminKey::parse(input.admin_key).map_err(|e| errors.push(field(e))).ok();
+        let expected = match input.expected_organization_id.as_deref() {
+            Some(org) => validate_organization_id(org).map(Some).map_err(|e| errors.push(field(e))).ok().flatten(),
+            None => None,
+        };
+        let base_url = self.base_url(input.base_url.as_deref(), &mut errors)?;
+        let (Some(name), Some(key), Some(base_url), true) = (name, key, base_url, errors.is_empty()) else {
+            return Err(AppError::validation(errors));
+        };
+
+        let id = ConnectionId::new();
+        let sealed = self.keys.seal(id, key.secret()).map_err(AppError::internal)?;
+        let created = self
+            .store
+            .insert_connection(NewConnection {
+                id,
+                name,
+                base_url,
+                expected_organization_id: expected,
+                key_hint: key.hint(),
+                sealed_key: sealed,
+                at: Utc::now(),
+                by: who.subject.clone(),
+            })
+            .await
+            .map_err(name_conflict)?;
+        tracing::info!(connection_id = %id, name = %created.name, by = %who.subject, "connection created");
+        Ok(created)
+    }
+
+    /// One connection. Requires `connections:read`.
+    pub async fn get(&self, who: &Principal, id: ConnectionId) -> Result<Connection, AppError> {
+        who.require(Scope::ConnectionsRead)?;
+        self.store.get_connection(id).await.map_err(not_found(id))
+    }
+
+    /// A page of connections in creation order, and whether more follow. Requires `connections:read`.
+    pub async fn list(
+        &self,
+        who: &Principal,
+        after: Option<ConnectionId>,
+        limit: u32,
+    ) -> Result<(Vec<Connection>, bool), AppError> {
+        who.require(Scope::ConnectionsRead)?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let mut page = self.store.list_connections(after, limit + 1).await?;
+        let more = page.len() > limit as usize;
+        page.truncate(limit as usize);
+        Ok((page, more))
+    }
+
+    /// Changes a connection; a new key or base URL clears the last test report (it no longer
+    /// describes the connection). Requires `connections:write`.
+    pub async fn update(
+        &self,
+        who: &Principal,
+        id: ConnectionId,
+        patch: ConnectionPatchInput,
+    ) -> Result<Connection, AppError> {
+        who.require(Scope::ConnectionsWrite)?;
+        let mut errors = Vec::new();
+        let name = patch
+            .name
+            .as_deref()
+            .map(validate_name)
+            .transpose()
+            .map_err(|e| errors.push(field(e)))
+            .ok()
+            .flatten();
+        let key = patch
+            .admin_key
+            .map(AdminKey::parse)
+            .transpose()
+            .map_err(|e| errors.push(field(e)))
+            .ok()
+            .flatten();
+        let expected = match patch.expected_organization_id {
+            Some(Some(org)) => validate_organization_id(&org)
+                .map(|o| Some(Some(o)))
+                .map_err(|e| errors.push(field(e)))
+                .ok()
+                .flatten(),
+            Some(None) => Some(None),
+            None => None,
+        };
+        let base_url = match patch.base_url.as_deref() {
+            Some(raw) => self.base_url(Some(raw), &mut errors)?,
+            None => None,
+        };
+        if !errors.is_empty() {
+            return Err(AppError::validation(errors));
+        }
+        let sealed_key = key
+            .as_ref()
+            .map(|k| self.keys.seal(id, k.secret()).map(|s| (k.hint(), s)))
+            .transpose()
+            .map_err(AppError::internal)?;
+        let changes = ConnectionChanges {
+            clear_last_test: sealed_key.is_some() || base_url.is_some(),
+            name,
+            base_url,
+            expected_organization_id: expected,
+            key: sealed_key,
+        };
+        let replaced_key = changes.key.is_some();
+        let updated = self
+            .store
+            .update_connection(id, changes, Utc::now(), &who.subject)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => name_conflict(e),
+                other => not_found(id)(other),
+            })?;
+        tracing::info!(connection_id = %id, by = %who.subject, replaced_key, "connection updated");
+        Ok(updated)
+    }
+
+    /// Deletes a connection and its sealed key. Requires `connections:write`.
+    pub async fn delete(&self, who: &Principal, id: ConnectionId) -> Result<(), AppError> {
+        who.require(Scope::ConnectionsWrite)?;
+        self.store.delete_connection(id).await.map_err(not_found(id))?;
+        tracing::info!(connection_id = %id, by = %who.subject, "connection deleted");
+        Ok(())
+    }
+
+    /// Tests a saved connection with its stored key and stores the report.
+    /// Requires `connections:write` (it uses the secret and records a result).
+    pub async fn test(&self, who: &Principal, id: ConnectionId) -> Result<TestReport, AppError> {
+        who.require(Scope::ConnectionsWrite)?;
+        let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
+        let sealed = self.store.sealed_key(id).await.map_err(not_found(id))?;
+        let key = self.keys.open(id, &sealed).map_err(|e| crypto_failure(id, e))?;
+        let report = self
+            .prober
+            .run(
+                &connection.base_url,
+                &key,
+                connection.expected_organization_id.clone(),
+            )
+            .await;
+        self.store
+            .save_test_report(id, &report)
+            .await
+            .map_err(not_found(id))?;
+        tracing::info!(connection_id = %id, by = %who.subject, status = ?report.status, "connection tested");
+        Ok(report)
+    }
+
+    /// Tests a key without storing anything. Requires `connections:write`.
+    pub async fn test_key(&self, who: &Principal, input: KeyTestInput) -> Result<TestReport, AppError> {
+        who.require(Scope::ConnectionsWrite)?;
+        let mut errors = Vec::new();
+        let key = AdminKey::parse(input.admin_key).map_err(|e| errors.push(field(e))).ok();
+        let expected = match input.expected_organization_id.as_deref() {
+            Some(org) => validate_organization_id(org).map(Some).map_err(|e| errors.push(field(e))).ok().flatten(),
+            None => None,
+        };
+        let base_url = self.base_url(input.base_url.as_deref(), &mut errors)?;
+        let (Some(key), Some(base_url), true) = (key, base_url, errors.is_empty()) else {
+            return Err(AppError::validation(errors));
+        };
+        Ok(self.prober.run(&base_url, key.secret(), expected).await)
+    }
+}
+
+fn name_conflict(e: StoreError) -> AppError {
+    match e {
+        StoreError::Conflict(_) => AppError::new(
+            ErrorCode::ConnectionNameTaken,
+            "another connection already has this name; pick another or update that one",
+        ),
+        other => other.into(),
+    }
+}

@@ -1,0 +1,9 @@
+//! Use cases: what a caller can do, each taking the [`Principal`](crate::auth::Principal)
+//! that asks. Calls the domain, the store and the OpenAI client; knows nothing of axum.
+
+pub mod connection_test;
+pub mod connections;
+pub mod rekey;
+
+pub use connection_test::Prober;
+pub use connections::{ConnectionService, KeyTestInput, NewConnectionInput, ConnectionPatchInput};

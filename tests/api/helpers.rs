@@ -1,0 +1,343 @@
+//! Test scaffolding: fresh databases per test, the app on port 0, the sandbox, tokens.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openai_governor::app;
+use openai_governor::auth::{Scope, mint_hs256};
+use openai_governor::config::{Config, DevBootstrap, JwtConfig, JwtKeys, normalize_base_url};
+use openai_governor::crypto::KeyRing;
+use openai_governor::sandbox::{self, SandboxConfig, SandboxHandle};
+use openai_governor::store::{self, Backend, Store};
+use secrecy::SecretString;
+use sqlx::Connection as _;
+
+/// A fresh, migrated database that disappears with the value.
+pub struct TestDb {
+    pub backend: Backend,
+    pub url: String,
+    /// The SQLite file, to look inside it.
+    pub file: Option<PathBuf>,
+    _dir: Option<tempfile::TempDir>,
+    pg_admin: Option<(String, String)>,
+}
+
+/// The Postgres server for tests, if configured. Under `CI=true`, a missing one fails the test.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but TEST_POSTGRES_URL is not set: Postgres tests would be skipped");
+            }
+            eprintln!("TEST_POSTGRES_URL not set: skipping the Postgres variant");
+            None
+        }
+    }
+}
+
+impl TestDb {
+    /// A database of the given backend; `None` when Postgres is not configured (see above).
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let file = dir.path().join("governor.db");
+                Some(TestDb {
+                    backend,
+                    url: format!("sqlite://{}", file.display()),
+                    file: Some(file),
+                    _dir: Some(dir),
+                    pg_admin: None,
+                })
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url()?;
+                let name = format!("og_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to TEST_POSTGRES_URL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let mut url = url::Url::parse(&admin).expect("TEST_POSTGRES_URL is a URL");
+                url.set_path(&name);
+                Some(TestDb {
+                    backend,
+                    url: url.to_string(),
+                    file: None,
+                    _dir: None,
+                    pg_admin: Some((admin, name)),
+                })
+            }
+        }
+    }
+
+    /// Opens and migrates the store.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        let store = store::connect(&self.url).await.expect("open store");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    /// Every byte the database holds about connections, for secret scans.
+    pub async fn dump(&self) -> Vec<u8> {
+        match self.backend {
+            Backend::Sqlite => {
+                let file = self.file.as_ref().expect("sqlite file");
+                let mut bytes = std::fs::read(file).unwrap_or_default();
+                for suffix in ["-wal", "-shm"] {
+                    let mut p = file.clone().into_os_string();
+                    p.push(suffix);
+                    bytes.extend(std::fs::read(PathBuf::from(p)).unwrap_or_default());
+                }
+                bytes
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+                let rows: Vec<(String,)> =
+                    sqlx::query_as("SELECT row_to_json(c)::text FROM connections c")
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("dump");
+                rows.into_iter().flat_map(|(r,)| r.into_bytes()).collect()
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg_admin.take() {
+            // Drop runs outside any runtime guarantee: use a thread with its own runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut conn)
+                        .await
+                        .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// A closed port on loopback, to provoke connection failures.
+pub const DEAD_BASE_URL: &str = "http://127.0.0.1:9/v1";
+
+/// The service on port 0 with a sandbox beside it.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub sandbox: SandboxHandle,
+    pub db: TestDb,
+    pub store: Arc<dyn Store>,
+    pub jwt_secret: SecretString,
+    pub key_ring_spec: SecretString,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// Options for [`TestApp::spawn_with`].
+pub struct Options {
+    pub sandbox: SandboxConfig,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub openai_request_timeout: Duration,
+    pub keys: Option<JwtKeys>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            sandbox: SandboxConfig::default(),
+            issuer: None,
+            audience: None,
+            openai_request_timeout: Duration::from_secs(5),
+            keys: None,
+        }
+    }
+}
+
+pub fn random_secret() -> SecretString {
+    SecretString::from(format!("test-secret-{}", uuid::Uuid::new_v4().simple()))
+}
+
+impl TestApp {
+    /// The default app on `backend`; `None` when that backend is not available.
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, Options::default()).await
+    }
+
+    /// An app with options.
+    pub async fn spawn_with(backend: Backend, options: Options) -> Option<TestApp> {
+        let db = TestDb::new(backend).await?;
+        let store = db.store().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sandbox");
+        let sandbox = sandbox::start(options.sandbox, listener).await.expect("start sandbox");
+        let jwt_secret = random_secret();
+        let key_ring_spec = KeyRing::generate_spec(1);
+        let allowed = vec![
+            normalize_base_url("https://api.openai.com/v1").expect("default url"),
+            normalize_base_url(sandbox.base_url().as_str()).expect("sandbox url"),
+            normalize_base_url(DEAD_BASE_URL).expect("dead url"),
+        ];
+        let config = Config {
+            database_url: db.url.clone(),
+            backend,
+            key_ring: KeyRing::parse(&key_ring_spec).expect("key ring"),
+            jwt: JwtConfig {
+                keys: options.keys.unwrap_or_else(|| JwtKeys::Hs256(jwt_secret.clone())),
+                issuer: options.issuer,
+                audience: options.audience,
+                leeway: Duration::from_secs(0),
+            },
+            allowed_base_urls: allowed,
+            openai_connect_timeout: Duration::from_secs(2),
+            openai_request_timeout: options.openai_request_timeout,
+            request_timeout: Duration::from_secs(30),
+            body_limit_bytes: 16 * 1024,
+            cors_allowed_origins: vec![],
+            dev: DevBootstrap::default(),
+        };
+        let built = app::build_with_store(config, store.clone()).expect("build app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind app");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let _ = app::serve(listener, built.router, std::future::pending()).await;
+        });
+        Some(TestApp {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            sandbox,
+            db,
+            store,
+            jwt_secret,
+            key_ring_spec,
+            _server: server,
+        })
+    }
+
+    /// A token for `sub` with `scopes`, valid for an hour.
+    pub fn token(&self, sub: &str, scopes: &[Scope]) -> String {
+        mint_hs256(&self.jwt_secret, sub, scopes, Duration::from_secs(3600), None, None).expect("mint")
+    }
+
+    /// A token with every scope.
+    pub fn admin_token(&self) -> String {
+        self.token("admin@test", &Scope::ALL)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POST JSON with a token.
+    pub async fn post(&self, path: &str, token: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// GET with a token.
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// PATCH JSON with a token.
+    pub async fn patch(&self, path: &str, token: &str, body: serde_json::Value) -> reqwest::Response {
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// DELETE with a token.
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates a connection to the sandbox with `key`; returns its JSON.
+    pub async fn create_connection(&self, name: &str, key: &str) -> serde_json::Value {
+        let res = self
+            .post(
+                "/v1/connections",
+                &self.admin_token(),
+                serde_json::json!({
+                    "name": name,
+                    "admin_key": key,
+                    "base_url": self.sandbox.base_url().as_str(),
+                }),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "create failed: {}", res.text().await.unwrap_or_default());
+        res.json().await.expect("json")
+    }
+}
+
+/// Asserts a problem response: status, `code`, content type, request id; returns the body.
+pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(ct, "application/problem+json", "content type");
+    let header_id = res
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: serde_json::Value = res.json().await.expect("problem json");
+    assert_eq!(body["code"], code, "code in {body}");
+    assert_eq!(body["status"], status, "status in {body}");
+    assert_eq!(body["type"], format!("urn:openai-governor:problem:{code}"));
+    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "detail in {body}");
+    assert!(header_id.is_some(), "x-request-id header");
+    assert_eq!(body["request_id"].as_str(), header_id.as_deref(), "request id in body");
+    body
+}
+
+/// Runs a test body once per backend.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(openai_governor::store::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(openai_governor::store::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

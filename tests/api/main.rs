@@ -1,0 +1,15 @@
+//! The integration test binary: the service over real HTTP on loopback, against real SQLite
+//! and Postgres stores and the sandbox (our fake OpenAI) on its own port.
+//!
+//! Postgres tests run when `TEST_POSTGRES_URL` names a server we may create databases on
+//! (e.g. `postgres://postgres@127.0.0.1:5432/test`); under `CI=true` its absence is a failure.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod config;
+mod connections;
+mod http_errors;
+mod openapi;
+mod store_conformance;

@@ -1,0 +1,442 @@
+//! RBAC operations: groups and their users, roles (organization and project level) and role
+//! assignments of users and groups at both levels. Project RBAC lives under
+//! `/projects/{p}/...` with no `/organization` prefix. RBAC lists page with `after=<next>`.
+//!
+//! Thin typed wrappers over `Client`'s HTTP core; nothing of our store.
+
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+use super::budget::EndpointFamily;
+use super::client::{Client, Idempotency, Reply};
+use super::error::OpenAiError;
+use super::models::{
+    AssignedRole, CreateRole, Deleted, Group, GroupUser, GroupUserAssignment, OrgUser, Role,
+    UpdateRole,
+};
+use super::pagination::{RbacPage, paginate};
+use super::params::RbacListParams;
+
+/// Largest page of groups, group users, roles and role assignments.
+const RBAC_MAX_LIMIT: u32 = 1000;
+
+/// Where roles are defined: the organization or one project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleScope {
+    /// `/organization/roles`.
+    Organization,
+    /// `/projects/{project_id}/roles`.
+    Project(String),
+}
+
+impl RoleScope {
+    fn path(&self) -> Vec<&str> {
+        match self {
+            RoleScope::Organization => vec!["organization", "roles"],
+            RoleScope::Project(p) => vec!["projects", p, "roles"],
+        }
+    }
+}
+
+/// Who holds role assignments, and at which level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignee {
+    /// An organization user: `/organization/users/{u}/roles`.
+    OrgUser(String),
+    /// An organization group: `/organization/groups/{g}/roles`.
+    OrgGroup(String),
+    /// A user in a project: `/projects/{p}/users/{u}/roles`.
+    ProjectUser {
+        /// Project id.
+        project_id: String,
+        /// User id.
+        user_id: String,
+    },
+    /// A group in a project: `/projects/{p}/groups/{g}/roles`.
+    ProjectGroup {
+        /// Project id.
+        project_id: String,
+        /// Group id.
+        group_id: String,
+    },
+}
+
+impl Assignee {
+    fn path(&self) -> Vec<&str> {
+        match self {
+            Assignee::OrgUser(u) => vec!["organization", "users", u, "roles"],
+            Assignee::OrgGroup(g) => vec!["organization", "groups", g, "roles"],
+            Assignee::ProjectUser {
+                project_id,
+                user_id,
+            } => vec!["projects", project_id, "users", user_id, "roles"],
+            Assignee::ProjectGroup {
+                project_id,
+                group_id,
+            } => vec!["projects", project_id, "groups", group_id, "roles"],
+        }
+    }
+}
+
+/// Answer to assigning a role: `user.role` (with `user`) or `group.role` (with `group`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoleAssignment {
+    /// `user.role` or `group.role`.
+    pub object: String,
+    /// Set for user assignments.
+    pub user: Option<OrgUser>,
+    /// Set for group assignments.
+    pub group: Option<Group>,
+    /// The role assigned.
+    pub role: Role,
+}
+
+#[derive(Serialize)]
+struct Name<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct UserId<'a> {
+    user_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct RoleId<'a> {
+    role_id: &'a str,
+}
+
+fn with<'a>(mut base: Vec<&'a str>, more: &[&'a str]) -> Vec<&'a str> {
+    base.extend_from_slice(more);
+    base
+}
+
+impl Client {
+    /// `GET /organization/groups`: one page of groups.
+    pub async fn list_groups(
+        &self,
+        p: &RbacListParams,
+    ) -> Result<Reply<RbacPage<Group>>, OpenAiError> {
+        self.get(
+            EndpointFamily::Groups,
+            &["organization", "groups"],
+            p.query(),
+        )
+        .await
+    }
+
+    /// Every group, fetched page by page.
+    pub fn groups(
+        &self,
+        p: &RbacListParams,
+    ) -> impl Stream<Item = Result<Group, OpenAiError>> + Send + use<> {
+        let client = self.clone();
+        let mut p = p.clone();
+        p.limit.get_or_insert(RBAC_MAX_LIMIT);
+        paginate(p.after.clone(), move |after| {
+            let client = client.clone();
+            let mut p = p.clone();
+            p.after = after;
+            async move { client.list_groups(&p).await.map(|r| r.data) }
+        })
+    }
+
+    /// `POST /organization/groups` (not repeated after an unknown outcome).
+    pub async fn create_group(&self, name: &str) -> Result<Reply<Group>, OpenAiError> {
+        self.post(
+            EndpointFamily::Groups,
+            &["organization", "groups"],
+            &Name { name },
+            Idempotency::NonIdempotent,
+        )
+        .await
+    }
+
+    /// `GET /organization/groups/{group_id}`.
+    pub async fn get_group(&self, group_id: &str) -> Result<Reply<Group>, OpenAiError> {
+        self.get(
+            EndpointFamily::Groups,
+            &["organization", "groups", group_id],
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// `POST /organization/groups/{group_id}`: rename.
+    pub async fn update_group(
+        &self,
+        group_id: &str,
+        name: &str,
+    ) -> Result<Reply<Group>, OpenAiError> {
+        self.post(
+            EndpointFamily::Groups,
+            &["organization", "groups", group_id],
+            &Name { name },
+            Idempotency::Idempotent,
+        )
+        .await
+    }
+
+    /// `DELETE /organization/groups/{group_id}`.
+    pub async fn delete_group(&self, group_id: &str) -> Result<Reply<Deleted>, OpenAiError> {
+        self.delete(
+            EndpointFamily::Groups,
+            &["organization", "groups", group_id],
+        )
+        .await
+    }
+
+    /// `GET /organization/groups/{g}/users`: one page of a group's members.
+    pub async fn list_group_users(
+        &self,
+        group_id: &str,
+        p: &RbacListParams,
+    ) -> Result<Reply<RbacPage<GroupUser>>, OpenAiError> {
+        self.get(
+            EndpointFamily::Groups,
+            &["organization", "groups", group_id, "users"],
+            p.query(),
+        )
+        .await
+    }
+
+    /// Every member of a group, fetched page by page.
+    pub fn group_users(
+        &self,
+        group_id: &str,
+        p: &RbacListParams,
+    ) -> impl Stream<Item = Result<GroupUser, OpenAiError>> + Send + use<> {
+        let client = self.clone();
+        let group_id = group_id.to_string();
+        let mut p = p.clone();
+        p.limit.get_or_insert(RBAC_MAX_LIMIT);
+        paginate(p.after.clone(), move |after| {
+            let client = client.clone();
+            let group_id = group_id.clone();
+            let mut p = p.clone();
+            p.after = after;
+            async move { client.list_group_users(&group_id, &p).await.map(|r| r.data) }
+        })
+    }
+
+    /// `POST /organization/groups/{g}/users`: add a user to a group.
+    pub async fn add_group_user(
+        &self,
+        group_id: &str,
+        user_id: &str,
+    ) -> Result<Reply<GroupUserAssignment>, OpenAiError> {
+        self.post(
+            EndpointFamily::Groups,
+            &["organization", "groups", group_id, "users"],
+            &UserId { user_id },
+            Idempotency::NonIdempotent,
+        )
+        .await
+    }
+
+    /// `GET /organization/groups/{g}/users/{user_id}`.
+    pub async fn get_group_user(
+        &self,
+        group_id: &str,
+        user_id: &str,
+    ) -> Result<Reply<GroupUser>, OpenAiError> {
+        self.get(
+            EndpointFamily::Groups,
+            &["organization", "groups", group_id, "users", user_id],
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// `DELETE /organization/groups/{g}/users/{user_id}`.
+    pub async fn remove_group_user(
+        &self,
+        group_id: &str,
+        user_id: &str,
+    ) -> Result<Reply<Deleted>, OpenAiError> {
+        self.delete(
+            EndpointFamily::Groups,
+            &["organization", "groups", group_id, "users", user_id],
+        )
+        .await
+    }
+
+    /// `GET /organization/roles`: one page of organization roles.
+    pub async fn list_roles(
+        &self,
+        p: &RbacListParams,
+    ) -> Result<Reply<RbacPage<Role>>, OpenAiError> {
+        self.list_scoped_roles(&RoleScope::Organization, p).await
+    }
+
+    /// `GET /projects/{project_id}/roles`: one page of a project's roles.
+    pub async fn list_project_roles(
+        &self,
+        project_id: &str,
+        p: &RbacListParams,
+    ) -> Result<Reply<RbacPage<Role>>, OpenAiError> {
+        self.list_scoped_roles(&RoleScope::Project(project_id.to_string()), p)
+            .await
+    }
+
+    /// One page of the roles of `scope`.
+    pub async fn list_scoped_roles(
+        &self,
+        scope: &RoleScope,
+        p: &RbacListParams,
+    ) -> Result<Reply<RbacPage<Role>>, OpenAiError> {
+        self.get(EndpointFamily::Roles, &scope.path(), p.query())
+            .await
+    }
+
+    /// Every role of `scope`, fetched page by page.
+    pub fn roles(
+        &self,
+        scope: &RoleScope,
+        p: &RbacListParams,
+    ) -> impl Stream<Item = Result<Role, OpenAiError>> + Send + use<> {
+        let client = self.clone();
+        let scope = scope.clone();
+        let mut p = p.clone();
+        p.limit.get_or_insert(RBAC_MAX_LIMIT);
+        paginate(p.after.clone(), move |after| {
+            let client = client.clone();
+            let scope = scope.clone();
+            let mut p = p.clone();
+            p.after = after;
+            async move { client.list_scoped_roles(&scope, &p).await.map(|r| r.data) }
+        })
+    }
+
+    /// Create a custom role in `scope` (not repeated after an unknown outcome).
+    pub async fn create_role(
+        &self,
+        scope: &RoleScope,
+        body: &CreateRole,
+    ) -> Result<Reply<Role>, OpenAiError> {
+        self.post(
+            EndpointFamily::Roles,
+            &scope.path(),
+            body,
+            Idempotency::NonIdempotent,
+        )
+        .await
+    }
+
+    /// Retrieve a role of `scope`.
+    pub async fn get_role(
+        &self,
+        scope: &RoleScope,
+        role_id: &str,
+    ) -> Result<Reply<Role>, OpenAiError> {
+        self.get(
+            EndpointFamily::Roles,
+            &with(scope.path(), &[role_id]),
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Update a custom role of `scope`.
+    pub async fn update_role(
+        &self,
+        scope: &RoleScope,
+        role_id: &str,
+        body: &UpdateRole,
+    ) -> Result<Reply<Role>, OpenAiError> {
+        self.post(
+            EndpointFamily::Roles,
+            &with(scope.path(), &[role_id]),
+            body,
+            Idempotency::Idempotent,
+        )
+        .await
+    }
+
+    /// Delete a custom role of `scope`.
+    pub async fn delete_role(
+        &self,
+        scope: &RoleScope,
+        role_id: &str,
+    ) -> Result<Reply<Deleted>, OpenAiError> {
+        self.delete(EndpointFamily::Roles, &with(scope.path(), &[role_id]))
+            .await
+    }
+
+    /// One page of the roles assigned to `assignee`.
+    pub async fn list_role_assignments(
+        &self,
+        assignee: &Assignee,
+        p: &RbacListParams,
+    ) -> Result<Reply<RbacPage<AssignedRole>>, OpenAiError> {
+        self.get(EndpointFamily::RoleAssignments, &assignee.path(), p.query())
+            .await
+    }
+
+    /// Every role assigned to `assignee`, fetched page by page.
+    pub fn role_assignments(
+        &self,
+        assignee: &Assignee,
+        p: &RbacListParams,
+    ) -> impl Stream<Item = Result<AssignedRole, OpenAiError>> + Send + use<> {
+        let client = self.clone();
+        let assignee = assignee.clone();
+        let mut p = p.clone();
+        p.limit.get_or_insert(RBAC_MAX_LIMIT);
+        paginate(p.after.clone(), move |after| {
+            let client = client.clone();
+            let assignee = assignee.clone();
+            let mut p = p.clone();
+            p.after = after;
+            async move {
+                client
+                    .list_role_assignments(&assignee, &p)
+                    .await
+                    .map(|r| r.data)
+            }
+        })
+    }
+
+    /// Assign a role to `assignee` (assigning twice is harmless, so it may be repeated).
+    pub async fn assign_role(
+        &self,
+        assignee: &Assignee,
+        role_id: &str,
+    ) -> Result<Reply<RoleAssignment>, OpenAiError> {
+        self.post(
+            EndpointFamily::RoleAssignments,
+            &assignee.path(),
+            &RoleId { role_id },
+            Idempotency::Idempotent,
+        )
+        .await
+    }
+
+    /// Retrieve one role assigned to `assignee`.
+    pub async fn get_role_assignment(
+        &self,
+        assignee: &Assignee,
+        role_id: &str,
+    ) -> Result<Reply<AssignedRole>, OpenAiError> {
+        self.get(
+            EndpointFamily::RoleAssignments,
+            &with(assignee.path(), &[role_id]),
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Remove a role from `assignee`.
+    pub async fn unassign_role(
+        &self,
+        assignee: &Assignee,
+        role_id: &str,
+    ) -> Result<Reply<Deleted>, OpenAiError> {
+        self.delete(
+            EndpointFamily::RoleAssignments,
+            &with(assignee.path(), &[role_id]),
+        )
+        .await
+    }
+}

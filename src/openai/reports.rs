@@ -1,0 +1,116 @@
+//! Read-only reporting operations: audit logs (legacy paging), usage and costs (`page` paging).
+//!
+//! Thin typed wrappers over `Client`'s HTTP core; nothing of our store.
+
+use futures::Stream;
+
+use super::budget::EndpointFamily;
+use super::client::{Client, Reply};
+use super::error::OpenAiError;
+use super::models::{AuditLog, CostBucket, UsageBucket};
+use super::pagination::{CursorPage, UsagePage, paginate};
+use super::params::{AuditLogParams, CostsParams, UsageKind, UsageParams};
+use super::users::LEGACY_MAX_LIMIT;
+
+/// Largest page of cost buckets.
+const COSTS_MAX_LIMIT: u32 = 180;
+
+impl Client {
+    /// `GET /organization/audit_logs`: one page of events (oldest first unless filtered).
+    pub async fn list_audit_logs(
+        &self,
+        p: &AuditLogParams,
+    ) -> Result<Reply<CursorPage<AuditLog>>, OpenAiError> {
+        self.get(
+            EndpointFamily::AuditLogs,
+            &["organization", "audit_logs"],
+            p.query(),
+        )
+        .await
+    }
+
+    /// Every audit-log event matching `p`, fetched page by page.
+    pub fn audit_logs(
+        &self,
+        p: &AuditLogParams,
+    ) -> impl Stream<Item = Result<AuditLog, OpenAiError>> + Send + use<> {
+        let client = self.clone();
+        let mut p = p.clone();
+        p.limit.get_or_insert(LEGACY_MAX_LIMIT);
+        paginate(p.after.clone(), move |after| {
+            let client = client.clone();
+            let mut p = p.clone();
+            p.after = after;
+            async move { client.list_audit_logs(&p).await.map(|r| r.data) }
+        })
+    }
+
+    /// `GET /organization/costs`: one page of daily cost buckets (`start_time` required).
+    pub async fn list_costs(
+        &self,
+        p: &CostsParams,
+    ) -> Result<Reply<UsagePage<CostBucket>>, OpenAiError> {
+        self.get(EndpointFamily::Usage, &["organization", "costs"], p.query())
+            .await
+    }
+
+    /// Every cost bucket matching `p`, fetched page by page.
+    pub fn costs(
+        &self,
+        p: &CostsParams,
+    ) -> impl Stream<Item = Result<CostBucket, OpenAiError>> + Send + use<> {
+        let client = self.clone();
+        let mut p = p.clone();
+        p.limit.get_or_insert(COSTS_MAX_LIMIT);
+        paginate(p.page.clone(), move |page| {
+            let client = client.clone();
+            let mut p = p.clone();
+            p.page = page;
+            async move { client.list_costs(&p).await.map(|r| r.data) }
+        })
+    }
+
+    /// `GET /organization/usage/{kind}`: one page of usage buckets (`start_time` required).
+    pub async fn list_usage(
+        &self,
+        kind: UsageKind,
+        p: &UsageParams,
+    ) -> Result<Reply<UsagePage<UsageBucket>>, OpenAiError> {
+        self.get(
+            EndpointFamily::Usage,
+            &["organization", "usage", kind.as_str()],
+            p.query(),
+        )
+        .await
+    }
+
+    /// Every usage bucket of `kind` matching `p`, fetched page by page.
+    pub fn usage(
+        &self,
+        kind: UsageKind,
+        p: &UsageParams,
+    ) -> impl Stream<Item = Result<UsageBucket, OpenAiError>> + Send + use<> {
+        let client = self.clone();
+        let mut p = p.clone();
+        let width = p.bucket_width.unwrap_or_default();
+        p.limit.get_or_insert(width.max_usage_limit());
+        paginate(p.page.clone(), move |page| {
+            let client = client.clone();
+            let mut p = p.clone();
+            p.page = page;
+            async move { client.list_usage(kind, &p).await.map(|r| r.data) }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::params::BucketWidth;
+
+    #[test]
+    fn usage_limits_follow_the_bucket_width() {
+        assert_eq!(BucketWidth::Day.max_usage_limit(), 31);
+        assert_eq!(BucketWidth::Hour.max_usage_limit(), 168);
+        assert_eq!(BucketWidth::Minute.max_usage_limit(), 1440);
+    }
+}

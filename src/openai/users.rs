@@ -1,0 +1,172 @@
+//! Operations on organization users, invites and admin API keys.
+//!
+//! Thin typed wrappers over `Client`'s HTTP core; nothing of our store.
+
+use futures::Stream;
+
+use super::budget::EndpointFamily;
+use super::client::{Client, Idempotency, Reply};
+use super::error::OpenAiError;
+use super::models::{AdminApiKey, CreateInvite, Deleted, Invite, ModifyUser, OrgUser};
+use super::pagination::{CursorPage, paginate};
+use super::params::{CursorParams, RbacListParams};
+
+/// Largest page of the legacy `after=last_id` lists.
+pub(crate) const LEGACY_MAX_LIMIT: u32 = 100;
+
+impl Client {
+    /// `GET /organization/users`: one page of organization members.
+    pub async fn list_users(
+        &self,
+        p: &super::params::ListUsersParams,
+    ) -> Result<Reply<CursorPage<OrgUser>>, OpenAiError> {
+        self.get(EndpointFamily::Users, &["organization", "users"], p.query())
+            .await
+    }
+
+    /// Every organization member matching `p`, fetched page by page.
+    pub fn users(
+        &self,
+        p: &super::params::ListUsersParams,
+    ) -> impl Stream<Item = Result<OrgUser, OpenAiError>> + Send + use<> {
+        let client = self.clone();
+        let mut p = p.clone();
+        p.limit.get_or_insert(LEGACY_MAX_LIMIT);
+        paginate(p.after.clone(), move |after| {
+            let client = client.clone();
+            let mut p = p.clone();
+            p.after = after;
+            async move { client.list_users(&p).await.map(|r| r.data) }
+        })
+    }
+
+    /// `GET /organization/users/{user_id}`.
+    pub async fn get_user(&self, user_id: &str) -> Result<Reply<OrgUser>, OpenAiError> {
+        self.get(
+            EndpointFamily::Users,
+            &["organization", "users", user_id],
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// `POST /organization/users/{user_id}`: change the organization role (legacy or custom).
+    pub async fn modify_user(
+        &self,
+        user_id: &str,
+        body: &ModifyUser,
+    ) -> Result<Reply<OrgUser>, OpenAiError> {
+        self.post(
+            EndpointFamily::Users,
+            &["organization", "users", user_id],
+            body,
+            Idempotency::Idempotent,
+        )
+        .await
+    }
+
+    /// `DELETE /organization/users/{user_id}`: remove someone from the organization.
+    pub async fn delete_user(&self, user_id: &str) -> Result<Reply<Deleted>, OpenAiError> {
+        self.delete(EndpointFamily::Users, &["organization", "users", user_id])
+            .await
+    }
+
+    /// `GET /organization/invites`: one page of invites.
+    pub async fn list_invites(
+        &self,
+        p: &CursorParams,
+    ) -> Result<Reply<CursorPage<Invite>>, OpenAiError> {
+        self.get(
+            EndpointFamily::Invites,
+            &["organization", "invites"],
+            p.query(),
+        )
+        .await
+    }
+
+    /// Every invite, fetched page by page.
+    pub fn invites(
+        &self,
+        p: &CursorParams,
+    ) -> impl Stream<Item = Result<Invite, OpenAiError>> + Send + use<> {
+        let client = self.clone();
+        let mut p = p.clone();
+        p.limit.get_or_insert(LEGACY_MAX_LIMIT);
+        paginate(p.after.clone(), move |after| {
+            let client = client.clone();
+            let mut p = p.clone();
+            p.after = after;
+            async move { client.list_invites(&p).await.map(|r| r.data) }
+        })
+    }
+
+    /// `POST /organization/invites`. Not retried after an unknown outcome (it would invite
+    /// twice) unless the client is `retrying_writes`.
+    pub async fn create_invite(&self, body: &CreateInvite) -> Result<Reply<Invite>, OpenAiError> {
+        self.post(
+            EndpointFamily::Invites,
+            &["organization", "invites"],
+            body,
+            Idempotency::NonIdempotent,
+        )
+        .await
+    }
+
+    /// `GET /organization/invites/{invite_id}` (poll it for `status`).
+    pub async fn get_invite(&self, invite_id: &str) -> Result<Reply<Invite>, OpenAiError> {
+        self.get(
+            EndpointFamily::Invites,
+            &["organization", "invites", invite_id],
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// `DELETE /organization/invites/{invite_id}` (pending invites only).
+    pub async fn delete_invite(&self, invite_id: &str) -> Result<Reply<Deleted>, OpenAiError> {
+        self.delete(
+            EndpointFamily::Invites,
+            &["organization", "invites", invite_id],
+        )
+        .await
+    }
+
+    /// `GET /organization/admin_api_keys`: one page of admin keys (redacted).
+    pub async fn list_admin_api_keys(
+        &self,
+        p: &RbacListParams,
+    ) -> Result<Reply<CursorPage<AdminApiKey>>, OpenAiError> {
+        self.get(
+            EndpointFamily::AdminApiKeys,
+            &["organization", "admin_api_keys"],
+            p.query(),
+        )
+        .await
+    }
+
+    /// Every admin key, fetched page by page.
+    pub fn admin_api_keys(
+        &self,
+        p: &RbacListParams,
+    ) -> impl Stream<Item = Result<AdminApiKey, OpenAiError>> + Send + use<> {
+        let client = self.clone();
+        let mut p = p.clone();
+        p.limit.get_or_insert(LEGACY_MAX_LIMIT);
+        paginate(p.after.clone(), move |after| {
+            let client = client.clone();
+            let mut p = p.clone();
+            p.after = after;
+            async move { client.list_admin_api_keys(&p).await.map(|r| r.data) }
+        })
+    }
+
+    /// `GET /organization/admin_api_keys/{key_id}`.
+    pub async fn get_admin_api_key(&self, key_id: &str) -> Result<Reply<AdminApiKey>, OpenAiError> {
+        self.get(
+            EndpointFamily::AdminApiKeys,
+            &["organization", "admin_api_keys", key_id],
+            Vec::new(),
+        )
+        .await
+    }
+}

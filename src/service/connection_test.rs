@@ -174,16 +174,14 @@ impl Prober {
                 limit: Some(1),
                 ..Default::default()
             };
+            let one_key = ListProjectApiKeysParams {
+                limit: Some(1),
+                ..Default::default()
+            };
             let (members, accounts, keys) = tokio::join!(
                 client.list_project_users(&project, &one),
                 client.list_project_service_accounts(&project, &one),
-                client.list_project_api_keys(
-                    &project,
-                    &ListProjectApiKeysParams {
-                        limit: Some(1),
-                        ..Default::default()
-                    }
-                ),
+                client.list_project_api_keys(&project, &one_key),
             );
             let base = format!("GET /organization/projects/{project}");
             (

@@ -1,1 +1,3 @@
+//! openai-governor: access governance for OpenAI Platform organizations.
 
+pub mod sandbox;

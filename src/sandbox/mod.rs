@@ -1,1 +1,637 @@
-//! placeholder until the sandbox branch lands
+//! The sandbox: a stateful in-memory fake of OpenAI's administration API, faithful enough
+//! that the official SDKs work against it (point their base URL at [`SandboxHandle::base_url`]).
+//!
+//! Served under `/v1` with scoped admin keys, OpenAI's headers and error bodies; a control API
+//! under `/_sandbox/` reads counters, sets faults, accepts invites and makes "dashboard"
+//! changes (drift). Used by tests (port 0) and by the `openai-governor sandbox` subcommand.
+//! Must not depend on the rest of the crate (store, service, http, openai client).
+
+mod admin;
+mod control;
+mod faults;
+mod http;
+mod model;
+mod projects;
+mod rbac;
+mod reports;
+mod seed;
+mod table;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::watch;
+
+pub use faults::{Counters, EndpointCount, Faults, PageFault, RateLimit};
+pub use model::{
+    Actor, Org, Refusal, SCOPE_MANAGEMENT_READ, SCOPE_MANAGEMENT_WRITE, SCOPE_USAGE_READ,
+};
+pub use seed::{KeySpec, OrgShape};
+
+use http::ApiError;
+
+/// What the sandbox starts with.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Seed of the generated organization (same seed → same ids).
+    pub seed: u64,
+    /// Size of the generated organization.
+    pub org: OrgShape,
+    /// Faults in force from the start.
+    pub faults: Faults,
+    /// Admin keys beyond the three profile keys: (name, scopes).
+    pub extra_keys: Vec<KeySpec>,
+    /// Freeze the clock at this Unix time (deterministic timestamps); `None` = wall clock.
+    pub now: Option<i64>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            org: OrgShape::small(),
+            faults: Faults::default(),
+            extra_keys: Vec::new(),
+            now: None,
+        }
+    }
+}
+
+/// The admin-key scope sets the sandbox always issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProfile {
+    /// All three scopes.
+    All,
+    /// `api.management.read` + `api.usage.read`.
+    ReadOnly,
+    /// `api.management.read` + `api.management.write` (no usage).
+    NoUsage,
+    /// `api.usage.read` only.
+    UsageOnly,
+}
+
+impl KeyProfile {
+    /// Every profile.
+    pub const ALL: [KeyProfile; 4] = [Self::All, Self::ReadOnly, Self::NoUsage, Self::UsageOnly];
+
+    /// The key's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::ReadOnly => "read-only",
+            Self::NoUsage => "no-usage",
+            Self::UsageOnly => "usage-only",
+        }
+    }
+
+    /// The key's scopes.
+    pub fn scopes(self) -> &'static [&'static str] {
+        match self {
+            Self::All => &[
+                SCOPE_MANAGEMENT_READ,
+                SCOPE_MANAGEMENT_WRITE,
+                SCOPE_USAGE_READ,
+            ],
+            Self::ReadOnly => &[SCOPE_MANAGEMENT_READ, SCOPE_USAGE_READ],
+            Self::NoUsage => &[SCOPE_MANAGEMENT_READ, SCOPE_MANAGEMENT_WRITE],
+            Self::UsageOnly => &[SCOPE_USAGE_READ],
+        }
+    }
+}
+
+/// A plaintext admin key the sandbox accepts (for tests and the CLI printout only).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SandboxKey {
+    /// Key name (`all`, `read-only`, ...).
+    pub name: String,
+    /// Plaintext `sk-admin-...`.
+    pub value: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for SandboxKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxKey")
+            .field("name", &self.name)
+            .field("value", &"[redacted]")
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+struct Inner {
+    org: RwLock<Org>,
+    faults: Mutex<faults::FaultRuntime>,
+    counters: Mutex<Counters>,
+    org_id: String,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// A shared handle on the running sandbox's state: tests inspect and change it directly.
+#[derive(Clone)]
+pub struct SandboxState {
+    inner: Arc<Inner>,
+}
+
+impl SandboxState {
+    /// Reads the organization.
+    pub fn read<R>(&self, f: impl FnOnce(&Org) -> R) -> R {
+        let guard = self.inner.org.read().unwrap_or_else(|e| e.into_inner());
+        f(&guard)
+    }
+
+    /// Changes the organization directly (no audit event unless `f` records one).
+    pub fn write<R>(&self, f: impl FnOnce(&mut Org) -> R) -> R {
+        let mut guard = self.inner.org.write().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+
+    /// The organization id.
+    pub fn organization_id(&self) -> &str {
+        &self.inner.org_id
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        self.lock_faults().faults.clone()
+    }
+
+    /// Replaces the faults in force (and resets their windows and page counters).
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock_faults().set(faults);
+    }
+
+    /// A snapshot of the request counters.
+    pub fn counters(&self) -> Counters {
+        self.inner
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Zeroes the request counters.
+    pub fn reset_counters(&self) {
+        *self
+            .inner
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Counters::default();
+    }
+
+    /// Accepts an invite as the invitee would; returns the new user's id.
+    pub fn accept_invite(&self, invite_id: &str) -> Result<String, Refusal> {
+        self.write(|org| org.accept_invite(invite_id))
+    }
+
+    fn lock_faults(&self) -> MutexGuard<'_, faults::FaultRuntime> {
+        self.inner.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count(&self, endpoint: &str, f: impl FnOnce(&mut EndpointCount)) {
+        let mut c = self
+            .inner
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let entry = c.endpoints.entry(endpoint.to_owned()).or_default();
+        let before = entry.requests;
+        f(entry);
+        let added = entry.requests - before;
+        c.total += added;
+    }
+
+    async fn until_shutdown(&self) {
+        let mut rx = self.inner.shutdown.clone();
+        // Resolves when shutdown is signalled or the sender is gone.
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// A running sandbox. Dropping it (or [`SandboxHandle::shutdown`]) stops the server.
+pub struct SandboxHandle {
+    state: SandboxState,
+    base_url: url::Url,
+    keys: Vec<SandboxKey>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::fmt::Debug for SandboxHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxHandle")
+            .field("base_url", &self.base_url.as_str())
+            .field("organization_id", &self.state.organization_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SandboxHandle {
+    /// `http://127.0.0.1:PORT/v1`, what the OpenAI SDKs take as `base_url`.
+    pub fn base_url(&self) -> url::Url {
+        self.base_url.clone()
+    }
+
+    /// `http://127.0.0.1:PORT/_sandbox/`, the control API.
+    pub fn control_url(&self) -> url::Url {
+        let mut u = self.base_url.clone();
+        u.set_path("/_sandbox/");
+        u
+    }
+
+    /// The `org-...` id sent in the `openai-organization` header.
+    pub fn organization_id(&self) -> &str {
+        self.state.organization_id()
+    }
+
+    /// The plaintext admin key of a profile.
+    pub fn key(&self, profile: KeyProfile) -> &str {
+        self.keys
+            .iter()
+            .find(|k| k.name == profile.name())
+            .map_or("", |k| k.value.as_str())
+    }
+
+    /// Every admin key the sandbox was started with.
+    pub fn keys(&self) -> &[SandboxKey] {
+        &self.keys
+    }
+
+    /// Requests received by an endpoint (`"GET /organization/users"`, a bare path for every
+    /// method, or a `*` prefix pattern).
+    pub fn request_count(&self, endpoint: &str) -> u64 {
+        self.state.counters().requests(endpoint)
+    }
+
+    /// A snapshot of all request counters.
+    pub fn counters(&self) -> Counters {
+        self.state.counters()
+    }
+
+    /// The state, to inspect or change directly.
+    pub fn state(&self) -> &SandboxState {
+        &self.state
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for SandboxHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Builds the organization and state without serving it (benchmarks measure seeding with it).
+pub fn build_state(config: &SandboxConfig) -> (SandboxState, Vec<SandboxKey>, watch::Sender<bool>) {
+    let mut specs: Vec<KeySpec> = KeyProfile::ALL
+        .iter()
+        .map(|p| {
+            (
+                p.name().to_owned(),
+                p.scopes().iter().map(|s| (*s).to_owned()).collect(),
+            )
+        })
+        .collect();
+    specs.extend(config.extra_keys.iter().cloned());
+    let now = config.now.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let org = seed::generate(config.seed, &config.org, &specs, now, config.now.is_some());
+    let keys = org
+        .admin_keys
+        .iter()
+        .map(|k| SandboxKey {
+            name: k.name.clone(),
+            value: k.value.clone(),
+            scopes: k.scopes.clone(),
+        })
+        .collect();
+    let (stop, shutdown) = watch::channel(false);
+    let mut rt = faults::FaultRuntime::default();
+    rt.set(config.faults.clone());
+    let state = SandboxState {
+        inner: Arc::new(Inner {
+            org_id: org.id.clone(),
+            org: RwLock::new(org),
+            faults: Mutex::new(rt),
+            counters: Mutex::new(Counters::default()),
+            shutdown,
+        }),
+    };
+    (state, keys, stop)
+}
+
+/// Start serving on an already-bound listener (tests bind 127.0.0.1:0). Returns at once.
+pub async fn start(
+    config: SandboxConfig,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<SandboxHandle> {
+    let addr = listener.local_addr()?;
+    let (state, keys, stop) = build_state(&config);
+    let app = router(state.clone());
+    let mut rx = stop.subscribe();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    let base_url = url::Url::parse(&format!("http://{addr}/v1"))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    Ok(SandboxHandle {
+        state,
+        base_url,
+        keys,
+        stop,
+        task: Some(task),
+    })
+}
+
+/// The whole app: `/v1` (admin API), `/_sandbox/` (control API, dashboard changes).
+fn router(state: SandboxState) -> Router {
+    let v1 = admin_routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .route_layer(middleware::from_fn_with_state(state.clone(), faults::apply));
+    let dashboard =
+        admin_routes().route_layer(middleware::from_fn_with_state(state.clone(), as_dashboard));
+    Router::new()
+        .nest("/v1", v1)
+        .nest("/_sandbox/dashboard", dashboard)
+        .nest("/_sandbox", control::routes())
+        .fallback(invalid_url)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            openai_headers,
+        ))
+        .with_state(state)
+}
+
+/// Every admin route (mounted twice: under `/v1` with keys, under the dashboard as a person).
+fn admin_routes() -> Router<SandboxState> {
+    Router::new()
+        .merge(admin::routes())
+        .merge(projects::routes())
+        .merge(rbac::routes())
+        .merge(reports::routes())
+        .method_not_allowed_fallback(invalid_url)
+}
+
+async fn invalid_url(method: Method, uri: axum::http::Uri) -> Response {
+    ApiError {
+        status: axum::http::StatusCode::NOT_FOUND,
+        ..ApiError::invalid(format!("Invalid URL ({method} {})", uri.path()), None)
+    }
+    .into_response()
+}
+
+/// The scope an operation needs.
+fn required_scope(method: &Method, path: &str) -> &'static str {
+    let p = path.strip_prefix("/v1").unwrap_or(path);
+    if p.starts_with("/organization/usage/") || p == "/organization/costs" {
+        SCOPE_USAGE_READ
+    } else if method == Method::GET {
+        SCOPE_MANAGEMENT_READ
+    } else {
+        SCOPE_MANAGEMENT_WRITE
+    }
+}
+
+async fn authenticate(State(state): State<SandboxState>, mut req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim().to_owned())
+        .filter(|v| !v.is_empty());
+    let Some(presented) = presented else {
+        return ApiError::bad_key(None).into_response();
+    };
+    let scope = required_scope(req.method(), req.uri().path());
+    let verdict = state.read(|org| {
+        let now = org.now();
+        let key = org
+            .admin_key_values
+            .get(&presented)
+            .and_then(|id| org.admin_keys.get(id))
+            .filter(|k| k.expires_at.is_none_or(|e| e > now));
+        match key {
+            None => Err(ApiError::bad_key(Some(&presented))),
+            Some(k) if !k.scopes.iter().any(|s| s == scope) => Err(ApiError::missing_scope(scope)),
+            Some(k) => Ok(Actor::ApiKey {
+                key_id: k.id.clone(),
+                user_id: k.owner_user_id.clone(),
+                email: org
+                    .users
+                    .get(&k.owner_user_id)
+                    .map(|u| u.email.clone())
+                    .unwrap_or_default(),
+            }),
+        }
+    });
+    match verdict {
+        Ok(actor) => {
+            req.extensions_mut().insert(actor);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Control-API twin of the admin routes: the change is made by the first org owner in the
+/// dashboard, so it shows up as drift (audit actor `session`).
+async fn as_dashboard(State(state): State<SandboxState>, mut req: Request, next: Next) -> Response {
+    let actor = state.read(|org| {
+        let owner = org
+            .users
+            .iter()
+            .find(|u| u.role == "owner")
+            .or_else(|| org.users.iter().next());
+        owner.map(|u| Actor::Session {
+            user_id: u.id.clone(),
+            email: u.email.clone(),
+        })
+    });
+    let actor = actor.unwrap_or(Actor::Session {
+        user_id: "user-dashboard".to_owned(),
+        email: "dashboard@example.com".to_owned(),
+    });
+    req.extensions_mut().insert(actor);
+    next.run(req).await
+}
+
+async fn openai_headers(State(state): State<SandboxState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    let id: u128 = rand::random();
+    if let Ok(v) = HeaderValue::from_str(&format!("req_{id:032x}")) {
+        h.insert("x-request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(state.organization_id()) {
+        h.insert("openai-organization", v);
+    }
+    h.insert("openai-version", HeaderValue::from_static("2020-10-01"));
+    if let Ok(v) = HeaderValue::from_str(&started.elapsed().as_millis().to_string()) {
+        h.insert("openai-processing-ms", v);
+    }
+    resp
+}
+
+/// Flags of the `openai-governor sandbox` subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SandboxArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8089")]
+    pub listen: SocketAddr,
+    /// Seed of the generated organization.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Start from the large organization (50,000 users, 2,000 projects); size flags override.
+    #[arg(long)]
+    pub large: bool,
+    /// Organization members.
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// Projects (including the default project).
+    #[arg(long)]
+    pub projects: Option<usize>,
+    /// Members per project.
+    #[arg(long)]
+    pub members_per_project: Option<usize>,
+    /// RBAC groups.
+    #[arg(long)]
+    pub groups: Option<usize>,
+    /// Pending invites.
+    #[arg(long)]
+    pub invites: Option<usize>,
+    /// Latency added to every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Share (0-1) of requests answered with a 5xx.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Share (0-1) of requests never answered.
+    #[arg(long, default_value_t = 0.0)]
+    pub hang_rate: f64,
+    /// Share (0-1) of requests answered with a truncated JSON body.
+    #[arg(long, default_value_t = 0.0)]
+    pub malformed_rate: f64,
+    /// Rate limit `ENDPOINT=N/SECONDS`, e.g. `GET /organization/users=10/1` (repeatable).
+    #[arg(long = "rate-limit", value_parser = parse_rate_limit)]
+    pub rate_limits: Vec<RateLimit>,
+    /// Fail the n-th page of a list: `ENDPOINT#N`, e.g. `GET /organization/users#3`.
+    #[arg(long, value_parser = parse_page_fault)]
+    pub fail_page: Option<PageFault>,
+}
+
+fn parse_rate_limit(s: &str) -> Result<RateLimit, String> {
+    let (endpoint, spec) = s
+        .rsplit_once('=')
+        .ok_or_else(|| "expected ENDPOINT=N/SECONDS".to_owned())?;
+    let (n, secs) = spec
+        .split_once('/')
+        .ok_or_else(|| "expected ENDPOINT=N/SECONDS".to_owned())?;
+    Ok(RateLimit {
+        endpoint: endpoint.trim().to_owned(),
+        max_requests: n.trim().parse().map_err(|_| format!("bad count '{n}'"))?,
+        window_secs: secs
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad seconds '{secs}'"))?,
+    })
+}
+
+fn parse_page_fault(s: &str) -> Result<PageFault, String> {
+    let (endpoint, n) = s
+        .rsplit_once('#')
+        .ok_or_else(|| "expected ENDPOINT#N".to_owned())?;
+    Ok(PageFault {
+        endpoint: endpoint.trim().to_owned(),
+        page: n.trim().parse().map_err(|_| format!("bad page '{n}'"))?,
+        status: 500,
+        times: 0,
+    })
+}
+
+impl SandboxArgs {
+    /// The configuration these flags describe.
+    pub fn config(&self) -> SandboxConfig {
+        let mut org = if self.large {
+            OrgShape::large()
+        } else {
+            OrgShape::small()
+        };
+        if let Some(n) = self.users {
+            org.users = n;
+        }
+        if let Some(n) = self.projects {
+            org.projects = n;
+        }
+        if let Some(n) = self.members_per_project {
+            org.members_per_project = n;
+        }
+        if let Some(n) = self.groups {
+            org.groups = n;
+        }
+        if let Some(n) = self.invites {
+            org.invites = n;
+        }
+        SandboxConfig {
+            seed: self.seed,
+            org,
+            faults: Faults {
+                latency_ms: self.latency_ms,
+                error_rate: self.error_rate,
+                hang_rate: self.hang_rate,
+                malformed_rate: self.malformed_rate,
+                rate_limits: self.rate_limits.clone(),
+                page_fault: self.fail_page.clone(),
+                ..Faults::default()
+            },
+            extra_keys: Vec::new(),
+            now: None,
+        }
+    }
+}
+
+/// Runs the `sandbox` subcommand: prints `base_url ...` and one `key <name> <value> scopes=...`
+/// line per key on stdout, then serves until `shutdown` resolves.
+pub async fn run_cli(
+    args: SandboxArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let handle = start(args.config(), listener).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "base_url {}", handle.base_url())?;
+        for k in handle.keys() {
+            writeln!(
+                out,
+                "key {} {} scopes={}",
+                k.name,
+                k.value,
+                k.scopes.join(",")
+            )?;
+        }
+        out.flush()?;
+    }
+    shutdown.await;
+    handle.shutdown().await
+}

@@ -1,0 +1,388 @@
+//! Fault injection and request counting for the sandbox's `/v1` routes.
+//!
+//! Faults are set at start ([`Faults`] in the config, CLI flags) and at run time
+//! (`PUT /_sandbox/faults`). Endpoints are named `"METHOD /path/{template}"` without `/v1`,
+//! e.g. `"GET /organization/projects/{project_id}/users"`. Must not depend on the handlers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::SandboxState;
+use super::http::ApiError;
+
+/// Which endpoints a rule applies to.
+///
+/// `"*"` = all; `"GET /organization/users"` = one method and path; `"/organization/users"` =
+/// every method on that path; a trailing `*` matches a prefix (`"GET /organization/*"`).
+/// Paths are the spec's templates (`{project_id}`) or concrete paths.
+pub fn endpoint_matches(pattern: &str, method: &str, template: &str, concrete: &str) -> bool {
+    let pattern = pattern.trim();
+    if pattern == "*" || pattern.is_empty() {
+        return true;
+    }
+    let (pm, pp) = match pattern.split_once(' ') {
+        Some((m, p)) => (Some(m), p.trim()),
+        None => (None, pattern),
+    };
+    if let Some(m) = pm
+        && !m.eq_ignore_ascii_case(method)
+    {
+        return false;
+    }
+    let pp = pp.strip_prefix("/v1").unwrap_or(pp);
+    match pp.strip_suffix('*') {
+        Some(prefix) => template.starts_with(prefix) || concrete.starts_with(prefix),
+        None => pp == template || pp == concrete,
+    }
+}
+
+/// A per-endpoint rate limit: at most `max_requests` per `window_secs`, then 429 + Retry-After.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RateLimit {
+    /// Endpoint pattern (see [`endpoint_matches`]); each matching endpoint has its own window.
+    pub endpoint: String,
+    /// Requests allowed per window.
+    pub max_requests: u32,
+    /// Window length in seconds (at least 1).
+    pub window_secs: u64,
+}
+
+/// Make the n-th page of a list fail.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PageFault {
+    /// Endpoint pattern.
+    pub endpoint: String,
+    /// 1-based page number: page 1 is a request without cursor, each cursor request is the next.
+    pub page: u32,
+    /// Status answered (default 500).
+    #[serde(default = "default_status")]
+    pub status: u16,
+    /// How many times that page fails before it succeeds (0 = always).
+    #[serde(default)]
+    pub times: u32,
+}
+
+fn default_status() -> u16 {
+    500
+}
+
+/// The faults in force.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Faults {
+    /// Delay added before every answer, in milliseconds.
+    pub latency_ms: u64,
+    /// Share (0.0 – 1.0) of requests answered with an injected 5xx.
+    pub error_rate: f64,
+    /// The next N matching requests answer an injected 5xx (a burst), then it stops.
+    pub error_burst: u32,
+    /// Status of injected server errors (default 500).
+    pub error_status: Option<u16>,
+    /// Share of requests that never get an answer.
+    pub hang_rate: f64,
+    /// Share of requests answered 200 with a truncated, unparseable JSON body.
+    pub malformed_rate: f64,
+    /// Restricts latency, error, hang and malformed faults to matching endpoints (`None` = all).
+    pub only: Option<String>,
+    /// Per-endpoint rate limits.
+    pub rate_limits: Vec<RateLimit>,
+    /// Failure of the n-th page of a list.
+    pub page_fault: Option<PageFault>,
+    /// Lists on matching endpoints ignore their cursor (`after` / `page`), so the same cursor
+    /// comes back forever.
+    pub repeat_cursor: Option<String>,
+}
+
+/// Requests counted for one endpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EndpointCount {
+    /// Requests received.
+    pub requests: u64,
+    /// Answers by status code.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Requests left hanging.
+    pub hung: u64,
+    /// Requests answered with a malformed body.
+    pub malformed: u64,
+}
+
+/// A snapshot of the request counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Counters {
+    /// All `/v1` requests.
+    pub total: u64,
+    /// By endpoint (`"GET /organization/users"`).
+    pub endpoints: BTreeMap<String, EndpointCount>,
+}
+
+impl Counters {
+    /// Requests to an endpoint: `"GET /organization/users"` exactly, or every method when
+    /// given only a path, or a `*` prefix pattern.
+    pub fn requests(&self, endpoint: &str) -> u64 {
+        self.endpoints
+            .iter()
+            .filter(|(k, _)| match k.split_once(' ') {
+                Some((m, p)) => endpoint_matches(endpoint, m, p, p),
+                None => false,
+            })
+            .map(|(_, c)| c.requests)
+            .sum()
+    }
+
+    /// Answers with this status across all endpoints.
+    pub fn status(&self, status: u16) -> u64 {
+        self.endpoints
+            .values()
+            .map(|c| c.statuses.get(&status).copied().unwrap_or(0))
+            .sum()
+    }
+}
+
+/// Mutable fault bookkeeping (windows, burst and page counters).
+#[derive(Debug, Default)]
+pub struct FaultRuntime {
+    /// The faults in force.
+    pub faults: Faults,
+    windows: HashMap<(usize, String), (Instant, u32)>,
+    pages: HashMap<String, u32>,
+    page_failures: u32,
+}
+
+impl FaultRuntime {
+    /// Replaces the faults and resets their bookkeeping.
+    pub fn set(&mut self, faults: Faults) {
+        *self = Self {
+            faults,
+            ..Self::default()
+        };
+    }
+}
+
+enum Decision {
+    Pass { malformed: bool },
+    Fail(ApiError),
+    Hang,
+}
+
+fn has_cursor(uri: &Uri) -> bool {
+    uri.query().is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "after" || k == "page")
+    })
+}
+
+fn strip_cursor(uri: &Uri) -> Option<Uri> {
+    let q = uri.query()?;
+    let kept: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            url::form_urlencoded::parse(q.as_bytes()).filter(|(k, _)| k != "after" && k != "page"),
+        )
+        .finish();
+    let pq = if kept.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{kept}", uri.path())
+    };
+    pq.parse().ok()
+}
+
+fn decide(
+    state: &SandboxState,
+    method: &str,
+    template: &str,
+    uri: &Uri,
+) -> (Decision, Duration, bool) {
+    let mut rt = state.lock_faults();
+    let concrete = uri
+        .path()
+        .strip_prefix("/v1")
+        .unwrap_or(uri.path())
+        .to_owned();
+    let f = rt.faults.clone();
+    let endpoint = format!("{method} {template}");
+    let repeat = f
+        .repeat_cursor
+        .as_deref()
+        .is_some_and(|p| endpoint_matches(p, method, template, &concrete));
+
+    // Rate limits first: a limited request does no work.
+    let now = Instant::now();
+    for (i, rl) in f.rate_limits.iter().enumerate() {
+        if !endpoint_matches(&rl.endpoint, method, template, &concrete) {
+            continue;
+        }
+        let window = Duration::from_secs(rl.window_secs.max(1));
+        let slot = rt.windows.entry((i, endpoint.clone())).or_insert((now, 0));
+        if now.duration_since(slot.0) >= window {
+            *slot = (now, 0);
+        }
+        if slot.1 >= rl.max_requests {
+            let left = window.saturating_sub(now.duration_since(slot.0));
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            return (
+                Decision::Fail(ApiError::rate_limited(secs.max(1))),
+                Duration::ZERO,
+                repeat,
+            );
+        }
+        slot.1 += 1;
+    }
+
+    // The n-th page of a list.
+    if let Some(pf) = &f.page_fault
+        && endpoint_matches(&pf.endpoint, method, template, &concrete)
+    {
+        let page = if has_cursor(uri) {
+            rt.pages.get(&endpoint).copied().unwrap_or(0) + 1
+        } else {
+            1
+        };
+        if page == pf.page && (pf.times == 0 || rt.page_failures < pf.times) {
+            rt.page_failures += 1;
+            let status =
+                StatusCode::from_u16(pf.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (
+                Decision::Fail(ApiError::server(status)),
+                Duration::ZERO,
+                repeat,
+            );
+        }
+        rt.pages.insert(endpoint.clone(), page);
+    }
+
+    let scoped = f
+        .only
+        .as_deref()
+        .is_none_or(|p| endpoint_matches(p, method, template, &concrete));
+    if !scoped {
+        return (Decision::Pass { malformed: false }, Duration::ZERO, repeat);
+    }
+    let latency = Duration::from_millis(f.latency_ms);
+    let error_status = StatusCode::from_u16(f.error_status.unwrap_or(500))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if rt.faults.error_burst > 0 {
+        rt.faults.error_burst -= 1;
+        return (
+            Decision::Fail(ApiError::server(error_status)),
+            latency,
+            repeat,
+        );
+    }
+    drop(rt);
+    let mut rng = rand::rng();
+    if f.hang_rate > 0.0 && rng.random_bool(f.hang_rate.clamp(0.0, 1.0)) {
+        return (Decision::Hang, latency, repeat);
+    }
+    if f.error_rate > 0.0 && rng.random_bool(f.error_rate.clamp(0.0, 1.0)) {
+        return (
+            Decision::Fail(ApiError::server(error_status)),
+            latency,
+            repeat,
+        );
+    }
+    let malformed = f.malformed_rate > 0.0 && rng.random_bool(f.malformed_rate.clamp(0.0, 1.0));
+    (Decision::Pass { malformed }, latency, repeat)
+}
+
+/// Middleware on every matched `/v1` route: counts the request, then applies the faults.
+pub async fn apply(State(state): State<SandboxState>, mut req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_owned();
+    let template = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| {
+            m.as_str()
+                .strip_prefix("/v1")
+                .unwrap_or(m.as_str())
+                .to_owned()
+        })
+        .unwrap_or_else(|| req.uri().path().to_owned());
+    let endpoint = format!("{method} {template}");
+    state.count(&endpoint, |c| c.requests += 1);
+
+    let (decision, latency, repeat) = decide(&state, &method, &template, req.uri());
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let response = match decision {
+        Decision::Hang => {
+            state.count(&endpoint, |c| c.hung += 1);
+            state.until_shutdown().await;
+            ApiError::server(StatusCode::SERVICE_UNAVAILABLE).into_response()
+        }
+        Decision::Fail(e) => e.into_response(),
+        Decision::Pass { malformed } => {
+            if repeat && let Some(uri) = strip_cursor(req.uri()) {
+                *req.uri_mut() = uri;
+            }
+            let resp = next.run(req).await;
+            if malformed && resp.status().is_success() {
+                state.count(&endpoint, |c| c.malformed += 1);
+                truncate_body(resp).await
+            } else {
+                resp
+            }
+        }
+    };
+    let status = response.status().as_u16();
+    state.count(&endpoint, |c| *c.statuses.entry(status).or_default() += 1);
+    response
+}
+
+async fn truncate_body(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let cut = (bytes.len() / 2).max(1).min(bytes.len());
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(bytes.slice(..cut)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        let t = "/organization/projects/{project_id}/users";
+        let c = "/organization/projects/proj_1/users";
+        assert!(endpoint_matches("*", "GET", t, c));
+        assert!(endpoint_matches(
+            "GET /organization/projects/{project_id}/users",
+            "GET",
+            t,
+            c
+        ));
+        assert!(endpoint_matches(
+            "/organization/projects/proj_1/users",
+            "POST",
+            t,
+            c
+        ));
+        assert!(endpoint_matches(
+            "GET /v1/organization/projects/*",
+            "GET",
+            t,
+            c
+        ));
+        assert!(!endpoint_matches(
+            "POST /organization/projects/*",
+            "GET",
+            t,
+            c
+        ));
+        assert!(!endpoint_matches("GET /organization/users", "GET", t, c));
+    }
+}

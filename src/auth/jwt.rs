@@ -72,7 +72,8 @@ impl From<jsonwebtoken::errors::Error> for AuthError {
 /// The claims we read. Others are ignored.
 #[derive(Debug, Deserialize)]
 struct Claims {
-    sub: String,
+    #[serde(default)]
+    sub: Option<String>,
     #[serde(default)]
     scope: Option<serde_json::Value>,
     #[serde(default)]
@@ -170,15 +171,24 @@ impl JwtVerifier {
         v.leeway = self.leeway.as_secs();
         v.validate_exp = true;
         v.validate_nbf = true;
-        v.set_required_spec_claims(&["exp", "sub"]);
+        // jsonwebtoken checks `iss`/`aud` only when present unless they are also required:
+        // a configured issuer or audience must not be bypassed by leaving the claim out.
+        let mut required = vec!["exp", "sub"];
         match &self.issuer {
-            Some(iss) => v.set_issuer(&[iss]),
+            Some(iss) => {
+                v.set_issuer(&[iss]);
+                required.push("iss");
+            }
             None => v.iss = None,
         }
         match &self.audience {
-            Some(aud) => v.set_audience(&[aud]),
+            Some(aud) => {
+                v.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => v.validate_aud = false,
         }
+        v.set_required_spec_claims(&required);
         v
     }
 
@@ -206,20 +216,24 @@ impl JwtVerifier {
                 jsonwebtoken::decode::<Claims>(token, &key, &self.validation(algorithm))?.claims
             }
         };
-        Ok(principal(claims))
+        principal(claims)
     }
 }
 
-fn principal(claims: Claims) -> Principal {
+fn principal(claims: Claims) -> Result<Principal, AuthError> {
+    let subject = claims
+        .sub
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| AuthError::MissingClaim("sub".into()))?;
     let mut scopes = BTreeSet::new();
     for value in [&claims.scope, &claims.scp, &claims.permissions].into_iter().flatten() {
         scopes.extend(scope_names(value).into_iter().filter_map(Scope::parse));
     }
-    Principal {
-        subject: claims.sub,
+    Ok(Principal {
+        subject,
         client_id: claims.azp.or(claims.client_id),
         scopes,
-    }
+    })
 }
 
 impl JwksCache {

@@ -99,6 +99,7 @@ async fn hs256_failure_cases() {
     assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"iss": "https://evil.test"}))), "issuer").await;
     assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"iss": null}))), "iss").await;
     assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"aud": "someone-else"}))), "audience").await;
+    assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"aud": null}))), "aud").await;
     assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"exp": null}))), "exp").await;
     assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"sub": null}))), "sub").await;
     assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"nbf": now() + 600}))), "not valid yet").await;

@@ -294,3 +294,51 @@ crate::backend_tests!(
     validation_and_allowlist,
     listing_pages_and_scopes,
 );
+
+/// OpenAI failing in the middle of a test: a 5xx, a timeout. Each is a distinct, readable line
+/// of the report, never a 500 from us.
+#[tokio::test]
+async fn upstream_faults_are_reported_not_raised() {
+    use openai_governor::sandbox::Faults;
+    let options = crate::helpers::Options {
+        openai_request_timeout: std::time::Duration::from_millis(800),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    let body = json!({"admin_key": app.sandbox.key(KeyProfile::All), "base_url": app.sandbox.base_url().as_str()});
+
+    // Every request answers 503.
+    app.sandbox.state().set_faults(Faults {
+        error_rate: 1.0,
+        error_status: Some(503),
+        ..Faults::default()
+    });
+    let res = app.post("/v1/connections/test", &app.admin_token(), body.clone()).await;
+    assert_eq!(res.status(), 200);
+    let report: Value = res.json().await.unwrap();
+    assert_eq!(report["status"], "failed");
+    assert!(report["summary"].as_str().unwrap().contains("server error (HTTP 503)"), "{report:#}");
+
+    // Only usage answers 500: the rest works, the report is degraded and says why.
+    app.sandbox.state().set_faults(Faults {
+        error_rate: 1.0,
+        only: Some("/organization/costs".into()),
+        ..Faults::default()
+    });
+    let report: Value = app.post("/v1/connections/test", &app.admin_token(), body.clone()).await.json().await.unwrap();
+    assert_eq!(report["status"], "degraded", "{report:#}");
+    let usage = capability(&report, "read_usage_and_costs");
+    assert_eq!(usage["status"], "error");
+    assert_eq!(usage["probes"][0]["http_status"], 500);
+
+    // Requests hang: the test ends at the client timeout with a clear message.
+    app.sandbox.state().set_faults(Faults {
+        hang_rate: 1.0,
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let report: Value = app.post("/v1/connections/test", &app.admin_token(), body).await.json().await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(report["status"], "failed");
+    assert!(report["summary"].as_str().unwrap().contains("did not answer in time"), "{report:#}");
+}

@@ -134,9 +134,7 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub sandbox: SandboxHandle,
     pub db: TestDb,
-    pub store: Arc<dyn Store>,
     pub jwt_secret: SecretString,
-    pub key_ring_spec: SecretString,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -213,9 +211,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             sandbox,
             db,
-            store,
             jwt_secret,
-            key_ring_spec,
             _server: server,
         })
     }

@@ -20,17 +20,32 @@ pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 #[derive(clap::Args, Clone)]
 pub struct Settings {
     /// Store URL: `sqlite://path/file.db` (embedded, the default) or `postgres://…`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/openai-governor.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://data/openai-governor.db",
+        global = true
+    )]
     pub database_url: String,
     /// Where development secrets are generated (SQLite only). Default: the SQLite file's directory.
     #[arg(long, env = "OG_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Encryption key ring for admin keys: `version:base64(32 bytes)[,…]`; the highest version
     /// seals, all open. Required with Postgres.
-    #[arg(long, env = "OG_ENCRYPTION_KEYS", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "OG_ENCRYPTION_KEYS",
+        hide_env_values = true,
+        global = true
+    )]
     pub encryption_keys: Option<String>,
     /// HS256 shared secret for caller JWTs (at least 32 bytes).
-    #[arg(long, env = "OG_JWT_HS256_SECRET", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "OG_JWT_HS256_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
     pub jwt_hs256_secret: Option<String>,
     /// Path of a PEM public key (RSA or EC P-256) verifying caller JWTs.
     #[arg(long, env = "OG_JWT_PUBLIC_KEY_FILE", global = true)]
@@ -39,7 +54,13 @@ pub struct Settings {
     #[arg(long, env = "OG_JWT_JWKS_URL", global = true)]
     pub jwt_jwks_url: Option<Url>,
     /// Asymmetric algorithms accepted (comma-separated, `RS256`, `ES256`).
-    #[arg(long, env = "OG_JWT_ALGORITHMS", value_delimiter = ',', default_value = "RS256,ES256", global = true)]
+    #[arg(
+        long,
+        env = "OG_JWT_ALGORITHMS",
+        value_delimiter = ',',
+        default_value = "RS256,ES256",
+        global = true
+    )]
     pub jwt_algorithms: Vec<String>,
     /// Required `iss` claim, when set.
     #[arg(long, env = "OG_JWT_ISSUER", global = true)]
@@ -52,7 +73,12 @@ pub struct Settings {
     pub jwt_leeway_secs: u64,
     /// Extra OpenAI base URLs connections may use (comma-separated, exact match), e.g. a
     /// data-residency host or an egress proxy. `https://api.openai.com/v1` is always allowed.
-    #[arg(long, env = "OG_OPENAI_ALLOWED_BASE_URLS", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "OG_OPENAI_ALLOWED_BASE_URLS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub openai_allowed_base_urls: Vec<String>,
     /// Connect timeout for calls to OpenAI, e.g. `5s`.
     #[arg(long, env = "OG_OPENAI_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
@@ -67,7 +93,12 @@ pub struct Settings {
     #[arg(long, env = "OG_BODY_LIMIT_BYTES", default_value_t = 64 * 1024, global = true)]
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS (comma-separated); none by default.
-    #[arg(long, env = "OG_CORS_ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "OG_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub cors_allowed_origins: Vec<String>,
     /// Log format: `auto` (pretty on a terminal, JSON otherwise), `json` or `pretty`.
     #[arg(long, env = "OG_LOG_FORMAT", default_value = "auto", global = true)]
@@ -192,8 +223,9 @@ impl Config {
             }
             (None, Backend::Sqlite) => {
                 let path = data_dir.join("encryption-keys");
-                let (spec, created) =
-                    read_or_create_secret(&path, "encryption key ring", || KeyRing::generate_spec(1))?;
+                let (spec, created) = read_or_create_secret(&path, "encryption key ring", || {
+                    KeyRing::generate_spec(1)
+                })?;
                 dev.encryption_key_file = Some(path);
                 dev.created |= created;
                 spec
@@ -210,10 +242,13 @@ impl Config {
             leeway: Duration::from_secs(settings.jwt_leeway_secs),
         };
 
-        let mut allowed_base_urls = vec![
-            normalize_base_url(DEFAULT_OPENAI_BASE_URL).map_err(ConfigError::Invalid)?,
-        ];
-        for raw in settings.openai_allowed_base_urls.iter().filter(|s| !s.trim().is_empty()) {
+        let mut allowed_base_urls =
+            vec![normalize_base_url(DEFAULT_OPENAI_BASE_URL).map_err(ConfigError::Invalid)?];
+        for raw in settings
+            .openai_allowed_base_urls
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+        {
             let url = normalize_base_url(raw.trim()).map_err(|e| {
                 ConfigError::Invalid(format!("OG_OPENAI_ALLOWED_BASE_URLS: `{raw}`: {e}"))
             })?;
@@ -322,7 +357,9 @@ fn jwt_keys(
     }
     if let Some(url) = &settings.jwt_jwks_url {
         if algorithms.is_empty() {
-            return Err(ConfigError::Invalid("OG_JWT_ALGORITHMS must not be empty".into()));
+            return Err(ConfigError::Invalid(
+                "OG_JWT_ALGORITHMS must not be empty".into(),
+            ));
         }
         return Ok(JwtKeys::Jwks {
             url: url.clone(),
@@ -449,8 +486,14 @@ mod tests {
 
     #[test]
     fn sqlite_dir_of_urls() {
-        assert_eq!(sqlite_dir("sqlite://data/openai-governor.db"), PathBuf::from("data"));
-        assert_eq!(sqlite_dir("sqlite:///tmp/x/y.db?mode=rwc"), PathBuf::from("/tmp/x"));
+        assert_eq!(
+            sqlite_dir("sqlite://data/openai-governor.db"),
+            PathBuf::from("data")
+        );
+        assert_eq!(
+            sqlite_dir("sqlite:///tmp/x/y.db?mode=rwc"),
+            PathBuf::from("/tmp/x")
+        );
         assert_eq!(sqlite_dir("sqlite://y.db"), PathBuf::from("."));
     }
 }

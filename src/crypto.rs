@@ -103,7 +103,11 @@ impl KeyRing {
     }
 
     /// Encrypts `plaintext` for the connection `id` under the current key.
-    pub fn seal(&self, id: ConnectionId, plaintext: &SecretString) -> Result<SealedSecret, CryptoError> {
+    pub fn seal(
+        &self,
+        id: ConnectionId,
+        plaintext: &SecretString,
+    ) -> Result<SealedSecret, CryptoError> {
         let cipher = self
             .ciphers
             .get(&self.current)
@@ -129,7 +133,11 @@ impl KeyRing {
     }
 
     /// Decrypts a sealed key of the connection `id`. Fails if it was sealed for another row.
-    pub fn open(&self, id: ConnectionId, sealed: &SealedSecret) -> Result<SecretString, CryptoError> {
+    pub fn open(
+        &self,
+        id: ConnectionId,
+        sealed: &SealedSecret,
+    ) -> Result<SecretString, CryptoError> {
         let cipher = self
             .ciphers
             .get(&sealed.key_version)
@@ -142,7 +150,13 @@ impl KeyRing {
         let aad = associated_data(id, sealed.key_version);
         let plain = Zeroizing::new(
             cipher
-                .decrypt(&nonce, Payload { msg: body, aad: &aad })
+                .decrypt(
+                    &nonce,
+                    Payload {
+                        msg: body,
+                        aad: &aad,
+                    },
+                )
                 .map_err(|_| CryptoError::Unauthentic)?,
         );
         let text = std::str::from_utf8(&plain).map_err(|_| CryptoError::Unauthentic)?;
@@ -183,13 +197,16 @@ mod tests {
         let id = ConnectionId::new();
         let key = SecretString::from("sk-admin-secret-value-1234".to_owned());
         let sealed = ring.seal(id, &key).unwrap();
-        assert!(!sealed
-            .ciphertext
-            .windows(6)
-            .any(|w| w == b"secret"));
-        assert_eq!(ring.open(id, &sealed).unwrap().expose_secret(), key.expose_secret());
+        assert!(!sealed.ciphertext.windows(6).any(|w| w == b"secret"));
+        assert_eq!(
+            ring.open(id, &sealed).unwrap().expose_secret(),
+            key.expose_secret()
+        );
         // Copied to another row: must not open.
-        assert!(matches!(ring.open(ConnectionId::new(), &sealed), Err(CryptoError::Unauthentic)));
+        assert!(matches!(
+            ring.open(ConnectionId::new(), &sealed),
+            Err(CryptoError::Unauthentic)
+        ));
         // Tampered: must not open.
         let mut bad = sealed.clone();
         let last = bad.ciphertext.len() - 1;
@@ -212,9 +229,15 @@ mod tests {
         let resealed = both.reseal(id, &sealed).unwrap().unwrap();
         assert_eq!(resealed.key_version, 2);
         assert!(both.reseal(id, &resealed).unwrap().is_none());
-        assert!(matches!(old.open(id, &resealed), Err(CryptoError::UnknownVersion(2))));
+        assert!(matches!(
+            old.open(id, &resealed),
+            Err(CryptoError::UnknownVersion(2))
+        ));
         // Changing the version label of a ciphertext breaks authentication.
-        let relabelled = SealedSecret { key_version: 1, ..resealed };
+        let relabelled = SealedSecret {
+            key_version: 1,
+            ..resealed
+        };
         assert!(both.open(id, &relabelled).is_err());
     }
 

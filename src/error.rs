@@ -258,7 +258,10 @@ impl From<StoreError> for AppError {
             StoreError::Conflict(what) => Self::new(ErrorCode::ConnectionNameTaken, what),
             StoreError::Unavailable(e) => Self {
                 source: Some(e.into()),
-                ..Self::new(ErrorCode::ServiceUnavailable, "the store is unreachable; retry later")
+                ..Self::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the store is unreachable; retry later",
+                )
             },
             StoreError::Other(e) => Self::internal(e),
         }

@@ -12,7 +12,11 @@ use openai_governor::config::{Config, Settings};
 use openai_governor::{app, http, sandbox, service, store, telemetry};
 
 #[derive(Parser)]
-#[command(name = "openai-governor", version, about = "Access governance for OpenAI Platform organizations")]
+#[command(
+    name = "openai-governor",
+    version,
+    about = "Access governance for OpenAI Platform organizations"
+)]
 struct Cli {
     #[command(flatten)]
     settings: Settings,
@@ -70,7 +74,8 @@ async fn main() -> ExitCode {
     let command = match cli.command.take() {
         Some(command) => command,
         // No subcommand: serve, with `serve`'s flags read from the environment.
-        None => match Cli::parse_from(std::env::args().take(1).chain(["serve".to_owned()])).command {
+        None => match Cli::parse_from(std::env::args().take(1).chain(["serve".to_owned()])).command
+        {
             Some(command) => command,
             None => return ExitCode::FAILURE,
         },
@@ -88,7 +93,9 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(&settings, args).await,
         Command::Migrate => {
-            let store = store::connect(&settings.database_url).await.context("opening the store")?;
+            let store = store::connect(&settings.database_url)
+                .await
+                .context("opening the store")?;
             store.migrate().await.context("applying migrations")?;
             println!("migrations applied ({})", store.backend());
             Ok(())
@@ -125,7 +132,9 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
         }
         Command::Rekey => {
             let config = Config::load(&settings)?;
-            let store = store::connect(&config.database_url).await.context("opening the store")?;
+            let store = store::connect(&config.database_url)
+                .await
+                .context("opening the store")?;
             store.migrate().await.context("applying migrations")?;
             let report = service::rekey::rekey(store.as_ref(), &config.key_ring).await?;
             println!(
@@ -163,7 +172,12 @@ async fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
              `openai-governor token --scope connections:read --scope connections:write`."
         );
     }
-    let backend = config.database_url.split(':').next().unwrap_or("").to_owned();
+    let backend = config
+        .database_url
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .to_owned();
     let app = app::build(config).await.context("starting")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

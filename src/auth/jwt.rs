@@ -63,7 +63,9 @@ impl From<jsonwebtoken::errors::Error> for AuthError {
             K::InvalidAudience => AuthError::WrongAudience,
             K::InvalidAlgorithm | K::InvalidAlgorithmName => AuthError::WrongAlgorithm,
             K::MissingRequiredClaim(c) => AuthError::MissingClaim(c.clone()),
-            K::InvalidKeyFormat | K::InvalidRsaKey(_) | K::InvalidEcdsaKey => AuthError::BadSignature,
+            K::InvalidKeyFormat | K::InvalidRsaKey(_) | K::InvalidEcdsaKey => {
+                AuthError::BadSignature
+            }
             _ => AuthError::Malformed("not a valid JWT".into()),
         }
     }
@@ -226,7 +228,10 @@ fn principal(claims: Claims) -> Result<Principal, AuthError> {
         .filter(|s| !s.is_empty())
         .ok_or_else(|| AuthError::MissingClaim("sub".into()))?;
     let mut scopes = BTreeSet::new();
-    for value in [&claims.scope, &claims.scp, &claims.permissions].into_iter().flatten() {
+    for value in [&claims.scope, &claims.scp, &claims.permissions]
+        .into_iter()
+        .flatten()
+    {
         scopes.extend(scope_names(value).into_iter().filter_map(Scope::parse));
     }
     Ok(Principal {

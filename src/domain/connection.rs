@@ -84,7 +84,10 @@ pub fn validate_name(name: &str) -> Result<String, ValidationError> {
         ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(ValidationError::new("name", "must not contain control characters"));
+        return Err(ValidationError::new(
+            "name",
+            "must not contain control characters",
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -94,7 +97,9 @@ pub fn validate_organization_id(org: &str) -> Result<String, ValidationError> {
     let org = org.trim();
     let ok = org.starts_with("org-")
         && org.len() <= 64
-        && org[4..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && org[4..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && org.len() > 4;
     if ok {
         Ok(org.to_owned())

@@ -299,13 +299,19 @@ mod tests {
     fn capability_takes_the_worst_probe() {
         let c = CapabilityCheck::from_probes(
             Capability::ReadServiceAccountsAndKeys,
-            vec![probe(CheckStatus::Ok, &[]), probe(CheckStatus::MissingScope, &["a.b"])],
+            vec![
+                probe(CheckStatus::Ok, &[]),
+                probe(CheckStatus::MissingScope, &["a.b"]),
+            ],
         );
         assert_eq!(c.status, CheckStatus::MissingScope);
         assert!(c.summary.contains("a.b"), "{}", c.summary);
         let c = CapabilityCheck::from_probes(
             Capability::ReadUsers,
-            vec![probe(CheckStatus::MissingScope, &[]), probe(CheckStatus::Error, &[])],
+            vec![
+                probe(CheckStatus::MissingScope, &[]),
+                probe(CheckStatus::Error, &[]),
+            ],
         );
         assert_eq!(c.status, CheckStatus::Error);
         let c = CapabilityCheck::from_probes(Capability::ReadUsers, vec![]);
@@ -336,7 +342,14 @@ mod tests {
 
         let mut some = all_ok.clone();
         some[6] = line(Capability::ReadUsageAndCosts, CheckStatus::MissingScope);
-        let r = TestReport::conclude(now, 1, Some("org-a".into()), Some("org-a".into()), some, None);
+        let r = TestReport::conclude(
+            now,
+            1,
+            Some("org-a".into()),
+            Some("org-a".into()),
+            some,
+            None,
+        );
         assert_eq!(r.status, OverallStatus::Degraded);
         assert!(r.summary.contains("usage"), "{}", r.summary);
 

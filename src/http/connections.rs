@@ -22,7 +22,11 @@ use crate::service::{ConnectionPatchInput, KeyTestInput, NewConnectionInput};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_connection, list_connections))
-        .routes(routes!(get_connection, update_connection, delete_connection))
+        .routes(routes!(
+            get_connection,
+            update_connection,
+            delete_connection
+        ))
         .routes(routes!(test_connection))
         .routes(routes!(test_admin_key))
 }
@@ -155,7 +159,10 @@ fn connection_id(raw: &str) -> Result<ConnectionId, AppError> {
     raw.parse().map_err(|_| {
         AppError::new(
             ErrorCode::InvalidParameter,
-            format!("`{}` is not a connection id (a UUID)", raw.chars().take(64).collect::<String>()),
+            format!(
+                "`{}` is not a connection id (a UUID)",
+                raw.chars().take(64).collect::<String>()
+            ),
         )
     })
 }
@@ -196,7 +203,11 @@ async fn create_connection(
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/connections/{}", created.id)) {
         headers.insert(header::LOCATION, location);
     }
-    Ok((StatusCode::CREATED, headers, Json(ConnectionOut::from(created))))
+    Ok((
+        StatusCode::CREATED,
+        headers,
+        Json(ConnectionOut::from(created)),
+    ))
 }
 
 /// List connections, oldest first.
@@ -225,7 +236,11 @@ async fn list_connections(
         ));
     }
     let (page, has_more) = state.connections.list(&who, after, limit).await?;
-    let next_cursor = if has_more { page.last().map(|c| c.id) } else { None };
+    let next_cursor = if has_more {
+        page.last().map(|c| c.id)
+    } else {
+        None
+    };
     Ok(Json(ConnectionList {
         data: page.into_iter().map(ConnectionOut::from).collect(),
         has_more,
@@ -282,7 +297,9 @@ async fn update_connection(
         expected_organization_id: patch.expected_organization_id,
         base_url: patch.base_url,
     };
-    Ok(Json(state.connections.update(&who, id, input).await?.into()))
+    Ok(Json(
+        state.connections.update(&who, id, input).await?.into(),
+    ))
 }
 
 /// Delete a connection; its encrypted admin key is destroyed with it.

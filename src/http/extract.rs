@@ -62,7 +62,10 @@ impl From<JsonRejection> for AppError {
             ),
             JsonRejection::JsonSyntaxError(e) => AppError::new(
                 ErrorCode::MalformedJson,
-                format!("the body is not valid JSON: {}", elide_values(&e.body_text())),
+                format!(
+                    "the body is not valid JSON: {}",
+                    elide_values(&e.body_text())
+                ),
             ),
             JsonRejection::JsonDataError(e) => AppError::new(
                 ErrorCode::MalformedJson,
@@ -72,11 +75,17 @@ impl From<JsonRejection> for AppError {
                 ),
             ),
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                AppError::new(ErrorCode::PayloadTooLarge, "the body is larger than this service accepts")
+                AppError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "the body is larger than this service accepts",
+                )
             }
             other => AppError::new(
                 ErrorCode::MalformedJson,
-                format!("the body could not be read: {}", elide_values(&other.body_text())),
+                format!(
+                    "the body could not be read: {}",
+                    elide_values(&other.body_text())
+                ),
             ),
         }
     }
@@ -86,7 +95,10 @@ impl From<PathRejection> for AppError {
     fn from(rejection: PathRejection) -> Self {
         AppError::new(
             ErrorCode::InvalidParameter,
-            format!("invalid path parameter: {}", elide_values(&rejection.body_text())),
+            format!(
+                "invalid path parameter: {}",
+                elide_values(&rejection.body_text())
+            ),
         )
     }
 }
@@ -95,7 +107,10 @@ impl From<QueryRejection> for AppError {
     fn from(rejection: QueryRejection) -> Self {
         AppError::new(
             ErrorCode::InvalidParameter,
-            format!("invalid query parameter: {}", elide_values(&rejection.body_text())),
+            format!(
+                "invalid query parameter: {}",
+                elide_values(&rejection.body_text())
+            ),
         )
     }
 }

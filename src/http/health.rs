@@ -11,7 +11,9 @@ use crate::error::{AppError, ErrorCode, Problem};
 
 /// Routes of the probes.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }
 
 /// Probe answer.

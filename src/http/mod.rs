@@ -7,12 +7,12 @@ pub mod health;
 
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -144,7 +144,11 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
 async fn not_found(req: Request) -> Response {
     Problem::new(
         ErrorCode::NotFound,
-        format!("no route for {} {}; see /docs for the API", req.method(), req.uri().path()),
+        format!(
+            "no route for {} {}; see /docs for the API",
+            req.method(),
+            req.uri().path()
+        ),
     )
     .into_response_with_status()
 }
@@ -152,7 +156,11 @@ async fn not_found(req: Request) -> Response {
 async fn method_not_allowed(req: Request) -> Response {
     Problem::new(
         ErrorCode::MethodNotAllowed,
-        format!("{} is not allowed on {}; see /docs for the API", req.method(), req.uri().path()),
+        format!(
+            "{} is not allowed on {}; see /docs for the API",
+            req.method(),
+            req.uri().path()
+        ),
     )
     .into_response_with_status()
 }

@@ -10,8 +10,9 @@ use url::Url;
 
 use crate::domain::{Capability, CapabilityCheck, CheckStatus, ProbeResult, TestReport};
 use crate::openai::{
-    AuditLogParams, Client, ClientConfig, CostsParams, CursorParams, ErrorKind, ListProjectApiKeysParams,
-    ListProjectsParams, ListUsersParams, OpenAiError, RbacListParams, Reply, RetryPolicy,
+    AuditLogParams, Client, ClientConfig, CostsParams, CursorParams, ErrorKind,
+    ListProjectApiKeysParams, ListProjectsParams, ListUsersParams, OpenAiError, RbacListParams,
+    Reply, RetryPolicy,
 };
 
 /// Runs connection tests with a given OpenAI client configuration.
@@ -81,7 +82,9 @@ fn describe(err: &OpenAiError) -> String {
             err.status.unwrap_or(500),
             err.message
         ),
-        ErrorKind::RateLimited { .. } => format!("OpenAI rate-limited the request: {}", err.message),
+        ErrorKind::RateLimited { .. } => {
+            format!("OpenAI rate-limited the request: {}", err.message)
+        }
         ErrorKind::InvalidResponse => format!("OpenAI's answer could not be read: {}", err.message),
         _ => err.message.clone(),
     }
@@ -142,7 +145,10 @@ impl Prober {
             _ => None,
         };
         if let Some(why) = failure {
-            let mut lines = vec![CapabilityCheck::from_probes(Capability::ReadUsers, vec![users.probe])];
+            let mut lines = vec![CapabilityCheck::from_probes(
+                Capability::ReadUsers,
+                vec![users.probe],
+            )];
             lines.extend(
                 Capability::ALL[1..]
                     .iter()
@@ -189,7 +195,10 @@ impl Prober {
                 Some((
                     outcome(&format!("{base}/users?limit=1"), members),
                     outcome(&format!("{base}/service_accounts?limit=1"), accounts),
-                    outcome(&format!("{base}/api_keys?limit=1&owner_project_access=any"), keys),
+                    outcome(
+                        &format!("{base}/api_keys?limit=1&owner_project_access=any"),
+                        keys,
+                    ),
                 )),
             )
         };
@@ -232,7 +241,12 @@ impl Prober {
             tokio::join!(projects, rbac, audit, costs);
 
         let mut organization = users.organization.clone();
-        for seen in [&projects.organization, &groups.organization, &audit.organization, &costs.organization] {
+        for seen in [
+            &projects.organization,
+            &groups.organization,
+            &audit.organization,
+            &costs.organization,
+        ] {
             if organization.is_none() {
                 organization.clone_from(seen);
             }
@@ -266,8 +280,14 @@ impl Prober {
             Capability::ReadGroupsAndRoles,
             vec![groups.probe, roles.probe],
         ));
-        lines.push(CapabilityCheck::from_probes(Capability::ReadAuditLogs, vec![audit.probe]));
-        lines.push(CapabilityCheck::from_probes(Capability::ReadUsageAndCosts, vec![costs.probe]));
+        lines.push(CapabilityCheck::from_probes(
+            Capability::ReadAuditLogs,
+            vec![audit.probe],
+        ));
+        lines.push(CapabilityCheck::from_probes(
+            Capability::ReadUsageAndCosts,
+            vec![costs.probe],
+        ));
         finish(organization, lines, None)
     }
 }

@@ -110,7 +110,11 @@ impl ConnectionService {
 
     /// Checks a base URL against the allowlist. Malformed → `validation_failed`; well formed
     /// but not allowed → `base_url_not_allowed`.
-    fn base_url(&self, raw: Option<&str>, errors: &mut Vec<FieldError>) -> Result<Option<Url>, AppError> {
+    fn base_url(
+        &self,
+        raw: Option<&str>,
+        errors: &mut Vec<FieldError>,
+    ) -> Result<Option<Url>, AppError> {
         let raw = raw.unwrap_or(DEFAULT_OPENAI_BASE_URL);
         let url = match normalize_base_url(raw.trim()) {
             Ok(url) => url,
@@ -135,22 +139,39 @@ impl ConnectionService {
     }
 
     /// Creates a connection. Requires `connections:write`.
-    pub async fn create(&self, who: &Principal, input: NewConnectionInput) -> Result<Connection, AppError> {
+    pub async fn create(
+        &self,
+        who: &Principal,
+        input: NewConnectionInput,
+    ) -> Result<Connection, AppError> {
         who.require(Scope::ConnectionsWrite)?;
         let mut errors = Vec::new();
-        let name = validate_name(&input.name).map_err(|e| errors.push(field(e))).ok();
-        let key = AdminKey::parse(input.admin_key).map_err(|e| errors.push(field(e))).ok();
+        let name = validate_name(&input.name)
+            .map_err(|e| errors.push(field(e)))
+            .ok();
+        let key = AdminKey::parse(input.admin_key)
+            .map_err(|e| errors.push(field(e)))
+            .ok();
         let expected = match input.expected_organization_id.as_deref() {
-            Some(org) => validate_organization_id(org).map(Some).map_err(|e| errors.push(field(e))).ok().flatten(),
+            Some(org) => validate_organization_id(org)
+                .map(Some)
+                .map_err(|e| errors.push(field(e)))
+                .ok()
+                .flatten(),
             None => None,
         };
         let base_url = self.base_url(input.base_url.as_deref(), &mut errors)?;
-        let (Some(name), Some(key), Some(base_url), true) = (name, key, base_url, errors.is_empty()) else {
+        let (Some(name), Some(key), Some(base_url), true) =
+            (name, key, base_url, errors.is_empty())
+        else {
             return Err(AppError::validation(errors));
         };
 
         let id = ConnectionId::new();
-        let sealed = self.keys.seal(id, key.secret()).map_err(AppError::internal)?;
+        let sealed = self
+            .keys
+            .seal(id, key.secret())
+            .map_err(AppError::internal)?;
         let created = self
             .store
             .insert_connection(NewConnection {
@@ -259,7 +280,10 @@ impl ConnectionService {
     /// Deletes a connection and its sealed key. Requires `connections:write`.
     pub async fn delete(&self, who: &Principal, id: ConnectionId) -> Result<(), AppError> {
         who.require(Scope::ConnectionsWrite)?;
-        self.store.delete_connection(id).await.map_err(not_found(id))?;
+        self.store
+            .delete_connection(id)
+            .await
+            .map_err(not_found(id))?;
         tracing::info!(connection_id = %id, by = %who.subject, "connection deleted");
         Ok(())
     }
@@ -270,7 +294,10 @@ impl ConnectionService {
         who.require(Scope::ConnectionsWrite)?;
         let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
         let sealed = self.store.sealed_key(id).await.map_err(not_found(id))?;
-        let key = self.keys.open(id, &sealed).map_err(|e| crypto_failure(id, e))?;
+        let key = self
+            .keys
+            .open(id, &sealed)
+            .map_err(|e| crypto_failure(id, e))?;
         let report = self
             .prober
             .run(
@@ -288,12 +315,22 @@ impl ConnectionService {
     }
 
     /// Tests a key without storing anything. Requires `connections:write`.
-    pub async fn test_key(&self, who: &Principal, input: KeyTestInput) -> Result<TestReport, AppError> {
+    pub async fn test_key(
+        &self,
+        who: &Principal,
+        input: KeyTestInput,
+    ) -> Result<TestReport, AppError> {
         who.require(Scope::ConnectionsWrite)?;
         let mut errors = Vec::new();
-        let key = AdminKey::parse(input.admin_key).map_err(|e| errors.push(field(e))).ok();
+        let key = AdminKey::parse(input.admin_key)
+            .map_err(|e| errors.push(field(e)))
+            .ok();
         let expected = match input.expected_organization_id.as_deref() {
-            Some(org) => validate_organization_id(org).map(Some).map_err(|e| errors.push(field(e))).ok().flatten(),
+            Some(org) => validate_organization_id(org)
+                .map(Some)
+                .map_err(|e| errors.push(field(e)))
+                .ok()
+                .flatten(),
             None => None,
         };
         let base_url = self.base_url(input.base_url.as_deref(), &mut errors)?;

@@ -6,4 +6,4 @@ pub mod connections;
 pub mod rekey;
 
 pub use connection_test::Prober;
-pub use connections::{ConnectionService, KeyTestInput, NewConnectionInput, ConnectionPatchInput};
+pub use connections::{ConnectionPatchInput, ConnectionService, KeyTestInput, NewConnectionInput};

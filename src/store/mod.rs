@@ -117,9 +117,16 @@ pub trait Store: Send + Sync + 'static {
     /// The sealed admin key of a connection; `NotFound` if absent.
     async fn sealed_key(&self, id: ConnectionId) -> Result<SealedSecret, StoreError>;
     /// Stores the last test report (does not touch `updated_at`: a test is not an edit).
-    async fn save_test_report(&self, id: ConnectionId, report: &TestReport) -> Result<(), StoreError>;
+    async fn save_test_report(
+        &self,
+        id: ConnectionId,
+        report: &TestReport,
+    ) -> Result<(), StoreError>;
     /// Ids and sealed keys not sealed under `version`, for `rekey`.
-    async fn keys_not_under(&self, version: u32) -> Result<Vec<(ConnectionId, SealedSecret)>, StoreError>;
+    async fn keys_not_under(
+        &self,
+        version: u32,
+    ) -> Result<Vec<(ConnectionId, SealedSecret)>, StoreError>;
     /// Replaces a sealed key only if it is still `expected` (another writer may have replaced
     /// the key meanwhile); returns whether it did.
     async fn swap_sealed_key(

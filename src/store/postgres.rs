@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::AssertSqlSafe;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
@@ -160,19 +160,27 @@ impl Store for PostgresStore {
         Ok(sealed)
     }
 
-    async fn save_test_report(&self, id: ConnectionId, report: &TestReport) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE connections SET last_test_report = $2 WHERE connection_id = $1")
-            .bind(id.to_string())
-            .bind(Json(report))
-            .execute(&self.pool)
-            .await?;
+    async fn save_test_report(
+        &self,
+        id: ConnectionId,
+        report: &TestReport,
+    ) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE connections SET last_test_report = $2 WHERE connection_id = $1")
+                .bind(id.to_string())
+                .bind(Json(report))
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
     }
 
-    async fn keys_not_under(&self, version: u32) -> Result<Vec<(ConnectionId, SealedSecret)>, StoreError> {
+    async fn keys_not_under(
+        &self,
+        version: u32,
+    ) -> Result<Vec<(ConnectionId, SealedSecret)>, StoreError> {
         let rows: Vec<SealedKeyRow> = sqlx::query_as(
             "SELECT connection_id, key_version, key_ciphertext FROM connections \
              WHERE key_version <> $1 ORDER BY connection_id",

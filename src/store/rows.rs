@@ -30,7 +30,9 @@ pub(super) struct ConnectionRow {
 
 /// A stored value that does not parse: the database was edited by hand or by a newer version.
 fn corrupt(what: &str) -> StoreError {
-    StoreError::Other(sqlx::Error::Decode(format!("corrupt {what} in connections").into()))
+    StoreError::Other(sqlx::Error::Decode(
+        format!("corrupt {what} in connections").into(),
+    ))
 }
 
 impl TryFrom<ConnectionRow> for Connection {

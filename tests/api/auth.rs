@@ -1,7 +1,6 @@
 //! Caller authentication: every way a token can be wrong is a 401 problem with
 //! `WWW-Authenticate: Bearer`; a valid token without the scope is a 403.
 
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -47,12 +46,17 @@ async fn status_of(app: &TestApp, token: &str) -> reqwest::Response {
 async fn assert_401(app: &TestApp, token: &str, detail_has: &str) {
     let res = status_of(app, token).await;
     assert_eq!(
-        res.headers().get("www-authenticate").and_then(|v| v.to_str().ok()),
+        res.headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
         Some("Bearer")
     );
     let body = assert_problem(res, 401, "unauthenticated").await;
     let detail = body["detail"].as_str().unwrap();
-    assert!(detail.contains(detail_has), "expected `{detail_has}` in `{detail}`");
+    assert!(
+        detail.contains(detail_has),
+        "expected `{detail_has}` in `{detail}`"
+    );
 }
 
 #[tokio::test]
@@ -81,7 +85,12 @@ async fn hs256_failure_cases() {
     assert_eq!(status_of(&app, &ok).await.status(), 200);
 
     // No header, another scheme, an empty bearer, garbage.
-    let res = app.http.get(app.url("/v1/connections")).send().await.unwrap();
+    let res = app
+        .http
+        .get(app.url("/v1/connections"))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 401, "unauthenticated").await;
     let res = app
         .http
@@ -93,16 +102,82 @@ async fn hs256_failure_cases() {
     assert_problem(res, 401, "unauthenticated").await;
     assert_401(&app, "not.a.jwt", "malformed").await;
 
-    assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"exp": now() - 10}))), "expired").await;
-    assert_401(&app, &hs(b"another-secret-another-secret-123", Algorithm::HS256, &good(json!({}))), "signature").await;
-    assert_401(&app, &hs(&secret, Algorithm::HS384, &good(json!({}))), "algorithm").await;
-    assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"iss": "https://evil.test"}))), "issuer").await;
-    assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"iss": null}))), "iss").await;
-    assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"aud": "someone-else"}))), "audience").await;
-    assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"aud": null}))), "aud").await;
-    assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"exp": null}))), "exp").await;
-    assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"sub": null}))), "sub").await;
-    assert_401(&app, &hs(&secret, Algorithm::HS256, &good(json!({"nbf": now() + 600}))), "not valid yet").await;
+    assert_401(
+        &app,
+        &hs(&secret, Algorithm::HS256, &good(json!({"exp": now() - 10}))),
+        "expired",
+    )
+    .await;
+    assert_401(
+        &app,
+        &hs(
+            b"another-secret-another-secret-123",
+            Algorithm::HS256,
+            &good(json!({})),
+        ),
+        "signature",
+    )
+    .await;
+    assert_401(
+        &app,
+        &hs(&secret, Algorithm::HS384, &good(json!({}))),
+        "algorithm",
+    )
+    .await;
+    assert_401(
+        &app,
+        &hs(
+            &secret,
+            Algorithm::HS256,
+            &good(json!({"iss": "https://evil.test"})),
+        ),
+        "issuer",
+    )
+    .await;
+    assert_401(
+        &app,
+        &hs(&secret, Algorithm::HS256, &good(json!({"iss": null}))),
+        "iss",
+    )
+    .await;
+    assert_401(
+        &app,
+        &hs(
+            &secret,
+            Algorithm::HS256,
+            &good(json!({"aud": "someone-else"})),
+        ),
+        "audience",
+    )
+    .await;
+    assert_401(
+        &app,
+        &hs(&secret, Algorithm::HS256, &good(json!({"aud": null}))),
+        "aud",
+    )
+    .await;
+    assert_401(
+        &app,
+        &hs(&secret, Algorithm::HS256, &good(json!({"exp": null}))),
+        "exp",
+    )
+    .await;
+    assert_401(
+        &app,
+        &hs(&secret, Algorithm::HS256, &good(json!({"sub": null}))),
+        "sub",
+    )
+    .await;
+    assert_401(
+        &app,
+        &hs(
+            &secret,
+            Algorithm::HS256,
+            &good(json!({"nbf": now() + 600})),
+        ),
+        "not valid yet",
+    )
+    .await;
 
     // `alg: none`, signed or not.
     let unsigned = format!(
@@ -115,13 +190,26 @@ async fn hs256_failure_cases() {
     assert_401(&app, &forged, "malformed").await;
 
     // Valid token, no scope for the operation: 403.
-    let no_scope = hs(&secret, Algorithm::HS256, &good(json!({"scope": "inventory:read"})));
+    let no_scope = hs(
+        &secret,
+        Algorithm::HS256,
+        &good(json!({"scope": "inventory:read"})),
+    );
     let body = assert_problem(status_of(&app, &no_scope).await, 403, "insufficient_scope").await;
-    assert!(body["detail"].as_str().unwrap().contains("connections:read"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("connections:read")
+    );
 
     // Scopes also come from `scp` and `permissions` arrays.
     for claim in ["scp", "permissions"] {
-        let t = hs(&secret, Algorithm::HS256, &good(json!({"scope": null, claim: ["connections:read"]})));
+        let t = hs(
+            &secret,
+            Algorithm::HS256,
+            &good(json!({"scope": null, claim: ["connections:read"]})),
+        );
         assert_eq!(status_of(&app, &t).await.status(), 200, "{claim}");
     }
 }
@@ -138,13 +226,20 @@ async fn rs256_with_a_pem_key_and_no_key_confusion() {
     };
     let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
     let key = EncodingKey::from_rsa_pem(&fixture("rsa-private.pem")).unwrap();
-    let token = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims(json!({})), &key).unwrap();
+    let token =
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims(json!({})), &key).unwrap();
     assert_eq!(status_of(&app, &token).await.status(), 200);
     // The classic confusion attack: HS256 "signed" with the public key as the secret.
-    assert_401(&app, &hs(&pem, Algorithm::HS256, &claims(json!({}))), "algorithm").await;
+    assert_401(
+        &app,
+        &hs(&pem, Algorithm::HS256, &claims(json!({}))),
+        "algorithm",
+    )
+    .await;
     // An ES256 token is not accepted where RS256 is configured.
     let ec = EncodingKey::from_ec_pem(&fixture("ec-private.pem")).unwrap();
-    let token = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims(json!({})), &ec).unwrap();
+    let token =
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims(json!({})), &ec).unwrap();
     assert_401(&app, &token, "algorithm").await;
 }
 
@@ -187,7 +282,11 @@ async fn es256_and_rs256_from_a_jwks_url() {
     assert_eq!(status_of(&app, &es).await.status(), 200);
     let rs = sign(Algorithm::RS256, "rsa-1", "rsa-private.pem");
     assert_eq!(status_of(&app, &rs).await.status(), 200);
-    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "keys are cached");
+    assert_eq!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "keys are cached"
+    );
     // A token claiming one key's id but signed with the other key.
     let mixed = sign(Algorithm::ES256, "rsa-1", "ec-private.pem");
     assert_401(&app, &mixed, "algorithm").await;
@@ -195,7 +294,19 @@ async fn es256_and_rs256_from_a_jwks_url() {
     let unknown = sign(Algorithm::ES256, "ec-404", "ec-private.pem");
     assert_401(&app, &unknown, "unknown").await;
     assert_401(&app, &unknown, "unknown").await;
-    assert!(fetches.load(std::sync::atomic::Ordering::SeqCst) <= 2, "refresh is rate-limited");
+    assert!(
+        fetches.load(std::sync::atomic::Ordering::SeqCst) <= 2,
+        "refresh is rate-limited"
+    );
     // An HS256 token is refused outright.
-    assert_401(&app, &hs(b"whatever-whatever-whatever-123456", Algorithm::HS256, &claims(json!({}))), "algorithm").await;
+    assert_401(
+        &app,
+        &hs(
+            b"whatever-whatever-whatever-123456",
+            Algorithm::HS256,
+            &claims(json!({})),
+        ),
+        "algorithm",
+    )
+    .await;
 }

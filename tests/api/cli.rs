@@ -77,18 +77,33 @@ struct Sandbox {
 async fn sandbox() -> Sandbox {
     let mut proc = spawn(&[], &["sandbox", "--listen", "127.0.0.1:0"]);
     let first = proc.line().await;
-    let base_url = first.strip_prefix("base_url ").expect("base_url line").to_owned();
+    let base_url = first
+        .strip_prefix("base_url ")
+        .expect("base_url line")
+        .to_owned();
     let mut full_key = None;
     loop {
         let line = proc.line().await;
-        let Some(rest) = line.strip_prefix("key ") else { break };
+        let Some(rest) = line.strip_prefix("key ") else {
+            break;
+        };
         let parts: Vec<&str> = rest.split_whitespace().collect();
-        let scopes = parts.iter().find_map(|p| p.strip_prefix("scopes=")).unwrap_or("");
-        let all = ["api.management.read", "api.management.write", "api.usage.read"]
+        let scopes = parts
             .iter()
-            .all(|s| scopes.split(',').any(|x| x == *s));
+            .find_map(|p| p.strip_prefix("scopes="))
+            .unwrap_or("");
+        let all = [
+            "api.management.read",
+            "api.management.write",
+            "api.usage.read",
+        ]
+        .iter()
+        .all(|s| scopes.split(',').any(|x| x == *s));
         if all && full_key.is_none() {
-            full_key = parts.iter().find(|p| p.starts_with("sk-admin-")).map(|s| s.to_string());
+            full_key = parts
+                .iter()
+                .find(|p| p.starts_with("sk-admin-"))
+                .map(|s| s.to_string());
         }
         if full_key.is_some() && parts.len() < 2 {
             break;
@@ -108,13 +123,18 @@ async fn sandbox() -> Sandbox {
 async fn serve(env: &[(&str, &str)]) -> (Proc, String) {
     let mut proc = spawn(env, &["serve", "--listen", "127.0.0.1:0"]);
     let line = proc.line().await;
-    let base = line.strip_prefix("listening on ").expect("listening line").to_owned();
+    let base = line
+        .strip_prefix("listening on ")
+        .expect("listening line")
+        .to_owned();
     (proc, base)
 }
 
 fn key_spec(version: u32) -> String {
     use secrecy::ExposeSecret;
-    openai_governor::crypto::KeyRing::generate_spec(version).expose_secret().to_owned()
+    openai_governor::crypto::KeyRing::generate_spec(version)
+        .expose_secret()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -223,9 +243,15 @@ async fn embedded_default_needs_no_setup() {
     let (ok, token, err) = run(&env, &["token", "--scope", "connections:read"]).await;
     assert!(ok, "{err}");
     // ...which the server then uses; no subcommand means `serve` (OG_LISTEN from the env).
-    let mut proc = spawn(&[("DATABASE_URL", db.as_str()), ("OG_LISTEN", "127.0.0.1:0")], &[]);
+    let mut proc = spawn(
+        &[("DATABASE_URL", db.as_str()), ("OG_LISTEN", "127.0.0.1:0")],
+        &[],
+    );
     let line = proc.line().await;
-    let base = line.strip_prefix("listening on ").expect("listening").to_owned();
+    let base = line
+        .strip_prefix("listening on ")
+        .expect("listening")
+        .to_owned();
     let res = reqwest::Client::new()
         .get(format!("{base}/v1/connections"))
         .bearer_auth(token.trim())
@@ -241,7 +267,10 @@ async fn embedded_default_needs_no_setup() {
 async fn refusals_and_openapi() {
     let (ok, _, err) = run(&[("DATABASE_URL", "postgres://127.0.0.1:1/x")], &["serve"]).await;
     assert!(!ok);
-    assert!(err.contains("OG_ENCRYPTION_KEYS is required with Postgres"), "{err}");
+    assert!(
+        err.contains("OG_ENCRYPTION_KEYS is required with Postgres"),
+        "{err}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/gov.db", dir.path().display());
@@ -258,7 +287,9 @@ async fn refusals_and_openapi() {
 
     let (ok, out, _) = run(&[], &["openapi"]).await;
     assert!(ok);
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json")).unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .unwrap();
     assert_eq!(out, committed);
 
     let (ok, _, err) = run(&[], &["token", "--scope", "root"]).await;

@@ -26,7 +26,12 @@ fn refused(args: &[&str]) -> String {
 
 #[test]
 fn postgres_without_an_encryption_key_is_refused() {
-    let msg = refused(&["--database-url", "postgres://localhost/x", "--jwt-hs256-secret", &"s".repeat(40)]);
+    let msg = refused(&[
+        "--database-url",
+        "postgres://localhost/x",
+        "--jwt-hs256-secret",
+        &"s".repeat(40),
+    ]);
     assert!(msg.contains("OG_ENCRYPTION_KEYS"), "{msg}");
     let msg = refused(&[
         "--database-url",
@@ -57,7 +62,10 @@ fn sqlite_generates_private_development_secrets_once() {
     let second = Config::load(&settings(&["--database-url", &url])).unwrap();
     assert!(!second.dev.created);
     let id = openai_governor::domain::ConnectionId::new();
-    let sealed = first.key_ring.seal(id, &"sk-admin-x".to_owned().into()).unwrap();
+    let sealed = first
+        .key_ring
+        .seal(id, &"sk-admin-x".to_owned().into())
+        .unwrap();
     assert!(second.key_ring.open(id, &sealed).is_ok());
 }
 
@@ -73,17 +81,28 @@ fn bad_settings_are_refused_with_a_clear_message() {
     let msg = refused(&["--database-url", &url, "--jwt-hs256-secret", "tooshort"]);
     assert!(msg.contains("32 bytes"), "{msg}");
     let msg = refused(&[
-        "--database-url", &url,
-        "--jwt-hs256-secret", &"s".repeat(40),
-        "--jwt-jwks-url", "https://idp.example.com/jwks.json",
+        "--database-url",
+        &url,
+        "--jwt-hs256-secret",
+        &"s".repeat(40),
+        "--jwt-jwks-url",
+        "https://idp.example.com/jwks.json",
     ]);
     assert!(msg.contains("only one"), "{msg}");
-    let msg = refused(&["--database-url", &url, "--openai-allowed-base-urls", "https://user:pw@proxy/v1"]);
+    let msg = refused(&[
+        "--database-url",
+        &url,
+        "--openai-allowed-base-urls",
+        "https://user:pw@proxy/v1",
+    ]);
     assert!(msg.contains("credentials"), "{msg}");
     let msg = refused(&[
-        "--database-url", &url,
-        "--jwt-jwks-url", "https://idp.example.com/jwks.json",
-        "--jwt-algorithms", "HS256",
+        "--database-url",
+        &url,
+        "--jwt-jwks-url",
+        "https://idp.example.com/jwks.json",
+        "--jwt-algorithms",
+        "HS256",
     ]);
     assert!(msg.contains("HS256"), "{msg}");
 }

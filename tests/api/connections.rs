@@ -17,7 +17,9 @@ fn capability<'a>(report: &'a Value, name: &str) -> &'a Value {
 /// The whole story: create, test, restricted key, wrong key, list, rotate, delete; the
 /// plaintext key is never served and never stored.
 async fn lifecycle(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let admin = app.admin_token();
     let full_key = app.sandbox.key(KeyProfile::All).to_owned();
     let org = app.sandbox.organization_id().to_owned();
@@ -38,12 +40,17 @@ async fn lifecycle(backend: Backend) {
     let created: Value = serde_json::from_str(&text).unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
     assert_eq!(location, format!("/v1/connections/{id}"));
-    assert_eq!(created["key_hint"], format!("sk-admin-…{}", &full_key[full_key.len() - 4..]));
+    assert_eq!(
+        created["key_hint"],
+        format!("sk-admin-…{}", &full_key[full_key.len() - 4..])
+    );
     assert_eq!(created["created_by"], "admin@test");
     assert!(created["last_test"].is_null());
 
     // Test: every capability works, organization matches.
-    let res = app.post(&format!("/v1/connections/{id}/test"), &admin, json!(null)).await;
+    let res = app
+        .post(&format!("/v1/connections/{id}/test"), &admin, json!(null))
+        .await;
     assert_eq!(res.status(), 200);
     let report: Value = res.json().await.unwrap();
     assert_eq!(report["status"], "ok", "{report:#}");
@@ -54,11 +61,21 @@ async fn lifecycle(backend: Backend) {
         assert_eq!(cap["status"], "ok", "{cap:#}");
         for probe in cap["probes"].as_array().unwrap() {
             assert!(probe["latency_ms"].is_u64(), "{probe}");
-            assert!(probe["request_id"].as_str().is_some_and(|r| r.starts_with("req_")), "{probe}");
+            assert!(
+                probe["request_id"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("req_")),
+                "{probe}"
+            );
         }
     }
     // The report is stored on the connection.
-    let got: Value = app.get(&format!("/v1/connections/{id}"), &admin).await.json().await.unwrap();
+    let got: Value = app
+        .get(&format!("/v1/connections/{id}"), &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got["last_test"], report);
 
     // A restricted key (no usage scope): degraded, the missing scope named, nothing else lost.
@@ -75,8 +92,16 @@ async fn lifecycle(backend: Backend) {
     assert_eq!(report["status"], "degraded", "{report:#}");
     let usage = capability(&report, "read_usage_and_costs");
     assert_eq!(usage["status"], "missing_scope");
-    assert_eq!(usage["probes"][0]["missing_scopes"], json!(["api.usage.read"]));
-    assert!(usage["summary"].as_str().unwrap().contains("api.usage.read"));
+    assert_eq!(
+        usage["probes"][0]["missing_scopes"],
+        json!(["api.usage.read"])
+    );
+    assert!(
+        usage["summary"]
+            .as_str()
+            .unwrap()
+            .contains("api.usage.read")
+    );
     assert_eq!(capability(&report, "read_users")["status"], "ok");
     assert_eq!(capability(&report, "read_project_members")["status"], "ok");
 
@@ -92,26 +117,44 @@ async fn lifecycle(backend: Backend) {
     assert_eq!(res.status(), 200);
     let report: Value = res.json().await.unwrap();
     assert_eq!(report["status"], "failed");
-    assert!(report["summary"].as_str().unwrap().contains("rejected the admin key"), "{report:#}");
+    assert!(
+        report["summary"]
+            .as_str()
+            .unwrap()
+            .contains("rejected the admin key"),
+        "{report:#}"
+    );
     let users = capability(&report, "read_users");
     assert_eq!(users["status"], "error");
     assert_eq!(users["probes"][0]["http_status"], 401);
     assert_eq!(capability(&report, "read_projects")["status"], "skipped");
     // Testing a key stores nothing.
-    let list: Value = app.get("/v1/connections", &admin).await.json().await.unwrap();
+    let list: Value = app
+        .get("/v1/connections", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 
     // Rotate the key: new hint, old report cleared, the new key is what the test uses.
     let ro_key = app.sandbox.key(KeyProfile::ReadOnly).to_owned();
     let res = app
-        .patch(&format!("/v1/connections/{id}"), &admin, json!({"admin_key": ro_key, "name": "acme"}))
+        .patch(
+            &format!("/v1/connections/{id}"),
+            &admin,
+            json!({"admin_key": ro_key, "name": "acme"}),
+        )
         .await;
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     assert!(!text.contains(&ro_key));
     let rotated: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(rotated["name"], "acme");
-    assert_eq!(rotated["key_hint"], format!("sk-admin-…{}", &ro_key[ro_key.len() - 4..]));
+    assert_eq!(
+        rotated["key_hint"],
+        format!("sk-admin-…{}", &ro_key[ro_key.len() - 4..])
+    );
     assert!(rotated["last_test"].is_null());
     let report: Value = app
         .post(&format!("/v1/connections/{id}/test"), &admin, json!(null))
@@ -119,12 +162,18 @@ async fn lifecycle(backend: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!(report["status"], "ok", "a read-only key reads everything: {report:#}");
+    assert_eq!(
+        report["status"], "ok",
+        "a read-only key reads everything: {report:#}"
+    );
 
     // Neither key is anywhere in the database.
     let dump = app.db.dump().await;
     for key in [&full_key, &ro_key] {
-        assert!(!dump.windows(key.len()).any(|w| w == key.as_bytes()), "plaintext key stored");
+        assert!(
+            !dump.windows(key.len()).any(|w| w == key.as_bytes()),
+            "plaintext key stored"
+        );
     }
     assert!(!dump.is_empty());
 
@@ -138,7 +187,9 @@ async fn lifecycle(backend: Backend) {
 }
 
 async fn expected_organization_mismatch_fails(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let res = app
         .post(
             "/v1/connections/test",
@@ -151,11 +202,18 @@ async fn expected_organization_mismatch_fails(backend: Backend) {
     let report: Value = res.json().await.unwrap();
     assert_eq!(report["status"], "failed");
     assert_eq!(report["organization_matches"], false);
-    assert!(report["summary"].as_str().unwrap().contains("org-somebodyelse"));
+    assert!(
+        report["summary"]
+            .as_str()
+            .unwrap()
+            .contains("org-somebodyelse")
+    );
 }
 
 async fn unreachable_upstream_is_a_clear_failure(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let res = app
         .post(
             "/v1/connections/test",
@@ -166,12 +224,20 @@ async fn unreachable_upstream_is_a_clear_failure(backend: Backend) {
     assert_eq!(res.status(), 200);
     let report: Value = res.json().await.unwrap();
     assert_eq!(report["status"], "failed");
-    assert!(report["summary"].as_str().unwrap().contains("could not reach"), "{report:#}");
+    assert!(
+        report["summary"]
+            .as_str()
+            .unwrap()
+            .contains("could not reach"),
+        "{report:#}"
+    );
     assert!(report["organization_id"].is_null());
 }
 
 async fn validation_and_allowlist(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let admin = app.admin_token();
     // Every invalid field is reported at once.
     let res = app
@@ -182,13 +248,30 @@ async fn validation_and_allowlist(backend: Backend) {
         )
         .await;
     let body = assert_problem(res, 422, "validation_failed").await;
-    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["name", "admin_key", "expected_organization_id"]);
-    assert!(body["errors"][1]["message"].as_str().unwrap().contains("project"));
-    assert!(!body.to_string().contains("sk-proj-abcdefghijklmnop"), "key echoed: {body}");
+    assert!(
+        body["errors"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("project")
+    );
+    assert!(
+        !body.to_string().contains("sk-proj-abcdefghijklmnop"),
+        "key echoed: {body}"
+    );
 
     // A base URL outside the allowlist is refused, for create, update and key tests alike.
-    for evil in ["https://evil.example.com/v1", "http://169.254.169.254/latest", "https://api.openai.com/v2"] {
+    for evil in [
+        "https://evil.example.com/v1",
+        "http://169.254.169.254/latest",
+        "https://api.openai.com/v2",
+    ] {
         let res = app
             .post(
                 "/v1/connections",
@@ -198,23 +281,42 @@ async fn validation_and_allowlist(backend: Backend) {
             .await;
         assert_problem(res, 422, "base_url_not_allowed").await;
         let res = app
-            .post("/v1/connections/test", &admin, json!({"admin_key": "sk-admin-abcdefghijkl", "base_url": evil}))
+            .post(
+                "/v1/connections/test",
+                &admin,
+                json!({"admin_key": "sk-admin-abcdefghijkl", "base_url": evil}),
+            )
             .await;
         assert_problem(res, 422, "base_url_not_allowed").await;
     }
-    let c = app.create_connection("ok", app.sandbox.key(KeyProfile::All)).await;
+    let c = app
+        .create_connection("ok", app.sandbox.key(KeyProfile::All))
+        .await;
     let id = c["id"].as_str().unwrap();
     let res = app
-        .patch(&format!("/v1/connections/{id}"), &admin, json!({"base_url": "https://evil.example.com/v1"}))
+        .patch(
+            &format!("/v1/connections/{id}"),
+            &admin,
+            json!({"base_url": "https://evil.example.com/v1"}),
+        )
         .await;
     assert_problem(res, 422, "base_url_not_allowed").await;
     let res = app
-        .post("/v1/connections", &admin, json!({"name": "y", "admin_key": "sk-admin-abcdefghijkl", "base_url": "ftp://x"}))
+        .post(
+            "/v1/connections",
+            &admin,
+            json!({"name": "y", "admin_key": "sk-admin-abcdefghijkl", "base_url": "ftp://x"}),
+        )
         .await;
     assert_problem(res, 422, "validation_failed").await;
 
     // Nothing of the refused requests was stored; the name conflict is a 409.
-    let list: Value = app.get("/v1/connections", &admin).await.json().await.unwrap();
+    let list: Value = app
+        .get("/v1/connections", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     let res = app
         .post(
@@ -227,12 +329,20 @@ async fn validation_and_allowlist(backend: Backend) {
 
     // Clearing the expected organization with an explicit null.
     let res = app
-        .patch(&format!("/v1/connections/{id}"), &admin, json!({"expected_organization_id": "org-abc"}))
+        .patch(
+            &format!("/v1/connections/{id}"),
+            &admin,
+            json!({"expected_organization_id": "org-abc"}),
+        )
         .await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["expected_organization_id"], "org-abc");
     let res = app
-        .patch(&format!("/v1/connections/{id}"), &admin, json!({"expected_organization_id": null}))
+        .patch(
+            &format!("/v1/connections/{id}"),
+            &admin,
+            json!({"expected_organization_id": null}),
+        )
         .await;
     let body: Value = res.json().await.unwrap();
     assert!(body["expected_organization_id"].is_null());
@@ -240,7 +350,9 @@ async fn validation_and_allowlist(backend: Backend) {
 }
 
 async fn listing_pages_and_scopes(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else { return };
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
     let key = app.sandbox.key(KeyProfile::All).to_owned();
     for i in 0..5 {
         app.create_connection(&format!("c{i}"), &key).await;
@@ -254,7 +366,13 @@ async fn listing_pages_and_scopes(backend: Backend) {
             None => "/v1/connections?limit=2".to_owned(),
         };
         let page: Value = app.get(&path, &reader).await.json().await.unwrap();
-        names.extend(page["data"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()));
+        names.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned()),
+        );
         if page["has_more"] == false {
             assert!(page["next_cursor"].is_null());
             break;
@@ -265,13 +383,29 @@ async fn listing_pages_and_scopes(backend: Backend) {
 
     // A reader cannot write or test.
     let res = app
-        .post("/v1/connections", &reader, json!({"name": "n", "admin_key": key}))
+        .post(
+            "/v1/connections",
+            &reader,
+            json!({"name": "n", "admin_key": key}),
+        )
         .await;
     let body = assert_problem(res, 403, "insufficient_scope").await;
-    assert!(body["detail"].as_str().unwrap().contains("connections:write"));
-    let first: Value = app.get("/v1/connections?limit=1", &reader).await.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("connections:write")
+    );
+    let first: Value = app
+        .get("/v1/connections?limit=1", &reader)
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = first["data"][0]["id"].as_str().unwrap();
-    let res = app.post(&format!("/v1/connections/{id}/test"), &reader, json!(null)).await;
+    let res = app
+        .post(&format!("/v1/connections/{id}/test"), &reader, json!(null))
+        .await;
     assert_problem(res, 403, "insufficient_scope").await;
     let res = app.delete(&format!("/v1/connections/{id}"), &reader).await;
     assert_problem(res, 403, "insufficient_scope").await;
@@ -313,11 +447,19 @@ async fn upstream_faults_are_reported_not_raised() {
         error_status: Some(503),
         ..Faults::default()
     });
-    let res = app.post("/v1/connections/test", &app.admin_token(), body.clone()).await;
+    let res = app
+        .post("/v1/connections/test", &app.admin_token(), body.clone())
+        .await;
     assert_eq!(res.status(), 200);
     let report: Value = res.json().await.unwrap();
     assert_eq!(report["status"], "failed");
-    assert!(report["summary"].as_str().unwrap().contains("server error (HTTP 503)"), "{report:#}");
+    assert!(
+        report["summary"]
+            .as_str()
+            .unwrap()
+            .contains("server error (HTTP 503)"),
+        "{report:#}"
+    );
 
     // Only usage answers 500: the rest works, the report is degraded and says why.
     app.sandbox.state().set_faults(Faults {
@@ -325,7 +467,12 @@ async fn upstream_faults_are_reported_not_raised() {
         only: Some("/organization/costs".into()),
         ..Faults::default()
     });
-    let report: Value = app.post("/v1/connections/test", &app.admin_token(), body.clone()).await.json().await.unwrap();
+    let report: Value = app
+        .post("/v1/connections/test", &app.admin_token(), body.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(report["status"], "degraded", "{report:#}");
     let usage = capability(&report, "read_usage_and_costs");
     assert_eq!(usage["status"], "error");
@@ -337,8 +484,19 @@ async fn upstream_faults_are_reported_not_raised() {
         ..Faults::default()
     });
     let started = std::time::Instant::now();
-    let report: Value = app.post("/v1/connections/test", &app.admin_token(), body).await.json().await.unwrap();
+    let report: Value = app
+        .post("/v1/connections/test", &app.admin_token(), body)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert_eq!(report["status"], "failed");
-    assert!(report["summary"].as_str().unwrap().contains("did not answer in time"), "{report:#}");
+    assert!(
+        report["summary"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer in time"),
+        "{report:#}"
+    );
 }

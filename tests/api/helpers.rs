@@ -55,7 +55,9 @@ impl TestDb {
             Backend::Postgres => {
                 let admin = postgres_admin_url()?;
                 let name = format!("og_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to TEST_POSTGRES_URL");
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("connect to TEST_POSTGRES_URL");
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
@@ -94,7 +96,9 @@ impl TestDb {
                 bytes
             }
             Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("connect");
                 let rows: Vec<(String,)> =
                     sqlx::query_as("SELECT row_to_json(c)::text FROM connections c")
                         .fetch_all(&mut conn)
@@ -111,13 +115,18 @@ impl Drop for TestDb {
         if let Some((admin, name)) = self.pg_admin.take() {
             // Drop runs outside any runtime guarantee: use a thread with its own runtime.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
                 rt.block_on(async {
                     let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut conn)
-                        .await
-                        .ok()
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
                 })
             })
             .join();
@@ -173,8 +182,12 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, options: Options) -> Option<TestApp> {
         let db = TestDb::new(backend).await?;
         let store = db.store().await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sandbox");
-        let sandbox = sandbox::start(options.sandbox, listener).await.expect("start sandbox");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind sandbox");
+        let sandbox = sandbox::start(options.sandbox, listener)
+            .await
+            .expect("start sandbox");
         let jwt_secret = random_secret();
         let key_ring_spec = KeyRing::generate_spec(1);
         let allowed = vec![
@@ -187,7 +200,9 @@ impl TestApp {
             backend,
             key_ring: KeyRing::parse(&key_ring_spec).expect("key ring"),
             jwt: JwtConfig {
-                keys: options.keys.unwrap_or_else(|| JwtKeys::Hs256(jwt_secret.clone())),
+                keys: options
+                    .keys
+                    .unwrap_or_else(|| JwtKeys::Hs256(jwt_secret.clone())),
                 issuer: options.issuer,
                 audience: options.audience,
                 leeway: Duration::from_secs(0),
@@ -201,7 +216,9 @@ impl TestApp {
             dev: DevBootstrap::default(),
         };
         let built = app::build_with_store(config, store.clone()).expect("build app");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind app");
         let addr = listener.local_addr().expect("addr");
         let server = tokio::spawn(async move {
             let _ = app::serve(listener, built.router, std::future::pending()).await;
@@ -218,7 +235,15 @@ impl TestApp {
 
     /// A token for `sub` with `scopes`, valid for an hour.
     pub fn token(&self, sub: &str, scopes: &[Scope]) -> String {
-        mint_hs256(&self.jwt_secret, sub, scopes, Duration::from_secs(3600), None, None).expect("mint")
+        mint_hs256(
+            &self.jwt_secret,
+            sub,
+            scopes,
+            Duration::from_secs(3600),
+            None,
+            None,
+        )
+        .expect("mint")
     }
 
     /// A token with every scope.
@@ -231,7 +256,12 @@ impl TestApp {
     }
 
     /// POST JSON with a token.
-    pub async fn post(&self, path: &str, token: &str, body: serde_json::Value) -> reqwest::Response {
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
         self.http
             .post(self.url(path))
             .bearer_auth(token)
@@ -252,7 +282,12 @@ impl TestApp {
     }
 
     /// PATCH JSON with a token.
-    pub async fn patch(&self, path: &str, token: &str, body: serde_json::Value) -> reqwest::Response {
+    pub async fn patch(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
         self.http
             .patch(self.url(path))
             .bearer_auth(token)
@@ -285,7 +320,12 @@ impl TestApp {
                 }),
             )
             .await;
-        assert_eq!(res.status(), 201, "create failed: {}", res.text().await.unwrap_or_default());
+        assert_eq!(
+            res.status(),
+            201,
+            "create failed: {}",
+            res.text().await.unwrap_or_default()
+        );
         res.json().await.expect("json")
     }
 }
@@ -309,9 +349,16 @@ pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> 
     assert_eq!(body["code"], code, "code in {body}");
     assert_eq!(body["status"], status, "status in {body}");
     assert_eq!(body["type"], format!("urn:openai-governor:problem:{code}"));
-    assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "detail in {body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "detail in {body}"
+    );
     assert!(header_id.is_some(), "x-request-id header");
-    assert_eq!(body["request_id"].as_str(), header_id.as_deref(), "request id in body");
+    assert_eq!(
+        body["request_id"].as_str(),
+        header_id.as_deref(),
+        "request id in body"
+    );
     body
 }
 

@@ -28,7 +28,10 @@ fn committed_document_is_current() {
     // Every operation has a stable id and declares its security.
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            assert!(op["operationId"].is_string(), "{method} {path} lacks operationId");
+            assert!(
+                op["operationId"].is_string(),
+                "{method} {path} lacks operationId"
+            );
             if path.starts_with("/v1/") {
                 assert!(op["security"].is_array(), "{method} {path} lacks security");
             }
@@ -39,7 +42,15 @@ fn committed_document_is_current() {
 #[tokio::test]
 async fn document_and_docs_are_served() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
-    let served: serde_json::Value = app.http.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let served: serde_json::Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let expected: serde_json::Value = serde_json::from_str(&generated()).unwrap();
     assert_eq!(served, expected);
     let res = app.http.get(app.url("/docs/")).send().await.unwrap();

@@ -1,7 +1,9 @@
 //! One contract, every backend: the same checks against SQLite and Postgres.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use openai_governor::domain::{Capability, CapabilityCheck, ConnectionId, SealedSecret, TestReport};
+use openai_governor::domain::{
+    Capability, CapabilityCheck, ConnectionId, SealedSecret, TestReport,
+};
 use openai_governor::store::{Backend, ConnectionChanges, NewConnection, Store, StoreError};
 
 use crate::helpers::TestDb;
@@ -38,7 +40,9 @@ async fn store_of(backend: Backend) -> Option<(TestDb, std::sync::Arc<dyn Store>
 }
 
 async fn insert_get_roundtrip(backend: Backend) {
-    let Some((_db, store)) = store_of(backend).await else { return };
+    let Some((_db, store)) = store_of(backend).await else {
+        return;
+    };
     let new = new_connection("prod");
     let created = store.insert_connection(new.clone()).await.unwrap();
     assert_eq!(created.id, new.id);
@@ -57,21 +61,39 @@ async fn insert_get_roundtrip(backend: Backend) {
 }
 
 async fn missing_rows_are_not_found(backend: Backend) {
-    let Some((_db, store)) = store_of(backend).await else { return };
+    let Some((_db, store)) = store_of(backend).await else {
+        return;
+    };
     let id = ConnectionId::new();
-    assert!(matches!(store.get_connection(id).await, Err(StoreError::NotFound)));
-    assert!(matches!(store.sealed_key(id).await, Err(StoreError::NotFound)));
-    assert!(matches!(store.delete_connection(id).await, Err(StoreError::NotFound)));
     assert!(matches!(
-        store.update_connection(id, ConnectionChanges::default(), now(), "x").await,
+        store.get_connection(id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.sealed_key(id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_connection(id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .update_connection(id, ConnectionChanges::default(), now(), "x")
+            .await,
         Err(StoreError::NotFound)
     ));
     let report = TestReport::conclude(now(), 1, None, None, vec![], Some("x".into()));
-    assert!(matches!(store.save_test_report(id, &report).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.save_test_report(id, &report).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 async fn names_are_unique(backend: Backend) {
-    let Some((_db, store)) = store_of(backend).await else { return };
+    let Some((_db, store)) = store_of(backend).await else {
+        return;
+    };
     store.insert_connection(new_connection("a")).await.unwrap();
     let b = store.insert_connection(new_connection("b")).await.unwrap();
     assert!(matches!(
@@ -91,10 +113,18 @@ async fn names_are_unique(backend: Backend) {
 }
 
 async fn list_pages_in_creation_order(backend: Backend) {
-    let Some((_db, store)) = store_of(backend).await else { return };
+    let Some((_db, store)) = store_of(backend).await else {
+        return;
+    };
     let mut ids = Vec::new();
     for i in 0..7 {
-        ids.push(store.insert_connection(new_connection(&format!("c{i}"))).await.unwrap().id);
+        ids.push(
+            store
+                .insert_connection(new_connection(&format!("c{i}")))
+                .await
+                .unwrap()
+                .id,
+        );
     }
     let mut seen = Vec::new();
     let mut after = None;
@@ -111,8 +141,13 @@ async fn list_pages_in_creation_order(backend: Backend) {
 }
 
 async fn updates_apply_only_given_fields(backend: Backend) {
-    let Some((_db, store)) = store_of(backend).await else { return };
-    let c = store.insert_connection(new_connection("orig")).await.unwrap();
+    let Some((_db, store)) = store_of(backend).await else {
+        return;
+    };
+    let c = store
+        .insert_connection(new_connection("orig"))
+        .await
+        .unwrap();
     let report = TestReport::conclude(
         now(),
         12,
@@ -174,7 +209,9 @@ async fn updates_apply_only_given_fields(backend: Backend) {
 }
 
 async fn rekey_support(backend: Backend) {
-    let Some((_db, store)) = store_of(backend).await else { return };
+    let Some((_db, store)) = store_of(backend).await else {
+        return;
+    };
     let a = store.insert_connection(new_connection("a")).await.unwrap();
     let mut newer = new_connection("b");
     newer.sealed_key = sealed(2, 1);
@@ -182,21 +219,42 @@ async fn rekey_support(backend: Backend) {
     let old = store.keys_not_under(2).await.unwrap();
     assert_eq!(old, vec![(a.id, sealed(1, 7))]);
     // Compare-and-swap: a stale expectation changes nothing.
-    assert!(!store.swap_sealed_key(a.id, &sealed(1, 8), &sealed(2, 3)).await.unwrap());
+    assert!(
+        !store
+            .swap_sealed_key(a.id, &sealed(1, 8), &sealed(2, 3))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.sealed_key(a.id).await.unwrap(), sealed(1, 7));
-    assert!(store.swap_sealed_key(a.id, &sealed(1, 7), &sealed(2, 3)).await.unwrap());
+    assert!(
+        store
+            .swap_sealed_key(a.id, &sealed(1, 7), &sealed(2, 3))
+            .await
+            .unwrap()
+    );
     assert_eq!(store.sealed_key(a.id).await.unwrap(), sealed(2, 3));
     assert!(store.keys_not_under(2).await.unwrap().is_empty());
 }
 
 async fn delete_removes_the_row(backend: Backend) {
-    let Some((_db, store)) = store_of(backend).await else { return };
-    let c = store.insert_connection(new_connection("gone")).await.unwrap();
+    let Some((_db, store)) = store_of(backend).await else {
+        return;
+    };
+    let c = store
+        .insert_connection(new_connection("gone"))
+        .await
+        .unwrap();
     store.delete_connection(c.id).await.unwrap();
-    assert!(matches!(store.get_connection(c.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.get_connection(c.id).await,
+        Err(StoreError::NotFound)
+    ));
     assert!(store.list_connections(None, 10).await.unwrap().is_empty());
     // The name is free again.
-    store.insert_connection(new_connection("gone")).await.unwrap();
+    store
+        .insert_connection(new_connection("gone"))
+        .await
+        .unwrap();
 }
 
 crate::backend_tests!(

@@ -52,7 +52,7 @@ pub struct Settings {
     pub jwt_public_key_file: Option<PathBuf>,
     /// JWKS URL whose keys verify caller JWTs (fetched, cached, refreshed on unknown `kid`).
     #[arg(long, env = "OG_JWT_JWKS_URL", global = true)]
-    pub jwt_jwks_url: Option<Url>,
+    pub jwt_jwks_url: Option<String>,
     /// Asymmetric algorithms accepted (comma-separated, `RS256`, `ES256`).
     #[arg(
         long,
@@ -211,8 +211,8 @@ impl Config {
             .clone()
             .unwrap_or_else(|| sqlite_dir(&settings.database_url));
 
-        let ring_spec = match (&settings.encryption_keys, backend) {
-            (Some(spec), _) => SecretString::from(spec.clone()),
+        let ring_spec = match (non_empty(&settings.encryption_keys), backend) {
+            (Some(spec), _) => SecretString::from(spec.to_owned()),
             (None, Backend::Postgres) => {
                 return Err(ConfigError::Invalid(
                     "OG_ENCRYPTION_KEYS is required with Postgres: admin keys are never stored \
@@ -295,10 +295,16 @@ fn jwt_keys(
     data_dir: &Path,
     dev: &mut DevBootstrap,
 ) -> Result<JwtKeys, ConfigError> {
+    let hs256_secret = non_empty(&settings.jwt_hs256_secret);
+    let public_key_file = settings
+        .jwt_public_key_file
+        .as_ref()
+        .filter(|p| !p.as_os_str().is_empty());
+    let jwks_url = non_empty(&settings.jwt_jwks_url);
     let configured = [
-        settings.jwt_hs256_secret.is_some(),
-        settings.jwt_public_key_file.is_some(),
-        settings.jwt_jwks_url.is_some(),
+        hs256_secret.is_some(),
+        public_key_file.is_some(),
+        jwks_url.is_some(),
     ]
     .iter()
     .filter(|x| **x)
@@ -320,15 +326,15 @@ fn jwt_keys(
             ))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(secret) = &settings.jwt_hs256_secret {
+    if let Some(secret) = hs256_secret {
         if secret.len() < 32 {
             return Err(ConfigError::Invalid(
                 "OG_JWT_HS256_SECRET must be at least 32 bytes".into(),
             ));
         }
-        return Ok(JwtKeys::Hs256(SecretString::from(secret.clone())));
+        return Ok(JwtKeys::Hs256(SecretString::from(secret.to_owned())));
     }
-    if let Some(path) = &settings.jwt_public_key_file {
+    if let Some(path) = public_key_file {
         let pem = std::fs::read(path).map_err(|source| ConfigError::Io {
             what: "JWT public key",
             path: path.clone(),
@@ -355,16 +361,15 @@ fn jwt_keys(
         }
         return Ok(JwtKeys::Pem { algorithm, pem });
     }
-    if let Some(url) = &settings.jwt_jwks_url {
+    if let Some(url) = jwks_url {
+        let url = Url::parse(url)
+            .map_err(|e| ConfigError::Invalid(format!("OG_JWT_JWKS_URL is not a URL ({e})")))?;
         if algorithms.is_empty() {
             return Err(ConfigError::Invalid(
                 "OG_JWT_ALGORITHMS must not be empty".into(),
             ));
         }
-        return Ok(JwtKeys::Jwks {
-            url: url.clone(),
-            algorithms,
-        });
+        return Ok(JwtKeys::Jwks { url, algorithms });
     }
     match backend {
         Backend::Postgres => Err(ConfigError::Invalid(
@@ -386,6 +391,11 @@ fn jwt_keys(
             Ok(JwtKeys::Hs256(secret))
         }
     }
+}
+
+/// An optional setting, with an empty value (`VAR=` in a compose file) meaning unset.
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// The directory of a SQLite URL's file (`data` for the default).

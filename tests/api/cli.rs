@@ -81,17 +81,15 @@ async fn sandbox() -> Sandbox {
         .strip_prefix("base_url ")
         .expect("base_url line")
         .to_owned();
-    let mut full_key = None;
-    loop {
+    // Key lines follow; read until the one with every scope (the sandbox prints nothing after
+    // its keys, so reading past the last one would block).
+    let full_key = loop {
         let line = proc.line().await;
-        let Some(rest) = line.strip_prefix("key ") else {
-            break;
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let ["key", _name, value, scopes] = parts.as_slice() else {
+            panic!("unexpected sandbox line: {line}");
         };
-        let parts: Vec<&str> = rest.split_whitespace().collect();
-        let scopes = parts
-            .iter()
-            .find_map(|p| p.strip_prefix("scopes="))
-            .unwrap_or("");
+        let scopes = scopes.strip_prefix("scopes=").unwrap_or("");
         let all = [
             "api.management.read",
             "api.management.write",
@@ -99,24 +97,14 @@ async fn sandbox() -> Sandbox {
         ]
         .iter()
         .all(|s| scopes.split(',').any(|x| x == *s));
-        if all && full_key.is_none() {
-            full_key = parts
-                .iter()
-                .find(|p| p.starts_with("sk-admin-"))
-                .map(|s| s.to_string());
+        if all {
+            break value.to_string();
         }
-        if full_key.is_some() && parts.len() < 2 {
-            break;
-        }
-        // Stop reading once the key lines are over (the sandbox may print nothing more).
-        if full_key.is_some() {
-            break;
-        }
-    }
+    };
     Sandbox {
         _proc: proc,
         base_url,
-        full_key: full_key.expect("a key with every scope"),
+        full_key,
     }
 }
 

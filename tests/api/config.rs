@@ -40,6 +40,14 @@ fn postgres_without_an_encryption_key_is_refused() {
         "1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
     ]);
     assert!(msg.contains("caller authentication"), "{msg}");
+    // An empty variable (`OG_ENCRYPTION_KEYS=` in a compose file) is unset, not a key.
+    let msg = refused(&[
+        "--database-url",
+        "postgres://localhost/x",
+        "--encryption-keys",
+        "",
+    ]);
+    assert!(msg.contains("OG_ENCRYPTION_KEYS is required"), "{msg}");
 }
 
 #[test]

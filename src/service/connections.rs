@@ -63,11 +63,32 @@ pub struct ConnectionService {
     prober: Prober,
 }
 
-fn field(e: ValidationError) -> FieldError {
-    FieldError {
-        field: e.field.to_owned(),
-        message: e.message,
+/// Collects every invalid field of a request, so the caller hears about all of them at once.
+#[derive(Default)]
+struct Checks(Vec<FieldError>);
+
+impl Checks {
+    fn check<T>(&mut self, result: Result<T, ValidationError>) -> Option<T> {
+        result
+            .map_err(|e| {
+                self.0.push(FieldError {
+                    field: e.field.to_owned(),
+                    message: e.message,
+                })
+            })
+            .ok()
     }
+
+    fn into_error(self) -> AppError {
+        AppError::validation(self.0)
+    }
+}
+
+/// A key and where to use it: what both a create and a key test need.
+struct KeyTarget {
+    key: AdminKey,
+    expected_organization_id: Option<String>,
+    base_url: Url,
 }
 
 fn not_found(id: ConnectionId) -> impl FnOnce(StoreError) -> AppError {
@@ -110,16 +131,12 @@ impl ConnectionService {
 
     /// Checks a base URL against the allowlist. Malformed → `validation_failed`; well formed
     /// but not allowed → `base_url_not_allowed`.
-    fn base_url(
-        &self,
-        raw: Option<&str>,
-        errors: &mut Vec<FieldError>,
-    ) -> Result<Option<Url>, AppError> {
+    fn base_url(&self, raw: Option<&str>, checks: &mut Checks) -> Result<Option<Url>, AppError> {
         let raw = raw.unwrap_or(DEFAULT_OPENAI_BASE_URL);
         let url = match normalize_base_url(raw.trim()) {
             Ok(url) => url,
             Err(why) => {
-                errors.push(FieldError {
+                checks.0.push(FieldError {
                     field: "base_url".into(),
                     message: why,
                 });
@@ -138,6 +155,34 @@ impl ConnectionService {
         Ok(Some(url))
     }
 
+    /// Checks a key, its expected organization and its base URL; `None` if any is invalid
+    /// (the reasons are in `checks`).
+    fn key_target(
+        &self,
+        checks: &mut Checks,
+        admin_key: SecretString,
+        expected_organization_id: Option<&str>,
+        base_url: Option<&str>,
+    ) -> Result<Option<KeyTarget>, AppError> {
+        let key = checks.check(AdminKey::parse(admin_key));
+        let expected =
+            expected_organization_id.map(|org| checks.check(validate_organization_id(org)));
+        let base_url = self.base_url(base_url, checks)?;
+        Ok(match (key, expected, base_url) {
+            (Some(key), None, Some(base_url)) => Some(KeyTarget {
+                key,
+                expected_organization_id: None,
+                base_url,
+            }),
+            (Some(key), Some(Some(org)), Some(base_url)) => Some(KeyTarget {
+                key,
+                expected_organization_id: Some(org),
+                base_url,
+            }),
+            _ => None,
+        })
+    }
+
     /// Creates a connection. Requires `connections:write`.
     pub async fn create(
         &self,
@@ -145,26 +190,24 @@ impl ConnectionService {
         input: NewConnectionInput,
     ) -> Result<Connection, AppError> {
         who.require(Scope::ConnectionsWrite)?;
-        let mut errors = Vec::new();
-        let name = validate_name(&input.name)
-            .map_err(|e| errors.push(field(e)))
-            .ok();
-        let key = AdminKey::parse(input.admin_key)
-            .map_err(|e| errors.push(field(e)))
-            .ok();
-        let expected = match input.expected_organization_id.as_deref() {
-            Some(org) => validate_organization_id(org)
-                .map(Some)
-                .map_err(|e| errors.push(field(e)))
-                .ok()
-                .flatten(),
-            None => None,
-        };
-        let base_url = self.base_url(input.base_url.as_deref(), &mut errors)?;
-        let (Some(name), Some(key), Some(base_url), true) =
-            (name, key, base_url, errors.is_empty())
+        let mut checks = Checks::default();
+        let name = checks.check(validate_name(&input.name));
+        let target = self.key_target(
+            &mut checks,
+            input.admin_key,
+            input.expected_organization_id.as_deref(),
+            input.base_url.as_deref(),
+        )?;
+        let (
+            Some(name),
+            Some(KeyTarget {
+                key,
+                expected_organization_id: expected,
+                base_url,
+            }),
+        ) = (name, target)
         else {
-            return Err(AppError::validation(errors));
+            return Err(checks.into_error());
         };
 
         let id = ConnectionId::new();
@@ -220,37 +263,25 @@ impl ConnectionService {
         patch: ConnectionPatchInput,
     ) -> Result<Connection, AppError> {
         who.require(Scope::ConnectionsWrite)?;
-        let mut errors = Vec::new();
+        let mut checks = Checks::default();
         let name = patch
             .name
             .as_deref()
-            .map(validate_name)
-            .transpose()
-            .map_err(|e| errors.push(field(e)))
-            .ok()
-            .flatten();
+            .and_then(|n| checks.check(validate_name(n)));
         let key = patch
             .admin_key
-            .map(AdminKey::parse)
-            .transpose()
-            .map_err(|e| errors.push(field(e)))
-            .ok()
-            .flatten();
+            .and_then(|k| checks.check(AdminKey::parse(k)));
         let expected = match patch.expected_organization_id {
-            Some(Some(org)) => validate_organization_id(&org)
-                .map(|o| Some(Some(o)))
-                .map_err(|e| errors.push(field(e)))
-                .ok()
-                .flatten(),
+            Some(Some(org)) => checks.check(validate_organization_id(&org)).map(Some),
             Some(None) => Some(None),
             None => None,
         };
         let base_url = match patch.base_url.as_deref() {
-            Some(raw) => self.base_url(Some(raw), &mut errors)?,
+            Some(raw) => self.base_url(Some(raw), &mut checks)?,
             None => None,
         };
-        if !errors.is_empty() {
-            return Err(AppError::validation(errors));
+        if !checks.0.is_empty() {
+            return Err(checks.into_error());
         }
         let sealed_key = key
             .as_ref()
@@ -321,21 +352,20 @@ impl ConnectionService {
         input: KeyTestInput,
     ) -> Result<TestReport, AppError> {
         who.require(Scope::ConnectionsWrite)?;
-        let mut errors = Vec::new();
-        let key = AdminKey::parse(input.admin_key)
-            .map_err(|e| errors.push(field(e)))
-            .ok();
-        let expected = match input.expected_organization_id.as_deref() {
-            Some(org) => validate_organization_id(org)
-                .map(Some)
-                .map_err(|e| errors.push(field(e)))
-                .ok()
-                .flatten(),
-            None => None,
-        };
-        let base_url = self.base_url(input.base_url.as_deref(), &mut errors)?;
-        let (Some(key), Some(base_url), true) = (key, base_url, errors.is_empty()) else {
-            return Err(AppError::validation(errors));
+        let mut checks = Checks::default();
+        let target = self.key_target(
+            &mut checks,
+            input.admin_key,
+            input.expected_organization_id.as_deref(),
+            input.base_url.as_deref(),
+        )?;
+        let Some(KeyTarget {
+            key,
+            expected_organization_id: expected,
+            base_url,
+        }) = target
+        else {
+            return Err(checks.into_error());
         };
         Ok(self.prober.run(&base_url, key.secret(), expected).await)
     }

@@ -255,6 +255,21 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// Sends a request with a token and, if given, a JSON body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request")
+    }
+
     /// POST JSON with a token.
     pub async fn post(
         &self,
@@ -262,23 +277,13 @@ impl TestApp {
         token: &str,
         body: serde_json::Value,
     ) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
+        self.send(reqwest::Method::POST, path, token, Some(body))
             .await
-            .expect("request")
     }
 
     /// GET with a token.
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request")
+        self.send(reqwest::Method::GET, path, token, None).await
     }
 
     /// PATCH JSON with a token.
@@ -288,23 +293,13 @@ impl TestApp {
         token: &str,
         body: serde_json::Value,
     ) -> reqwest::Response {
-        self.http
-            .patch(self.url(path))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
+        self.send(reqwest::Method::PATCH, path, token, Some(body))
             .await
-            .expect("request")
     }
 
     /// DELETE with a token.
     pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
-        self.http
-            .delete(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("request")
+        self.send(reqwest::Method::DELETE, path, token, None).await
     }
 
     /// Creates a connection to the sandbox with `key`; returns its JSON.

@@ -280,6 +280,42 @@ impl Config {
         })
     }
 
+    /// A configuration that touches no file: a fresh random encryption key, HS256 callers with
+    /// `jwt_secret`, and `extra_base_urls` allowed beside OpenAI's. For tests, benchmarks and
+    /// embedding; defaults as documented for everything else.
+    pub fn ephemeral(
+        database_url: &str,
+        jwt_secret: SecretString,
+        extra_base_urls: &[&str],
+    ) -> Result<Config, ConfigError> {
+        let backend = Backend::from_url(database_url)
+            .ok_or_else(|| ConfigError::Invalid("unsupported database URL".into()))?;
+        let mut allowed_base_urls =
+            vec![normalize_base_url(DEFAULT_OPENAI_BASE_URL).map_err(ConfigError::Invalid)?];
+        for raw in extra_base_urls {
+            allowed_base_urls.push(normalize_base_url(raw).map_err(ConfigError::Invalid)?);
+        }
+        Ok(Config {
+            database_url: database_url.to_owned(),
+            backend,
+            key_ring: KeyRing::parse(&KeyRing::generate_spec(1))
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+            jwt: JwtConfig {
+                keys: JwtKeys::Hs256(jwt_secret),
+                issuer: None,
+                audience: None,
+                leeway: Duration::from_secs(30),
+            },
+            allowed_base_urls,
+            openai_connect_timeout: Duration::from_secs(5),
+            openai_request_timeout: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(60),
+            body_limit_bytes: 64 * 1024,
+            cors_allowed_origins: Vec::new(),
+            dev: DevBootstrap::default(),
+        })
+    }
+
     /// The HS256 secret, when tokens can be minted locally (`token` subcommand).
     pub fn hs256_secret(&self) -> Option<&SecretString> {
         match &self.jwt.keys {

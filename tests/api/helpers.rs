@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use openai_governor::app;
 use openai_governor::auth::{Scope, mint_hs256};
-use openai_governor::config::{Config, DevBootstrap, JwtConfig, JwtKeys, normalize_base_url};
-use openai_governor::crypto::KeyRing;
+use openai_governor::config::{Config, JwtKeys};
 use openai_governor::sandbox::{self, SandboxConfig, SandboxHandle};
 use openai_governor::store::{self, Backend, Store};
 use secrecy::SecretString;
@@ -189,32 +188,19 @@ impl TestApp {
             .await
             .expect("start sandbox");
         let jwt_secret = random_secret();
-        let key_ring_spec = KeyRing::generate_spec(1);
-        let allowed = vec![
-            normalize_base_url("https://api.openai.com/v1").expect("default url"),
-            normalize_base_url(sandbox.base_url().as_str()).expect("sandbox url"),
-            normalize_base_url(DEAD_BASE_URL).expect("dead url"),
-        ];
-        let config = Config {
-            database_url: db.url.clone(),
-            backend,
-            key_ring: KeyRing::parse(&key_ring_spec).expect("key ring"),
-            jwt: JwtConfig {
-                keys: options
-                    .keys
-                    .unwrap_or_else(|| JwtKeys::Hs256(jwt_secret.clone())),
-                issuer: options.issuer,
-                audience: options.audience,
-                leeway: Duration::from_secs(0),
-            },
-            allowed_base_urls: allowed,
-            openai_connect_timeout: Duration::from_secs(2),
-            openai_request_timeout: options.openai_request_timeout,
-            request_timeout: Duration::from_secs(30),
-            body_limit_bytes: 16 * 1024,
-            cors_allowed_origins: vec![],
-            dev: DevBootstrap::default(),
-        };
+        let sandbox_url = sandbox.base_url().to_string();
+        let mut config =
+            Config::ephemeral(&db.url, jwt_secret.clone(), &[&sandbox_url, DEAD_BASE_URL])
+                .expect("config");
+        if let Some(keys) = options.keys {
+            config.jwt.keys = keys;
+        }
+        config.jwt.issuer = options.issuer;
+        config.jwt.audience = options.audience;
+        config.jwt.leeway = Duration::from_secs(0);
+        config.openai_connect_timeout = Duration::from_secs(2);
+        config.openai_request_timeout = options.openai_request_timeout;
+        config.body_limit_bytes = 16 * 1024;
         let built = app::build_with_store(config, store.clone()).expect("build app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

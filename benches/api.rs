@@ -181,8 +181,8 @@ async fn run(backend: Backend, database_url: String, args: &Args) {
     .await;
     row(name, "list 50 connections", &s);
 
-    // A connection test with 20 ms of latency on every OpenAI call: the probes run in three
-    // dependent rounds, so the test should take about 3 × 20 ms, not 10 × 20 ms.
+    // A connection test with 20 ms of latency on every OpenAI call: the probes run in two
+    // dependent rounds, so the test should take about 2 × 20 ms, not 10 × 20 ms.
     sb.state().set_faults(Faults {
         latency_ms: 20,
         ..Faults::default()
@@ -213,7 +213,7 @@ async fn run(backend: Backend, database_url: String, args: &Args) {
     .await;
     row(name, "connection test, 10 probes @20ms", &s);
     println!(
-        "{name:<9} connection test wall time = {:.1} × one 20 ms OpenAI call (10 probes, 3 rounds)",
+        "{name:<9} connection test wall time = {:.1} × one 20 ms OpenAI call (10 probes in 2 rounds)",
         s.p50.as_secs_f64() / 0.020
     );
 }

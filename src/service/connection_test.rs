@@ -124,16 +124,24 @@ impl Prober {
             }
         };
 
-        // The first probe also decides whether the key works at all.
-        let users = outcome(
-            "GET /organization/users?limit=1",
-            client
-                .list_users(&ListUsersParams {
-                    limit: Some(1),
-                    ..Default::default()
-                })
-                .await,
+        // Round 1: users (which also decides whether the key works at all) and projects (the
+        // per-project probes need one). A wrong key costs one extra request, not nine, and a
+        // good key needs two rounds of latency, not three.
+        let one_user = ListUsersParams {
+            limit: Some(1),
+            ..Default::default()
+        };
+        let one_active_project = ListProjectsParams {
+            limit: Some(1),
+            include_archived: false,
+            ..Default::default()
+        };
+        let (users, projects) = tokio::join!(
+            client.list_users(&one_user),
+            client.list_projects(&one_active_project),
         );
+        let users = outcome("GET /organization/users?limit=1", users);
+        let projects = outcome("GET /organization/projects?limit=1", projects);
         let failure = match &users.error {
             Some(ErrorKind::Unauthorized) => Some(format!(
                 "OpenAI rejected the admin key: {}",
@@ -157,25 +165,13 @@ impl Prober {
             return finish(users.organization, lines, Some(why));
         }
 
-        let projects = async {
-            let projects = outcome(
-                "GET /organization/projects?limit=1",
-                client
-                    .list_projects(&ListProjectsParams {
-                        limit: Some(1),
-                        include_archived: false,
-                        ..Default::default()
-                    })
-                    .await,
-            );
+        // Round 2: everything else, at once.
+        let per_project = async {
             let project = projects
                 .data
                 .as_ref()
                 .and_then(|page| page.data.first())
-                .map(|p| p.id.clone());
-            let Some(project) = project else {
-                return (projects, None);
-            };
+                .map(|p| p.id.clone())?;
             let one = CursorParams {
                 limit: Some(1),
                 ..Default::default()
@@ -190,17 +186,14 @@ impl Prober {
                 client.list_project_api_keys(&project, &one_key),
             );
             let base = format!("GET /organization/projects/{project}");
-            (
-                projects,
-                Some((
-                    outcome(&format!("{base}/users?limit=1"), members),
-                    outcome(&format!("{base}/service_accounts?limit=1"), accounts),
-                    outcome(
-                        &format!("{base}/api_keys?limit=1&owner_project_access=any"),
-                        keys,
-                    ),
-                )),
-            )
+            Some((
+                outcome(&format!("{base}/users?limit=1"), members),
+                outcome(&format!("{base}/service_accounts?limit=1"), accounts),
+                outcome(
+                    &format!("{base}/api_keys?limit=1&owner_project_access=any"),
+                    keys,
+                ),
+            ))
         };
         let rbac = async {
             let one = RbacListParams {
@@ -237,8 +230,8 @@ impl Prober {
                     .await,
             )
         };
-        let ((projects, per_project), (groups, roles), audit, costs) =
-            tokio::join!(projects, rbac, audit, costs);
+        let (per_project, (groups, roles), audit, costs) =
+            tokio::join!(per_project, rbac, audit, costs);
 
         let mut organization = users.organization.clone();
         for seen in [

@@ -36,10 +36,14 @@ fn command(env: &[(&str, &str)]) -> Command {
 }
 
 fn spawn(env: &[(&str, &str)], args: &[&str]) -> Proc {
+    spawn_logging_to(env, args, Stdio::inherit())
+}
+
+fn spawn_logging_to(env: &[(&str, &str)], args: &[&str], stderr: Stdio) -> Proc {
     let mut child = command(env)
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("spawn binary");
     let stdout = child.stdout.take().expect("stdout");
@@ -108,8 +112,16 @@ async fn sandbox() -> Sandbox {
     }
 }
 
-async fn serve(env: &[(&str, &str)]) -> (Proc, String) {
-    let mut proc = spawn(env, &["serve", "--listen", "127.0.0.1:0"]);
+/// `serve`, logging at `trace` into `log`.
+async fn serve(env: &[(&str, &str)], log: &std::path::Path) -> (Proc, String) {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut env = env.to_vec();
+    env.push(("OG_LOG", "trace"));
+    let mut proc = spawn_logging_to(&env, &["serve", "--listen", "127.0.0.1:0"], file.into());
     let line = proc.line().await;
     let base = line
         .strip_prefix("listening on ")
@@ -141,6 +153,7 @@ async fn operator_story_with_key_rotation() {
         ("OG_OPENAI_ALLOWED_BASE_URLS", sb.base_url.as_str()),
     ];
 
+    let log = dir.path().join("serve.log");
     let (ok, out, err) = run(&env_v1, &["migrate"]).await;
     assert!(ok, "migrate: {err}");
     assert!(out.contains("migrations applied (sqlite)"));
@@ -151,7 +164,7 @@ async fn operator_story_with_key_rotation() {
     let http = reqwest::Client::new();
     let id;
     {
-        let (_server, base) = serve(&env_v1).await;
+        let (_server, base) = serve(&env_v1, &log).await;
         let res = http
             .post(format!("{base}/v1/connections"))
             .bearer_auth(&token)
@@ -196,7 +209,7 @@ async fn operator_story_with_key_rotation() {
         ("OG_OPENAI_ALLOWED_BASE_URLS", sb.base_url.as_str()),
     ];
     {
-        let (_server, base) = serve(&env_v2).await;
+        let (_server, base) = serve(&env_v2, &log).await;
         let report: Value = http
             .post(format!("{base}/v1/connections/{id}/test"))
             .bearer_auth(&token)
@@ -214,6 +227,20 @@ async fn operator_story_with_key_rotation() {
             .await
             .unwrap();
         assert_eq!(res.status(), 204);
+    }
+    // Nothing secret reached the logs, even at `trace` (HTTP client and server internals
+    // included): not the admin key, the caller's token, the JWT secret or an encryption key.
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(logs.contains("connection created"), "the log was captured");
+    for secret in [
+        sb.full_key.as_str(),
+        token.as_str(),
+        jwt,
+        k1.as_str(),
+        k2.as_str(),
+    ] {
+        let tail = &secret[secret.len() - 12..];
+        assert!(!logs.contains(tail), "a secret reached the log");
     }
     // The plaintext key never touched the disk.
     let mut bytes = std::fs::read(&db_file).unwrap();

@@ -5,8 +5,11 @@
 //! names a server) on Postgres, and prints throughput and latency percentiles per operation.
 //! Machines are noisy: compare rows of one run, not runs.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
+
+use common::{Args, measure, row};
 
 use openai_governor::app;
 use openai_governor::auth::{Scope, mint_hs256};
@@ -15,80 +18,6 @@ use openai_governor::sandbox::{self, Faults, KeyProfile, SandboxConfig};
 use openai_governor::store::{self, Backend};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-
-struct Args {
-    requests: usize,
-    concurrency: usize,
-}
-
-fn args() -> Args {
-    let argv: Vec<String> = std::env::args().collect();
-    let small = argv.iter().any(|a| a == "--small");
-    let requests = argv
-        .iter()
-        .position(|a| a == "--requests")
-        .and_then(|i| argv.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if small { 100 } else { 4000 });
-    Args {
-        requests,
-        concurrency: 16,
-    }
-}
-
-struct Stats {
-    per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
-/// Runs `n` calls of `op` with `concurrency` in flight; every call must succeed.
-async fn measure<F, Fut>(n: usize, concurrency: usize, op: F) -> Stats
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let op = Arc::new(op);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (op, next) = (op.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n {
-                    break lat;
-                }
-                let t = Instant::now();
-                assert!(op(i).await, "operation {i} failed");
-                lat.push(t.elapsed());
-            }
-        }));
-    }
-    let mut all = Vec::with_capacity(n);
-    for w in workers {
-        all.extend(w.await.expect("worker"));
-    }
-    let elapsed = started.elapsed();
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    Stats {
-        per_sec: n as f64 / elapsed.as_secs_f64(),
-        p50: pct(0.50),
-        p99: pct(0.99),
-    }
-}
-
-fn row(backend: &str, op: &str, s: &Stats) {
-    println!(
-        "{backend:<9} {op:<34} {:>9.0} req/s   p50 {:>8.2} ms   p99 {:>8.2} ms",
-        s.per_sec,
-        s.p50.as_secs_f64() * 1e3,
-        s.p99.as_secs_f64() * 1e3
-    );
-}
 
 async fn run(backend: Backend, database_url: String, args: &Args) {
     let name = match backend {
@@ -220,7 +149,7 @@ async fn run(backend: Backend, database_url: String, args: &Args) {
 
 #[tokio::main]
 async fn main() {
-    let args = args();
+    let args = Args::parse(4000, 100);
     println!(
         "openai-governor API benchmark: {} requests per row, {} in flight\n",
         args.requests, args.concurrency

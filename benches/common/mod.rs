@@ -1,6 +1,9 @@
 //! What the benchmarks share: argument parsing, a closed-loop load generator and a row printer.
 //! Machines are noisy: compare rows of one run, not runs.
 
+// Each benchmark is its own crate and uses a part of this module.
+#![allow(dead_code)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -175,7 +175,43 @@ async fn served_operations() -> BTreeSet<(String, String)> {
     }
     // The probes' answers are contract-checked too (mostly 400/404).
     assert_recording(&sb.state().stop_recording());
+    assert!(
+        served.contains(&("GET".to_owned(), "/organization/users".to_owned())),
+        "the probe does not recognise served operations: {served:?}"
+    );
     served
+}
+
+#[tokio::test]
+async fn the_recorder_is_bounded_and_off_by_default() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let sb = sandbox::start(SandboxConfig::default(), listener)
+        .await
+        .expect("sandbox");
+    let api = Raw::new(&sb, KeyProfile::All);
+    api.get("/organization/users?limit=1").await;
+    assert_eq!(sb.state().take_recorded(), Recording::default(), "off");
+
+    sb.state().start_recording(600);
+    for _ in 0..3 {
+        api.get("/organization/users?limit=100").await;
+    }
+    api.fails(404, Method::GET, "/organization/users/user_nope", None)
+        .await;
+    let rec = sb.state().stop_recording();
+    assert!(
+        rec.dropped >= 1,
+        "a page of users is over the budget: {rec:?}"
+    );
+    let last = rec.responses.last().expect("the small 404 fits");
+    assert_eq!(
+        (last.method.as_str(), last.template.as_str(), last.status),
+        ("GET", "/organization/users/{user_id}", 404)
+    );
+    assert_eq!(last.path, "/organization/users/user_nope");
+    assert_recording(&rec);
 }
 
 #[tokio::test]

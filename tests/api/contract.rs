@@ -135,19 +135,13 @@ fn id(v: &Value) -> String {
         .to_owned()
 }
 
-async fn recording_sandbox(faults: Faults) -> SandboxHandle {
+/// A sandbox on port 0 that records its answers: end a test with
+/// `assert_recording(&sb.state().stop_recording())` to hold them to the spec.
+pub async fn recording_sandbox(config: SandboxConfig) -> SandboxHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let sb = sandbox::start(
-        SandboxConfig {
-            faults,
-            ..SandboxConfig::default()
-        },
-        listener,
-    )
-    .await
-    .expect("sandbox");
+    let sb = sandbox::start(config, listener).await.expect("sandbox");
     sb.state().start_recording(RECORD_BUDGET);
     sb
 }
@@ -155,7 +149,7 @@ async fn recording_sandbox(faults: Faults) -> SandboxHandle {
 /// Every spec operation the sandbox routes (anything but its "Invalid URL" fallback),
 /// found by probing a throwaway sandbox with placeholder ids.
 async fn served_operations() -> BTreeSet<(String, String)> {
-    let sb = recording_sandbox(Faults::default()).await;
+    let sb = recording_sandbox(SandboxConfig::default()).await;
     let raw = Raw::new(&sb, KeyProfile::All);
     let mut served = BTreeSet::new();
     for (method, op) in spec().operations() {
@@ -216,7 +210,7 @@ async fn the_recorder_is_bounded_and_off_by_default() {
 
 #[tokio::test]
 async fn every_endpoint_matches_the_spec() {
-    let sb = recording_sandbox(Faults::default()).await;
+    let sb = recording_sandbox(SandboxConfig::default()).await;
     let api = Raw::new(&sb, KeyProfile::All);
     let now = chrono::Utc::now().timestamp();
 

@@ -347,6 +347,7 @@ async fn truncate_body(resp: Response) -> Response {
         axum::http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    parts.extensions.insert(super::record::MalformedByFault);
     Response::from_parts(parts, Body::from(bytes.slice(..cut)))
 }
 

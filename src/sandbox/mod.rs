@@ -13,6 +13,7 @@ mod http;
 mod model;
 mod projects;
 mod rbac;
+mod record;
 mod reports;
 mod seed;
 mod table;
@@ -33,6 +34,7 @@ pub use faults::{Counters, EndpointCount, Faults, PageFault, RateLimit};
 pub use model::{
     Actor, Org, Refusal, SCOPE_MANAGEMENT_READ, SCOPE_MANAGEMENT_WRITE, SCOPE_USAGE_READ,
 };
+pub use record::{RecordedResponse, Recording};
 pub use seed::{KeySpec, OrgShape};
 
 use http::ApiError;
@@ -131,6 +133,7 @@ struct Inner {
     org: RwLock<Org>,
     faults: Mutex<faults::FaultRuntime>,
     counters: Mutex<Counters>,
+    recorder: Mutex<Option<record::Recorder>>,
     org_id: String,
     shutdown: watch::Receiver<bool>,
 }
@@ -190,6 +193,56 @@ impl SandboxState {
     /// Accepts an invite as the invitee would; returns the new user's id.
     pub fn accept_invite(&self, invite_id: &str) -> Result<String, Refusal> {
         self.write(|org| org.accept_invite(invite_id))
+    }
+
+    /// Starts recording every `/v1` answer (status, template, body) for contract checks,
+    /// keeping at most `budget_bytes` of bodies; later answers are only counted as dropped.
+    /// Restarting clears what was recorded.
+    pub fn start_recording(&self, budget_bytes: usize) {
+        *self.lock_recorder() = Some(record::Recorder {
+            recording: Recording::default(),
+            budget_left: budget_bytes,
+        });
+    }
+
+    /// Stops recording and returns what was recorded.
+    pub fn stop_recording(&self) -> Recording {
+        self.lock_recorder()
+            .take()
+            .map(|r| r.recording)
+            .unwrap_or_default()
+    }
+
+    /// Returns what was recorded so far and clears it (recording goes on, the budget is not
+    /// restored).
+    pub fn take_recorded(&self) -> Recording {
+        self.lock_recorder()
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.recording))
+            .unwrap_or_default()
+    }
+
+    fn is_recording(&self) -> bool {
+        self.lock_recorder().is_some()
+    }
+
+    fn push_recorded(&self, entry: RecordedResponse) {
+        if let Some(r) = self.lock_recorder().as_mut() {
+            let size = entry.body.len() + entry.path.len();
+            if size <= r.budget_left {
+                r.budget_left -= size;
+                r.recording.responses.push(entry);
+            } else {
+                r.recording.dropped += 1;
+            }
+        }
+    }
+
+    fn lock_recorder(&self) -> MutexGuard<'_, Option<record::Recorder>> {
+        self.inner
+            .recorder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_faults(&self) -> MutexGuard<'_, faults::FaultRuntime> {
@@ -329,6 +382,7 @@ pub fn build_state(config: &SandboxConfig) -> (SandboxState, Vec<SandboxKey>, wa
             org: RwLock::new(org),
             faults: Mutex::new(rt),
             counters: Mutex::new(Counters::default()),
+            recorder: Mutex::new(None),
             shutdown,
         }),
     };
@@ -366,7 +420,11 @@ pub async fn start(
 fn router(state: SandboxState) -> Router {
     let v1 = admin_routes()
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .route_layer(middleware::from_fn_with_state(state.clone(), faults::apply));
+        .route_layer(middleware::from_fn_with_state(state.clone(), faults::apply))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            record::record,
+        ));
     let dashboard =
         admin_routes().route_layer(middleware::from_fn_with_state(state.clone(), as_dashboard));
     Router::new()

@@ -357,10 +357,10 @@ fn result(kind: &str, k: &[Option<String>], v: &Sums) -> Value {
             json!({"object": "organization.usage.code_interpreter_sessions.result",
             "num_sessions": v.requests, "project_id": project})
         }
-        "file_search_calls" => json!({"object": "organization.usage.file_search_calls.result",
+        "file_search_calls" => json!({"object": "organization.usage.file_searches.result",
             "num_requests": v.requests, "project_id": project, "user_id": user, "api_key_id": key,
             "vector_store_id": null}),
-        _ => json!({"object": "organization.usage.web_search_calls.result",
+        _ => json!({"object": "organization.usage.web_searches.result",
             "num_model_requests": v.requests, "num_requests": v.requests, "project_id": project,
             "user_id": user, "api_key_id": key, "model": model, "context_level": null}),
     }

@@ -187,6 +187,10 @@ impl TestApp {
         let sandbox = sandbox::start(options.sandbox, listener)
             .await
             .expect("start sandbox");
+        // Every answer the sandbox gives in this test is checked against OpenAI's spec on drop.
+        sandbox
+            .state()
+            .start_recording(crate::contract::RECORD_BUDGET);
         let jwt_secret = random_secret();
         let sandbox_url = sandbox.base_url().to_string();
         let mut config =
@@ -308,6 +312,17 @@ impl TestApp {
             res.text().await.unwrap_or_default()
         );
         res.json().await.expect("json")
+    }
+}
+
+impl Drop for TestApp {
+    /// The contract check: every `/v1` answer the sandbox gave during the test must validate
+    /// against OpenAI's published schemas (skipped when the test is already failing).
+    fn drop(&mut self) {
+        let recording = self.sandbox.state().stop_recording();
+        if !std::thread::panicking() {
+            crate::contract::assert_recording(&recording);
+        }
     }
 }
 

@@ -5,11 +5,13 @@
 //! (e.g. `postgres://postgres@127.0.0.1:5432/test`); under `CI=true` its absence is a failure.
 
 mod helpers;
+mod spec;
 
 mod auth;
 mod cli;
 mod config;
 mod connections;
+mod contract;
 mod http_errors;
 mod openapi;
 mod store_conformance;

@@ -8,6 +8,9 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod client_ops;
+mod client_paging;
+mod client_resilience;
 mod config;
 mod connections;
 mod http_errors;

@@ -9,9 +9,9 @@ use openai_governor::openai::{
     Assignee, AuditLogParams, BucketWidth, Client, CostsParams, CreateInvite, CreateProject,
     CreateRole, CreateServiceAccount, CreateServiceAccountApiKey, CursorParams, ErrorKind,
     GroupType, InviteProject, InviteStatus, ListProjectApiKeysParams, ListProjectsParams,
-    ListUsersParams, ModifyProject, ModifyUser, OpenAiError, OwnerAccessFilter,
-    OwnerProjectAccess, ProjectStatus, RbacListParams, Reply, RoleScope, TimeRange,
-    UpdateRole, UpdateServiceAccount, UsageKind, UsageParams,
+    ListUsersParams, ModifyProject, ModifyUser, OpenAiError, OwnerAccessFilter, OwnerProjectAccess,
+    ProjectStatus, RbacListParams, Reply, RoleScope, TimeRange, UpdateRole, UpdateServiceAccount,
+    UsageKind, UsageParams,
 };
 use openai_governor::sandbox::{KeyProfile, SandboxConfig, SandboxHandle};
 use secrecy::ExposeSecret;
@@ -35,7 +35,9 @@ fn refused<T: Debug>(
     assert_eq!(err.kind, kind, "{err}");
     assert_eq!(err.status, Some(status), "{err}");
     assert!(
-        err.request_id.as_deref().is_some_and(|r| r.starts_with("req_")),
+        err.request_id
+            .as_deref()
+            .is_some_and(|r| r.starts_with("req_")),
         "request id in {err:?}"
     );
     assert!(!err.message.is_empty(), "{err:?}");
@@ -90,8 +92,7 @@ fn active_project(sandbox: &SandboxHandle, n: usize) -> String {
 async fn users_list_filter_get_modify_delete() {
     let (sandbox, client) = setup().await;
     let state = sandbox.state();
-    let all_ids: Vec<String> =
-        state.read(|org| org.users.iter().map(|u| u.id.clone()).collect());
+    let all_ids: Vec<String> = state.read(|org| org.users.iter().map(|u| u.id.clone()).collect());
 
     // One page and the stream agree with the sandbox, in order.
     let page = client
@@ -105,7 +106,10 @@ async fn users_list_filter_get_modify_delete() {
     assert!(!page.data.has_more);
     let ids: Vec<String> = page.data.data.iter().map(|u| u.id.clone()).collect();
     assert_eq!(ids, all_ids);
-    assert_eq!(page.data.last_id.as_deref(), all_ids.last().map(String::as_str));
+    assert_eq!(
+        page.data.last_id.as_deref(),
+        all_ids.last().map(String::as_str)
+    );
     let streamed: Vec<_> = client
         .users(&ListUsersParams::default())
         .try_collect()
@@ -325,7 +329,11 @@ async fn invites_create_get_accept_delete() {
     let got = client.get_invite(&invite.id).await.unwrap().data;
     assert_eq!(got.status, InviteStatus::Accepted);
     assert!(got.accepted_at.is_some());
-    let member = client.get_project_user(&project, &user_id).await.unwrap().data;
+    let member = client
+        .get_project_user(&project, &user_id)
+        .await
+        .unwrap()
+        .data;
     assert_eq!(member.role, "owner");
     let err = refused(
         client.delete_invite(&invite.id).await,
@@ -354,7 +362,11 @@ async fn projects_list_create_modify_archive() {
         .await
         .unwrap();
     assert_eq!(active.len(), total - archived);
-    assert!(active.iter().all(|p| p.status == Some(ProjectStatus::Active)));
+    assert!(
+        active
+            .iter()
+            .all(|p| p.status == Some(ProjectStatus::Active))
+    );
     let everything = client
         .list_projects(&ListProjectsParams {
             include_archived: true,
@@ -505,10 +517,18 @@ async fn project_members_add_get_modify_remove() {
     assert_eq!(added.data.role, "member");
     assert_eq!(added.data.email.as_deref(), Some(reader_email.as_str()));
     assert_eq!(
-        state.read(|org| org.project_users[&project].get(&reader).unwrap().role.clone()),
+        state.read(|org| org.project_users[&project]
+            .get(&reader)
+            .unwrap()
+            .role
+            .clone()),
         "member"
     );
-    let got = client.get_project_user(&project, &reader).await.unwrap().data;
+    let got = client
+        .get_project_user(&project, &reader)
+        .await
+        .unwrap()
+        .data;
     assert_eq!(got, added.data);
 
     // Adding twice, adding someone outside the org, or an unknown role: 400.
@@ -540,7 +560,11 @@ async fn project_members_add_get_modify_remove() {
         .data;
     assert_eq!(owner.role, "owner");
     assert_eq!(
-        state.read(|org| org.project_users[&project].get(&reader).unwrap().role.clone()),
+        state.read(|org| org.project_users[&project]
+            .get(&reader)
+            .unwrap()
+            .role
+            .clone()),
         "owner"
     );
     refused(
@@ -620,7 +644,11 @@ async fn service_accounts_and_project_api_keys() {
     assert!(!format!("{created:?}").contains(&value));
     let (stored_name, key_owned) = state.read(|org| {
         (
-            org.service_accounts[&project].get(&sa.id).unwrap().name.clone(),
+            org.service_accounts[&project]
+                .get(&sa.id)
+                .unwrap()
+                .name
+                .clone(),
             org.api_keys[&project].contains(&key.id),
         )
     });
@@ -689,9 +717,16 @@ async fn service_accounts_and_project_api_keys() {
         .await
         .unwrap()
         .data;
-    assert_eq!((changed.name.as_str(), changed.role.as_str()), ("deploy-bot-2", "owner"));
     assert_eq!(
-        state.read(|org| org.service_accounts[&project].get(&sa.id).unwrap().role.clone()),
+        (changed.name.as_str(), changed.role.as_str()),
+        ("deploy-bot-2", "owner")
+    );
+    assert_eq!(
+        state.read(|org| org.service_accounts[&project]
+            .get(&sa.id)
+            .unwrap()
+            .role
+            .clone()),
         "owner"
     );
     refused(
@@ -716,7 +751,10 @@ async fn service_accounts_and_project_api_keys() {
         .try_collect()
         .await
         .unwrap();
-    assert_eq!(all_keys.len(), state.read(|org| org.api_keys[&project].len()));
+    assert_eq!(
+        all_keys.len(),
+        state.read(|org| org.api_keys[&project].len())
+    );
     let count = |filter| {
         let client = client.clone();
         let project = project.clone();
@@ -786,8 +824,10 @@ async fn service_accounts_and_project_api_keys() {
         .unwrap()
         .data;
     assert!(deleted.deleted);
-    assert!(state.read(|org| !org.service_accounts[&project].contains(&sa.id)
-        && !org.api_keys[&project].contains(&key.id)));
+    assert!(
+        state.read(|org| !org.service_accounts[&project].contains(&sa.id)
+            && !org.api_keys[&project].contains(&key.id))
+    );
     refused(
         client.get_project_service_account(&project, &sa.id).await,
         ErrorKind::NotFound,
@@ -829,7 +869,11 @@ async fn groups_group_users_and_project_groups() {
     assert_eq!(group.group_type, Some(GroupType::Group));
     assert!(state.read(|org| org.groups.contains(&group.id)));
     assert_eq!(client.get_group(&group.id).await.unwrap().data, group);
-    let renamed = client.update_group(&group.id, "platform-team").await.unwrap().data;
+    let renamed = client
+        .update_group(&group.id, "platform-team")
+        .await
+        .unwrap()
+        .data;
     assert_eq!(renamed.name, "platform-team");
     assert_eq!(
         state.read(|org| org.groups.get(&group.id).unwrap().name.clone()),
@@ -839,8 +883,15 @@ async fn groups_group_users_and_project_groups() {
 
     // Members.
     let (reader, reader_email) = a_reader(&sandbox, 0);
-    let added = client.add_group_user(&group.id, &reader).await.unwrap().data;
-    assert_eq!((added.user_id.as_str(), added.group_id.as_str()), (reader.as_str(), group.id.as_str()));
+    let added = client
+        .add_group_user(&group.id, &reader)
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(
+        (added.user_id.as_str(), added.group_id.as_str()),
+        (reader.as_str(), group.id.as_str())
+    );
     assert!(state.read(|org| org.group_users[&group.id].contains(&reader)));
     refused(
         client.add_group_user(&group.id, &reader).await,
@@ -859,7 +910,11 @@ async fn groups_group_users_and_project_groups() {
         .unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].email.as_deref(), Some(reader_email.as_str()));
-    let member = client.get_group_user(&group.id, &reader).await.unwrap().data;
+    let member = client
+        .get_group_user(&group.id, &reader)
+        .await
+        .unwrap()
+        .data;
     assert_eq!(member.id, reader);
     assert_eq!(member.user_type.as_deref(), Some("user"));
 
@@ -885,7 +940,10 @@ async fn groups_group_users_and_project_groups() {
         .unwrap()
         .data;
     assert_eq!(pg.object, "project.group");
-    assert_eq!((pg.project_id.as_str(), pg.group_id.as_str()), (project.as_str(), group.id.as_str()));
+    assert_eq!(
+        (pg.project_id.as_str(), pg.group_id.as_str()),
+        (project.as_str(), group.id.as_str())
+    );
     assert_eq!(pg.group_name.as_deref(), Some("platform-team"));
     assert!(state.read(|org| org.project_groups[&project].contains(&group.id)));
     let listed: Vec<_> = client
@@ -907,7 +965,11 @@ async fn groups_group_users_and_project_groups() {
         ErrorKind::BadRequest,
         400,
     );
-    let removed = client.remove_project_group(&project, &group.id).await.unwrap().data;
+    let removed = client
+        .remove_project_group(&project, &group.id)
+        .await
+        .unwrap()
+        .data;
     assert!(removed.deleted);
     assert!(state.read(|org| !org.project_groups[&project].contains(&group.id)));
     refused(
@@ -917,7 +979,11 @@ async fn groups_group_users_and_project_groups() {
     );
 
     // Remove the member, then the group.
-    let removed = client.remove_group_user(&group.id, &reader).await.unwrap().data;
+    let removed = client
+        .remove_group_user(&group.id, &reader)
+        .await
+        .unwrap()
+        .data;
     assert!(removed.deleted);
     assert!(state.read(|org| org.group_users[&group.id].is_empty()));
     refused(
@@ -942,10 +1008,18 @@ async fn roles_at_organization_and_project_level() {
         .try_collect()
         .await
         .unwrap();
-    let expected =
-        state.read(|org| org.roles.iter().filter(|r| r.resource_type == "api.organization").count());
+    let expected = state.read(|org| {
+        org.roles
+            .iter()
+            .filter(|r| r.resource_type == "api.organization")
+            .count()
+    });
     assert_eq!(org_roles.len(), expected);
-    assert!(org_roles.iter().all(|r| r.resource_type == "api.organization"));
+    assert!(
+        org_roles
+            .iter()
+            .all(|r| r.resource_type == "api.organization")
+    );
     assert!(org_roles.iter().any(|r| r.predefined_role));
     let page = client
         .list_project_roles(&project, &RbacListParams::default())
@@ -955,7 +1029,12 @@ async fn roles_at_organization_and_project_level() {
     assert!(!page.data.is_empty());
     assert!(page.data.iter().all(|r| r.resource_type == "api.project"));
     assert_eq!(
-        client.list_roles(&RbacListParams::default()).await.unwrap().data.data,
+        client
+            .list_roles(&RbacListParams::default())
+            .await
+            .unwrap()
+            .data
+            .data,
         org_roles
     );
 
@@ -979,7 +1058,10 @@ async fn roles_at_organization_and_project_level() {
         };
         assert_eq!(created.resource_type, resource);
         assert!(state.read(|org| org.roles.contains(&created.id)));
-        assert_eq!(client.get_role(&scope, &created.id).await.unwrap().data, created);
+        assert_eq!(
+            client.get_role(&scope, &created.id).await.unwrap().data,
+            created
+        );
         let listed: Vec<_> = client
             .roles(&scope, &RbacListParams::default())
             .try_collect()
@@ -1042,12 +1124,23 @@ async fn role_assignments_of_users_and_groups_at_both_levels() {
                 .map(|r| r.id.clone())
                 .unwrap()
         };
-        (find("api.organization", "reader"), find("api.project", "viewer"))
+        (
+            find("api.organization", "reader"),
+            find("api.project", "viewer"),
+        )
     });
 
     let cases = [
-        (Assignee::OrgUser(user.clone()), org_role.clone(), "user.role"),
-        (Assignee::OrgGroup(group.clone()), org_role.clone(), "group.role"),
+        (
+            Assignee::OrgUser(user.clone()),
+            org_role.clone(),
+            "user.role",
+        ),
+        (
+            Assignee::OrgGroup(group.clone()),
+            org_role.clone(),
+            "group.role",
+        ),
         (
             Assignee::ProjectUser {
                 project_id: project.clone(),
@@ -1077,10 +1170,16 @@ async fn role_assignments_of_users_and_groups_at_both_levels() {
         assert_eq!(assigned.data.role.id, role);
         match &assignee {
             Assignee::OrgUser(u) | Assignee::ProjectUser { user_id: u, .. } => {
-                assert_eq!(assigned.data.user.as_ref().map(|x| x.id.as_str()), Some(u.as_str()));
+                assert_eq!(
+                    assigned.data.user.as_ref().map(|x| x.id.as_str()),
+                    Some(u.as_str())
+                );
             }
             Assignee::OrgGroup(g) | Assignee::ProjectGroup { group_id: g, .. } => {
-                assert_eq!(assigned.data.group.as_ref().map(|x| x.id.as_str()), Some(g.as_str()));
+                assert_eq!(
+                    assigned.data.group.as_ref().map(|x| x.id.as_str()),
+                    Some(g.as_str())
+                );
             }
         }
         let in_state = state.read(|org| match &assignee {
@@ -1102,7 +1201,11 @@ async fn role_assignments_of_users_and_groups_at_both_levels() {
             .await
             .unwrap();
         assert_eq!(after.len(), before.len() + 1);
-        let got = client.get_role_assignment(&assignee, &role).await.unwrap().data;
+        let got = client
+            .get_role_assignment(&assignee, &role)
+            .await
+            .unwrap()
+            .data;
         assert_eq!(got.id, role);
         assert!(got.created_by.is_some());
         let page = client
@@ -1351,7 +1454,11 @@ async fn keys_without_a_scope_or_unknown_keys_are_typed_errors() {
         },
         401,
     );
-    assert!(sandbox.state().read(|org| org.groups.iter().all(|g| g.name != "nope")));
+    assert!(
+        sandbox
+            .state()
+            .read(|org| org.groups.iter().all(|g| g.name != "nope"))
+    );
     let usage_only = openai_client(&sandbox, KeyProfile::UsageOnly, test_client_config());
     refused(
         usage_only.list_users(&ListUsersParams::default()).await,

@@ -115,7 +115,8 @@ async fn rbac_lists_page_through_thousands_of_groups_and_group_members() {
     assert_eq!(members.len(), 1_500);
     let unique: HashSet<&String> = members.iter().collect();
     assert_eq!(unique.len(), 1_500);
-    let mut expected: Vec<String> = state.read(|org| org.users.iter().map(|u| u.id.clone()).collect());
+    let mut expected: Vec<String> =
+        state.read(|org| org.users.iter().map(|u| u.id.clone()).collect());
     expected.reverse();
     assert_eq!(members, expected);
     assert_eq!(

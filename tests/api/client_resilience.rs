@@ -154,6 +154,32 @@ async fn a_storm_of_429s_slows_the_client_down_and_it_finishes() {
 }
 
 #[tokio::test]
+async fn without_a_budget_the_same_limit_refuses_everything_beyond_it() {
+    // The control for the storm above: the sandbox's limit is real, and a client that sends
+    // everything at once (no budget, no retries) draws a 429 for every request beyond it.
+    let sandbox = sandbox_with_users(50).await;
+    sandbox.state().set_faults(Faults {
+        rate_limits: vec![RateLimit {
+            endpoint: "GET /organization/users*".into(),
+            max_requests: 20,
+            window_secs: 1,
+        }],
+        ..Faults::default()
+    });
+    let client = openai_client(&sandbox, KeyProfile::All, config_with(RetryPolicy::none()));
+    let ids: Vec<String> = sandbox
+        .state()
+        .read(|org| org.users.iter().take(30).map(|u| u.id.clone()).collect());
+    let results = futures::future::join_all(ids.iter().map(|id| client.get_user(id))).await;
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if matches!(e.kind, ErrorKind::RateLimited { .. })))
+        .count();
+    assert_eq!(refused, 10);
+    assert_eq!(sandbox.counters().status(429), 10);
+}
+
+#[tokio::test]
 async fn a_429_is_a_typed_error_once_retries_are_spent_or_retry_after_is_too_long() {
     let sandbox = sandbox_with_users(10).await;
     sandbox.state().set_faults(Faults {
@@ -166,7 +192,10 @@ async fn a_429_is_a_typed_error_once_retries_are_spent_or_retry_after_is_too_lon
     });
     let client = openai_client(&sandbox, KeyProfile::All, config_with(RetryPolicy::none()));
     for _ in 0..2 {
-        client.list_users(&ListUsersParams::default()).await.unwrap();
+        client
+            .list_users(&ListUsersParams::default())
+            .await
+            .unwrap();
     }
     let err = client
         .list_users(&ListUsersParams::default())
@@ -240,7 +269,11 @@ async fn a_burst_of_5xx_is_retried_for_reads_and_fails_typed_without_retries() {
     assert_eq!(err.status, Some(503));
     assert_eq!(err.attempts, 1);
     assert_eq!(err.error_type.as_deref(), Some("server_error"));
-    assert!(err.request_id.as_deref().is_some_and(|r| r.starts_with("req_")));
+    assert!(
+        err.request_id
+            .as_deref()
+            .is_some_and(|r| r.starts_with("req_"))
+    );
     assert!(err.is_transient());
     // The rest of the burst is spent by the next calls, then reads work again.
     assert!(stingy.get_user(&user).await.is_err());
@@ -278,7 +311,11 @@ async fn writes_are_not_repeated_after_a_5xx_unless_declared_safe() {
         only: Some("POST /organization/projects".into()),
         ..Faults::default()
     });
-    let created = client.retrying_writes().create_project(&create).await.unwrap();
+    let created = client
+        .retrying_writes()
+        .create_project(&create)
+        .await
+        .unwrap();
     assert_eq!(created.meta.attempts, 2);
     assert_eq!(projects(), before + 1);
     assert_eq!(sandbox.request_count("POST /organization/projects"), 3);
@@ -327,7 +364,11 @@ async fn hanging_requests_time_out_quickly_with_a_typed_error() {
     assert_eq!(err.status, None);
     assert_eq!(err.attempts, 1);
     assert!(err.is_transient());
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A read is retried after a timeout; a create is not (it may have happened).
     let retrying = openai_client(&sandbox, KeyProfile::All, short(quick_retries(2)));
@@ -390,7 +431,10 @@ async fn malformed_bodies_are_typed_errors_and_writes_that_happened_are_not_repe
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidResponse);
     assert_eq!(err.attempts, 1);
-    assert_eq!(sandbox.request_count("POST /organization/users/{user_id}"), 1);
+    assert_eq!(
+        sandbox.request_count("POST /organization/users/{user_id}"),
+        1
+    );
     assert_eq!(
         state.read(|org| org.users.get(&user).unwrap().role.clone()),
         "owner"
@@ -485,8 +529,16 @@ async fn a_repeating_cursor_ends_every_pagination_style_with_an_error() {
 
     // The first page, then an error instead of the same page again (and again).
     for (name, first_page, results) in [
-        ("users", 10, users.iter().map(|r| r.as_ref().err()).collect::<Vec<_>>()),
-        ("groups", 10, groups.iter().map(|r| r.as_ref().err()).collect()),
+        (
+            "users",
+            10,
+            users.iter().map(|r| r.as_ref().err()).collect::<Vec<_>>(),
+        ),
+        (
+            "groups",
+            10,
+            groups.iter().map(|r| r.as_ref().err()).collect(),
+        ),
         ("costs", 7, costs.iter().map(|r| r.as_ref().err()).collect()),
     ] {
         assert_eq!(results.len(), first_page + 1, "{name}");
@@ -548,5 +600,8 @@ async fn a_failing_nth_page_is_retried_or_ends_the_stream() {
     assert_eq!(err.kind, ErrorKind::Upstream);
     assert_eq!(err.status, Some(502));
     assert_eq!(err.attempts, 4);
-    assert_eq!(sandbox.counters().requests("GET /organization/users"), 2 + 4);
+    assert_eq!(
+        sandbox.counters().requests("GET /organization/users"),
+        2 + 4
+    );
 }

@@ -605,3 +605,36 @@ async fn a_failing_nth_page_is_retried_or_ends_the_stream() {
         2 + 4
     );
 }
+
+#[tokio::test]
+async fn concurrency_is_bounded_across_clones() {
+    let sandbox = sandbox_with_users(10).await;
+    let latency = Duration::from_millis(120);
+    sandbox.state().set_faults(Faults {
+        latency_ms: latency.as_millis() as u64,
+        only: Some("GET /organization/users/{user_id}".into()),
+        ..Faults::default()
+    });
+    let client = openai_client(
+        &sandbox,
+        KeyProfile::All,
+        ClientConfig {
+            max_concurrency: 2,
+            ..test_client_config()
+        },
+    );
+    let ids: Vec<String> = sandbox
+        .state()
+        .read(|org| org.users.iter().take(6).map(|u| u.id.clone()).collect());
+    let started = Instant::now();
+    // Six calls on six clones: at most two in flight, so at least three rounds of latency.
+    let results = futures::future::join_all(ids.iter().map(|id| {
+        let client = client.clone();
+        async move { client.get_user(id).await }
+    }))
+    .await;
+    let elapsed = started.elapsed();
+    assert!(results.iter().all(Result::is_ok));
+    assert!(elapsed >= latency * 3, "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}

@@ -426,9 +426,11 @@ impl Client {
                     retry_after,
                 } => {
                     if let ErrorKind::RateLimited { retry_after } = error.kind {
-                        self.inner
-                            .budget
-                            .on_throttled(call.family, ticket, retry_after);
+                        // Pause the family, but never longer than the policy lets one call
+                        // wait: a Retry-After beyond that fails this call at once, and must
+                        // not silently stall the family's next calls for the whole of it.
+                        let pause = retry_after.map(|w| w.min(policy.max_retry_after));
+                        self.inner.budget.on_throttled(call.family, ticket, pause);
                     }
                     let retryable =
                         always_retryable || (retryable_if_idempotent && may_repeat_unknown);

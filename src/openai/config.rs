@@ -53,7 +53,8 @@ pub struct RetryPolicy {
     pub factor: f32,
     /// Randomise delays so that clients do not retry in lockstep.
     pub jitter: bool,
-    /// A `Retry-After` longer than this is not waited for: the 429 is returned at once.
+    /// A `Retry-After` longer than this is not waited for: the 429 is returned at once, and
+    /// the endpoint family pauses for at most this long.
     pub max_retry_after: Duration,
 }
 

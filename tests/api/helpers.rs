@@ -380,3 +380,50 @@ macro_rules! backend_tests {
         }
     };
 }
+
+/// A sandbox on port 0 with `config`, for tests of the OpenAI client.
+pub async fn start_sandbox(config: SandboxConfig) -> SandboxHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind sandbox");
+    sandbox::start(config, listener)
+        .await
+        .expect("start sandbox")
+}
+
+/// Quick retries for tests: `max_retries` attempts after the first, 5-50 ms apart.
+pub fn quick_retries(max_retries: u32) -> openai_governor::openai::RetryPolicy {
+    openai_governor::openai::RetryPolicy {
+        max_retries,
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(50),
+        factor: 2.0,
+        jitter: true,
+        max_retry_after: Duration::from_secs(5),
+    }
+}
+
+/// Client settings for tests: quick retries, no rate budget, a 5 s request timeout.
+pub fn test_client_config() -> openai_governor::openai::ClientConfig {
+    openai_governor::openai::ClientConfig {
+        request_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        retry: quick_retries(3),
+        rate: openai_governor::openai::RateBudgetConfig::unlimited(),
+        ..Default::default()
+    }
+}
+
+/// A client of `sandbox` with the key of `profile`.
+pub fn openai_client(
+    sandbox: &SandboxHandle,
+    profile: sandbox::KeyProfile,
+    config: openai_governor::openai::ClientConfig,
+) -> openai_governor::openai::Client {
+    openai_governor::openai::Client::new(
+        sandbox.base_url(),
+        SecretString::from(sandbox.key(profile).to_owned()),
+        config,
+    )
+    .expect("client")
+}

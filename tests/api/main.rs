@@ -9,6 +9,9 @@ mod spec;
 
 mod auth;
 mod cli;
+mod client_ops;
+mod client_paging;
+mod client_resilience;
 mod config;
 mod connections;
 mod contract;

@@ -16,9 +16,9 @@ use openai_governor::openai::{
 use openai_governor::sandbox::{KeyProfile, SandboxConfig, SandboxHandle};
 use secrecy::ExposeSecret;
 
-use crate::helpers::{openai_client, start_sandbox, test_client_config};
+use crate::helpers::{CheckedSandbox, openai_client, start_sandbox, test_client_config};
 
-async fn setup() -> (SandboxHandle, Client) {
+async fn setup() -> (CheckedSandbox, Client) {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
     let client = openai_client(&sandbox, KeyProfile::All, test_client_config());
     (sandbox, client)

@@ -13,7 +13,9 @@ use openai_governor::sandbox::{
     Faults, KeyProfile, OrgShape, PageFault, RateLimit, SandboxConfig, SandboxHandle,
 };
 
-use crate::helpers::{openai_client, quick_retries, start_sandbox, test_client_config};
+use crate::helpers::{
+    CheckedSandbox, openai_client, quick_retries, start_sandbox, test_client_config,
+};
 
 fn config_with(retry: RetryPolicy) -> ClientConfig {
     ClientConfig {
@@ -22,7 +24,7 @@ fn config_with(retry: RetryPolicy) -> ClientConfig {
     }
 }
 
-async fn sandbox_with_users(users: usize) -> SandboxHandle {
+async fn sandbox_with_users(users: usize) -> CheckedSandbox {
     start_sandbox(SandboxConfig {
         org: OrgShape {
             users,

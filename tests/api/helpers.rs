@@ -381,14 +381,29 @@ macro_rules! backend_tests {
     };
 }
 
-/// A sandbox on port 0 with `config`, for tests of the OpenAI client.
-pub async fn start_sandbox(config: SandboxConfig) -> SandboxHandle {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind sandbox");
-    sandbox::start(config, listener)
-        .await
-        .expect("start sandbox")
+/// A sandbox on port 0 with `config`, for tests of the OpenAI client; like [`TestApp`], every
+/// answer it gives is checked against OpenAI's published schemas when it is dropped.
+pub async fn start_sandbox(config: SandboxConfig) -> CheckedSandbox {
+    CheckedSandbox(crate::contract::recording_sandbox(config).await)
+}
+
+/// A sandbox whose answers must all match the spec (checked on drop, unless already failing).
+pub struct CheckedSandbox(SandboxHandle);
+
+impl std::ops::Deref for CheckedSandbox {
+    type Target = SandboxHandle;
+    fn deref(&self) -> &SandboxHandle {
+        &self.0
+    }
+}
+
+impl Drop for CheckedSandbox {
+    fn drop(&mut self) {
+        let recording = self.0.state().stop_recording();
+        if !std::thread::panicking() {
+            crate::contract::assert_recording(&recording);
+        }
+    }
 }
 
 /// Quick retries for tests: `max_retries` attempts after the first, 5-50 ms apart.

@@ -10,7 +10,7 @@ use crate::auth::JwtVerifier;
 use crate::config::Config;
 use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
-use crate::service::{ConnectionService, Prober};
+use crate::service::{ConnectionService, InventoryService, Prober, SyncSettings};
 use crate::store::{self, Store, StoreError};
 
 /// What every handler can reach. Cheap to clone.
@@ -22,6 +22,8 @@ pub struct AppState {
     pub auth: Arc<JwtVerifier>,
     /// Connection use cases.
     pub connections: ConnectionService,
+    /// Inventory syncs and reads.
+    pub inventory: InventoryService,
 }
 
 /// Why the application could not start.
@@ -45,11 +47,13 @@ pub struct App {
 
 /// The OpenAI client settings the service uses for a configuration.
 pub fn openai_client_config(config: &Config) -> ClientConfig {
-    ClientConfig {
+    let mut client = ClientConfig {
         connect_timeout: config.openai_connect_timeout,
         request_timeout: config.openai_request_timeout,
         ..ClientConfig::default()
-    }
+    };
+    client.retry.max_retries = config.openai_max_retries;
+    client
 }
 
 /// Opens and migrates the store, then wires everything. The key ring moves into the state.
@@ -68,17 +72,24 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         body_limit_bytes: config.body_limit_bytes,
         cors_allowed_origins: config.cors_allowed_origins.clone(),
     };
+    let sync = SyncSettings {
+        client: openai_client_config(&config),
+        ..SyncSettings::default()
+    };
     let Config {
         key_ring,
         allowed_base_urls,
         ..
     } = config;
+    let key_ring = Arc::new(key_ring);
     let connections =
-        ConnectionService::new(store.clone(), Arc::new(key_ring), allowed_base_urls, prober);
+        ConnectionService::new(store.clone(), key_ring.clone(), allowed_base_urls, prober);
+    let inventory = InventoryService::new(store.clone(), key_ring, sync);
     let state = AppState {
         store,
         auth,
         connections,
+        inventory,
     };
     let router = http::router(state.clone(), &settings);
     Ok(App { router, state })

@@ -86,6 +86,15 @@ pub struct Settings {
     /// Timeout of one call to OpenAI, e.g. `20s`.
     #[arg(long, env = "OG_OPENAI_REQUEST_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration, global = true)]
     pub openai_request_timeout: Duration,
+    /// Retries of a failed OpenAI read (429, 5xx, network), with exponential backoff from
+    /// 250 ms (honouring `Retry-After`).
+    #[arg(
+        long,
+        env = "OG_OPENAI_MAX_RETRIES",
+        default_value_t = 6,
+        global = true
+    )]
+    pub openai_max_retries: u32,
     /// Timeout of one request to this service, e.g. `60s`.
     #[arg(long, env = "OG_REQUEST_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
     pub request_timeout: Duration,
@@ -186,6 +195,8 @@ pub struct Config {
     pub openai_connect_timeout: Duration,
     /// OpenAI per-call timeout.
     pub openai_request_timeout: Duration,
+    /// Retries of a failed OpenAI call (syncs; the connection test never retries).
+    pub openai_max_retries: u32,
     /// Per-request timeout of this service.
     pub request_timeout: Duration,
     /// Body size limit.
@@ -268,6 +279,7 @@ impl Config {
             allowed_base_urls,
             openai_connect_timeout: settings.openai_connect_timeout,
             openai_request_timeout: settings.openai_request_timeout,
+            openai_max_retries: settings.openai_max_retries,
             request_timeout: settings.request_timeout,
             body_limit_bytes: settings.body_limit_bytes,
             cors_allowed_origins: settings
@@ -309,6 +321,7 @@ impl Config {
             allowed_base_urls,
             openai_connect_timeout: Duration::from_secs(5),
             openai_request_timeout: Duration::from_secs(20),
+            openai_max_retries: 6,
             request_timeout: Duration::from_secs(60),
             body_limit_bytes: 64 * 1024,
             cors_allowed_origins: Vec::new(),

@@ -24,6 +24,10 @@ pub enum ErrorCode {
     NotFound,
     /// The connection does not exist (or was deleted).
     ConnectionNotFound,
+    /// The sync run does not exist (or its connection was deleted).
+    SyncNotFound,
+    /// A sync of this connection is already running (one at a time per connection).
+    SyncInProgress,
     /// The route exists but not with this method.
     MethodNotAllowed,
     /// The body is larger than the configured limit.
@@ -57,13 +61,13 @@ impl ErrorCode {
         match self {
             Unauthenticated => StatusCode::UNAUTHORIZED,
             InsufficientScope => StatusCode::FORBIDDEN,
-            NotFound | ConnectionNotFound => StatusCode::NOT_FOUND,
+            NotFound | ConnectionNotFound | SyncNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             MalformedJson | InvalidParameter => StatusCode::BAD_REQUEST,
             ValidationFailed | BaseUrlNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
-            ConnectionNameTaken => StatusCode::CONFLICT,
+            ConnectionNameTaken | SyncInProgress => StatusCode::CONFLICT,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             EncryptionKeyUnavailable | Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -78,6 +82,8 @@ impl ErrorCode {
             InsufficientScope => "Insufficient scope",
             NotFound => "Not found",
             ConnectionNotFound => "Connection not found",
+            SyncNotFound => "Sync not found",
+            SyncInProgress => "Sync in progress",
             MethodNotAllowed => "Method not allowed",
             PayloadTooLarge => "Payload too large",
             UnsupportedMediaType => "Unsupported media type",
@@ -101,6 +107,8 @@ impl ErrorCode {
             InsufficientScope => "insufficient_scope",
             NotFound => "not_found",
             ConnectionNotFound => "connection_not_found",
+            SyncNotFound => "sync_not_found",
+            SyncInProgress => "sync_in_progress",
             MethodNotAllowed => "method_not_allowed",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",

@@ -155,7 +155,7 @@ pub struct ListParams {
     pub after: Option<String>,
 }
 
-fn connection_id(raw: &str) -> Result<ConnectionId, AppError> {
+pub(super) fn connection_id(raw: &str) -> Result<ConnectionId, AppError> {
     raw.parse().map_err(|_| {
         AppError::new(
             ErrorCode::InvalidParameter,

@@ -4,6 +4,7 @@
 pub mod connections;
 pub mod extract;
 pub mod health;
+pub mod inventory;
 
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     modifiers(&BearerAuth),
     tags(
         (name = "connections", description = "OpenAI organizations connected with an admin key"),
+        (name = "inventory", description = "Each organization's users, projects, members, groups, keys and costs, synced into our store"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -72,7 +74,11 @@ impl Modify for BearerAuth {
 /// The routes and the OpenAPI document they generate, without state or middleware.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/v1/connections", connections::router())
+        .nest(
+            "/v1/connections",
+            connections::router().merge(inventory::connection_routes()),
+        )
+        .nest("/v1/syncs", inventory::sync_routes())
         .merge(health::router())
         .split_for_parts()
 }

@@ -5,6 +5,7 @@
 //! admin key only ever sits in a header marked sensitive.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -60,6 +61,8 @@ struct Inner {
     config: ClientConfig,
     budget: RateBudget,
     permits: Semaphore,
+    /// HTTP requests sent by this client and its clones (what a sync reports it cost).
+    sent: AtomicU64,
 }
 
 impl std::fmt::Debug for Client {
@@ -215,6 +218,7 @@ impl Client {
                 key: SecretString::from(key.to_string()),
                 budget: RateBudget::new(config.rate.clone()),
                 permits: Semaphore::new(config.max_concurrency.max(1)),
+                sent: AtomicU64::new(0),
                 config,
             }),
             retry_writes: false,
@@ -246,6 +250,11 @@ impl Client {
         let mut all: Vec<_> = self.inner.budget.snapshot().into_iter().collect();
         all.sort_by_key(|(family, _)| family.as_str());
         all
+    }
+
+    /// HTTP requests sent so far by this client and its clones, retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.sent.load(Ordering::Relaxed)
     }
 
     fn url(&self, path: &[&str], query: &Query) -> Result<Url, OpenAiError> {
@@ -376,6 +385,7 @@ impl Client {
                 // The semaphore is never closed, so acquiring cannot fail; if it ever did,
                 // going on without a permit is better than failing the call.
                 let _permit = self.inner.permits.acquire().await.ok();
+                self.inner.sent.fetch_add(1, Ordering::Relaxed);
                 self.attempt(&call, &url).await
             };
             let (error, retryable, wait) = match attempt {

@@ -91,7 +91,7 @@ struct KeyTarget {
     base_url: Url,
 }
 
-fn not_found(id: ConnectionId) -> impl FnOnce(StoreError) -> AppError {
+pub(super) fn not_found(id: ConnectionId) -> impl FnOnce(StoreError) -> AppError {
     move |e| match e {
         StoreError::NotFound => AppError::new(
             ErrorCode::ConnectionNotFound,
@@ -101,7 +101,7 @@ fn not_found(id: ConnectionId) -> impl FnOnce(StoreError) -> AppError {
     }
 }
 
-fn crypto_failure(id: ConnectionId, e: CryptoError) -> AppError {
+pub(super) fn crypto_failure(id: ConnectionId, e: CryptoError) -> AppError {
     tracing::error!(connection_id = %id, error = %e, "stored admin key cannot be opened");
     AppError {
         source: Some(e.into()),

@@ -1,6 +1,7 @@
 //! Persistence behind one interface: the [`Store`] trait, with a SQLite and a Postgres
 //! implementation chosen by the URL scheme. Knows nothing of HTTP or of OpenAI.
 
+mod inventory_sql;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -11,7 +12,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use crate::domain::{Connection, ConnectionId, SealedSecret, TestReport};
+use crate::domain::{
+    Connection, ConnectionId, Item, ItemPage, ItemQuery, SealedSecret, SyncId, SyncRun, TestReport,
+};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -45,6 +48,14 @@ impl From<sqlx::Error> for StoreError {
             }
             other => Self::Other(other),
         }
+    }
+}
+
+/// A row referring to a connection that does not exist (foreign key) is a `NotFound`.
+fn not_found_on_foreign_key(err: sqlx::Error) -> StoreError {
+    match err {
+        sqlx::Error::Database(ref db) if db.is_foreign_key_violation() => StoreError::NotFound,
+        other => other.into(),
     }
 }
 
@@ -82,6 +93,15 @@ pub struct ConnectionChanges {
     pub key: Option<(String, SealedSecret)>,
     /// Clear the stored test report (the key or URL changed, so it no longer applies).
     pub clear_last_test: bool,
+}
+
+/// Whether a sync could start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStart {
+    /// The run is recorded and holds the connection's lease.
+    Started,
+    /// Another run holds a live lease on the connection.
+    Busy(SyncId),
 }
 
 /// The store's interface. Every implementation passes `tests/api/store_conformance.rs`.
@@ -135,6 +155,41 @@ pub trait Store: Send + Sync + 'static {
         expected: &SealedSecret,
         new: &SealedSecret,
     ) -> Result<bool, StoreError>;
+
+    /// Records `run` and gives it the connection's sync lease until `lease_until_ms` (Unix
+    /// ms), unless a lease that has not expired by `now_ms` is held by another run. Runs whose
+    /// lease expired (their process died) are marked failed and their items dropped.
+    async fn start_sync(
+        &self,
+        run: &SyncRun,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<SyncStart, StoreError>;
+    /// Extends the lease of a running sync; `false` if it was lost (taken over after expiry).
+    async fn renew_sync_lease(&self, run: &SyncRun, until_ms: i64) -> Result<bool, StoreError>;
+    /// Adds items to a running sync's snapshot (invisible to readers until published).
+    async fn insert_items(&self, sync_id: SyncId, items: &[Item]) -> Result<(), StoreError>;
+    /// Ends a run in one transaction: on `Succeeded` its snapshot replaces the connection's
+    /// current one (whose items are dropped), on `Failed` its own items are dropped; the
+    /// lease is released. Returns `false`, recording the run as failed, if the lease had
+    /// been lost.
+    async fn finish_sync(&self, run: &SyncRun) -> Result<bool, StoreError>;
+    /// One run; `NotFound` if absent.
+    async fn get_sync(&self, id: SyncId) -> Result<SyncRun, StoreError>;
+    /// A connection's runs, newest first, before the cursor, at most `limit`.
+    async fn list_syncs(
+        &self,
+        connection_id: ConnectionId,
+        before: Option<SyncId>,
+        limit: u32,
+    ) -> Result<Vec<SyncRun>, StoreError>;
+    /// A page of the connection's current snapshot (empty with no `sync_id` before the
+    /// first successful sync).
+    async fn list_items(
+        &self,
+        connection_id: ConnectionId,
+        query: &ItemQuery,
+    ) -> Result<ItemPage, StoreError>;
 }
 
 /// Which backend a database URL selects.

@@ -10,9 +10,12 @@ use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::types::Json;
 
+use super::inventory_sql::inventory_store;
 use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
-use super::{ConnectionChanges, NewConnection, Store, StoreError};
-use crate::domain::{Connection, ConnectionId, SealedSecret, TestReport};
+use super::{ConnectionChanges, NewConnection, Store, StoreError, SyncStart};
+use crate::domain::{
+    Connection, ConnectionId, Item, ItemPage, ItemQuery, SealedSecret, SyncId, SyncRun, TestReport,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -44,6 +47,8 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 }
+
+inventory_store!(SqliteStore, false);
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -219,5 +224,48 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn start_sync(
+        &self,
+        run: &SyncRun,
+        lease_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<SyncStart, StoreError> {
+        self.inventory_start_sync(run, lease_until_ms, now_ms).await
+    }
+
+    async fn renew_sync_lease(&self, run: &SyncRun, until_ms: i64) -> Result<bool, StoreError> {
+        self.inventory_renew_lease(run, until_ms).await
+    }
+
+    async fn insert_items(&self, sync_id: SyncId, items: &[Item]) -> Result<(), StoreError> {
+        self.inventory_insert_items(sync_id, items).await
+    }
+
+    async fn finish_sync(&self, run: &SyncRun) -> Result<bool, StoreError> {
+        self.inventory_finish_sync(run).await
+    }
+
+    async fn get_sync(&self, id: SyncId) -> Result<SyncRun, StoreError> {
+        self.inventory_get_sync(id).await
+    }
+
+    async fn list_syncs(
+        &self,
+        connection_id: ConnectionId,
+        before: Option<SyncId>,
+        limit: u32,
+    ) -> Result<Vec<SyncRun>, StoreError> {
+        self.inventory_list_syncs(connection_id, before, limit)
+            .await
+    }
+
+    async fn list_items(
+        &self,
+        connection_id: ConnectionId,
+        query: &ItemQuery,
+    ) -> Result<ItemPage, StoreError> {
+        self.inventory_list_items(connection_id, query).await
     }
 }

@@ -204,6 +204,8 @@ impl TestApp {
         config.jwt.leeway = Duration::from_secs(0);
         config.openai_connect_timeout = Duration::from_secs(2);
         config.openai_request_timeout = options.openai_request_timeout;
+        // Two quick retries (250 ms, 500 ms): failures show without waiting out the backoff.
+        config.openai_max_retries = 2;
         config.body_limit_bytes = 16 * 1024;
         let built = app::build_with_store(config, store.clone()).expect("build app");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -16,5 +16,6 @@ mod config;
 mod connections;
 mod contract;
 mod http_errors;
+mod inventory;
 mod openapi;
 mod store_conformance;

@@ -2,9 +2,13 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use openai_governor::domain::{
-    Capability, CapabilityCheck, ConnectionId, SealedSecret, TestReport,
+    Capability, CapabilityCheck, ConnectionId, Item, ItemKind, ItemQuery, SealedSecret, SyncRun,
+    SyncStatus, TestReport,
 };
-use openai_governor::store::{Backend, ConnectionChanges, NewConnection, Store, StoreError};
+use openai_governor::store::{
+    Backend, ConnectionChanges, NewConnection, Store, StoreError, SyncStart,
+};
+use serde_json::json;
 
 use crate::helpers::TestDb;
 
@@ -257,7 +261,184 @@ async fn delete_removes_the_row(backend: Backend) {
         .unwrap();
 }
 
+fn user(id: &str, email: &str) -> Item {
+    Item::new(
+        ItemKind::User,
+        id,
+        json!({"id": id, "email": email, "role": "reader"}),
+    )
+    .subject(id)
+}
+
+fn finished(mut run: SyncRun, status: SyncStatus) -> SyncRun {
+    run.status = status;
+    run.finished_at = Some(now());
+    run
+}
+
+/// Snapshots: a run's items are invisible until it succeeds; success replaces the snapshot
+/// whole; failure leaves the previous one; a lease keeps runs one at a time and a dead run's
+/// expired lease is taken over.
+async fn sync_runs_and_snapshots(backend: Backend) {
+    let Some((_db, store)) = store_of(backend).await else {
+        return;
+    };
+    let c = store
+        .insert_connection(new_connection("prod"))
+        .await
+        .unwrap();
+    let t0 = now().timestamp_millis();
+    let page = |q: ItemQuery| {
+        let store = store.clone();
+        async move { store.list_items(c.id, &q).await.unwrap() }
+    };
+
+    let first = SyncRun::start(c.id, "alice", now());
+    assert_eq!(
+        store.start_sync(&first, t0 + 60_000, t0).await.unwrap(),
+        SyncStart::Started
+    );
+    let second = SyncRun::start(c.id, "bob", now());
+    assert_eq!(
+        store.start_sync(&second, t0 + 60_000, t0).await.unwrap(),
+        SyncStart::Busy(first.id),
+        "one run at a time"
+    );
+    store
+        .insert_items(
+            first.id,
+            &[user("user_b", "B@x.com"), user("user_a", "a@x.com")],
+        )
+        .await
+        .unwrap();
+    let empty = page(ItemQuery::all(ItemKind::User, 10)).await;
+    assert_eq!(
+        (empty.sync_id, empty.items.len()),
+        (None, 0),
+        "not visible while running"
+    );
+    assert!(
+        store
+            .finish_sync(&finished(first.clone(), SyncStatus::Succeeded))
+            .await
+            .unwrap()
+    );
+    let published = page(ItemQuery::all(ItemKind::User, 10)).await;
+    assert_eq!(published.sync_id, Some(first.id));
+    assert!(published.synced_at.is_some());
+    let keys: Vec<_> = published.items.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["user_a", "user_b"], "ordered by key");
+    assert_eq!(published.items[0].data["email"], "a@x.com");
+    let mut by_email = ItemQuery::all(ItemKind::User, 10);
+    by_email.email = Some("b@X.com".into());
+    assert_eq!(page(by_email).await.items[0].key, "user_b");
+    let mut after = ItemQuery::all(ItemKind::User, 10);
+    after.after = Some("user_a".into());
+    assert_eq!(page(after).await.items.len(), 1, "cursor");
+    assert_eq!(
+        page(ItemQuery::all(ItemKind::Project, 10))
+            .await
+            .items
+            .len(),
+        0
+    );
+
+    // A failed run publishes nothing and drops its own items.
+    let failing = SyncRun::start(c.id, "bob", now());
+    assert_eq!(
+        store.start_sync(&failing, t0 + 60_000, t0).await.unwrap(),
+        SyncStart::Started
+    );
+    store
+        .insert_items(failing.id, &[user("user_c", "c@x.com")])
+        .await
+        .unwrap();
+    let mut failed = finished(failing.clone(), SyncStatus::Failed);
+    failed.error = Some("OpenAI: upstream".into());
+    assert!(store.finish_sync(&failed).await.unwrap());
+    assert_eq!(
+        page(ItemQuery::all(ItemKind::User, 10)).await.items.len(),
+        2
+    );
+    let stored = store.get_sync(failing.id).await.unwrap();
+    assert_eq!(stored.status, SyncStatus::Failed);
+    assert_eq!(stored.error.as_deref(), Some("OpenAI: upstream"));
+
+    // A run whose process died: its lease expires and the next run takes over.
+    let dead = SyncRun::start(c.id, "bob", now());
+    assert_eq!(
+        store.start_sync(&dead, t0 + 1_000, t0).await.unwrap(),
+        SyncStart::Started
+    );
+    store
+        .insert_items(dead.id, &[user("user_d", "d@x.com")])
+        .await
+        .unwrap();
+    let next = SyncRun::start(c.id, "carol", now());
+    assert_eq!(
+        store
+            .start_sync(&next, t0 + 62_000, t0 + 2_000)
+            .await
+            .unwrap(),
+        SyncStart::Started,
+        "an expired lease is taken over"
+    );
+    let abandoned = store.get_sync(dead.id).await.unwrap();
+    assert_eq!(abandoned.status, SyncStatus::Failed);
+    assert!(abandoned.error.unwrap().contains("abandoned"));
+    assert!(!store.renew_sync_lease(&dead, t0 + 90_000).await.unwrap());
+    assert!(store.renew_sync_lease(&next, t0 + 90_000).await.unwrap());
+    // The dead run wakes up and tries to publish: refused, recorded as failed.
+    assert!(
+        !store
+            .finish_sync(&finished(dead.clone(), SyncStatus::Succeeded))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_sync(dead.id).await.unwrap().status,
+        SyncStatus::Failed
+    );
+    store
+        .insert_items(next.id, &[user("user_e", "e@x.com")])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .finish_sync(&finished(next.clone(), SyncStatus::Succeeded))
+            .await
+            .unwrap()
+    );
+    let replaced = page(ItemQuery::all(ItemKind::User, 10)).await;
+    assert_eq!(replaced.sync_id, Some(next.id));
+    let keys: Vec<_> = replaced.items.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(keys, ["user_e"], "replaced whole");
+
+    let runs = store.list_syncs(c.id, None, 10).await.unwrap();
+    let ids: Vec<_> = runs.iter().map(|r| r.id).collect();
+    assert_eq!(
+        ids,
+        [next.id, dead.id, failing.id, first.id],
+        "newest first"
+    );
+    let older = store.list_syncs(c.id, Some(dead.id), 10).await.unwrap();
+    assert_eq!(older.len(), 2);
+
+    // Unknown connection; and deleting the connection takes its inventory with it.
+    let orphan = SyncRun::start(ConnectionId::new(), "x", now());
+    assert!(matches!(
+        store.start_sync(&orphan, t0, t0).await,
+        Err(StoreError::NotFound)
+    ));
+    store.delete_connection(c.id).await.unwrap();
+    assert!(matches!(
+        store.get_sync(next.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
 crate::backend_tests!(
+    sync_runs_and_snapshots,
     insert_get_roundtrip,
     missing_rows_are_not_found,
     names_are_unique,

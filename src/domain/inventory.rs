@@ -1,0 +1,363 @@
+//! The inventory of a connected organization as we keep it: a snapshot of items (users,
+//! projects, memberships, keys, ...) per sync, and the sync runs that produce snapshots.
+//!
+//! Every kind of object is one [`Item`]: the object as OpenAI described it (`data`) plus the
+//! few fields portals filter and join on (parent, subject, email, role, status). One shape
+//! keeps the store, the diff between snapshots and the read API the same for every kind.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::ConnectionId;
+
+/// What an item is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// An organization member (`organization.user`); subject = its id.
+    User,
+    /// An invite, with the projects it will grant.
+    Invite,
+    /// A project, archived ones included (status `active` / `archived`).
+    Project,
+    /// A user's membership of a project; parent = project, subject = user.
+    ProjectMember,
+    /// A group's access to a project; parent = project, subject = group.
+    ProjectGroup,
+    /// A project service account; parent = project.
+    ServiceAccount,
+    /// A project API key; parent = project, subject = owner (user or service account),
+    /// status = `owner_project_access`.
+    ApiKey,
+    /// An RBAC group.
+    Group,
+    /// A user's membership of a group; parent = group, subject = user.
+    GroupMember,
+    /// An RBAC role (organization or project level); status = its resource type.
+    Role,
+    /// An admin API key (redacted).
+    AdminKey,
+    /// One day's cost of one project and line item; parent = project.
+    Cost,
+}
+
+impl ItemKind {
+    /// Every kind, in the order a sync reports them.
+    pub const ALL: [ItemKind; 12] = [
+        Self::User,
+        Self::Invite,
+        Self::Project,
+        Self::ProjectMember,
+        Self::ProjectGroup,
+        Self::ServiceAccount,
+        Self::ApiKey,
+        Self::Group,
+        Self::GroupMember,
+        Self::Role,
+        Self::AdminKey,
+        Self::Cost,
+    ];
+
+    /// The stored and serialized name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Invite => "invite",
+            Self::Project => "project",
+            Self::ProjectMember => "project_member",
+            Self::ProjectGroup => "project_group",
+            Self::ServiceAccount => "service_account",
+            Self::ApiKey => "api_key",
+            Self::Group => "group",
+            Self::GroupMember => "group_member",
+            Self::Role => "role",
+            Self::AdminKey => "admin_key",
+            Self::Cost => "cost",
+        }
+    }
+}
+
+impl FromStr for ItemKind {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or(())
+    }
+}
+
+/// One object of an organization's inventory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// What it is.
+    pub kind: ItemKind,
+    /// Unique among the items of its kind in one snapshot (an id, or `parent/id`).
+    pub key: String,
+    /// The project or group it belongs to.
+    pub parent_id: Option<String>,
+    /// The user, group or service account it is about.
+    pub subject_id: Option<String>,
+    /// The person's email, lower-cased (users, invites, memberships, user-owned keys).
+    pub email: Option<String>,
+    /// Role name (org role, project role, role of a membership).
+    pub role: Option<String>,
+    /// Kind-specific state (project status, invite status, key owner access, role level).
+    pub status: Option<String>,
+    /// The object as OpenAI returned it.
+    pub data: serde_json::Value,
+}
+
+impl Item {
+    /// An item of `kind` keyed by `key`, holding `data`; role, status and email are taken
+    /// from `data`'s `role`, `status` and `email` fields when they are strings.
+    pub fn new(kind: ItemKind, key: impl Into<String>, data: serde_json::Value) -> Item {
+        let text = |field: &str| data.get(field).and_then(|v| v.as_str()).map(str::to_owned);
+        Item {
+            kind,
+            key: key.into(),
+            parent_id: None,
+            subject_id: None,
+            email: text("email").map(|e| e.to_lowercase()),
+            role: text("role"),
+            status: text("status"),
+            data,
+        }
+    }
+
+    /// Sets the parent (project or group).
+    pub fn parent(mut self, id: impl Into<String>) -> Item {
+        self.parent_id = Some(id.into());
+        self
+    }
+
+    /// Sets the subject (user, group, service account).
+    pub fn subject(mut self, id: impl Into<String>) -> Item {
+        self.subject_id = Some(id.into());
+        self
+    }
+
+    /// Sets the email (lower-cased), when known.
+    pub fn email(mut self, email: Option<&str>) -> Item {
+        if let Some(e) = email {
+            self.email = Some(e.to_lowercase());
+        }
+        self
+    }
+
+    /// Overrides the role.
+    pub fn role(mut self, role: Option<String>) -> Item {
+        self.role = role;
+        self
+    }
+
+    /// Overrides the status.
+    pub fn status(mut self, status: Option<String>) -> Item {
+        self.status = status;
+        self
+    }
+}
+
+/// Identifier of a sync run (and of the snapshot it produced). UUIDv7: sorts by start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SyncId(pub Uuid);
+
+impl SyncId {
+    /// A fresh, time-ordered id.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl Default for SyncId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for SyncId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for SyncId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// Where a sync run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStatus {
+    /// Fetching; readers still see the previous snapshot.
+    Running,
+    /// Its snapshot replaced the previous one.
+    Succeeded,
+    /// Nothing changed for readers; `error` says why.
+    Failed,
+}
+
+impl SyncStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl FromStr for SyncStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "running" => Ok(Self::Running),
+            "succeeded" => Ok(Self::Succeeded),
+            "failed" => Ok(Self::Failed),
+            _ => Err(()),
+        }
+    }
+}
+
+/// What a sync run cost and found.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SyncStats {
+    /// Items fetched per kind.
+    pub counts: BTreeMap<ItemKind, u64>,
+    /// HTTP requests sent to OpenAI, retries included.
+    pub upstream_requests: u64,
+    /// 429 answers met.
+    pub rate_limited: u64,
+    /// Parts of the inventory the key cannot read (kind → why), e.g. costs without
+    /// `api.usage.read`. The sync still succeeds; those kinds stay empty.
+    pub skipped: BTreeMap<ItemKind, String>,
+}
+
+/// One sync of one connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRun {
+    /// Identifier (also names its snapshot).
+    pub id: SyncId,
+    /// The connection synced.
+    pub connection_id: ConnectionId,
+    /// Where it is.
+    pub status: SyncStatus,
+    /// Who asked (JWT subject, or `scheduler`).
+    pub requested_by: String,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End (success or failure).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Counts and costs (final once finished).
+    pub stats: SyncStats,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl SyncRun {
+    /// A run that starts now.
+    pub fn start(connection_id: ConnectionId, requested_by: &str, at: DateTime<Utc>) -> SyncRun {
+        SyncRun {
+            id: SyncId::new(),
+            connection_id,
+            status: SyncStatus::Running,
+            requested_by: requested_by.to_owned(),
+            started_at: at,
+            finished_at: None,
+            stats: SyncStats::default(),
+            error: None,
+        }
+    }
+}
+
+/// Which items of a connection's current snapshot to read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemQuery {
+    /// Kind.
+    pub kind: ItemKind,
+    /// Only items of this project or group.
+    pub parent_id: Option<String>,
+    /// Only items about this user, group or service account.
+    pub subject_id: Option<String>,
+    /// Only items of this email (compared lower-cased).
+    pub email: Option<String>,
+    /// Only items with this role.
+    pub role: Option<String>,
+    /// Only items with this status.
+    pub status: Option<String>,
+    /// Cursor: the last key of the previous page.
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: u32,
+}
+
+impl ItemQuery {
+    /// Every item of `kind`, first page of `limit`.
+    pub fn all(kind: ItemKind, limit: u32) -> ItemQuery {
+        ItemQuery {
+            kind,
+            parent_id: None,
+            subject_id: None,
+            email: None,
+            role: None,
+            status: None,
+            after: None,
+            limit,
+        }
+    }
+}
+
+/// A page of a snapshot, with which snapshot it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemPage {
+    /// The sync whose snapshot answered (`None` before the first successful sync).
+    pub sync_id: Option<SyncId>,
+    /// When that sync finished.
+    pub synced_at: Option<DateTime<Utc>>,
+    /// The items, ordered by key.
+    pub items: Vec<Item>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fields_portals_filter_on_come_from_the_object() {
+        let item = Item::new(
+            ItemKind::ProjectMember,
+            "proj_1/user_1",
+            json!({"id": "user_1", "email": "Ada@Example.com", "role": "owner"}),
+        )
+        .parent("proj_1")
+        .subject("user_1");
+        assert_eq!(item.email.as_deref(), Some("ada@example.com"));
+        assert_eq!(item.role.as_deref(), Some("owner"));
+        assert_eq!(item.status, None);
+        assert_eq!(item.parent_id.as_deref(), Some("proj_1"));
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in ItemKind::ALL {
+            assert_eq!(kind.as_str().parse::<ItemKind>(), Ok(kind));
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                json!(kind.as_str()),
+                "serde and as_str agree"
+            );
+        }
+        assert!("nope".parse::<ItemKind>().is_err());
+    }
+}

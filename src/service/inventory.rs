@@ -1,0 +1,266 @@
+//! Inventory: run syncs (one per connection at a time, across replicas) and read the
+//! current snapshot. A sync writes a new snapshot beside the current one and publishes it in
+//! one transaction when it is complete; a failed sync publishes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use super::connections::{crypto_failure, not_found};
+use super::sync::{FetchPlan, fetch};
+use crate::auth::{Principal, Scope};
+use crate::crypto::KeyRing;
+use crate::domain::{
+    ConnectionId, Item, ItemPage, ItemQuery, SyncId, SyncRun, SyncStats, SyncStatus,
+};
+use crate::error::{AppError, ErrorCode};
+use crate::openai::{Client, ClientConfig};
+use crate::store::{Store, StoreError, SyncStart};
+
+/// Largest page of inventory items or syncs a caller can ask for.
+pub const MAX_PAGE: u32 = 500;
+
+/// How syncs run.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Days of daily costs each sync fetches.
+    pub cost_days: u32,
+    /// Per-project and per-group lists in flight at once.
+    pub concurrency: usize,
+    /// How long a sync's lease lasts without renewal (a dead worker's sync is taken over after).
+    pub lease: Duration,
+    /// Client settings for OpenAI calls.
+    pub client: ClientConfig,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            cost_days: 30,
+            concurrency: 8,
+            lease: Duration::from_secs(120),
+            client: ClientConfig::default(),
+        }
+    }
+}
+
+/// The inventory use cases.
+#[derive(Clone)]
+pub struct InventoryService {
+    store: Arc<dyn Store>,
+    keys: Arc<KeyRing>,
+    settings: Arc<SyncSettings>,
+}
+
+fn sync_not_found(id: SyncId) -> impl FnOnce(StoreError) -> AppError {
+    move |e| match e {
+        StoreError::NotFound => {
+            AppError::new(ErrorCode::SyncNotFound, format!("no sync has id {id}"))
+        }
+        other => other.into(),
+    }
+}
+
+fn millis(t: chrono::DateTime<Utc>, plus: Duration) -> i64 {
+    t.timestamp_millis()
+        .saturating_add(i64::try_from(plus.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl InventoryService {
+    /// Wires the use cases to their dependencies.
+    pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, settings: SyncSettings) -> Self {
+        Self {
+            store,
+            keys,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// Starts a sync of a connection in the background and returns it (`running`).
+    /// `sync_in_progress` if one is already running. Requires `connections:write`.
+    pub async fn start_sync(&self, who: &Principal, id: ConnectionId) -> Result<SyncRun, AppError> {
+        who.require(Scope::ConnectionsWrite)?;
+        self.start(id, &who.subject).await
+    }
+
+    /// Starts a sync on behalf of `requested_by` (a caller, or the scheduler).
+    pub async fn start(&self, id: ConnectionId, requested_by: &str) -> Result<SyncRun, AppError> {
+        let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
+        let sealed = self.store.sealed_key(id).await.map_err(not_found(id))?;
+        let key = self
+            .keys
+            .open(id, &sealed)
+            .map_err(|e| crypto_failure(id, e))?;
+        let client =
+            Client::new(connection.base_url, key, self.settings.client.clone()).map_err(|e| {
+                AppError::new(
+                    ErrorCode::ValidationFailed,
+                    format!("the connection cannot be used: {}", e.message),
+                )
+            })?;
+        let now = Utc::now();
+        let run = SyncRun::start(id, requested_by, now);
+        let lease_until = millis(now, self.settings.lease);
+        match self
+            .store
+            .start_sync(&run, lease_until, now.timestamp_millis())
+            .await
+            .map_err(not_found(id))?
+        {
+            SyncStart::Started => {}
+            SyncStart::Busy(running) => {
+                return Err(AppError::new(
+                    ErrorCode::SyncInProgress,
+                    format!(
+                        "sync {running} of this connection is still running; poll \
+                         /v1/syncs/{running} and start another when it has finished"
+                    ),
+                ));
+            }
+        }
+        tracing::info!(connection_id = %id, sync_id = %run.id, by = %requested_by, "sync started");
+        let service = self.clone();
+        let started = run.clone();
+        tokio::spawn(async move { service.run(started, client).await });
+        Ok(run)
+    }
+
+    /// Fetches, writes and publishes (or fails) one run. Never panics the task on an error:
+    /// every outcome is recorded on the run.
+    async fn run(self, mut run: SyncRun, client: Client) {
+        let plan = FetchPlan {
+            cost_days: self.settings.cost_days,
+            now: run.started_at.timestamp(),
+            concurrency: self.settings.concurrency,
+        };
+        let (tx, mut rx) = mpsc::channel::<Vec<Item>>(16);
+        let store = self.store.clone();
+        let sync_id = run.id;
+        // The writer: stores batches while the fetch goes on, counting items per kind.
+        let writer = tokio::spawn(async move {
+            let mut counts = BTreeMap::new();
+            while let Some(batch) = rx.recv().await {
+                for item in &batch {
+                    *counts.entry(item.kind).or_insert(0u64) += 1;
+                }
+                store.insert_items(sync_id, &batch).await?;
+            }
+            Ok::<_, StoreError>(counts)
+        });
+        let fetched = {
+            let renew = self.renew_lease(&run);
+            let fetching = fetch(&client, &plan, tx);
+            tokio::pin!(fetching);
+            tokio::select! {
+                result = &mut fetching => result.map_err(|e| {
+                    let id = e.request_id.as_deref().map(|r| format!(" (request {r})")).unwrap_or_default();
+                    format!("OpenAI: {}: {}{id}", e.kind.label(), e.message)
+                }),
+                lost = renew => Err(lost),
+            }
+        };
+        let written = match writer.await {
+            Ok(Ok(counts)) => Ok(counts),
+            Ok(Err(e)) => {
+                tracing::error!(sync_id = %run.id, error = %e, "writing the snapshot failed");
+                Err("the store failed while writing the snapshot".to_owned())
+            }
+            Err(_) => Err("the snapshot writer stopped unexpectedly".to_owned()),
+        };
+        let rate_limited = client.rate_budget().iter().map(|(_, b)| b.throttled).sum();
+        let mut stats = SyncStats {
+            upstream_requests: client.requests_sent(),
+            rate_limited,
+            ..SyncStats::default()
+        };
+        match (fetched, written) {
+            (Ok(skipped), Ok(counts)) => {
+                stats.counts = counts;
+                stats.skipped = skipped;
+                run.status = SyncStatus::Succeeded;
+            }
+            (Err(why), written) => {
+                // What was fetched before the failure, for the record; none of it is published.
+                stats.counts = written.unwrap_or_default();
+                run.status = SyncStatus::Failed;
+                run.error = Some(why);
+            }
+            (Ok(_), Err(why)) => {
+                run.status = SyncStatus::Failed;
+                run.error = Some(why);
+            }
+        }
+        run.stats = stats;
+        run.finished_at = Some(Utc::now());
+        match self.store.finish_sync(&run).await {
+            Ok(true) => tracing::info!(
+                connection_id = %run.connection_id, sync_id = %run.id,
+                status = run.status.as_str(), requests = run.stats.upstream_requests,
+                error = run.error.as_deref().unwrap_or(""), "sync finished"
+            ),
+            Ok(false) => {
+                tracing::warn!(sync_id = %run.id, "sync lost its lease; nothing published")
+            }
+            Err(e) => {
+                tracing::error!(sync_id = %run.id, error = %e, "recording the end of a sync failed")
+            }
+        }
+    }
+
+    /// Renews the run's lease until it is lost (returns why) or the store fails repeatedly.
+    async fn renew_lease(&self, run: &SyncRun) -> String {
+        let every = self.settings.lease / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match self
+                .store
+                .renew_sync_lease(run, millis(Utc::now(), self.settings.lease))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return "the sync lost its lease to another run".to_owned(),
+                Err(e) => {
+                    tracing::warn!(sync_id = %run.id, error = %e, "renewing the sync lease failed");
+                }
+            }
+        }
+    }
+
+    /// One run. Requires `inventory:read`.
+    pub async fn get_sync(&self, who: &Principal, id: SyncId) -> Result<SyncRun, AppError> {
+        who.require(Scope::InventoryRead)?;
+        self.store.get_sync(id).await.map_err(sync_not_found(id))
+    }
+
+    /// A connection's runs, newest first. Requires `inventory:read`.
+    pub async fn list_syncs(
+        &self,
+        who: &Principal,
+        id: ConnectionId,
+        before: Option<SyncId>,
+        limit: u32,
+    ) -> Result<Vec<SyncRun>, AppError> {
+        who.require(Scope::InventoryRead)?;
+        self.store.get_connection(id).await.map_err(not_found(id))?;
+        Ok(self
+            .store
+            .list_syncs(id, before, limit.clamp(1, MAX_PAGE))
+            .await?)
+    }
+
+    /// A page of a connection's current snapshot. Requires `inventory:read`.
+    pub async fn list_items(
+        &self,
+        who: &Principal,
+        id: ConnectionId,
+        mut query: ItemQuery,
+    ) -> Result<ItemPage, AppError> {
+        who.require(Scope::InventoryRead)?;
+        query.limit = query.limit.clamp(1, MAX_PAGE);
+        self.store.get_connection(id).await.map_err(not_found(id))?;
+        Ok(self.store.list_items(id, &query).await?)
+    }
+}

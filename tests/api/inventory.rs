@@ -1,0 +1,523 @@
+//! Inventory syncs end to end: the service syncs a sandbox organization over HTTP and the
+//! store must then hold exactly what the sandbox holds, object by object; failures in the
+//! middle of a sync leave the previous snapshot readable; one sync per connection at a time.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use openai_governor::auth::Scope;
+use openai_governor::sandbox::{Faults, KeyProfile, OrgShape, PageFault, SandboxConfig};
+use openai_governor::store::Backend;
+use serde_json::{Value, json};
+
+use crate::helpers::{Options, TestApp, assert_problem};
+
+/// Starts a sync and waits until it has finished; returns the finished run.
+async fn sync(app: &TestApp, connection: &str) -> Value {
+    let res = app
+        .post(
+            &format!("/v1/connections/{connection}/syncs"),
+            &app.admin_token(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        202,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let run: Value = res.json().await.unwrap();
+    assert_eq!(run["status"], "running");
+    assert_eq!(
+        location,
+        format!("/v1/syncs/{}", run["id"].as_str().unwrap())
+    );
+    wait(app, &location).await
+}
+
+/// Polls a sync until it is no longer running.
+async fn wait(app: &TestApp, location: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run: Value = app
+            .get(location, &app.admin_token())
+            .await
+            .json()
+            .await
+            .unwrap();
+        if run["status"] != "running" {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "sync still running: {run}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every item of a kind (following cursors with a small page to exercise paging), and the
+/// `sync_id` of the snapshot they came from.
+async fn items(app: &TestApp, connection: &str, kind: &str, filter: &str) -> (Vec<Value>, Value) {
+    let mut all = Vec::new();
+    let mut after = String::new();
+    let mut pages = 0;
+    loop {
+        let res = app
+            .get(
+                &format!("/v1/connections/{connection}/inventory/{kind}?limit=7{filter}{after}"),
+                &app.token("portal", &[Scope::InventoryRead]),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let page: Value = res.json().await.unwrap();
+        pages += 1;
+        all.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => after = format!("&after={c}"),
+            None => return (all, page["sync_id"].clone()),
+        }
+        assert!(pages < 1000, "paging does not end");
+    }
+}
+
+fn keys(items: &[Value], f: impl Fn(&Value) -> String) -> BTreeSet<String> {
+    items.iter().map(f).collect()
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let conn = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    app.sandbox.state().reset_counters();
+
+    let run = sync(&app, id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["requested_by"], "admin@test");
+    assert!(run["finished_at"].is_string());
+    let requests = app.sandbox.counters().total;
+    assert_eq!(
+        run["stats"]["upstream_requests"], requests,
+        "every request is counted"
+    );
+    assert_eq!(run["stats"]["rate_limited"], 0);
+
+    let state = app.sandbox.state();
+    let (users, sync_id) = items(&app, id, "user", "").await;
+    assert_eq!(sync_id, run["id"], "readers see the new snapshot");
+    assert_eq!(
+        keys(&users, |u| format!(
+            "{} {} {}",
+            s(&u["key"]),
+            s(&u["email"]),
+            s(&u["role"])
+        )),
+        state.read(|org| org
+            .users
+            .iter()
+            .map(|u| format!("{} {} {}", u.id, u.email.to_lowercase(), u.role))
+            .collect::<BTreeSet<_>>()),
+    );
+    assert_eq!(run["stats"]["counts"]["user"], users.len());
+
+    let (projects, _) = items(&app, id, "project", "").await;
+    assert_eq!(
+        keys(&projects, |p| format!(
+            "{} {}",
+            s(&p["key"]),
+            s(&p["status"])
+        )),
+        state.read(|org| org
+            .projects
+            .iter()
+            .map(|p| format!(
+                "{} {}",
+                p.id,
+                if p.archived() { "archived" } else { "active" }
+            ))
+            .collect::<BTreeSet<_>>()),
+        "archived projects included"
+    );
+
+    let (members, _) = items(&app, id, "project_member", "").await;
+    let expected_members = state.read(|org| {
+        org.projects
+            .iter()
+            .filter(|p| !p.archived())
+            .flat_map(|p| {
+                org.project_users
+                    .get(&p.id)
+                    .into_iter()
+                    .flat_map(|t| t.iter())
+                    .map(|m| format!("{} {} {}", p.id, m.user_id, m.role))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<BTreeSet<_>>()
+    });
+    assert!(!expected_members.is_empty());
+    assert_eq!(
+        keys(&members, |m| format!(
+            "{} {} {}",
+            s(&m["parent_id"]),
+            s(&m["subject_id"]),
+            s(&m["role"])
+        )),
+        expected_members
+    );
+
+    // One project's members by filter, as a portal asks "who is in project X".
+    let project = members[0]["parent_id"].as_str().unwrap().to_owned();
+    let (one, _) = items(&app, id, "project_member", &format!("&parent_id={project}")).await;
+    assert!(one.iter().all(|m| m["parent_id"] == project.as_str()));
+    assert_eq!(
+        one.len(),
+        state.read(|org| org.project_users.get(&project).map_or(0, |t| t.len()))
+    );
+
+    let (invites, _) = items(&app, id, "invite", "").await;
+    assert_eq!(
+        keys(&invites, |i| s(&i["key"])),
+        state.read(|org| org
+            .invites
+            .iter()
+            .map(|i| i.id.clone())
+            .collect::<BTreeSet<_>>())
+    );
+
+    let (groups, _) = items(&app, id, "group", "").await;
+    assert_eq!(
+        keys(&groups, |g| s(&g["key"])),
+        state.read(|org| org
+            .groups
+            .iter()
+            .map(|g| g.id.clone())
+            .collect::<BTreeSet<_>>())
+    );
+    let (group_members, _) = items(&app, id, "group_member", "").await;
+    assert_eq!(
+        keys(&group_members, |m| format!(
+            "{} {}",
+            s(&m["parent_id"]),
+            s(&m["subject_id"])
+        )),
+        state.read(|org| org
+            .group_users
+            .iter()
+            .flat_map(|(g, t)| t.iter().map(move |m| format!("{g} {}", m.user_id)))
+            .collect::<BTreeSet<_>>())
+    );
+
+    let active = |org: &openai_governor::sandbox::Org, pid: &str| {
+        org.projects.get(pid).is_some_and(|p| !p.archived())
+    };
+    let (accounts, _) = items(&app, id, "service_account", "").await;
+    assert_eq!(
+        keys(&accounts, |a| format!(
+            "{} {}",
+            s(&a["parent_id"]),
+            s(&a["key"])
+        )),
+        state.read(|org| org
+            .service_accounts
+            .iter()
+            .filter(|(p, _)| active(org, p))
+            .flat_map(|(p, t)| t.iter().map(move |a| format!("{p} {}", a.id)))
+            .collect::<BTreeSet<_>>())
+    );
+    let (api_keys, _) = items(&app, id, "api_key", "").await;
+    assert_eq!(
+        keys(&api_keys, |k| format!(
+            "{} {}",
+            s(&k["parent_id"]),
+            s(&k["key"])
+        )),
+        state.read(|org| org
+            .api_keys
+            .iter()
+            .filter(|(p, _)| active(org, p))
+            .flat_map(|(p, t)| t.iter().map(move |k| format!("{p} {}", k.id)))
+            .collect::<BTreeSet<_>>())
+    );
+    assert!(
+        api_keys.iter().all(|k| k["subject_id"].is_string()),
+        "every key has its owner"
+    );
+
+    let (roles, _) = items(&app, id, "role", "").await;
+    let org_roles = state.read(|org| {
+        org.roles
+            .iter()
+            .filter(|r| r.resource_type == "api.organization")
+            .map(|r| r.id.clone())
+            .collect::<BTreeSet<_>>()
+    });
+    assert_eq!(keys(&roles, |r| s(&r["key"])), org_roles);
+
+    let (costs, _) = items(&app, id, "cost", "").await;
+    assert!(!costs.is_empty(), "30 days of costs");
+    assert!(
+        costs
+            .iter()
+            .all(|c| c["data"]["amount"]["value"].is_number())
+    );
+    let (admin_keys, _) = items(&app, id, "admin_key", "").await;
+    assert_eq!(
+        admin_keys.len(),
+        state.read(|org| org.admin_keys.len()),
+        "admin keys, redacted"
+    );
+    for k in &admin_keys {
+        let text = k.to_string();
+        for key in app.sandbox.keys() {
+            assert!(!text.contains(&key.value), "an admin key value leaked");
+        }
+    }
+
+    // Request economy: nothing fetched twice, archived projects never asked for members.
+    let counters = app.sandbox.counters();
+    for (endpoint, count) in &counters.endpoints {
+        if endpoint.contains("{project_id}") || endpoint.contains("{group_id}") {
+            continue;
+        }
+        assert_eq!(
+            count.requests, 1,
+            "{endpoint} fetched once (one page each here)"
+        );
+    }
+    let active_projects = projects.iter().filter(|p| p["status"] == "active").count() as u64;
+    assert_eq!(
+        counters.requests("GET /organization/projects/{project_id}/users"),
+        active_projects,
+        "one members request per active project"
+    );
+
+    // The sync is listed on the connection.
+    let list: Value = app
+        .get(&format!("/v1/connections/{id}/syncs"), &app.admin_token())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"][0]["id"], run["id"]);
+}
+
+async fn a_key_without_usage_scope_syncs_everything_else(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let conn = app
+        .create_connection("no-usage", app.sandbox.key(KeyProfile::NoUsage))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    let run = sync(&app, id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(
+        run["stats"]["skipped"]["cost"]
+            .as_str()
+            .unwrap()
+            .contains("api.usage.read"),
+        "{run}"
+    );
+    let (costs, _) = items(&app, id, "cost", "").await;
+    assert!(costs.is_empty());
+    let (users, _) = items(&app, id, "user", "").await;
+    assert_eq!(users.len(), app.sandbox.state().read(|org| org.users.len()));
+}
+
+async fn a_sync_failing_midway_leaves_the_previous_snapshot(backend: Backend) {
+    let options = Options {
+        sandbox: SandboxConfig {
+            org: OrgShape {
+                users: 250,
+                ..OrgShape::small()
+            },
+            ..SandboxConfig::default()
+        },
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
+    let conn = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    let first = sync(&app, id).await;
+    assert_eq!(first["status"], "succeeded");
+    let (before, _) = items(&app, id, "user", "").await;
+
+    // People join (in the dashboard), then the third page of the users list fails for good.
+    app.sandbox
+        .state()
+        .write(|org| {
+            let now = org.now();
+            org.add_user("Late Joiner", "late@example.com", "reader", now)
+        })
+        .unwrap();
+    app.sandbox.state().set_faults(Faults {
+        page_fault: Some(PageFault {
+            endpoint: "GET /organization/users".into(),
+            page: 3,
+            status: 500,
+            times: 0,
+        }),
+        ..Faults::default()
+    });
+    let failed = sync(&app, id).await;
+    assert_eq!(failed["status"], "failed");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("OpenAI"), "{error}");
+    assert!(
+        error.contains("request"),
+        "names OpenAI's request id: {error}"
+    );
+
+    // Readers still see the first snapshot, whole.
+    let (after, sync_id) = items(&app, id, "user", "").await;
+    assert_eq!(sync_id, first["id"]);
+    assert_eq!(after, before);
+    let (members, _) = items(&app, id, "project_member", "").await;
+    assert!(!members.is_empty());
+
+    // Once OpenAI recovers, the next sync publishes the change.
+    app.sandbox.state().set_faults(Faults::default());
+    let third = sync(&app, id).await;
+    assert_eq!(third["status"], "succeeded");
+    let (users, sync_id) = items(&app, id, "user", "&email=LATE@example.com").await;
+    assert_eq!(sync_id, third["id"]);
+    assert_eq!(users.len(), 1, "the email filter is case-insensitive");
+}
+
+async fn one_sync_per_connection_at_a_time(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let conn = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    app.sandbox.state().set_faults(Faults {
+        latency_ms: 200,
+        ..Faults::default()
+    });
+    let path = format!("/v1/connections/{id}/syncs");
+    let res = app.post(&path, &app.admin_token(), json!({})).await;
+    assert_eq!(res.status(), 202);
+    let running: Value = res.json().await.unwrap();
+    let res = app.post(&path, &app.admin_token(), json!({})).await;
+    let problem = assert_problem(res, 409, "sync_in_progress").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains(running["id"].as_str().unwrap()),
+        "names the running sync: {problem}"
+    );
+    let done = wait(
+        &app,
+        &format!("/v1/syncs/{}", running["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded");
+    app.sandbox.state().set_faults(Faults::default());
+    assert_eq!(sync(&app, id).await["status"], "succeeded", "free again");
+}
+
+async fn inventory_errors_are_clear(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let admin = app.admin_token();
+    let conn = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+
+    // Before the first sync: an empty page that says so.
+    let page: Value = app
+        .get(&format!("/v1/connections/{id}/inventory/user"), &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"], json!([]));
+    assert_eq!(page["sync_id"], Value::Null);
+    assert_eq!(page["synced_at"], Value::Null);
+
+    let missing = "0192f000-0000-7000-8000-000000000000";
+    let res = app
+        .post(
+            &format!("/v1/connections/{missing}/syncs"),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_problem(res, 404, "connection_not_found").await;
+    let res = app.get(&format!("/v1/syncs/{missing}"), &admin).await;
+    assert_problem(res, 404, "sync_not_found").await;
+    let res = app.get("/v1/syncs/not-a-uuid", &admin).await;
+    assert_problem(res, 400, "invalid_parameter").await;
+    let res = app
+        .get(&format!("/v1/connections/{id}/inventory/people"), &admin)
+        .await;
+    let problem = assert_problem(res, 404, "not_found").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("project_member")
+    );
+    let res = app
+        .get(
+            &format!("/v1/connections/{id}/inventory/user?limit=0"),
+            &admin,
+        )
+        .await;
+    assert_problem(res, 400, "invalid_parameter").await;
+    let res = app
+        .get(
+            &format!("/v1/connections/{id}/inventory/user?colour=red"),
+            &admin,
+        )
+        .await;
+    assert_problem(res, 400, "invalid_parameter").await;
+
+    // Scopes: reading needs inventory:read, starting needs connections:write.
+    let reader = app.token("portal", &[Scope::InventoryRead]);
+    let res = app
+        .post(&format!("/v1/connections/{id}/syncs"), &reader, json!({}))
+        .await;
+    assert_problem(res, 403, "insufficient_scope").await;
+    let writer = app.token("ops", &[Scope::ConnectionsWrite]);
+    let res = app
+        .get(&format!("/v1/connections/{id}/inventory/user"), &writer)
+        .await;
+    assert_problem(res, 403, "insufficient_scope").await;
+
+    // Deleting the connection deletes its inventory and syncs.
+    let run = sync(&app, id).await;
+    let res = app.delete(&format!("/v1/connections/{id}"), &admin).await;
+    assert_eq!(res.status(), 204);
+    let res = app
+        .get(
+            &format!("/v1/syncs/{}", run["id"].as_str().unwrap()),
+            &admin,
+        )
+        .await;
+    assert_problem(res, 404, "sync_not_found").await;
+}
+
+crate::backend_tests!(
+    sync_mirrors_the_sandbox_object_by_object,
+    a_key_without_usage_scope_syncs_everything_else,
+    a_sync_failing_midway_leaves_the_previous_snapshot,
+    one_sync_per_connection_at_a_time,
+    inventory_errors_are_clear,
+);

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -10,7 +11,7 @@ use crate::auth::JwtVerifier;
 use crate::config::Config;
 use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
-use crate::service::{ConnectionService, InventoryService, Prober, SyncSettings};
+use crate::service::{ConnectionService, InventoryService, Prober, Schedule, SyncSettings};
 use crate::store::{self, Store, StoreError};
 
 /// What every handler can reach. Cheap to clone.
@@ -43,6 +44,19 @@ pub struct App {
     pub router: axum::Router,
     /// The state it shares.
     pub state: AppState,
+    /// Scheduled syncs, when configured.
+    pub schedule: Option<Schedule>,
+}
+
+impl App {
+    /// Starts the sync scheduler in the background, if one is configured. The task ends with
+    /// the runtime; a sync it started and that is cut off is taken over after its lease.
+    pub fn spawn_scheduler(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let schedule = self.schedule?;
+        Some(tokio::spawn(
+            self.state.inventory.clone().run_schedule(schedule),
+        ))
+    }
 }
 
 /// The OpenAI client settings the service uses for a configuration.
@@ -74,8 +88,14 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
     };
     let sync = SyncSettings {
         client: openai_client_config(&config),
+        cost_days: config.sync_cost_days,
         ..SyncSettings::default()
     };
+    // Look for due connections every 30 s, or more often with a short interval (tests).
+    let schedule = (!config.sync_interval.is_zero()).then(|| Schedule {
+        interval: config.sync_interval,
+        tick: (config.sync_interval / 10).clamp(Duration::from_millis(50), Duration::from_secs(30)),
+    });
     let Config {
         key_ring,
         allowed_base_urls,
@@ -92,7 +112,11 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         inventory,
     };
     let router = http::router(state.clone(), &settings);
-    Ok(App { router, state })
+    Ok(App {
+        router,
+        state,
+        schedule,
+    })
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.

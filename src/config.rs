@@ -95,6 +95,13 @@ pub struct Settings {
         global = true
     )]
     pub openai_max_retries: u32,
+    /// Time between scheduled syncs of each connection (plus up to 10% jitter); `0s` turns
+    /// scheduled syncs off.
+    #[arg(long, env = "OG_SYNC_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
+    pub sync_interval: Duration,
+    /// Days of daily costs each sync fetches.
+    #[arg(long, env = "OG_SYNC_COST_DAYS", default_value_t = 30, global = true)]
+    pub sync_cost_days: u32,
     /// Timeout of one request to this service, e.g. `60s`.
     #[arg(long, env = "OG_REQUEST_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
     pub request_timeout: Duration,
@@ -197,6 +204,10 @@ pub struct Config {
     pub openai_request_timeout: Duration,
     /// Retries of a failed OpenAI call (syncs; the connection test never retries).
     pub openai_max_retries: u32,
+    /// Time between scheduled syncs (zero = off).
+    pub sync_interval: Duration,
+    /// Days of costs a sync fetches.
+    pub sync_cost_days: u32,
     /// Per-request timeout of this service.
     pub request_timeout: Duration,
     /// Body size limit.
@@ -280,6 +291,8 @@ impl Config {
             openai_connect_timeout: settings.openai_connect_timeout,
             openai_request_timeout: settings.openai_request_timeout,
             openai_max_retries: settings.openai_max_retries,
+            sync_interval: settings.sync_interval,
+            sync_cost_days: settings.sync_cost_days,
             request_timeout: settings.request_timeout,
             body_limit_bytes: settings.body_limit_bytes,
             cors_allowed_origins: settings
@@ -322,6 +335,8 @@ impl Config {
             openai_connect_timeout: Duration::from_secs(5),
             openai_request_timeout: Duration::from_secs(20),
             openai_max_retries: 6,
+            sync_interval: Duration::ZERO,
+            sync_cost_days: 30,
             request_timeout: Duration::from_secs(60),
             body_limit_bytes: 64 * 1024,
             cors_allowed_origins: Vec::new(),

@@ -185,6 +185,7 @@ async fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, %backend, "listening");
     println!("listening on http://{addr}");
+    let _scheduler = app.spawn_scheduler();
     app::serve(listener, app.router, app::shutdown_signal()).await?;
     Ok(())
 }

@@ -79,6 +79,11 @@ impl InventoryService {
         }
     }
 
+    /// The store (for the scheduler).
+    pub(super) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     /// Starts a sync of a connection in the background and returns it (`running`).
     /// `sync_in_progress` if one is already running. Requires `connections:write`.
     pub async fn start_sync(&self, who: &Principal, id: ConnectionId) -> Result<SyncRun, AppError> {

@@ -5,8 +5,10 @@ pub mod connection_test;
 pub mod connections;
 pub mod inventory;
 pub mod rekey;
+pub mod scheduler;
 pub mod sync;
 
 pub use connection_test::Prober;
 pub use connections::{ConnectionPatchInput, ConnectionService, KeyTestInput, NewConnectionInput};
 pub use inventory::{InventoryService, SyncSettings};
+pub use scheduler::Schedule;

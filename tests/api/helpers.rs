@@ -153,6 +153,8 @@ pub struct Options {
     pub audience: Option<String>,
     pub openai_request_timeout: Duration,
     pub keys: Option<JwtKeys>,
+    /// Scheduled syncs every this long (zero = off, the default).
+    pub sync_interval: Duration,
 }
 
 impl Default for Options {
@@ -163,6 +165,7 @@ impl Default for Options {
             audience: None,
             openai_request_timeout: Duration::from_secs(5),
             keys: None,
+            sync_interval: Duration::ZERO,
         }
     }
 }
@@ -206,8 +209,10 @@ impl TestApp {
         config.openai_request_timeout = options.openai_request_timeout;
         // Two quick retries (250 ms, 500 ms): failures show without waiting out the backoff.
         config.openai_max_retries = 2;
+        config.sync_interval = options.sync_interval;
         config.body_limit_bytes = 16 * 1024;
         let built = app::build_with_store(config, store.clone()).expect("build app");
+        built.spawn_scheduler();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind app");

@@ -514,7 +514,52 @@ async fn inventory_errors_are_clear(backend: Backend) {
     assert_problem(res, 404, "sync_not_found").await;
 }
 
+/// Scheduled syncs: a new connection is synced without anyone asking, and again once the
+/// interval (plus its jitter) has passed since the last one.
+async fn the_scheduler_syncs_every_connection(backend: Backend) {
+    let options = Options {
+        sync_interval: Duration::from_millis(600),
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
+    let conn = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let runs = loop {
+        let list: Value = app
+            .get(&format!("/v1/connections/{id}/syncs"), &app.admin_token())
+            .await
+            .json()
+            .await
+            .unwrap();
+        let runs = list["data"].as_array().unwrap().clone();
+        let done = runs.iter().filter(|r| r["status"] == "succeeded").count();
+        if done >= 2 {
+            break runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "scheduled syncs did not run: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(runs.iter().all(|r| r["requested_by"] == "scheduler"));
+    let started = |r: &Value| {
+        chrono::DateTime::parse_from_rfc3339(r["started_at"].as_str().unwrap()).unwrap()
+    };
+    let (newer, older) = (started(&runs[0]), started(&runs[1]));
+    assert!(
+        newer - older >= chrono::Duration::milliseconds(600),
+        "not before the interval: {older} → {newer}"
+    );
+}
+
 crate::backend_tests!(
+    the_scheduler_syncs_every_connection,
     sync_mirrors_the_sandbox_object_by_object,
     a_key_without_usage_scope_syncs_everything_else,
     a_sync_failing_midway_leaves_the_previous_snapshot,

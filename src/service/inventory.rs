@@ -2,11 +2,11 @@
 //! current snapshot. A sync writes a new snapshot beside the current one and publishes it in
 //! one transaction when it is complete; a failed sync publishes nothing.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::connections::{crypto_failure, not_found};
@@ -14,7 +14,7 @@ use super::sync::{FetchPlan, fetch};
 use crate::auth::{Principal, Scope};
 use crate::crypto::KeyRing;
 use crate::domain::{
-    ConnectionId, Item, ItemPage, ItemQuery, SyncId, SyncRun, SyncStats, SyncStatus,
+    Connection, ConnectionId, Item, ItemPage, ItemQuery, SyncId, SyncRun, SyncStats, SyncStatus,
 };
 use crate::error::{AppError, ErrorCode};
 use crate::openai::{Client, ClientConfig};
@@ -53,7 +53,13 @@ pub struct InventoryService {
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,
     settings: Arc<SyncSettings>,
+    /// One OpenAI client per connection, kept between syncs so its rate budget (what it
+    /// learned from 429s) carries over; rebuilt when the connection's key or URL changes.
+    clients: Arc<Mutex<HashMap<ConnectionId, CachedClient>>>,
 }
+
+/// A connection's client and the connection version (`updated_at`) it was built for.
+type CachedClient = (DateTime<Utc>, Client);
 
 fn sync_not_found(id: SyncId) -> impl FnOnce(StoreError) -> AppError {
     move |e| match e {
@@ -76,7 +82,41 @@ impl InventoryService {
             store,
             keys,
             settings: Arc::new(settings),
+            clients: Arc::default(),
         }
+    }
+
+    /// The connection's client: the cached one unless the connection changed since (a new
+    /// key or base URL changes `updated_at`).
+    async fn client(&self, connection: &Connection) -> Result<Client, AppError> {
+        let id = connection.id;
+        {
+            let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((version, client)) = clients.get(&id)
+                && *version == connection.updated_at
+            {
+                return Ok(client.clone());
+            }
+        }
+        let sealed = self.store.sealed_key(id).await.map_err(not_found(id))?;
+        let key = self
+            .keys
+            .open(id, &sealed)
+            .map_err(|e| crypto_failure(id, e))?;
+        let client = Client::new(
+            connection.base_url.clone(),
+            key,
+            self.settings.client.clone(),
+        )
+        .map_err(|e| {
+            AppError::new(
+                ErrorCode::ValidationFailed,
+                format!("the connection cannot be used: {}", e.message),
+            )
+        })?;
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        clients.insert(id, (connection.updated_at, client.clone()));
+        Ok(client)
     }
 
     /// The store (for the scheduler).
@@ -94,18 +134,7 @@ impl InventoryService {
     /// Starts a sync on behalf of `requested_by` (a caller, or the scheduler).
     pub async fn start(&self, id: ConnectionId, requested_by: &str) -> Result<SyncRun, AppError> {
         let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
-        let sealed = self.store.sealed_key(id).await.map_err(not_found(id))?;
-        let key = self
-            .keys
-            .open(id, &sealed)
-            .map_err(|e| crypto_failure(id, e))?;
-        let client =
-            Client::new(connection.base_url, key, self.settings.client.clone()).map_err(|e| {
-                AppError::new(
-                    ErrorCode::ValidationFailed,
-                    format!("the connection cannot be used: {}", e.message),
-                )
-            })?;
+        let client = self.client(&connection).await?;
         let now = Utc::now();
         let run = SyncRun::start(id, requested_by, now);
         let lease_until = millis(now, self.settings.lease);
@@ -141,6 +170,10 @@ impl InventoryService {
             now: run.started_at.timestamp(),
             concurrency: self.settings.concurrency,
         };
+        // The client is shared across syncs: count this run's requests and 429s as deltas.
+        let throttled =
+            |c: &Client| -> u64 { c.rate_budget().iter().map(|(_, b)| b.throttled).sum() };
+        let (sent_before, throttled_before) = (client.requests_sent(), throttled(&client));
         let (tx, mut rx) = mpsc::channel::<Vec<Item>>(16);
         let store = self.store.clone();
         let sync_id = run.id;
@@ -175,10 +208,9 @@ impl InventoryService {
             }
             Err(_) => Err("the snapshot writer stopped unexpectedly".to_owned()),
         };
-        let rate_limited = client.rate_budget().iter().map(|(_, b)| b.throttled).sum();
         let mut stats = SyncStats {
-            upstream_requests: client.requests_sent(),
-            rate_limited,
+            upstream_requests: client.requests_sent() - sent_before,
+            rate_limited: throttled(&client) - throttled_before,
             ..SyncStats::default()
         };
         match (fetched, written) {

@@ -1,0 +1,295 @@
+//! Sync benchmark: a full inventory sync of a generated organization through the real service
+//! (HTTP API, store, OpenAI client) against the sandbox with latency and per-endpoint rate
+//! limits, printing wall time, OpenAI requests next to their lower bound, 429s met and peak
+//! memory; then the peak memory of syncing a 50,000-user organization.
+//!
+//! `cargo bench --bench sync` (release; SQLite, and Postgres when `TEST_POSTGRES_URL` names a
+//! server); `-- --small` for CI (a small organization, no latency).
+//! Peak memory is the process's resident high-water mark (`VmHWM`), reset before each sync;
+//! the sandbox runs in the same process, so its organization is part of the baseline shown.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use openai_governor::app;
+use openai_governor::auth::{Scope, mint_hs256};
+use openai_governor::config::Config;
+use openai_governor::sandbox::{self, Faults, KeyProfile, OrgShape, RateLimit, SandboxConfig};
+use openai_governor::store;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+/// Resident memory (current, peak) in MiB, from `/proc/self/status` (Linux).
+fn memory() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Resets the peak to the current resident size (Linux `clear_refs` 5).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The fewest requests that can read the organization: every list at its largest page size,
+/// at least one request per list (even an empty one).
+fn lower_bound(sb: &sandbox::SandboxHandle, cost_days: u64) -> u64 {
+    let pages = |n: usize, page: usize| (n.div_ceil(page)).max(1) as u64;
+    sb.state().read(|org| {
+        let active: Vec<&String> = org
+            .projects
+            .iter()
+            .filter(|p| !p.archived())
+            .map(|p| &p.id)
+            .collect();
+        let per_project = |map: &std::collections::HashMap<String, usize>, page| {
+            active
+                .iter()
+                .map(|p| pages(map.get(*p).copied().unwrap_or(0), page))
+                .sum::<u64>()
+        };
+        let count = |f: &dyn Fn(&str) -> usize| {
+            active
+                .iter()
+                .map(|p| (p.to_string(), f(p)))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        let members = count(&|p| org.project_users.get(p).map_or(0, |t| t.len()));
+        let accounts = count(&|p| org.service_accounts.get(p).map_or(0, |t| t.len()));
+        let keys = count(&|p| org.api_keys.get(p).map_or(0, |t| t.len()));
+        let groups = count(&|p| org.project_groups.get(p).map_or(0, |t| t.len()));
+        let org_roles = org
+            .roles
+            .iter()
+            .filter(|r| r.resource_type == "api.organization")
+            .count();
+        pages(org.users.len(), 100)
+            + pages(org.invites.len(), 100)
+            + pages(org.projects.len(), 100)
+            + pages(org.groups.len(), 1000)
+            + pages(org_roles, 1000)
+            + pages(org.admin_keys.len(), 100)
+            + pages(cost_days as usize, 180)
+            + per_project(&members, 100)
+            + per_project(&accounts, 100)
+            + per_project(&keys, 100)
+            + per_project(&groups, 100)
+            + org
+                .groups
+                .iter()
+                .map(|g| pages(org.group_users.get(&g.id).map_or(0, |t| t.len()), 1000))
+                .sum::<u64>()
+    })
+}
+
+struct Service {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Service {
+    async fn start(database_url: &str, sandbox_url: &str) -> Service {
+        let secret = SecretString::from("bench-secret-bench-secret-bench-secret".to_owned());
+        let config = Config::ephemeral(database_url, secret.clone(), &[sandbox_url]).unwrap();
+        let store = store::connect(database_url).await.unwrap();
+        store.migrate().await.unwrap();
+        let built = app::build_with_store(config, store).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(app::serve(listener, built.router, std::future::pending()));
+        let token = mint_hs256(
+            &secret,
+            "bench",
+            &Scope::ALL,
+            Duration::from_secs(3600),
+            None,
+            None,
+        )
+        .unwrap();
+        Service {
+            base,
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn connect(&self, name: &str, key: &str, sandbox_url: &str) -> String {
+        let res: Value = self
+            .http
+            .post(format!("{}/v1/connections", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"name": name, "admin_key": key, "base_url": sandbox_url}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        res["id"].as_str().expect("connection created").to_owned()
+    }
+
+    /// Runs one sync to its end; returns the finished run and its wall time.
+    async fn sync(&self, connection: &str) -> (Value, Duration) {
+        let started = Instant::now();
+        let run: Value = self
+            .http
+            .post(format!("{}/v1/connections/{connection}/syncs", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = format!("{}/v1/syncs/{}", self.base, run["id"].as_str().unwrap());
+        loop {
+            let run: Value = self
+                .http
+                .get(&url)
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if run["status"] != "running" {
+                assert_eq!(run["status"], "succeeded", "the sync failed: {run}");
+                return (run, started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn bench(label: &str, database_url: &str, shape: OrgShape, faults: Faults) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sb = sandbox::start(
+        SandboxConfig {
+            org: shape.clone(),
+            faults,
+            ..SandboxConfig::default()
+        },
+        listener,
+    )
+    .await
+    .unwrap();
+    let sandbox_url = sb.base_url().to_string();
+    let service = Service::start(database_url, &sandbox_url).await;
+    let id = service
+        .connect("bench", sb.key(KeyProfile::All), &sandbox_url)
+        .await;
+    let bound = lower_bound(&sb, 30);
+    reset_peak();
+    let (before, _) = memory();
+    let (run, wall) = service.sync(&id).await;
+    let (_, peak) = memory();
+    let stats = &run["stats"];
+    let requests = stats["upstream_requests"].as_u64().unwrap_or(0);
+    let items: u64 = stats["counts"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    println!(
+        "{label:<9} {} users, {} projects: full sync {:>7.2} s, {items} items, {requests} requests \
+         (lower bound {bound}, {:+.1}%), {} × 429, RSS {before:.0} MiB before, peak {peak:.0} MiB (+{:.0})",
+        shape.users,
+        shape.projects,
+        wall.as_secs_f64(),
+        (requests as f64 / bound as f64 - 1.0) * 100.0,
+        stats["rate_limited"],
+        peak - before,
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let small = std::env::args().any(|a| a == "--small");
+    let dir = tempfile::tempdir().unwrap();
+    let (shape, faults) = if small {
+        (
+            OrgShape {
+                users: 100,
+                projects: 8,
+                members_per_project: 12,
+                ..OrgShape::small()
+            },
+            Faults::default(),
+        )
+    } else {
+        (
+            OrgShape {
+                users: 2_000,
+                projects: 300,
+                archived_share: 0.1,
+                members_per_project: 12,
+                groups: 20,
+                members_per_group: 15,
+                custom_roles: 5,
+                service_accounts_per_project: 1,
+                api_keys_per_project: 2,
+                invites: 40,
+                audit_days: 7,
+            },
+            // OpenAI-like: 20 ms per answer and at most 20 requests a second per endpoint.
+            Faults {
+                latency_ms: 20,
+                rate_limits: vec![RateLimit {
+                    endpoint: "*".into(),
+                    max_requests: 20,
+                    window_secs: 1,
+                }],
+                ..Faults::default()
+            },
+        )
+    };
+    println!("openai-governor sync benchmark\n");
+    let sqlite = format!("sqlite://{}/sync.db", dir.path().display());
+    bench("sqlite", &sqlite, shape.clone(), faults.clone()).await;
+    if let Ok(admin) = std::env::var("TEST_POSTGRES_URL")
+        && !admin.is_empty()
+    {
+        use sqlx::Connection as _;
+        let name = format!("og_bench_sync_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        sqlx::query(sqlx::AssertSqlSafe(drop.clone()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&name);
+        bench("postgres", url.as_str(), shape, faults).await;
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    // Memory with the large organization (no latency or limits: only the size matters here).
+    let large = if small {
+        OrgShape {
+            users: 1_000,
+            projects: 10,
+            groups: 5,
+            ..OrgShape::large()
+        }
+    } else {
+        OrgShape::large()
+    };
+    let sqlite = format!("sqlite://{}/large.db", dir.path().display());
+    bench("sqlite", &sqlite, large, Faults::default()).await;
+    println!("\n(incremental sync from the audit log: not built yet)");
+}

@@ -229,9 +229,41 @@ impl FromStr for SyncStatus {
     }
 }
 
+/// How a sync run read the organization.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Everything, list by list.
+    #[default]
+    Full,
+    /// Only what the audit log says changed since the previous sync; the rest carried over.
+    Incremental,
+}
+
+/// The newest audit-log event a sync accounted for: where the next incremental sync starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditMark {
+    /// The event's id.
+    pub id: String,
+    /// Its time (Unix seconds).
+    pub effective_at: i64,
+}
+
 /// What a sync run cost and found.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
 pub struct SyncStats {
+    /// Full or incremental.
+    pub mode: SyncMode,
+    /// Why a full sync was made rather than an incremental one.
+    pub full_reason: Option<String>,
+    /// Audit-log events read (incremental syncs).
+    pub audit_events: u64,
+    /// The newest audit-log event accounted for (`None` when the audit log cannot be read:
+    /// the next sync is full again).
+    pub audit_mark: Option<AuditMark>,
+    /// When the last full sync this snapshot builds on started.
+    pub last_full_at: Option<DateTime<Utc>>,
     /// Items fetched per kind.
     pub counts: BTreeMap<ItemKind, u64>,
     /// HTTP requests sent to OpenAI, retries included.
@@ -278,6 +310,20 @@ impl SyncRun {
             error: None,
         }
     }
+}
+
+/// Items of the previous snapshot that an incremental sync fetched again, so they are not
+/// carried over (their fresh versions, if any, are inserted instead).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Replaced {
+    /// Every item of a kind (e.g. all invites).
+    Kind(ItemKind),
+    /// One item.
+    Key(ItemKind, String),
+    /// The items of a kind under a project or group (e.g. one project's members).
+    Parent(ItemKind, String),
+    /// The items of a kind about one subject (e.g. a removed user's memberships).
+    Subject(ItemKind, String),
 }
 
 /// Which items of a connection's current snapshot to read.

@@ -11,4 +11,7 @@ pub use connection_test::{
     Capability, CapabilityCheck, CheckStatus, OverallStatus, ProbeResult, TestReport,
 };
 pub use ids::ConnectionId;
-pub use inventory::{Item, ItemKind, ItemPage, ItemQuery, SyncId, SyncRun, SyncStats, SyncStatus};
+pub use inventory::{
+    AuditMark, Item, ItemKind, ItemPage, ItemQuery, Replaced, SyncId, SyncMode, SyncRun, SyncStats,
+    SyncStatus,
+};

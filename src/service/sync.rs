@@ -17,10 +17,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::domain::{Item, ItemKind};
+use crate::domain::{AuditMark, Item, ItemKind, Replaced};
 use crate::openai::{
-    Client, CostsParams, CursorParams, ErrorKind, ListProjectApiKeysParams, ListProjectsParams,
-    ListUsersParams, OpenAiError, RbacListParams, RoleScope,
+    AdminApiKey, AuditLog, AuditLogParams, Client, CostsParams, CursorParams, ErrorKind, Group,
+    GroupUser, Invite, ListProjectApiKeysParams, ListProjectsParams, ListUsersParams, OpenAiError,
+    OrgUser, Project, ProjectApiKey, ProjectGroup, ProjectUser, RbacListParams, Role, RoleScope,
+    ServiceAccount, TimeRange,
 };
 
 /// What a fetch covers.
@@ -51,6 +53,87 @@ pub type Skipped = BTreeMap<ItemKind, String>;
 
 fn to_json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+fn user_item(u: &OrgUser) -> Item {
+    Item::new(ItemKind::User, &u.id, to_json(u)).subject(&u.id)
+}
+
+fn invite_item(i: &Invite) -> Item {
+    Item::new(ItemKind::Invite, &i.id, to_json(i))
+}
+
+fn project_item(p: &Project) -> Item {
+    Item::new(ItemKind::Project, &p.id, to_json(p))
+}
+
+fn is_archived(p: &Project) -> bool {
+    p.archived_at.is_some() || p.status.as_ref().is_some_and(|s| s.as_str() == "archived")
+}
+
+fn group_item(g: &Group) -> Item {
+    Item::new(ItemKind::Group, &g.id, to_json(g))
+}
+
+fn role_item(r: &Role) -> Item {
+    Item::new(ItemKind::Role, &r.id, to_json(r))
+        .role(Some(r.name.clone()))
+        .status(Some(r.resource_type.clone()))
+}
+
+fn admin_key_item(k: &AdminApiKey) -> Item {
+    Item::new(ItemKind::AdminKey, &k.id, to_json(k))
+}
+
+fn member_item(pid: &str, m: &ProjectUser) -> Item {
+    Item::new(
+        ItemKind::ProjectMember,
+        format!("{pid}/{}", m.id),
+        to_json(m),
+    )
+    .parent(pid)
+    .subject(&m.id)
+}
+
+fn account_item(pid: &str, sa: &ServiceAccount) -> Item {
+    Item::new(ItemKind::ServiceAccount, &sa.id, to_json(sa))
+        .parent(pid)
+        .subject(&sa.id)
+}
+
+fn key_item(pid: &str, k: &ProjectApiKey) -> Item {
+    let data = to_json(k);
+    let access = data
+        .get("owner_project_access")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let (owner, email) = match (&k.owner.user, &k.owner.service_account) {
+        (Some(u), _) => (Some(u.id.clone()), u.email.as_deref()),
+        (None, Some(sa)) => (Some(sa.id.clone()), None),
+        (None, None) => (None, None),
+    };
+    let mut item = Item::new(ItemKind::ApiKey, &k.id, data)
+        .parent(pid)
+        .email(email)
+        .status(access);
+    item.subject_id = owner;
+    item
+}
+
+fn project_group_item(pid: &str, g: &ProjectGroup) -> Item {
+    Item::new(
+        ItemKind::ProjectGroup,
+        format!("{pid}/{}", g.group_id),
+        to_json(g),
+    )
+    .parent(pid)
+    .subject(&g.group_id)
+}
+
+fn group_member_item(gid: &str, m: &GroupUser) -> Item {
+    Item::new(ItemKind::GroupMember, format!("{gid}/{}", m.id), to_json(m))
+        .parent(gid)
+        .subject(&m.id)
 }
 
 async fn all<T>(stream: impl Stream<Item = Result<T, OpenAiError>>) -> Result<Vec<T>, OpenAiError> {
@@ -122,41 +205,13 @@ pub async fn fetch(
     );
 
     let users = users?;
-    send(
-        &sink,
-        users
-            .iter()
-            .map(|u| Item::new(ItemKind::User, &u.id, to_json(u)).subject(&u.id))
-            .collect(),
-    )
-    .await?;
-    send(
-        &sink,
-        invites?
-            .iter()
-            .map(|i| Item::new(ItemKind::Invite, &i.id, to_json(i)))
-            .collect(),
-    )
-    .await?;
+    send(&sink, users.iter().map(user_item).collect()).await?;
+    send(&sink, invites?.iter().map(invite_item).collect()).await?;
     let projects = projects?;
-    send(
-        &sink,
-        projects
-            .iter()
-            .map(|p| Item::new(ItemKind::Project, &p.id, to_json(p)))
-            .collect(),
-    )
-    .await?;
+    send(&sink, projects.iter().map(project_item).collect()).await?;
     let groups = optional(ItemKind::Group, groups, &mut skipped)?;
     if let Some(groups) = &groups {
-        send(
-            &sink,
-            groups
-                .iter()
-                .map(|g| Item::new(ItemKind::Group, &g.id, to_json(g)))
-                .collect(),
-        )
-        .await?;
+        send(&sink, groups.iter().map(group_item).collect()).await?;
     } else {
         skipped.insert(
             ItemKind::GroupMember,
@@ -164,27 +219,10 @@ pub async fn fetch(
         );
     }
     if let Some(roles) = optional(ItemKind::Role, roles, &mut skipped)? {
-        send(
-            &sink,
-            roles
-                .iter()
-                .map(|r| {
-                    Item::new(ItemKind::Role, &r.id, to_json(r))
-                        .role(Some(r.name.clone()))
-                        .status(Some(r.resource_type.clone()))
-                })
-                .collect(),
-        )
-        .await?;
+        send(&sink, roles.iter().map(role_item).collect()).await?;
     }
     if let Some(keys) = optional(ItemKind::AdminKey, admin_keys, &mut skipped)? {
-        send(
-            &sink,
-            keys.iter()
-                .map(|k| Item::new(ItemKind::AdminKey, &k.id, to_json(k)))
-                .collect(),
-        )
-        .await?;
+        send(&sink, keys.iter().map(admin_key_item).collect()).await?;
     }
     if let Some(buckets) = optional(ItemKind::Cost, cost_buckets, &mut skipped)? {
         send(&sink, cost_items(&buckets)).await?;
@@ -194,9 +232,7 @@ pub async fn fetch(
     let project_group_scope = std::sync::Mutex::new(None::<String>);
     let mut active = Vec::new();
     for p in &projects {
-        let archived =
-            p.archived_at.is_some() || p.status.as_ref().is_some_and(|s| s.as_str() == "archived");
-        if !archived {
+        if !is_archived(p) {
             active.push(p.id.clone());
         }
     }
@@ -238,57 +274,13 @@ async fn project_items(
         all(client.project_api_keys(&pid, &ListProjectApiKeysParams::default())),
         all(client.project_groups(&pid, &RbacListParams::default())),
     );
-    let mut items = Vec::new();
-    for m in members? {
-        items.push(
-            Item::new(
-                ItemKind::ProjectMember,
-                format!("{pid}/{}", m.id),
-                to_json(&m),
-            )
-            .parent(&pid)
-            .subject(&m.id),
-        );
-    }
-    for sa in accounts? {
-        items.push(
-            Item::new(ItemKind::ServiceAccount, &sa.id, to_json(&sa))
-                .parent(&pid)
-                .subject(&sa.id),
-        );
-    }
-    for k in keys? {
-        let data = to_json(&k);
-        let access = data
-            .get("owner_project_access")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let (owner, email) = match (&k.owner.user, &k.owner.service_account) {
-            (Some(u), _) => (Some(u.id.clone()), u.email.as_deref()),
-            (None, Some(sa)) => (Some(sa.id.clone()), None),
-            (None, None) => (None, None),
-        };
-        let mut item = Item::new(ItemKind::ApiKey, &k.id, data)
-            .parent(&pid)
-            .email(email)
-            .status(access);
-        item.subject_id = owner;
-        items.push(item);
-    }
+    let mut items: Vec<Item> = members?.iter().map(|m| member_item(&pid, m)).collect();
+    items.extend(accounts?.iter().map(|sa| account_item(&pid, sa)));
+    items.extend(keys?.iter().map(|k| key_item(&pid, k)));
     let mut none = Skipped::new();
     match optional(ItemKind::ProjectGroup, groups, &mut none)? {
         Some(groups) => {
-            for g in groups {
-                items.push(
-                    Item::new(
-                        ItemKind::ProjectGroup,
-                        format!("{pid}/{}", g.group_id),
-                        to_json(&g),
-                    )
-                    .parent(&pid)
-                    .subject(&g.group_id),
-                );
-            }
+            items.extend(groups.iter().map(|g| project_group_item(&pid, g)));
         }
         None => {
             let mut scope = group_scope.lock().unwrap_or_else(|e| e.into_inner());
@@ -300,14 +292,7 @@ async fn project_items(
 
 async fn group_members(client: &Client, gid: String) -> Result<Vec<Item>, OpenAiError> {
     let members = all(client.group_users(&gid, &RbacListParams::default())).await?;
-    Ok(members
-        .iter()
-        .map(|m| {
-            Item::new(ItemKind::GroupMember, format!("{gid}/{}", m.id), to_json(m))
-                .parent(&gid)
-                .subject(&m.id)
-        })
-        .collect())
+    Ok(members.iter().map(|m| group_member_item(&gid, m)).collect())
 }
 
 /// One item per day, project and line item.
@@ -333,4 +318,321 @@ fn cost_items(buckets: &[crate::openai::CostBucket]) -> Vec<Item> {
         }
     }
     items
+}
+
+/// The newest audit-log event: where the next incremental sync will start. `Err` with the
+/// reason when the audit log cannot be read (not enabled, or the key may not read it).
+pub async fn audit_mark(client: &Client) -> Result<Option<AuditMark>, String> {
+    let newest = AuditLogParams {
+        limit: Some(1),
+        ..Default::default()
+    };
+    match client.list_audit_logs(&newest).await {
+        Ok(reply) => Ok(reply.data.data.first().map(|e| AuditMark {
+            id: e.id.clone(),
+            effective_at: e.effective_at,
+        })),
+        Err(e) => Err(format!("the audit log cannot be read: {}", e.message)),
+    }
+}
+
+/// What an audit-log event makes an incremental sync fetch again. Ordered and deduplicated,
+/// so ten events about one project's members cost one request.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Refresh {
+    User(String),
+    Invites,
+    Project(String),
+    ProjectMembers(String),
+    ProjectAccounts(String),
+    ProjectKeys(String),
+    ProjectGroups(String),
+    Groups,
+    GroupMembers(String),
+    Roles,
+    AdminKeys,
+}
+
+/// The refreshes one event calls for; `None` for events that change nothing we keep.
+fn refreshes(event: &AuditLog) -> Vec<Refresh> {
+    let object = event
+        .details()
+        .and_then(|d| d.get("id"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let project = event.project.as_ref().and_then(|p| p.id.clone());
+    let in_project = |f: fn(String) -> Refresh| project.clone().map(f);
+    let kind = event.event_type.as_str();
+    let family = kind.split('.').next().unwrap_or_default();
+    let mut out = Vec::new();
+    match family {
+        "user" => {
+            out.extend(object.map(Refresh::User));
+            out.extend(in_project(Refresh::ProjectMembers));
+        }
+        "invite" => out.push(Refresh::Invites),
+        "project" => {
+            let pid = object.or(project);
+            if let Some(pid) = pid {
+                if kind == "project.created" {
+                    out.push(Refresh::ProjectMembers(pid.clone()));
+                    out.push(Refresh::ProjectAccounts(pid.clone()));
+                    out.push(Refresh::ProjectKeys(pid.clone()));
+                    out.push(Refresh::ProjectGroups(pid.clone()));
+                }
+                out.push(Refresh::Project(pid));
+            }
+        }
+        "service_account" => {
+            out.extend(in_project(Refresh::ProjectAccounts));
+            out.extend(in_project(Refresh::ProjectKeys));
+        }
+        "api_key" => {
+            out.extend(in_project(Refresh::ProjectKeys));
+            out.push(Refresh::AdminKeys);
+        }
+        "group" => {
+            out.push(Refresh::Groups);
+            out.extend(object.map(Refresh::GroupMembers));
+        }
+        // Role assignments are not part of the snapshot yet; role definitions are.
+        "role" if !kind.starts_with("role.assignment") => out.push(Refresh::Roles),
+        _ => {}
+    }
+    out
+}
+
+/// What an incremental sync found: the items to drop from the previous snapshot, their
+/// fresh versions, and the new audit mark.
+#[derive(Debug)]
+pub struct Changes {
+    /// Items of the previous snapshot not to carry over.
+    pub replaced: Vec<Replaced>,
+    /// Fresh items.
+    pub items: Vec<Item>,
+    /// Audit-log events read.
+    pub events: u64,
+    /// The newest event accounted for.
+    pub mark: AuditMark,
+    /// Parts skipped (as in a full sync).
+    pub skipped: Skipped,
+}
+
+/// Why an incremental sync could not be made.
+#[derive(Debug)]
+pub enum NotIncremental {
+    /// A full sync is needed instead (the reason says why).
+    Fallback(String),
+    /// OpenAI failed: the sync fails as a full one would.
+    Failed(OpenAiError),
+}
+
+impl From<OpenAiError> for NotIncremental {
+    fn from(e: OpenAiError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// Reads the audit log since `since` and fetches again only what it names.
+pub async fn fetch_changes(
+    client: &Client,
+    plan: &FetchPlan,
+    since: &AuditMark,
+    max_events: usize,
+) -> Result<Changes, NotIncremental> {
+    let params = AuditLogParams {
+        effective_at: TimeRange {
+            gte: Some(since.effective_at),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut events = Vec::new();
+    let mut stream = std::pin::pin!(client.audit_logs(&params));
+    while let Some(event) = stream.next().await {
+        let event = event.map_err(|e| match e.kind {
+            ErrorKind::MissingScope { .. } | ErrorKind::Forbidden | ErrorKind::NotFound => {
+                NotIncremental::Fallback(format!("the audit log cannot be read: {}", e.message))
+            }
+            _ => NotIncremental::Failed(e),
+        })?;
+        if event.id == since.id {
+            continue;
+        }
+        events.push(event);
+        if events.len() > max_events {
+            return Err(NotIncremental::Fallback(format!(
+                "more than {max_events} audit-log events since the last sync"
+            )));
+        }
+    }
+    // Newest first: the first event is the new mark.
+    let mark = events.first().map_or_else(
+        || since.clone(),
+        |e| AuditMark {
+            id: e.id.clone(),
+            effective_at: e.effective_at,
+        },
+    );
+    let todo: std::collections::BTreeSet<Refresh> = events.iter().flat_map(refreshes).collect();
+    let mut changes = Changes {
+        replaced: Vec::new(),
+        items: Vec::new(),
+        events: events.len() as u64,
+        mark,
+        skipped: Skipped::new(),
+    };
+    let mut done = futures::stream::iter(todo)
+        .map(|r| refresh(client, r))
+        .buffer_unordered(plan.concurrency.max(1));
+    while let Some(result) = done.next().await {
+        let (replaced, items) = result?;
+        changes.replaced.extend(replaced);
+        changes.items.extend(items);
+    }
+    drop(done);
+    // Costs move every day: always fetched again (one request for the window).
+    if plan.cost_days > 0 {
+        let costs = CostsParams {
+            start_time: plan.now - i64::from(plan.cost_days) * 86_400,
+            end_time: Some(plan.now),
+            group_by: vec!["project_id".into(), "line_item".into()],
+            ..Default::default()
+        };
+        let result = all(client.costs(&costs)).await;
+        if let Some(buckets) = optional(ItemKind::Cost, result, &mut changes.skipped)? {
+            changes.replaced.push(Replaced::Kind(ItemKind::Cost));
+            changes.items.extend(cost_items(&buckets));
+        }
+    }
+    Ok(changes)
+}
+
+/// Whether an error means the object (or the list's parent) is gone or not readable as
+/// such (an archived project's member lists answer 400): drop what we had, add nothing.
+fn gone(e: &OpenAiError) -> bool {
+    matches!(e.kind, ErrorKind::NotFound | ErrorKind::BadRequest)
+}
+
+/// Fetches one refresh: what it replaces and the fresh items.
+async fn refresh(
+    client: &Client,
+    what: Refresh,
+) -> Result<(Vec<Replaced>, Vec<Item>), OpenAiError> {
+    let cursor = CursorParams::default();
+    let rbac = RbacListParams::default();
+    let list_or_gone = |r: Result<Vec<Item>, OpenAiError>| match r {
+        Ok(items) => Ok(items),
+        Err(e) if gone(&e) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    };
+    Ok(match what {
+        Refresh::User(uid) => match client.get_user(&uid).await {
+            Ok(u) => (
+                vec![Replaced::Key(ItemKind::User, uid)],
+                vec![user_item(&u.data)],
+            ),
+            Err(e) if gone(&e) => (
+                vec![
+                    Replaced::Key(ItemKind::User, uid.clone()),
+                    Replaced::Subject(ItemKind::ProjectMember, uid.clone()),
+                    Replaced::Subject(ItemKind::GroupMember, uid),
+                ],
+                Vec::new(),
+            ),
+            Err(e) => return Err(e),
+        },
+        Refresh::Invites => (
+            vec![Replaced::Kind(ItemKind::Invite)],
+            all(client.invites(&cursor))
+                .await?
+                .iter()
+                .map(invite_item)
+                .collect(),
+        ),
+        Refresh::Project(pid) => {
+            let project = match client.get_project(&pid).await {
+                Ok(p) => Some(p.data),
+                Err(e) if gone(&e) => None,
+                Err(e) => return Err(e),
+            };
+            let mut replaced = vec![Replaced::Key(ItemKind::Project, pid.clone())];
+            if project.as_ref().is_none_or(is_archived) {
+                // Archived or gone: nothing of it is readable any more.
+                for kind in [
+                    ItemKind::ProjectMember,
+                    ItemKind::ServiceAccount,
+                    ItemKind::ApiKey,
+                    ItemKind::ProjectGroup,
+                ] {
+                    replaced.push(Replaced::Parent(kind, pid.clone()));
+                }
+            }
+            (replaced, project.iter().map(project_item).collect())
+        }
+        Refresh::ProjectMembers(pid) => (
+            vec![Replaced::Parent(ItemKind::ProjectMember, pid.clone())],
+            list_or_gone(
+                all(client.project_users(&pid, &cursor))
+                    .await
+                    .map(|v| v.iter().map(|m| member_item(&pid, m)).collect()),
+            )?,
+        ),
+        Refresh::ProjectAccounts(pid) => (
+            vec![Replaced::Parent(ItemKind::ServiceAccount, pid.clone())],
+            list_or_gone(
+                all(client.project_service_accounts(&pid, &cursor))
+                    .await
+                    .map(|v| v.iter().map(|a| account_item(&pid, a)).collect()),
+            )?,
+        ),
+        Refresh::ProjectKeys(pid) => (
+            vec![Replaced::Parent(ItemKind::ApiKey, pid.clone())],
+            list_or_gone(
+                all(client.project_api_keys(&pid, &ListProjectApiKeysParams::default()))
+                    .await
+                    .map(|v| v.iter().map(|k| key_item(&pid, k)).collect()),
+            )?,
+        ),
+        Refresh::ProjectGroups(pid) => (
+            vec![Replaced::Parent(ItemKind::ProjectGroup, pid.clone())],
+            list_or_gone(
+                all(client.project_groups(&pid, &rbac))
+                    .await
+                    .map(|v| v.iter().map(|g| project_group_item(&pid, g)).collect()),
+            )?,
+        ),
+        Refresh::Groups => (
+            vec![Replaced::Kind(ItemKind::Group)],
+            all(client.groups(&rbac))
+                .await?
+                .iter()
+                .map(group_item)
+                .collect(),
+        ),
+        Refresh::GroupMembers(gid) => (
+            vec![Replaced::Parent(ItemKind::GroupMember, gid.clone())],
+            list_or_gone(
+                all(client.group_users(&gid, &rbac))
+                    .await
+                    .map(|v| v.iter().map(|m| group_member_item(&gid, m)).collect()),
+            )?,
+        ),
+        Refresh::Roles => (
+            vec![Replaced::Kind(ItemKind::Role)],
+            all(client.roles(&RoleScope::Organization, &rbac))
+                .await?
+                .iter()
+                .map(role_item)
+                .collect(),
+        ),
+        Refresh::AdminKeys => (
+            vec![Replaced::Kind(ItemKind::AdminKey)],
+            all(client.admin_api_keys(&rbac))
+                .await?
+                .iter()
+                .map(admin_key_item)
+                .collect(),
+        ),
+    })
 }

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
 use super::StoreError;
-use crate::domain::{Item, ItemKind, ItemPage, ItemQuery, SyncId, SyncRun, SyncStats, SyncStatus};
+use crate::domain::{
+    Item, ItemKind, ItemPage, ItemQuery, Replaced, SyncId, SyncRun, SyncStats, SyncStatus,
+};
 
 /// Rewrites `?N` placeholders as `$N` for Postgres; SQLite's text is returned unchanged.
 pub(super) fn dialect(sql: &str, postgres: bool) -> String {
@@ -69,6 +71,51 @@ pub(super) const GET_SYNC: &str = "SELECT sync_id, connection_id, status, reques
 pub(super) const LIST_SYNCS: &str = "SELECT sync_id, connection_id, status, requested_by, \
      started_at, finished_at, stats, error FROM inventory_syncs \
      WHERE connection_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR sync_id < ?2) ORDER BY sync_id DESC LIMIT ?3";
+
+/// The run whose snapshot readers see.
+pub(super) const HEAD_SYNC: &str = "SELECT s.sync_id, s.connection_id, s.status, s.requested_by, \
+     s.started_at, s.finished_at, s.stats, s.error FROM inventory_heads h \
+     JOIN inventory_syncs s ON s.sync_id = h.sync_id WHERE h.connection_id = ?1";
+
+/// Copies a snapshot's items into another run's snapshot, except the `replaced` ones; binds:
+/// `?1` target sync, `?2` source sync, then two a scope (one for `Kind`).
+pub(super) fn copy_items_sql(replaced: &[Replaced], postgres: bool) -> (String, Vec<String>) {
+    let mut binds = Vec::new();
+    let mut conditions = Vec::new();
+    let mut bind = |v: &str| {
+        binds.push(v.to_owned());
+        format!("?{}", binds.len() + 2)
+    };
+    for r in replaced {
+        conditions.push(match r {
+            Replaced::Kind(k) => format!("kind = {}", bind(k.as_str())),
+            Replaced::Key(k, key) => {
+                let k = bind(k.as_str());
+                format!("(kind = {k} AND item_key = {})", bind(key))
+            }
+            Replaced::Parent(k, parent) => {
+                let k = bind(k.as_str());
+                format!("(kind = {k} AND parent_id = {})", bind(parent))
+            }
+            Replaced::Subject(k, subject) => {
+                let k = bind(k.as_str());
+                format!("(kind = {k} AND subject_id = {})", bind(subject))
+            }
+        });
+    }
+    let except = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" AND NOT ({})", conditions.join(" OR "))
+    };
+    let sql = format!(
+        "INSERT INTO inventory_items \
+         (sync_id, kind, item_key, parent_id, subject_id, email, role, status, data) \
+         SELECT ?1, kind, item_key, parent_id, subject_id, email, role, status, data \
+         FROM inventory_items WHERE sync_id = ?2{except}"
+    );
+    (dialect(&sql, postgres), binds)
+}
 
 /// Items per multi-row INSERT (9 binds each: well under both backends' limits).
 pub(super) const INSERT_CHUNK: usize = 1000;
@@ -413,6 +460,36 @@ macro_rules! inventory_store {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
+            async fn inventory_head_sync(
+                &self,
+                connection_id: crate::domain::ConnectionId,
+            ) -> Result<Option<crate::domain::SyncRun>, super::StoreError> {
+                use super::inventory_sql::*;
+                let row: Option<SyncRow> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(HEAD_SYNC, $pg)))
+                        .bind(connection_id.to_string())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn inventory_copy_items(
+                &self,
+                from: crate::domain::SyncId,
+                to: crate::domain::SyncId,
+                replaced: &[crate::domain::Replaced],
+            ) -> Result<u64, super::StoreError> {
+                use super::inventory_sql::*;
+                let (sql, binds) = copy_items_sql(replaced, $pg);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(to.to_string())
+                    .bind(from.to_string());
+                for b in binds {
+                    q = q.bind(b);
+                }
+                Ok(q.execute(&self.pool).await?.rows_affected())
+            }
+
             async fn inventory_list_items(
                 &self,
                 connection_id: crate::domain::ConnectionId,
@@ -454,6 +531,29 @@ mod tests {
         assert_eq!(binds, ["c1", "project_member", "proj_1", "ada@x.com"]);
         assert!(sql.contains("i.parent_id = $3 AND i.email = $4"), "{sql}");
         assert!(sql.ends_with("LIMIT $5"), "{sql}");
+    }
+
+    #[test]
+    fn copies_leave_out_what_was_fetched_again() {
+        let (sql, binds) = copy_items_sql(
+            &[
+                Replaced::Kind(ItemKind::Invite),
+                Replaced::Parent(ItemKind::ProjectMember, "proj_1".into()),
+            ],
+            true,
+        );
+        assert_eq!(binds, ["invite", "project_member", "proj_1"]);
+        assert!(
+            sql.ends_with(
+                "WHERE sync_id = $2 AND NOT (kind = $3 OR (kind = $4 AND parent_id = $5))"
+            ),
+            "{sql}"
+        );
+        let (sql, binds) = copy_items_sql(&[], false);
+        assert!(
+            binds.is_empty() && sql.ends_with("WHERE sync_id = ?2"),
+            "{sql}"
+        );
     }
 
     #[test]

@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::domain::{
-    Connection, ConnectionId, Item, ItemPage, ItemQuery, SealedSecret, SyncId, SyncRun, TestReport,
+    Connection, ConnectionId, Item, ItemPage, ItemQuery, Replaced, SealedSecret, SyncId, SyncRun,
+    TestReport,
 };
 
 pub use postgres::PostgresStore;
@@ -183,6 +184,16 @@ pub trait Store: Send + Sync + 'static {
         before: Option<SyncId>,
         limit: u32,
     ) -> Result<Vec<SyncRun>, StoreError>;
+    /// The run whose snapshot readers see (`None` before the first successful sync).
+    async fn head_sync(&self, connection_id: ConnectionId) -> Result<Option<SyncRun>, StoreError>;
+    /// Copies the items of snapshot `from` into running sync `to`, except the `replaced`
+    /// ones (an incremental sync carries over what did not change); returns how many.
+    async fn copy_items(
+        &self,
+        from: SyncId,
+        to: SyncId,
+        replaced: &[Replaced],
+    ) -> Result<u64, StoreError>;
     /// A page of the connection's current snapshot (empty with no `sync_id` before the
     /// first successful sync).
     async fn list_items(

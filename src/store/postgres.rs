@@ -14,7 +14,8 @@ use super::inventory_sql::inventory_store;
 use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
 use super::{ConnectionChanges, NewConnection, Store, StoreError, SyncStart};
 use crate::domain::{
-    Connection, ConnectionId, Item, ItemPage, ItemQuery, SealedSecret, SyncId, SyncRun, TestReport,
+    Connection, ConnectionId, Item, ItemPage, ItemQuery, Replaced, SealedSecret, SyncId, SyncRun,
+    TestReport,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -249,6 +250,19 @@ impl Store for PostgresStore {
     ) -> Result<Vec<SyncRun>, StoreError> {
         self.inventory_list_syncs(connection_id, before, limit)
             .await
+    }
+
+    async fn head_sync(&self, connection_id: ConnectionId) -> Result<Option<SyncRun>, StoreError> {
+        self.inventory_head_sync(connection_id).await
+    }
+
+    async fn copy_items(
+        &self,
+        from: SyncId,
+        to: SyncId,
+        replaced: &[Replaced],
+    ) -> Result<u64, StoreError> {
+        self.inventory_copy_items(from, to, replaced).await
     }
 
     async fn list_items(

@@ -256,7 +256,11 @@ pub struct ExpectedChange {
 mod tests {
     use super::*;
 
-    fn verb(kind: ItemKind, role: (Option<&str>, Option<&str>), status: (Option<&str>, Option<&str>)) -> String {
+    fn verb(
+        kind: ItemKind,
+        role: (Option<&str>, Option<&str>),
+        status: (Option<&str>, Option<&str>),
+    ) -> String {
         ChangeEvent {
             kind,
             verb: event_verb(kind, ChangeKind::Changed, role, status),
@@ -267,26 +271,51 @@ mod tests {
     #[test]
     fn events_name_what_differs() {
         assert_eq!(
-            verb(ItemKind::Project, (None, None), (Some("active"), Some("archived"))),
+            verb(
+                ItemKind::Project,
+                (None, None),
+                (Some("active"), Some("archived"))
+            ),
             "project.archived"
         );
         assert_eq!(
-            verb(ItemKind::Project, (None, None), (Some("archived"), Some("active"))),
+            verb(
+                ItemKind::Project,
+                (None, None),
+                (Some("archived"), Some("active"))
+            ),
             "project.unarchived"
         );
         assert_eq!(
-            verb(ItemKind::ProjectMember, (Some("member"), Some("owner")), (None, None)),
+            verb(
+                ItemKind::ProjectMember,
+                (Some("member"), Some("owner")),
+                (None, None)
+            ),
             "project_member.role_changed"
         );
         assert_eq!(
-            verb(ItemKind::Invite, (Some("reader"), Some("reader")), (Some("pending"), Some("accepted"))),
+            verb(
+                ItemKind::Invite,
+                (Some("reader"), Some("reader")),
+                (Some("pending"), Some("accepted"))
+            ),
             "invite.status_changed"
         );
         assert_eq!(
-            verb(ItemKind::User, (Some("reader"), Some("reader")), (None, None)),
+            verb(
+                ItemKind::User,
+                (Some("reader"), Some("reader")),
+                (None, None)
+            ),
             "user.updated"
         );
-        let added = event_verb(ItemKind::ApiKey, ChangeKind::Added, (None, None), (None, None));
+        let added = event_verb(
+            ItemKind::ApiKey,
+            ChangeKind::Added,
+            (None, None),
+            (None, None),
+        );
         assert_eq!(added, EventVerb::Added);
     }
 

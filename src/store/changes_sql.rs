@@ -342,8 +342,14 @@ mod tests {
         };
         let (sql, binds) = change_page_sql(&q, true);
         assert_eq!(binds.len(), 4);
-        assert!(sql.contains("c.connection_id = $1 AND c.kind = $2"), "{sql}");
-        assert!(sql.contains("NOT c.by_governor AND c.change_id > $3"), "{sql}");
+        assert!(
+            sql.contains("c.connection_id = $1 AND c.kind = $2"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("NOT c.by_governor AND c.change_id > $3"),
+            "{sql}"
+        );
         assert!(sql.ends_with("LIMIT $4"), "{sql}");
     }
 }

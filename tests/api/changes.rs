@@ -28,7 +28,13 @@ fn events(page: &Value) -> BTreeSet<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| format!("{} {}", c["event"].as_str().unwrap(), c["key"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["event"].as_str().unwrap(),
+                c["key"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -87,11 +93,7 @@ fn change_in_dashboard(app: &TestApp) -> Drift {
             .find(|(u, _)| !owns_key(org, &p, u))
             .expect("a member without keys")
             .clone();
-        let (promoted, role) = members
-            .iter()
-            .find(|(u, _)| *u != gone)
-            .unwrap()
-            .clone();
+        let (promoted, role) = members.iter().find(|(u, _)| *u != gone).unwrap().clone();
         let joiner = org
             .users
             .iter()
@@ -161,7 +163,10 @@ async fn dashboard_changes_are_listed_as_drift(backend: Backend) {
     let failed = sync(&app, id).await;
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["stats"]["changes"], Value::Null);
-    assert_eq!(feed(&app, "/v1/changes").await["data"], serde_json::json!([]));
+    assert_eq!(
+        feed(&app, "/v1/changes").await["data"],
+        serde_json::json!([])
+    );
 
     app.sandbox.state().set_faults(Faults::default());
     let second = sync(&app, id).await;
@@ -204,7 +209,11 @@ async fn dashboard_changes_are_listed_as_drift(backend: Backend) {
     assert_eq!(events(&members).len(), 3);
     let by_event = feed(&app, "/v1/changes?event=project_member.role_changed").await;
     assert_eq!(events(&by_event).len(), 1);
-    assert!(events(&by_event).iter().all(|e| e.starts_with("project_member.role_changed")));
+    assert!(
+        events(&by_event)
+            .iter()
+            .all(|e| e.starts_with("project_member.role_changed"))
+    );
     let none_ours = feed(&app, "/v1/changes?drift=false").await;
     assert_eq!(none_ours["data"], serde_json::json!([]));
     assert_eq!(
@@ -288,10 +297,7 @@ async fn dashboard_changes_are_listed_as_drift(backend: Backend) {
         .await;
     assert_problem(res, 404, "connection_not_found").await;
     let res = app
-        .get(
-            "/v1/changes",
-            &app.token("ops", &[Scope::ConnectionsRead]),
-        )
+        .get("/v1/changes", &app.token("ops", &[Scope::ConnectionsRead]))
         .await;
     assert_problem(res, 403, "insufficient_scope").await;
 }

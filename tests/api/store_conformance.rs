@@ -454,16 +454,22 @@ async fn run_sync(
     store.insert_items(run.id, items).await.unwrap();
     let mut run = finished(run, status);
     for kind in skipped {
-        run.stats.skipped.insert(*kind, "the key cannot read this".into());
+        run.stats
+            .skipped
+            .insert(*kind, "the key cannot read this".into());
     }
     assert!(store.finish_sync(&run).await.unwrap());
     store.get_sync(run.id).await.unwrap()
 }
 
 fn item(kind: ItemKind, key: &str, role: Option<&str>, status: Option<&str>) -> Item {
-    Item::new(kind, key, json!({"id": key, "last_used_at": now().timestamp_micros()}))
-        .role(role.map(str::to_owned))
-        .status(status.map(str::to_owned))
+    Item::new(
+        kind,
+        key,
+        json!({"id": key, "last_used_at": now().timestamp_micros()}),
+    )
+    .role(role.map(str::to_owned))
+    .status(status.map(str::to_owned))
 }
 
 fn member(project: &str, user: &str, role: &str) -> Item {
@@ -519,7 +525,10 @@ async fn changes_between_snapshots(backend: Backend) {
         cost("100"),
     ];
     let first = run_sync(&store, c.id, &baseline, SyncStatus::Succeeded, &[]).await;
-    assert_eq!(first.stats.changes, None, "the first snapshot is the baseline");
+    assert_eq!(
+        first.stats.changes, None,
+        "the first snapshot is the baseline"
+    );
     assert!(list(of(c.id)).await.is_empty());
     // Another organization's syncs never mix in.
     run_sync(&store, other.id, &baseline[..2], SyncStatus::Succeeded, &[]).await;
@@ -535,10 +544,18 @@ async fn changes_between_snapshots(backend: Backend) {
         status: None,
         until: now() + chrono::Duration::minutes(10),
     };
-    store.expect_change(&expect(c.id, "proj_1/user_b")).await.unwrap();
-    store.expect_change(&expect(c.id, "proj_1/user_c")).await.unwrap();
+    store
+        .expect_change(&expect(c.id, "proj_1/user_b"))
+        .await
+        .unwrap();
+    store
+        .expect_change(&expect(c.id, "proj_1/user_c"))
+        .await
+        .unwrap();
     assert!(matches!(
-        store.expect_change(&expect(ConnectionId::new(), "p/u")).await,
+        store
+            .expect_change(&expect(ConnectionId::new(), "p/u"))
+            .await,
         Err(StoreError::NotFound)
     ));
 

@@ -4,9 +4,11 @@
 //! The diff runs inside the transaction that publishes a new snapshot, before the previous
 //! snapshot's items are dropped: one `INSERT ... SELECT` compares the two snapshots by
 //! (kind, key) in the database, so nothing travels through Rust and the changes appear exactly
-//! when the snapshot does. No FULL OUTER JOIN (SQLite before 3.39 lacks it): `added` and
-//! `removed` are anti-joins, `changed` an inner join on the columns that matter (role, status,
-//! email, parent, subject) — not `data`, whose timestamps (`last_used_at`) move every day.
+//! when the snapshot does. No FULL OUTER JOIN: `added` and `removed` are anti-joins and
+//! `changed` an inner join, each a primary-key lookup per item, comparing the columns that
+//! matter (role, status, email, parent, subject) — not `data`, whose timestamps
+//! (`last_used_at`) move every day. `IS DISTINCT FROM` needs SQLite 3.39+ (sqlx bundles a
+//! newer one) and is standard in Postgres.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;

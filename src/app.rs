@@ -11,7 +11,9 @@ use crate::auth::JwtVerifier;
 use crate::config::Config;
 use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
-use crate::service::{ConnectionService, InventoryService, Prober, Schedule, SyncSettings};
+use crate::service::{
+    ChangesService, ConnectionService, InventoryService, Prober, Schedule, SyncSettings,
+};
 use crate::store::{self, Store, StoreError};
 
 /// What every handler can reach. Cheap to clone.
@@ -25,6 +27,8 @@ pub struct AppState {
     pub connections: ConnectionService,
     /// Inventory syncs and reads.
     pub inventory: InventoryService,
+    /// The changes feed.
+    pub changes: ChangesService,
 }
 
 /// Why the application could not start.
@@ -105,11 +109,13 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
     let connections =
         ConnectionService::new(store.clone(), key_ring.clone(), allowed_base_urls, prober);
     let inventory = InventoryService::new(store.clone(), key_ring, sync);
+    let changes = ChangesService::new(store.clone());
     let state = AppState {
         store,
         auth,
         connections,
         inventory,
+        changes,
     };
     let router = http::router(state.clone(), &settings);
     Ok(App {

@@ -273,6 +273,10 @@ pub struct SyncStats {
     /// Parts of the inventory the key cannot read (kind → why), e.g. costs without
     /// `api.usage.read`. The sync still succeeds; those kinds stay empty.
     pub skipped: BTreeMap<ItemKind, String>,
+    /// Changes recorded against the previous snapshot (see `/v1/changes`); `null` for the
+    /// first sync of a connection (the baseline) and for failed syncs.
+    #[serde(default)]
+    pub changes: Option<u64>,
 }
 
 /// One sync of one connection.

@@ -1,11 +1,15 @@
 //! Plain types and rules of the governance domain: ids, connections, connection-test
-//! reports, inventory snapshots and sync runs. Imports nothing else of ours (no axum, no sqlx, no HTTP client).
+//! reports, inventory snapshots, sync runs and the changes between snapshots. Imports nothing else of ours (no axum, no sqlx, no HTTP client).
 
+pub mod changes;
 pub mod connection;
 pub mod connection_test;
 pub mod ids;
 pub mod inventory;
 
+pub use changes::{
+    Change, ChangeEvent, ChangeId, ChangeKind, ChangeQuery, EventVerb, ExpectedChange, event_verb,
+};
 pub use connection::{AdminKey, Connection, SealedSecret, ValidationError};
 pub use connection_test::{
     Capability, CapabilityCheck, CheckStatus, OverallStatus, ProbeResult, TestReport,

@@ -1,6 +1,7 @@
 //! The HTTP surface: one file a resource (DTOs + `#[utoipa::path]` handlers + `router()`),
 //! assembled here with the OpenAPI document and every middleware in one place.
 
+pub mod changes;
 pub mod connections;
 pub mod extract;
 pub mod health;
@@ -45,6 +46,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     tags(
         (name = "connections", description = "OpenAI organizations connected with an admin key"),
         (name = "inventory", description = "Each organization's users, projects, members, groups, keys and costs, synced into our store"),
+        (name = "changes", description = "What each sync found added, removed or changed since the previous one: drift, or changes made through openai-governor"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -76,9 +78,12 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(
             "/v1/connections",
-            connections::router().merge(inventory::connection_routes()),
+            connections::router()
+                .merge(inventory::connection_routes())
+                .merge(changes::connection_routes()),
         )
         .nest("/v1/syncs", inventory::sync_routes())
+        .nest("/v1/changes", changes::routes())
         .merge(health::router())
         .split_for_parts()
 }

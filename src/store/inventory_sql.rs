@@ -403,6 +403,10 @@ macro_rules! inventory_store {
                             .bind(&connection_id)
                             .fetch_optional(&mut *tx)
                             .await?;
+                    // The changes feed: diffed before the old items go (none for a baseline).
+                    if let Some((old,)) = &old {
+                        run.stats.changes = Some(Self::changes_record(&mut tx, old, &run).await?);
+                    }
                     sqlx::query(sqlx::AssertSqlSafe(dialect(SET_HEAD, $pg)))
                         .bind(&connection_id)
                         .bind(&sync_id)

@@ -1,6 +1,7 @@
 //! Persistence behind one interface: the [`Store`] trait, with a SQLite and a Postgres
 //! implementation chosen by the URL scheme. Knows nothing of HTTP or of OpenAI.
 
+mod changes_sql;
 mod inventory_sql;
 mod postgres;
 mod rows;
@@ -13,8 +14,8 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::domain::{
-    Connection, ConnectionId, Item, ItemPage, ItemQuery, Replaced, SealedSecret, SyncId, SyncRun,
-    TestReport,
+    Change, ChangeQuery, Connection, ConnectionId, ExpectedChange, Item, ItemPage, ItemQuery,
+    Replaced, SealedSecret, SyncId, SyncRun, TestReport,
 };
 
 pub use postgres::PostgresStore;
@@ -171,8 +172,8 @@ pub trait Store: Send + Sync + 'static {
     /// Adds items to a running sync's snapshot (invisible to readers until published).
     async fn insert_items(&self, sync_id: SyncId, items: &[Item]) -> Result<(), StoreError>;
     /// Ends a run in one transaction: on `Succeeded` its snapshot replaces the connection's
-    /// current one (whose items are dropped), on `Failed` its own items are dropped; the
-    /// lease is released. Returns `false`, recording the run as failed, if the lease had
+    /// current one (whose items are dropped, after the changes between the two are recorded),
+    /// on `Failed` its own items are dropped; the lease is released. Returns `false`, recording the run as failed, if the lease had
     /// been lost.
     async fn finish_sync(&self, run: &SyncRun) -> Result<bool, StoreError>;
     /// One run; `NotFound` if absent.
@@ -201,6 +202,16 @@ pub trait Store: Send + Sync + 'static {
         connection_id: ConnectionId,
         query: &ItemQuery,
     ) -> Result<ItemPage, StoreError>;
+
+    // --- changes feed ---
+    // (`finish_sync` records the diff of the snapshot it publishes against the previous one.)
+
+    /// Recorded changes matching `query`, in the order they were recorded (by id), after the
+    /// cursor, at most `limit`.
+    async fn list_changes(&self, query: &ChangeQuery) -> Result<Vec<Change>, StoreError>;
+    /// Records a change openai-governor is about to make, so that the sync observing it marks
+    /// it `by_governor`; `NotFound` if the connection does not exist.
+    async fn expect_change(&self, expected: &ExpectedChange) -> Result<(), StoreError>;
 }
 
 /// Which backend a database URL selects.

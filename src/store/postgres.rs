@@ -10,6 +10,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
+use super::changes_sql::changes_store;
 use super::inventory_sql::inventory_store;
 use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
 use super::{ConnectionChanges, NewConnection, Store, StoreError, SyncStart};
@@ -40,6 +41,7 @@ impl PostgresStore {
 }
 
 inventory_store!(PostgresStore, true);
+changes_store!(PostgresStore, sqlx::Postgres, true);
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -271,5 +273,21 @@ impl Store for PostgresStore {
         query: &ItemQuery,
     ) -> Result<ItemPage, StoreError> {
         self.inventory_list_items(connection_id, query).await
+    }
+
+    // --- changes feed ---
+
+    async fn list_changes(
+        &self,
+        query: &crate::domain::ChangeQuery,
+    ) -> Result<Vec<crate::domain::Change>, StoreError> {
+        self.changes_list(query).await
+    }
+
+    async fn expect_change(
+        &self,
+        expected: &crate::domain::ExpectedChange,
+    ) -> Result<(), StoreError> {
+        self.changes_expect(expected).await
     }
 }

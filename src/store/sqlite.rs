@@ -10,6 +10,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::types::Json;
 
+use super::changes_sql::changes_store;
 use super::inventory_sql::inventory_store;
 use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
 use super::{ConnectionChanges, NewConnection, Store, StoreError, SyncStart};
@@ -50,6 +51,7 @@ impl SqliteStore {
 }
 
 inventory_store!(SqliteStore, false);
+changes_store!(SqliteStore, sqlx::Sqlite, false);
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -281,5 +283,21 @@ impl Store for SqliteStore {
         query: &ItemQuery,
     ) -> Result<ItemPage, StoreError> {
         self.inventory_list_items(connection_id, query).await
+    }
+
+    // --- changes feed ---
+
+    async fn list_changes(
+        &self,
+        query: &crate::domain::ChangeQuery,
+    ) -> Result<Vec<crate::domain::Change>, StoreError> {
+        self.changes_list(query).await
+    }
+
+    async fn expect_change(
+        &self,
+        expected: &crate::domain::ExpectedChange,
+    ) -> Result<(), StoreError> {
+        self.changes_expect(expected).await
     }
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Options, TestApp, assert_problem};
 
 /// Starts a sync and waits until it has finished; returns the finished run.
-async fn sync(app: &TestApp, connection: &str) -> Value {
+pub(crate) async fn sync(app: &TestApp, connection: &str) -> Value {
     let res = app
         .post(
             &format!("/v1/connections/{connection}/syncs"),

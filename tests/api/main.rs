@@ -8,6 +8,7 @@ mod helpers;
 mod spec;
 
 mod auth;
+mod changes;
 mod cli;
 mod client_ops;
 mod client_paging;

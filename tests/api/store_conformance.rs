@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use openai_governor::domain::{
-    Capability, CapabilityCheck, ConnectionId, Item, ItemKind, ItemQuery, SealedSecret, SyncRun,
-    SyncStatus, TestReport,
+    Capability, CapabilityCheck, Change, ChangeKind, ChangeQuery, ConnectionId, ExpectedChange,
+    Item, ItemKind, ItemQuery, SealedSecret, SyncRun, SyncStatus, TestReport,
 };
 use openai_governor::store::{
     Backend, ConnectionChanges, NewConnection, Store, StoreError, SyncStart,
@@ -437,7 +437,296 @@ async fn sync_runs_and_snapshots(backend: Backend) {
     ));
 }
 
+/// Runs one sync of `items` to the end with `status`; returns the finished run.
+async fn run_sync(
+    store: &std::sync::Arc<dyn Store>,
+    connection: ConnectionId,
+    items: &[Item],
+    status: SyncStatus,
+    skipped: &[ItemKind],
+) -> SyncRun {
+    let t = now().timestamp_millis();
+    let run = SyncRun::start(connection, "alice", now());
+    assert_eq!(
+        store.start_sync(&run, t + 60_000, t).await.unwrap(),
+        SyncStart::Started
+    );
+    store.insert_items(run.id, items).await.unwrap();
+    let mut run = finished(run, status);
+    for kind in skipped {
+        run.stats
+            .skipped
+            .insert(*kind, "the key cannot read this".into());
+    }
+    assert!(store.finish_sync(&run).await.unwrap());
+    store.get_sync(run.id).await.unwrap()
+}
+
+fn item(kind: ItemKind, key: &str, role: Option<&str>, status: Option<&str>) -> Item {
+    Item::new(
+        kind,
+        key,
+        json!({"id": key, "last_used_at": now().timestamp_micros()}),
+    )
+    .role(role.map(str::to_owned))
+    .status(status.map(str::to_owned))
+}
+
+fn member(project: &str, user: &str, role: &str) -> Item {
+    item(
+        ItemKind::ProjectMember,
+        &format!("{project}/{user}"),
+        Some(role),
+        None,
+    )
+    .parent(project)
+    .subject(user)
+}
+
+/// The changes feed: publishing a snapshot records what differs from the previous one, in the
+/// same transaction; the first snapshot is the baseline; failed syncs, costs, kinds a sync
+/// skipped and the children of a project archived meanwhile record nothing; an expected
+/// change is marked `by_governor`; the filters and the SQL form of events agree with Rust.
+async fn changes_between_snapshots(backend: Backend) {
+    let Some((_db, store)) = store_of(backend).await else {
+        return;
+    };
+    let c = store
+        .insert_connection(new_connection("prod"))
+        .await
+        .unwrap();
+    let other = store
+        .insert_connection(new_connection("other"))
+        .await
+        .unwrap();
+    let list = |q: ChangeQuery| {
+        let store = store.clone();
+        async move { store.list_changes(&q).await.unwrap() }
+    };
+    let of = |id: ConnectionId| ChangeQuery {
+        connection_id: Some(id),
+        limit: 100,
+        ..ChangeQuery::default()
+    };
+    let cost = |day: &str| {
+        let mut i = item(ItemKind::Cost, &format!("{day}/proj_1/x"), None, None);
+        i.parent_id = Some("proj_1".into());
+        i
+    };
+    let baseline = [
+        item(ItemKind::User, "user_a", Some("reader"), None),
+        item(ItemKind::User, "user_b", Some("reader"), None),
+        item(ItemKind::Project, "proj_1", None, Some("active")),
+        item(ItemKind::Project, "proj_2", None, Some("active")),
+        member("proj_1", "user_a", "member"),
+        item(ItemKind::ApiKey, "key_1", None, Some("active")).parent("proj_1"),
+        item(ItemKind::ServiceAccount, "svc_1", Some("member"), None).parent("proj_2"),
+        item(ItemKind::Group, "group_1", None, None),
+        cost("100"),
+    ];
+    let first = run_sync(&store, c.id, &baseline, SyncStatus::Succeeded, &[]).await;
+    assert_eq!(
+        first.stats.changes, None,
+        "the first snapshot is the baseline"
+    );
+    assert!(list(of(c.id)).await.is_empty());
+    // Another organization's syncs never mix in.
+    run_sync(&store, other.id, &baseline[..2], SyncStatus::Succeeded, &[]).await;
+    run_sync(&store, other.id, &baseline[..1], SyncStatus::Succeeded, &[]).await;
+
+    // openai-governor announces the membership it is about to grant.
+    let expect = |connection_id, key: &str| ExpectedChange {
+        connection_id,
+        kind: ItemKind::ProjectMember,
+        key: key.to_owned(),
+        change: ChangeKind::Added,
+        role: Some("owner".into()),
+        status: None,
+        until: now() + chrono::Duration::minutes(10),
+    };
+    store
+        .expect_change(&expect(c.id, "proj_1/user_b"))
+        .await
+        .unwrap();
+    store
+        .expect_change(&expect(c.id, "proj_1/user_c"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .expect_change(&expect(ConnectionId::new(), "p/u"))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    let second_items = [
+        item(ItemKind::User, "user_a", Some("owner"), None),
+        item(ItemKind::User, "user_c", Some("reader"), None),
+        item(ItemKind::Project, "proj_1", None, Some("active")),
+        item(ItemKind::Project, "proj_2", None, Some("archived")),
+        member("proj_1", "user_a", "member"),
+        member("proj_1", "user_b", "owner"),
+        member("proj_1", "user_c", "member"),
+        item(ItemKind::Group, "group_1", None, None),
+        cost("200"),
+    ];
+    let second = run_sync(&store, c.id, &second_items, SyncStatus::Succeeded, &[]).await;
+    let changes = list(of(c.id)).await;
+    let seen = |changes: &[Change]| {
+        changes
+            .iter()
+            .map(|c| format!("{} {} {}", c.event(), c.key, c.by_governor))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(
+        seen(&changes),
+        [
+            "api_key.removed key_1 false",
+            "project.archived proj_2 false",
+            "project_member.added proj_1/user_b true",
+            "project_member.added proj_1/user_c false",
+            "user.added user_c false",
+            "user.removed user_b false",
+            "user.role_changed user_a false",
+        ]
+        .map(str::to_owned)
+        .into(),
+        "exactly what differs; not the costs, not svc_1 of the archived project, not the \
+         last_used_at in data; user_c joined with another role than expected: drift"
+    );
+    assert_eq!(second.stats.changes, Some(7));
+    let role = changes.iter().find(|c| c.key == "user_a").unwrap();
+    assert_eq!(
+        (role.role_before.as_deref(), role.role_after.as_deref()),
+        (Some("reader"), Some("owner"))
+    );
+    assert_eq!(role.sync_id, second.id);
+    assert_eq!(role.seen_at, second.finished_at.unwrap());
+    assert_eq!(role.connection_id, c.id);
+    assert!(role.before.is_some() && role.after.is_some());
+    let removed = changes.iter().find(|c| c.key == "key_1").unwrap();
+    assert_eq!(removed.parent_id.as_deref(), Some("proj_1"));
+    assert_eq!(removed.before.as_ref().unwrap()["id"], "key_1");
+    assert_eq!(removed.after, None);
+    let added = changes.iter().find(|c| c.key == "proj_1/user_b").unwrap();
+    assert_eq!(added.subject_id.as_deref(), Some("user_b"));
+    assert_eq!(added.before, None);
+
+    // Each change's event, as a filter, finds it (the SQL and Rust rules agree).
+    for change in &changes {
+        let found = list(ChangeQuery {
+            event: Some(change.event()),
+            ..of(c.id)
+        })
+        .await;
+        assert!(found.contains(change), "{}", change.event());
+        assert!(found.iter().all(|f| f.event() == change.event()));
+    }
+    let drift = list(ChangeQuery {
+        drift: Some(true),
+        ..of(c.id)
+    })
+    .await;
+    assert_eq!(drift.len(), 6);
+    let ours = list(ChangeQuery {
+        drift: Some(false),
+        ..of(c.id)
+    })
+    .await;
+    assert_eq!(ours.len(), 1);
+    let users = list(ChangeQuery {
+        kind: Some(ItemKind::User),
+        ..of(c.id)
+    })
+    .await;
+    assert_eq!(users.len(), 3);
+    let later = list(ChangeQuery {
+        since: Some(second.finished_at.unwrap() + chrono::Duration::seconds(1)),
+        ..of(c.id)
+    })
+    .await;
+    assert!(later.is_empty());
+    let from = list(ChangeQuery {
+        since: second.finished_at,
+        ..of(c.id)
+    })
+    .await;
+    assert_eq!(from.len(), 7);
+    // Paging by cursor, in id order.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = list(ChangeQuery {
+            after,
+            limit: 3,
+            ..of(c.id)
+        })
+        .await;
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|c| c.id);
+        paged.extend(page);
+    }
+    assert_eq!(paged, changes);
+    assert!(changes.windows(2).all(|w| w[0].id < w[1].id));
+    let everywhere = list(ChangeQuery {
+        limit: 100,
+        ..ChangeQuery::default()
+    })
+    .await;
+    assert_eq!(everywhere.len(), 8, "with the other organization's one");
+
+    // A failed sync records nothing; nor does a kind the key could not read this time.
+    run_sync(&store, c.id, &baseline, SyncStatus::Failed, &[]).await;
+    let mut without_groups = second_items.to_vec();
+    without_groups.retain(|i| i.kind != ItemKind::Group);
+    let third = run_sync(
+        &store,
+        c.id,
+        &without_groups,
+        SyncStatus::Succeeded,
+        &[ItemKind::Group],
+    )
+    .await;
+    assert_eq!(third.stats.changes, Some(0));
+    assert_eq!(list(of(c.id)).await.len(), 7);
+
+    // The expectation was used up: the same change again is drift.
+    let mut again = without_groups.clone();
+    again.retain(|i| i.key != "proj_1/user_b");
+    run_sync(&store, c.id, &again, SyncStatus::Succeeded, &[]).await;
+    run_sync(&store, c.id, &without_groups, SyncStatus::Succeeded, &[]).await;
+    let last = list(ChangeQuery {
+        after: changes.last().map(|c| c.id),
+        ..of(c.id)
+    })
+    .await;
+    assert_eq!(
+        seen(&last),
+        [
+            "project_member.removed proj_1/user_b false",
+            "project_member.added proj_1/user_b false",
+        ]
+        .map(str::to_owned)
+        .into()
+    );
+
+    // Deleting the connection takes its changes with it.
+    store.delete_connection(c.id).await.unwrap();
+    assert_eq!(
+        list(ChangeQuery {
+            limit: 100,
+            ..ChangeQuery::default()
+        })
+        .await
+        .len(),
+        1
+    );
+}
+
 crate::backend_tests!(
+    changes_between_snapshots,
     sync_runs_and_snapshots,
     insert_get_roundtrip,
     missing_rows_are_not_found,

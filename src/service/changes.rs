@@ -1,0 +1,51 @@
+//! The changes feed: read what successive syncs found different, and announce changes
+//! openai-governor is about to make so that they are not reported as drift. The changes
+//! themselves are recorded by the store when a sync publishes (see `Store::finish_sync`).
+
+use std::sync::Arc;
+
+use super::connections::not_found;
+use super::inventory::MAX_PAGE;
+use crate::auth::{Principal, Scope};
+use crate::domain::{Change, ChangeQuery, ExpectedChange};
+use crate::error::AppError;
+use crate::store::Store;
+
+/// The changes feed use cases.
+#[derive(Clone)]
+pub struct ChangesService {
+    store: Arc<dyn Store>,
+}
+
+impl ChangesService {
+    /// Wires the use cases to the store.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Changes matching `query`, oldest first. `connection_not_found` if the query names a
+    /// connection that does not exist. Requires `inventory:read`.
+    pub async fn list(
+        &self,
+        who: &Principal,
+        mut query: ChangeQuery,
+    ) -> Result<Vec<Change>, AppError> {
+        who.require(Scope::InventoryRead)?;
+        query.limit = query.limit.clamp(1, MAX_PAGE + 1);
+        if let Some(id) = query.connection_id {
+            self.store.get_connection(id).await.map_err(not_found(id))?;
+        }
+        Ok(self.store.list_changes(&query).await?)
+    }
+
+    /// Announces a change openai-governor is about to make in an organization (for the grant
+    /// and revoke use cases, which check their caller's scopes themselves): the sync that
+    /// observes it records it `by_governor` instead of as drift.
+    pub async fn expect(&self, expected: &ExpectedChange) -> Result<(), AppError> {
+        let id = expected.connection_id;
+        self.store
+            .expect_change(expected)
+            .await
+            .map_err(not_found(id))
+    }
+}

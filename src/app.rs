@@ -10,7 +10,7 @@ use crate::auth::JwtVerifier;
 use crate::config::Config;
 use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
-use crate::service::{ConnectionService, InventoryService, Prober, SyncSettings};
+use crate::service::{AccessService, ConnectionService, InventoryService, Prober, SyncSettings};
 use crate::store::{self, Store, StoreError};
 
 /// What every handler can reach. Cheap to clone.
@@ -24,6 +24,8 @@ pub struct AppState {
     pub connections: ConnectionService,
     /// Inventory syncs and reads.
     pub inventory: InventoryService,
+    /// Access questions over the synced inventory.
+    pub access: AccessService,
 }
 
 /// Why the application could not start.
@@ -85,7 +87,9 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
     let connections =
         ConnectionService::new(store.clone(), key_ring.clone(), allowed_base_urls, prober);
     let inventory = InventoryService::new(store.clone(), key_ring, sync);
+    let access = AccessService::new(store.clone());
     let state = AppState {
+        access,
         store,
         auth,
         connections,

@@ -1,10 +1,12 @@
 //! Plain types and rules of the governance domain: ids, connections, connection-test
-//! reports, inventory snapshots and sync runs. Imports nothing else of ours (no axum, no sqlx, no HTTP client).
+//! reports, inventory snapshots and sync runs, access paths and role permissions. Imports nothing else of ours (no axum, no sqlx, no HTTP client).
 
+pub mod access;
 pub mod connection;
 pub mod connection_test;
 pub mod ids;
 pub mod inventory;
+pub mod permissions;
 
 pub use connection::{AdminKey, Connection, SealedSecret, ValidationError};
 pub use connection_test::{

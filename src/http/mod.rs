@@ -1,6 +1,7 @@
 //! The HTTP surface: one file a resource (DTOs + `#[utoipa::path]` handlers + `router()`),
 //! assembled here with the OpenAPI document and every middleware in one place.
 
+pub mod access;
 pub mod connections;
 pub mod extract;
 pub mod health;
@@ -76,8 +77,11 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(
             "/v1/connections",
-            connections::router().merge(inventory::connection_routes()),
+            connections::router()
+                .merge(inventory::connection_routes())
+                .merge(access::connection_routes()),
         )
+        .nest("/v1/access", access::router())
         .nest("/v1/syncs", inventory::sync_routes())
         .merge(health::router())
         .split_for_parts()

@@ -1,12 +1,14 @@
 //! Use cases: what a caller can do, each taking the [`Principal`](crate::auth::Principal)
 //! that asks. Calls the domain, the store and the OpenAI client; knows nothing of axum.
 
+pub mod access;
 pub mod connection_test;
 pub mod connections;
 pub mod inventory;
 pub mod rekey;
 pub mod sync;
 
+pub use access::AccessService;
 pub use connection_test::Prober;
 pub use connections::{ConnectionPatchInput, ConnectionService, KeyTestInput, NewConnectionInput};
 pub use inventory::{InventoryService, SyncSettings};

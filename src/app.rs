@@ -12,7 +12,8 @@ use crate::config::Config;
 use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
 use crate::service::{
-    ChangesService, ConnectionService, InventoryService, Prober, Schedule, SyncSettings,
+    AccessService, ChangesService, ConnectionService, InventoryService, Prober, Schedule,
+    SyncSettings,
 };
 use crate::store::{self, Store, StoreError};
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub inventory: InventoryService,
     /// The changes feed.
     pub changes: ChangesService,
+    /// Access questions over the synced inventory.
+    pub access: AccessService,
 }
 
 /// Why the application could not start.
@@ -110,7 +113,9 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         ConnectionService::new(store.clone(), key_ring.clone(), allowed_base_urls, prober);
     let inventory = InventoryService::new(store.clone(), key_ring, sync);
     let changes = ChangesService::new(store.clone());
+    let access = AccessService::new(store.clone());
     let state = AppState {
+        access,
         store,
         auth,
         connections,

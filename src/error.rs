@@ -26,6 +26,8 @@ pub enum ErrorCode {
     ConnectionNotFound,
     /// The sync run does not exist (or its connection was deleted).
     SyncNotFound,
+    /// The project is not in the connection's last synced inventory.
+    ProjectNotFound,
     /// A sync of this connection is already running (one at a time per connection).
     SyncInProgress,
     /// The route exists but not with this method.
@@ -61,7 +63,7 @@ impl ErrorCode {
         match self {
             Unauthenticated => StatusCode::UNAUTHORIZED,
             InsufficientScope => StatusCode::FORBIDDEN,
-            NotFound | ConnectionNotFound | SyncNotFound => StatusCode::NOT_FOUND,
+            NotFound | ConnectionNotFound | SyncNotFound | ProjectNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -83,6 +85,7 @@ impl ErrorCode {
             NotFound => "Not found",
             ConnectionNotFound => "Connection not found",
             SyncNotFound => "Sync not found",
+            ProjectNotFound => "Project not found",
             SyncInProgress => "Sync in progress",
             MethodNotAllowed => "Method not allowed",
             PayloadTooLarge => "Payload too large",
@@ -108,6 +111,7 @@ impl ErrorCode {
             NotFound => "not_found",
             ConnectionNotFound => "connection_not_found",
             SyncNotFound => "sync_not_found",
+            ProjectNotFound => "project_not_found",
             SyncInProgress => "sync_in_progress",
             MethodNotAllowed => "method_not_allowed",
             PayloadTooLarge => "payload_too_large",

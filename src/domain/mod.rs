@@ -1,11 +1,14 @@
 //! Plain types and rules of the governance domain: ids, connections, connection-test
-//! reports, inventory snapshots, sync runs and the changes between snapshots. Imports nothing else of ours (no axum, no sqlx, no HTTP client).
+//! reports, inventory snapshots, sync runs, the changes between snapshots, access paths and
+//! role permissions. Imports nothing else of ours (no axum, no sqlx, no HTTP client).
 
+pub mod access;
 pub mod changes;
 pub mod connection;
 pub mod connection_test;
 pub mod ids;
 pub mod inventory;
+pub mod permissions;
 
 pub use changes::{
     Change, ChangeEvent, ChangeId, ChangeKind, ChangeQuery, EventVerb, ExpectedChange, event_verb,

@@ -1,6 +1,7 @@
 //! The HTTP surface: one file a resource (DTOs + `#[utoipa::path]` handlers + `router()`),
 //! assembled here with the OpenAPI document and every middleware in one place.
 
+pub mod access;
 pub mod changes;
 pub mod connections;
 pub mod extract;
@@ -80,8 +81,10 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             "/v1/connections",
             connections::router()
                 .merge(inventory::connection_routes())
-                .merge(changes::connection_routes()),
+                .merge(changes::connection_routes())
+                .merge(access::connection_routes()),
         )
+        .nest("/v1/access", access::router())
         .nest("/v1/syncs", inventory::sync_routes())
         .nest("/v1/changes", changes::routes())
         .merge(health::router())

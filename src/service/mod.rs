@@ -1,6 +1,7 @@
 //! Use cases: what a caller can do, each taking the [`Principal`](crate::auth::Principal)
 //! that asks. Calls the domain, the store and the OpenAI client; knows nothing of axum.
 
+pub mod access;
 pub mod changes;
 pub mod connection_test;
 pub mod connections;
@@ -9,6 +10,7 @@ pub mod rekey;
 pub mod scheduler;
 pub mod sync;
 
+pub use access::AccessService;
 pub use changes::ChangesService;
 pub use connection_test::Prober;
 pub use connections::{ConnectionPatchInput, ConnectionService, KeyTestInput, NewConnectionInput};

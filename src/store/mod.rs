@@ -1,6 +1,7 @@
 //! Persistence behind one interface: the [`Store`] trait, with a SQLite and a Postgres
 //! implementation chosen by the URL scheme. Knows nothing of HTTP or of OpenAI.
 
+mod access_sql;
 mod changes_sql;
 mod inventory_sql;
 mod postgres;
@@ -212,6 +213,25 @@ pub trait Store: Send + Sync + 'static {
     /// Records a change openai-governor is about to make, so that the sync observing it marks
     /// it `by_governor`; `NotFound` if the connection does not exist.
     async fn expect_change(&self, expected: &ExpectedChange) -> Result<(), StoreError>;
+    // --- access queries ---
+    // Read-side questions over the current snapshots (see `access_sql.rs`); each answer is
+    // read in one or two statements, never one per item.
+
+    /// Everything the current snapshots of all connections say about a person: their user
+    /// item, project and group memberships, their groups' project accesses and the groups,
+    /// their API keys, pending invites, the projects those name, and each snapshot's roles.
+    async fn person_items(
+        &self,
+        person: &crate::domain::access::Person,
+    ) -> Result<Vec<crate::domain::access::SnapshotItem>, StoreError>;
+    /// What the connection's current snapshot holds about a project (members, groups and
+    /// their members, service accounts, invites that may name it, org owners, roles);
+    /// `None` without a snapshot or when the project is not in it.
+    async fn project_items(
+        &self,
+        connection_id: ConnectionId,
+        project_id: &str,
+    ) -> Result<Option<crate::domain::access::ProjectItems>, StoreError>;
 }
 
 /// Which backend a database URL selects.

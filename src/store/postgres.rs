@@ -10,6 +10,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
+use super::access_sql::access_store;
 use super::changes_sql::changes_store;
 use super::inventory_sql::inventory_store;
 use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
@@ -42,6 +43,7 @@ impl PostgresStore {
 
 inventory_store!(PostgresStore, true);
 changes_store!(PostgresStore, sqlx::Postgres, true);
+access_store!(PostgresStore, true);
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -289,5 +291,21 @@ impl Store for PostgresStore {
         expected: &crate::domain::ExpectedChange,
     ) -> Result<(), StoreError> {
         self.changes_expect(expected).await
+    }
+
+    // --- access queries ---
+    async fn person_items(
+        &self,
+        person: &crate::domain::access::Person,
+    ) -> Result<Vec<crate::domain::access::SnapshotItem>, StoreError> {
+        self.access_person_items(person).await
+    }
+
+    async fn project_items(
+        &self,
+        connection_id: ConnectionId,
+        project_id: &str,
+    ) -> Result<Option<crate::domain::access::ProjectItems>, StoreError> {
+        self.access_project_items(connection_id, project_id).await
     }
 }

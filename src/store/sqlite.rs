@@ -10,6 +10,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::types::Json;
 
+use super::access_sql::access_store;
 use super::changes_sql::changes_store;
 use super::inventory_sql::inventory_store;
 use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
@@ -52,6 +53,7 @@ impl SqliteStore {
 
 inventory_store!(SqliteStore, false);
 changes_store!(SqliteStore, sqlx::Sqlite, false);
+access_store!(SqliteStore, false);
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -299,5 +301,21 @@ impl Store for SqliteStore {
         expected: &crate::domain::ExpectedChange,
     ) -> Result<(), StoreError> {
         self.changes_expect(expected).await
+    }
+
+    // --- access queries ---
+    async fn person_items(
+        &self,
+        person: &crate::domain::access::Person,
+    ) -> Result<Vec<crate::domain::access::SnapshotItem>, StoreError> {
+        self.access_person_items(person).await
+    }
+
+    async fn project_items(
+        &self,
+        connection_id: ConnectionId,
+        project_id: &str,
+    ) -> Result<Option<crate::domain::access::ProjectItems>, StoreError> {
+        self.access_project_items(connection_id, project_id).await
     }
 }

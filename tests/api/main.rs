@@ -7,6 +7,7 @@
 mod helpers;
 mod spec;
 
+mod access;
 mod auth;
 mod changes;
 mod cli;

@@ -1,0 +1,223 @@
+//! What a role lets its holder do: the permissions of OpenAI's predefined legacy roles (org
+//! `owner` / `reader`, project `owner` / `member` / `viewer`), and the lookup that prefers a
+//! synced RBAC role's own `permissions`. Plain data; imports nothing else of ours.
+//!
+//! The lists follow the predefined roles OpenAI's Roles API reports (`predefined_role: true`)
+//! and the sandbox seeds (`src/sandbox/seed.rs`); a test in `tests/api/access.rs` checks that
+//! a synced sandbox's predefined roles still agree with this table.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// `resource_type` of organization-level roles.
+pub const ORG_RESOURCE: &str = "api.organization";
+/// `resource_type` of project-level roles.
+pub const PROJECT_RESOURCE: &str = "api.project";
+
+/// Where a role applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleLevel {
+    /// The organization (`api.organization`).
+    Organization,
+    /// One project (`api.project`).
+    Project,
+}
+
+impl RoleLevel {
+    /// The RBAC `resource_type` of roles at this level.
+    pub fn resource_type(self) -> &'static str {
+        match self {
+            Self::Organization => ORG_RESOURCE,
+            Self::Project => PROJECT_RESOURCE,
+        }
+    }
+}
+
+/// Predefined organization roles: (name, permissions).
+pub const ORG_ROLES: &[(&str, &[&str])] = &[
+    (
+        "owner",
+        &[
+            "api.organization.admin",
+            "api.groups.write",
+            "api.groups.read",
+            "api.roles.write",
+            "api.roles.read",
+        ],
+    ),
+    (
+        "reader",
+        &["api.groups.read", "api.roles.read", "api.organization.read"],
+    ),
+];
+
+/// Predefined project roles: (name, permissions).
+pub const PROJECT_ROLES: &[(&str, &[&str])] = &[
+    (
+        "owner",
+        &[
+            "api.organization.projects.write",
+            "api.organization.projects.api_keys.write",
+            "api.organization.projects.read",
+        ],
+    ),
+    (
+        "member",
+        &[
+            "api.organization.projects.api_keys.write",
+            "api.organization.projects.read",
+        ],
+    ),
+    ("viewer", &["api.organization.projects.read"]),
+];
+
+/// The permissions of a predefined role at `level`, matched case-insensitively (error
+/// messages and older objects capitalize them); `None` for any other name.
+pub fn predefined(level: RoleLevel, name: &str) -> Option<&'static [&'static str]> {
+    let table = match level {
+        RoleLevel::Organization => ORG_ROLES,
+        RoleLevel::Project => PROJECT_ROLES,
+    };
+    table
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, p)| *p)
+}
+
+/// Where a list of permissions came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PermissionSource {
+    /// A role object of the synced snapshot (its `permissions`).
+    Role,
+    /// The predefined legacy role table of this service.
+    Predefined,
+    /// Neither knows the role (or the role itself is unknown): no permissions are claimed.
+    Unknown,
+}
+
+/// A synced RBAC role, reduced to what the lookup needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleDef {
+    /// `role_...`.
+    pub id: String,
+    /// Name (what legacy role strings match).
+    pub name: String,
+    /// `api.organization` or `api.project`.
+    pub resource_type: String,
+    /// What it grants.
+    pub permissions: Vec<String>,
+}
+
+/// A role held, with what it grants.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Grant {
+    /// The role's name (`owner`, `member`, a custom role), when known.
+    pub role: Option<String>,
+    /// The RBAC role object the permissions come from, when one matched.
+    pub role_id: Option<String>,
+    /// What the role grants (empty when unknown).
+    pub permissions: Vec<String>,
+    /// Where `permissions` came from.
+    pub permissions_source: PermissionSource,
+}
+
+impl Grant {
+    /// Whether this grant includes `permission`.
+    pub fn has(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
+    }
+}
+
+/// Resolves role names to permissions: first the synced RBAC roles of the right level
+/// (by id or name), then the predefined table.
+#[derive(Debug, Clone, Default)]
+pub struct RoleBook {
+    roles: Vec<RoleDef>,
+}
+
+impl RoleBook {
+    /// A book over a snapshot's role objects.
+    pub fn new(roles: Vec<RoleDef>) -> Self {
+        Self { roles }
+    }
+
+    /// What holding `role` at `level` grants.
+    pub fn grant(&self, level: RoleLevel, role: Option<&str>) -> Grant {
+        let Some(name) = role else {
+            return Grant {
+                role: None,
+                role_id: None,
+                permissions: Vec::new(),
+                permissions_source: PermissionSource::Unknown,
+            };
+        };
+        let synced = self
+            .roles
+            .iter()
+            .find(|r| r.resource_type == level.resource_type() && (r.id == name || r.name == name));
+        if let Some(r) = synced {
+            return Grant {
+                role: Some(r.name.clone()),
+                role_id: Some(r.id.clone()),
+                permissions: r.permissions.clone(),
+                permissions_source: PermissionSource::Role,
+            };
+        }
+        match predefined(level, name) {
+            Some(p) => Grant {
+                role: Some(name.to_owned()),
+                role_id: None,
+                permissions: p.iter().map(|s| (*s).to_owned()).collect(),
+                permissions_source: PermissionSource::Predefined,
+            },
+            None => Grant {
+                role: Some(name.to_owned()),
+                role_id: None,
+                permissions: Vec::new(),
+                permissions_source: PermissionSource::Unknown,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predefined_roles_are_found_by_level_and_any_case() {
+        assert!(predefined(RoleLevel::Organization, "Owner").is_some());
+        assert!(predefined(RoleLevel::Organization, "member").is_none());
+        assert_eq!(
+            predefined(RoleLevel::Project, "viewer"),
+            Some(&["api.organization.projects.read"][..])
+        );
+    }
+
+    #[test]
+    fn synced_roles_win_over_the_table_and_unknown_roles_claim_nothing() {
+        let book = RoleBook::new(vec![RoleDef {
+            id: "role_1".into(),
+            name: "owner".into(),
+            resource_type: ORG_RESOURCE.into(),
+            permissions: vec!["api.custom".into()],
+        }]);
+        let org = book.grant(RoleLevel::Organization, Some("owner"));
+        assert_eq!(org.permissions_source, PermissionSource::Role);
+        assert_eq!(org.role_id.as_deref(), Some("role_1"));
+        assert!(org.has("api.custom"));
+        // The synced role is org-level: a project owner still comes from the table.
+        let project = book.grant(RoleLevel::Project, Some("owner"));
+        assert_eq!(project.permissions_source, PermissionSource::Predefined);
+        assert!(project.has("api.organization.projects.write"));
+        let odd = book.grant(RoleLevel::Project, Some("wizard"));
+        assert_eq!(odd.permissions_source, PermissionSource::Unknown);
+        assert!(odd.permissions.is_empty());
+        assert_eq!(
+            book.grant(RoleLevel::Project, None).permissions_source,
+            PermissionSource::Unknown
+        );
+    }
+}

@@ -1,0 +1,310 @@
+//! Access questions over the synced inventory: a person's access across every connection
+//! (`/v1/access`), who can reach a project (`/v1/connections/{id}/projects/{project_id}/access`)
+//! and a streamed export of a connection's snapshot (`/v1/connections/{id}/export`). Thin
+//! handlers over [`AccessService`](crate::service::AccessService); answered from our store,
+//! never by calling OpenAI.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures::stream::{self, BoxStream, StreamExt};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::connections::connection_id;
+use super::extract::{Json, Path, Query};
+use super::inventory::ItemOut;
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::domain::access::{ConnectionAccess, Person, ProjectReach};
+use crate::domain::{ConnectionId, ItemKind, SyncId};
+use crate::error::{AppError, ErrorCode, Problem};
+use crate::service::access::ExportPage;
+
+/// Routes under `/v1/access`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(person_access))
+}
+
+/// Routes under `/v1/connections`.
+pub fn connection_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(project_access))
+        .routes(routes!(export_inventory))
+}
+
+/// Whom to look up: exactly one of `email` and `user_id`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PersonParams {
+    /// The person's email (case-insensitive).
+    pub email: Option<String>,
+    /// The person's OpenAI user id (`user-...`), the same in every organization.
+    pub user_id: Option<String>,
+}
+
+/// A person's access across every connection.
+#[derive(Serialize, ToSchema)]
+pub struct PersonAccessOut {
+    /// The email asked about (lower-cased), if asked by email.
+    pub email: Option<String>,
+    /// The user id asked about, if asked by id.
+    pub user_id: Option<String>,
+    /// One entry per connection where the person is a user or has a pending invite, each
+    /// from that connection's last successful sync (`synced_at`); empty for unknown people.
+    pub connections: Vec<ConnectionAccess>,
+}
+
+/// Filter of who-can-reach.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReachParams {
+    /// Only paths whose role grants this permission, e.g.
+    /// `api.organization.projects.write` (who can manage the project's members).
+    pub permission: Option<String>,
+}
+
+/// The connection an export comes from.
+#[derive(Serialize, ToSchema)]
+pub struct ExportConnection {
+    /// Connection id.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: ConnectionId,
+    /// Its name.
+    pub name: String,
+}
+
+/// The shape of an export (streamed, not built in memory).
+#[derive(Serialize, ToSchema)]
+pub struct ExportDocument {
+    /// The connection.
+    pub connection: ExportConnection,
+    /// The snapshot exported; `null` before the first successful sync.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub sync_id: Option<SyncId>,
+    /// When it was taken.
+    pub synced_at: Option<DateTime<Utc>>,
+    /// Every kind (all present, possibly empty) → its items ordered by key.
+    pub items: BTreeMap<ItemKind, Vec<ItemOut>>,
+}
+
+fn bad(message: impl Into<String>) -> AppError {
+    AppError::new(ErrorCode::InvalidParameter, message)
+}
+
+fn person(params: PersonParams) -> Result<Person, AppError> {
+    let clean = |v: Option<String>| v.map(|s| s.trim().to_owned());
+    match (clean(params.email), clean(params.user_id)) {
+        (Some(email), None) => {
+            if email.len() > 320 || !email.contains('@') || email.starts_with('@') {
+                return Err(bad("email must be an email address"));
+            }
+            Ok(Person::Email(email.to_lowercase()))
+        }
+        (None, Some(id)) => {
+            if id.is_empty() || id.len() > 200 {
+                return Err(bad("user_id must be an OpenAI user id (user-...)"));
+            }
+            Ok(Person::UserId(id))
+        }
+        (Some(_), Some(_)) => Err(bad("give either email or user_id, not both")),
+        (None, None) => Err(bad("give email or user_id")),
+    }
+}
+
+/// A person's access across every connection.
+///
+/// For each connection where the person is a user or has a pending invite: their
+/// organization role, every project they can reach and how (`direct` membership, a `group`
+/// with access to it, a pending `invite`), the permissions each role grants, their groups and
+/// their API keys. Answered from each connection's last sync (`synced_at`), never by calling
+/// OpenAI. An unknown person gets an empty list, not a 404.
+#[utoipa::path(
+    get, path = "", operation_id = "get_person_access", tag = "inventory",
+    params(PersonParams),
+    responses(
+        (status = 200, body = PersonAccessOut),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["inventory:read"]))
+)]
+async fn person_access(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(params): Query<PersonParams>,
+) -> Result<Json<PersonAccessOut>, AppError> {
+    let person = person(params)?;
+    let connections = state.access.person_access(&who, &person).await?;
+    let (email, user_id) = match person {
+        Person::Email(e) => (Some(e), None),
+        Person::UserId(u) => (None, Some(u)),
+    };
+    Ok(Json(PersonAccessOut {
+        email,
+        user_id,
+        connections,
+    }))
+}
+
+/// Who can reach a project.
+///
+/// Every person with a path to the project — `direct` member, member of a `group` with
+/// access, pending `invite`, `organization_owner` — with the role and permissions of each
+/// path, plus the project's service accounts. `permission` keeps only the paths granting it.
+/// A group's project role is not synced, so group paths carry `role: null` and match no
+/// permission filter.
+#[utoipa::path(
+    get, path = "/{connection_id}/projects/{project_id}/access", operation_id = "get_project_access",
+    tag = "inventory",
+    params(
+        ("connection_id" = String, Path, description = "Connection id (UUID)"),
+        ("project_id" = String, Path, description = "OpenAI project id (proj_...)"),
+        ReachParams,
+    ),
+    responses(
+        (status = 200, body = ProjectReach),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown connection, or project not in its snapshot", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["inventory:read"]))
+)]
+async fn project_access(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, project_id)): Path<(String, String)>,
+    Query(params): Query<ReachParams>,
+) -> Result<Json<ProjectReach>, AppError> {
+    let id = connection_id(&id)?;
+    let permission = params.permission.map(|p| p.trim().to_owned());
+    if permission
+        .as_deref()
+        .is_some_and(|p| p.is_empty() || p.len() > 200)
+    {
+        return Err(bad(
+            "permission must be a permission name, e.g. api.organization.projects.write",
+        ));
+    }
+    let reach = state
+        .access
+        .project_reach(&who, id, &project_id, permission.as_deref())
+        .await?;
+    Ok(Json(reach))
+}
+
+/// The streaming writer's state.
+struct Writer {
+    pages: BoxStream<'static, Result<ExportPage, AppError>>,
+    current: Option<ItemKind>,
+    first: bool,
+    done: bool,
+}
+
+async fn write_next(mut w: Writer) -> Option<(Result<Vec<u8>, std::io::Error>, Writer)> {
+    if w.done {
+        return None;
+    }
+    let mut buf = Vec::new();
+    match w.pages.next().await {
+        Some(Ok((kind, items))) => {
+            if w.current != Some(kind) {
+                if w.current.is_some() {
+                    buf.extend_from_slice(b"],");
+                }
+                buf.extend_from_slice(format!("\"{}\":[", kind.as_str()).as_bytes());
+                w.current = Some(kind);
+                w.first = true;
+            }
+            for item in items {
+                if !w.first {
+                    buf.push(b',');
+                }
+                w.first = false;
+                if let Err(e) = serde_json::to_writer(&mut buf, &ItemOut::from(item)) {
+                    w.done = true;
+                    return Some((Err(std::io::Error::other(e)), w));
+                }
+            }
+            Some((Ok(buf), w))
+        }
+        Some(Err(e)) => {
+            // Headers are sent: the only way to tell the client is to break the body.
+            tracing::error!(error = %e.message, "export stopped");
+            w.done = true;
+            Some((Err(std::io::Error::other(e.message)), w))
+        }
+        None => {
+            if w.current.is_some() {
+                buf.push(b']');
+            }
+            buf.extend_from_slice(b"}}");
+            w.done = true;
+            Some((Ok(buf), w))
+        }
+    }
+}
+
+/// Export a connection's whole inventory snapshot as one JSON document.
+///
+/// Streams `{connection, sync_id, synced_at, items: {user: [...], project: [...], ...}}`
+/// with every kind present, read from the store in pages; memory stays flat however large
+/// the organization. If a sync publishes a new snapshot while the export is read, the body
+/// is cut short (invalid JSON) rather than mixing two snapshots: export again.
+#[utoipa::path(
+    get, path = "/{connection_id}/export", operation_id = "export_inventory", tag = "inventory",
+    params(("connection_id" = String, Path, description = "Connection id (UUID)")),
+    responses(
+        (status = 200, body = ExportDocument),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["inventory:read"]))
+)]
+async fn export_inventory(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = connection_id(&id)?;
+    let export = state.access.export(&who, id).await?;
+    let mut head = Vec::new();
+    let prefix = serde_json::json!({
+        "connection": ExportConnection { id, name: export.connection.name.clone() },
+        "sync_id": export.sync_id,
+        "synced_at": export.synced_at,
+    });
+    serde_json::to_writer(&mut head, &prefix).map_err(AppError::internal)?;
+    // `{...}` → `{..., "items": {` : the object is reopened to append the streamed part.
+    head.pop();
+    head.extend_from_slice(b",\"items\":{");
+    let writer = Writer {
+        pages: export.pages,
+        current: None,
+        first: true,
+        done: false,
+    };
+    let body = stream::once(async move { Ok::<_, std::io::Error>(head) })
+        .chain(stream::unfold(writer, write_next));
+    let mut response = Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"inventory-{id}.json\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}

@@ -1,0 +1,155 @@
+//! Access questions answered from the synced snapshots, never by calling OpenAI: a person's
+//! access across every connection, who can reach a project (optionally only those holding a
+//! permission), and a streamed export of a connection's whole snapshot. All need
+//! `inventory:read`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::stream::{self, BoxStream, StreamExt};
+
+use super::connections::not_found;
+use crate::auth::{Principal, Scope};
+use crate::domain::access::{self, ConnectionAccess, Person, ProjectReach};
+use crate::domain::{Connection, ConnectionId, Item, ItemKind, ItemQuery, SyncId};
+use crate::error::{AppError, ErrorCode};
+use crate::store::Store;
+
+/// Items read per query while exporting.
+pub const EXPORT_CHUNK: u32 = 1000;
+
+/// The access use cases.
+#[derive(Clone)]
+pub struct AccessService {
+    store: Arc<dyn Store>,
+}
+
+/// A page of an export: items of one kind, in key order.
+pub type ExportPage = (ItemKind, Vec<Item>);
+
+/// An export under way: which snapshot, and its pages (every kind at least once, possibly
+/// empty, kinds in [`ItemKind::ALL`] order). The stream fails if another sync publishes
+/// while it is read: the export would otherwise mix two snapshots.
+pub struct Export {
+    /// The connection exported.
+    pub connection: Connection,
+    /// The snapshot (`None` before the first successful sync: every kind is then empty).
+    pub sync_id: Option<SyncId>,
+    /// When it was taken.
+    pub synced_at: Option<DateTime<Utc>>,
+    /// The pages.
+    pub pages: BoxStream<'static, Result<ExportPage, AppError>>,
+}
+
+struct ExportCursor {
+    store: Arc<dyn Store>,
+    id: ConnectionId,
+    expect: Option<SyncId>,
+    kind: usize,
+    after: Option<String>,
+    first: Option<Vec<Item>>,
+}
+
+impl AccessService {
+    /// Wires the use cases to the store.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// What every connection's snapshot says about a person: connections where they are a
+    /// user or have a pending invite. Unknown people get an empty list.
+    pub async fn person_access(
+        &self,
+        who: &Principal,
+        person: &Person,
+    ) -> Result<Vec<ConnectionAccess>, AppError> {
+        who.require(Scope::InventoryRead)?;
+        let items = self.store.person_items(person).await?;
+        Ok(access::person_access(items))
+    }
+
+    /// Everyone who can reach a project of a connection, with each path; with `permission`,
+    /// only the paths granting it. `project_not_found` when the project is not in the
+    /// current snapshot (or there is none yet).
+    pub async fn project_reach(
+        &self,
+        who: &Principal,
+        id: ConnectionId,
+        project_id: &str,
+        permission: Option<&str>,
+    ) -> Result<ProjectReach, AppError> {
+        who.require(Scope::InventoryRead)?;
+        self.store.get_connection(id).await.map_err(not_found(id))?;
+        let Some(found) = self.store.project_items(id, project_id).await? else {
+            return Err(AppError::new(
+                ErrorCode::ProjectNotFound,
+                format!(
+                    "project `{}` is not in this connection's last synced inventory; sync the \
+                     connection if it is new",
+                    project_id.chars().take(64).collect::<String>()
+                ),
+            ));
+        };
+        let reach =
+            access::project_reach(&found.project, found.sync_id, found.synced_at, &found.items);
+        Ok(match permission {
+            Some(p) => reach.granting(p),
+            None => reach,
+        })
+    }
+
+    /// Starts an export of a connection's current snapshot: reads the first page now (so the
+    /// snapshot is known before anything is sent) and the rest as the stream is polled.
+    pub async fn export(&self, who: &Principal, id: ConnectionId) -> Result<Export, AppError> {
+        who.require(Scope::InventoryRead)?;
+        let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
+        let first = self
+            .store
+            .list_items(id, &ItemQuery::all(ItemKind::ALL[0], EXPORT_CHUNK))
+            .await?;
+        let cursor = ExportCursor {
+            store: self.store.clone(),
+            id,
+            expect: first.sync_id,
+            kind: 0,
+            after: None,
+            first: Some(first.items),
+        };
+        let pages = stream::try_unfold(cursor, next_page).boxed();
+        Ok(Export {
+            connection,
+            sync_id: first.sync_id,
+            synced_at: first.synced_at,
+            pages,
+        })
+    }
+}
+
+/// The next page of an export, or the end.
+async fn next_page(mut c: ExportCursor) -> Result<Option<(ExportPage, ExportCursor)>, AppError> {
+    let Some(&kind) = ItemKind::ALL.get(c.kind) else {
+        return Ok(None);
+    };
+    let items = match c.first.take() {
+        Some(items) => items,
+        None => {
+            let mut q = ItemQuery::all(kind, EXPORT_CHUNK);
+            q.after = c.after.take();
+            let page = c.store.list_items(c.id, &q).await?;
+            if page.sync_id != c.expect {
+                return Err(AppError::new(
+                    ErrorCode::Internal,
+                    "a sync published a new snapshot during the export; export again",
+                ));
+            }
+            page.items
+        }
+    };
+    if items.len() < EXPORT_CHUNK as usize {
+        c.kind += 1;
+        c.after = None;
+    } else {
+        c.after = items.last().map(|i| i.key.clone());
+    }
+    Ok(Some(((kind, items), c)))
+}

@@ -99,6 +99,10 @@ pub struct Settings {
     /// scheduled syncs off.
     #[arg(long, env = "OG_SYNC_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
     pub sync_interval: Duration,
+    /// Longest time between two full syncs of a connection; the syncs in between read only
+    /// what the audit log says changed. `0s` makes every sync full.
+    #[arg(long, env = "OG_SYNC_FULL_EVERY", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    pub sync_full_every: Duration,
     /// Days of daily costs each sync fetches.
     #[arg(long, env = "OG_SYNC_COST_DAYS", default_value_t = 30, global = true)]
     pub sync_cost_days: u32,
@@ -208,6 +212,8 @@ pub struct Config {
     pub sync_interval: Duration,
     /// Days of costs a sync fetches.
     pub sync_cost_days: u32,
+    /// Longest time between full syncs (zero = always full).
+    pub sync_full_every: Duration,
     /// Per-request timeout of this service.
     pub request_timeout: Duration,
     /// Body size limit.
@@ -293,6 +299,7 @@ impl Config {
             openai_max_retries: settings.openai_max_retries,
             sync_interval: settings.sync_interval,
             sync_cost_days: settings.sync_cost_days,
+            sync_full_every: settings.sync_full_every,
             request_timeout: settings.request_timeout,
             body_limit_bytes: settings.body_limit_bytes,
             cors_allowed_origins: settings
@@ -337,6 +344,7 @@ impl Config {
             openai_max_retries: 6,
             sync_interval: Duration::ZERO,
             sync_cost_days: 30,
+            sync_full_every: Duration::from_secs(24 * 3600),
             request_timeout: Duration::from_secs(60),
             body_limit_bytes: 64 * 1024,
             cors_allowed_origins: Vec::new(),

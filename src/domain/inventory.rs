@@ -240,13 +240,39 @@ pub enum SyncMode {
     Incremental,
 }
 
-/// The newest audit-log event a sync accounted for: where the next incremental sync starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// Where the audit log had got to when a sync read it: the next incremental sync reads from
+/// `effective_at` on, skipping the events at that second it already accounted for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditMark {
-    /// The event's id.
-    pub id: String,
-    /// Its time (Unix seconds).
+    /// The newest event's time (Unix seconds).
     pub effective_at: i64,
+    /// The events at that second already accounted for (the log's resolution is a second).
+    pub ids: Vec<String>,
+}
+
+impl AuditMark {
+    /// Whether an event was accounted for by the sync that set this mark.
+    pub fn covers(&self, id: &str, effective_at: i64) -> bool {
+        effective_at < self.effective_at
+            || (effective_at == self.effective_at && self.ids.iter().any(|i| i == id))
+    }
+
+    /// The mark after reading `events` (newest first) from this one.
+    pub fn advance<'a>(&self, events: impl IntoIterator<Item = (&'a str, i64)>) -> AuditMark {
+        let mut next = self.clone();
+        for (id, at) in events {
+            if at > next.effective_at {
+                next = AuditMark {
+                    effective_at: at,
+                    ids: Vec::new(),
+                };
+            }
+            if at == next.effective_at && !next.ids.iter().any(|i| i == id) {
+                next.ids.push(id.to_owned());
+            }
+        }
+        next
+    }
 }
 
 /// What a sync run cost and found.
@@ -396,6 +422,23 @@ mod tests {
         assert_eq!(item.role.as_deref(), Some("owner"));
         assert_eq!(item.status, None);
         assert_eq!(item.parent_id.as_deref(), Some("proj_1"));
+    }
+
+    #[test]
+    fn audit_marks_skip_what_was_seen_at_their_second_only() {
+        let start = AuditMark::default().advance([("e3", 20), ("e2", 20), ("e1", 10)]);
+        assert_eq!(start.effective_at, 20);
+        assert_eq!(start.ids, ["e3", "e2"]);
+        assert!(start.covers("e2", 20) && start.covers("e0", 19));
+        assert!(!start.covers("e4", 20), "another event in the same second");
+        let next = start.advance([("e4", 20)]);
+        assert_eq!(next.ids, ["e3", "e2", "e4"]);
+        let later = next.advance([("e6", 31), ("e5", 30)]);
+        assert_eq!(
+            (later.effective_at, later.ids.clone()),
+            (31, vec!["e6".to_owned()])
+        );
+        assert_eq!(later.advance([]), later, "no events: unchanged");
     }
 
     #[test]

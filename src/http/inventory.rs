@@ -137,6 +137,17 @@ pub struct ItemList {
     pub synced_at: Option<DateTime<Utc>>,
 }
 
+/// How to sync.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StartSyncParams {
+    /// Read everything even when an incremental sync (only what the audit log says changed)
+    /// is possible. Default `false`.
+    #[serde(default)]
+    pub full: bool,
+}
+
 /// Paging of sync runs.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -209,10 +220,12 @@ fn item_kind(raw: &str) -> Result<ItemKind, AppError> {
 /// Start a sync of a connection's inventory.
 ///
 /// Returns at once with the `running` sync; poll `Location` until it has finished. Readers
-/// keep seeing the previous snapshot until the new one is complete.
+/// keep seeing the previous snapshot until the new one is complete. When the previous sync
+/// read the audit log, this one reads only what changed since (`stats.mode: incremental`),
+/// unless `full=true` or a periodic full sync is due.
 #[utoipa::path(
     post, path = "/{connection_id}/syncs", operation_id = "start_sync", tag = "inventory",
-    params(("connection_id" = String, Path, description = "Connection id (UUID)")),
+    params(("connection_id" = String, Path, description = "Connection id (UUID)"), StartSyncParams),
     responses(
         (status = 202, description = "Started", body = SyncOut),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -226,9 +239,10 @@ async fn start_sync(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
+    Query(params): Query<StartSyncParams>,
 ) -> Result<impl IntoResponse, AppError> {
     let id = connection_id(&id)?;
-    let run = state.inventory.start_sync(&who, id).await?;
+    let run = state.inventory.start_sync(&who, id, params.full).await?;
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/syncs/{}", run.id)) {
         headers.insert(header::LOCATION, location);

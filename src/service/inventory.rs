@@ -10,14 +10,15 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::connections::{crypto_failure, not_found};
-use super::sync::{FetchPlan, fetch};
+use super::sync::{Changes, FetchPlan, NotIncremental, audit_mark, fetch, fetch_changes};
 use crate::auth::{Principal, Scope};
 use crate::crypto::KeyRing;
 use crate::domain::{
-    Connection, ConnectionId, Item, ItemPage, ItemQuery, SyncId, SyncRun, SyncStats, SyncStatus,
+    AuditMark, Connection, ConnectionId, Item, ItemPage, ItemQuery, SyncId, SyncMode, SyncRun,
+    SyncStats, SyncStatus,
 };
 use crate::error::{AppError, ErrorCode};
-use crate::openai::{Client, ClientConfig};
+use crate::openai::{Client, ClientConfig, OpenAiError};
 use crate::store::{Store, StoreError, SyncStart};
 
 /// Largest page of inventory items or syncs a caller can ask for.
@@ -34,6 +35,11 @@ pub struct SyncSettings {
     pub lease: Duration,
     /// Client settings for OpenAI calls.
     pub client: ClientConfig,
+    /// Longest time between two full syncs (incremental ones in between); zero = every
+    /// sync is full.
+    pub full_every: Duration,
+    /// More audit-log events than this since the last sync: a full sync instead.
+    pub max_audit_events: usize,
 }
 
 impl Default for SyncSettings {
@@ -43,6 +49,8 @@ impl Default for SyncSettings {
             concurrency: 8,
             lease: Duration::from_secs(120),
             client: ClientConfig::default(),
+            full_every: Duration::from_secs(24 * 3600),
+            max_audit_events: 1000,
         }
     }
 }
@@ -68,6 +76,22 @@ fn sync_not_found(id: SyncId) -> impl FnOnce(StoreError) -> AppError {
         }
         other => other.into(),
     }
+}
+
+/// OpenAI's failure as a sync error: what it was, OpenAI's message and request id.
+fn upstream(e: &OpenAiError) -> String {
+    let id = e
+        .request_id
+        .as_deref()
+        .map(|r| format!(" (request {r})"))
+        .unwrap_or_default();
+    format!("OpenAI: {}: {}{id}", e.kind.label(), e.message)
+}
+
+/// A store failure as a sync error (the details go to the log, not to the caller).
+fn store_failed(run: &SyncRun, e: &StoreError) -> String {
+    tracing::error!(sync_id = %run.id, error = %e, "the store failed during a sync");
+    "the store failed while writing the snapshot".to_owned()
 }
 
 fn millis(t: chrono::DateTime<Utc>, plus: Duration) -> i64 {
@@ -126,13 +150,24 @@ impl InventoryService {
 
     /// Starts a sync of a connection in the background and returns it (`running`).
     /// `sync_in_progress` if one is already running. Requires `connections:write`.
-    pub async fn start_sync(&self, who: &Principal, id: ConnectionId) -> Result<SyncRun, AppError> {
+    pub async fn start_sync(
+        &self,
+        who: &Principal,
+        id: ConnectionId,
+        full: bool,
+    ) -> Result<SyncRun, AppError> {
         who.require(Scope::ConnectionsWrite)?;
-        self.start(id, &who.subject).await
+        self.start(id, &who.subject, full).await
     }
 
-    /// Starts a sync on behalf of `requested_by` (a caller, or the scheduler).
-    pub async fn start(&self, id: ConnectionId, requested_by: &str) -> Result<SyncRun, AppError> {
+    /// Starts a sync on behalf of `requested_by` (a caller, or the scheduler); `full` forces
+    /// a full sync even when an incremental one is possible.
+    pub async fn start(
+        &self,
+        id: ConnectionId,
+        requested_by: &str,
+        full: bool,
+    ) -> Result<SyncRun, AppError> {
         let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
         let client = self.client(&connection).await?;
         let now = Utc::now();
@@ -158,22 +193,178 @@ impl InventoryService {
         tracing::info!(connection_id = %id, sync_id = %run.id, by = %requested_by, "sync started");
         let service = self.clone();
         let started = run.clone();
-        tokio::spawn(async move { service.run(started, client).await });
+        tokio::spawn(async move { service.run(started, client, full).await });
         Ok(run)
     }
 
-    /// Fetches, writes and publishes (or fails) one run. Never panics the task on an error:
-    /// every outcome is recorded on the run.
-    async fn run(self, mut run: SyncRun, client: Client) {
+    /// Syncs, then publishes (or fails) one run. Never panics the task on an error: every
+    /// outcome is recorded on the run.
+    async fn run(self, mut run: SyncRun, client: Client, force_full: bool) {
+        // The client is shared across syncs: count this run's requests and 429s as deltas.
+        let throttled =
+            |c: &Client| -> u64 { c.rate_budget().iter().map(|(_, b)| b.throttled).sum() };
+        let (sent_before, throttled_before) = (client.requests_sent(), throttled(&client));
+        let outcome = {
+            let renew = self.renew_lease(&run);
+            let work = self.sync(&run, &client, force_full);
+            tokio::pin!(work);
+            tokio::select! {
+                outcome = &mut work => outcome,
+                lost = renew => Err((lost, SyncStats::default())),
+            }
+        };
+        let mut stats = match outcome {
+            Ok(stats) => {
+                run.status = SyncStatus::Succeeded;
+                stats
+            }
+            Err((why, stats)) => {
+                run.status = SyncStatus::Failed;
+                run.error = Some(why);
+                stats
+            }
+        };
+        stats.upstream_requests = client.requests_sent() - sent_before;
+        stats.rate_limited = throttled(&client) - throttled_before;
+        run.stats = stats;
+        run.finished_at = Some(Utc::now());
+        match self.store.finish_sync(&run).await {
+            Ok(true) => tracing::info!(
+                connection_id = %run.connection_id, sync_id = %run.id,
+                status = run.status.as_str(), mode = ?run.stats.mode,
+                requests = run.stats.upstream_requests,
+                error = run.error.as_deref().unwrap_or(""), "sync finished"
+            ),
+            Ok(false) => {
+                tracing::warn!(sync_id = %run.id, "sync lost its lease; nothing published")
+            }
+            Err(e) => {
+                tracing::error!(sync_id = %run.id, error = %e, "recording the end of a sync failed")
+            }
+        }
+    }
+
+    /// Why this run must read everything, or `None` when it may read only what the audit
+    /// log says changed since the previous snapshot.
+    fn full_reason(
+        &self,
+        previous: Option<&SyncRun>,
+        force_full: bool,
+        now: DateTime<Utc>,
+    ) -> Option<String> {
+        let Some(previous) = previous else {
+            return Some("first sync of this connection".into());
+        };
+        if force_full {
+            return Some("a full sync was requested".into());
+        }
+        if self.settings.full_every.is_zero() {
+            return Some("incremental syncs are off (OG_SYNC_FULL_EVERY=0s)".into());
+        }
+        if previous.stats.audit_mark.is_none() {
+            return Some("the audit log could not be read at the previous sync".into());
+        }
+        let every =
+            chrono::Duration::from_std(self.settings.full_every).unwrap_or(chrono::Duration::MAX);
+        match previous.stats.last_full_at {
+            Some(last) if now < last + every => None,
+            _ => Some(format!(
+                "periodic full sync (every {})",
+                humantime::format_duration(self.settings.full_every)
+            )),
+        }
+    }
+
+    /// The sync itself: incremental when possible, full otherwise. `Err` carries why it
+    /// failed and what was counted so far.
+    async fn sync(
+        &self,
+        run: &SyncRun,
+        client: &Client,
+        force_full: bool,
+    ) -> Result<SyncStats, (String, SyncStats)> {
         let plan = FetchPlan {
             cost_days: self.settings.cost_days,
             now: run.started_at.timestamp(),
             concurrency: self.settings.concurrency,
         };
-        // The client is shared across syncs: count this run's requests and 429s as deltas.
-        let throttled =
-            |c: &Client| -> u64 { c.rate_budget().iter().map(|(_, b)| b.throttled).sum() };
-        let (sent_before, throttled_before) = (client.requests_sent(), throttled(&client));
+        let previous = self
+            .store
+            .head_sync(run.connection_id)
+            .await
+            .map_err(|e| (store_failed(run, &e), SyncStats::default()))?;
+        let mut reason = self.full_reason(previous.as_ref(), force_full, run.started_at);
+        if let (None, Some(previous), Some(mark)) = (
+            &reason,
+            &previous,
+            previous.as_ref().and_then(|p| p.stats.audit_mark.as_ref()),
+        ) {
+            match fetch_changes(client, &plan, mark, self.settings.max_audit_events).await {
+                Ok(changes) => return self.apply(run, previous, changes).await,
+                Err(NotIncremental::Fallback(why)) => reason = Some(why),
+                Err(NotIncremental::Failed(e)) => return Err((upstream(&e), SyncStats::default())),
+            }
+        }
+        self.full(run, client, &plan, reason).await
+    }
+
+    /// An incremental sync: the previous snapshot carried over but for what was fetched again.
+    async fn apply(
+        &self,
+        run: &SyncRun,
+        previous: &SyncRun,
+        changes: Changes,
+    ) -> Result<SyncStats, (String, SyncStats)> {
+        let mut stats = SyncStats {
+            mode: SyncMode::Incremental,
+            audit_events: changes.events,
+            audit_mark: Some(changes.mark),
+            last_full_at: previous.stats.last_full_at,
+            skipped: changes.skipped,
+            ..SyncStats::default()
+        };
+        for item in &changes.items {
+            *stats.counts.entry(item.kind).or_insert(0) += 1;
+        }
+        let written = async {
+            self.store
+                .copy_items(previous.id, run.id, &changes.replaced)
+                .await?;
+            self.store.insert_items(run.id, &changes.items).await
+        };
+        match written.await {
+            Ok(()) => Ok(stats),
+            Err(e) => Err((store_failed(run, &e), stats)),
+        }
+    }
+
+    /// A full sync: every list, written while it is fetched.
+    async fn full(
+        &self,
+        run: &SyncRun,
+        client: &Client,
+        plan: &FetchPlan,
+        reason: Option<String>,
+    ) -> Result<SyncStats, (String, SyncStats)> {
+        let mut stats = SyncStats {
+            mode: SyncMode::Full,
+            full_reason: reason,
+            last_full_at: Some(run.started_at),
+            ..SyncStats::default()
+        };
+        // The mark is read first: events during the fetch are replayed next time (harmless:
+        // a refresh is idempotent), none is missed. No readable audit log: no mark, and the
+        // next sync is full again.
+        stats.audit_mark = match audit_mark(client).await {
+            Ok(mark) => Some(mark.unwrap_or(AuditMark {
+                effective_at: run.started_at.timestamp(),
+                ids: Vec::new(),
+            })),
+            Err(why) => {
+                tracing::info!(sync_id = %run.id, %why, "no incremental syncs for this connection");
+                None
+            }
+        };
         let (tx, mut rx) = mpsc::channel::<Vec<Item>>(16);
         let store = self.store.clone();
         let sync_id = run.id;
@@ -188,62 +379,24 @@ impl InventoryService {
             }
             Ok::<_, StoreError>(counts)
         });
-        let fetched = {
-            let renew = self.renew_lease(&run);
-            let fetching = fetch(&client, &plan, tx);
-            tokio::pin!(fetching);
-            tokio::select! {
-                result = &mut fetching => result.map_err(|e| {
-                    let id = e.request_id.as_deref().map(|r| format!(" (request {r})")).unwrap_or_default();
-                    format!("OpenAI: {}: {}{id}", e.kind.label(), e.message)
-                }),
-                lost = renew => Err(lost),
-            }
-        };
+        let fetched = fetch(client, plan, tx).await.map_err(|e| upstream(&e));
         let written = match writer.await {
             Ok(Ok(counts)) => Ok(counts),
-            Ok(Err(e)) => {
-                tracing::error!(sync_id = %run.id, error = %e, "writing the snapshot failed");
-                Err("the store failed while writing the snapshot".to_owned())
-            }
+            Ok(Err(e)) => Err(store_failed(run, &e)),
             Err(_) => Err("the snapshot writer stopped unexpectedly".to_owned()),
-        };
-        let mut stats = SyncStats {
-            upstream_requests: client.requests_sent() - sent_before,
-            rate_limited: throttled(&client) - throttled_before,
-            ..SyncStats::default()
         };
         match (fetched, written) {
             (Ok(skipped), Ok(counts)) => {
                 stats.counts = counts;
                 stats.skipped = skipped;
-                run.status = SyncStatus::Succeeded;
+                Ok(stats)
             }
+            // What was fetched before the failure, for the record; none of it is published.
             (Err(why), written) => {
-                // What was fetched before the failure, for the record; none of it is published.
                 stats.counts = written.unwrap_or_default();
-                run.status = SyncStatus::Failed;
-                run.error = Some(why);
+                Err((why, stats))
             }
-            (Ok(_), Err(why)) => {
-                run.status = SyncStatus::Failed;
-                run.error = Some(why);
-            }
-        }
-        run.stats = stats;
-        run.finished_at = Some(Utc::now());
-        match self.store.finish_sync(&run).await {
-            Ok(true) => tracing::info!(
-                connection_id = %run.connection_id, sync_id = %run.id,
-                status = run.status.as_str(), requests = run.stats.upstream_requests,
-                error = run.error.as_deref().unwrap_or(""), "sync finished"
-            ),
-            Ok(false) => {
-                tracing::warn!(sync_id = %run.id, "sync lost its lease; nothing published")
-            }
-            Err(e) => {
-                tracing::error!(sync_id = %run.id, error = %e, "recording the end of a sync failed")
-            }
+            (Ok(_), Err(why)) => Err((why, stats)),
         }
     }
 

@@ -74,7 +74,7 @@ impl InventoryService {
                 if !is_due(c.id, last, Utc::now(), interval) {
                     continue;
                 }
-                match self.start(c.id, SCHEDULER).await {
+                match self.start(c.id, SCHEDULER, false).await {
                     Ok(_) => started += 1,
                     // Another replica (or a caller) got there first.
                     Err(e) if e.code == ErrorCode::SyncInProgress => {}

@@ -157,6 +157,23 @@ fn optional<T>(
     }
 }
 
+/// Sends a list to the writer as its pages arrive (memory stays at a page, not a list).
+async fn pipe<T>(
+    stream: impl Stream<Item = Result<T, OpenAiError>>,
+    sink: &mpsc::Sender<Vec<Item>>,
+    item: fn(&T) -> Item,
+) -> Result<(), OpenAiError> {
+    let mut pages = std::pin::pin!(stream.try_chunks(PIPE_CHUNK));
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| e.1)?;
+        send(sink, page.iter().map(item).collect()).await?;
+    }
+    Ok(())
+}
+
+/// Items sent to the writer at once from a piped list.
+const PIPE_CHUNK: usize = 500;
+
 async fn send(sink: &mpsc::Sender<Vec<Item>>, items: Vec<Item>) -> Result<(), OpenAiError> {
     if items.is_empty() {
         return Ok(());
@@ -186,8 +203,9 @@ pub async fn fetch(
         ..Default::default()
     };
     let (users, invites, projects, groups, roles, admin_keys, cost_buckets) = tokio::join!(
-        all(client.users(&ListUsersParams::default())),
-        all(client.invites(&cursor)),
+        // The big lists go to the writer page by page instead of being held whole.
+        pipe(client.users(&ListUsersParams::default()), &sink, user_item),
+        pipe(client.invites(&cursor), &sink, invite_item),
         all(client.projects(&ListProjectsParams {
             include_archived: true,
             ..Default::default()
@@ -204,9 +222,8 @@ pub async fn fetch(
         },
     );
 
-    let users = users?;
-    send(&sink, users.iter().map(user_item).collect()).await?;
-    send(&sink, invites?.iter().map(invite_item).collect()).await?;
+    users?;
+    invites?;
     let projects = projects?;
     send(&sink, projects.iter().map(project_item).collect()).await?;
     let groups = optional(ItemKind::Group, groups, &mut skipped)?;
@@ -320,18 +337,18 @@ fn cost_items(buckets: &[crate::openai::CostBucket]) -> Vec<Item> {
     items
 }
 
-/// The newest audit-log event: where the next incremental sync will start. `Err` with the
-/// reason when the audit log cannot be read (not enabled, or the key may not read it).
+/// Where the audit log is now: where the next incremental sync will start. One request (the
+/// newest events, enough to know every one in the newest second). `Err` with the reason
+/// when the audit log cannot be read (not enabled, or the key may not read it).
 pub async fn audit_mark(client: &Client) -> Result<Option<AuditMark>, String> {
-    let newest = AuditLogParams {
-        limit: Some(1),
-        ..Default::default()
-    };
+    let newest = AuditLogParams::default();
     match client.list_audit_logs(&newest).await {
-        Ok(reply) => Ok(reply.data.data.first().map(|e| AuditMark {
-            id: e.id.clone(),
-            effective_at: e.effective_at,
-        })),
+        Ok(reply) => {
+            let events = &reply.data.data;
+            Ok((!events.is_empty()).then(|| {
+                AuditMark::default().advance(events.iter().map(|e| (e.id.as_str(), e.effective_at)))
+            }))
+        }
         Err(e) => Err(format!("the audit log cannot be read: {}", e.message)),
     }
 }
@@ -456,7 +473,7 @@ pub async fn fetch_changes(
             }
             _ => NotIncremental::Failed(e),
         })?;
-        if event.id == since.id {
+        if since.covers(&event.id, event.effective_at) {
             continue;
         }
         events.push(event);
@@ -466,14 +483,7 @@ pub async fn fetch_changes(
             )));
         }
     }
-    // Newest first: the first event is the new mark.
-    let mark = events.first().map_or_else(
-        || since.clone(),
-        |e| AuditMark {
-            id: e.id.clone(),
-            effective_at: e.effective_at,
-        },
-    );
+    let mark = since.advance(events.iter().map(|e| (e.id.as_str(), e.effective_at)));
     let todo: std::collections::BTreeSet<Refresh> = events.iter().flat_map(refreshes).collect();
     let mut changes = Changes {
         replaced: Vec::new(),

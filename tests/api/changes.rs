@@ -11,7 +11,7 @@ use openai_governor::store::Backend;
 use serde_json::Value;
 
 use crate::helpers::{TestApp, assert_problem};
-use crate::inventory::sync;
+use crate::inventory::{full_sync, sync};
 
 /// A page of the feed at `path` (with a reader's token), asserting 200.
 async fn feed(app: &TestApp, path: &str) -> Value {
@@ -160,7 +160,9 @@ async fn dashboard_changes_are_listed_as_drift(backend: Backend) {
         }),
         ..Faults::default()
     });
-    let failed = sync(&app, id).await;
+    // (Full syncs: these changes were written straight into the sandbox's state, without
+    // audit-log events, so only a full sync can see them.)
+    let failed = full_sync(&app, id).await;
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["stats"]["changes"], Value::Null);
     assert_eq!(
@@ -169,7 +171,7 @@ async fn dashboard_changes_are_listed_as_drift(backend: Backend) {
     );
 
     app.sandbox.state().set_faults(Faults::default());
-    let second = sync(&app, id).await;
+    let second = full_sync(&app, id).await;
     assert_eq!(second["status"], "succeeded", "{second}");
     assert_eq!(second["stats"]["changes"], drift.expected.len());
 

@@ -14,9 +14,18 @@ use crate::helpers::{Options, TestApp, assert_problem};
 
 /// Starts a sync and waits until it has finished; returns the finished run.
 pub(crate) async fn sync(app: &TestApp, connection: &str) -> Value {
+    start_and_wait(app, connection, "").await
+}
+
+/// A full sync (even where an incremental one would be possible), finished.
+pub(crate) async fn full_sync(app: &TestApp, connection: &str) -> Value {
+    start_and_wait(app, connection, "?full=true").await
+}
+
+async fn start_and_wait(app: &TestApp, connection: &str, query: &str) -> Value {
     let res = app
         .post(
-            &format!("/v1/connections/{connection}/syncs"),
+            &format!("/v1/connections/{connection}/syncs{query}"),
             &app.admin_token(),
             json!({}),
         )
@@ -88,30 +97,12 @@ fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
-async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
-        return;
-    };
-    let conn = app
-        .create_connection("acme", app.sandbox.key(KeyProfile::All))
-        .await;
-    let id = conn["id"].as_str().unwrap();
-    app.sandbox.state().reset_counters();
-
-    let run = sync(&app, id).await;
-    assert_eq!(run["status"], "succeeded", "{run}");
-    assert_eq!(run["requested_by"], "admin@test");
-    assert!(run["finished_at"].is_string());
-    let requests = app.sandbox.counters().total;
-    assert_eq!(
-        run["stats"]["upstream_requests"], requests,
-        "every request is counted"
-    );
-    assert_eq!(run["stats"]["rate_limited"], 0);
-
+/// Compares the connection's current snapshot with the sandbox's state, kind by kind and
+/// object by object; returns the synced projects.
+async fn assert_store_matches_sandbox(app: &TestApp, id: &str, run_id: &Value) -> Vec<Value> {
     let state = app.sandbox.state();
-    let (users, sync_id) = items(&app, id, "user", "").await;
-    assert_eq!(sync_id, run["id"], "readers see the new snapshot");
+    let (users, sync_id) = items(app, id, "user", "").await;
+    assert_eq!(&sync_id, run_id, "readers see the new snapshot");
     assert_eq!(
         keys(&users, |u| format!(
             "{} {} {}",
@@ -125,9 +116,8 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
             .map(|u| format!("{} {} {}", u.id, u.email.to_lowercase(), u.role))
             .collect::<BTreeSet<_>>()),
     );
-    assert_eq!(run["stats"]["counts"]["user"], users.len());
 
-    let (projects, _) = items(&app, id, "project", "").await;
+    let (projects, _) = items(app, id, "project", "").await;
     assert_eq!(
         keys(&projects, |p| format!(
             "{} {}",
@@ -146,7 +136,7 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
         "archived projects included"
     );
 
-    let (members, _) = items(&app, id, "project_member", "").await;
+    let (members, _) = items(app, id, "project_member", "").await;
     let expected_members = state.read(|org| {
         org.projects
             .iter()
@@ -174,14 +164,14 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
 
     // One project's members by filter, as a portal asks "who is in project X".
     let project = members[0]["parent_id"].as_str().unwrap().to_owned();
-    let (one, _) = items(&app, id, "project_member", &format!("&parent_id={project}")).await;
+    let (one, _) = items(app, id, "project_member", &format!("&parent_id={project}")).await;
     assert!(one.iter().all(|m| m["parent_id"] == project.as_str()));
     assert_eq!(
         one.len(),
         state.read(|org| org.project_users.get(&project).map_or(0, |t| t.len()))
     );
 
-    let (invites, _) = items(&app, id, "invite", "").await;
+    let (invites, _) = items(app, id, "invite", "").await;
     assert_eq!(
         keys(&invites, |i| s(&i["key"])),
         state.read(|org| org
@@ -191,7 +181,7 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
             .collect::<BTreeSet<_>>())
     );
 
-    let (groups, _) = items(&app, id, "group", "").await;
+    let (groups, _) = items(app, id, "group", "").await;
     assert_eq!(
         keys(&groups, |g| s(&g["key"])),
         state.read(|org| org
@@ -200,7 +190,7 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
             .map(|g| g.id.clone())
             .collect::<BTreeSet<_>>())
     );
-    let (group_members, _) = items(&app, id, "group_member", "").await;
+    let (group_members, _) = items(app, id, "group_member", "").await;
     assert_eq!(
         keys(&group_members, |m| format!(
             "{} {}",
@@ -217,7 +207,7 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
     let active = |org: &openai_governor::sandbox::Org, pid: &str| {
         org.projects.get(pid).is_some_and(|p| !p.archived())
     };
-    let (accounts, _) = items(&app, id, "service_account", "").await;
+    let (accounts, _) = items(app, id, "service_account", "").await;
     assert_eq!(
         keys(&accounts, |a| format!(
             "{} {}",
@@ -231,7 +221,7 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
             .flat_map(|(p, t)| t.iter().map(move |a| format!("{p} {}", a.id)))
             .collect::<BTreeSet<_>>())
     );
-    let (api_keys, _) = items(&app, id, "api_key", "").await;
+    let (api_keys, _) = items(app, id, "api_key", "").await;
     assert_eq!(
         keys(&api_keys, |k| format!(
             "{} {}",
@@ -250,7 +240,7 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
         "every key has its owner"
     );
 
-    let (roles, _) = items(&app, id, "role", "").await;
+    let (roles, _) = items(app, id, "role", "").await;
     let org_roles = state.read(|org| {
         org.roles
             .iter()
@@ -260,14 +250,14 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
     });
     assert_eq!(keys(&roles, |r| s(&r["key"])), org_roles);
 
-    let (costs, _) = items(&app, id, "cost", "").await;
+    let (costs, _) = items(app, id, "cost", "").await;
     assert!(!costs.is_empty(), "30 days of costs");
     assert!(
         costs
             .iter()
             .all(|c| c["data"]["amount"]["value"].is_number())
     );
-    let (admin_keys, _) = items(&app, id, "admin_key", "").await;
+    let (admin_keys, _) = items(app, id, "admin_key", "").await;
     assert_eq!(
         admin_keys.len(),
         state.read(|org| org.admin_keys.len()),
@@ -279,6 +269,33 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
             assert!(!text.contains(&key.value), "an admin key value leaked");
         }
     }
+    projects
+}
+
+async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let conn = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    app.sandbox.state().reset_counters();
+
+    let run = sync(&app, id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["requested_by"], "admin@test");
+    assert!(run["finished_at"].is_string());
+    let requests = app.sandbox.counters().total;
+    assert_eq!(
+        run["stats"]["upstream_requests"], requests,
+        "every request is counted"
+    );
+    assert_eq!(run["stats"]["rate_limited"], 0);
+
+    let projects = assert_store_matches_sandbox(&app, id, &run["id"]).await;
+    let (users, _) = items(&app, id, "user", "").await;
+    assert_eq!(run["stats"]["counts"]["user"], users.len());
 
     // Request economy: nothing fetched twice, archived projects never asked for members.
     let counters = app.sandbox.counters();
@@ -370,7 +387,8 @@ async fn a_sync_failing_midway_leaves_the_previous_snapshot(backend: Backend) {
         }),
         ..Faults::default()
     });
-    let failed = sync(&app, id).await;
+    // Full syncs: the joiner was written straight into the sandbox, with no audit event.
+    let failed = full_sync(&app, id).await;
     assert_eq!(failed["status"], "failed");
     let error = failed["error"].as_str().unwrap();
     assert!(error.contains("OpenAI"), "{error}");
@@ -388,7 +406,7 @@ async fn a_sync_failing_midway_leaves_the_previous_snapshot(backend: Backend) {
 
     // Once OpenAI recovers, the next sync publishes the change.
     app.sandbox.state().set_faults(Faults::default());
-    let third = sync(&app, id).await;
+    let third = full_sync(&app, id).await;
     assert_eq!(third["status"], "succeeded");
     let (users, sync_id) = items(&app, id, "user", "&email=LATE@example.com").await;
     assert_eq!(sync_id, third["id"]);
@@ -558,7 +576,172 @@ async fn the_scheduler_syncs_every_connection(backend: Backend) {
     );
 }
 
+/// Incremental sync: changes made through OpenAI's API and in the dashboard (the sandbox's
+/// control API) are read from the audit log; only what they touch is fetched again, and the
+/// store then matches the sandbox object by object.
+async fn incremental_sync_fetches_only_what_changed(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let conn = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    app.sandbox.state().reset_counters();
+    let first = sync(&app, id).await;
+    assert_eq!(first["stats"]["mode"], "full");
+    assert_eq!(
+        first["stats"]["full_reason"],
+        "first sync of this connection"
+    );
+    assert!(first["stats"]["audit_mark"].is_object(), "{first}");
+    let full_requests = first["stats"]["upstream_requests"].as_u64().unwrap();
+
+    // Pick a project with members and a user outside it.
+    let (project, member, outsider) = app.sandbox.state().read(|org| {
+        let p = org
+            .projects
+            .iter()
+            .find(|p| {
+                !p.archived()
+                    && p.id != org.default_project_id
+                    && org.project_users.get(&p.id).is_some_and(|t| t.len() >= 2)
+            })
+            .expect("an active project with members");
+        let members = &org.project_users[&p.id];
+        let member = members
+            .iter()
+            .find(|m| m.role != "owner")
+            .or_else(|| members.iter().last())
+            .unwrap()
+            .user_id
+            .clone();
+        let outsider = org
+            .users
+            .iter()
+            .find(|u| !members.contains(&u.id))
+            .unwrap()
+            .id
+            .clone();
+        (p.id.clone(), member, outsider)
+    });
+    let http = reqwest::Client::new();
+    let api = |path: &str| {
+        format!(
+            "{}{path}",
+            app.sandbox.base_url().as_str().trim_end_matches('/')
+        )
+    };
+    let dashboard = |path: &str| {
+        app.sandbox
+            .control_url()
+            .join(&format!("dashboard{path}"))
+            .unwrap()
+    };
+    let key = app.sandbox.key(KeyProfile::All).to_owned();
+    // Through OpenAI's API: someone joins the project.
+    let res = http
+        .post(api(&format!("/organization/projects/{project}/users")))
+        .bearer_auth(&key)
+        .json(&json!({"user_id": outsider, "role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    // In the dashboard: a member leaves the project, a new person joins the organization,
+    // and a project is created.
+    let res = http
+        .delete(dashboard(&format!(
+            "/organization/projects/{project}/users/{member}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let res = http
+        .post(app.sandbox.control_url().join("users").unwrap())
+        .json(&json!({"email": "newcomer@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = http
+        .post(dashboard("/organization/projects"))
+        .json(&json!({"name": "fresh"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+
+    app.sandbox.state().reset_counters();
+    let second = sync(&app, id).await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    assert_eq!(second["stats"]["mode"], "incremental", "{second}");
+    assert!(
+        second["stats"]["audit_events"].as_u64().unwrap() >= 4,
+        "{second}"
+    );
+    assert_store_matches_sandbox(&app, id, &second["id"]).await;
+
+    // Only what changed was fetched: no list of all users or all projects, members of the
+    // touched projects only.
+    let counters = app.sandbox.counters();
+    assert_eq!(
+        counters.requests("GET /organization/users"),
+        0,
+        "{counters:?}"
+    );
+    assert_eq!(
+        counters.requests("GET /organization/projects"),
+        0,
+        "{counters:?}"
+    );
+    let member_lists = counters.requests("GET /organization/projects/{project_id}/users");
+    assert!(member_lists <= 3, "touched projects only: {counters:?}");
+    let requests = second["stats"]["upstream_requests"].as_u64().unwrap();
+    assert_eq!(requests, counters.total);
+    // 1 audit-log page + 1 costs + 3 users (the joiner, the leaver, the newcomer) + the
+    // members of 3 projects (the one changed, the default one the newcomer joined, the new
+    // one) + the new project and its service accounts, keys and groups: 12, against the
+    // full sync's whole walk.
+    assert_eq!(requests, 12, "{counters:?}");
+    assert!(requests < full_requests);
+    assert_eq!(
+        second["stats"]["last_full_at"],
+        first["stats"]["last_full_at"]
+    );
+
+    // Nothing happened since: the next one reads the audit log and the costs, nothing else.
+    app.sandbox.state().reset_counters();
+    let quiet = sync(&app, id).await;
+    assert_eq!(quiet["stats"]["mode"], "incremental");
+    assert_eq!(quiet["stats"]["audit_events"], 0);
+    assert_eq!(app.sandbox.counters().total, 2, "audit log + costs");
+    assert_store_matches_sandbox(&app, id, &quiet["id"]).await;
+
+    // Asked for, a full sync reads everything again.
+    let full = full_sync(&app, id).await;
+    assert_eq!(full["stats"]["mode"], "full");
+    assert_eq!(full["stats"]["full_reason"], "a full sync was requested");
+}
+
 crate::backend_tests!(
+    incremental_sync_fetches_only_what_changed,
     the_scheduler_syncs_every_connection,
     sync_mirrors_the_sandbox_object_by_object,
     a_key_without_usage_scope_syncs_everything_else,

@@ -1,7 +1,8 @@
 //! Sync benchmark: a full inventory sync of a generated organization through the real service
 //! (HTTP API, store, OpenAI client) against the sandbox with latency and per-endpoint rate
 //! limits, printing wall time, OpenAI requests next to their lower bound, 429s met and peak
-//! memory; then the peak memory of syncing a 50,000-user organization.
+//! memory; an incremental sync after ~1% of the memberships changed; the latency of the
+//! `access for a person` query; then the peak memory of syncing a 50,000-user organization.
 //!
 //! `cargo bench --bench sync` (release; SQLite, and Postgres when `TEST_POSTGRES_URL` names a
 //! server); `-- --small` for CI (a small organization, no latency).
@@ -40,7 +41,8 @@ fn reset_peak() {
 }
 
 /// The fewest requests that can read the organization: every list at its largest page size,
-/// at least one request per list (even an empty one).
+/// at least one request per list (even an empty one), plus the one audit-log read that lets
+/// the next sync be incremental.
 fn lower_bound(sb: &sandbox::SandboxHandle, cost_days: u64) -> u64 {
     let pages = |n: usize, page: usize| (n.div_ceil(page)).max(1) as u64;
     sb.state().read(|org| {
@@ -71,7 +73,7 @@ fn lower_bound(sb: &sandbox::SandboxHandle, cost_days: u64) -> u64 {
             .iter()
             .filter(|r| r.resource_type == "api.organization")
             .count();
-        pages(org.users.len(), 100)
+        1 + pages(org.users.len(), 100)
             + pages(org.invites.len(), 100)
             + pages(org.projects.len(), 100)
             + pages(org.groups.len(), 1000)
@@ -171,7 +173,16 @@ impl Service {
     }
 }
 
-async fn bench(label: &str, database_url: &str, shape: OrgShape, faults: Faults) {
+/// What else to measure after the full sync.
+#[derive(Clone, Copy)]
+struct Extras {
+    /// An incremental sync after changing ~1% of the memberships.
+    incremental: bool,
+    /// `GET /v1/access` latency and throughput, with this many queries.
+    access_queries: usize,
+}
+
+async fn bench(label: &str, database_url: &str, shape: OrgShape, faults: Faults, extras: Extras) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sb = sandbox::start(
         SandboxConfig {
@@ -209,6 +220,105 @@ async fn bench(label: &str, database_url: &str, shape: OrgShape, faults: Faults)
         stats["rate_limited"],
         peak - before,
     );
+    if extras.incremental {
+        let changed = change_one_percent(&sb).await;
+        let (run, inc_wall) = service.sync(&id).await;
+        let stats = &run["stats"];
+        assert_eq!(stats["mode"], "incremental", "{run}");
+        let inc_requests = stats["upstream_requests"].as_u64().unwrap_or(0);
+        println!(
+            "{label:<9} incremental sync after {changed} changes ({} audit events): {:>7.2} s, \
+             {inc_requests} requests = {:.1}% of the full sync's, {} × 429",
+            stats["audit_events"],
+            inc_wall.as_secs_f64(),
+            inc_requests as f64 / requests.max(1) as f64 * 100.0,
+            stats["rate_limited"],
+        );
+    }
+    if extras.access_queries > 0 {
+        let emails: Vec<String> = sb
+            .state()
+            .read(|org| org.users.iter().map(|u| u.email.clone()).collect());
+        let (http, base, token) = (
+            service.http.clone(),
+            service.base.clone(),
+            service.token.clone(),
+        );
+        let s = common::measure(extras.access_queries, 16, move |i| {
+            let req = http
+                .get(format!("{base}/v1/access"))
+                .query(&[("email", &emails[(i * 7919) % emails.len()])])
+                .bearer_auth(&token);
+            async move {
+                match req.send().await {
+                    Ok(r) if r.status() == 200 => r
+                        .json::<Value>()
+                        .await
+                        .is_ok_and(|v| v["connections"].as_array().is_some_and(|c| !c.is_empty())),
+                    _ => false,
+                }
+            }
+        })
+        .await;
+        common::row(label, "GET /v1/access?email= (a person)", &s);
+    }
+}
+
+/// Changes about 1% of the project memberships in the dashboard (so the audit log has them):
+/// role changes, additions and removals, plus a few people joining. Returns how many.
+async fn change_one_percent(sb: &sandbox::SandboxHandle) -> usize {
+    let http = reqwest::Client::new();
+    let dashboard = |path: &str| sb.control_url().join(&format!("dashboard{path}")).unwrap();
+    let (memberships, plan) = sb.state().read(|org| {
+        let memberships: usize = org.project_users.values().map(|t| t.len()).sum();
+        let n = (memberships / 100).max(4);
+        let users: Vec<&String> = org.users.iter().map(|u| &u.id).collect();
+        let mut plan = Vec::new();
+        for (i, p) in org.projects.iter().filter(|p| !p.archived()).enumerate() {
+            if plan.len() >= n {
+                break;
+            }
+            let Some(members) = org.project_users.get(&p.id) else {
+                continue;
+            };
+            let Some(m) = members.iter().find(|m| m.role != "owner") else {
+                continue;
+            };
+            let outsider = users.iter().find(|u| !members.contains(u.as_str()));
+            match (i % 3, outsider) {
+                (0, _) => plan.push((
+                    "POST",
+                    format!("/organization/projects/{}/users/{}", p.id, m.user_id),
+                    json!({"role": "owner"}),
+                )),
+                (1, Some(u)) => plan.push((
+                    "POST",
+                    format!("/organization/projects/{}/users", p.id),
+                    json!({"user_id": u, "role": "member"}),
+                )),
+                _ => plan.push((
+                    "DELETE",
+                    format!("/organization/projects/{}/users/{}", p.id, m.user_id),
+                    Value::Null,
+                )),
+            }
+        }
+        (memberships, plan)
+    });
+    let _ = memberships;
+    for (method, path, body) in &plan {
+        let req = match *method {
+            "POST" => http.post(dashboard(path)).json(body),
+            _ => http.delete(dashboard(path)),
+        };
+        let res = req.send().await.unwrap();
+        assert!(
+            res.status().is_success(),
+            "{method} {path}: {}",
+            res.status()
+        );
+    }
+    plan.len()
 }
 
 #[tokio::main]
@@ -254,7 +364,11 @@ async fn main() {
     };
     println!("openai-governor sync benchmark\n");
     let sqlite = format!("sqlite://{}/sync.db", dir.path().display());
-    bench("sqlite", &sqlite, shape.clone(), faults.clone()).await;
+    let extras = Extras {
+        incremental: true,
+        access_queries: if small { 200 } else { 5_000 },
+    };
+    bench("sqlite", &sqlite, shape.clone(), faults.clone(), extras).await;
     if let Ok(admin) = std::env::var("TEST_POSTGRES_URL")
         && !admin.is_empty()
     {
@@ -272,7 +386,7 @@ async fn main() {
             .unwrap();
         let mut url = url::Url::parse(&admin).unwrap();
         url.set_path(&name);
-        bench("postgres", url.as_str(), shape, faults).await;
+        bench("postgres", url.as_str(), shape, faults, extras).await;
         sqlx::query(sqlx::AssertSqlSafe(drop))
             .execute(&mut conn)
             .await
@@ -290,6 +404,9 @@ async fn main() {
         OrgShape::large()
     };
     let sqlite = format!("sqlite://{}/large.db", dir.path().display());
-    bench("sqlite", &sqlite, large, Faults::default()).await;
-    println!("\n(incremental sync from the audit log: not built yet)");
+    let memory_only = Extras {
+        incremental: false,
+        access_queries: 0,
+    };
+    bench("sqlite", &sqlite, large, Faults::default(), memory_only).await;
 }

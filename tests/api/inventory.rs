@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use openai_governor::auth::Scope;
-use openai_governor::sandbox::{Faults, KeyProfile, OrgShape, PageFault, SandboxConfig};
+use openai_governor::sandbox::{Faults, KeyProfile, OrgShape, PageFault, RateLimit, SandboxConfig};
 use openai_governor::store::Backend;
 use serde_json::{Value, json};
 
@@ -740,7 +740,75 @@ async fn incremental_sync_fetches_only_what_changed(backend: Backend) {
     assert_eq!(full["stats"]["full_reason"], "a full sync was requested");
 }
 
+/// A larger organization of another shape, synced through a storm of 429s (the sync slows
+/// down and finishes, exact), then a sync whose per-project calls hang until they time out
+/// (it fails; readers keep the complete previous snapshot).
+async fn syncs_through_rate_limits_and_timeouts(backend: Backend) {
+    let options = Options {
+        sandbox: SandboxConfig {
+            seed: 7,
+            org: OrgShape {
+                users: 180,
+                projects: 12,
+                archived_share: 0.25,
+                members_per_project: 9,
+                groups: 6,
+                members_per_group: 5,
+                custom_roles: 3,
+                service_accounts_per_project: 2,
+                api_keys_per_project: 2,
+                invites: 8,
+                audit_days: 2,
+            },
+            ..SandboxConfig::default()
+        },
+        openai_request_timeout: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
+    let conn = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    app.sandbox.state().set_faults(Faults {
+        rate_limits: vec![RateLimit {
+            endpoint: "GET /organization/projects/*".into(),
+            max_requests: 4,
+            window_secs: 1,
+        }],
+        ..Faults::default()
+    });
+    let stormy = sync(&app, id).await;
+    assert_eq!(stormy["status"], "succeeded", "{stormy}");
+    let throttled = app.sandbox.counters().status(429);
+    assert!(throttled > 0, "the storm was met");
+    assert_eq!(stormy["stats"]["rate_limited"], throttled, "and counted");
+    assert_store_matches_sandbox(&app, id, &stormy["id"]).await;
+    let (before, _) = items(&app, id, "project_member", "").await;
+
+    app.sandbox.state().set_faults(Faults {
+        hang_rate: 1.0,
+        only: Some("GET /organization/projects/{project_id}/users".into()),
+        ..Faults::default()
+    });
+    let hung = full_sync(&app, id).await;
+    assert_eq!(hung["status"], "failed");
+    assert!(
+        hung["error"].as_str().unwrap().contains("timed out"),
+        "{hung}"
+    );
+    let (after, sync_id) = items(&app, id, "project_member", "").await;
+    assert_eq!(
+        sync_id, stormy["id"],
+        "the previous snapshot is still served"
+    );
+    assert_eq!(after, before);
+}
+
 crate::backend_tests!(
+    syncs_through_rate_limits_and_timeouts,
     incremental_sync_fetches_only_what_changed,
     the_scheduler_syncs_every_connection,
     sync_mirrors_the_sandbox_object_by_object,

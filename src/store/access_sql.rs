@@ -19,7 +19,8 @@ const ITEM_COLUMNS: &str = "i.kind, i.item_key, i.parent_id, i.subject_id, i.ema
 /// Everything the current snapshots say about one person (`?1` email, lower-cased, `?2` user
 /// id; either may be NULL): their user item, memberships, group memberships with those
 /// groups and the groups' project accesses, their API keys, their pending invites (by the
-/// email given or the users' emails), and each of those snapshots' role objects. The email
+/// email given or the users' emails), and the role objects of the roles they hold (by name
+/// or id; a snapshot's other roles are not read). The email
 /// and subject indexes find the person; everything else is read by primary key or the
 /// parent index within a snapshot.
 pub(super) fn person_sql(postgres: bool) -> String {
@@ -37,7 +38,7 @@ pub(super) fn person_sql(postgres: bool) -> String {
          snaps AS ( \
            SELECT connection_id, sync_id, synced_at FROM me \
            UNION SELECT connection_id, sync_id, synced_at FROM invited), \
-         found AS ( \
+         held AS ( \
            SELECT me.connection_id, me.sync_id, me.synced_at, {c} \
            FROM me JOIN inventory_items i ON i.sync_id = me.sync_id AND i.subject_id = me.user_id \
              AND i.kind IN ('user', 'project_member', 'group_member', 'api_key') \
@@ -54,10 +55,16 @@ pub(super) fn person_sql(postgres: bool) -> String {
            JOIN inventory_items i ON i.sync_id = me.sync_id AND i.kind = 'project_group' \
              AND i.subject_id = gm.parent_id \
            UNION ALL \
-           SELECT * FROM invited \
+           SELECT * FROM invited), \
+         found AS ( \
+           SELECT * FROM held \
            UNION ALL \
            SELECT s.connection_id, s.sync_id, s.synced_at, {c} \
-           FROM snaps s JOIN inventory_items i ON i.sync_id = s.sync_id AND i.kind = 'role') \
+           FROM snaps s JOIN inventory_items i ON i.sync_id = s.sync_id AND i.kind = 'role' \
+             AND (i.role IN (SELECT h2.role FROM held h2 \
+                    WHERE h2.sync_id = s.sync_id AND h2.role IS NOT NULL) \
+               OR i.item_key IN (SELECT h3.role FROM held h3 \
+                    WHERE h3.sync_id = s.sync_id AND h3.role IS NOT NULL))) \
          SELECT f.connection_id, cn.name AS connection_name, f.sync_id, f.synced_at, f.kind, \
            f.item_key, f.parent_id, f.subject_id, f.email, f.role, f.status, f.data \
          FROM found f JOIN connections cn ON cn.connection_id = f.connection_id \

@@ -7,16 +7,10 @@
 
 mod common;
 
-use std::time::Duration;
+use common::{Args, ScratchDb, Service, measure, row};
 
-use common::{Args, measure, row};
-
-use openai_governor::app;
-use openai_governor::auth::{Scope, mint_hs256};
-use openai_governor::config::Config;
 use openai_governor::sandbox::{self, Faults, KeyProfile, SandboxConfig};
-use openai_governor::store::{self, Backend};
-use secrecy::SecretString;
+use openai_governor::store::Backend;
 use serde_json::{Value, json};
 
 async fn run(backend: Backend, database_url: String, args: &Args) {
@@ -28,25 +22,8 @@ async fn run(backend: Backend, database_url: String, args: &Args) {
     let sb = sandbox::start(SandboxConfig::default(), listener)
         .await
         .unwrap();
-    let secret = SecretString::from("bench-secret-bench-secret-bench-secret".to_owned());
-    let config =
-        Config::ephemeral(&database_url, secret.clone(), &[sb.base_url().as_str()]).unwrap();
-    let store = store::connect(&database_url).await.unwrap();
-    store.migrate().await.unwrap();
-    let built = app::build_with_store(config, store).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(app::serve(listener, built.router, std::future::pending()));
-    let token = mint_hs256(
-        &secret,
-        "bench",
-        &Scope::ALL,
-        Duration::from_secs(3600),
-        None,
-        None,
-    )
-    .unwrap();
-    let http = reqwest::Client::new();
+    let Service { base, token, http } =
+        Service::start(&database_url, &[sb.base_url().as_str()]).await;
     let key = sb.key(KeyProfile::All).to_owned();
     let sandbox_url = sb.base_url().to_string();
 
@@ -157,28 +134,11 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}/bench.db", dir.path().display());
     run(Backend::Sqlite, sqlite, &args).await;
-    match std::env::var("TEST_POSTGRES_URL") {
-        Ok(admin) if !admin.is_empty() => {
-            use sqlx::Connection as _;
-            let name = format!("og_bench_{}", std::process::id());
-            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            sqlx::query(sqlx::AssertSqlSafe(drop.clone()))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-            let mut url = url::Url::parse(&admin).unwrap();
-            url.set_path(&name);
-            run(Backend::Postgres, url.to_string(), &args).await;
-            sqlx::query(sqlx::AssertSqlSafe(drop))
-                .execute(&mut conn)
-                .await
-                .unwrap();
+    match ScratchDb::create("api").await {
+        Some(db) => {
+            run(Backend::Postgres, db.url.clone(), &args).await;
+            db.drop_now().await;
         }
-        _ => println!("(TEST_POSTGRES_URL not set: Postgres skipped)"),
+        None => println!("(TEST_POSTGRES_URL not set: Postgres skipped)"),
     }
 }

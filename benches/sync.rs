@@ -13,12 +13,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use openai_governor::app;
-use openai_governor::auth::{Scope, mint_hs256};
-use openai_governor::config::Config;
+use common::{ScratchDb, Service};
 use openai_governor::sandbox::{self, Faults, KeyProfile, OrgShape, RateLimit, SandboxConfig};
-use openai_governor::store;
-use secrecy::SecretString;
 use serde_json::{Value, json};
 
 /// Resident memory (current, peak) in MiB, from `/proc/self/status` (Linux).
@@ -92,38 +88,13 @@ fn lower_bound(sb: &sandbox::SandboxHandle, cost_days: u64) -> u64 {
     })
 }
 
-struct Service {
-    base: String,
-    token: String,
-    http: reqwest::Client,
+/// What the sync benchmark asks of the service.
+trait SyncApi {
+    async fn connect(&self, name: &str, key: &str, sandbox_url: &str) -> String;
+    async fn sync(&self, connection: &str) -> (Value, Duration);
 }
 
-impl Service {
-    async fn start(database_url: &str, sandbox_url: &str) -> Service {
-        let secret = SecretString::from("bench-secret-bench-secret-bench-secret".to_owned());
-        let config = Config::ephemeral(database_url, secret.clone(), &[sandbox_url]).unwrap();
-        let store = store::connect(database_url).await.unwrap();
-        store.migrate().await.unwrap();
-        let built = app::build_with_store(config, store).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(app::serve(listener, built.router, std::future::pending()));
-        let token = mint_hs256(
-            &secret,
-            "bench",
-            &Scope::ALL,
-            Duration::from_secs(3600),
-            None,
-            None,
-        )
-        .unwrap();
-        Service {
-            base,
-            token,
-            http: reqwest::Client::new(),
-        }
-    }
-
+impl SyncApi for Service {
     async fn connect(&self, name: &str, key: &str, sandbox_url: &str) -> String {
         let res: Value = self
             .http
@@ -195,7 +166,7 @@ async fn bench(label: &str, database_url: &str, shape: OrgShape, faults: Faults,
     .await
     .unwrap();
     let sandbox_url = sb.base_url().to_string();
-    let service = Service::start(database_url, &sandbox_url).await;
+    let service = Service::start(database_url, &[&sandbox_url]).await;
     let id = service
         .connect("bench", sb.key(KeyProfile::All), &sandbox_url)
         .await;
@@ -375,28 +346,9 @@ async fn main() {
         access_queries: if small { 200 } else { 5_000 },
     };
     bench("sqlite", &sqlite, shape.clone(), faults.clone(), extras).await;
-    if let Ok(admin) = std::env::var("TEST_POSTGRES_URL")
-        && !admin.is_empty()
-    {
-        use sqlx::Connection as _;
-        let name = format!("og_bench_sync_{}", std::process::id());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-        sqlx::query(sqlx::AssertSqlSafe(drop.clone()))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let mut url = url::Url::parse(&admin).unwrap();
-        url.set_path(&name);
-        bench("postgres", url.as_str(), shape, faults, extras).await;
-        sqlx::query(sqlx::AssertSqlSafe(drop))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+    if let Some(db) = ScratchDb::create("sync").await {
+        bench("postgres", &db.url, shape, faults, extras).await;
+        db.drop_now().await;
     }
     // Memory with the large organization (no latency or limits: only the size matters here).
     let large = if small {

@@ -87,3 +87,85 @@ pub fn row(label: &str, op: &str, s: &Stats) {
         s.p99.as_secs_f64() * 1e3
     );
 }
+
+/// The service running in-process on a loopback port, and a token with every scope.
+pub struct Service {
+    pub base: String,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Service {
+    /// Migrates `database_url`, serves the app on port 0 with `allowed` base URLs allowed.
+    pub async fn start(database_url: &str, allowed: &[&str]) -> Service {
+        use openai_governor::{app, auth, config, store};
+        let secret =
+            secrecy::SecretString::from("bench-secret-bench-secret-bench-secret".to_owned());
+        let config = config::Config::ephemeral(database_url, secret.clone(), allowed).unwrap();
+        let store = store::connect(database_url).await.unwrap();
+        store.migrate().await.unwrap();
+        let built = app::build_with_store(config, store).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(app::serve(listener, built.router, std::future::pending()));
+        let token = auth::mint_hs256(
+            &secret,
+            "bench",
+            &auth::Scope::ALL,
+            Duration::from_secs(3600),
+            None,
+            None,
+        )
+        .unwrap();
+        Service {
+            base,
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+/// A fresh Postgres database for a benchmark on the server `TEST_POSTGRES_URL` names (`None`
+/// without one); call [`ScratchDb::drop_now`] at the end.
+pub struct ScratchDb {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl ScratchDb {
+    pub async fn create(prefix: &str) -> Option<ScratchDb> {
+        use sqlx::Connection as _;
+        let admin = std::env::var("TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())?;
+        let name = format!("og_bench_{prefix}_{}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&name);
+        Some(ScratchDb {
+            url: url.to_string(),
+            admin,
+            name,
+        })
+    }
+
+    pub async fn drop_now(self) {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&self.admin).await.unwrap();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}

@@ -38,7 +38,7 @@ pub(super) fn person_sql(postgres: bool) -> String {
          snaps AS ( \
            SELECT connection_id, sync_id, synced_at FROM me \
            UNION SELECT connection_id, sync_id, synced_at FROM invited), \
-         held AS ( \
+         held AS MATERIALIZED ( \
            SELECT me.connection_id, me.sync_id, me.synced_at, {c} \
            FROM me JOIN inventory_items i ON i.sync_id = me.sync_id AND i.subject_id = me.user_id \
              AND i.kind IN ('user', 'project_member', 'group_member', 'api_key') \
@@ -56,15 +56,15 @@ pub(super) fn person_sql(postgres: bool) -> String {
              AND i.subject_id = gm.parent_id \
            UNION ALL \
            SELECT * FROM invited), \
+         held_roles AS MATERIALIZED ( \
+           SELECT DISTINCT connection_id, sync_id, synced_at, role FROM held \
+           WHERE role IS NOT NULL), \
          found AS ( \
            SELECT * FROM held \
            UNION ALL \
-           SELECT s.connection_id, s.sync_id, s.synced_at, {c} \
-           FROM snaps s JOIN inventory_items i ON i.sync_id = s.sync_id AND i.kind = 'role' \
-             AND (i.role IN (SELECT h2.role FROM held h2 \
-                    WHERE h2.sync_id = s.sync_id AND h2.role IS NOT NULL) \
-               OR i.item_key IN (SELECT h3.role FROM held h3 \
-                    WHERE h3.sync_id = s.sync_id AND h3.role IS NOT NULL))) \
+           SELECT DISTINCT r.connection_id, r.sync_id, r.synced_at, {c} \
+           FROM held_roles r JOIN inventory_items i ON i.sync_id = r.sync_id AND i.kind = 'role' \
+             AND (i.role = r.role OR i.item_key = r.role)) \
          SELECT f.connection_id, cn.name AS connection_name, f.sync_id, f.synced_at, f.kind, \
            f.item_key, f.parent_id, f.subject_id, f.email, f.role, f.status, f.data \
          FROM found f JOIN connections cn ON cn.connection_id = f.connection_id \

@@ -432,6 +432,22 @@ macro_rules! inventory_store {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                // A full snapshot replaced the table's contents: refresh the planner's
+                // statistics so the access queries keep their index plans (SQLite has none
+                // until asked; Postgres' autovacuum would get there later). Best effort.
+                if held
+                    && run.status == SyncStatus::Succeeded
+                    && run.stats.mode == crate::domain::SyncMode::Full
+                {
+                    let analyze = if $pg {
+                        "ANALYZE inventory_items"
+                    } else {
+                        "PRAGMA analysis_limit = 1000; ANALYZE inventory_items"
+                    };
+                    if let Err(e) = sqlx::raw_sql(analyze).execute(&self.pool).await {
+                        tracing::warn!(error = %e, "refreshing planner statistics failed");
+                    }
+                }
                 Ok(held)
             }
 

@@ -287,6 +287,7 @@ impl InventoryService {
             cost_days: self.settings.cost_days,
             now: run.started_at.timestamp(),
             concurrency: self.settings.concurrency,
+            user_roles: false,
         };
         let previous = self
             .store

@@ -18,9 +18,11 @@ const ITEM_COLUMNS: &str = "i.kind, i.item_key, i.parent_id, i.subject_id, i.ema
 
 /// Everything the current snapshots say about one person (`?1` email, lower-cased, `?2` user
 /// id; either may be NULL): their user item, memberships, group memberships with those
-/// groups and the groups' project accesses, their API keys, their pending invites (by the
-/// email given or the users' emails), and the role objects of the roles they hold (by name
-/// or id; a snapshot's other roles are not read). The email
+/// groups, the groups' project accesses and project-level role assignments, their API keys,
+/// their pending invites (by the email given or the users' emails), and the role objects of
+/// the roles they hold (by name or id; organization-wide ones and those listed in the
+/// projects they are members of, reach through a group: a snapshot's other roles are not
+/// read). The email
 /// and subject indexes find the person; everything else is read by primary key or the
 /// parent index within a snapshot.
 pub(super) fn person_sql(postgres: bool) -> String {
@@ -55,6 +57,12 @@ pub(super) fn person_sql(postgres: bool) -> String {
            JOIN inventory_items i ON i.sync_id = me.sync_id AND i.kind = 'project_group' \
              AND i.subject_id = gm.parent_id \
            UNION ALL \
+           SELECT me.connection_id, me.sync_id, me.synced_at, {c} \
+           FROM me JOIN inventory_items gm ON gm.sync_id = me.sync_id \
+             AND gm.kind = 'group_member' AND gm.subject_id = me.user_id \
+           JOIN inventory_items i ON i.sync_id = me.sync_id AND i.kind = 'role_assignment' \
+             AND i.subject_id = gm.parent_id AND i.parent_id IS NOT NULL \
+           UNION ALL \
            SELECT * FROM invited), \
          found AS ( \
            SELECT * FROM held \
@@ -63,8 +71,13 @@ pub(super) fn person_sql(postgres: bool) -> String {
            FROM snaps s JOIN inventory_items i ON i.sync_id = s.sync_id AND i.kind = 'role' \
              AND (i.role IN (SELECT h2.role FROM held h2 \
                     WHERE h2.sync_id = s.sync_id AND h2.role IS NOT NULL) \
-               OR i.item_key IN (SELECT h3.role FROM held h3 \
-                    WHERE h3.sync_id = s.sync_id AND h3.role IS NOT NULL))) \
+               OR i.subject_id IN (SELECT h3.role FROM held h3 \
+                    WHERE h3.sync_id = s.sync_id AND h3.role IS NOT NULL) \
+               OR i.item_key IN (SELECT h5.role FROM held h5 \
+                    WHERE h5.sync_id = s.sync_id AND h5.role IS NOT NULL)) \
+             AND (i.parent_id IS NULL OR i.parent_id IN (SELECT h4.parent_id FROM held h4 \
+                    WHERE h4.sync_id = s.sync_id \
+                      AND h4.kind IN ('project_member', 'project_group')))) \
          SELECT f.connection_id, cn.name AS connection_name, f.sync_id, f.synced_at, f.kind, \
            f.item_key, f.parent_id, f.subject_id, f.email, f.role, f.status, f.data \
          FROM found f JOIN connections cn ON cn.connection_id = f.connection_id \
@@ -95,9 +108,11 @@ pub(super) fn projects_sql(sync_ids: usize, keys: usize, postgres: bool) -> Stri
 }
 
 /// Everything about one project (`?2`) in a connection's (`?1`) current snapshot: the
-/// project, its members, group accesses, those groups and their members, service accounts,
+/// project, its members, group accesses and role assignments, those groups and their
+/// members, service accounts,
 /// pending invites that may name it (`?3`, a LIKE pattern over the invite's JSON; the
-/// caller keeps the exact matches), organization owners and role objects.
+/// caller keeps the exact matches), organization owners and the role objects of the
+/// organization and of this project.
 pub(super) fn project_sql(postgres: bool) -> String {
     let c = ITEM_COLUMNS;
     let sql = format!(
@@ -108,7 +123,8 @@ pub(super) fn project_sql(postgres: bool) -> String {
            ON i.sync_id = h.sync_id AND i.kind = 'project' AND i.item_key = ?2 \
          UNION ALL \
          SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind IN ('project_member', 'project_group', 'service_account') \
+           ON i.sync_id = h.sync_id \
+           AND i.kind IN ('project_member', 'project_group', 'service_account', 'role_assignment') \
            AND i.parent_id = ?2 \
          UNION ALL \
          SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
@@ -126,7 +142,8 @@ pub(super) fn project_sql(postgres: bool) -> String {
            ON i.sync_id = h.sync_id AND i.kind = 'user' AND i.role = 'owner' \
          UNION ALL \
          SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind = 'role'"
+           ON i.sync_id = h.sync_id AND i.kind = 'role' \
+           AND (i.parent_id IS NULL OR i.parent_id = ?2)"
     );
     dialect(&sql, postgres)
 }

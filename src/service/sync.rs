@@ -220,12 +220,12 @@ fn optional<T>(
 async fn pipe<T>(
     stream: impl Stream<Item = Result<T, OpenAiError>>,
     sink: &mpsc::Sender<Vec<Item>>,
-    item: fn(&T) -> Item,
+    mut item: impl FnMut(&T) -> Item,
 ) -> Result<(), OpenAiError> {
     let mut pages = std::pin::pin!(stream.try_chunks(PIPE_CHUNK));
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| e.1)?;
-        send(sink, page.iter().map(item).collect()).await?;
+        send(sink, page.iter().map(&mut item).collect()).await?;
     }
     Ok(())
 }
@@ -261,9 +261,17 @@ pub async fn fetch(
         group_by: vec!["project_id".into(), "line_item".into()],
         ..Default::default()
     };
+    // User ids are kept only when their role assignments are listed too.
+    let mut user_ids = Vec::new();
+    let keep_ids = |u: &OrgUser| {
+        if plan.user_roles {
+            user_ids.push(u.id.clone());
+        }
+        user_item(u)
+    };
     let (users, invites, projects, groups, roles, admin_keys, cost_buckets) = tokio::join!(
         // The big lists go to the writer page by page instead of being held whole.
-        pipe(client.users(&ListUsersParams::default()), &sink, user_item),
+        pipe(client.users(&ListUsersParams::default()), &sink, keep_ids),
         pipe(client.invites(&cursor), &sink, invite_item),
         all(client.projects(&ListProjectsParams {
             include_archived: true,
@@ -327,6 +335,19 @@ pub async fn fetch(
             send(&sink, items?).await?;
         }
     }
+    // Users' organization role assignments: one request per user (OG_SYNC_USER_ROLES).
+    let mut per_user = futures::stream::iter(user_ids)
+        .map(|uid| assignments(client, Assignee::OrgUser(uid)))
+        .buffer_unordered(plan.concurrency.max(1));
+    while let Some(items) = per_user.next().await {
+        let items = match items {
+            // A user removed since the list was read.
+            Err(e) if gone(&e) => Vec::new(),
+            other => optional_in(ItemKind::RoleAssignment, other, &optional_skips)?,
+        };
+        send(&sink, items).await?;
+    }
+    drop(per_user);
     for (kind, why) in optional_skips
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())

@@ -429,6 +429,57 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
     assert_eq!(list["data"][0]["id"], run["id"]);
 }
 
+/// With `OG_SYNC_USER_ROLES`, every user's organization role assignments are synced too, one
+/// request per user.
+async fn users_role_assignments_are_synced_when_asked_for(backend: Backend) {
+    let options = Options {
+        sync_user_roles: true,
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
+    let conn = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    app.sandbox.state().reset_counters();
+    let run = sync(&app, id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let (assigned, _) = items(&app, id, "role_assignment", "&status=user").await;
+    let expected = app.sandbox.state().read(|org| {
+        org.user_roles
+            .iter()
+            .flat_map(|(u, t)| {
+                t.iter().filter_map(move |a| {
+                    let name = &org.roles.get(&a.role_id)?.name;
+                    Some(format!("organization/user/{u}/{} {u} {name}", a.role_id))
+                })
+            })
+            .collect::<BTreeSet<_>>()
+    });
+    assert!(
+        !expected.is_empty(),
+        "the seed assigns roles to a few users"
+    );
+    assert_eq!(
+        keys(&assigned, |a| format!(
+            "{} {} {}",
+            s(&a["key"]),
+            s(&a["subject_id"]),
+            s(&a["role"])
+        )),
+        expected
+    );
+    assert_eq!(
+        app.sandbox
+            .counters()
+            .requests("GET /organization/users/{user_id}/roles"),
+        app.sandbox.state().read(|org| org.users.len() as u64),
+        "one request per user"
+    );
+}
+
 async fn a_key_without_usage_scope_syncs_everything_else(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
@@ -917,6 +968,7 @@ crate::backend_tests!(
     the_scheduler_syncs_every_connection,
     sync_mirrors_the_sandbox_object_by_object,
     a_key_without_usage_scope_syncs_everything_else,
+    users_role_assignments_are_synced_when_asked_for,
     a_sync_failing_midway_leaves_the_previous_snapshot,
     one_sync_per_connection_at_a_time,
     inventory_errors_are_clear,

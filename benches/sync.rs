@@ -64,6 +64,25 @@ fn lower_bound(sb: &sandbox::SandboxHandle, cost_days: u64) -> u64 {
         let accounts = count(&|p| org.service_accounts.get(p).map_or(0, |t| t.len()));
         let keys = count(&|p| org.api_keys.get(p).map_or(0, |t| t.len()));
         let groups = count(&|p| org.project_groups.get(p).map_or(0, |t| t.len()));
+        let project_roles = count(&|p| org.roles.iter().filter(|r| r.usable_in_project(p)).count());
+        // One role-assignment list per group of each active project, at most 1000 a page.
+        let group_assignments: u64 = active
+            .iter()
+            .flat_map(|p| {
+                org.project_groups
+                    .get(*p)
+                    .into_iter()
+                    .flat_map(|t| t.iter())
+                    .map(move |g| (p, g))
+            })
+            .map(|(p, g)| {
+                let n = org
+                    .project_group_roles
+                    .get(&((*p).clone(), g.group_id.clone()))
+                    .map_or(0, |t| t.len());
+                pages(n, 1000)
+            })
+            .sum();
         let org_roles = org
             .roles
             .iter()
@@ -80,10 +99,15 @@ fn lower_bound(sb: &sandbox::SandboxHandle, cost_days: u64) -> u64 {
             + per_project(&accounts, 100)
             + per_project(&keys, 100)
             + per_project(&groups, 100)
+            + per_project(&project_roles, 1000)
+            + group_assignments
             + org
                 .groups
                 .iter()
-                .map(|g| pages(org.group_users.get(&g.id).map_or(0, |t| t.len()), 1000))
+                .map(|g| {
+                    pages(org.group_users.get(&g.id).map_or(0, |t| t.len()), 1000)
+                        + pages(org.group_roles.get(&g.id).map_or(0, |t| t.len()), 1000)
+                })
                 .sum::<u64>()
     })
 }

@@ -97,6 +97,7 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         client: openai_client_config(&config),
         cost_days: config.sync_cost_days,
         full_every: config.sync_full_every,
+        user_roles: config.sync_user_roles,
         ..SyncSettings::default()
     };
     // Look for due connections every 30 s, or more often with a short interval (tests).

@@ -103,6 +103,10 @@ pub struct Settings {
     /// what the audit log says changed. `0s` makes every sync full.
     #[arg(long, env = "OG_SYNC_FULL_EVERY", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
     pub sync_full_every: Duration,
+    /// Also sync every user's organization role assignments: one request per user each full
+    /// sync, so off by default.
+    #[arg(long, env = "OG_SYNC_USER_ROLES", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub sync_user_roles: bool,
     /// Days of daily costs each sync fetches.
     #[arg(long, env = "OG_SYNC_COST_DAYS", default_value_t = 30, global = true)]
     pub sync_cost_days: u32,
@@ -214,6 +218,8 @@ pub struct Config {
     pub sync_cost_days: u32,
     /// Longest time between full syncs (zero = always full).
     pub sync_full_every: Duration,
+    /// Whether syncs list every user's organization role assignments.
+    pub sync_user_roles: bool,
     /// Per-request timeout of this service.
     pub request_timeout: Duration,
     /// Body size limit.
@@ -300,6 +306,7 @@ impl Config {
             sync_interval: settings.sync_interval,
             sync_cost_days: settings.sync_cost_days,
             sync_full_every: settings.sync_full_every,
+            sync_user_roles: settings.sync_user_roles,
             request_timeout: settings.request_timeout,
             body_limit_bytes: settings.body_limit_bytes,
             cors_allowed_origins: settings
@@ -345,6 +352,7 @@ impl Config {
             sync_interval: Duration::ZERO,
             sync_cost_days: 30,
             sync_full_every: Duration::from_secs(24 * 3600),
+            sync_user_roles: false,
             request_timeout: Duration::from_secs(60),
             body_limit_bytes: 64 * 1024,
             cors_allowed_origins: Vec::new(),

@@ -80,8 +80,8 @@ pub struct AccessPath {
     pub group_name: Option<String>,
     /// The invite, for `invite`.
     pub invite_id: Option<String>,
-    /// Project role held this way (`null` when the snapshot does not say, e.g. a group's
-    /// project role, which the inventory does not sync).
+    /// Project role held this way (`null` when the snapshot does not say, e.g. a group
+    /// whose project role assignments were not synced).
     pub role: Option<String>,
     /// The RBAC role object the permissions come from, when one matched.
     pub role_id: Option<String>,
@@ -248,22 +248,41 @@ fn role_book<'a>(items: impl Iterator<Item = &'a Item>) -> RoleBook {
         items
             .filter(|i| i.kind == ItemKind::Role)
             .map(|i| RoleDef {
-                id: i.key.clone(),
+                // Project roles are keyed `project/id`: the id is the subject (or in `data`).
+                id: i
+                    .subject_id
+                    .clone()
+                    .or_else(|| text(&i.data, "id"))
+                    .unwrap_or_else(|| i.key.clone()),
+                project_id: i.parent_id.clone(),
                 name: i.role.clone().unwrap_or_default(),
                 resource_type: i.status.clone().unwrap_or_default(),
-                permissions: i
-                    .data
-                    .get("permissions")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|p| p.as_str().map(str::to_owned))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                permissions: permissions(&i.data),
             })
             .collect(),
     )
+}
+
+/// A role object's (or an assigned role's) `permissions`.
+fn permissions(data: &Value) -> Vec<String> {
+    data.get("permissions")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What a synced role assignment grants: the assigned role's own permissions.
+fn assignment_grant(a: &Item) -> Grant {
+    Grant {
+        role: a.role.clone(),
+        role_id: text(&a.data, "id"),
+        permissions: permissions(&a.data),
+        permissions_source: PermissionSource::Role,
+    }
 }
 
 /// An invite's `projects[]`.
@@ -332,20 +351,52 @@ fn pending_invite(book: &RoleBook, i: &Item) -> PendingInvite {
 fn invite_path(book: &RoleBook, invite: &Item, project: &InvitedProject) -> AccessPath {
     let mut path = AccessPath::new(
         Via::Invite,
-        book.grant(RoleLevel::Project, project.role.as_deref()),
+        book.grant_in(
+            RoleLevel::Project,
+            Some(&project.id),
+            project.role.as_deref(),
+        ),
     );
     path.invite_id = Some(invite.key.clone());
     path
 }
 
-fn group_path(book: &RoleBook, access: &Item, group_name: Option<String>) -> AccessPath {
-    let mut path = AccessPath::new(
-        Via::Group,
-        book.grant(RoleLevel::Project, access.role.as_deref()),
-    );
-    path.group_id = access.subject_id.clone();
-    path.group_name = group_name.or_else(|| text(&access.data, "group_name"));
-    path
+/// The paths a group's access to a project gives its members: one per role the group was
+/// assigned in the project (synced role assignments), or one whose role is what the access
+/// item says (usually nothing) when no assignment was synced.
+fn group_paths(
+    book: &RoleBook,
+    access: &Item,
+    group_name: Option<String>,
+    items: &[Item],
+) -> Vec<AccessPath> {
+    let pid = access.parent_id.as_deref();
+    let gid = access.subject_id.as_deref();
+    let assigned: Vec<Grant> = items
+        .iter()
+        .filter(|a| {
+            a.kind == ItemKind::RoleAssignment
+                && a.status.as_deref() == Some("group")
+                && a.parent_id.as_deref() == pid
+                && a.subject_id.as_deref() == gid
+        })
+        .map(assignment_grant)
+        .collect();
+    let grants = if assigned.is_empty() {
+        vec![book.grant_in(RoleLevel::Project, pid, access.role.as_deref())]
+    } else {
+        assigned
+    };
+    let name = group_name.or_else(|| text(&access.data, "group_name"));
+    grants
+        .into_iter()
+        .map(|g| {
+            let mut path = AccessPath::new(Via::Group, g);
+            path.group_id = access.subject_id.clone();
+            path.group_name = name.clone();
+            path
+        })
+        .collect()
 }
 
 /// Assembles what the snapshots say about one person from the items the store read: per
@@ -382,7 +433,7 @@ pub fn person_access(items: Vec<SnapshotItem>) -> Vec<ConnectionAccess> {
             if let Some(pid) = &m.parent_id {
                 paths.entry(pid.clone()).or_default().push(AccessPath::new(
                     Via::Direct,
-                    book.grant(RoleLevel::Project, m.role.as_deref()),
+                    book.grant_in(RoleLevel::Project, Some(pid), m.role.as_deref()),
                 ));
             }
         }
@@ -392,7 +443,7 @@ pub fn person_access(items: Vec<SnapshotItem>) -> Vec<ConnectionAccess> {
                 paths
                     .entry(pid.clone())
                     .or_default()
-                    .push(group_path(&book, pg, name));
+                    .extend(group_paths(&book, pg, name, &items));
             }
         }
         for inv in &invites {
@@ -540,7 +591,7 @@ pub fn project_reach(
     for m in of(ItemKind::ProjectMember).filter(|m| m.parent_id.as_deref() == Some(pid)) {
         let path = AccessPath::new(
             Via::Direct,
-            book.grant(RoleLevel::Project, m.role.as_deref()),
+            book.grant_in(RoleLevel::Project, Some(pid), m.role.as_deref()),
         );
         add(&mut people, m.subject_id.as_ref(), m, path);
     }
@@ -552,20 +603,18 @@ pub fn project_reach(
             continue;
         };
         let name = group_names.get(gid).cloned().flatten();
+        let paths = group_paths(&book, pg, name, items);
         for m in of(ItemKind::GroupMember).filter(|m| m.parent_id.as_deref() == Some(gid)) {
-            add(
-                &mut people,
-                m.subject_id.as_ref(),
-                m,
-                group_path(&book, pg, name.clone()),
-            );
+            for path in &paths {
+                add(&mut people, m.subject_id.as_ref(), m, path.clone());
+            }
         }
     }
     for u in of(ItemKind::User).filter(|u| u.role.as_deref() == Some("owner")) {
         // Org owners act as project owners everywhere.
         let mut path = AccessPath::new(
             Via::OrganizationOwner,
-            book.grant(RoleLevel::Project, Some("owner")),
+            book.grant_in(RoleLevel::Project, Some(pid), Some("owner")),
         );
         path.role = Some("owner".into());
         add(&mut people, u.subject_id.as_ref(), u, path);
@@ -602,7 +651,7 @@ pub fn project_reach(
     let service_accounts = of(ItemKind::ServiceAccount)
         .filter(|s| s.parent_id.as_deref() == Some(pid))
         .map(|s| {
-            let g = book.grant(RoleLevel::Project, s.role.as_deref());
+            let g = book.grant_in(RoleLevel::Project, Some(pid), s.role.as_deref());
             ServiceAccountReach {
                 id: s.subject_id.clone().unwrap_or_else(|| s.key.clone()),
                 name: text(&s.data, "name"),
@@ -770,5 +819,51 @@ mod tests {
         let writers = reach.granting("api.organization.projects.write");
         assert_eq!(writers.people.len(), 1);
         assert_eq!(writers.people[0].paths.len(), 1, "only the owner path");
+    }
+
+    #[test]
+    fn a_group_path_holds_the_roles_assigned_to_the_group_in_the_project() {
+        let mut items = alice_items();
+        items.push(
+            Item::new(
+                ItemKind::RoleAssignment,
+                "proj_B/group/group_1/role_x",
+                json!({"id": "role_x", "name": "deployer", "permissions": ["api.deploy"]}),
+            )
+            .parent("proj_B")
+            .subject("group_1")
+            .role(Some("deployer".into()))
+            .status(Some("group".into())),
+        );
+        // The group's organization-level assignment does not grant anything in a project.
+        items.push(
+            Item::new(
+                ItemKind::RoleAssignment,
+                "organization/group/group_1/role_y",
+                json!({"id": "role_y", "name": "auditor", "permissions": ["api.audit"]}),
+            )
+            .subject("group_1")
+            .role(Some("auditor".into()))
+            .status(Some("group".into())),
+        );
+        let out = person_access(items.iter().cloned().map(snap).collect());
+        let b = &out[0].projects[1];
+        assert_eq!(b.project_id, "proj_B");
+        assert_eq!(b.paths.len(), 1);
+        let path = &b.paths[0];
+        assert_eq!(
+            (path.via, path.role.as_deref(), path.role_id.as_deref()),
+            (Via::Group, Some("deployer"), Some("role_x"))
+        );
+        assert_eq!(path.permissions, ["api.deploy"]);
+        assert_eq!(path.permissions_source, PermissionSource::Role);
+        let project = Item::new(ItemKind::Project, "proj_B", json!({"name": "B"}));
+        let reach = project_reach(&project, SyncId::new(), Utc::now(), &items);
+        assert_eq!(reach.people[0].paths[0].role.as_deref(), Some("deployer"));
+        assert_eq!(
+            reach.granting("api.deploy").people.len(),
+            1,
+            "the assigned role's permissions count"
+        );
     }
 }

@@ -41,8 +41,14 @@ pub enum ItemKind {
     Group,
     /// A user's membership of a group; parent = group, subject = user.
     GroupMember,
-    /// An RBAC role (organization or project level); status = its resource type.
+    /// An RBAC role: organization roles keyed by id; project roles (`/projects/{p}/roles`)
+    /// keyed `project/id` with parent = project. subject = role id, role = name, status =
+    /// resource type.
     Role,
+    /// A role assigned to a group or user, keyed `scope/principal_type/principal/role_id`
+    /// (scope `organization` or a project id); parent = project (none at organization
+    /// level), subject = the group or user, role = role name, status = `group` / `user`.
+    RoleAssignment,
     /// An admin API key (redacted).
     AdminKey,
     /// One day's cost of one project and line item; parent = project.
@@ -51,7 +57,7 @@ pub enum ItemKind {
 
 impl ItemKind {
     /// Every kind, in the order a sync reports them.
-    pub const ALL: [ItemKind; 12] = [
+    pub const ALL: [ItemKind; 13] = [
         Self::User,
         Self::Invite,
         Self::Project,
@@ -62,6 +68,7 @@ impl ItemKind {
         Self::Group,
         Self::GroupMember,
         Self::Role,
+        Self::RoleAssignment,
         Self::AdminKey,
         Self::Cost,
     ];
@@ -79,6 +86,7 @@ impl ItemKind {
             Self::Group => "group",
             Self::GroupMember => "group_member",
             Self::Role => "role",
+            Self::RoleAssignment => "role_assignment",
             Self::AdminKey => "admin_key",
             Self::Cost => "cost",
         }
@@ -354,6 +362,9 @@ pub enum Replaced {
     Parent(ItemKind, String),
     /// The items of a kind about one subject (e.g. a removed user's memberships).
     Subject(ItemKind, String),
+    /// The items of a kind whose key starts with a prefix (e.g. one group's role
+    /// assignments at one level: `organization/group/group_1/`).
+    Prefix(ItemKind, String),
 }
 
 /// Which items of a connection's current snapshot to read.

@@ -106,6 +106,8 @@ pub struct RoleDef {
     pub name: String,
     /// `api.organization` or `api.project`.
     pub resource_type: String,
+    /// The project it was listed in (project roles); `None` for organization-wide ones.
+    pub project_id: Option<String>,
     /// What it grants.
     pub permissions: Vec<String>,
 }
@@ -143,8 +145,14 @@ impl RoleBook {
         Self { roles }
     }
 
-    /// What holding `role` at `level` grants.
+    /// What holding `role` at `level` grants, from the organization-wide roles or the table.
     pub fn grant(&self, level: RoleLevel, role: Option<&str>) -> Grant {
+        self.grant_in(level, None, role)
+    }
+
+    /// What holding `role` at `level` in `project` grants: a role listed in that project
+    /// first, then an organization-wide role of the level, then the predefined table.
+    pub fn grant_in(&self, level: RoleLevel, project: Option<&str>, role: Option<&str>) -> Grant {
         let Some(name) = role else {
             return Grant {
                 role: None,
@@ -153,10 +161,22 @@ impl RoleBook {
                 permissions_source: PermissionSource::Unknown,
             };
         };
-        let synced = self
-            .roles
-            .iter()
-            .find(|r| r.resource_type == level.resource_type() && (r.id == name || r.name == name));
+        let matches = |r: &&RoleDef| {
+            r.resource_type == level.resource_type() && (r.id == name || r.name == name)
+        };
+        let synced = project
+            .and_then(|p| {
+                self.roles
+                    .iter()
+                    .filter(matches)
+                    .find(|r| r.project_id.as_deref() == Some(p))
+            })
+            .or_else(|| {
+                self.roles
+                    .iter()
+                    .filter(matches)
+                    .find(|r| r.project_id.is_none())
+            });
         if let Some(r) = synced {
             return Grant {
                 role: Some(r.name.clone()),
@@ -202,6 +222,7 @@ mod tests {
             id: "role_1".into(),
             name: "owner".into(),
             resource_type: ORG_RESOURCE.into(),
+            project_id: None,
             permissions: vec!["api.custom".into()],
         }]);
         let org = book.grant(RoleLevel::Organization, Some("owner"));
@@ -218,6 +239,41 @@ mod tests {
         assert_eq!(
             book.grant(RoleLevel::Project, None).permissions_source,
             PermissionSource::Unknown
+        );
+    }
+
+    #[test]
+    fn a_role_listed_in_the_project_wins_and_stays_in_its_project() {
+        let role = |id: &str, project: Option<&str>, perm: &str| RoleDef {
+            id: id.into(),
+            name: "member".into(),
+            resource_type: PROJECT_RESOURCE.into(),
+            project_id: project.map(str::to_owned),
+            permissions: vec![perm.into()],
+        };
+        let book = RoleBook::new(vec![
+            role("role_a", Some("proj_a"), "api.a"),
+            role("role_b", Some("proj_b"), "api.b"),
+        ]);
+        let a = book.grant_in(RoleLevel::Project, Some("proj_a"), Some("member"));
+        assert_eq!(
+            (a.role_id.as_deref(), a.permissions_source),
+            (Some("role_a"), PermissionSource::Role)
+        );
+        assert!(a.has("api.a"));
+        assert!(
+            book.grant_in(RoleLevel::Project, Some("proj_b"), Some("role_b"))
+                .has("api.b"),
+            "by id"
+        );
+        // Another project's roles never answer: the predefined table does.
+        let c = book.grant_in(RoleLevel::Project, Some("proj_c"), Some("member"));
+        assert_eq!(c.permissions_source, PermissionSource::Predefined);
+        let wide = RoleBook::new(vec![role("role_w", None, "api.w")]);
+        assert!(
+            wide.grant_in(RoleLevel::Project, Some("proj_c"), Some("member"))
+                .has("api.w"),
+            "organization-wide roles apply in every project"
         );
     }
 }

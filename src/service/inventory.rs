@@ -40,6 +40,8 @@ pub struct SyncSettings {
     pub full_every: Duration,
     /// More audit-log events than this since the last sync: a full sync instead.
     pub max_audit_events: usize,
+    /// Also list every user's organization role assignments (one request per user).
+    pub user_roles: bool,
 }
 
 impl Default for SyncSettings {
@@ -51,6 +53,7 @@ impl Default for SyncSettings {
             client: ClientConfig::default(),
             full_every: Duration::from_secs(24 * 3600),
             max_audit_events: 1000,
+            user_roles: false,
         }
     }
 }
@@ -287,6 +290,7 @@ impl InventoryService {
             cost_days: self.settings.cost_days,
             now: run.started_at.timestamp(),
             concurrency: self.settings.concurrency,
+            user_roles: self.settings.user_roles,
         };
         let previous = self
             .store

@@ -19,10 +19,10 @@ use tokio::sync::mpsc;
 
 use crate::domain::{AuditMark, Item, ItemKind, Replaced};
 use crate::openai::{
-    AdminApiKey, AuditLog, AuditLogParams, Client, CostsParams, CursorParams, ErrorKind, Group,
-    GroupUser, Invite, ListProjectApiKeysParams, ListProjectsParams, ListUsersParams, OpenAiError,
-    OrgUser, Project, ProjectApiKey, ProjectGroup, ProjectUser, RbacListParams, Role, RoleScope,
-    ServiceAccount, TimeRange,
+    AdminApiKey, AssignedRole, Assignee, AuditLog, AuditLogParams, Client, CostsParams,
+    CursorParams, ErrorKind, Group, GroupUser, Invite, ListProjectApiKeysParams,
+    ListProjectsParams, ListUsersParams, OpenAiError, OrgUser, Project, ProjectApiKey,
+    ProjectGroup, ProjectUser, RbacListParams, Role, RoleScope, ServiceAccount, TimeRange,
 };
 
 /// What a fetch covers.
@@ -35,15 +35,18 @@ pub struct FetchPlan {
     /// Per-project and per-group lists in flight at once (the client's rate budget and
     /// concurrency limit still apply).
     pub concurrency: usize,
+    /// Also list every user's organization role assignments (one request per user).
+    pub user_roles: bool,
 }
 
 /// Kinds the key may not be allowed to read without the sync failing: the rest of the
 /// inventory is still worth having (a key without `api.usage.read` has no costs).
-const OPTIONAL: [ItemKind; 6] = [
+const OPTIONAL: [ItemKind; 7] = [
     ItemKind::Cost,
     ItemKind::Group,
     ItemKind::GroupMember,
     ItemKind::Role,
+    ItemKind::RoleAssignment,
     ItemKind::AdminKey,
     ItemKind::ProjectGroup,
 ];
@@ -75,10 +78,66 @@ fn group_item(g: &Group) -> Item {
     Item::new(ItemKind::Group, &g.id, to_json(g))
 }
 
-fn role_item(r: &Role) -> Item {
-    Item::new(ItemKind::Role, &r.id, to_json(r))
+/// An organization role (`project` = `None`, keyed by id) or a role listed in a project
+/// (keyed `project/id`: predefined project roles are listed in every project).
+fn role_item(project: Option<&str>, r: &Role) -> Item {
+    let key = match project {
+        Some(pid) => format!("{pid}/{}", r.id),
+        None => r.id.clone(),
+    };
+    let mut item = Item::new(ItemKind::Role, key, to_json(r))
+        .subject(&r.id)
         .role(Some(r.name.clone()))
-        .status(Some(r.resource_type.clone()))
+        .status(Some(r.resource_type.clone()));
+    item.parent_id = project.map(str::to_owned);
+    item
+}
+
+fn org_role_item(r: &Role) -> Item {
+    role_item(None, r)
+}
+
+/// Where an assignment holds and who holds it.
+fn assignee_parts(who: &Assignee) -> (Option<&str>, &'static str, &str) {
+    match who {
+        Assignee::OrgUser(u) => (None, "user", u),
+        Assignee::OrgGroup(g) => (None, "group", g),
+        Assignee::ProjectUser {
+            project_id,
+            user_id,
+        } => (Some(project_id), "user", user_id),
+        Assignee::ProjectGroup {
+            project_id,
+            group_id,
+        } => (Some(project_id), "group", group_id),
+    }
+}
+
+/// The key prefix of an assignee's role assignments (`scope/principal_type/principal/`).
+fn assignment_prefix(who: &Assignee) -> String {
+    let (project, ptype, principal) = assignee_parts(who);
+    format!("{}/{ptype}/{principal}/", project.unwrap_or("organization"))
+}
+
+fn assignment_item(who: &Assignee, a: &AssignedRole) -> Item {
+    let (project, ptype, principal) = assignee_parts(who);
+    let role = if a.name.is_empty() { &a.id } else { &a.name };
+    let mut item = Item::new(
+        ItemKind::RoleAssignment,
+        format!("{}{}", assignment_prefix(who), a.id),
+        to_json(a),
+    )
+    .subject(principal)
+    .role(Some(role.clone()))
+    .status(Some(ptype.to_owned()));
+    item.parent_id = project.map(str::to_owned);
+    item
+}
+
+/// An assignee's role assignments as items.
+async fn assignments(client: &Client, who: Assignee) -> Result<Vec<Item>, OpenAiError> {
+    let roles = all(client.role_assignments(&who, &RbacListParams::default())).await?;
+    Ok(roles.iter().map(|a| assignment_item(&who, a)).collect())
 }
 
 fn admin_key_item(k: &AdminApiKey) -> Item {
@@ -161,12 +220,12 @@ fn optional<T>(
 async fn pipe<T>(
     stream: impl Stream<Item = Result<T, OpenAiError>>,
     sink: &mpsc::Sender<Vec<Item>>,
-    item: fn(&T) -> Item,
+    mut item: impl FnMut(&T) -> Item,
 ) -> Result<(), OpenAiError> {
     let mut pages = std::pin::pin!(stream.try_chunks(PIPE_CHUNK));
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| e.1)?;
-        send(sink, page.iter().map(item).collect()).await?;
+        send(sink, page.iter().map(&mut item).collect()).await?;
     }
     Ok(())
 }
@@ -202,9 +261,17 @@ pub async fn fetch(
         group_by: vec!["project_id".into(), "line_item".into()],
         ..Default::default()
     };
+    // User ids are kept only when their role assignments are listed too.
+    let mut user_ids = Vec::new();
+    let keep_ids = |u: &OrgUser| {
+        if plan.user_roles {
+            user_ids.push(u.id.clone());
+        }
+        user_item(u)
+    };
     let (users, invites, projects, groups, roles, admin_keys, cost_buckets) = tokio::join!(
         // The big lists go to the writer page by page instead of being held whole.
-        pipe(client.users(&ListUsersParams::default()), &sink, user_item),
+        pipe(client.users(&ListUsersParams::default()), &sink, keep_ids),
         pipe(client.invites(&cursor), &sink, invite_item),
         all(client.projects(&ListProjectsParams {
             include_archived: true,
@@ -236,7 +303,7 @@ pub async fn fetch(
         );
     }
     if let Some(roles) = optional(ItemKind::Role, roles, &mut skipped)? {
-        send(&sink, roles.iter().map(role_item).collect()).await?;
+        send(&sink, roles.iter().map(org_role_item).collect()).await?;
     }
     if let Some(keys) = optional(ItemKind::AdminKey, admin_keys, &mut skipped)? {
         send(&sink, keys.iter().map(admin_key_item).collect()).await?;
@@ -246,7 +313,7 @@ pub async fn fetch(
     }
 
     // Per project and per group, concurrently. Archived projects have no readable members.
-    let project_group_scope = std::sync::Mutex::new(None::<String>);
+    let optional_skips = std::sync::Mutex::new(Skipped::new());
     let mut active = Vec::new();
     for p in &projects {
         if !is_archived(p) {
@@ -254,62 +321,131 @@ pub async fn fetch(
         }
     }
     let mut per_project = futures::stream::iter(active)
-        .map(|pid| project_items(client, pid, &project_group_scope))
+        .map(|pid| project_items(client, pid, plan.concurrency, &optional_skips))
         .buffer_unordered(plan.concurrency.max(1));
     while let Some(items) = per_project.next().await {
         send(&sink, items?).await?;
     }
     drop(per_project);
-    if let Some(why) = project_group_scope
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-    {
-        skipped.insert(ItemKind::ProjectGroup, why);
-    }
     if let Some(groups) = groups {
         let mut per_group = futures::stream::iter(groups.into_iter().map(|g| g.id))
-            .map(|gid| group_members(client, gid))
+            .map(|gid| group_items(client, gid, &optional_skips))
             .buffer_unordered(plan.concurrency.max(1));
         while let Some(items) = per_group.next().await {
             send(&sink, items?).await?;
         }
     }
+    // Users' organization role assignments: one request per user (OG_SYNC_USER_ROLES).
+    let mut per_user = futures::stream::iter(user_ids)
+        .map(|uid| assignments(client, Assignee::OrgUser(uid)))
+        .buffer_unordered(plan.concurrency.max(1));
+    while let Some(items) = per_user.next().await {
+        let items = match items {
+            // A user removed since the list was read.
+            Err(e) if gone(&e) => Vec::new(),
+            other => optional_in(ItemKind::RoleAssignment, other, &optional_skips)?,
+        };
+        send(&sink, items).await?;
+    }
+    drop(per_user);
+    for (kind, why) in optional_skips
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+    {
+        skipped.entry(kind).or_insert(why);
+    }
     Ok(skipped)
 }
 
-/// A project's members, service accounts, API keys and groups. A missing scope on project
-/// groups is noted in `group_scope` and does not fail the project.
+/// An optional list inside a per-project or per-group fetch: a missing scope is noted in
+/// `skips` (shared by every project and group) and yields nothing.
+fn optional_in<T>(
+    kind: ItemKind,
+    result: Result<Vec<T>, OpenAiError>,
+    skips: &std::sync::Mutex<Skipped>,
+) -> Result<Vec<T>, OpenAiError> {
+    let mut none = Skipped::new();
+    let found = optional(kind, result, &mut none)?;
+    if !none.is_empty() {
+        skips.lock().unwrap_or_else(|e| e.into_inner()).extend(none);
+    }
+    Ok(found.unwrap_or_default())
+}
+
+/// A project's members, service accounts, API keys, groups, roles and its groups' role
+/// assignments there. A missing scope on the optional ones is noted in `skips` and does not
+/// fail the project.
 async fn project_items(
     client: &Client,
     pid: String,
-    group_scope: &std::sync::Mutex<Option<String>>,
+    concurrency: usize,
+    skips: &std::sync::Mutex<Skipped>,
 ) -> Result<Vec<Item>, OpenAiError> {
     let cursor = CursorParams::default();
-    let (members, accounts, keys, groups) = tokio::join!(
+    let rbac = RbacListParams::default();
+    let (members, accounts, keys, groups, roles) = tokio::join!(
         all(client.project_users(&pid, &cursor)),
         all(client.project_service_accounts(&pid, &cursor)),
         all(client.project_api_keys(&pid, &ListProjectApiKeysParams::default())),
-        all(client.project_groups(&pid, &RbacListParams::default())),
+        all(client.project_groups(&pid, &rbac)),
+        all(client.roles(&RoleScope::Project(pid.clone()), &rbac)),
     );
     let mut items: Vec<Item> = members?.iter().map(|m| member_item(&pid, m)).collect();
     items.extend(accounts?.iter().map(|sa| account_item(&pid, sa)));
     items.extend(keys?.iter().map(|k| key_item(&pid, k)));
-    let mut none = Skipped::new();
-    match optional(ItemKind::ProjectGroup, groups, &mut none)? {
-        Some(groups) => {
-            items.extend(groups.iter().map(|g| project_group_item(&pid, g)));
-        }
-        None => {
-            let mut scope = group_scope.lock().unwrap_or_else(|e| e.into_inner());
-            *scope = none.into_values().next();
-        }
+    let roles = optional_in(ItemKind::Role, roles, skips)?;
+    items.extend(roles.iter().map(|r| role_item(Some(&pid), r)));
+    let groups = optional_in(ItemKind::ProjectGroup, groups, skips)?;
+    items.extend(groups.iter().map(|g| project_group_item(&pid, g)));
+    items.extend(project_group_assignments(client, &pid, &groups, concurrency, skips).await?);
+    Ok(items)
+}
+
+/// The project-level role assignments of a project's groups (one list per group).
+async fn project_group_assignments(
+    client: &Client,
+    pid: &str,
+    groups: &[ProjectGroup],
+    concurrency: usize,
+    skips: &std::sync::Mutex<Skipped>,
+) -> Result<Vec<Item>, OpenAiError> {
+    // Futures made up front: a closure over them is not `Send` for every lifetime.
+    let lists: Vec<_> = groups
+        .iter()
+        .map(|g| {
+            assignments(
+                client,
+                Assignee::ProjectGroup {
+                    project_id: pid.to_owned(),
+                    group_id: g.group_id.clone(),
+                },
+            )
+        })
+        .collect();
+    let mut lists = futures::stream::iter(lists).buffer_unordered(concurrency.max(1));
+    let mut items = Vec::new();
+    while let Some(list) = lists.next().await {
+        items.extend(optional_in(ItemKind::RoleAssignment, list, skips)?);
     }
     Ok(items)
 }
 
-async fn group_members(client: &Client, gid: String) -> Result<Vec<Item>, OpenAiError> {
-    let members = all(client.group_users(&gid, &RbacListParams::default())).await?;
-    Ok(members.iter().map(|m| group_member_item(&gid, m)).collect())
+/// A group's members and its organization-level role assignments.
+async fn group_items(
+    client: &Client,
+    gid: String,
+    skips: &std::sync::Mutex<Skipped>,
+) -> Result<Vec<Item>, OpenAiError> {
+    let (members, roles) = tokio::join!(
+        all(client.group_users(&gid, &RbacListParams::default())),
+        assignments(client, Assignee::OrgGroup(gid.clone())),
+    );
+    let mut items: Vec<Item> = members?
+        .iter()
+        .map(|m| group_member_item(&gid, m))
+        .collect();
+    items.extend(optional_in(ItemKind::RoleAssignment, roles, skips)?);
+    Ok(items)
 }
 
 /// One item per day, project and line item.
@@ -367,11 +503,32 @@ enum Refresh {
     Groups,
     GroupMembers(String),
     Roles,
+    ProjectRoles(String),
+    /// An organization-level assignee's role assignments (project-level group ones come
+    /// with [`Refresh::ProjectGroups`]; project-level user ones are not kept).
+    Assignments(AssigneeKey),
     AdminKeys,
 }
 
+/// [`Assignee`], ordered (for deduplication).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum AssigneeKey {
+    OrgUser(String),
+    OrgGroup(String),
+}
+
+impl AssigneeKey {
+    fn assignee(&self) -> Assignee {
+        match self {
+            Self::OrgUser(u) => Assignee::OrgUser(u.clone()),
+            Self::OrgGroup(g) => Assignee::OrgGroup(g.clone()),
+        }
+    }
+}
+
 /// The refreshes one event calls for; `None` for events that change nothing we keep.
-fn refreshes(event: &AuditLog) -> Vec<Refresh> {
+/// `user_roles`: whether users' organization role assignments are kept.
+fn refreshes(event: &AuditLog, user_roles: bool) -> Vec<Refresh> {
     let object = event
         .details()
         .and_then(|d| d.get("id"))
@@ -396,6 +553,7 @@ fn refreshes(event: &AuditLog) -> Vec<Refresh> {
                     out.push(Refresh::ProjectAccounts(pid.clone()));
                     out.push(Refresh::ProjectKeys(pid.clone()));
                     out.push(Refresh::ProjectGroups(pid.clone()));
+                    out.push(Refresh::ProjectRoles(pid.clone()));
                 }
                 out.push(Refresh::Project(pid));
             }
@@ -410,10 +568,49 @@ fn refreshes(event: &AuditLog) -> Vec<Refresh> {
         }
         "group" => {
             out.push(Refresh::Groups);
-            out.extend(object.map(Refresh::GroupMembers));
+            if let Some(gid) = object {
+                out.push(Refresh::GroupMembers(gid.clone()));
+                if kind == "group.deleted" {
+                    // Its assignments at every level go with it (the refresh finds it gone).
+                    out.push(Refresh::Assignments(AssigneeKey::OrgGroup(gid)));
+                }
+            }
         }
-        // Role assignments are not part of the snapshot yet; role definitions are.
-        "role" if !kind.starts_with("role.assignment") => out.push(Refresh::Roles),
+        "role" if kind.starts_with("role.assignment") => {
+            let field = |f: &str| {
+                event
+                    .details()
+                    .and_then(|d| d.get(f))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            let (Some(ptype), Some(principal)) = (field("principal_type"), field("principal_id"))
+            else {
+                return out;
+            };
+            let in_project = field("resource_type").as_deref() == Some("api.project");
+            match (ptype.as_str(), in_project) {
+                ("group", false) => {
+                    out.push(Refresh::Assignments(AssigneeKey::OrgGroup(principal)))
+                }
+                // Giving a group access to a project is a project-level assignment: the
+                // project's groups and their assignments there are read again.
+                ("group", true) => {
+                    out.extend(field("resource_id").or(project).map(Refresh::ProjectGroups))
+                }
+                ("user", false) if user_roles => {
+                    out.push(Refresh::Assignments(AssigneeKey::OrgUser(principal)))
+                }
+                // Project-level user assignments are not kept.
+                _ => {}
+            }
+        }
+        "role" => {
+            // Custom roles are organization- or project-level; the event names the project
+            // (a project role) or the organization's default one: both are read again.
+            out.push(Refresh::Roles);
+            out.extend(in_project(Refresh::ProjectRoles));
+        }
         _ => {}
     }
     out
@@ -484,7 +681,17 @@ pub async fn fetch_changes(
         }
     }
     let mark = since.advance(events.iter().map(|e| (e.id.as_str(), e.effective_at)));
-    let todo: std::collections::BTreeSet<Refresh> = events.iter().flat_map(refreshes).collect();
+    if let Some(e) = events.iter().find(|e| e.event_type == "role.deleted") {
+        // A deleted role leaves every assignment of it, wherever it was held.
+        return Err(NotIncremental::Fallback(format!(
+            "a role was deleted (audit event {}): its assignments are read again",
+            e.id
+        )));
+    }
+    let todo: std::collections::BTreeSet<Refresh> = events
+        .iter()
+        .flat_map(|e| refreshes(e, plan.user_roles))
+        .collect();
     let mut changes = Changes {
         replaced: Vec::new(),
         items: Vec::new(),
@@ -546,7 +753,8 @@ async fn refresh(
                 vec![
                     Replaced::Key(ItemKind::User, uid.clone()),
                     Replaced::Subject(ItemKind::ProjectMember, uid.clone()),
-                    Replaced::Subject(ItemKind::GroupMember, uid),
+                    Replaced::Subject(ItemKind::GroupMember, uid.clone()),
+                    Replaced::Subject(ItemKind::RoleAssignment, uid),
                 ],
                 Vec::new(),
             ),
@@ -574,6 +782,8 @@ async fn refresh(
                     ItemKind::ServiceAccount,
                     ItemKind::ApiKey,
                     ItemKind::ProjectGroup,
+                    ItemKind::Role,
+                    ItemKind::RoleAssignment,
                 ] {
                     replaced.push(Replaced::Parent(kind, pid.clone()));
                 }
@@ -604,14 +814,26 @@ async fn refresh(
                     .map(|v| v.iter().map(|k| key_item(&pid, k)).collect()),
             )?,
         ),
-        Refresh::ProjectGroups(pid) => (
-            vec![Replaced::Parent(ItemKind::ProjectGroup, pid.clone())],
-            list_or_gone(
-                all(client.project_groups(&pid, &rbac))
-                    .await
-                    .map(|v| v.iter().map(|g| project_group_item(&pid, g)).collect()),
-            )?,
-        ),
+        Refresh::ProjectGroups(pid) => {
+            // The project's groups and their role assignments there.
+            let groups = match all(client.project_groups(&pid, &rbac)).await {
+                Ok(groups) => groups,
+                Err(e) if gone(&e) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            let mut items: Vec<Item> = groups.iter().map(|g| project_group_item(&pid, g)).collect();
+            let skips = std::sync::Mutex::new(Skipped::new());
+            items.extend(list_or_gone(
+                project_group_assignments(client, &pid, &groups, 4, &skips).await,
+            )?);
+            (
+                vec![
+                    Replaced::Parent(ItemKind::ProjectGroup, pid.clone()),
+                    Replaced::Prefix(ItemKind::RoleAssignment, format!("{pid}/group/")),
+                ],
+                items,
+            )
+        }
         Refresh::Groups => (
             vec![Replaced::Kind(ItemKind::Group)],
             all(client.groups(&rbac))
@@ -633,9 +855,41 @@ async fn refresh(
             all(client.roles(&RoleScope::Organization, &rbac))
                 .await?
                 .iter()
-                .map(role_item)
+                .map(org_role_item)
                 .collect(),
         ),
+        Refresh::ProjectRoles(pid) => (
+            vec![Replaced::Parent(ItemKind::Role, pid.clone())],
+            list_or_gone(
+                all(client.roles(&RoleScope::Project(pid.clone()), &rbac))
+                    .await
+                    .map(|v| v.iter().map(|r| role_item(Some(&pid), r)).collect()),
+            )?,
+        ),
+        Refresh::Assignments(key) => {
+            let who = key.assignee();
+            match assignments(client, who.clone()).await {
+                Ok(items) => (
+                    vec![Replaced::Prefix(
+                        ItemKind::RoleAssignment,
+                        assignment_prefix(&who),
+                    )],
+                    items,
+                ),
+                // The group or user is gone: so are its assignments at every level.
+                Err(e) if gone(&e) => {
+                    let (_, _, principal) = assignee_parts(&who);
+                    (
+                        vec![Replaced::Subject(
+                            ItemKind::RoleAssignment,
+                            principal.to_owned(),
+                        )],
+                        Vec::new(),
+                    )
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Refresh::AdminKeys => (
             vec![Replaced::Kind(ItemKind::AdminKey)],
             all(client.admin_api_keys(&rbac))

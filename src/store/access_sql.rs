@@ -18,9 +18,11 @@ const ITEM_COLUMNS: &str = "i.kind, i.item_key, i.parent_id, i.subject_id, i.ema
 
 /// Everything the current snapshots say about one person (`?1` email, lower-cased, `?2` user
 /// id; either may be NULL): their user item, memberships, group memberships with those
-/// groups and the groups' project accesses, their API keys, their pending invites (by the
-/// email given or the users' emails), and the role objects of the roles they hold (by name
-/// or id; a snapshot's other roles are not read). The email
+/// groups, the groups' project accesses and project-level role assignments, their API keys,
+/// their pending invites (by the email given or the users' emails), and the role objects of
+/// the roles they hold (by name or id; organization-wide ones and those listed in the
+/// projects they are members of, reach through a group: a snapshot's other roles are not
+/// read). The email
 /// and subject indexes find the person; everything else is read by primary key or the
 /// parent index within a snapshot.
 pub(super) fn person_sql(postgres: bool) -> String {
@@ -35,9 +37,6 @@ pub(super) fn person_sql(postgres: bool) -> String {
            FROM inventory_items i JOIN inventory_heads h ON h.sync_id = i.sync_id \
            WHERE i.kind = 'invite' AND i.status = 'pending' \
              AND (i.email = ?1 OR i.email IN (SELECT email FROM me WHERE email IS NOT NULL))), \
-         snaps AS ( \
-           SELECT connection_id, sync_id, synced_at FROM me \
-           UNION SELECT connection_id, sync_id, synced_at FROM invited), \
          held AS MATERIALIZED ( \
            SELECT me.connection_id, me.sync_id, me.synced_at, {c} \
            FROM me JOIN inventory_items i ON i.sync_id = me.sync_id AND i.subject_id = me.user_id \
@@ -55,6 +54,12 @@ pub(super) fn person_sql(postgres: bool) -> String {
            JOIN inventory_items i ON i.sync_id = me.sync_id AND i.kind = 'project_group' \
              AND i.subject_id = gm.parent_id \
            UNION ALL \
+           SELECT me.connection_id, me.sync_id, me.synced_at, {c} \
+           FROM me JOIN inventory_items gm ON gm.sync_id = me.sync_id \
+             AND gm.kind = 'group_member' AND gm.subject_id = me.user_id \
+           JOIN inventory_items i ON i.sync_id = me.sync_id AND i.kind = 'role_assignment' \
+             AND i.subject_id = gm.parent_id AND i.parent_id IS NOT NULL \
+           UNION ALL \
            SELECT * FROM invited), \
          held_roles AS MATERIALIZED ( \
            SELECT DISTINCT connection_id, sync_id, synced_at, role FROM held \
@@ -64,7 +69,10 @@ pub(super) fn person_sql(postgres: bool) -> String {
            UNION ALL \
            SELECT DISTINCT r.connection_id, r.sync_id, r.synced_at, {c} \
            FROM held_roles r JOIN inventory_items i ON i.sync_id = r.sync_id AND i.kind = 'role' \
-             AND (i.role = r.role OR i.item_key = r.role)) \
+             AND (i.role = r.role OR i.subject_id = r.role OR i.item_key = r.role) \
+             AND (i.parent_id IS NULL OR EXISTS (SELECT 1 FROM held p \
+               WHERE p.sync_id = i.sync_id AND p.parent_id = i.parent_id \
+                 AND p.kind IN ('project_member', 'project_group')))) \
          SELECT f.connection_id, cn.name AS connection_name, f.sync_id, f.synced_at, f.kind, \
            f.item_key, f.parent_id, f.subject_id, f.email, f.role, f.status, f.data \
          FROM found f JOIN connections cn ON cn.connection_id = f.connection_id \
@@ -95,9 +103,11 @@ pub(super) fn projects_sql(sync_ids: usize, keys: usize, postgres: bool) -> Stri
 }
 
 /// Everything about one project (`?2`) in a connection's (`?1`) current snapshot: the
-/// project, its members, group accesses, those groups and their members, service accounts,
+/// project, its members, group accesses and role assignments, those groups and their
+/// members, service accounts,
 /// pending invites that may name it (`?3`, a LIKE pattern over the invite's JSON; the
-/// caller keeps the exact matches), organization owners and role objects.
+/// caller keeps the exact matches), organization owners and the role objects of the
+/// organization and of this project.
 pub(super) fn project_sql(postgres: bool) -> String {
     let c = ITEM_COLUMNS;
     let sql = format!(
@@ -108,7 +118,8 @@ pub(super) fn project_sql(postgres: bool) -> String {
            ON i.sync_id = h.sync_id AND i.kind = 'project' AND i.item_key = ?2 \
          UNION ALL \
          SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind IN ('project_member', 'project_group', 'service_account') \
+           ON i.sync_id = h.sync_id \
+           AND i.kind IN ('project_member', 'project_group', 'service_account', 'role_assignment') \
            AND i.parent_id = ?2 \
          UNION ALL \
          SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
@@ -126,7 +137,8 @@ pub(super) fn project_sql(postgres: bool) -> String {
            ON i.sync_id = h.sync_id AND i.kind = 'user' AND i.role = 'owner' \
          UNION ALL \
          SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind = 'role'"
+           ON i.sync_id = h.sync_id AND i.kind = 'role' \
+           AND (i.parent_id IS NULL OR i.parent_id = ?2)"
     );
     dialect(&sql, postgres)
 }

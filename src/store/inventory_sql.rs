@@ -77,7 +77,8 @@ pub(super) const HEAD_SYNC: &str = "SELECT s.sync_id, s.connection_id, s.status,
      s.started_at, s.finished_at, s.stats, s.error FROM inventory_heads h \
      JOIN inventory_syncs s ON s.sync_id = h.sync_id WHERE h.connection_id = ?1";
 
-/// Copies a snapshot's items into another run's snapshot, except the `replaced` ones; binds:
+/// Copies a snapshot's items into another run's snapshot, except the `replaced` ones (a NULL
+/// parent or subject never matches: `NOT (NULL)` would drop the row instead); binds:
 /// `?1` target sync, `?2` source sync, then two a scope (one for `Kind`).
 pub(super) fn copy_items_sql(replaced: &[Replaced], postgres: bool) -> (String, Vec<String>) {
     let mut binds = Vec::new();
@@ -95,11 +96,26 @@ pub(super) fn copy_items_sql(replaced: &[Replaced], postgres: bool) -> (String, 
             }
             Replaced::Parent(k, parent) => {
                 let k = bind(k.as_str());
-                format!("(kind = {k} AND parent_id = {})", bind(parent))
+                format!(
+                    "(kind = {k} AND parent_id IS NOT NULL AND parent_id = {})",
+                    bind(parent)
+                )
             }
             Replaced::Subject(k, subject) => {
                 let k = bind(k.as_str());
-                format!("(kind = {k} AND subject_id = {})", bind(subject))
+                format!(
+                    "(kind = {k} AND subject_id IS NOT NULL AND subject_id = {})",
+                    bind(subject)
+                )
+            }
+            Replaced::Prefix(k, prefix) => {
+                // substr rather than LIKE: ids hold `_`, a LIKE wildcard.
+                let k = bind(k.as_str());
+                let n = prefix.chars().count();
+                format!(
+                    "(kind = {k} AND substr(item_key, 1, {n}) = {})",
+                    bind(prefix)
+                )
             }
         });
     }
@@ -559,13 +575,24 @@ mod tests {
             &[
                 Replaced::Kind(ItemKind::Invite),
                 Replaced::Parent(ItemKind::ProjectMember, "proj_1".into()),
+                Replaced::Prefix(ItemKind::RoleAssignment, "proj_1/group/".into()),
             ],
             true,
         );
-        assert_eq!(binds, ["invite", "project_member", "proj_1"]);
+        assert_eq!(
+            binds,
+            [
+                "invite",
+                "project_member",
+                "proj_1",
+                "role_assignment",
+                "proj_1/group/"
+            ]
+        );
         assert!(
             sql.ends_with(
-                "WHERE sync_id = $2 AND NOT (kind = $3 OR (kind = $4 AND parent_id = $5))"
+                "WHERE sync_id = $2 AND NOT (kind = $3 OR (kind = $4 AND parent_id IS NOT NULL \
+                 AND parent_id = $5) OR (kind = $6 AND substr(item_key, 1, 13) = $7))"
             ),
             "{sql}"
         );

@@ -106,6 +106,7 @@ struct World {
     project_b: String,
     project_c: String,
     group: String,
+    member_role: String,
     invite: String,
     acme_run: Value,
 }
@@ -198,6 +199,7 @@ async fn world(app: &TestApp) -> World {
         project_b,
         project_c,
         group,
+        member_role,
         invite,
         acme_run,
     }
@@ -234,16 +236,20 @@ async fn a_person_s_access_across_connections_path_by_path(backend: Backend) {
     let a = projects[&w.project_a];
     assert_eq!(a["project_name"], "Alpha");
     assert_eq!(paths(a), [("direct".into(), "".into(), json!("member"))]);
-    assert_eq!(a["paths"][0]["permissions_source"], "predefined");
+    // The project's own synced `member` role answers (listed in project A).
+    assert_eq!(a["paths"][0]["permissions_source"], "role");
+    assert_eq!(a["paths"][0]["role_id"], w.member_role.as_str());
     assert_eq!(strings(&a["permissions"]), table(PROJECT_ROLES, "member"));
     let b = projects[&w.project_b];
     assert_eq!(
         paths(b),
-        [("group".into(), "eng".into(), Value::Null)],
-        "a group's project role is not synced"
+        [("group".into(), "eng".into(), json!("member"))],
+        "the group's project role, from its synced role assignment"
     );
     assert_eq!(b["paths"][0]["group_id"], w.group.as_str());
-    assert_eq!(b["paths"][0]["permissions_source"], "unknown");
+    assert_eq!(b["paths"][0]["role_id"], w.member_role.as_str());
+    assert_eq!(b["paths"][0]["permissions_source"], "role");
+    assert_eq!(strings(&b["permissions"]), table(PROJECT_ROLES, "member"));
     assert_eq!(acme["groups"], json!([{"id": w.group, "name": "eng"}]));
     assert_eq!(acme["invites"], json!([]));
     assert_eq!(acme["api_keys"], json!([]));
@@ -325,7 +331,10 @@ async fn who_can_reach_a_project_by_each_path(backend: Backend) {
         .find(|p| p["user_id"] == w.alice.as_str())
         .expect("alice reaches B");
     assert_eq!(alice["email"], "alice@corp.com");
-    assert_eq!(paths(alice), [("group".into(), "eng".into(), Value::Null)]);
+    assert_eq!(
+        paths(alice),
+        [("group".into(), "eng".into(), json!("member"))]
+    );
     let owners: Vec<String> = state.read(|org| {
         org.users
             .iter()
@@ -397,7 +406,7 @@ async fn who_can_reach_a_project_by_each_path(backend: Backend) {
             .as_array()
             .unwrap()
             .iter()
-            .all(|s| s["role"] == "member" && s["permissions_source"] == "predefined")
+            .all(|s| s["role"] == "member" && s["permissions_source"] == "role")
     );
 
     // Who can manage the project: only owner paths remain.
@@ -455,28 +464,26 @@ async fn predefined_roles_agree_with_the_synced_ones(backend: Backend) {
         .unwrap()
         .to_owned();
     sync(&app, &id).await;
-    let roles = get_json(&app, &format!("/v1/connections/{id}/inventory/role")).await;
-    let mut checked = 0;
+    let roles = get_json(
+        &app,
+        &format!("/v1/connections/{id}/inventory/role?limit=500"),
+    )
+    .await;
+    let (mut org_roles, mut project_roles) = (0, 0);
     for r in roles["data"].as_array().unwrap() {
         if r["data"]["predefined_role"] == true {
             let name = r["role"].as_str().unwrap();
-            assert_eq!(strings(&r["data"]["permissions"]), table(ORG_ROLES, name));
-            checked += 1;
+            let (t, n) = match r["status"].as_str() {
+                Some("api.organization") => (ORG_ROLES, &mut org_roles),
+                _ => (PROJECT_ROLES, &mut project_roles),
+            };
+            assert_eq!(strings(&r["data"]["permissions"]), table(t, name));
+            *n += 1;
         }
     }
-    assert_eq!(checked, ORG_ROLES.len());
-    // Project roles are not synced (org-level list only): compare with the sandbox itself.
-    app.sandbox.state().read(|org| {
-        for r in org
-            .roles
-            .iter()
-            .filter(|r| r.predefined && r.resource_type == "api.project")
-        {
-            let mut p = r.permissions.clone();
-            p.sort();
-            assert_eq!(p, table(PROJECT_ROLES, &r.name), "{}", r.name);
-        }
-    });
+    assert_eq!(org_roles, ORG_ROLES.len());
+    // Predefined project roles are listed in every active project.
+    assert!(project_roles >= PROJECT_ROLES.len() && project_roles % PROJECT_ROLES.len() == 0);
 }
 
 async fn export_streams_the_whole_snapshot(backend: Backend) {
@@ -524,7 +531,7 @@ async fn export_streams_the_whole_snapshot(backend: Backend) {
     assert_eq!(doc["sync_id"], run["id"]);
     assert!(doc["synced_at"].is_string());
     let items = doc["items"].as_object().unwrap();
-    assert_eq!(items.len(), 12, "every kind is present");
+    assert_eq!(items.len(), 13, "every kind is present");
     for (kind, list) in items {
         let expected = run["stats"]["counts"][kind].as_u64().unwrap_or(0);
         assert_eq!(list.as_array().unwrap().len() as u64, expected, "{kind}");

@@ -101,6 +101,21 @@ fn change_in_dashboard(app: &TestApp) -> Drift {
             .find(|u| members.iter().all(|(m, _)| m != u) && !owns_key(org, &p, u))
             .expect("a user outside the project");
         let key = org.api_keys[&p].iter().next().unwrap().id.clone();
+        // Archiving q takes its roles and its groups' role assignments out of the inventory.
+        let mut archived_roles: Vec<String> = org
+            .roles
+            .iter()
+            .filter(|r| r.usable_in_project(&q))
+            .map(|r| format!("role.removed {q}/{}", r.id))
+            .collect();
+        for ((pid, g), t) in &org.project_group_roles {
+            if *pid == q && org.project_groups.get(pid).is_some_and(|pg| pg.contains(g)) {
+                archived_roles.extend(
+                    t.iter()
+                        .map(|a| format!("role_assignment.removed {q}/group/{g}/{}", a.role_id)),
+                );
+            }
+        }
 
         let table = org.project_users.get_mut(&p).unwrap();
         table.remove(&gone);
@@ -121,7 +136,9 @@ fn change_in_dashboard(app: &TestApp) -> Drift {
                 format!("project.archived {q}"),
                 format!("user.added {newcomer}"),
             ]
-            .into(),
+            .into_iter()
+            .chain(archived_roles)
+            .collect(),
             archived: q,
         }
     })

@@ -155,6 +155,8 @@ pub struct Options {
     pub keys: Option<JwtKeys>,
     /// Scheduled syncs every this long (zero = off, the default).
     pub sync_interval: Duration,
+    /// `OG_SYNC_USER_ROLES`.
+    pub sync_user_roles: bool,
 }
 
 impl Default for Options {
@@ -166,6 +168,7 @@ impl Default for Options {
             openai_request_timeout: Duration::from_secs(5),
             keys: None,
             sync_interval: Duration::ZERO,
+            sync_user_roles: false,
         }
     }
 }
@@ -210,6 +213,7 @@ impl TestApp {
         // Two quick retries (250 ms, 500 ms): failures show without waiting out the backoff.
         config.openai_max_retries = 2;
         config.sync_interval = options.sync_interval;
+        config.sync_user_roles = options.sync_user_roles;
         config.body_limit_bytes = 16 * 1024;
         let built = app::build_with_store(config, store.clone()).expect("build app");
         built.spawn_scheduler();

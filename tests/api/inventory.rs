@@ -240,15 +240,89 @@ async fn assert_store_matches_sandbox(app: &TestApp, id: &str, run_id: &Value) -
         "every key has its owner"
     );
 
+    // Roles: the organization's keyed by id, each active project's (predefined project roles
+    // and its custom ones) keyed `project/id`.
     let (roles, _) = items(app, id, "role", "").await;
-    let org_roles = state.read(|org| {
-        org.roles
+    let expected_roles = state.read(|org| {
+        let mut out: BTreeSet<String> = org
+            .roles
             .iter()
             .filter(|r| r.resource_type == "api.organization")
-            .map(|r| r.id.clone())
-            .collect::<BTreeSet<_>>()
+            .map(|r| format!("{} - {} {}", r.id, r.name, r.resource_type))
+            .collect();
+        for p in org.projects.iter().filter(|p| !p.archived()) {
+            out.extend(
+                org.roles
+                    .iter()
+                    .filter(|r| r.usable_in_project(&p.id))
+                    .map(|r| format!("{}/{} {} {} {}", p.id, r.id, p.id, r.name, r.resource_type)),
+            );
+        }
+        out
     });
-    assert_eq!(keys(&roles, |r| s(&r["key"])), org_roles);
+    assert!(expected_roles.iter().any(|r| r.contains("api.project")));
+    assert_eq!(
+        keys(&roles, |r| format!(
+            "{} {} {} {}",
+            s(&r["key"]),
+            r["parent_id"].as_str().unwrap_or("-"),
+            s(&r["role"]),
+            s(&r["status"])
+        )),
+        expected_roles
+    );
+    assert!(roles.iter().all(|r| r["subject_id"] == r["data"]["id"]));
+
+    // Role assignments of groups: organization level, and project level in active projects
+    // the group has access to.
+    let (assigned, _) = items(app, id, "role_assignment", "").await;
+    let expected_assigned = state.read(|org| {
+        let role = |rid: &str| org.roles.get(rid).map(|r| r.name.clone());
+        let mut out = BTreeSet::new();
+        for (g, t) in &org.group_roles {
+            for a in t.iter() {
+                if let Some(name) = role(&a.role_id) {
+                    out.insert(format!("organization/group/{g}/{} - {g} {name}", a.role_id));
+                }
+            }
+        }
+        for ((p, g), t) in &org.project_group_roles {
+            let has_access = org.project_groups.get(p).is_some_and(|pg| pg.contains(g));
+            if !active(org, p) || !has_access {
+                continue;
+            }
+            for a in t.iter() {
+                if let Some(name) = role(&a.role_id) {
+                    out.insert(format!("{p}/group/{g}/{} {p} {g} {name}", a.role_id));
+                }
+            }
+        }
+        out
+    });
+    assert!(
+        expected_assigned
+            .iter()
+            .any(|a| a.starts_with("organization/"))
+            && expected_assigned.iter().any(|a| a.starts_with("proj")),
+        "the seeded organization has group role assignments at both levels"
+    );
+    assert_eq!(
+        keys(
+            &assigned
+                .iter()
+                .filter(|a| a["status"] == "group")
+                .cloned()
+                .collect::<Vec<_>>(),
+            |a| format!(
+                "{} {} {} {}",
+                s(&a["key"]),
+                a["parent_id"].as_str().unwrap_or("-"),
+                s(&a["subject_id"]),
+                s(&a["role"])
+            )
+        ),
+        expected_assigned
+    );
 
     let (costs, _) = items(app, id, "cost", "").await;
     assert!(!costs.is_empty(), "30 days of costs");
@@ -314,6 +388,36 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
         active_projects,
         "one members request per active project"
     );
+    assert_eq!(
+        counters.requests("GET /projects/{project_id}/roles"),
+        active_projects,
+        "one roles request per active project"
+    );
+    let (groups, project_groups) = app.sandbox.state().read(|org| {
+        let project_groups = org
+            .project_groups
+            .iter()
+            .filter(|(p, _)| org.projects.get(p).is_some_and(|p| !p.archived()))
+            .map(|(_, t)| t.len() as u64)
+            .sum::<u64>();
+        (org.groups.len() as u64, project_groups)
+    });
+    assert!(project_groups > 0);
+    assert_eq!(
+        counters.requests("GET /organization/groups/{group_id}/roles"),
+        groups,
+        "one role-assignment request per group"
+    );
+    assert_eq!(
+        counters.requests("GET /projects/{project_id}/groups/{group_id}/roles"),
+        project_groups,
+        "one role-assignment request per group of an active project"
+    );
+    assert_eq!(
+        counters.requests("GET /organization/users/{user_id}/roles"),
+        0,
+        "users' role assignments are off by default"
+    );
 
     // The sync is listed on the connection.
     let list: Value = app
@@ -323,6 +427,57 @@ async fn sync_mirrors_the_sandbox_object_by_object(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(list["data"][0]["id"], run["id"]);
+}
+
+/// With `OG_SYNC_USER_ROLES`, every user's organization role assignments are synced too, one
+/// request per user.
+async fn users_role_assignments_are_synced_when_asked_for(backend: Backend) {
+    let options = Options {
+        sync_user_roles: true,
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
+    let conn = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    app.sandbox.state().reset_counters();
+    let run = sync(&app, id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let (assigned, _) = items(&app, id, "role_assignment", "&status=user").await;
+    let expected = app.sandbox.state().read(|org| {
+        org.user_roles
+            .iter()
+            .flat_map(|(u, t)| {
+                t.iter().filter_map(move |a| {
+                    let name = &org.roles.get(&a.role_id)?.name;
+                    Some(format!("organization/user/{u}/{} {u} {name}", a.role_id))
+                })
+            })
+            .collect::<BTreeSet<_>>()
+    });
+    assert!(
+        !expected.is_empty(),
+        "the seed assigns roles to a few users"
+    );
+    assert_eq!(
+        keys(&assigned, |a| format!(
+            "{} {} {}",
+            s(&a["key"]),
+            s(&a["subject_id"]),
+            s(&a["role"])
+        )),
+        expected
+    );
+    assert_eq!(
+        app.sandbox
+            .counters()
+            .requests("GET /organization/users/{user_id}/roles"),
+        app.sandbox.state().read(|org| org.users.len() as u64),
+        "one request per user"
+    );
 }
 
 async fn a_key_without_usage_scope_syncs_everything_else(backend: Backend) {
@@ -717,9 +872,9 @@ async fn incremental_sync_fetches_only_what_changed(backend: Backend) {
     assert_eq!(requests, counters.total);
     // 1 audit-log page + 1 costs + 3 users (the joiner, the leaver, the newcomer) + the
     // members of 3 projects (the one changed, the default one the newcomer joined, the new
-    // one) + the new project and its service accounts, keys and groups: 12, against the
-    // full sync's whole walk.
-    assert_eq!(requests, 12, "{counters:?}");
+    // one) + the new project and its service accounts, keys, groups and roles: 13, against
+    // the full sync's whole walk.
+    assert_eq!(requests, 13, "{counters:?}");
     assert!(requests < full_requests);
     assert_eq!(
         second["stats"]["last_full_at"],
@@ -813,6 +968,7 @@ crate::backend_tests!(
     the_scheduler_syncs_every_connection,
     sync_mirrors_the_sandbox_object_by_object,
     a_key_without_usage_scope_syncs_everything_else,
+    users_role_assignments_are_synced_when_asked_for,
     a_sync_failing_midway_leaves_the_previous_snapshot,
     one_sync_per_connection_at_a_time,
     inventory_errors_are_clear,

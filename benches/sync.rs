@@ -367,7 +367,7 @@ async fn main() {
     let sqlite = format!("sqlite://{}/sync.db", dir.path().display());
     let extras = Extras {
         incremental: true,
-        access_queries: if small { 200 } else { 5_000 },
+        access_queries: if small { 200 } else { 2_000 },
     };
     bench("sqlite", &sqlite, shape.clone(), faults.clone(), extras).await;
     if let Some(db) = ScratchDb::create("sync").await {

@@ -28,15 +28,19 @@ const ITEM_COLUMNS: &str = "i.kind, i.item_key, i.parent_id, i.subject_id, i.ema
 pub(super) fn person_sql(postgres: bool) -> String {
     let c = ITEM_COLUMNS;
     let sql = format!(
-        "WITH me AS ( \
+        "WITH me AS MATERIALIZED ( \
            SELECT h.connection_id, h.sync_id, h.synced_at, i.subject_id AS user_id, i.email \
            FROM inventory_items i JOIN inventory_heads h ON h.sync_id = i.sync_id \
            WHERE i.kind = 'user' AND (i.email = ?1 OR i.subject_id = ?2)), \
          invited AS ( \
            SELECT h.connection_id, h.sync_id, h.synced_at, {c} \
            FROM inventory_items i JOIN inventory_heads h ON h.sync_id = i.sync_id \
-           WHERE i.kind = 'invite' AND i.status = 'pending' \
-             AND (i.email = ?1 OR i.email IN (SELECT email FROM me WHERE email IS NOT NULL))), \
+           WHERE i.kind = 'invite' AND i.status = 'pending' AND i.email = ?1 \
+           UNION \
+           SELECT h.connection_id, h.sync_id, h.synced_at, {c} \
+           FROM me JOIN inventory_items i ON i.email = me.email \
+           JOIN inventory_heads h ON h.sync_id = i.sync_id \
+           WHERE i.kind = 'invite' AND i.status = 'pending'), \
          held AS MATERIALIZED ( \
            SELECT me.connection_id, me.sync_id, me.synced_at, {c} \
            FROM me JOIN inventory_items i ON i.sync_id = me.sync_id AND i.subject_id = me.user_id \
@@ -64,15 +68,23 @@ pub(super) fn person_sql(postgres: bool) -> String {
          held_roles AS MATERIALIZED ( \
            SELECT DISTINCT connection_id, sync_id, synced_at, role FROM held \
            WHERE role IS NOT NULL), \
+         held_projects AS MATERIALIZED ( \
+           SELECT DISTINCT sync_id, parent_id AS project_id FROM held \
+           WHERE kind IN ('project_member', 'project_group') AND parent_id IS NOT NULL), \
          found AS ( \
            SELECT * FROM held \
            UNION ALL \
-           SELECT DISTINCT r.connection_id, r.sync_id, r.synced_at, {c} \
-           FROM held_roles r JOIN inventory_items i ON i.sync_id = r.sync_id AND i.kind = 'role' \
-             AND (i.role = r.role OR i.subject_id = r.role OR i.item_key = r.role) \
-             AND (i.parent_id IS NULL OR EXISTS (SELECT 1 FROM held p \
-               WHERE p.sync_id = i.sync_id AND p.parent_id = i.parent_id \
-                 AND p.kind IN ('project_member', 'project_group')))) \
+           SELECT * FROM ( \
+             SELECT r.connection_id, r.sync_id, r.synced_at, {c} \
+             FROM held_roles r JOIN inventory_items i ON i.sync_id = r.sync_id \
+               AND i.kind = 'role' AND i.parent_id IS NULL \
+               AND (i.role = r.role OR i.subject_id = r.role OR i.item_key = r.role) \
+             UNION \
+             SELECT r.connection_id, r.sync_id, r.synced_at, {c} \
+             FROM held_projects p JOIN inventory_items i ON i.sync_id = p.sync_id \
+               AND i.kind = 'role' AND i.parent_id = p.project_id \
+             JOIN held_roles r ON r.sync_id = p.sync_id \
+               AND (i.role = r.role OR i.subject_id = r.role OR i.item_key = r.role)) AS r) \
          SELECT f.connection_id, cn.name AS connection_name, f.sync_id, f.synced_at, f.kind, \
            f.item_key, f.parent_id, f.subject_id, f.email, f.role, f.status, f.data \
          FROM found f JOIN connections cn ON cn.connection_id = f.connection_id \

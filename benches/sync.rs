@@ -247,12 +247,22 @@ async fn bench(label: &str, database_url: &str, shape: OrgShape, faults: Faults,
                     .query(&[("email", &emails[(i * 7919) % emails.len()])])
                     .bearer_auth(&token);
                 async move {
-                    match req.send().await {
-                        Ok(r) if r.status() == 200 => r.json::<Value>().await.is_ok_and(|v| {
-                            v["connections"].as_array().is_some_and(|c| !c.is_empty())
-                        }),
-                        _ => false,
+                    let res = match req.send().await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            eprintln!("access query failed: {e}");
+                            return false;
+                        }
+                    };
+                    let status = res.status();
+                    let body: Value = res.json().await.unwrap_or_default();
+                    let found = body["connections"]
+                        .as_array()
+                        .is_some_and(|c| !c.is_empty());
+                    if status != 200 || !found {
+                        eprintln!("access query answered {status}: {body}");
                     }
+                    status == 200 && found
                 }
             })
             .await;

@@ -292,12 +292,12 @@ pub(super) fn add_projects(
     Ok(())
 }
 
-/// The access half of the [`super::Store`] implementation, the same for both backends;
-/// expands to inherent methods the trait implementations call.
+/// [`super::AccessStore`] for a backend, the same for both.
 macro_rules! access_store {
     ($store:ty, $pg:expr) => {
-        impl $store {
-            async fn access_person_items(
+        #[async_trait::async_trait]
+        impl super::AccessStore for $store {
+            async fn person_items(
                 &self,
                 person: &crate::domain::access::Person,
             ) -> Result<Vec<crate::domain::access::SnapshotItem>, super::StoreError> {
@@ -339,7 +339,7 @@ macro_rules! access_store {
                 Ok(found)
             }
 
-            async fn access_project_items(
+            async fn project_items(
                 &self,
                 connection_id: crate::domain::ConnectionId,
                 project_id: &str,

@@ -233,7 +233,8 @@ impl TryFrom<ChangeRow> for Change {
     }
 }
 
-/// The changes half of the [`super::Store`] implementation, the same for both backends.
+/// [`super::ChangesStore`] for a backend, the same for both, and the diff recorded when a
+/// snapshot is published.
 /// `$db` is the sqlx database (for the publishing transaction), `$pg` the dialect.
 macro_rules! changes_store {
     ($store:ty, $db:ty, $pg:expr) => {
@@ -273,8 +274,11 @@ macro_rules! changes_store {
                     .await?;
                 Ok(recorded)
             }
+        }
 
-            async fn changes_list(
+        #[async_trait::async_trait]
+        impl super::ChangesStore for $store {
+            async fn list_changes(
                 &self,
                 query: &crate::domain::ChangeQuery,
             ) -> Result<Vec<crate::domain::Change>, super::StoreError> {
@@ -292,7 +296,7 @@ macro_rules! changes_store {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
-            async fn changes_expect(
+            async fn expect_change(
                 &self,
                 e: &crate::domain::ExpectedChange,
             ) -> Result<(), super::StoreError> {

@@ -288,13 +288,13 @@ pub(super) fn item_page(kind: ItemKind, rows: Vec<ItemRow>) -> Result<ItemPage, 
     })
 }
 
-/// The inventory half of the [`super::Store`] implementation, the same for both backends
-/// (the statements above, bound and run on `self.pool`). Expands to inherent methods that the
-/// trait implementations call; `$pg` selects the placeholder dialect.
+/// [`super::InventoryStore`] for a backend, the same for both (the statements above, bound
+/// and run on `self.pool`); `$pg` selects the placeholder dialect.
 macro_rules! inventory_store {
     ($store:ty, $pg:expr) => {
-        impl $store {
-            async fn inventory_start_sync(
+        #[async_trait::async_trait]
+        impl super::InventoryStore for $store {
+            async fn start_sync(
                 &self,
                 run: &crate::domain::SyncRun,
                 lease_until_ms: i64,
@@ -346,7 +346,7 @@ macro_rules! inventory_store {
                 Ok(super::SyncStart::Started)
             }
 
-            async fn inventory_renew_lease(
+            async fn renew_sync_lease(
                 &self,
                 run: &crate::domain::SyncRun,
                 until_ms: i64,
@@ -361,7 +361,7 @@ macro_rules! inventory_store {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn inventory_insert_items(
+            async fn insert_items(
                 &self,
                 sync_id: crate::domain::SyncId,
                 items: &[crate::domain::Item],
@@ -388,7 +388,7 @@ macro_rules! inventory_store {
                 Ok(())
             }
 
-            async fn inventory_finish_sync(
+            async fn finish_sync(
                 &self,
                 run: &crate::domain::SyncRun,
             ) -> Result<bool, super::StoreError> {
@@ -467,7 +467,7 @@ macro_rules! inventory_store {
                 Ok(held)
             }
 
-            async fn inventory_get_sync(
+            async fn get_sync(
                 &self,
                 id: crate::domain::SyncId,
             ) -> Result<crate::domain::SyncRun, super::StoreError> {
@@ -479,7 +479,7 @@ macro_rules! inventory_store {
                 row.try_into()
             }
 
-            async fn inventory_list_syncs(
+            async fn list_syncs(
                 &self,
                 connection_id: crate::domain::ConnectionId,
                 before: Option<crate::domain::SyncId>,
@@ -496,7 +496,7 @@ macro_rules! inventory_store {
                 rows.into_iter().map(TryInto::try_into).collect()
             }
 
-            async fn inventory_head_sync(
+            async fn head_sync(
                 &self,
                 connection_id: crate::domain::ConnectionId,
             ) -> Result<Option<crate::domain::SyncRun>, super::StoreError> {
@@ -509,7 +509,7 @@ macro_rules! inventory_store {
                 row.map(TryInto::try_into).transpose()
             }
 
-            async fn inventory_copy_items(
+            async fn copy_items(
                 &self,
                 from: crate::domain::SyncId,
                 to: crate::domain::SyncId,
@@ -526,7 +526,7 @@ macro_rules! inventory_store {
                 Ok(q.execute(&self.pool).await?.rows_affected())
             }
 
-            async fn inventory_list_items(
+            async fn list_items(
                 &self,
                 connection_id: crate::domain::ConnectionId,
                 query: &crate::domain::ItemQuery,

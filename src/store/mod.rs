@@ -107,9 +107,11 @@ pub enum SyncStart {
     Busy(SyncId),
 }
 
-/// The store's interface. Every implementation passes `tests/api/store_conformance.rs`.
+/// The store's interface: connections here, inventory, changes and access in the supertraits
+/// (implemented for both backends by the macros in `*_sql.rs`). Every implementation passes
+/// `tests/api/store_conformance.rs`.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: InventoryStore + ChangesStore + AccessStore + Send + Sync + 'static {
     /// Which backend (`sqlite`, `postgres`), for logs and readiness.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.
@@ -158,7 +160,11 @@ pub trait Store: Send + Sync + 'static {
         expected: &SealedSecret,
         new: &SealedSecret,
     ) -> Result<bool, StoreError>;
+}
 
+/// Inventory snapshots and the sync runs that make them.
+#[async_trait]
+pub trait InventoryStore: Send + Sync {
     /// Records `run` and gives it the connection's sync lease until `lease_until_ms` (Unix
     /// ms), unless a lease that has not expired by `now_ms` is held by another run. Runs whose
     /// lease expired (their process died) are marked failed and their items dropped.
@@ -203,20 +209,23 @@ pub trait Store: Send + Sync + 'static {
         connection_id: ConnectionId,
         query: &ItemQuery,
     ) -> Result<ItemPage, StoreError>;
+}
 
-    // --- changes feed ---
-    // (`finish_sync` records the diff of the snapshot it publishes against the previous one.)
-
+/// The changes feed (`finish_sync` records the diff of the snapshot it publishes).
+#[async_trait]
+pub trait ChangesStore: Send + Sync {
     /// Recorded changes matching `query`, in the order they were recorded (by id), after the
     /// cursor, at most `limit`.
     async fn list_changes(&self, query: &ChangeQuery) -> Result<Vec<Change>, StoreError>;
     /// Records a change openai-governor is about to make, so that the sync observing it marks
     /// it `by_governor`; `NotFound` if the connection does not exist.
     async fn expect_change(&self, expected: &ExpectedChange) -> Result<(), StoreError>;
-    // --- access queries ---
-    // Read-side questions over the current snapshots (see `access_sql.rs`); each answer is
-    // read in one or two statements, never one per item.
+}
 
+/// Read-side questions over the current snapshots (see `access_sql.rs`); each answer is read
+/// in one or two statements, never one per item.
+#[async_trait]
+pub trait AccessStore: Send + Sync {
     /// Everything the current snapshots of all connections say about a person: their user
     /// item, project and group memberships, their groups' project accesses and the groups,
     /// their API keys, pending invites, the projects those name, and each snapshot's roles.

@@ -14,11 +14,8 @@ use super::access_sql::access_store;
 use super::changes_sql::changes_store;
 use super::inventory_sql::inventory_store;
 use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
-use super::{ConnectionChanges, NewConnection, Store, StoreError, SyncStart};
-use crate::domain::{
-    Connection, ConnectionId, Item, ItemPage, ItemQuery, Replaced, SealedSecret, SyncId, SyncRun,
-    TestReport,
-};
+use super::{ConnectionChanges, NewConnection, Store, StoreError};
+use crate::domain::{Connection, ConnectionId, SealedSecret, TestReport};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -219,93 +216,5 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    async fn start_sync(
-        &self,
-        run: &SyncRun,
-        lease_until_ms: i64,
-        now_ms: i64,
-    ) -> Result<SyncStart, StoreError> {
-        self.inventory_start_sync(run, lease_until_ms, now_ms).await
-    }
-
-    async fn renew_sync_lease(&self, run: &SyncRun, until_ms: i64) -> Result<bool, StoreError> {
-        self.inventory_renew_lease(run, until_ms).await
-    }
-
-    async fn insert_items(&self, sync_id: SyncId, items: &[Item]) -> Result<(), StoreError> {
-        self.inventory_insert_items(sync_id, items).await
-    }
-
-    async fn finish_sync(&self, run: &SyncRun) -> Result<bool, StoreError> {
-        self.inventory_finish_sync(run).await
-    }
-
-    async fn get_sync(&self, id: SyncId) -> Result<SyncRun, StoreError> {
-        self.inventory_get_sync(id).await
-    }
-
-    async fn list_syncs(
-        &self,
-        connection_id: ConnectionId,
-        before: Option<SyncId>,
-        limit: u32,
-    ) -> Result<Vec<SyncRun>, StoreError> {
-        self.inventory_list_syncs(connection_id, before, limit)
-            .await
-    }
-
-    async fn head_sync(&self, connection_id: ConnectionId) -> Result<Option<SyncRun>, StoreError> {
-        self.inventory_head_sync(connection_id).await
-    }
-
-    async fn copy_items(
-        &self,
-        from: SyncId,
-        to: SyncId,
-        replaced: &[Replaced],
-    ) -> Result<u64, StoreError> {
-        self.inventory_copy_items(from, to, replaced).await
-    }
-
-    async fn list_items(
-        &self,
-        connection_id: ConnectionId,
-        query: &ItemQuery,
-    ) -> Result<ItemPage, StoreError> {
-        self.inventory_list_items(connection_id, query).await
-    }
-
-    // --- changes feed ---
-
-    async fn list_changes(
-        &self,
-        query: &crate::domain::ChangeQuery,
-    ) -> Result<Vec<crate::domain::Change>, StoreError> {
-        self.changes_list(query).await
-    }
-
-    async fn expect_change(
-        &self,
-        expected: &crate::domain::ExpectedChange,
-    ) -> Result<(), StoreError> {
-        self.changes_expect(expected).await
-    }
-
-    // --- access queries ---
-    async fn person_items(
-        &self,
-        person: &crate::domain::access::Person,
-    ) -> Result<Vec<crate::domain::access::SnapshotItem>, StoreError> {
-        self.access_person_items(person).await
-    }
-
-    async fn project_items(
-        &self,
-        connection_id: ConnectionId,
-        project_id: &str,
-    ) -> Result<Option<crate::domain::access::ProjectItems>, StoreError> {
-        self.access_project_items(connection_id, project_id).await
     }
 }

@@ -3,6 +3,7 @@
 //! role permissions. Imports nothing else of ours (no axum, no sqlx, no HTTP client).
 
 pub mod access;
+pub mod audit;
 pub mod changes;
 pub mod connection;
 pub mod connection_test;
@@ -17,7 +18,7 @@ pub use connection::{AdminKey, Connection, SealedSecret, ValidationError};
 pub use connection_test::{
     Capability, CapabilityCheck, CheckStatus, OverallStatus, ProbeResult, TestReport,
 };
-pub use ids::ConnectionId;
+pub use ids::{ConnectionId, GrantId};
 pub use inventory::{
     AuditMark, Item, ItemKind, ItemPage, ItemQuery, Replaced, SyncId, SyncMode, SyncRun, SyncStats,
     SyncStatus,

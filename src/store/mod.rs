@@ -2,6 +2,7 @@
 //! implementation chosen by the URL scheme. Knows nothing of HTTP or of OpenAI.
 
 mod access_sql;
+mod audit_sql;
 mod changes_sql;
 mod inventory_sql;
 mod postgres;
@@ -111,7 +112,9 @@ pub enum SyncStart {
 /// (implemented for both backends by the macros in `*_sql.rs`). Every implementation passes
 /// `tests/api/store_conformance.rs`.
 #[async_trait]
-pub trait Store: InventoryStore + ChangesStore + AccessStore + Send + Sync + 'static {
+pub trait Store:
+    InventoryStore + ChangesStore + AccessStore + AuditStore + Send + Sync + 'static
+{
     /// Which backend (`sqlite`, `postgres`), for logs and readiness.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.
@@ -220,6 +223,16 @@ pub trait ChangesStore: Send + Sync {
     /// Records a change openai-governor is about to make, so that the sync observing it marks
     /// it `by_governor`; `NotFound` if the connection does not exist.
     async fn expect_change(&self, expected: &ExpectedChange) -> Result<(), StoreError>;
+}
+
+/// The append-only audit trail.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends an entry; returns its id.
+    async fn append_audit(
+        &self,
+        entry: &crate::domain::audit::AuditEntry,
+    ) -> Result<crate::domain::audit::AuditId, StoreError>;
 }
 
 /// Read-side questions over the current snapshots (see `access_sql.rs`); each answer is read

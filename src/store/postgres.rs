@@ -11,6 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::access_sql::access_store;
+use super::audit_sql::audit_store;
 use super::changes_sql::changes_store;
 use super::inventory_sql::inventory_store;
 use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
@@ -41,6 +42,7 @@ impl PostgresStore {
 inventory_store!(PostgresStore, true);
 changes_store!(PostgresStore, sqlx::Postgres, true);
 access_store!(PostgresStore, true);
+audit_store!(PostgresStore, sqlx::Postgres, true);
 
 #[async_trait]
 impl Store for PostgresStore {

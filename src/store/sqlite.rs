@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::types::Json;
 
 use super::access_sql::access_store;
+use super::audit_sql::audit_store;
 use super::changes_sql::changes_store;
 use super::inventory_sql::inventory_store;
 use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
@@ -51,6 +52,7 @@ impl SqliteStore {
 inventory_store!(SqliteStore, false);
 changes_store!(SqliteStore, sqlx::Sqlite, false);
 access_store!(SqliteStore, false);
+audit_store!(SqliteStore, sqlx::Sqlite, false);
 
 #[async_trait]
 impl Store for SqliteStore {

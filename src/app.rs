@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
 use crate::service::{
-    AccessService, ChangesService, ConnectionService, InventoryService, Prober, Schedule,
-    SyncSettings,
+    AccessService, ChangesService, ConnectionService, InventoryService, OpenAiClients, Prober,
+    Schedule, SyncSettings,
 };
 use crate::store::{self, Store, StoreError};
 
@@ -113,7 +113,8 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
     let key_ring = Arc::new(key_ring);
     let connections =
         ConnectionService::new(store.clone(), key_ring.clone(), allowed_base_urls, prober);
-    let inventory = InventoryService::new(store.clone(), key_ring, sync);
+    let clients = OpenAiClients::new(store.clone(), key_ring, sync.client.clone());
+    let inventory = InventoryService::new(store.clone(), clients.clone(), sync);
     let changes = ChangesService::new(store.clone());
     let access = AccessService::new(store.clone());
     let state = AppState {

@@ -30,6 +30,32 @@ pub enum ErrorCode {
     ProjectNotFound,
     /// A sync of this connection is already running (one at a time per connection).
     SyncInProgress,
+    /// The grant does not exist (or its connection was deleted).
+    GrantNotFound,
+    /// The grant is already revoked, expired or failed: there is nothing to revoke or extend.
+    GrantNotLive,
+    /// The project is archived: OpenAI does not change its members.
+    ProjectArchived,
+    /// The person owns the organization and so every project: their project role cannot be lowered or removed.
+    OrgOwner,
+    /// The change would leave the project without an owner.
+    LastOwner,
+    /// Everyone in the organization is in its default project: only offboarding removes someone from it.
+    DefaultProject,
+    /// The person has a pending organization invite that does not include the project.
+    InvitePending,
+    /// The person is not in the organization and no email was given to invite them.
+    EmailRequired,
+    /// Another write on the same access is in flight and did not finish in time; retry.
+    AccessBusy,
+    /// The Idempotency-Key was used before with a different request.
+    IdempotencyKeyReused,
+    /// The first request with this Idempotency-Key is still running; retry shortly.
+    IdempotencyKeyInProgress,
+    /// OpenAI refused the write; the grant is recorded as failed with OpenAI's message.
+    UpstreamRefused,
+    /// OpenAI could not be read or written (timeouts, 5xx, rate limits after retries, or a key without the needed scope).
+    UpstreamUnavailable,
     /// The route exists but not with this method.
     MethodNotAllowed,
     /// The body is larger than the configured limit.
@@ -64,6 +90,19 @@ impl ErrorCode {
             Unauthenticated => StatusCode::UNAUTHORIZED,
             InsufficientScope => StatusCode::FORBIDDEN,
             NotFound | ConnectionNotFound | SyncNotFound | ProjectNotFound => StatusCode::NOT_FOUND,
+            GrantNotFound => StatusCode::NOT_FOUND,
+            GrantNotLive => StatusCode::CONFLICT,
+            ProjectArchived => StatusCode::CONFLICT,
+            OrgOwner => StatusCode::CONFLICT,
+            LastOwner => StatusCode::CONFLICT,
+            DefaultProject => StatusCode::CONFLICT,
+            InvitePending => StatusCode::CONFLICT,
+            EmailRequired => StatusCode::UNPROCESSABLE_ENTITY,
+            AccessBusy => StatusCode::CONFLICT,
+            IdempotencyKeyReused => StatusCode::CONFLICT,
+            IdempotencyKeyInProgress => StatusCode::CONFLICT,
+            UpstreamRefused => StatusCode::BAD_GATEWAY,
+            UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -87,6 +126,19 @@ impl ErrorCode {
             SyncNotFound => "Sync not found",
             ProjectNotFound => "Project not found",
             SyncInProgress => "Sync in progress",
+            GrantNotFound => "Grant not found",
+            GrantNotLive => "Grant not live",
+            ProjectArchived => "Project archived",
+            OrgOwner => "Organization owner",
+            LastOwner => "Last owner",
+            DefaultProject => "Default project",
+            InvitePending => "Invite pending",
+            EmailRequired => "Email required",
+            AccessBusy => "Access busy",
+            IdempotencyKeyReused => "Idempotency key reused",
+            IdempotencyKeyInProgress => "Idempotency key in progress",
+            UpstreamRefused => "OpenAI refused the change",
+            UpstreamUnavailable => "OpenAI unavailable",
             MethodNotAllowed => "Method not allowed",
             PayloadTooLarge => "Payload too large",
             UnsupportedMediaType => "Unsupported media type",
@@ -113,6 +165,19 @@ impl ErrorCode {
             SyncNotFound => "sync_not_found",
             ProjectNotFound => "project_not_found",
             SyncInProgress => "sync_in_progress",
+            GrantNotFound => "grant_not_found",
+            GrantNotLive => "grant_not_live",
+            ProjectArchived => "project_archived",
+            OrgOwner => "org_owner",
+            LastOwner => "last_owner",
+            DefaultProject => "default_project",
+            InvitePending => "invite_pending",
+            EmailRequired => "email_required",
+            AccessBusy => "access_busy",
+            IdempotencyKeyReused => "idempotency_key_reused",
+            IdempotencyKeyInProgress => "idempotency_key_in_progress",
+            UpstreamRefused => "upstream_refused",
+            UpstreamUnavailable => "upstream_unavailable",
             MethodNotAllowed => "method_not_allowed",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
@@ -268,6 +333,10 @@ impl From<StoreError> for AppError {
         match err {
             StoreError::NotFound => Self::new(ErrorCode::NotFound, "the resource does not exist"),
             StoreError::Conflict(what) => Self::new(ErrorCode::ConnectionNameTaken, what),
+            StoreError::Locked => Self::new(
+                ErrorCode::AccessBusy,
+                "another write on the same access is in flight; retry when it has finished",
+            ),
             StoreError::Unavailable(e) => Self {
                 source: Some(e.into()),
                 ..Self::new(

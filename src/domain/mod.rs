@@ -7,6 +7,7 @@ pub mod audit;
 pub mod changes;
 pub mod connection;
 pub mod connection_test;
+pub mod grants;
 pub mod ids;
 pub mod inventory;
 pub mod permissions;

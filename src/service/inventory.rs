@@ -2,20 +2,20 @@
 //! current snapshot. A sync writes a new snapshot beside the current one and publishes it in
 //! one transaction when it is complete; a failed sync publishes nothing.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::connections::{crypto_failure, not_found};
+use super::clients::OpenAiClients;
+use super::connections::not_found;
 use super::sync::{Changes, FetchPlan, NotIncremental, audit_mark, fetch, fetch_changes};
 use crate::auth::{Principal, Scope};
-use crate::crypto::KeyRing;
 use crate::domain::{
-    AuditMark, Connection, ConnectionId, Item, ItemPage, ItemQuery, SyncId, SyncMode, SyncRun,
-    SyncStats, SyncStatus,
+    AuditMark, ConnectionId, Item, ItemPage, ItemQuery, SyncId, SyncMode, SyncRun, SyncStats,
+    SyncStatus,
 };
 use crate::error::{AppError, ErrorCode};
 use crate::openai::{Client, ClientConfig, OpenAiError};
@@ -62,15 +62,10 @@ impl Default for SyncSettings {
 #[derive(Clone)]
 pub struct InventoryService {
     store: Arc<dyn Store>,
-    keys: Arc<KeyRing>,
     settings: Arc<SyncSettings>,
-    /// One OpenAI client per connection, kept between syncs so its rate budget (what it
-    /// learned from 429s) carries over; rebuilt when the connection's key or URL changes.
-    clients: Arc<Mutex<HashMap<ConnectionId, CachedClient>>>,
+    /// One OpenAI client per connection, shared with grants.
+    clients: OpenAiClients,
 }
-
-/// A connection's client and the connection version (`updated_at`) it was built for.
-type CachedClient = (DateTime<Utc>, Client);
 
 fn sync_not_found(id: SyncId) -> impl FnOnce(StoreError) -> AppError {
     move |e| match e {
@@ -104,46 +99,12 @@ fn millis(t: chrono::DateTime<Utc>, plus: Duration) -> i64 {
 
 impl InventoryService {
     /// Wires the use cases to their dependencies.
-    pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, settings: SyncSettings) -> Self {
+    pub fn new(store: Arc<dyn Store>, clients: OpenAiClients, settings: SyncSettings) -> Self {
         Self {
             store,
-            keys,
             settings: Arc::new(settings),
-            clients: Arc::default(),
+            clients,
         }
-    }
-
-    /// The connection's client: the cached one unless the connection changed since (a new
-    /// key or base URL changes `updated_at`).
-    async fn client(&self, connection: &Connection) -> Result<Client, AppError> {
-        let id = connection.id;
-        {
-            let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((version, client)) = clients.get(&id)
-                && *version == connection.updated_at
-            {
-                return Ok(client.clone());
-            }
-        }
-        let sealed = self.store.sealed_key(id).await.map_err(not_found(id))?;
-        let key = self
-            .keys
-            .open(id, &sealed)
-            .map_err(|e| crypto_failure(id, e))?;
-        let client = Client::new(
-            connection.base_url.clone(),
-            key,
-            self.settings.client.clone(),
-        )
-        .map_err(|e| {
-            AppError::new(
-                ErrorCode::ValidationFailed,
-                format!("the connection cannot be used: {}", e.message),
-            )
-        })?;
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        clients.insert(id, (connection.updated_at, client.clone()));
-        Ok(client)
     }
 
     /// The store (for the scheduler).
@@ -172,7 +133,7 @@ impl InventoryService {
         full: bool,
     ) -> Result<SyncRun, AppError> {
         let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
-        let client = self.client(&connection).await?;
+        let client = self.clients.client(&connection).await?;
         let now = Utc::now();
         let run = SyncRun::start(id, requested_by, now);
         let lease_until = millis(now, self.settings.lease);

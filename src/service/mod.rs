@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod changes;
+pub mod clients;
 pub mod connection_test;
 pub mod connections;
 pub mod inventory;
@@ -12,6 +13,7 @@ pub mod sync;
 
 pub use access::AccessService;
 pub use changes::ChangesService;
+pub use clients::OpenAiClients;
 pub use connection_test::Prober;
 pub use connections::{ConnectionPatchInput, ConnectionService, KeyTestInput, NewConnectionInput};
 pub use inventory::{InventoryService, SyncSettings};

@@ -4,6 +4,7 @@
 mod access_sql;
 mod audit_sql;
 mod changes_sql;
+mod grants_sql;
 mod inventory_sql;
 mod postgres;
 mod rows;
@@ -32,6 +33,9 @@ pub enum StoreError {
     /// A uniqueness rule was broken; the message names it for a person.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Another write on the same access (membership) is in flight; try again when it ends.
+    #[error("locked: another write on this access is in flight")]
+    Locked,
     /// The database cannot be reached (pool timeout, I/O).
     #[error("store unavailable")]
     Unavailable(#[source] sqlx::Error),
@@ -52,6 +56,15 @@ impl From<sqlx::Error> for StoreError {
             }
             other => Self::Other(other),
         }
+    }
+}
+
+/// A grant write that would take an access lock held by another write is `Locked`; a
+/// grant naming a missing connection is `NotFound`.
+fn grant_write_error(err: sqlx::Error) -> StoreError {
+    match err {
+        sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Locked,
+        other => not_found_on_foreign_key(other),
     }
 }
 
@@ -113,7 +126,7 @@ pub enum SyncStart {
 /// `tests/api/store_conformance.rs`.
 #[async_trait]
 pub trait Store:
-    InventoryStore + ChangesStore + AccessStore + AuditStore + Send + Sync + 'static
+    InventoryStore + ChangesStore + AccessStore + AuditStore + GrantStore + Send + Sync + 'static
 {
     /// Which backend (`sqlite`, `postgres`), for logs and readiness.
     fn backend(&self) -> &'static str;
@@ -233,6 +246,99 @@ pub trait AuditStore: Send + Sync {
         &self,
         entry: &crate::domain::audit::AuditEntry,
     ) -> Result<crate::domain::audit::AuditId, StoreError>;
+}
+
+/// An idempotency key as stored: the first request's operation, fingerprint and, once it
+/// finished, its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// This call recorded the key: the request is the first with it.
+    pub fresh: bool,
+    /// `POST /v1/grants`, ...
+    pub operation: String,
+    /// Hash of the first request's body.
+    pub fingerprint: String,
+    /// Status and body of the first answer; `None` while it is in progress.
+    pub answer: Option<(u16, String)>,
+}
+
+/// Grants, the idempotency keys of writes, and the write-through to the current snapshot.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Inserts a new grant holding the lock on its access and a lease for `owner` until
+    /// `until`; `Locked` if another write on the access is in flight (a lock whose lease ran
+    /// out by `now` is dropped first), `NotFound` if the connection does not exist.
+    async fn insert_grant(
+        &self,
+        grant: &crate::domain::grants::Grant,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// One grant; `NotFound` if absent.
+    async fn get_grant(
+        &self,
+        id: crate::domain::GrantId,
+    ) -> Result<crate::domain::grants::Grant, StoreError>;
+    /// Grants matching the query, oldest first, after the cursor.
+    async fn list_grants(
+        &self,
+        query: &crate::domain::grants::GrantQuery,
+    ) -> Result<Vec<crate::domain::grants::Grant>, StoreError>;
+    /// Takes a lease on a grant (and with `lock` the lock on its access) if its status is one
+    /// of `statuses` and no one else's lease is live at `now`; returns it as stored, `None` if
+    /// not claimable, `Locked` if another write holds the access, `NotFound` if absent.
+    async fn claim_grant(
+        &self,
+        id: crate::domain::GrantId,
+        statuses: &[crate::domain::grants::GrantStatus],
+        lock: bool,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<crate::domain::grants::Grant>, StoreError>;
+    /// Saves a grant `owner` holds the lease of, with its audit entry in the same
+    /// transaction; `release` ends the lease and the lock. `false` (nothing saved) if the
+    /// lease was lost.
+    async fn save_grant(
+        &self,
+        grant: &crate::domain::grants::Grant,
+        owner: &str,
+        release: bool,
+        audit: Option<&crate::domain::audit::AuditEntry>,
+    ) -> Result<bool, StoreError>;
+    /// Grants with no live lease at `now` that need work: pending (interrupted), due for
+    /// expiry, or invited (to poll).
+    async fn grants_needing_work(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::grants::Grant>, StoreError>;
+    /// Records `key` for `subject` as in progress unless it exists; returns the record.
+    async fn idempotency_begin(
+        &self,
+        subject: &str,
+        key: &str,
+        operation: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IdempotencyRecord, StoreError>;
+    /// Stores the answer of the first request, or with `None` forgets the key (the request
+    /// failed in a way worth retrying).
+    async fn idempotency_finish(
+        &self,
+        subject: &str,
+        key: &str,
+        answer: Option<(u16, &str)>,
+    ) -> Result<(), StoreError>;
+    /// Write-through: replaces items in the connection's current snapshot (no-op before the
+    /// first sync), so reads show a change the service just made.
+    async fn patch_head(
+        &self,
+        connection_id: ConnectionId,
+        upserts: &[Item],
+        removals: &[(crate::domain::ItemKind, String)],
+    ) -> Result<(), StoreError>;
 }
 
 /// Read-side questions over the current snapshots (see `access_sql.rs`); each answer is read

@@ -13,6 +13,7 @@ use sqlx::types::Json;
 use super::access_sql::access_store;
 use super::audit_sql::audit_store;
 use super::changes_sql::changes_store;
+use super::grants_sql::grant_store;
 use super::inventory_sql::inventory_store;
 use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
 use super::{ConnectionChanges, NewConnection, Store, StoreError};
@@ -43,6 +44,7 @@ inventory_store!(PostgresStore, true);
 changes_store!(PostgresStore, sqlx::Postgres, true);
 access_store!(PostgresStore, true);
 audit_store!(PostgresStore, sqlx::Postgres, true);
+grant_store!(PostgresStore, sqlx::Postgres, true);
 
 #[async_trait]
 impl Store for PostgresStore {

@@ -13,6 +13,7 @@ use sqlx::types::Json;
 use super::access_sql::access_store;
 use super::audit_sql::audit_store;
 use super::changes_sql::changes_store;
+use super::grants_sql::grant_store;
 use super::inventory_sql::inventory_store;
 use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
 use super::{ConnectionChanges, NewConnection, Store, StoreError};
@@ -53,6 +54,7 @@ inventory_store!(SqliteStore, false);
 changes_store!(SqliteStore, sqlx::Sqlite, false);
 access_store!(SqliteStore, false);
 audit_store!(SqliteStore, sqlx::Sqlite, false);
+grant_store!(SqliteStore, sqlx::Sqlite, false);
 
 #[async_trait]
 impl Store for SqliteStore {

@@ -1,0 +1,387 @@
+//! Grants, idempotency keys and the write-through to the current snapshot: SQL shared by both
+//! backends (`?N` placeholders, `$N` for Postgres via [`dialect`]).
+//!
+//! Two columns keep writes single: `lock_key` (unique) holds the grant's `access_key` while a
+//! write on that membership is in flight, so a second request for the same access waits
+//! instead of writing twice; `lease_owner`/`lease_until` say who works on the grant, so the
+//! expiry worker and the reconciler of one replica never act on a grant another one holds.
+//! Claims are single conditional `UPDATE`s: in Postgres the losing updater re-checks the
+//! condition after the winner commits and matches nothing.
+
+use crate::domain::grants::{Grant, GrantQuery};
+
+/// Columns rewritten from the record on every save.
+pub(super) const INSERT_GRANT: &str = "INSERT INTO grants (grant_id, connection_id, status, \
+     email, user_id, project_id, expires_at, access_key, lock_key, lease_owner, lease_until, \
+     created_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12)";
+
+/// Saves the record while the caller still holds its lease (`?8` owner); `?7` true releases
+/// the lock and lease.
+pub(super) const SAVE_GRANT: &str = "UPDATE grants SET status = ?2, email = ?3, user_id = ?4, \
+     expires_at = ?5, data = ?6, \
+     lock_key = CASE WHEN ?7 THEN NULL ELSE lock_key END, \
+     lease_owner = CASE WHEN ?7 THEN NULL ELSE lease_owner END, \
+     lease_until = CASE WHEN ?7 THEN NULL ELSE lease_until END \
+     WHERE grant_id = ?1 AND lease_owner = ?8";
+
+/// Takes a lease on a grant in one of the listed statuses (`?5`, a comma-separated list)
+/// unless someone else's lease is live at `?4`, and with `?6` the access lock.
+pub(super) const CLAIM_GRANT: &str = "UPDATE grants \
+     SET lock_key = CASE WHEN ?6 THEN access_key ELSE lock_key END, \
+     lease_owner = ?2, lease_until = ?3 \
+     WHERE grant_id = ?1 AND (lease_until IS NULL OR lease_until < ?4 OR lease_owner = ?2) \
+     AND (',' || ?5 || ',') LIKE ('%,' || status || ',%') \
+     RETURNING data";
+
+/// Drops a stale lock left by a crashed writer on the same access (its lease ran out), so
+/// the claim that follows can take it; the crashed grant itself is reconciled separately.
+pub(super) const DROP_STALE_LOCK: &str = "UPDATE grants SET lock_key = NULL \
+     WHERE lock_key = ?1 AND lease_until < ?2";
+
+/// One grant.
+pub(super) const GET_GRANT: &str = "SELECT data FROM grants WHERE grant_id = ?1";
+
+/// Grants needing work at `?1`, with no live lease: due for expiry, interrupted (pending), or
+/// waiting for an invite to be accepted (polled no more often than `?2`: their `updated_at` is
+/// not in `data`'s columns, so the lease doubles as "last polled").
+pub(super) const GRANTS_NEEDING_WORK: &str = "SELECT data FROM grants \
+     WHERE (lease_until IS NULL OR lease_until < ?1) \
+     AND (status = 'pending' \
+       OR (status IN ('active', 'invited') AND expires_at IS NOT NULL AND expires_at <= ?1) \
+       OR status = 'invited') \
+     ORDER BY grant_id LIMIT ?2";
+
+/// A page of grants matching `q` (filters bound in order), newest last.
+pub(super) fn grant_page_sql(q: &GrantQuery, postgres: bool) -> (String, Vec<String>) {
+    let mut sql = String::from("SELECT data FROM grants WHERE 1 = 1");
+    let mut binds = Vec::new();
+    let mut filter = |column: &str, value: Option<String>| {
+        if let Some(v) = value {
+            binds.push(v);
+            sql.push_str(&format!(" AND {column} = ?{}", binds.len()));
+        }
+    };
+    filter("connection_id", q.connection_id.map(|c| c.to_string()));
+    filter("status", q.status.map(|s| s.as_str().to_owned()));
+    filter("email", q.email.as_ref().map(|e| e.to_lowercase()));
+    filter("project_id", q.project_id.clone());
+    if let Some(after) = q.after {
+        binds.push(after.to_string());
+        sql.push_str(&format!(" AND grant_id > ?{}", binds.len()));
+    }
+    sql.push_str(&format!(" ORDER BY grant_id LIMIT {}", q.limit));
+    (super::inventory_sql::dialect(&sql, postgres), binds)
+}
+
+/// The columns a grant's record fills, in `INSERT_GRANT` / `SAVE_GRANT` terms.
+pub(super) fn email_of(g: &Grant) -> Option<String> {
+    g.grantee.email.as_ref().map(|e| e.to_lowercase())
+}
+
+/// Records an idempotency key as in progress, unless it exists.
+pub(super) const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys (subject, idem_key, \
+     operation, fingerprint, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (subject, idem_key) DO NOTHING";
+
+/// The first request's fingerprint and answer.
+pub(super) const GET_IDEMPOTENCY: &str = "SELECT operation, fingerprint, status_code, \
+     response FROM idempotency_keys WHERE subject = ?1 AND idem_key = ?2";
+
+/// Stores the answer.
+pub(super) const FINISH_IDEMPOTENCY: &str = "UPDATE idempotency_keys SET status_code = ?3, \
+     response = ?4 WHERE subject = ?1 AND idem_key = ?2";
+
+/// Forgets a key whose request failed in a way worth retrying (5xx).
+pub(super) const FORGET_IDEMPOTENCY: &str =
+    "DELETE FROM idempotency_keys WHERE subject = ?1 AND idem_key = ?2";
+
+/// Drops an item from the connection's current snapshot.
+pub(super) const HEAD_DELETE_ITEM: &str = "DELETE FROM inventory_items \
+     WHERE kind = ?2 AND item_key = ?3 \
+     AND sync_id = (SELECT sync_id FROM inventory_heads WHERE connection_id = ?1)";
+
+/// Adds an item to the connection's current snapshot (after `HEAD_DELETE_ITEM`).
+pub(super) const HEAD_INSERT_ITEM: &str = "INSERT INTO inventory_items \
+     (sync_id, kind, item_key, parent_id, subject_id, email, role, status, data) \
+     SELECT sync_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM inventory_heads WHERE connection_id = ?1";
+
+/// [`super::GrantStore`] for a backend (`$db` the sqlx database, `$pg` the dialect).
+macro_rules! grant_store {
+    ($store:ty, $db:ty, $pg:expr) => {
+        #[async_trait::async_trait]
+        impl super::GrantStore for $store {
+            async fn insert_grant(
+                &self,
+                g: &crate::domain::grants::Grant,
+                owner: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                until: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), super::StoreError> {
+                use super::grants_sql::*;
+                use super::inventory_sql::dialect;
+                let key = g.access_key();
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(sqlx::AssertSqlSafe(dialect(DROP_STALE_LOCK, $pg)))
+                    .bind(&key)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sqlx::AssertSqlSafe(dialect(INSERT_GRANT, $pg)))
+                    .bind(g.id.to_string())
+                    .bind(g.connection_id.to_string())
+                    .bind(g.status.as_str())
+                    .bind(email_of(g))
+                    .bind(&g.grantee.user_id)
+                    .bind(g.target.project_id())
+                    .bind(g.expires_at)
+                    .bind(&key)
+                    .bind(owner)
+                    .bind(until)
+                    .bind(g.created_at)
+                    .bind(sqlx::types::Json(g))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(super::grant_write_error)?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_grant(
+                &self,
+                id: crate::domain::GrantId,
+            ) -> Result<crate::domain::grants::Grant, super::StoreError> {
+                use super::grants_sql::*;
+                use super::inventory_sql::dialect;
+                let (g,): (sqlx::types::Json<crate::domain::grants::Grant>,) =
+                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(GET_GRANT, $pg)))
+                        .bind(id.to_string())
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(g.0)
+            }
+
+            async fn list_grants(
+                &self,
+                q: &crate::domain::grants::GrantQuery,
+            ) -> Result<Vec<crate::domain::grants::Grant>, super::StoreError> {
+                use super::grants_sql::*;
+                let (sql, binds) = grant_page_sql(q, $pg);
+                let mut query = sqlx::query_as::<
+                    _,
+                    (sqlx::types::Json<crate::domain::grants::Grant>,),
+                >(sqlx::AssertSqlSafe(sql));
+                for b in binds {
+                    query = query.bind(b);
+                }
+                let rows = query.fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(|(g,)| g.0).collect())
+            }
+
+            async fn claim_grant(
+                &self,
+                id: crate::domain::GrantId,
+                statuses: &[crate::domain::grants::GrantStatus],
+                lock: bool,
+                owner: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                until: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Option<crate::domain::grants::Grant>, super::StoreError> {
+                use super::grants_sql::*;
+                use super::inventory_sql::dialect;
+                let statuses = statuses
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let mut tx = self.pool.begin().await?;
+                let key: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(dialect(
+                    "SELECT access_key FROM grants WHERE grant_id = ?1",
+                    $pg,
+                )))
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((key,)) = key else {
+                    return Err(super::StoreError::NotFound);
+                };
+                sqlx::query(sqlx::AssertSqlSafe(dialect(DROP_STALE_LOCK, $pg)))
+                    .bind(&key)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let row: Option<(sqlx::types::Json<crate::domain::grants::Grant>,)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(CLAIM_GRANT, $pg)))
+                        .bind(id.to_string())
+                        .bind(owner)
+                        .bind(until)
+                        .bind(now)
+                        .bind(statuses)
+                        .bind(lock)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(super::grant_write_error)?;
+                tx.commit().await?;
+                Ok(row.map(|(g,)| g.0))
+            }
+
+            async fn save_grant(
+                &self,
+                g: &crate::domain::grants::Grant,
+                owner: &str,
+                release: bool,
+                audit: Option<&crate::domain::audit::AuditEntry>,
+            ) -> Result<bool, super::StoreError> {
+                use super::grants_sql::*;
+                use super::inventory_sql::dialect;
+                let mut tx = self.pool.begin().await?;
+                let saved = sqlx::query(sqlx::AssertSqlSafe(dialect(SAVE_GRANT, $pg)))
+                    .bind(g.id.to_string())
+                    .bind(g.status.as_str())
+                    .bind(email_of(g))
+                    .bind(&g.grantee.user_id)
+                    .bind(g.expires_at)
+                    .bind(sqlx::types::Json(g))
+                    .bind(release)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if !saved {
+                    return Ok(false);
+                }
+                if let Some(entry) = audit {
+                    Self::audit_insert(&mut tx, entry).await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn grants_needing_work(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> Result<Vec<crate::domain::grants::Grant>, super::StoreError> {
+                use super::grants_sql::*;
+                use super::inventory_sql::dialect;
+                let rows: Vec<(sqlx::types::Json<crate::domain::grants::Grant>,)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(GRANTS_NEEDING_WORK, $pg)))
+                        .bind(now)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(|(g,)| g.0).collect())
+            }
+
+            async fn idempotency_begin(
+                &self,
+                subject: &str,
+                key: &str,
+                operation: &str,
+                fingerprint: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> Result<super::IdempotencyRecord, super::StoreError> {
+                use super::grants_sql::*;
+                use super::inventory_sql::dialect;
+                let inserted = sqlx::query(sqlx::AssertSqlSafe(dialect(INSERT_IDEMPOTENCY, $pg)))
+                    .bind(subject)
+                    .bind(key)
+                    .bind(operation)
+                    .bind(fingerprint)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                let (operation, fingerprint, status, response): (
+                    String,
+                    String,
+                    Option<i32>,
+                    Option<String>,
+                ) = sqlx::query_as(sqlx::AssertSqlSafe(dialect(GET_IDEMPOTENCY, $pg)))
+                    .bind(subject)
+                    .bind(key)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(super::IdempotencyRecord {
+                    fresh: inserted,
+                    operation,
+                    fingerprint,
+                    answer: status
+                        .zip(response)
+                        .and_then(|(s, r)| u16::try_from(s).ok().map(|s| (s, r))),
+                })
+            }
+
+            async fn idempotency_finish(
+                &self,
+                subject: &str,
+                key: &str,
+                answer: Option<(u16, &str)>,
+            ) -> Result<(), super::StoreError> {
+                use super::grants_sql::*;
+                use super::inventory_sql::dialect;
+                match answer {
+                    Some((status, body)) => {
+                        sqlx::query(sqlx::AssertSqlSafe(dialect(FINISH_IDEMPOTENCY, $pg)))
+                            .bind(subject)
+                            .bind(key)
+                            .bind(i32::from(status))
+                            .bind(body)
+                            .execute(&self.pool)
+                            .await?;
+                    }
+                    None => {
+                        sqlx::query(sqlx::AssertSqlSafe(dialect(FORGET_IDEMPOTENCY, $pg)))
+                            .bind(subject)
+                            .bind(key)
+                            .execute(&self.pool)
+                            .await?;
+                    }
+                }
+                Ok(())
+            }
+
+            async fn patch_head(
+                &self,
+                connection_id: crate::domain::ConnectionId,
+                upserts: &[crate::domain::Item],
+                removals: &[(crate::domain::ItemKind, String)],
+            ) -> Result<(), super::StoreError> {
+                use super::grants_sql::*;
+                use super::inventory_sql::dialect;
+                let id = connection_id.to_string();
+                let mut tx = self.pool.begin().await?;
+                let keys = removals
+                    .iter()
+                    .map(|(k, key)| (*k, key.as_str()))
+                    .chain(upserts.iter().map(|i| (i.kind, i.key.as_str())));
+                for (kind, key) in keys {
+                    sqlx::query(sqlx::AssertSqlSafe(dialect(HEAD_DELETE_ITEM, $pg)))
+                        .bind(&id)
+                        .bind(kind.as_str())
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for i in upserts {
+                    sqlx::query(sqlx::AssertSqlSafe(dialect(HEAD_INSERT_ITEM, $pg)))
+                        .bind(&id)
+                        .bind(i.kind.as_str())
+                        .bind(&i.key)
+                        .bind(&i.parent_id)
+                        .bind(&i.subject_id)
+                        .bind(&i.email)
+                        .bind(&i.role)
+                        .bind(&i.status)
+                        .bind(sqlx::types::Json(&i.data))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(super) use grant_store;

@@ -62,7 +62,7 @@ fn user_item(u: &OrgUser) -> Item {
     Item::new(ItemKind::User, &u.id, to_json(u)).subject(&u.id)
 }
 
-fn invite_item(i: &Invite) -> Item {
+pub(crate) fn invite_item(i: &Invite) -> Item {
     Item::new(ItemKind::Invite, &i.id, to_json(i))
 }
 
@@ -144,7 +144,7 @@ fn admin_key_item(k: &AdminApiKey) -> Item {
     Item::new(ItemKind::AdminKey, &k.id, to_json(k))
 }
 
-fn member_item(pid: &str, m: &ProjectUser) -> Item {
+pub(crate) fn member_item(pid: &str, m: &ProjectUser) -> Item {
     Item::new(
         ItemKind::ProjectMember,
         format!("{pid}/{}", m.id),

@@ -1,0 +1,1346 @@
+//! Grants and revocations of project access: read OpenAI's state, decide with the domain's
+//! rules, record the intent, write once, record the outcome and its audit entry together.
+//!
+//! Never half-done: a grant is stored `pending` (holding the lock on its access and a lease)
+//! before anything is written to OpenAI. If the process dies before the outcome is stored,
+//! the lease runs out and the worker ([`GrantService::work_once`]) reconciles the grant by
+//! reading OpenAI again: the same decision code runs, and because it starts from what OpenAI
+//! holds, a write that landed is not repeated. The worker also expires grants and polls the
+//! invites sent for people who were not yet members.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+
+use super::clients::OpenAiClients;
+use super::connections::not_found;
+use super::sync::{invite_item, member_item};
+use crate::auth::{Principal, Scope};
+use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome, SYSTEM_ACTOR};
+use crate::domain::grants::{
+    Grant, GrantOutcome, GrantQuery, GrantStatus, GrantStep, GrantTarget, Grantee, PendingOp,
+    ProjectAccessState, Refusal, RevokeOutcome, RevokeStep, plan_project_grant,
+    plan_project_revoke,
+};
+use crate::domain::{ChangeKind, ConnectionId, ExpectedChange, GrantId, Item, ItemKind};
+use crate::error::{AppError, ErrorCode, FieldError};
+use crate::openai::{
+    Client, CreateInvite, ErrorKind, InviteProject, InviteStatus, ListUsersParams, OpenAiError,
+};
+use crate::store::{Store, StoreError};
+
+/// Largest page of grants a caller can ask for.
+pub const MAX_PAGE: u32 = 200;
+
+/// The name OpenAI gives every organization's default project (the API has no flag for it).
+const DEFAULT_PROJECT_NAME: &str = "Default project";
+
+/// How the grant machinery behaves.
+#[derive(Debug, Clone)]
+pub struct GrantSettings {
+    /// How long a writer owns a grant before the worker may take it over as interrupted.
+    /// Longer than one OpenAI write with its retries.
+    pub lease: Duration,
+    /// How long a request waits for another write on the same access to finish.
+    pub lock_wait: Duration,
+    /// How often the worker looks for due, interrupted and invited grants.
+    pub tick: Duration,
+    /// How often an invite sent for a grant is polled.
+    pub invite_poll: Duration,
+    /// Writes attempted for one operation before it is left to the worker (or fails).
+    pub max_attempts: u32,
+}
+
+impl Default for GrantSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(120),
+            lock_wait: Duration::from_secs(10),
+            tick: Duration::from_secs(10),
+            invite_poll: Duration::from_secs(60),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// A grant to make.
+#[derive(Debug, Clone, Default)]
+pub struct GrantInput {
+    /// The organization.
+    pub connection_id: Option<ConnectionId>,
+    /// The person's email.
+    pub email: Option<String>,
+    /// Or their OpenAI user id.
+    pub user_id: Option<String>,
+    /// The project.
+    pub project_id: String,
+    /// The project role.
+    pub role: String,
+    /// Why.
+    pub reason: String,
+    /// Ticket reference.
+    pub ticket: Option<String>,
+    /// Revoke at this time.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Or this many seconds from now.
+    pub expires_in_seconds: Option<i64>,
+}
+
+/// A revocation or expiry change requested on a grant.
+#[derive(Debug, Clone, Default)]
+pub struct EndInput {
+    /// Why.
+    pub reason: Option<String>,
+    /// Ticket reference.
+    pub ticket: Option<String>,
+}
+
+/// Who acts: a caller, or the service itself.
+#[derive(Debug, Clone)]
+struct Actor {
+    subject: String,
+    client_id: Option<String>,
+}
+
+impl Actor {
+    fn of(who: &Principal) -> Self {
+        Self {
+            subject: who.subject.clone(),
+            client_id: who.client_id.clone(),
+        }
+    }
+
+    fn system() -> Self {
+        Self {
+            subject: SYSTEM_ACTOR.to_owned(),
+            client_id: None,
+        }
+    }
+}
+
+/// The grant use cases and the worker.
+#[derive(Clone)]
+pub struct GrantService {
+    store: Arc<dyn Store>,
+    clients: OpenAiClients,
+    settings: Arc<GrantSettings>,
+    /// This process, as a lease owner.
+    instance: Arc<str>,
+}
+
+fn grant_not_found(id: GrantId) -> impl FnOnce(StoreError) -> AppError {
+    move |e| match e {
+        StoreError::NotFound => {
+            AppError::new(ErrorCode::GrantNotFound, format!("no grant has id {id}"))
+        }
+        other => other.into(),
+    }
+}
+
+fn refusal_error(r: &Refusal, project_id: &str) -> AppError {
+    let code = match r {
+        Refusal::ProjectArchived => ErrorCode::ProjectArchived,
+        Refusal::OrgOwner => ErrorCode::OrgOwner,
+        Refusal::LastOwner => ErrorCode::LastOwner,
+        Refusal::DefaultProject => ErrorCode::DefaultProject,
+        Refusal::EmailRequired => ErrorCode::EmailRequired,
+        Refusal::InvitePending { .. } => ErrorCode::InvitePending,
+    };
+    AppError::new(code, r.message(project_id))
+}
+
+/// OpenAI's failure in words, with its request id.
+fn upstream_message(e: &OpenAiError) -> String {
+    let id = e
+        .request_id
+        .as_deref()
+        .map(|r| format!(" (request {r})"))
+        .unwrap_or_default();
+    format!("OpenAI: {}: {}{id}", e.kind.label(), e.message)
+}
+
+/// A failure whose outcome is unknown (the write may have landed): reconcile, don't fail.
+fn ambiguous(e: &OpenAiError) -> bool {
+    e.is_transient() || matches!(e.kind, ErrorKind::InvalidResponse)
+}
+
+fn upstream_unavailable(e: &OpenAiError) -> AppError {
+    AppError::new(ErrorCode::UpstreamUnavailable, upstream_message(e))
+}
+
+fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn field(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// What a write did, for the record.
+struct Written {
+    request_id: Option<String>,
+    upserts: Vec<Item>,
+    removals: Vec<(ItemKind, String)>,
+}
+
+/// How a grant operation ended, for the caller.
+pub enum Finished {
+    /// The outcome is stored.
+    Done(Grant),
+    /// The outcome is unknown for now; the worker will reconcile it.
+    Pending(Grant),
+}
+
+impl GrantService {
+    /// Wires the use cases to their dependencies.
+    pub fn new(store: Arc<dyn Store>, clients: OpenAiClients, settings: GrantSettings) -> Self {
+        Self {
+            store,
+            clients,
+            settings: Arc::new(settings),
+            instance: uuid::Uuid::now_v7().to_string().into(),
+        }
+    }
+
+    /// The worker's period.
+    pub fn tick(&self) -> Duration {
+        self.settings.tick
+    }
+
+    /// One grant. Requires `access:write` or `audit:read`.
+    pub async fn get(&self, who: &Principal, id: GrantId) -> Result<Grant, AppError> {
+        if !who.has(Scope::AuditRead) {
+            who.require(Scope::AccessWrite)?;
+        }
+        self.store.get_grant(id).await.map_err(grant_not_found(id))
+    }
+
+    /// A page of grants. Requires `access:write` or `audit:read`.
+    pub async fn list(&self, who: &Principal, mut q: GrantQuery) -> Result<Vec<Grant>, AppError> {
+        if !who.has(Scope::AuditRead) {
+            who.require(Scope::AccessWrite)?;
+        }
+        q.limit = q.limit.clamp(1, MAX_PAGE);
+        Ok(self.store.list_grants(&q).await?)
+    }
+
+    /// Grants project access. Requires `access:write`.
+    pub async fn grant(&self, who: &Principal, input: GrantInput) -> Result<Finished, AppError> {
+        who.require(Scope::AccessWrite)?;
+        let now = Utc::now();
+        let (connection_id, grantee, target, expires_at) = validate(&input, now)?;
+        let connection = self
+            .store
+            .get_connection(connection_id)
+            .await
+            .map_err(not_found(connection_id))?;
+        let client = self.clients.client(&connection).await?;
+        let mut grant = Grant {
+            id: GrantId::new(),
+            connection_id,
+            grantee,
+            target,
+            reason: input.reason.trim().to_owned(),
+            ticket: input.ticket.map(|t| t.trim().to_owned()),
+            requested_by: who.subject.clone(),
+            client_id: who.client_id.clone(),
+            expires_at,
+            status: GrantStatus::Pending,
+            outcome: None,
+            previous_role: None,
+            invite_id: None,
+            error: None,
+            upstream_request_id: None,
+            pending: Some(PendingOp::Apply),
+            attempts: 0,
+            created_at: now,
+            updated_at: now,
+            ended_at: None,
+            ended_by: None,
+            end_reason: None,
+            end_ticket: None,
+            revoke_outcome: None,
+        };
+        // The intent, with the access lock: a concurrent identical grant waits here and then
+        // finds the access held, so OpenAI sees one write.
+        let deadline = tokio::time::Instant::now() + self.settings.lock_wait;
+        loop {
+            let now = Utc::now();
+            match self
+                .store
+                .insert_grant(&grant, &self.instance, now, add(now, self.settings.lease))
+                .await
+            {
+                Ok(()) => break,
+                Err(StoreError::Locked) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(StoreError::NotFound) => {
+                    return Err(not_found(connection_id)(StoreError::NotFound));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let actor = Actor::of(who);
+        self.apply(&client, &mut grant, &actor).await
+    }
+
+    /// Revokes a grant: undoes what it did (removes the membership it added, restores the
+    /// role it changed, deletes its pending invite). Requires `access:write`.
+    pub async fn revoke(
+        &self,
+        who: &Principal,
+        id: GrantId,
+        input: EndInput,
+    ) -> Result<Finished, AppError> {
+        who.require(Scope::AccessWrite)?;
+        check_end_input(&input)?;
+        let actor = Actor::of(who);
+        let Some(mut grant) = self.claim_live(id).await? else {
+            // Already ended by a revoke or expiry: a success that says so.
+            return Ok(Finished::Done(self.store.get_grant(id).await?));
+        };
+        let connection = self
+            .store
+            .get_connection(grant.connection_id)
+            .await
+            .map_err(not_found(grant.connection_id))?;
+        let client = self.clients.client(&connection).await?;
+        grant.end_reason = input.reason.map(|r| r.trim().to_owned());
+        grant.end_ticket = input.ticket.map(|t| t.trim().to_owned());
+        grant.ended_by = Some(actor.subject.clone());
+        self.end(&client, &mut grant, PendingOp::Revoke, &actor)
+            .await
+    }
+
+    /// Changes a live grant's expiry (`None` keeps the access until revoked). Requires
+    /// `access:write`.
+    pub async fn set_expiry(
+        &self,
+        who: &Principal,
+        id: GrantId,
+        expires_at: Option<DateTime<Utc>>,
+        expires_in_seconds: Option<i64>,
+        input: EndInput,
+    ) -> Result<Grant, AppError> {
+        who.require(Scope::AccessWrite)?;
+        check_end_input(&input)?;
+        let now = Utc::now();
+        let expires_at = expiry(expires_at, expires_in_seconds, now)?;
+        let grant = self
+            .store
+            .get_grant(id)
+            .await
+            .map_err(grant_not_found(id))?;
+        if !grant.status.is_live() {
+            return Err(AppError::new(
+                ErrorCode::GrantNotLive,
+                format!(
+                    "grant {id} is {}; only a live grant's expiry can change",
+                    grant.status
+                ),
+            ));
+        }
+        let claimed = self
+            .store
+            .claim_grant(
+                id,
+                &[GrantStatus::Active, GrantStatus::Invited],
+                false,
+                &self.instance,
+                now,
+                add(now, self.settings.lease),
+            )
+            .await
+            .map_err(grant_not_found(id))?;
+        let Some(mut grant) = claimed else {
+            return Err(AppError::new(
+                ErrorCode::AccessBusy,
+                format!("grant {id} is being changed right now; retry when it has finished"),
+            ));
+        };
+        let before = grant.expires_at;
+        grant.expires_at = expires_at;
+        grant.updated_at = now;
+        let mut entry = self.entry(&grant, &Actor::of(who), AuditAction::GrantExtended);
+        entry.outcome = AuditOutcome::Succeeded;
+        entry.reason = input.reason;
+        entry.ticket = input.ticket;
+        entry.before = Some(serde_json::json!({ "expires_at": before }));
+        entry.after = Some(serde_json::json!({ "expires_at": expires_at }));
+        self.store
+            .save_grant(&grant, &self.instance, true, Some(&entry))
+            .await?;
+        Ok(grant)
+    }
+
+    /// Takes a live grant for revoking, waiting for a write in flight on it to end; `None` if
+    /// it already ended (revoked or expired).
+    async fn claim_live(&self, id: GrantId) -> Result<Option<Grant>, AppError> {
+        let deadline = tokio::time::Instant::now() + self.settings.lock_wait;
+        loop {
+            let now = Utc::now();
+            let claimed = self
+                .store
+                .claim_grant(
+                    id,
+                    &[GrantStatus::Active, GrantStatus::Invited],
+                    true,
+                    &self.instance,
+                    now,
+                    add(now, self.settings.lease),
+                )
+                .await;
+            let retry = match claimed {
+                Ok(Some(g)) => return Ok(Some(g)),
+                Err(StoreError::Locked) => true,
+                Err(e) => return Err(grant_not_found(id)(e)),
+                Ok(None) => {
+                    let g = self
+                        .store
+                        .get_grant(id)
+                        .await
+                        .map_err(grant_not_found(id))?;
+                    match g.status {
+                        GrantStatus::Revoked | GrantStatus::Expired => return Ok(None),
+                        GrantStatus::Failed => {
+                            return Err(AppError::new(
+                                ErrorCode::GrantNotLive,
+                                format!("grant {id} failed; it holds no access to revoke"),
+                            ));
+                        }
+                        // Pending, or held by someone's live lease: wait for it.
+                        _ => true,
+                    }
+                }
+            };
+            if !retry || tokio::time::Instant::now() >= deadline {
+                return Err(AppError::new(
+                    ErrorCode::AccessBusy,
+                    format!("grant {id} is being changed right now; retry when it has finished"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Reads what OpenAI holds now about the grant's person and project.
+    async fn read_state(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+    ) -> Result<ProjectAccessState, OpenAiError> {
+        let project_id = grant.target.project_id().to_owned();
+        let project = client.get_project(&project_id).await?.data;
+        let archived = project.archived_at.is_some()
+            || project
+                .status
+                .as_ref()
+                .is_some_and(|s| s.as_str() == "archived");
+        let is_default = project
+            .name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(DEFAULT_PROJECT_NAME));
+        let member = match (&grant.grantee.user_id, &grant.grantee.email) {
+            (Some(user_id), _) => match client.get_user(user_id).await {
+                Ok(r) => Some(r.data),
+                Err(e) if e.kind == ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            },
+            (None, Some(email)) => {
+                let p = ListUsersParams {
+                    emails: vec![email.clone()],
+                    limit: Some(10),
+                    after: None,
+                };
+                client
+                    .list_users(&p)
+                    .await?
+                    .data
+                    .data
+                    .into_iter()
+                    .find(|u| {
+                        u.email
+                            .as_deref()
+                            .is_some_and(|m| m.eq_ignore_ascii_case(email))
+                    })
+            }
+            (None, None) => None,
+        };
+        if let Some(u) = &member {
+            // What OpenAI calls the person is the truth from now on.
+            grant.grantee.user_id = Some(u.id.clone());
+            if let Some(m) = &u.email {
+                grant.grantee.email = Some(m.to_lowercase());
+            }
+        }
+        let mut state = ProjectAccessState {
+            archived,
+            is_default,
+            member: member
+                .as_ref()
+                .map(|u| (u.id.clone(), u.role.clone().unwrap_or_default())),
+            project_role: None,
+            project_owners: 0,
+            invite: None,
+        };
+        if let Some(u) = &member
+            && !archived
+        {
+            state.project_role = match client.get_project_user(&project_id, &u.id).await {
+                Ok(r) => Some(r.data.role),
+                Err(e) if e.kind == ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            if state.project_role.as_deref() == Some("owner") {
+                state.project_owners = client
+                    .project_users(&project_id, &Default::default())
+                    .try_fold(0usize, |n, m| async move {
+                        Ok(n + usize::from(m.role == "owner"))
+                    })
+                    .await?;
+            }
+        }
+        if member.is_none()
+            && let Some(email) = &grant.grantee.email
+        {
+            let email = email.clone();
+            let mut invites = Box::pin(client.invites(&Default::default()));
+            while let Some(inv) = invites.next().await {
+                let inv = inv?;
+                if inv.status == InviteStatus::Pending && inv.email.eq_ignore_ascii_case(&email) {
+                    let projects = inv.projects.iter().map(|p| (p.id.clone(), p.role.clone()));
+                    state.invite = Some((inv.id.clone(), projects.collect()));
+                    break;
+                }
+            }
+        }
+        Ok(state)
+    }
+
+    /// Carries a pending grant to its outcome (a request, or the worker after a crash).
+    async fn apply(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        actor: &Actor,
+    ) -> Result<Finished, AppError> {
+        let mut last_error: Option<OpenAiError> = None;
+        loop {
+            let state = match self.read_state(client, grant).await {
+                Ok(s) => s,
+                Err(e) if e.kind == ErrorKind::NotFound && grant.attempts == 0 => {
+                    let message = format!(
+                        "project {} does not exist in this organization",
+                        grant.target.project_id()
+                    );
+                    return self
+                        .fail(grant, actor, ErrorCode::ProjectNotFound, message)
+                        .await;
+                }
+                Err(e) if grant.attempts == 0 && !ambiguous(&e) => {
+                    return self
+                        .fail(
+                            grant,
+                            actor,
+                            ErrorCode::UpstreamUnavailable,
+                            upstream_message(&e),
+                        )
+                        .await;
+                }
+                Err(e) => return self.leave_pending(grant, &e).await,
+            };
+            let has_email = grant.grantee.email.is_some();
+            let step = match plan_project_grant(&state, &grant.target, has_email) {
+                Ok(step) => step,
+                Err(refusal) => {
+                    let e = refusal_error(&refusal, grant.target.project_id());
+                    return self.fail(grant, actor, e.code, e.message).await;
+                }
+            };
+            if let GrantStep::Done(outcome) = step {
+                return self.applied(client, grant, actor, outcome, &state).await;
+            }
+            if let Some(e) = last_error.take() {
+                if !ambiguous(&e) {
+                    // OpenAI refused and the state confirms nothing changed.
+                    return self
+                        .fail(
+                            grant,
+                            actor,
+                            ErrorCode::UpstreamRefused,
+                            upstream_message(&e),
+                        )
+                        .await;
+                }
+                if grant.attempts >= self.settings.max_attempts {
+                    return self.leave_pending(grant, &e).await;
+                }
+            }
+            // The intent, with what the person held before: recorded before the write.
+            if let GrantStep::ChangeRole { from, .. } = &step {
+                grant.previous_role = Some(from.clone());
+            }
+            grant.attempts += 1;
+            grant.updated_at = Utc::now();
+            if !self
+                .store
+                .save_grant(grant, &self.instance, false, None)
+                .await?
+            {
+                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
+            }
+            self.expect(grant, &step).await?;
+            let write = match &step {
+                GrantStep::AddMember { user_id } => client
+                    .add_project_user(grant.target.project_id(), user_id, grant.target.role())
+                    .await
+                    .map(|r| r.meta.request_id),
+                GrantStep::ChangeRole { user_id, .. } => client
+                    .modify_project_user(grant.target.project_id(), user_id, grant.target.role())
+                    .await
+                    .map(|r| r.meta.request_id),
+                GrantStep::Invite => {
+                    let body = CreateInvite {
+                        email: grant.grantee.email.clone().unwrap_or_default(),
+                        role: "reader".to_owned(),
+                        // Named explicitly: an invite without `projects` would add the
+                        // default project instead.
+                        projects: Some(vec![InviteProject {
+                            id: grant.target.project_id().to_owned(),
+                            role: grant.target.role().to_owned(),
+                        }]),
+                    };
+                    client.create_invite(&body).await.map(|r| {
+                        grant.invite_id = Some(r.data.id.clone());
+                        r.meta.request_id
+                    })
+                }
+                GrantStep::Done(_) => unreachable!("handled above"),
+            };
+            match write {
+                Ok(request_id) => {
+                    grant.upstream_request_id = request_id;
+                    // Read back what now holds, to record it and show it at once.
+                }
+                Err(e) => {
+                    grant.upstream_request_id = e.request_id.clone();
+                    last_error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// The grant holds: record it as active (or invited) with its audit entry.
+    async fn applied(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        actor: &Actor,
+        outcome: GrantOutcome,
+        state: &ProjectAccessState,
+    ) -> Result<Finished, AppError> {
+        // When a write of ours landed (possibly before a crash), the held access is our doing.
+        let outcome = match outcome {
+            GrantOutcome::AlreadyHeld if grant.attempts > 0 => {
+                if grant.previous_role.is_some() {
+                    GrantOutcome::RoleChanged
+                } else {
+                    GrantOutcome::Granted
+                }
+            }
+            o => o,
+        };
+        if outcome == GrantOutcome::AlreadyHeld {
+            grant.previous_role = state.project_role.clone();
+        }
+        grant.outcome = Some(outcome);
+        grant.status = if outcome == GrantOutcome::Invited {
+            GrantStatus::Invited
+        } else {
+            GrantStatus::Active
+        };
+        if outcome == GrantOutcome::Invited {
+            grant.invite_id = state.invite.as_ref().map(|(id, _)| id.clone());
+        }
+        grant.pending = None;
+        grant.error = None;
+        grant.updated_at = Utc::now();
+        let written = self.observed(client, grant).await;
+        let action = if grant.attempts > 0 && actor.subject == SYSTEM_ACTOR {
+            AuditAction::GrantReconciled
+        } else {
+            AuditAction::GrantCreated
+        };
+        let mut entry = self.entry(grant, actor, action);
+        entry.outcome = match outcome {
+            GrantOutcome::AlreadyHeld => AuditOutcome::Unchanged,
+            GrantOutcome::Invited => AuditOutcome::Pending,
+            _ => AuditOutcome::Succeeded,
+        };
+        entry.before = Some(serde_json::json!({ "project_role": grant.previous_role }));
+        entry.after = Some(match outcome {
+            GrantOutcome::Invited => serde_json::json!({ "invite_id": grant.invite_id }),
+            _ => serde_json::json!({ "project_role": grant.target.role() }),
+        });
+        self.finish(grant, &entry, written).await
+    }
+
+    /// What OpenAI now holds for the grant, as snapshot items (best effort: a failed read only
+    /// delays the write-through to the next sync).
+    async fn observed(&self, client: &Client, grant: &Grant) -> Written {
+        let mut upserts = Vec::new();
+        let pid = grant.target.project_id();
+        if let Some(invite_id) = &grant.invite_id
+            && grant.status == GrantStatus::Invited
+        {
+            if let Ok(r) = client.get_invite(invite_id).await {
+                upserts.push(invite_item(&r.data));
+            }
+        } else if let Some(uid) = &grant.grantee.user_id
+            && let Ok(r) = client.get_project_user(pid, uid).await
+        {
+            upserts.push(member_item(pid, &r.data));
+        }
+        Written {
+            request_id: None,
+            upserts,
+            removals: Vec::new(),
+        }
+    }
+
+    /// Stores a final state, its audit entry, and the write-through.
+    async fn finish(
+        &self,
+        grant: &mut Grant,
+        entry: &AuditEntry,
+        written: Written,
+    ) -> Result<Finished, AppError> {
+        if !self
+            .store
+            .save_grant(grant, &self.instance, true, Some(entry))
+            .await?
+        {
+            // Our lease was taken over (we were too slow); the new owner records the outcome.
+            return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
+        }
+        if let Err(e) = self
+            .store
+            .patch_head(grant.connection_id, &written.upserts, &written.removals)
+            .await
+        {
+            tracing::warn!(grant_id = %grant.id, error = %e, "write-through to the snapshot failed; the next sync shows the change");
+        }
+        let _ = written.request_id;
+        Ok(Finished::Done(grant.clone()))
+    }
+
+    /// Records a refusal or failure and returns it as the caller's error.
+    async fn fail(
+        &self,
+        grant: &mut Grant,
+        actor: &Actor,
+        code: ErrorCode,
+        message: String,
+    ) -> Result<Finished, AppError> {
+        let op = grant.pending.take();
+        grant.updated_at = Utc::now();
+        grant.attempts = 0;
+        let action = match op {
+            Some(PendingOp::Revoke) => AuditAction::GrantRevoked,
+            Some(PendingOp::Expire) => AuditAction::GrantExpired,
+            _ => AuditAction::GrantCreated,
+        };
+        if matches!(op, Some(PendingOp::Revoke | PendingOp::Expire)) {
+            // The revoke did not happen: the grant keeps what it held.
+            grant.status =
+                if grant.invite_id.is_some() && grant.outcome == Some(GrantOutcome::Invited) {
+                    GrantStatus::Invited
+                } else {
+                    GrantStatus::Active
+                };
+            grant.ended_at = None;
+            grant.ended_by = None;
+        } else {
+            grant.status = GrantStatus::Failed;
+            grant.error = Some(message.clone());
+        }
+        let mut entry = self.entry(grant, actor, action);
+        entry.outcome = AuditOutcome::Failed;
+        entry.detail = Some(serde_json::json!({ "code": code.as_str(), "message": message }));
+        self.store
+            .save_grant(grant, &self.instance, true, Some(&entry))
+            .await?;
+        let mut e = AppError::new(code, message);
+        if code == ErrorCode::UpstreamRefused || code == ErrorCode::UpstreamUnavailable {
+            e.message = format!(
+                "{} (grant {} is recorded as {})",
+                e.message, grant.id, grant.status
+            );
+        }
+        Err(e)
+    }
+
+    /// The outcome is unknown (OpenAI unreachable after the write was sent): keep the lease
+    /// until it runs out, then the worker reconciles.
+    async fn leave_pending(
+        &self,
+        grant: &mut Grant,
+        e: &OpenAiError,
+    ) -> Result<Finished, AppError> {
+        tracing::warn!(grant_id = %grant.id, error = %upstream_message(e), "grant outcome unknown; the worker will reconcile it");
+        grant.error = Some(format!(
+            "outcome unknown, reconciling: {}",
+            upstream_message(e)
+        ));
+        grant.updated_at = Utc::now();
+        self.store
+            .save_grant(grant, &self.instance, false, None)
+            .await?;
+        Ok(Finished::Pending(grant.clone()))
+    }
+
+    /// Ends a claimed grant: undo what it did (revoke or expiry).
+    async fn end(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        op: PendingOp,
+        actor: &Actor,
+    ) -> Result<Finished, AppError> {
+        if grant.pending != Some(op) {
+            grant.pending = Some(op);
+            grant.attempts = 0;
+        }
+        grant.status = GrantStatus::Pending;
+        grant.updated_at = Utc::now();
+        if !self
+            .store
+            .save_grant(grant, &self.instance, false, None)
+            .await?
+        {
+            return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
+        }
+        let mut last_error: Option<OpenAiError> = None;
+        loop {
+            let state = match self.read_state(client, grant).await {
+                Ok(s) => s,
+                Err(e) => return self.leave_pending(grant, &e).await,
+            };
+            let step = match plan_project_revoke(grant, &state) {
+                Ok(s) => s,
+                Err(refusal) => {
+                    let e = refusal_error(&refusal, grant.target.project_id());
+                    return self.fail(grant, actor, e.code, e.message).await;
+                }
+            };
+            let outcome = match &step {
+                RevokeStep::Done(o) if grant.attempts > 0 => {
+                    // Our earlier write landed.
+                    match (o, &grant.previous_role, &grant.invite_id) {
+                        (RevokeOutcome::AlreadyAbsent, _, Some(_))
+                            if grant.outcome == Some(GrantOutcome::Invited) =>
+                        {
+                            Some(RevokeOutcome::InviteDeleted)
+                        }
+                        (RevokeOutcome::AlreadyAbsent, None, _) => Some(RevokeOutcome::Removed),
+                        (RevokeOutcome::NothingToUndo, Some(_), _) => {
+                            Some(RevokeOutcome::RoleRestored)
+                        }
+                        (o, _, _) => Some(*o),
+                    }
+                }
+                RevokeStep::Done(o) => Some(*o),
+                _ => None,
+            };
+            if let Some(outcome) = outcome {
+                return self.ended(grant, actor, op, outcome).await;
+            }
+            if let Some(e) = last_error.take()
+                && (!ambiguous(&e) || grant.attempts >= self.settings.max_attempts)
+            {
+                if ambiguous(&e) {
+                    return self.leave_pending(grant, &e).await;
+                }
+                return self
+                    .fail(
+                        grant,
+                        actor,
+                        ErrorCode::UpstreamRefused,
+                        upstream_message(&e),
+                    )
+                    .await;
+            }
+            grant.attempts += 1;
+            grant.updated_at = Utc::now();
+            if !self
+                .store
+                .save_grant(grant, &self.instance, false, None)
+                .await?
+            {
+                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
+            }
+            let pid = grant.target.project_id().to_owned();
+            let (expected, result) = match &step {
+                RevokeStep::Remove { user_id } => (
+                    Some((ChangeKind::Removed, None)),
+                    client
+                        .remove_project_user(&pid, user_id)
+                        .await
+                        .map(|r| r.meta.request_id),
+                ),
+                RevokeStep::Restore { user_id, role } => (
+                    Some((ChangeKind::Changed, Some(role.clone()))),
+                    client
+                        .modify_project_user(&pid, user_id, role)
+                        .await
+                        .map(|r| r.meta.request_id),
+                ),
+                RevokeStep::DeleteInvite { invite_id } => (
+                    None,
+                    client
+                        .delete_invite(invite_id)
+                        .await
+                        .map(|r| r.meta.request_id),
+                ),
+                RevokeStep::Done(_) => unreachable!("handled above"),
+            };
+            if let (Some((change, role)), Some(uid)) = (expected, &grant.grantee.user_id) {
+                self.expect_raw(grant.connection_id, format!("{pid}/{uid}"), change, role)
+                    .await?;
+            }
+            match result {
+                Ok(request_id) => grant.upstream_request_id = request_id,
+                // "Not a member" answered to a removal: the re-read says what holds.
+                Err(e) => {
+                    grant.upstream_request_id = e.request_id.clone();
+                    if e.kind != ErrorKind::NotFound {
+                        last_error = Some(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The revoke or expiry is done: record it with the write-through.
+    async fn ended(
+        &self,
+        grant: &mut Grant,
+        actor: &Actor,
+        op: PendingOp,
+        outcome: RevokeOutcome,
+    ) -> Result<Finished, AppError> {
+        let now = Utc::now();
+        grant.status = if op == PendingOp::Expire {
+            GrantStatus::Expired
+        } else {
+            GrantStatus::Revoked
+        };
+        grant.revoke_outcome = Some(outcome);
+        grant.pending = None;
+        grant.error = None;
+        grant.ended_at = Some(now);
+        grant.ended_by.get_or_insert_with(|| actor.subject.clone());
+        grant.updated_at = now;
+        let pid = grant.target.project_id();
+        let mut written = Written {
+            request_id: None,
+            upserts: Vec::new(),
+            removals: Vec::new(),
+        };
+        match (outcome, &grant.grantee.user_id, &grant.invite_id) {
+            (RevokeOutcome::Removed | RevokeOutcome::AlreadyAbsent, Some(uid), _) => {
+                written
+                    .removals
+                    .push((ItemKind::ProjectMember, format!("{pid}/{uid}")));
+            }
+            (RevokeOutcome::InviteDeleted, _, Some(invite)) => {
+                written.removals.push((ItemKind::Invite, invite.clone()));
+            }
+            (RevokeOutcome::RoleRestored, Some(_), _) => {
+                if let Ok(connection) = self.store.get_connection(grant.connection_id).await
+                    && let Ok(client) = self.clients.client(&connection).await
+                {
+                    written = self.observed(&client, grant).await;
+                }
+            }
+            _ => {}
+        }
+        let action = if op == PendingOp::Expire {
+            AuditAction::GrantExpired
+        } else {
+            AuditAction::GrantRevoked
+        };
+        let mut entry = self.entry(grant, actor, action);
+        entry.reason = grant.end_reason.clone().or_else(|| {
+            (op == PendingOp::Expire).then(|| "the grant reached its expiry".to_owned())
+        });
+        entry.ticket = grant.end_ticket.clone().or_else(|| grant.ticket.clone());
+        entry.outcome = match outcome {
+            RevokeOutcome::AlreadyAbsent | RevokeOutcome::NothingToUndo => AuditOutcome::Unchanged,
+            _ => AuditOutcome::Succeeded,
+        };
+        entry.before = Some(serde_json::json!({ "project_role": grant.target.role() }));
+        entry.after = Some(serde_json::json!({ "project_role": match outcome {
+            RevokeOutcome::RoleRestored | RevokeOutcome::NothingToUndo => grant.previous_role.clone(),
+            _ => None,
+        }}));
+        entry.detail = Some(serde_json::json!({ "revoke_outcome": outcome }));
+        self.finish(grant, &entry, written).await
+    }
+
+    /// Announces the change a grant step makes, so the next sync marks it `by_governor`.
+    async fn expect(&self, grant: &Grant, step: &GrantStep) -> Result<(), AppError> {
+        let pid = grant.target.project_id();
+        match (step, &grant.grantee.user_id) {
+            (GrantStep::AddMember { user_id }, _) => {
+                self.expect_raw(
+                    grant.connection_id,
+                    format!("{pid}/{user_id}"),
+                    ChangeKind::Added,
+                    Some(grant.target.role().to_owned()),
+                )
+                .await
+            }
+            (GrantStep::ChangeRole { user_id, .. }, _) => {
+                self.expect_raw(
+                    grant.connection_id,
+                    format!("{pid}/{user_id}"),
+                    ChangeKind::Changed,
+                    Some(grant.target.role().to_owned()),
+                )
+                .await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn expect_raw(
+        &self,
+        connection_id: ConnectionId,
+        key: String,
+        change: ChangeKind,
+        role: Option<String>,
+    ) -> Result<(), AppError> {
+        let e = ExpectedChange {
+            connection_id,
+            kind: ItemKind::ProjectMember,
+            key,
+            change,
+            role,
+            status: None,
+            until: Utc::now() + chrono::Duration::days(2),
+        };
+        self.store
+            .expect_change(&e)
+            .await
+            .map_err(not_found(connection_id))
+    }
+
+    /// The audit entry of a grant's change, with who and what filled in.
+    fn entry(&self, grant: &Grant, actor: &Actor, action: AuditAction) -> AuditEntry {
+        let mut e = AuditEntry::new(
+            Utc::now(),
+            actor.subject.clone(),
+            actor.client_id.clone(),
+            action,
+            AuditOutcome::Succeeded,
+        );
+        e.connection_id = Some(grant.connection_id);
+        e.grant_id = Some(grant.id);
+        e.user_id = grant.grantee.user_id.clone();
+        e.email = grant.grantee.email.clone();
+        e.project_id = Some(grant.target.project_id().to_owned());
+        e.reason = Some(grant.reason.clone());
+        e.ticket = grant.ticket.clone();
+        e.upstream_request_id = grant.upstream_request_id.clone();
+        e
+    }
+
+    /// One pass of the worker: reconciles interrupted grants, expires due ones and polls
+    /// invites. Safe to run on every replica at once: each grant is claimed before it is
+    /// touched. Returns how many grants it worked on.
+    pub async fn work_once(&self) -> Result<usize, StoreError> {
+        let now = Utc::now();
+        let grants = self.store.grants_needing_work(now, 100).await?;
+        let mut worked = 0;
+        for g in grants {
+            let result = self.work_on(g).await;
+            match result {
+                Ok(true) => worked += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "grant worker: a grant could not be handled")
+                }
+            }
+        }
+        Ok(worked)
+    }
+
+    async fn work_on(&self, g: Grant) -> Result<bool, AppError> {
+        let now = Utc::now();
+        let due = g.expires_at.is_some_and(|t| t <= now);
+        let actor = Actor::system();
+        let lease = add(now, self.settings.lease);
+        let claim = |statuses: &'static [GrantStatus], lock: bool, until: DateTime<Utc>| {
+            let store = self.store.clone();
+            let instance = self.instance.clone();
+            async move {
+                match store
+                    .claim_grant(g.id, statuses, lock, &instance, now, until)
+                    .await
+                {
+                    Ok(g) => Ok(g),
+                    Err(StoreError::Locked) => Ok(None),
+                    Err(e) => Err(AppError::from(e)),
+                }
+            }
+        };
+        let connection = match self.store.get_connection(g.connection_id).await {
+            Ok(c) => c,
+            Err(_) => return Ok(false),
+        };
+        let client = self.clients.client(&connection).await?;
+        match g.status {
+            GrantStatus::Pending => {
+                let Some(mut grant) = claim(&[GrantStatus::Pending], true, lease).await? else {
+                    return Ok(false);
+                };
+                let result = match grant.pending {
+                    Some(PendingOp::Apply) | None => self.apply(&client, &mut grant, &actor).await,
+                    Some(op) => self.end(&client, &mut grant, op, &actor).await,
+                };
+                // A refusal found while reconciling is recorded on the grant; nothing to raise.
+                let _ = result;
+                Ok(true)
+            }
+            GrantStatus::Active | GrantStatus::Invited if due => {
+                let Some(mut grant) =
+                    claim(&[GrantStatus::Active, GrantStatus::Invited], true, lease).await?
+                else {
+                    return Ok(false);
+                };
+                grant.ended_by = Some(SYSTEM_ACTOR.to_owned());
+                let _ = self
+                    .end(&client, &mut grant, PendingOp::Expire, &actor)
+                    .await;
+                Ok(true)
+            }
+            GrantStatus::Invited => {
+                // The lease doubles as "polled until": the next poll waits for it to run out.
+                let until = add(now, self.settings.invite_poll);
+                let Some(mut grant) = claim(&[GrantStatus::Invited], false, until).await? else {
+                    return Ok(false);
+                };
+                self.poll_invite(&client, &mut grant, &actor).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Checks an invited grant's invite: accepted → active, expired or deleted → failed.
+    async fn poll_invite(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        actor: &Actor,
+    ) -> Result<(), AppError> {
+        let Some(invite_id) = grant.invite_id.clone() else {
+            return Ok(());
+        };
+        let status = match client.get_invite(&invite_id).await {
+            Ok(r) => Some(r.data.status),
+            Err(e) if e.kind == ErrorKind::NotFound => None,
+            Err(e) => return Err(upstream_unavailable(&e)),
+        };
+        match status {
+            Some(InviteStatus::Pending) => Ok(()),
+            Some(InviteStatus::Accepted) => {
+                let state = self
+                    .read_state(client, grant)
+                    .await
+                    .map_err(|e| upstream_unavailable(&e))?;
+                if state.project_role.as_deref() == Some(grant.target.role()) {
+                    grant.status = GrantStatus::Active;
+                    grant.updated_at = Utc::now();
+                    let mut written = self.observed(client, grant).await;
+                    written.removals.push((ItemKind::Invite, invite_id.clone()));
+                    if let Ok(r) = client.get_invite(&invite_id).await {
+                        written.upserts.push(invite_item(&r.data));
+                    }
+                    let mut entry = self.entry(grant, actor, AuditAction::GrantActivated);
+                    entry.after = Some(serde_json::json!({ "project_role": grant.target.role() }));
+                    entry.detail = Some(serde_json::json!({ "invite_id": invite_id }));
+                    self.finish(grant, &entry, written).await?;
+                } else {
+                    let message = format!(
+                        "invite {invite_id} was accepted but the person is not a {} of project {}",
+                        grant.target.role(),
+                        grant.target.project_id()
+                    );
+                    self.invite_failed(grant, actor, message).await?;
+                }
+                Ok(())
+            }
+            other => {
+                let message = match other {
+                    None => format!("invite {invite_id} was deleted before it was accepted"),
+                    _ => format!("invite {invite_id} expired before it was accepted"),
+                };
+                self.invite_failed(grant, actor, message).await
+            }
+        }
+    }
+
+    async fn invite_failed(
+        &self,
+        grant: &mut Grant,
+        actor: &Actor,
+        message: String,
+    ) -> Result<(), AppError> {
+        grant.status = GrantStatus::Failed;
+        grant.error = Some(message.clone());
+        grant.updated_at = Utc::now();
+        let mut entry = self.entry(grant, actor, AuditAction::GrantActivated);
+        entry.outcome = AuditOutcome::Failed;
+        entry.detail = Some(serde_json::json!({ "message": message }));
+        let removals = grant
+            .invite_id
+            .iter()
+            .map(|i| (ItemKind::Invite, i.clone()))
+            .collect();
+        self.finish(
+            grant,
+            &entry,
+            Written {
+                request_id: None,
+                upserts: Vec::new(),
+                removals,
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+fn check_end_input(input: &EndInput) -> Result<(), AppError> {
+    let mut errors = Vec::new();
+    if input.reason.as_ref().is_some_and(|r| r.len() > 1000) {
+        errors.push(field("reason", "at most 1000 characters"));
+    }
+    if input.ticket.as_ref().is_some_and(|t| t.len() > 200) {
+        errors.push(field("ticket", "at most 200 characters"));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::validation(errors))
+    }
+}
+
+/// The expiry a request asks for: a time, or seconds from now; at least one second ahead and
+/// at most a year.
+fn expiry(
+    at: Option<DateTime<Utc>>,
+    in_seconds: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, AppError> {
+    let t = match (at, in_seconds) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::validation(vec![field(
+                "expires_in_seconds",
+                "give expires_at or expires_in_seconds, not both",
+            )]));
+        }
+        (Some(t), None) => t,
+        (None, Some(s)) => {
+            if !(1..=366 * 86_400).contains(&s) {
+                return Err(AppError::validation(vec![field(
+                    "expires_in_seconds",
+                    "must be between 1 and 31622400 (366 days)",
+                )]));
+            }
+            now + chrono::Duration::seconds(s)
+        }
+        (None, None) => return Ok(None),
+    };
+    if t <= now {
+        return Err(AppError::validation(vec![field(
+            "expires_at",
+            "must be in the future",
+        )]));
+    }
+    if t > now + chrono::Duration::days(366) {
+        return Err(AppError::validation(vec![field(
+            "expires_at",
+            "must be within 366 days",
+        )]));
+    }
+    Ok(Some(t))
+}
+
+/// Checks a grant request, naming every invalid field.
+fn validate(
+    input: &GrantInput,
+    now: DateTime<Utc>,
+) -> Result<(ConnectionId, Grantee, GrantTarget, Option<DateTime<Utc>>), AppError> {
+    let mut errors = Vec::new();
+    if input.connection_id.is_none() {
+        errors.push(field("connection_id", "required"));
+    }
+    let email = input.email.as_ref().map(|e| e.trim().to_lowercase());
+    if let Some(e) = &email
+        && (e.len() > 320 || !e.contains('@') || e.starts_with('@') || e.ends_with('@'))
+    {
+        errors.push(field("email", "must be an email address"));
+    }
+    let user_id = input.user_id.as_ref().map(|u| u.trim().to_owned());
+    if let Some(u) = &user_id
+        && (!u.starts_with("user-") || u.len() > 100)
+    {
+        errors.push(field("user_id", "must be an OpenAI user id (user-…)"));
+    }
+    if email.is_none() && user_id.is_none() {
+        errors.push(field("email", "give the person's email or user_id"));
+    }
+    let project_id = input.project_id.trim().to_owned();
+    if !project_id.starts_with("proj_") || project_id.len() > 100 {
+        errors.push(field("project_id", "must be an OpenAI project id (proj_…)"));
+    }
+    let role = input.role.trim().to_owned();
+    if role.is_empty() || role.len() > 100 {
+        errors.push(field(
+            "role",
+            "must be owner, member or a custom project role's name",
+        ));
+    }
+    let reason = input.reason.trim();
+    if reason.is_empty() || reason.len() > 1000 {
+        errors.push(field("reason", "required, at most 1000 characters"));
+    }
+    if input.ticket.as_ref().is_some_and(|t| t.len() > 200) {
+        errors.push(field("ticket", "at most 200 characters"));
+    }
+    let expires_at = match expiry(input.expires_at, input.expires_in_seconds, now) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.extend(e.errors);
+            None
+        }
+    };
+    match input.connection_id {
+        Some(c) if errors.is_empty() => Ok((
+            c,
+            Grantee { email, user_id },
+            GrantTarget::Project { project_id, role },
+            expires_at,
+        )),
+        _ => Err(AppError::validation(errors)),
+    }
+}

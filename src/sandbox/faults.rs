@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use super::SandboxState;
 use super::http::ApiError;
@@ -74,6 +75,23 @@ fn default_status() -> u16 {
     500
 }
 
+/// Apply matching requests, then withhold their answers: a write that landed at OpenAI while
+/// the caller crashed or timed out before hearing back.
+///
+/// The request is handled normally (state changes, audit events), the answer is dropped, and
+/// the connection is held until the faults are set again (`PUT /_sandbox/faults`), held
+/// requests are released (`POST /_sandbox/faults/release`) or the sandbox shuts down; then it
+/// answers 503. A client that gives up first just disconnects.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HoldAfterApply {
+    /// Endpoint pattern (see [`endpoint_matches`]).
+    pub endpoint: String,
+    /// How many matching requests are held (0 = all); counts down, and the fault is removed
+    /// once the last one is held.
+    #[serde(default)]
+    pub times: u32,
+}
+
 /// The faults in force.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -99,6 +117,9 @@ pub struct Faults {
     /// Lists on matching endpoints ignore their cursor (`after` / `page`), so the same cursor
     /// comes back forever.
     pub repeat_cursor: Option<String>,
+    /// Matching requests are applied, then their answers withheld (see [`HoldAfterApply`]).
+    /// Applies only to requests no other fault refused (rate limit, page fault, error, hang).
+    pub hold_after_apply: Option<HoldAfterApply>,
 }
 
 /// Requests counted for one endpoint.
@@ -112,6 +133,9 @@ pub struct EndpointCount {
     pub hung: u64,
     /// Requests answered with a malformed body.
     pub malformed: u64,
+    /// Requests applied whose answers were withheld (`hold_after_apply`).
+    #[serde(default)]
+    pub held: u64,
 }
 
 /// A snapshot of the request counters.
@@ -291,6 +315,29 @@ fn decide(
     (Decision::Pass { malformed }, latency, repeat)
 }
 
+/// Takes one hold if `hold_after_apply` matches: returns the receiver that tells the held
+/// request to answer. Subscribed under the faults lock, so a release that follows the decision
+/// is never missed.
+fn take_hold(
+    state: &SandboxState,
+    method: &str,
+    template: &str,
+    uri: &Uri,
+) -> Option<watch::Receiver<u64>> {
+    let mut rt = state.lock_faults();
+    let hold = rt.faults.hold_after_apply.as_mut()?;
+    let concrete = uri.path().strip_prefix("/v1").unwrap_or(uri.path());
+    if !endpoint_matches(&hold.endpoint, method, template, concrete) {
+        return None;
+    }
+    match hold.times {
+        0 => {}
+        1 => rt.faults.hold_after_apply = None,
+        _ => hold.times -= 1,
+    }
+    Some(state.inner.release.subscribe())
+}
+
 /// Middleware on every matched `/v1` route: counts the request, then applies the faults.
 pub async fn apply(State(state): State<SandboxState>, mut req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_owned();
@@ -322,8 +369,19 @@ pub async fn apply(State(state): State<SandboxState>, mut req: Request, next: Ne
             if repeat && let Some(uri) = strip_cursor(req.uri()) {
                 *req.uri_mut() = uri;
             }
+            let hold = take_hold(&state, &method, &template, req.uri());
             let resp = next.run(req).await;
-            if malformed && resp.status().is_success() {
+            if let Some(mut release) = hold {
+                // The change is made; its answer is lost. If the client disconnects meanwhile,
+                // this future is dropped here, which is harmless: nothing is left half-done.
+                drop(resp);
+                state.count(&endpoint, |c| c.held += 1);
+                tokio::select! {
+                    _ = release.changed() => {}
+                    () = state.until_shutdown() => {}
+                }
+                ApiError::server(StatusCode::SERVICE_UNAVAILABLE).into_response()
+            } else if malformed && resp.status().is_success() {
                 state.count(&endpoint, |c| c.malformed += 1);
                 truncate_body(resp).await
             } else {

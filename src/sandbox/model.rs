@@ -912,10 +912,16 @@ impl Org {
         }
         let name = inv.email.split('@').next().unwrap_or("user").to_owned();
         let user_id = self.add_user(&name, &inv.email, &inv.role, now)?;
+        // Exactly the listed projects (the default project only if listed: `create_invite`
+        // lists it when `projects` was omitted). A project archived since the invite was sent
+        // is skipped, as the membership could not be used anyway; a project listed twice is
+        // joined once (first role wins), so acceptance never stops half-way.
         for p in &inv.projects {
-            // A project archived since the invite was sent is skipped, as the membership
-            // could not be used anyway.
-            if self.projects.get(&p.id).is_some_and(|pr| !pr.archived()) {
+            let joined = self
+                .project_users
+                .get(&p.id)
+                .is_some_and(|t| t.contains(&user_id));
+            if !joined && self.projects.get(&p.id).is_some_and(|pr| !pr.archived()) {
                 self.add_project_user(&p.id, &user_id, &p.role)?;
             }
         }
@@ -941,6 +947,26 @@ impl Org {
             json!({"id": user_id, "data": {"role": inv.role}}),
         );
         Ok(user_id)
+    }
+
+    /// Makes a pending invite expire now (as if its expiry date had passed); accepted or
+    /// already expired invites are refused. OpenAI records no audit event for an expiry.
+    pub fn expire_invite(&mut self, invite_id: &str) -> Result<(), Refusal> {
+        let now = self.now();
+        let inv = self
+            .invites
+            .get_mut(invite_id)
+            .ok_or_else(|| not_found("invite", invite_id))?;
+        match inv.status(now) {
+            "pending" => {
+                inv.expires_at = now;
+                Ok(())
+            }
+            status => Err(Refusal::Invalid(
+                format!("Invite {invite_id} is {status} and cannot be expired."),
+                None,
+            )),
+        }
     }
 
     /// Deletes a group and every membership and assignment that hangs off it.

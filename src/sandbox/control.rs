@@ -58,7 +58,10 @@ async fn expire_invite(State(s): State<SandboxState>, Path(id): Path<String>) ->
     s.write(|org| {
         org.expire_invite(&id)?;
         let now = org.now();
-        let inv = org.invites.get(&id).ok_or_else(|| not_found("invite", &id))?;
+        let inv = org
+            .invites
+            .get(&id)
+            .ok_or_else(|| not_found("invite", &id))?;
         Ok(Json(inv.to_json(now)))
     })
 }

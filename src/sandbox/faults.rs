@@ -495,14 +495,18 @@ mod tests {
         .await;
         assert!(gave_up.is_err(), "the answer was withheld");
         assert!(is_member(&state, &project, &user), "the write was applied");
-        let c = state.counters().endpoints["POST /organization/projects/{project_id}/users"].clone();
+        let c =
+            state.counters().endpoints["POST /organization/projects/{project_id}/users"].clone();
         assert_eq!((c.requests, c.held), (1, 1));
         assert!(c.statuses.is_empty(), "no answer was sent: {c:?}");
         assert_eq!(state.faults().hold_after_apply, None, "times: 1 is spent");
         state.release_held(); // nobody is waiting any more: harmless
 
         // The next request answers normally: adding the same member again is a 400.
-        let res = app.oneshot(add_member(&key, &project, &user)).await.unwrap();
+        let res = app
+            .oneshot(add_member(&key, &project, &user))
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     }
 
@@ -554,7 +558,8 @@ mod tests {
         until_held(&state, 3).await;
         stop.send(true).unwrap();
         assert_eq!(status(held_third).await, StatusCode::SERVICE_UNAVAILABLE);
-        let c = state.counters().endpoints["POST /organization/projects/{project_id}/users"].clone();
+        let c =
+            state.counters().endpoints["POST /organization/projects/{project_id}/users"].clone();
         assert_eq!(c.statuses.get(&503), Some(&3), "{c:?}");
     }
 

@@ -1,5 +1,5 @@
 //! The control API under `/_sandbox/` (a path OpenAI does not use): counters, faults,
-//! invite acceptance and changes a person would make in the dashboard (drift).
+//! invite acceptance and expiry, and changes a person would make in the dashboard (drift).
 //!
 //! No admin key is needed: it is for tests and demos on loopback. Every admin operation is also
 //! mounted under `/_sandbox/dashboard/...` (same paths as `/v1/...`), recorded in the audit log
@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::http::{ApiError, ApiResult, body};
-use super::model::Actor;
+use super::model::{Actor, not_found};
 use super::{Faults, SandboxState};
 
 /// Routes mounted under `/_sandbox`.
@@ -21,7 +21,9 @@ pub fn routes() -> Router<SandboxState> {
     Router::new()
         .route("/counters", get(counters).delete(reset_counters))
         .route("/faults", get(faults).put(set_faults).post(set_faults))
+        .route("/faults/release", post(release_held))
         .route("/invites/{invite_id}/accept", post(accept_invite))
+        .route("/invites/{invite_id}/expire", post(expire_invite))
         .route("/users", post(add_users))
         .route("/summary", get(summary))
 }
@@ -43,6 +45,25 @@ async fn set_faults(State(s): State<SandboxState>, raw: Bytes) -> ApiResult {
     let f: Faults = body(&raw)?;
     s.set_faults(f);
     Ok(Json(json!(s.faults())))
+}
+
+/// Releases the requests held by `hold_after_apply` (they answer 503); the faults stay.
+async fn release_held(State(s): State<SandboxState>) -> ApiResult {
+    s.release_held();
+    Ok(Json(json!(s.faults())))
+}
+
+/// Makes a pending invite expire now; answers the invite (`status: "expired"`).
+async fn expire_invite(State(s): State<SandboxState>, Path(id): Path<String>) -> ApiResult {
+    s.write(|org| {
+        org.expire_invite(&id)?;
+        let now = org.now();
+        let inv = org
+            .invites
+            .get(&id)
+            .ok_or_else(|| not_found("invite", &id))?;
+        Ok(Json(inv.to_json(now)))
+    })
 }
 
 async fn accept_invite(State(s): State<SandboxState>, Path(id): Path<String>) -> ApiResult {

@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use super::SandboxState;
 use super::http::ApiError;
@@ -74,6 +75,23 @@ fn default_status() -> u16 {
     500
 }
 
+/// Apply matching requests, then withhold their answers: a write that landed at OpenAI while
+/// the caller crashed or timed out before hearing back.
+///
+/// The request is handled normally (state changes, audit events), the answer is dropped, and
+/// the connection is held until the faults are set again (`PUT /_sandbox/faults`), held
+/// requests are released (`POST /_sandbox/faults/release`) or the sandbox shuts down; then it
+/// answers 503. A client that gives up first just disconnects.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HoldAfterApply {
+    /// Endpoint pattern (see [`endpoint_matches`]).
+    pub endpoint: String,
+    /// How many matching requests are held (0 = all); counts down, and the fault is removed
+    /// once the last one is held.
+    #[serde(default)]
+    pub times: u32,
+}
+
 /// The faults in force.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -99,6 +117,9 @@ pub struct Faults {
     /// Lists on matching endpoints ignore their cursor (`after` / `page`), so the same cursor
     /// comes back forever.
     pub repeat_cursor: Option<String>,
+    /// Matching requests are applied, then their answers withheld (see [`HoldAfterApply`]).
+    /// Applies only to requests no other fault refused (rate limit, page fault, error, hang).
+    pub hold_after_apply: Option<HoldAfterApply>,
 }
 
 /// Requests counted for one endpoint.
@@ -112,6 +133,9 @@ pub struct EndpointCount {
     pub hung: u64,
     /// Requests answered with a malformed body.
     pub malformed: u64,
+    /// Requests applied whose answers were withheld (`hold_after_apply`).
+    #[serde(default)]
+    pub held: u64,
 }
 
 /// A snapshot of the request counters.
@@ -291,6 +315,29 @@ fn decide(
     (Decision::Pass { malformed }, latency, repeat)
 }
 
+/// Takes one hold if `hold_after_apply` matches: returns the receiver that tells the held
+/// request to answer. Subscribed under the faults lock, so a release that follows the decision
+/// is never missed.
+fn take_hold(
+    state: &SandboxState,
+    method: &str,
+    template: &str,
+    uri: &Uri,
+) -> Option<watch::Receiver<u64>> {
+    let mut rt = state.lock_faults();
+    let hold = rt.faults.hold_after_apply.as_mut()?;
+    let concrete = uri.path().strip_prefix("/v1").unwrap_or(uri.path());
+    if !endpoint_matches(&hold.endpoint, method, template, concrete) {
+        return None;
+    }
+    match hold.times {
+        0 => {}
+        1 => rt.faults.hold_after_apply = None,
+        _ => hold.times -= 1,
+    }
+    Some(state.inner.release.subscribe())
+}
+
 /// Middleware on every matched `/v1` route: counts the request, then applies the faults.
 pub async fn apply(State(state): State<SandboxState>, mut req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_owned();
@@ -322,8 +369,19 @@ pub async fn apply(State(state): State<SandboxState>, mut req: Request, next: Ne
             if repeat && let Some(uri) = strip_cursor(req.uri()) {
                 *req.uri_mut() = uri;
             }
+            let hold = take_hold(&state, &method, &template, req.uri());
             let resp = next.run(req).await;
-            if malformed && resp.status().is_success() {
+            if let Some(mut release) = hold {
+                // The change is made; its answer is lost. If the client disconnects meanwhile,
+                // this future is dropped here, which is harmless: nothing is left half-done.
+                drop(resp);
+                state.count(&endpoint, |c| c.held += 1);
+                tokio::select! {
+                    _ = release.changed() => {}
+                    () = state.until_shutdown() => {}
+                }
+                ApiError::server(StatusCode::SERVICE_UNAVAILABLE).into_response()
+            } else if malformed && resp.status().is_success() {
                 state.count(&endpoint, |c| c.malformed += 1);
                 truncate_body(resp).await
             } else {
@@ -354,6 +412,191 @@ async fn truncate_body(resp: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::{SandboxConfig, build_state, router};
+    use tower::ServiceExt;
+
+    /// A sandbox state (not served), its `all` key, the default project and a member of the
+    /// organization who is not in it.
+    fn org() -> (SandboxState, String, watch::Sender<bool>, String, String) {
+        let (state, keys, stop) = build_state(&SandboxConfig::default());
+        let key = keys
+            .iter()
+            .find(|k| k.name == "all")
+            .map(|k| k.value.clone())
+            .unwrap();
+        let (project, user) = state.write(|org| {
+            let now = org.now();
+            let user = org
+                .add_user("Held", "held@example.com", "reader", now)
+                .unwrap();
+            (org.default_project_id.clone(), user)
+        });
+        (state, key, stop, project, user)
+    }
+
+    fn add_member(key: &str, project: &str, user: &str) -> Request {
+        Request::post(format!("/v1/organization/projects/{project}/users"))
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(Body::from(format!(
+                r#"{{"user_id": "{user}", "role": "member"}}"#
+            )))
+            .unwrap()
+    }
+
+    fn is_member(state: &SandboxState, project: &str, user: &str) -> bool {
+        state.read(|org| {
+            org.project_users
+                .get(project)
+                .is_some_and(|t| t.contains(user))
+        })
+    }
+
+    fn held(state: &SandboxState) -> u64 {
+        state
+            .counters()
+            .endpoints
+            .get("POST /organization/projects/{project_id}/users")
+            .map_or(0, |c| c.held)
+    }
+
+    /// Waits (bounded) until `n` requests are held: releasing earlier would release nothing.
+    async fn until_held(state: &SandboxState, n: u64) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while held(state) < n {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await
+        .expect("the request was held");
+    }
+
+    fn hold(endpoint: &str, times: u32) -> Faults {
+        Faults {
+            hold_after_apply: Some(HoldAfterApply {
+                endpoint: endpoint.to_owned(),
+                times,
+            }),
+            ..Faults::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_held_write_is_applied_and_a_client_that_gives_up_breaks_nothing() {
+        let (state, key, _stop, project, user) = org();
+        state.set_faults(hold("POST /organization/projects/*", 1));
+        let app = router(state.clone());
+
+        // The caller gives up: the in-flight future is dropped while held (a disconnect).
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(200),
+            app.clone().oneshot(add_member(&key, &project, &user)),
+        )
+        .await;
+        assert!(gave_up.is_err(), "the answer was withheld");
+        assert!(is_member(&state, &project, &user), "the write was applied");
+        let c =
+            state.counters().endpoints["POST /organization/projects/{project_id}/users"].clone();
+        assert_eq!((c.requests, c.held), (1, 1));
+        assert!(c.statuses.is_empty(), "no answer was sent: {c:?}");
+        assert_eq!(state.faults().hold_after_apply, None, "times: 1 is spent");
+        state.release_held(); // nobody is waiting any more: harmless
+
+        // The next request answers normally: adding the same member again is a 400.
+        let res = app
+            .oneshot(add_member(&key, &project, &user))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn held_requests_answer_503_when_released_changed_or_shut_down() {
+        let (state, key, stop, project, user) = org();
+        let app = router(state.clone());
+        let send = |user: String| {
+            let req = add_member(&key, &project, &user);
+            tokio::spawn(app.clone().oneshot(req))
+        };
+        let status = |t: tokio::task::JoinHandle<Result<Response, std::convert::Infallible>>| async {
+            tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .expect("answered once released")
+                .unwrap()
+                .unwrap()
+                .status()
+        };
+
+        // Exact template, every time (`times: 0`); released without changing the faults.
+        state.set_faults(hold("POST /organization/projects/{project_id}/users", 0));
+        let first = send(user.clone());
+        until_held(&state, 1).await;
+        state.release_held();
+        assert_eq!(status(first).await, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(state.faults().hold_after_apply.is_some(), "the fault stays");
+
+        // Released by changing the faults.
+        let second = state.write(|org| {
+            let now = org.now();
+            org.add_user("Second", "second@example.com", "reader", now)
+                .unwrap()
+        });
+        let held_second = send(second.clone());
+        until_held(&state, 2).await;
+        state.set_faults(Faults::default());
+        assert_eq!(status(held_second).await, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(is_member(&state, &project, &second));
+
+        // Released by shutdown.
+        state.set_faults(hold("/organization/projects/*", 0));
+        let third = state.write(|org| {
+            let now = org.now();
+            org.add_user("Third", "third@example.com", "reader", now)
+                .unwrap()
+        });
+        let held_third = send(third);
+        until_held(&state, 3).await;
+        stop.send(true).unwrap();
+        assert_eq!(status(held_third).await, StatusCode::SERVICE_UNAVAILABLE);
+        let c =
+            state.counters().endpoints["POST /organization/projects/{project_id}/users"].clone();
+        assert_eq!(c.statuses.get(&503), Some(&3), "{c:?}");
+    }
+
+    #[tokio::test]
+    async fn other_endpoints_and_refused_requests_are_not_held() {
+        let (state, key, _stop, project, user) = org();
+        state.set_faults(Faults {
+            error_burst: 1,
+            ..hold("POST /organization/projects/{project_id}/users", 1)
+        });
+        let app = router(state.clone());
+        // A 5xx injected before the handler: nothing applied, nothing held, `times` not spent.
+        let res = app
+            .clone()
+            .oneshot(add_member(&key, &project, &user))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!is_member(&state, &project, &user));
+        // Another endpoint answers.
+        let res = app
+            .oneshot(
+                Request::get("/v1/organization/users?limit=1")
+                    .header("authorization", format!("Bearer {key}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(held(&state), 0);
+        assert_eq!(
+            state.faults().hold_after_apply.map(|h| h.times),
+            Some(1),
+            "still armed"
+        );
+    }
 
     #[test]
     fn patterns() {

@@ -30,7 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 
-pub use faults::{Counters, EndpointCount, Faults, PageFault, RateLimit};
+pub use faults::{Counters, EndpointCount, Faults, HoldAfterApply, PageFault, RateLimit};
 pub use model::{
     Actor, Org, Refusal, SCOPE_MANAGEMENT_READ, SCOPE_MANAGEMENT_WRITE, SCOPE_USAGE_READ,
 };
@@ -136,6 +136,8 @@ struct Inner {
     recorder: Mutex<Option<record::Recorder>>,
     org_id: String,
     shutdown: watch::Receiver<bool>,
+    /// Bumped to release requests held by `hold_after_apply`; only changed under the faults lock.
+    release: watch::Sender<u64>,
 }
 
 /// A shared handle on the running sandbox's state: tests inspect and change it directly.
@@ -167,9 +169,19 @@ impl SandboxState {
         self.lock_faults().faults.clone()
     }
 
-    /// Replaces the faults in force (and resets their windows and page counters).
+    /// Replaces the faults in force (and resets their windows and page counters). Requests
+    /// held by `hold_after_apply` are released: they answer 503.
     pub fn set_faults(&self, faults: Faults) {
-        self.lock_faults().set(faults);
+        let mut rt = self.lock_faults();
+        rt.set(faults);
+        self.inner.release.send_modify(|g| *g += 1);
+    }
+
+    /// Releases the requests held by `hold_after_apply` (they answer 503), leaving the faults
+    /// as they are.
+    pub fn release_held(&self) {
+        let _rt = self.lock_faults();
+        self.inner.release.send_modify(|g| *g += 1);
     }
 
     /// A snapshot of the request counters.
@@ -193,6 +205,11 @@ impl SandboxState {
     /// Accepts an invite as the invitee would; returns the new user's id.
     pub fn accept_invite(&self, invite_id: &str) -> Result<String, Refusal> {
         self.write(|org| org.accept_invite(invite_id))
+    }
+
+    /// Makes a pending invite expire now, as if its expiry date had passed.
+    pub fn expire_invite(&self, invite_id: &str) -> Result<(), Refusal> {
+        self.write(|org| org.expire_invite(invite_id))
     }
 
     /// Starts recording every `/v1` answer (status, template, body) for contract checks,
@@ -384,6 +401,7 @@ pub fn build_state(config: &SandboxConfig) -> (SandboxState, Vec<SandboxKey>, wa
             counters: Mutex::new(Counters::default()),
             recorder: Mutex::new(None),
             shutdown,
+            release: watch::Sender::new(0),
         }),
     };
     (state, keys, stop)

@@ -912,10 +912,16 @@ impl Org {
         }
         let name = inv.email.split('@').next().unwrap_or("user").to_owned();
         let user_id = self.add_user(&name, &inv.email, &inv.role, now)?;
+        // Exactly the listed projects (the default project only if listed: `create_invite`
+        // lists it when `projects` was omitted). A project archived since the invite was sent
+        // is skipped, as the membership could not be used anyway; a project listed twice is
+        // joined once (first role wins), so acceptance never stops half-way.
         for p in &inv.projects {
-            // A project archived since the invite was sent is skipped, as the membership
-            // could not be used anyway.
-            if self.projects.get(&p.id).is_some_and(|pr| !pr.archived()) {
+            let joined = self
+                .project_users
+                .get(&p.id)
+                .is_some_and(|t| t.contains(&user_id));
+            if !joined && self.projects.get(&p.id).is_some_and(|pr| !pr.archived()) {
                 self.add_project_user(&p.id, &user_id, &p.role)?;
             }
         }
@@ -941,6 +947,26 @@ impl Org {
             json!({"id": user_id, "data": {"role": inv.role}}),
         );
         Ok(user_id)
+    }
+
+    /// Makes a pending invite expire now (as if its expiry date had passed); accepted or
+    /// already expired invites are refused. OpenAI records no audit event for an expiry.
+    pub fn expire_invite(&mut self, invite_id: &str) -> Result<(), Refusal> {
+        let now = self.now();
+        let inv = self
+            .invites
+            .get_mut(invite_id)
+            .ok_or_else(|| not_found("invite", invite_id))?;
+        match inv.status(now) {
+            "pending" => {
+                inv.expires_at = now;
+                Ok(())
+            }
+            status => Err(Refusal::Invalid(
+                format!("Invite {invite_id} is {status} and cannot be expired."),
+                None,
+            )),
+        }
     }
 
     /// Deletes a group and every membership and assignment that hangs off it.
@@ -996,5 +1022,93 @@ pub fn check_project_role(role: &str) -> Result<(), Refusal> {
             format!("Invalid role '{role}': expected 'owner' or 'member'."),
             Some("role"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::{SandboxConfig, build_state};
+
+    fn invite(org: &mut Org, email: &str, projects: Vec<InviteProject>) -> String {
+        let now = org.now();
+        let id = org.new_id("invite-");
+        org.invites.insert(Invite {
+            id: id.clone(),
+            email: email.to_owned(),
+            role: "reader".to_owned(),
+            created_at: now,
+            expires_at: now + 7 * 86_400,
+            accepted_at: None,
+            projects,
+        });
+        id
+    }
+
+    fn member_of(org: &Org, user: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = org
+            .project_users
+            .iter()
+            .filter_map(|(p, t)| t.get(user).map(|m| (p.clone(), m.role.clone())))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn expire_makes_a_pending_invite_expired_and_refuses_the_rest() {
+        let (state, _, _stop) = build_state(&SandboxConfig::default());
+        state.write(|org| {
+            let id = invite(org, "late@example.com", Vec::new());
+            org.expire_invite(&id).unwrap();
+            let now = org.now();
+            assert_eq!(org.invites.get(&id).unwrap().status(now), "expired");
+            assert!(matches!(org.expire_invite(&id), Err(Refusal::Invalid(m, None)) if m.contains("expired")));
+            assert!(matches!(org.accept_invite(&id), Err(Refusal::Invalid(m, None)) if m.contains("expired")));
+            assert!(org.user_by_email("late@example.com").is_none());
+
+            let taken = invite(org, "taken@example.com", Vec::new());
+            org.accept_invite(&taken).unwrap();
+            assert!(matches!(org.expire_invite(&taken), Err(Refusal::Invalid(m, None)) if m.contains("accepted")));
+            assert!(matches!(org.expire_invite("invite-nope"), Err(Refusal::NotFound(_))));
+        });
+    }
+
+    #[test]
+    fn acceptance_joins_exactly_the_listed_projects() {
+        let (state, _, _stop) = build_state(&SandboxConfig::default());
+        state.write(|org| {
+            let default = org.default_project_id.clone();
+            let other = org
+                .projects
+                .iter()
+                .find(|p| p.id != default && !p.archived())
+                .map(|p| p.id.clone())
+                .unwrap();
+            // Not the default project unless listed; a project listed twice is joined once.
+            let id = invite(
+                org,
+                "listed@example.com",
+                vec![
+                    InviteProject {
+                        id: other.clone(),
+                        role: "owner".into(),
+                    },
+                    InviteProject {
+                        id: other.clone(),
+                        role: "member".into(),
+                    },
+                ],
+            );
+            let user = org.accept_invite(&id).unwrap();
+            assert_eq!(
+                member_of(org, &user),
+                vec![(other.clone(), "owner".to_owned())]
+            );
+
+            let id = invite(org, "nothing@example.com", Vec::new());
+            let user = org.accept_invite(&id).unwrap();
+            assert_eq!(member_of(org, &user), Vec::new());
+        });
     }
 }

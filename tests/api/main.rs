@@ -20,4 +20,5 @@ mod contract;
 mod http_errors;
 mod inventory;
 mod openapi;
+mod sandbox_writes;
 mod store_conformance;

@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
 use crate::service::{
-    AccessService, ChangesService, ConnectionService, InventoryService, OpenAiClients, Prober,
-    Schedule, SyncSettings,
+    AccessService, ChangesService, ConnectionService, GrantService, GrantSettings,
+    InventoryService, OpenAiClients, Prober, Schedule, SyncSettings,
 };
 use crate::store::{self, Store, StoreError};
 
@@ -32,6 +32,8 @@ pub struct AppState {
     pub changes: ChangesService,
     /// Access questions over the synced inventory.
     pub access: AccessService,
+    /// Grants and revocations.
+    pub grants: GrantService,
 }
 
 /// Why the application could not start.
@@ -63,6 +65,17 @@ impl App {
         Some(tokio::spawn(
             self.state.inventory.clone().run_schedule(schedule),
         ))
+    }
+
+    /// Starts the grant worker (expiry, reconciliation after a crash, invite polling) in the
+    /// background unless its tick is zero. Every replica may run it: grants are claimed
+    /// before they are touched.
+    pub fn spawn_grant_worker(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let grants = self.state.grants.clone();
+        if grants.tick().is_zero() {
+            return None;
+        }
+        Some(tokio::spawn(grants.run_worker()))
     }
 }
 
@@ -108,6 +121,9 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
     let Config {
         key_ring,
         allowed_base_urls,
+        grant_tick,
+        grant_lease,
+        grant_invite_poll,
         ..
     } = config;
     let key_ring = Arc::new(key_ring);
@@ -117,8 +133,16 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
     let inventory = InventoryService::new(store.clone(), clients.clone(), sync);
     let changes = ChangesService::new(store.clone());
     let access = AccessService::new(store.clone());
+    let grant_settings = GrantSettings {
+        lease: grant_lease,
+        tick: grant_tick,
+        invite_poll: grant_invite_poll,
+        ..GrantSettings::default()
+    };
+    let grants = GrantService::new(store.clone(), clients, grant_settings);
     let state = AppState {
         access,
+        grants,
         store,
         auth,
         connections,

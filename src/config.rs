@@ -107,6 +107,17 @@ pub struct Settings {
     /// sync, so off by default.
     #[arg(long, env = "OG_SYNC_USER_ROLES", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub sync_user_roles: bool,
+    /// How often the grant worker looks for expired grants, interrupted writes and invites to
+    /// poll; `0s` turns it off (for a replica that should only serve reads).
+    #[arg(long, env = "OG_GRANT_TICK", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub grant_tick: Duration,
+    /// How long a write on a grant may take before another worker treats it as interrupted
+    /// (its process died) and reconciles it.
+    #[arg(long, env = "OG_GRANT_LEASE", default_value = "2m", value_parser = humantime::parse_duration, global = true)]
+    pub grant_lease: Duration,
+    /// How often the invite sent for a grant is polled for acceptance.
+    #[arg(long, env = "OG_GRANT_INVITE_POLL", default_value = "1m", value_parser = humantime::parse_duration, global = true)]
+    pub grant_invite_poll: Duration,
     /// Days of daily costs each sync fetches.
     #[arg(long, env = "OG_SYNC_COST_DAYS", default_value_t = 30, global = true)]
     pub sync_cost_days: u32,
@@ -220,6 +231,12 @@ pub struct Config {
     pub sync_full_every: Duration,
     /// Whether syncs list every user's organization role assignments.
     pub sync_user_roles: bool,
+    /// Grant worker period (zero = off).
+    pub grant_tick: Duration,
+    /// Lease of a write on a grant.
+    pub grant_lease: Duration,
+    /// Invite polling period.
+    pub grant_invite_poll: Duration,
     /// Per-request timeout of this service.
     pub request_timeout: Duration,
     /// Body size limit.
@@ -307,6 +324,9 @@ impl Config {
             sync_cost_days: settings.sync_cost_days,
             sync_full_every: settings.sync_full_every,
             sync_user_roles: settings.sync_user_roles,
+            grant_tick: settings.grant_tick,
+            grant_lease: settings.grant_lease,
+            grant_invite_poll: settings.grant_invite_poll,
             request_timeout: settings.request_timeout,
             body_limit_bytes: settings.body_limit_bytes,
             cors_allowed_origins: settings
@@ -353,6 +373,9 @@ impl Config {
             sync_cost_days: 30,
             sync_full_every: Duration::from_secs(24 * 3600),
             sync_user_roles: false,
+            grant_tick: Duration::ZERO,
+            grant_lease: Duration::from_secs(120),
+            grant_invite_poll: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),
             body_limit_bytes: 64 * 1024,
             cors_allowed_origins: Vec::new(),

@@ -186,6 +186,7 @@ async fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, %backend, "listening");
     println!("listening on http://{addr}");
     let _scheduler = app.spawn_scheduler();
+    let _grant_worker = app.spawn_grant_worker();
     app::serve(listener, app.router, app::shutdown_signal()).await?;
     Ok(())
 }

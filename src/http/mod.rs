@@ -5,7 +5,9 @@ pub mod access;
 pub mod changes;
 pub mod connections;
 pub mod extract;
+pub mod grants;
 pub mod health;
+pub mod idempotency;
 pub mod inventory;
 
 use std::time::Duration;
@@ -48,6 +50,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "connections", description = "OpenAI organizations connected with an admin key"),
         (name = "inventory", description = "Each organization's users, projects, members, groups, keys and costs, synced into our store"),
         (name = "changes", description = "What each sync found added, removed or changed since the previous one: drift, or changes made through openai-governor"),
+        (name = "grants", description = "Grant and revoke project access: idempotent, audited, optionally time-bound, reconciled after a crash"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -85,6 +88,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(access::connection_routes()),
         )
         .nest("/v1/access", access::router())
+        .nest("/v1/grants", grants::routes())
         .nest("/v1/syncs", inventory::sync_routes())
         .nest("/v1/changes", changes::routes())
         .merge(health::router())

@@ -1062,6 +1062,18 @@ impl GrantService {
         e
     }
 
+    /// Runs [`Self::work_once`] every tick, for ever (started by `serve`).
+    pub async fn run_worker(self) {
+        let mut tick = tokio::time::interval(self.settings.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.work_once().await {
+                tracing::warn!(error = %e, "grant worker: the store failed; retrying next tick");
+            }
+        }
+    }
+
     /// One pass of the worker: reconciles interrupted grants, expires due ones and polls
     /// invites. Safe to run on every replica at once: each grant is claimed before it is
     /// touched. Returns how many grants it worked on.

@@ -85,7 +85,7 @@ pub(super) const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys (subje
 
 /// The first request's fingerprint and answer.
 pub(super) const GET_IDEMPOTENCY: &str = "SELECT operation, fingerprint, status_code, \
-     response FROM idempotency_keys WHERE subject = ?1 AND idem_key = ?2";
+     response, created_at FROM idempotency_keys WHERE subject = ?1 AND idem_key = ?2";
 
 /// Stores the answer.
 pub(super) const FINISH_IDEMPOTENCY: &str = "UPDATE idempotency_keys SET status_code = ?3, \
@@ -293,11 +293,12 @@ macro_rules! grant_store {
                     .await?
                     .rows_affected()
                     == 1;
-                let (operation, fingerprint, status, response): (
+                let (operation, fingerprint, status, response, created_at): (
                     String,
                     String,
                     Option<i32>,
                     Option<String>,
+                    chrono::DateTime<chrono::Utc>,
                 ) = sqlx::query_as(sqlx::AssertSqlSafe(dialect(GET_IDEMPOTENCY, $pg)))
                     .bind(subject)
                     .bind(key)
@@ -310,6 +311,7 @@ macro_rules! grant_store {
                     answer: status
                         .zip(response)
                         .and_then(|(s, r)| u16::try_from(s).ok().map(|s| (s, r))),
+                    created_at,
                 })
             }
 

@@ -260,6 +260,8 @@ pub struct IdempotencyRecord {
     pub fingerprint: String,
     /// Status and body of the first answer; `None` while it is in progress.
     pub answer: Option<(u16, String)>,
+    /// When the first request began (an in-progress key this old was abandoned by a crash).
+    pub created_at: DateTime<Utc>,
 }
 
 /// Grants, the idempotency keys of writes, and the write-through to the current snapshot.

@@ -207,6 +207,15 @@ impl GrantService {
         }
     }
 
+    /// The same service under a new lease-owner identity: what another replica sharing the
+    /// database would be (for running several workers in one process, and for tests).
+    pub fn replica(&self) -> Self {
+        Self {
+            instance: uuid::Uuid::now_v7().to_string().into(),
+            ..self.clone()
+        }
+    }
+
     /// The worker's period.
     pub fn tick(&self) -> Duration {
         self.settings.tick

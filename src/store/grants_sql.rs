@@ -29,7 +29,7 @@ pub(super) const SAVE_GRANT: &str = "UPDATE grants SET status = ?2, email = ?3, 
 pub(super) const CLAIM_GRANT: &str = "UPDATE grants \
      SET lock_key = CASE WHEN ?6 THEN access_key ELSE lock_key END, \
      lease_owner = ?2, lease_until = ?3 \
-     WHERE grant_id = ?1 AND (lease_until IS NULL OR lease_until < ?4 OR lease_owner = ?2) \
+     WHERE grant_id = ?1 AND (lease_until IS NULL OR lease_until < ?4) \
      AND (',' || ?5 || ',') LIKE ('%,' || status || ',%') \
      RETURNING data";
 

@@ -143,6 +143,8 @@ pub struct TestApp {
     pub sandbox: SandboxHandle,
     pub db: TestDb,
     pub jwt_secret: SecretString,
+    /// The service's state (to run the grant worker's pass by hand).
+    pub state: openai_governor::app::AppState,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -157,6 +159,10 @@ pub struct Options {
     pub sync_interval: Duration,
     /// `OG_SYNC_USER_ROLES`.
     pub sync_user_roles: bool,
+    /// `OG_GRANT_TICK` (zero = the worker is not started; tests call `work_once`).
+    pub grant_tick: Duration,
+    /// `OG_GRANT_LEASE`.
+    pub grant_lease: Duration,
 }
 
 impl Default for Options {
@@ -169,6 +175,8 @@ impl Default for Options {
             keys: None,
             sync_interval: Duration::ZERO,
             sync_user_roles: false,
+            grant_tick: Duration::ZERO,
+            grant_lease: Duration::from_secs(120),
         }
     }
 }
@@ -215,8 +223,13 @@ impl TestApp {
         config.sync_interval = options.sync_interval;
         config.sync_user_roles = options.sync_user_roles;
         config.body_limit_bytes = 16 * 1024;
+        config.grant_tick = options.grant_tick;
+        config.grant_lease = options.grant_lease;
+        config.grant_invite_poll = Duration::ZERO;
         let built = app::build_with_store(config, store.clone()).expect("build app");
         built.spawn_scheduler();
+        built.spawn_grant_worker();
+        let state = built.state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind app");
@@ -230,6 +243,7 @@ impl TestApp {
             sandbox,
             db,
             jwt_secret,
+            state,
             _server: server,
         })
     }

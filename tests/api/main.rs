@@ -17,6 +17,7 @@ mod client_resilience;
 mod config;
 mod connections;
 mod contract;
+mod grants;
 mod http_errors;
 mod inventory;
 mod openapi;

@@ -1,0 +1,702 @@
+//! Grants end to end: the service over HTTP, OpenAI played by the sandbox, both stores.
+//! Each test builds the people and projects it needs in the sandbox, grants and revokes
+//! through `/v1/grants`, and checks three places: the grant as served, the sandbox's state
+//! and request counters (what OpenAI would have seen), and the audit trail.
+
+use std::time::Duration;
+
+use openai_governor::auth::Scope;
+use openai_governor::openai::CreateProject;
+use openai_governor::sandbox::{Faults, HoldAfterApply, KeyProfile, SandboxHandle};
+use openai_governor::store::Backend;
+use serde_json::{Value, json};
+
+use crate::helpers::{Options, TestApp, assert_problem, openai_client, test_client_config};
+
+const ADD_MEMBER: &str = "POST /organization/projects/{project_id}/users";
+const SET_ROLE: &str = "POST /organization/projects/{project_id}/users/{user_id}";
+const REMOVE_MEMBER: &str = "DELETE /organization/projects/{project_id}/users/{user_id}";
+const INVITE: &str = "POST /organization/invites";
+
+/// A connection to the sandbox, synced once so that the inventory has a snapshot to write
+/// through to.
+async fn connect(app: &TestApp) -> String {
+    let c = app
+        .create_connection("org", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    crate::inventory::sync(app, &id).await;
+    id
+}
+
+async fn project(sandbox: &SandboxHandle, name: &str) -> String {
+    let client = openai_client(sandbox, KeyProfile::All, test_client_config());
+    let p = client
+        .create_project(&CreateProject {
+            name: name.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    p.data.id
+}
+
+/// Adds an organization member (as the dashboard would); returns the user id.
+fn person(sandbox: &SandboxHandle, email: &str, org_role: &str) -> String {
+    sandbox.state().write(|org| {
+        let now = org.now();
+        org.add_user(email, email, org_role, now).unwrap()
+    })
+}
+
+fn project_role(sandbox: &SandboxHandle, project: &str, user: &str) -> Option<String> {
+    sandbox.state().read(|org| {
+        org.project_users
+            .get(project)
+            .and_then(|m| m.get(user))
+            .map(|m| m.role.clone())
+    })
+}
+
+fn writer(app: &TestApp) -> String {
+    app.token("workflow@corp", &[Scope::AccessWrite])
+}
+
+async fn grant(app: &TestApp, body: Value) -> reqwest::Response {
+    app.post("/v1/grants", &writer(app), body).await
+}
+
+async fn created(res: reqwest::Response, status: u16) -> Value {
+    let code = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    assert_eq!(code, status, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn revoke(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
+    app.post(&format!("/v1/grants/{id}/revoke"), &writer(app), body)
+        .await
+}
+
+/// The connection's snapshot items of `kind` with `parent` (what a portal reads).
+async fn inventory(app: &TestApp, connection: &str, kind: &str, parent: &str) -> Vec<Value> {
+    let res = app
+        .get(
+            &format!("/v1/connections/{connection}/inventory/{kind}?parent_id={parent}"),
+            &app.admin_token(),
+        )
+        .await;
+    let page: Value = created(res, 200).await;
+    page["data"].as_array().unwrap().clone()
+}
+
+async fn audit(app: &TestApp, grant: &str) -> Vec<Value> {
+    let res = app
+        .get(&format!("/v1/audit?grant_id={grant}"), &app.admin_token())
+        .await;
+    let page: Value = created(res, 200).await;
+    page["data"].as_array().unwrap().clone()
+}
+
+fn writes(sandbox: &SandboxHandle, endpoint: &str) -> u64 {
+    sandbox.counters().requests(endpoint)
+}
+
+async fn grant_to_a_member_shows_at_once_and_revokes(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let pid = project(&app.sandbox, "Payments").await;
+    let uid = person(&app.sandbox, "alice@corp.io", "reader");
+    let conn = connect(&app).await;
+
+    let res = grant(
+        &app,
+        json!({"connection_id": conn, "email": "Alice@Corp.io", "project_id": pid,
+               "role": "member", "reason": "on-call", "ticket": "SEC-123"}),
+    )
+    .await;
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let g = created(res, 201).await;
+    assert_eq!(location, format!("/v1/grants/{}", g["id"].as_str().unwrap()));
+    assert_eq!(g["status"], "active");
+    assert_eq!(g["outcome"], "granted");
+    assert_eq!(g["grantee"]["user_id"], uid.as_str());
+    assert_eq!(g["grantee"]["email"], "alice@corp.io");
+    assert_eq!(g["requested_by"], "workflow@corp");
+    assert_eq!(g["previous_role"], Value::Null);
+    assert!(g["upstream_request_id"].is_string(), "{g}");
+    assert_eq!(project_role(&app.sandbox, &pid, &uid).as_deref(), Some("member"));
+    assert_eq!(writes(&app.sandbox, ADD_MEMBER), 1);
+
+    // Write-through: the inventory shows the membership without a sync.
+    let members = inventory(&app, &conn, "project_member", &pid).await;
+    assert!(
+        members.iter().any(|m| m["subject_id"] == uid.as_str() && m["role"] == "member"),
+        "{members:?}"
+    );
+
+    let id = g["id"].as_str().unwrap();
+    let fetched = created(app.get(&location, &writer(&app)).await, 200).await;
+    assert_eq!(fetched, g);
+
+    let r = created(
+        revoke(&app, id, json!({"reason": "done", "ticket": "SEC-124"})).await,
+        200,
+    )
+    .await;
+    assert_eq!(r["status"], "revoked");
+    assert_eq!(r["revoke_outcome"], "removed");
+    assert_eq!(r["ended_by"], "workflow@corp");
+    assert_eq!(project_role(&app.sandbox, &pid, &uid), None);
+    assert!(inventory(&app, &conn, "project_member", &pid)
+        .await
+        .iter()
+        .all(|m| m["subject_id"] != uid.as_str()));
+
+    // Revoking again: the grant as it is, no second write.
+    let again = created(revoke(&app, id, json!({})).await, 200).await;
+    assert_eq!(again["status"], "revoked");
+    assert_eq!(writes(&app.sandbox, REMOVE_MEMBER), 1);
+
+    // The audit trail: who, what, why, which ticket, before and after.
+    let trail = audit(&app, id).await;
+    let actions: Vec<&str> = trail.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["grant.created", "grant.revoked"], "{trail:?}");
+    assert_eq!(trail[0]["actor"], "workflow@corp");
+    assert_eq!(trail[0]["ticket"], "SEC-123");
+    assert_eq!(trail[0]["reason"], "on-call");
+    assert_eq!(trail[0]["outcome"], "succeeded");
+    assert_eq!(trail[0]["user_id"], uid.as_str());
+    assert_eq!(trail[0]["project_id"], pid.as_str());
+    assert_eq!(trail[0]["before"], json!({"project_role": null}));
+    assert_eq!(trail[0]["after"], json!({"project_role": "member"}));
+    assert_eq!(trail[1]["ticket"], "SEC-124");
+    assert_eq!(trail[1]["after"], json!({"project_role": null}));
+    assert!(trail[0]["upstream_request_id"].is_string());
+}
+
+async fn held_access_is_left_alone_and_a_role_change_is_undone(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let pid = project(&app.sandbox, "Research").await;
+    let uid = person(&app.sandbox, "bob@corp.io", "reader");
+    let owner = person(&app.sandbox, "olga@corp.io", "reader");
+    app.sandbox.state().write(|org| {
+        org.add_project_user(&pid, &owner, "owner").unwrap();
+        org.add_project_user(&pid, &uid, "member").unwrap();
+    });
+    let conn = connect(&app).await;
+    app.sandbox.state().reset_counters();
+
+    // Already a member: a success that says so, and nothing written.
+    let held = created(
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "project_id": pid, "role": "member",
+                   "reason": "r"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(held["outcome"], "already_held");
+    assert_eq!(held["previous_role"], "member");
+    assert_eq!(writes(&app.sandbox, ADD_MEMBER) + writes(&app.sandbox, SET_ROLE), 0);
+    let undone = created(revoke(&app, held["id"].as_str().unwrap(), json!({})).await, 200).await;
+    assert_eq!(undone["revoke_outcome"], "nothing_to_undo");
+    assert_eq!(project_role(&app.sandbox, &pid, &uid).as_deref(), Some("member"));
+    assert_eq!(writes(&app.sandbox, REMOVE_MEMBER), 0);
+
+    // Another role: a role change, and the revoke sets the old role back.
+    let changed = created(
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "project_id": pid, "role": "owner",
+                   "reason": "r"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(changed["outcome"], "role_changed");
+    assert_eq!(changed["previous_role"], "member");
+    assert_eq!(project_role(&app.sandbox, &pid, &uid).as_deref(), Some("owner"));
+    let members = inventory(&app, &conn, "project_member", &pid).await;
+    assert!(members.iter().any(|m| m["subject_id"] == uid.as_str() && m["role"] == "owner"));
+    let restored = created(revoke(&app, changed["id"].as_str().unwrap(), json!({})).await, 200).await;
+    assert_eq!(restored["revoke_outcome"], "role_restored");
+    assert_eq!(project_role(&app.sandbox, &pid, &uid).as_deref(), Some("member"));
+    let members = inventory(&app, &conn, "project_member", &pid).await;
+    assert!(members.iter().any(|m| m["subject_id"] == uid.as_str() && m["role"] == "member"));
+}
+
+async fn revoking_access_already_gone_succeeds_and_says_so(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let pid = project(&app.sandbox, "Gone").await;
+    let uid = person(&app.sandbox, "carol@corp.io", "reader");
+    let conn = connect(&app).await;
+    let g = created(
+        grant(&app, json!({"connection_id": conn, "user_id": uid, "project_id": pid,
+                          "role": "member", "reason": "r"}))
+        .await,
+        201,
+    )
+    .await;
+    // Someone removes her in the dashboard.
+    app.sandbox
+        .state()
+        .write(|org| org.remove_project_user(&pid, &uid).unwrap());
+    let r = created(revoke(&app, g["id"].as_str().unwrap(), json!({})).await, 200).await;
+    assert_eq!(r["status"], "revoked");
+    assert_eq!(r["revoke_outcome"], "already_absent");
+    let trail = audit(&app, g["id"].as_str().unwrap()).await;
+    assert_eq!(trail.last().unwrap()["outcome"], "unchanged");
+}
+
+async fn a_non_member_is_invited_and_the_grant_follows_the_invite(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let pid = project(&app.sandbox, "Onboarding").await;
+    let conn = connect(&app).await;
+    let g = created(
+        grant(&app, json!({"connection_id": conn, "email": "dan@new.io", "project_id": pid,
+                          "role": "member", "reason": "new hire", "ticket": "HR-1"}))
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(g["status"], "invited");
+    assert_eq!(g["outcome"], "invited");
+    let invite_id = g["invite_id"].as_str().unwrap().to_owned();
+    // The invite names exactly the project (never the implicit default project).
+    let projects = app.sandbox.state().read(|org| {
+        org.invites
+            .get(&invite_id)
+            .map(|i| i.projects.iter().map(|p| (p.id.clone(), p.role.clone())).collect::<Vec<_>>())
+            .unwrap()
+    });
+    assert_eq!(projects, [(pid.clone(), "member".to_owned())]);
+
+    // Still pending: the worker changes nothing.
+    app.state.grants.work_once().await.unwrap();
+    let same = created(app.get(&format!("/v1/grants/{}", g["id"].as_str().unwrap()), &writer(&app)).await, 200).await;
+    assert_eq!(same["status"], "invited");
+
+    // Accepted through the sandbox's control API: the next pass makes the grant active.
+    let res = reqwest::Client::new()
+        .post(app.sandbox.control_url().join(&format!("invites/{invite_id}/accept")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let uid: Value = res.json().await.unwrap();
+    let uid = uid["id"].as_str().unwrap().to_owned();
+    app.state.grants.work_once().await.unwrap();
+    let active = created(app.get(&format!("/v1/grants/{}", g["id"].as_str().unwrap()), &writer(&app)).await, 200).await;
+    assert_eq!(active["status"], "active", "{active}");
+    assert_eq!(active["grantee"]["user_id"], uid.as_str());
+    let members = inventory(&app, &conn, "project_member", &pid).await;
+    assert!(members.iter().any(|m| m["subject_id"] == uid.as_str()));
+    let trail = audit(&app, g["id"].as_str().unwrap()).await;
+    let actions: Vec<&str> = trail.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["grant.created", "grant.activated"]);
+    assert_eq!(trail[0]["outcome"], "pending");
+    assert_eq!(trail[1]["actor"], "openai-governor");
+
+    // An invite that expires fails its grant.
+    let late = created(
+        grant(&app, json!({"connection_id": conn, "email": "erin@new.io", "project_id": pid,
+                          "role": "member", "reason": "r"}))
+        .await,
+        201,
+    )
+    .await;
+    let late_invite = late["invite_id"].as_str().unwrap().to_owned();
+    app.sandbox.state().expire_invite(&late_invite).unwrap();
+    app.state.grants.work_once().await.unwrap();
+    let failed = created(app.get(&format!("/v1/grants/{}", late["id"].as_str().unwrap()), &writer(&app)).await, 200).await;
+    assert_eq!(failed["status"], "failed");
+    assert!(failed["error"].as_str().unwrap().contains("expired"), "{failed}");
+
+    // Revoking an invited grant deletes its invite.
+    let third = created(
+        grant(&app, json!({"connection_id": conn, "email": "fay@new.io", "project_id": pid,
+                          "role": "member", "reason": "r"}))
+        .await,
+        201,
+    )
+    .await;
+    let r = created(revoke(&app, third["id"].as_str().unwrap(), json!({})).await, 200).await;
+    assert_eq!(r["revoke_outcome"], "invite_deleted");
+    let gone = app.sandbox.state().read(|org| {
+        org.invites
+            .get(third["invite_id"].as_str().unwrap())
+            .is_none()
+    });
+    assert!(gone);
+    assert_eq!(writes(&app.sandbox, INVITE), 3);
+}
+
+async fn refusals_are_typed_and_write_nothing(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let pid = project(&app.sandbox, "Rules").await;
+    let archived = project(&app.sandbox, "Old").await;
+    let boss = person(&app.sandbox, "boss@corp.io", "owner");
+    let sole = person(&app.sandbox, "sole@corp.io", "reader");
+    let pending = "pat@new.io";
+    app.sandbox.state().write(|org| {
+        org.add_project_user(&pid, &sole, "owner").unwrap();
+    });
+    let client = openai_client(&app.sandbox, KeyProfile::All, test_client_config());
+    client.archive_project(&archived).await.unwrap();
+    client
+        .create_invite(&openai_governor::openai::CreateInvite {
+            email: pending.into(),
+            role: "reader".into(),
+            projects: Some(vec![]),
+        })
+        .await
+        .unwrap();
+    let conn = connect(&app).await;
+    app.sandbox.state().reset_counters();
+    let body = |who: Value, project: &str, role: &str| {
+        let mut b = json!({"connection_id": conn, "project_id": project, "role": role,
+                           "reason": "r"});
+        b.as_object_mut().unwrap().extend(who.as_object().unwrap().clone());
+        b
+    };
+
+    let p = assert_problem(
+        grant(&app, body(json!({"user_id": sole}), &archived, "member")).await,
+        409,
+        "project_archived",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("archived"));
+    assert_problem(
+        grant(&app, body(json!({"user_id": boss}), &pid, "member")).await,
+        409,
+        "org_owner",
+    )
+    .await;
+    assert_problem(
+        grant(&app, body(json!({"user_id": sole}), &pid, "member")).await,
+        409,
+        "last_owner",
+    )
+    .await;
+    assert_problem(
+        grant(&app, body(json!({"email": pending}), &pid, "member")).await,
+        409,
+        "invite_pending",
+    )
+    .await;
+    assert_problem(
+        grant(&app, body(json!({"user_id": "user-nobody"}), &pid, "member")).await,
+        422,
+        "email_required",
+    )
+    .await;
+    assert_problem(
+        grant(&app, body(json!({"user_id": sole}), "proj_missing", "member")).await,
+        404,
+        "project_not_found",
+    )
+    .await;
+    assert_eq!(
+        writes(&app.sandbox, ADD_MEMBER) + writes(&app.sandbox, SET_ROLE) + writes(&app.sandbox, INVITE),
+        0,
+        "a refusal writes nothing"
+    );
+    // Each refusal is on record as a failed grant and a failed audit entry.
+    let failed: Value = created(app.get("/v1/grants?status=failed", &writer(&app)).await, 200).await;
+    assert_eq!(failed["data"].as_array().unwrap().len(), 6);
+    let trail: Value = created(
+        app.get("/v1/audit?action=grant.created", &app.admin_token()).await,
+        200,
+    )
+    .await;
+    assert!(trail["data"].as_array().unwrap().iter().all(|e| e["outcome"] == "failed"));
+
+    // OpenAI's own refusal (a role it does not know) is a 502 and a failed grant.
+    let member = person(&app.sandbox, "mia@corp.io", "reader");
+    let p = assert_problem(
+        grant(&app, body(json!({"user_id": member}), &pid, "no-such-role")).await,
+        502,
+        "upstream_refused",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("recorded as failed"), "{p}");
+
+    // Invalid requests: every field named, nothing recorded.
+    let p = assert_problem(
+        grant(&app, json!({"connection_id": conn, "email": "not-an-email", "project_id": "x",
+                          "role": "", "reason": " ", "expires_in_seconds": 0}))
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let fields: Vec<&str> = p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["email", "project_id", "role", "reason", "expires_in_seconds"]);
+    assert_problem(
+        grant(&app, body(json!({"user_id": sole}), &pid, "member").as_object().map(|o| {
+            let mut o = o.clone();
+            o.insert("connection_id".into(), json!(uuid::Uuid::now_v7().to_string()));
+            Value::Object(o)
+        }).unwrap())
+        .await,
+        404,
+        "connection_not_found",
+    )
+    .await;
+    let reader = app.token("portal", &[Scope::InventoryRead]);
+    assert_problem(
+        app.post("/v1/grants", &reader, body(json!({"user_id": sole}), &pid, "member")).await,
+        403,
+        "insufficient_scope",
+    )
+    .await;
+    assert_problem(
+        revoke(&app, "not-a-uuid", json!({})).await,
+        400,
+        "invalid_parameter",
+    )
+    .await;
+    assert_problem(
+        revoke(&app, &uuid::Uuid::now_v7().to_string(), json!({})).await,
+        404,
+        "grant_not_found",
+    )
+    .await;
+}
+
+async fn idempotency_keys_replay_and_refuse_reuse(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let pid = project(&app.sandbox, "Idem").await;
+    let uid = person(&app.sandbox, "ivy@corp.io", "reader");
+    let conn = connect(&app).await;
+    let body = json!({"connection_id": conn, "user_id": uid, "project_id": pid, "role": "member",
+                      "reason": "r"});
+    let send = |key: &str, body: Value| {
+        app.http
+            .post(app.url("/v1/grants"))
+            .bearer_auth(writer(&app))
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let first = send("k-1", body.clone()).await.unwrap();
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first = created(first, 201).await;
+    let again = send("k-1", body.clone()).await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        again.headers()["location"].to_str().unwrap(),
+        format!("/v1/grants/{}", first["id"].as_str().unwrap())
+    );
+    assert_eq!(created(again, 201).await, first);
+    assert_eq!(writes(&app.sandbox, ADD_MEMBER), 1);
+
+    let mut other = body.clone();
+    other["role"] = json!("owner");
+    assert_problem(send("k-1", other).await.unwrap(), 409, "idempotency_key_reused").await;
+    // Keys belong to their caller: another subject's same key is a new request.
+    let res = app
+        .http
+        .post(app.url("/v1/grants"))
+        .bearer_auth(app.token("someone-else", &[Scope::AccessWrite]))
+        .header("idempotency-key", "k-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created(res, 201).await["outcome"], "already_held");
+    assert_problem(send("", body.clone()).await.unwrap(), 400, "invalid_parameter").await;
+
+    // A revoke replayed is the same answer, and one write.
+    let rid = first["id"].as_str().unwrap();
+    let revoke_with = |key: &str| {
+        app.http
+            .post(app.url(&format!("/v1/grants/{rid}/revoke")))
+            .bearer_auth(writer(&app))
+            .header("idempotency-key", key)
+            .json(&json!({"reason": "x"}))
+            .send()
+    };
+    let r1 = created(revoke_with("r-1").await.unwrap(), 200).await;
+    let r2 = revoke_with("r-1").await.unwrap();
+    assert_eq!(r2.headers()["idempotent-replayed"], "true");
+    assert_eq!(created(r2, 200).await, r1);
+    assert_eq!(writes(&app.sandbox, REMOVE_MEMBER), 1);
+}
+
+async fn concurrent_duplicates_make_one_upstream_write(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let pid = project(&app.sandbox, "Race").await;
+    let uid = person(&app.sandbox, "rae@corp.io", "reader");
+    let other = person(&app.sandbox, "rob@corp.io", "reader");
+    let conn = connect(&app).await;
+    // Slow writes, so that the duplicates really overlap.
+    app.sandbox.state().set_faults(Faults {
+        latency_ms: 150,
+        only: Some(ADD_MEMBER.into()),
+        ..Faults::default()
+    });
+    let body = |u: &str| {
+        json!({"connection_id": conn, "user_id": u, "project_id": pid, "role": "member",
+               "reason": "r"})
+    };
+    // Without a key: the access lock serializes them; the second finds the access held.
+    let (a, b) = tokio::join!(grant(&app, body(&uid)), grant(&app, body(&uid)));
+    let (a, b) = (created(a, 201).await, created(b, 201).await);
+    let mut outcomes = [a["outcome"].as_str().unwrap(), b["outcome"].as_str().unwrap()];
+    outcomes.sort();
+    assert_eq!(outcomes, ["already_held", "granted"]);
+    assert_eq!(writes(&app.sandbox, ADD_MEMBER), 1);
+
+    // With one key: the second waits for the first and replays its answer.
+    let send = || {
+        app.http
+            .post(app.url("/v1/grants"))
+            .bearer_auth(writer(&app))
+            .header("idempotency-key", "same")
+            .json(&body(&other))
+            .send()
+    };
+    let (a, b) = tokio::join!(send(), send());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let replayed = [&a, &b]
+        .iter()
+        .filter(|r| r.headers().get("idempotent-replayed").is_some())
+        .count();
+    assert_eq!(replayed, 1);
+    assert_eq!(created(a, 201).await, created(b, 201).await);
+    assert_eq!(writes(&app.sandbox, ADD_MEMBER), 2);
+}
+
+async fn time_bound_grants_expire_once_and_can_be_extended(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let pid = project(&app.sandbox, "Temp").await;
+    let uid = person(&app.sandbox, "tim@corp.io", "reader");
+    let kept = person(&app.sandbox, "kim@corp.io", "reader");
+    let conn = connect(&app).await;
+    let short = created(
+        grant(&app, json!({"connection_id": conn, "user_id": uid, "project_id": pid,
+                          "role": "member", "reason": "incident", "expires_in_seconds": 1}))
+        .await,
+        201,
+    )
+    .await;
+    let long = created(
+        grant(&app, json!({"connection_id": conn, "user_id": kept, "project_id": pid,
+                          "role": "member", "reason": "r", "expires_in_seconds": 1}))
+        .await,
+        201,
+    )
+    .await;
+    // Extended before it expires.
+    let res = app
+        .patch(
+            &format!("/v1/grants/{}", long["id"].as_str().unwrap()),
+            &writer(&app),
+            json!({"expires_in_seconds": 3600, "reason": "still needed", "ticket": "SEC-9"}),
+        )
+        .await;
+    let extended = created(res, 200).await;
+    assert!(extended["expires_at"].as_str().unwrap() > long["expires_at"].as_str().unwrap());
+
+    // Two replicas' workers (each its own lease owner) run at once: the expiry happens once.
+    let replica = app.state.grants.replica();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (a, b) = tokio::join!(app.state.grants.work_once(), replica.work_once());
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "one pass expires it, the other finds it taken");
+    let expired = created(app.get(&format!("/v1/grants/{}", short["id"].as_str().unwrap()), &writer(&app)).await, 200).await;
+    assert_eq!(expired["status"], "expired");
+    assert_eq!(expired["revoke_outcome"], "removed");
+    assert_eq!(expired["ended_by"], "openai-governor");
+    assert_eq!(project_role(&app.sandbox, &pid, &uid), None);
+    assert_eq!(project_role(&app.sandbox, &pid, &kept).as_deref(), Some("member"));
+    assert_eq!(writes(&app.sandbox, REMOVE_MEMBER), 1);
+    let trail = audit(&app, short["id"].as_str().unwrap()).await;
+    assert_eq!(trail.last().unwrap()["action"], "grant.expired");
+    assert_eq!(trail.last().unwrap()["actor"], "openai-governor");
+    let trail = audit(&app, long["id"].as_str().unwrap()).await;
+    assert_eq!(trail.last().unwrap()["action"], "grant.extended");
+    assert_eq!(trail.last().unwrap()["ticket"], "SEC-9");
+
+    // An ended grant's expiry cannot change.
+    assert_problem(
+        app.patch(
+            &format!("/v1/grants/{}", short["id"].as_str().unwrap()),
+            &writer(&app),
+            json!({"expires_in_seconds": 60}),
+        )
+        .await,
+        409,
+        "grant_not_live",
+    )
+    .await;
+}
+
+async fn a_write_whose_answer_is_lost_is_reconciled_not_repeated(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(
+        backend,
+        Options {
+            openai_request_timeout: Duration::from_millis(500),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let pid = project(&app.sandbox, "Lost").await;
+    let uid = person(&app.sandbox, "lou@corp.io", "reader");
+    let conn = connect(&app).await;
+    // OpenAI applies the write but its answer never arrives (the client times out).
+    app.sandbox.state().set_faults(Faults {
+        hold_after_apply: Some(HoldAfterApply {
+            endpoint: ADD_MEMBER.into(),
+            times: 1,
+        }),
+        ..Faults::default()
+    });
+    let g = created(
+        grant(&app, json!({"connection_id": conn, "user_id": uid, "project_id": pid,
+                          "role": "member", "reason": "r"}))
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(g["status"], "active", "{g}");
+    assert_eq!(g["outcome"], "granted");
+    assert_eq!(writes(&app.sandbox, ADD_MEMBER), 1, "the write is not repeated");
+    assert_eq!(project_role(&app.sandbox, &pid, &uid).as_deref(), Some("member"));
+    app.sandbox.state().release_held();
+}
+
+crate::backend_tests!(
+    grant_to_a_member_shows_at_once_and_revokes,
+    held_access_is_left_alone_and_a_role_change_is_undone,
+    revoking_access_already_gone_succeeds_and_says_so,
+    a_non_member_is_invited_and_the_grant_follows_the_invite,
+    refusals_are_typed_and_write_nothing,
+    idempotency_keys_replay_and_refuse_reuse,
+    concurrent_duplicates_make_one_upstream_write,
+    time_bound_grants_expire_once_and_can_be_extended,
+    a_write_whose_answer_is_lost_is_reconciled_not_repeated,
+);

@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
 use crate::service::{
-    AccessService, ChangesService, ConnectionService, InventoryService, Prober, Schedule,
-    SyncSettings,
+    AccessService, AuditService, ChangesService, ConnectionService, InventoryService, Prober,
+    Schedule, SyncSettings,
 };
 use crate::store::{self, Store, StoreError};
 
@@ -32,6 +32,8 @@ pub struct AppState {
     pub changes: ChangesService,
     /// Access questions over the synced inventory.
     pub access: AccessService,
+    /// The audit trail.
+    pub audit: AuditService,
 }
 
 /// Why the application could not start.
@@ -116,8 +118,10 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
     let inventory = InventoryService::new(store.clone(), key_ring, sync);
     let changes = ChangesService::new(store.clone());
     let access = AccessService::new(store.clone());
+    let audit = AuditService::new(store.clone());
     let state = AppState {
         access,
+        audit,
         store,
         auth,
         connections,

@@ -233,6 +233,11 @@ pub trait AuditStore: Send + Sync {
         &self,
         entry: &crate::domain::audit::AuditEntry,
     ) -> Result<crate::domain::audit::AuditId, StoreError>;
+    /// Entries matching `query`, in append order (by id), after the cursor, at most `limit`.
+    async fn list_audit(
+        &self,
+        query: &crate::domain::audit::AuditQuery,
+    ) -> Result<Vec<crate::domain::audit::AuditEvent>, StoreError>;
 }
 
 /// Read-side questions over the current snapshots (see `access_sql.rs`); each answer is read

@@ -2,6 +2,7 @@
 //! assembled here with the OpenAPI document and every middleware in one place.
 
 pub mod access;
+pub mod audit;
 pub mod changes;
 pub mod connections;
 pub mod extract;
@@ -48,6 +49,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "connections", description = "OpenAI organizations connected with an admin key"),
         (name = "inventory", description = "Each organization's users, projects, members, groups, keys and costs, synced into our store"),
         (name = "changes", description = "What each sync found added, removed or changed since the previous one: drift, or changes made through openai-governor"),
+        (name = "audit", description = "The append-only audit trail: every change openai-governor made or attempted, by whom"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -87,6 +89,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .nest("/v1/access", access::router())
         .nest("/v1/syncs", inventory::sync_routes())
         .nest("/v1/changes", changes::routes())
+        .nest("/v1/audit", audit::routes())
         .merge(health::router())
         .split_for_parts()
 }

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
 use crate::service::{
-    AccessService, ChangesService, ConnectionService, GrantService, GrantSettings,
+    AccessService, AuditService, ChangesService, ConnectionService, GrantService, GrantSettings,
     InventoryService, OpenAiClients, Prober, Schedule, SyncSettings,
 };
 use crate::store::{self, Store, StoreError};
@@ -34,6 +34,8 @@ pub struct AppState {
     pub access: AccessService,
     /// Grants and revocations.
     pub grants: GrantService,
+    /// The audit trail.
+    pub audit: AuditService,
 }
 
 /// Why the application could not start.
@@ -140,8 +142,10 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         ..GrantSettings::default()
     };
     let grants = GrantService::new(store.clone(), clients, grant_settings);
+    let audit = AuditService::new(store.clone());
     let state = AppState {
         access,
+        audit,
         grants,
         store,
         auth,

@@ -2,6 +2,7 @@
 //! assembled here with the OpenAPI document and every middleware in one place.
 
 pub mod access;
+pub mod audit;
 pub mod changes;
 pub mod connections;
 pub mod extract;
@@ -51,6 +52,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "inventory", description = "Each organization's users, projects, members, groups, keys and costs, synced into our store"),
         (name = "changes", description = "What each sync found added, removed or changed since the previous one: drift, or changes made through openai-governor"),
         (name = "grants", description = "Grant and revoke project access: idempotent, audited, optionally time-bound, reconciled after a crash"),
+        (name = "audit", description = "The append-only audit trail: every change openai-governor made or attempted, by whom"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -91,6 +93,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .nest("/v1/grants", grants::routes())
         .nest("/v1/syncs", inventory::sync_routes())
         .nest("/v1/changes", changes::routes())
+        .nest("/v1/audit", audit::routes())
         .merge(health::router())
         .split_for_parts()
 }

@@ -8,10 +8,13 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::Prober;
+use super::audit::AuditService;
 use crate::auth::{Principal, Scope};
 use crate::config::{DEFAULT_OPENAI_BASE_URL, normalize_base_url};
 use crate::crypto::{CryptoError, KeyRing};
+use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::connection::{validate_name, validate_organization_id};
+use crate::domain::connection_test::OverallStatus;
 use crate::domain::{AdminKey, Connection, ConnectionId, TestReport, ValidationError};
 use crate::error::{AppError, ErrorCode, FieldError};
 use crate::store::{ConnectionChanges, NewConnection, Store, StoreError};
@@ -61,6 +64,7 @@ pub struct ConnectionService {
     keys: Arc<KeyRing>,
     allowed_base_urls: Arc<Vec<Url>>,
     prober: Prober,
+    audit: AuditService,
 }
 
 /// Collects every invalid field of a request, so the caller hears about all of them at once.
@@ -122,11 +126,36 @@ impl ConnectionService {
         prober: Prober,
     ) -> Self {
         Self {
+            audit: AuditService::new(store.clone()),
             store,
             keys,
             allowed_base_urls: Arc::new(allowed_base_urls),
             prober,
         }
+    }
+
+    /// Appends what `who` did to connection `id`. The change is already made when this runs:
+    /// if the append fails, the caller gets the store's error (and the log says which change
+    /// went unrecorded) rather than a success the trail does not show.
+    async fn audited(
+        &self,
+        who: &Principal,
+        id: ConnectionId,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        fill: impl FnOnce(&mut AuditEntry),
+    ) -> Result<(), AppError> {
+        let mut entry = AuditEntry::new(
+            Utc::now(),
+            who.subject.clone(),
+            who.client_id.clone(),
+            action,
+            outcome,
+        );
+        entry.connection_id = Some(id);
+        fill(&mut entry);
+        self.audit.record(&entry).await?;
+        Ok(())
     }
 
     /// Checks a base URL against the allowlist. Malformed → `validation_failed`; well formed
@@ -230,6 +259,14 @@ impl ConnectionService {
             .await
             .map_err(name_conflict)?;
         tracing::info!(connection_id = %id, name = %created.name, by = %who.subject, "connection created");
+        self.audited(
+            who,
+            id,
+            AuditAction::ConnectionCreated,
+            AuditOutcome::Succeeded,
+            |e| e.after = Some(described(&created)),
+        )
+        .await?;
         Ok(created)
     }
 
@@ -296,6 +333,12 @@ impl ConnectionService {
             key: sealed_key,
         };
         let replaced_key = changes.key.is_some();
+        let edited = changes.name.is_some()
+            || changes.base_url.is_some()
+            || changes.expected_organization_id.is_some();
+        // The state before, for the audit entry (a concurrent writer may slip in between:
+        // the entry's `before` is then what this caller last saw, which is what it changed).
+        let before = self.store.get_connection(id).await.map_err(not_found(id))?;
         let updated = self
             .store
             .update_connection(id, changes, Utc::now(), &who.subject)
@@ -305,18 +348,58 @@ impl ConnectionService {
                 other => not_found(id)(other),
             })?;
         tracing::info!(connection_id = %id, by = %who.subject, replaced_key, "connection updated");
+        // A PATCH that renames and replaces the key records both entries, so that filtering
+        // on `connection.key_replaced` finds every key change; an empty PATCH (it still
+        // stamps `updated_at`) records `connection.updated` with no fields.
+        if edited || !replaced_key {
+            let (was, now) = edits(&before, &updated);
+            self.audited(
+                who,
+                id,
+                AuditAction::ConnectionUpdated,
+                AuditOutcome::Succeeded,
+                |e| {
+                    e.before = Some(was);
+                    e.after = Some(now);
+                },
+            )
+            .await?;
+        }
+        if replaced_key {
+            self.audited(
+                who,
+                id,
+                AuditAction::ConnectionKeyReplaced,
+                AuditOutcome::Succeeded,
+                |e| {
+                    // Only the hint the API shows; never the key.
+                    e.before = Some(serde_json::json!({ "key_hint": before.key_hint }));
+                    e.after = Some(serde_json::json!({ "key_hint": updated.key_hint }));
+                },
+            )
+            .await?;
+        }
         Ok(updated)
     }
 
     /// Deletes a connection and its sealed key. Requires `connections:write`.
     pub async fn delete(&self, who: &Principal, id: ConnectionId) -> Result<(), AppError> {
         who.require(Scope::ConnectionsWrite)?;
+        // Read first: the entry outlives the row and should say what was deleted.
+        let before = self.store.get_connection(id).await.map_err(not_found(id))?;
         self.store
             .delete_connection(id)
             .await
             .map_err(not_found(id))?;
         tracing::info!(connection_id = %id, by = %who.subject, "connection deleted");
-        Ok(())
+        self.audited(
+            who,
+            id,
+            AuditAction::ConnectionDeleted,
+            AuditOutcome::Succeeded,
+            |e| e.before = Some(described(&before)),
+        )
+        .await
     }
 
     /// Tests a saved connection with its stored key and stores the report.
@@ -342,6 +425,20 @@ impl ConnectionService {
             .await
             .map_err(not_found(id))?;
         tracing::info!(connection_id = %id, by = %who.subject, status = ?report.status, "connection tested");
+        // `degraded` is a test that ran and found missing capabilities: it succeeded.
+        let outcome = match report.status {
+            OverallStatus::Failed => AuditOutcome::Failed,
+            OverallStatus::Ok | OverallStatus::Degraded => AuditOutcome::Succeeded,
+        };
+        self.audited(who, id, AuditAction::ConnectionTested, outcome, |e| {
+            e.detail = Some(serde_json::json!({
+                "status": report.status,
+                "summary": report.summary,
+                "organization_id": report.organization_id,
+                "organization_matches": report.organization_matches,
+            }));
+        })
+        .await?;
         Ok(report)
     }
 
@@ -369,6 +466,44 @@ impl ConnectionService {
         };
         Ok(self.prober.run(&base_url, key.secret(), expected).await)
     }
+}
+
+/// A connection as an audit entry describes it: what the API shows, never the key.
+fn described(c: &Connection) -> serde_json::Value {
+    serde_json::json!({
+        "name": c.name,
+        "base_url": c.base_url.as_str(),
+        "expected_organization_id": c.expected_organization_id,
+        "key_hint": c.key_hint,
+    })
+}
+
+/// The fields an update changed, before and after (key aside: it has its own entry).
+fn edits(before: &Connection, after: &Connection) -> (serde_json::Value, serde_json::Value) {
+    let mut was = serde_json::Map::new();
+    let mut now = serde_json::Map::new();
+    let mut field = |name: &str, b: serde_json::Value, a: serde_json::Value| {
+        if b != a {
+            was.insert(name.to_owned(), b);
+            now.insert(name.to_owned(), a);
+        }
+    };
+    field(
+        "name",
+        before.name.clone().into(),
+        after.name.clone().into(),
+    );
+    field(
+        "base_url",
+        before.base_url.as_str().into(),
+        after.base_url.as_str().into(),
+    );
+    field(
+        "expected_organization_id",
+        before.expected_organization_id.clone().into(),
+        after.expected_organization_id.clone().into(),
+    );
+    (was.into(), now.into())
 }
 
 fn name_conflict(e: StoreError) -> AppError {

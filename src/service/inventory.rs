@@ -9,10 +9,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
+use super::audit::AuditService;
 use super::clients::OpenAiClients;
 use super::connections::not_found;
+use super::scheduler::SCHEDULER;
 use super::sync::{Changes, FetchPlan, NotIncremental, audit_mark, fetch, fetch_changes};
 use crate::auth::{Principal, Scope};
+use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome, SYSTEM_ACTOR};
 use crate::domain::{
     AuditMark, ConnectionId, Item, ItemPage, ItemQuery, SyncId, SyncMode, SyncRun, SyncStats,
     SyncStatus,
@@ -65,6 +68,7 @@ pub struct InventoryService {
     settings: Arc<SyncSettings>,
     /// One OpenAI client per connection, shared with grants.
     clients: OpenAiClients,
+    audit: AuditService,
 }
 
 fn sync_not_found(id: SyncId) -> impl FnOnce(StoreError) -> AppError {
@@ -92,6 +96,41 @@ fn store_failed(run: &SyncRun, e: &StoreError) -> String {
     "the store failed while writing the snapshot".to_owned()
 }
 
+/// The audit entry of a finished run: requested by a caller (its subject), or by the
+/// scheduler (the service itself, [`SYSTEM_ACTOR`]).
+fn sync_finished(run: &SyncRun, client_id: Option<String>, published: bool) -> AuditEntry {
+    let actor = if run.requested_by.is_empty() || run.requested_by == SCHEDULER {
+        SYSTEM_ACTOR
+    } else {
+        run.requested_by.as_str()
+    };
+    let outcome = match (run.status, published) {
+        (SyncStatus::Succeeded, true) => AuditOutcome::Succeeded,
+        _ => AuditOutcome::Failed,
+    };
+    let mut entry = AuditEntry::new(
+        run.finished_at.unwrap_or_else(Utc::now),
+        actor,
+        client_id,
+        AuditAction::SyncFinished,
+        outcome,
+    );
+    entry.connection_id = Some(run.connection_id);
+    entry.detail = Some(serde_json::json!({
+        "sync_id": run.id,
+        "status": run.status.as_str(),
+        "mode": run.stats.mode,
+        "full_reason": run.stats.full_reason,
+        "counts": run.stats.counts,
+        "skipped": run.stats.skipped,
+        "upstream_requests": run.stats.upstream_requests,
+        "rate_limited": run.stats.rate_limited,
+        "published": published,
+        "message": run.error,
+    }));
+    entry
+}
+
 fn millis(t: chrono::DateTime<Utc>, plus: Duration) -> i64 {
     t.timestamp_millis()
         .saturating_add(i64::try_from(plus.as_millis()).unwrap_or(i64::MAX))
@@ -101,6 +140,7 @@ impl InventoryService {
     /// Wires the use cases to their dependencies.
     pub fn new(store: Arc<dyn Store>, clients: OpenAiClients, settings: SyncSettings) -> Self {
         Self {
+            audit: AuditService::new(store.clone()),
             store,
             settings: Arc::new(settings),
             clients,
@@ -121,7 +161,8 @@ impl InventoryService {
         full: bool,
     ) -> Result<SyncRun, AppError> {
         who.require(Scope::ConnectionsWrite)?;
-        self.start(id, &who.subject, full).await
+        self.start_for(id, &who.subject, who.client_id.clone(), full)
+            .await
     }
 
     /// Starts a sync on behalf of `requested_by` (a caller, or the scheduler); `full` forces
@@ -130,6 +171,17 @@ impl InventoryService {
         &self,
         id: ConnectionId,
         requested_by: &str,
+        full: bool,
+    ) -> Result<SyncRun, AppError> {
+        self.start_for(id, requested_by, None, full).await
+    }
+
+    /// [`Self::start`], with the requesting caller's OAuth client for the audit trail.
+    async fn start_for(
+        &self,
+        id: ConnectionId,
+        requested_by: &str,
+        client_id: Option<String>,
         full: bool,
     ) -> Result<SyncRun, AppError> {
         let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
@@ -157,13 +209,19 @@ impl InventoryService {
         tracing::info!(connection_id = %id, sync_id = %run.id, by = %requested_by, "sync started");
         let service = self.clone();
         let started = run.clone();
-        tokio::spawn(async move { service.run(started, client, full).await });
+        tokio::spawn(async move { service.run(started, client, full, client_id).await });
         Ok(run)
     }
 
     /// Syncs, then publishes (or fails) one run. Never panics the task on an error: every
     /// outcome is recorded on the run.
-    async fn run(self, mut run: SyncRun, client: Client, force_full: bool) {
+    async fn run(
+        self,
+        mut run: SyncRun,
+        client: Client,
+        force_full: bool,
+        client_id: Option<String>,
+    ) {
         // The client is shared across syncs: count this run's requests and 429s as deltas.
         let throttled =
             |c: &Client| -> u64 { c.rate_budget().iter().map(|(_, b)| b.throttled).sum() };
@@ -192,20 +250,35 @@ impl InventoryService {
         stats.rate_limited = throttled(&client) - throttled_before;
         run.stats = stats;
         run.finished_at = Some(Utc::now());
-        match self.store.finish_sync(&run).await {
-            Ok(true) => tracing::info!(
-                connection_id = %run.connection_id, sync_id = %run.id,
-                status = run.status.as_str(), mode = ?run.stats.mode,
-                requests = run.stats.upstream_requests,
-                error = run.error.as_deref().unwrap_or(""), "sync finished"
-            ),
+        let published = match self.store.finish_sync(&run).await {
+            Ok(true) => {
+                tracing::info!(
+                    connection_id = %run.connection_id, sync_id = %run.id,
+                    status = run.status.as_str(), mode = ?run.stats.mode,
+                    requests = run.stats.upstream_requests,
+                    error = run.error.as_deref().unwrap_or(""), "sync finished"
+                );
+                true
+            }
             Ok(false) => {
-                tracing::warn!(sync_id = %run.id, "sync lost its lease; nothing published")
+                tracing::warn!(sync_id = %run.id, "sync lost its lease; nothing published");
+                run.status = SyncStatus::Failed;
+                run.error
+                    .get_or_insert_with(|| "the sync lost its lease to another run".into());
+                false
             }
             Err(e) => {
-                tracing::error!(sync_id = %run.id, error = %e, "recording the end of a sync failed")
+                tracing::error!(sync_id = %run.id, error = %e, "recording the end of a sync failed");
+                run.status = SyncStatus::Failed;
+                run.error = Some("the store failed while recording the end of the sync".into());
+                false
             }
-        }
+        };
+        // Nobody waits on this task: a failed append is logged by `record` and goes no further.
+        let _ = self
+            .audit
+            .record(&sync_finished(&run, client_id, published))
+            .await;
     }
 
     /// Why this run must read everything, or `None` when it may read only what the audit

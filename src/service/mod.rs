@@ -2,6 +2,7 @@
 //! that asks. Calls the domain, the store and the OpenAI client; knows nothing of axum.
 
 pub mod access;
+pub mod audit;
 pub mod changes;
 pub mod clients;
 pub mod connection_test;
@@ -13,6 +14,7 @@ pub mod scheduler;
 pub mod sync;
 
 pub use access::AccessService;
+pub use audit::AuditService;
 pub use changes::ChangesService;
 pub use clients::OpenAiClients;
 pub use connection_test::Prober;

@@ -246,6 +246,11 @@ pub trait AuditStore: Send + Sync {
         &self,
         entry: &crate::domain::audit::AuditEntry,
     ) -> Result<crate::domain::audit::AuditId, StoreError>;
+    /// Entries matching `query`, in append order (by id), after the cursor, at most `limit`.
+    async fn list_audit(
+        &self,
+        query: &crate::domain::audit::AuditQuery,
+    ) -> Result<Vec<crate::domain::audit::AuditEvent>, StoreError>;
 }
 
 /// An idempotency key as stored: the first request's operation, fingerprint and, once it

@@ -118,7 +118,10 @@ async fn grant_to_a_member_shows_at_once_and_revokes(backend: Backend) {
     .await;
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let g = created(res, 201).await;
-    assert_eq!(location, format!("/v1/grants/{}", g["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/v1/grants/{}", g["id"].as_str().unwrap())
+    );
     assert_eq!(g["status"], "active");
     assert_eq!(g["outcome"], "granted");
     assert_eq!(g["grantee"]["user_id"], uid.as_str());
@@ -126,13 +129,18 @@ async fn grant_to_a_member_shows_at_once_and_revokes(backend: Backend) {
     assert_eq!(g["requested_by"], "workflow@corp");
     assert_eq!(g["previous_role"], Value::Null);
     assert!(g["upstream_request_id"].is_string(), "{g}");
-    assert_eq!(project_role(&app.sandbox, &pid, &uid).as_deref(), Some("member"));
+    assert_eq!(
+        project_role(&app.sandbox, &pid, &uid).as_deref(),
+        Some("member")
+    );
     assert_eq!(writes(&app.sandbox, ADD_MEMBER), 1);
 
     // Write-through: the inventory shows the membership without a sync.
     let members = inventory(&app, &conn, "project_member", &pid).await;
     assert!(
-        members.iter().any(|m| m["subject_id"] == uid.as_str() && m["role"] == "member"),
+        members
+            .iter()
+            .any(|m| m["subject_id"] == uid.as_str() && m["role"] == "member"),
         "{members:?}"
     );
 
@@ -149,10 +157,12 @@ async fn grant_to_a_member_shows_at_once_and_revokes(backend: Backend) {
     assert_eq!(r["revoke_outcome"], "removed");
     assert_eq!(r["ended_by"], "workflow@corp");
     assert_eq!(project_role(&app.sandbox, &pid, &uid), None);
-    assert!(inventory(&app, &conn, "project_member", &pid)
-        .await
-        .iter()
-        .all(|m| m["subject_id"] != uid.as_str()));
+    assert!(
+        inventory(&app, &conn, "project_member", &pid)
+            .await
+            .iter()
+            .all(|m| m["subject_id"] != uid.as_str())
+    );
 
     // Revoking again: the grant as it is, no second write.
     let again = created(revoke(&app, id, json!({})).await, 200).await;
@@ -161,7 +171,10 @@ async fn grant_to_a_member_shows_at_once_and_revokes(backend: Backend) {
 
     // The audit trail: who, what, why, which ticket, before and after.
     let trail = audit(&app, id).await;
-    let actions: Vec<&str> = trail.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = trail
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, ["grant.created", "grant.revoked"], "{trail:?}");
     assert_eq!(trail[0]["actor"], "workflow@corp");
     assert_eq!(trail[0]["ticket"], "SEC-123");
@@ -203,10 +216,20 @@ async fn held_access_is_left_alone_and_a_role_change_is_undone(backend: Backend)
     .await;
     assert_eq!(held["outcome"], "already_held");
     assert_eq!(held["previous_role"], "member");
-    assert_eq!(writes(&app.sandbox, ADD_MEMBER) + writes(&app.sandbox, SET_ROLE), 0);
-    let undone = created(revoke(&app, held["id"].as_str().unwrap(), json!({})).await, 200).await;
+    assert_eq!(
+        writes(&app.sandbox, ADD_MEMBER) + writes(&app.sandbox, SET_ROLE),
+        0
+    );
+    let undone = created(
+        revoke(&app, held["id"].as_str().unwrap(), json!({})).await,
+        200,
+    )
+    .await;
     assert_eq!(undone["revoke_outcome"], "nothing_to_undo");
-    assert_eq!(project_role(&app.sandbox, &pid, &uid).as_deref(), Some("member"));
+    assert_eq!(
+        project_role(&app.sandbox, &pid, &uid).as_deref(),
+        Some("member")
+    );
     assert_eq!(writes(&app.sandbox, REMOVE_MEMBER), 0);
 
     // Another role: a role change, and the revoke sets the old role back.
@@ -222,14 +245,32 @@ async fn held_access_is_left_alone_and_a_role_change_is_undone(backend: Backend)
     .await;
     assert_eq!(changed["outcome"], "role_changed");
     assert_eq!(changed["previous_role"], "member");
-    assert_eq!(project_role(&app.sandbox, &pid, &uid).as_deref(), Some("owner"));
+    assert_eq!(
+        project_role(&app.sandbox, &pid, &uid).as_deref(),
+        Some("owner")
+    );
     let members = inventory(&app, &conn, "project_member", &pid).await;
-    assert!(members.iter().any(|m| m["subject_id"] == uid.as_str() && m["role"] == "owner"));
-    let restored = created(revoke(&app, changed["id"].as_str().unwrap(), json!({})).await, 200).await;
+    assert!(
+        members
+            .iter()
+            .any(|m| m["subject_id"] == uid.as_str() && m["role"] == "owner")
+    );
+    let restored = created(
+        revoke(&app, changed["id"].as_str().unwrap(), json!({})).await,
+        200,
+    )
+    .await;
     assert_eq!(restored["revoke_outcome"], "role_restored");
-    assert_eq!(project_role(&app.sandbox, &pid, &uid).as_deref(), Some("member"));
+    assert_eq!(
+        project_role(&app.sandbox, &pid, &uid).as_deref(),
+        Some("member")
+    );
     let members = inventory(&app, &conn, "project_member", &pid).await;
-    assert!(members.iter().any(|m| m["subject_id"] == uid.as_str() && m["role"] == "member"));
+    assert!(
+        members
+            .iter()
+            .any(|m| m["subject_id"] == uid.as_str() && m["role"] == "member")
+    );
 }
 
 async fn revoking_access_already_gone_succeeds_and_says_so(backend: Backend) {
@@ -240,8 +281,11 @@ async fn revoking_access_already_gone_succeeds_and_says_so(backend: Backend) {
     let uid = person(&app.sandbox, "carol@corp.io", "reader");
     let conn = connect(&app).await;
     let g = created(
-        grant(&app, json!({"connection_id": conn, "user_id": uid, "project_id": pid,
-                          "role": "member", "reason": "r"}))
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "project_id": pid,
+                          "role": "member", "reason": "r"}),
+        )
         .await,
         201,
     )
@@ -250,7 +294,11 @@ async fn revoking_access_already_gone_succeeds_and_says_so(backend: Backend) {
     app.sandbox
         .state()
         .write(|org| org.remove_project_user(&pid, &uid).unwrap());
-    let r = created(revoke(&app, g["id"].as_str().unwrap(), json!({})).await, 200).await;
+    let r = created(
+        revoke(&app, g["id"].as_str().unwrap(), json!({})).await,
+        200,
+    )
+    .await;
     assert_eq!(r["status"], "revoked");
     assert_eq!(r["revoke_outcome"], "already_absent");
     let trail = audit(&app, g["id"].as_str().unwrap()).await;
@@ -264,8 +312,11 @@ async fn a_non_member_is_invited_and_the_grant_follows_the_invite(backend: Backe
     let pid = project(&app.sandbox, "Onboarding").await;
     let conn = connect(&app).await;
     let g = created(
-        grant(&app, json!({"connection_id": conn, "email": "dan@new.io", "project_id": pid,
-                          "role": "member", "reason": "new hire", "ticket": "HR-1"}))
+        grant(
+            &app,
+            json!({"connection_id": conn, "email": "dan@new.io", "project_id": pid,
+                          "role": "member", "reason": "new hire", "ticket": "HR-1"}),
+        )
         .await,
         201,
     )
@@ -277,19 +328,37 @@ async fn a_non_member_is_invited_and_the_grant_follows_the_invite(backend: Backe
     let projects = app.sandbox.state().read(|org| {
         org.invites
             .get(&invite_id)
-            .map(|i| i.projects.iter().map(|p| (p.id.clone(), p.role.clone())).collect::<Vec<_>>())
+            .map(|i| {
+                i.projects
+                    .iter()
+                    .map(|p| (p.id.clone(), p.role.clone()))
+                    .collect::<Vec<_>>()
+            })
             .unwrap()
     });
     assert_eq!(projects, [(pid.clone(), "member".to_owned())]);
 
     // Still pending: the worker changes nothing.
     app.state.grants.work_once().await.unwrap();
-    let same = created(app.get(&format!("/v1/grants/{}", g["id"].as_str().unwrap()), &writer(&app)).await, 200).await;
+    let same = created(
+        app.get(
+            &format!("/v1/grants/{}", g["id"].as_str().unwrap()),
+            &writer(&app),
+        )
+        .await,
+        200,
+    )
+    .await;
     assert_eq!(same["status"], "invited");
 
     // Accepted through the sandbox's control API: the next pass makes the grant active.
     let res = reqwest::Client::new()
-        .post(app.sandbox.control_url().join(&format!("invites/{invite_id}/accept")).unwrap())
+        .post(
+            app.sandbox
+                .control_url()
+                .join(&format!("invites/{invite_id}/accept"))
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -297,21 +366,35 @@ async fn a_non_member_is_invited_and_the_grant_follows_the_invite(backend: Backe
     let uid: Value = res.json().await.unwrap();
     let uid = uid["id"].as_str().unwrap().to_owned();
     app.state.grants.work_once().await.unwrap();
-    let active = created(app.get(&format!("/v1/grants/{}", g["id"].as_str().unwrap()), &writer(&app)).await, 200).await;
+    let active = created(
+        app.get(
+            &format!("/v1/grants/{}", g["id"].as_str().unwrap()),
+            &writer(&app),
+        )
+        .await,
+        200,
+    )
+    .await;
     assert_eq!(active["status"], "active", "{active}");
     assert_eq!(active["grantee"]["user_id"], uid.as_str());
     let members = inventory(&app, &conn, "project_member", &pid).await;
     assert!(members.iter().any(|m| m["subject_id"] == uid.as_str()));
     let trail = audit(&app, g["id"].as_str().unwrap()).await;
-    let actions: Vec<&str> = trail.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = trail
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, ["grant.created", "grant.activated"]);
     assert_eq!(trail[0]["outcome"], "pending");
     assert_eq!(trail[1]["actor"], "openai-governor");
 
     // An invite that expires fails its grant.
     let late = created(
-        grant(&app, json!({"connection_id": conn, "email": "erin@new.io", "project_id": pid,
-                          "role": "member", "reason": "r"}))
+        grant(
+            &app,
+            json!({"connection_id": conn, "email": "erin@new.io", "project_id": pid,
+                          "role": "member", "reason": "r"}),
+        )
         .await,
         201,
     )
@@ -319,19 +402,37 @@ async fn a_non_member_is_invited_and_the_grant_follows_the_invite(backend: Backe
     let late_invite = late["invite_id"].as_str().unwrap().to_owned();
     app.sandbox.state().expire_invite(&late_invite).unwrap();
     app.state.grants.work_once().await.unwrap();
-    let failed = created(app.get(&format!("/v1/grants/{}", late["id"].as_str().unwrap()), &writer(&app)).await, 200).await;
+    let failed = created(
+        app.get(
+            &format!("/v1/grants/{}", late["id"].as_str().unwrap()),
+            &writer(&app),
+        )
+        .await,
+        200,
+    )
+    .await;
     assert_eq!(failed["status"], "failed");
-    assert!(failed["error"].as_str().unwrap().contains("expired"), "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("expired"),
+        "{failed}"
+    );
 
     // Revoking an invited grant deletes its invite.
     let third = created(
-        grant(&app, json!({"connection_id": conn, "email": "fay@new.io", "project_id": pid,
-                          "role": "member", "reason": "r"}))
+        grant(
+            &app,
+            json!({"connection_id": conn, "email": "fay@new.io", "project_id": pid,
+                          "role": "member", "reason": "r"}),
+        )
         .await,
         201,
     )
     .await;
-    let r = created(revoke(&app, third["id"].as_str().unwrap(), json!({})).await, 200).await;
+    let r = created(
+        revoke(&app, third["id"].as_str().unwrap(), json!({})).await,
+        200,
+    )
+    .await;
     assert_eq!(r["revoke_outcome"], "invite_deleted");
     let gone = app.sandbox.state().read(|org| {
         org.invites
@@ -369,7 +470,9 @@ async fn refusals_are_typed_and_write_nothing(backend: Backend) {
     let body = |who: Value, project: &str, role: &str| {
         let mut b = json!({"connection_id": conn, "project_id": project, "role": role,
                            "reason": "r"});
-        b.as_object_mut().unwrap().extend(who.as_object().unwrap().clone());
+        b.as_object_mut()
+            .unwrap()
+            .extend(who.as_object().unwrap().clone());
         b
     };
 
@@ -399,31 +502,52 @@ async fn refusals_are_typed_and_write_nothing(backend: Backend) {
     )
     .await;
     assert_problem(
-        grant(&app, body(json!({"user_id": "user-nobody"}), &pid, "member")).await,
+        grant(
+            &app,
+            body(json!({"user_id": "user-nobody"}), &pid, "member"),
+        )
+        .await,
         422,
         "email_required",
     )
     .await;
     assert_problem(
-        grant(&app, body(json!({"user_id": sole}), "proj_missing", "member")).await,
+        grant(
+            &app,
+            body(json!({"user_id": sole}), "proj_missing", "member"),
+        )
+        .await,
         404,
         "project_not_found",
     )
     .await;
     assert_eq!(
-        writes(&app.sandbox, ADD_MEMBER) + writes(&app.sandbox, SET_ROLE) + writes(&app.sandbox, INVITE),
+        writes(&app.sandbox, ADD_MEMBER)
+            + writes(&app.sandbox, SET_ROLE)
+            + writes(&app.sandbox, INVITE),
         0,
         "a refusal writes nothing"
     );
     // Each refusal is on record as a failed grant and a failed audit entry.
-    let failed: Value = created(app.get("/v1/grants?status=failed", &writer(&app)).await, 200).await;
-    assert_eq!(failed["data"].as_array().unwrap().len(), 6);
-    let trail: Value = created(
-        app.get("/v1/audit?action=grant.created", &app.admin_token()).await,
+    let failed: Value = created(
+        app.get("/v1/grants?status=failed", &writer(&app)).await,
         200,
     )
     .await;
-    assert!(trail["data"].as_array().unwrap().iter().all(|e| e["outcome"] == "failed"));
+    assert_eq!(failed["data"].as_array().unwrap().len(), 6);
+    let trail: Value = created(
+        app.get("/v1/audit?action=grant.created", &app.admin_token())
+            .await,
+        200,
+    )
+    .await;
+    assert!(
+        trail["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["outcome"] == "failed")
+    );
 
     // OpenAI's own refusal (a role it does not know) is a 502 and a failed grant.
     let member = person(&app.sandbox, "mia@corp.io", "reader");
@@ -433,25 +557,54 @@ async fn refusals_are_typed_and_write_nothing(backend: Backend) {
         "upstream_refused",
     )
     .await;
-    assert!(p["detail"].as_str().unwrap().contains("recorded as failed"), "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("recorded as failed"),
+        "{p}"
+    );
 
     // Invalid requests: every field named, nothing recorded.
     let p = assert_problem(
-        grant(&app, json!({"connection_id": conn, "email": "not-an-email", "project_id": "x",
-                          "role": "", "reason": " ", "expires_in_seconds": 0}))
+        grant(
+            &app,
+            json!({"connection_id": conn, "email": "not-an-email", "project_id": "x",
+                          "role": "", "reason": " ", "expires_in_seconds": 0}),
+        )
         .await,
         422,
         "validation_failed",
     )
     .await;
-    let fields: Vec<&str> = p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    assert_eq!(fields, ["email", "project_id", "role", "reason", "expires_in_seconds"]);
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "email",
+            "project_id",
+            "role",
+            "reason",
+            "expires_in_seconds"
+        ]
+    );
     assert_problem(
-        grant(&app, body(json!({"user_id": sole}), &pid, "member").as_object().map(|o| {
-            let mut o = o.clone();
-            o.insert("connection_id".into(), json!(uuid::Uuid::now_v7().to_string()));
-            Value::Object(o)
-        }).unwrap())
+        grant(
+            &app,
+            body(json!({"user_id": sole}), &pid, "member")
+                .as_object()
+                .map(|o| {
+                    let mut o = o.clone();
+                    o.insert(
+                        "connection_id".into(),
+                        json!(uuid::Uuid::now_v7().to_string()),
+                    );
+                    Value::Object(o)
+                })
+                .unwrap(),
+        )
         .await,
         404,
         "connection_not_found",
@@ -459,7 +612,12 @@ async fn refusals_are_typed_and_write_nothing(backend: Backend) {
     .await;
     let reader = app.token("portal", &[Scope::InventoryRead]);
     assert_problem(
-        app.post("/v1/grants", &reader, body(json!({"user_id": sole}), &pid, "member")).await,
+        app.post(
+            "/v1/grants",
+            &reader,
+            body(json!({"user_id": sole}), &pid, "member"),
+        )
+        .await,
         403,
         "insufficient_scope",
     )
@@ -509,7 +667,12 @@ async fn idempotency_keys_replay_and_refuse_reuse(backend: Backend) {
 
     let mut other = body.clone();
     other["role"] = json!("owner");
-    assert_problem(send("k-1", other).await.unwrap(), 409, "idempotency_key_reused").await;
+    assert_problem(
+        send("k-1", other).await.unwrap(),
+        409,
+        "idempotency_key_reused",
+    )
+    .await;
     // Keys belong to their caller: another subject's same key is a new request.
     let res = app
         .http
@@ -521,7 +684,12 @@ async fn idempotency_keys_replay_and_refuse_reuse(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(created(res, 201).await["outcome"], "already_held");
-    assert_problem(send("", body.clone()).await.unwrap(), 400, "invalid_parameter").await;
+    assert_problem(
+        send("", body.clone()).await.unwrap(),
+        400,
+        "invalid_parameter",
+    )
+    .await;
 
     // A revoke replayed is the same answer, and one write.
     let rid = first["id"].as_str().unwrap();
@@ -561,7 +729,10 @@ async fn concurrent_duplicates_make_one_upstream_write(backend: Backend) {
     // Without a key: the access lock serializes them; the second finds the access held.
     let (a, b) = tokio::join!(grant(&app, body(&uid)), grant(&app, body(&uid)));
     let (a, b) = (created(a, 201).await, created(b, 201).await);
-    let mut outcomes = [a["outcome"].as_str().unwrap(), b["outcome"].as_str().unwrap()];
+    let mut outcomes = [
+        a["outcome"].as_str().unwrap(),
+        b["outcome"].as_str().unwrap(),
+    ];
     outcomes.sort();
     assert_eq!(outcomes, ["already_held", "granted"]);
     assert_eq!(writes(&app.sandbox, ADD_MEMBER), 1);
@@ -595,15 +766,21 @@ async fn time_bound_grants_expire_once_and_can_be_extended(backend: Backend) {
     let kept = person(&app.sandbox, "kim@corp.io", "reader");
     let conn = connect(&app).await;
     let short = created(
-        grant(&app, json!({"connection_id": conn, "user_id": uid, "project_id": pid,
-                          "role": "member", "reason": "incident", "expires_in_seconds": 1}))
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "project_id": pid,
+                          "role": "member", "reason": "incident", "expires_in_seconds": 1}),
+        )
         .await,
         201,
     )
     .await;
     let long = created(
-        grant(&app, json!({"connection_id": conn, "user_id": kept, "project_id": pid,
-                          "role": "member", "reason": "r", "expires_in_seconds": 1}))
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": kept, "project_id": pid,
+                          "role": "member", "reason": "r", "expires_in_seconds": 1}),
+        )
         .await,
         201,
     )
@@ -623,13 +800,28 @@ async fn time_bound_grants_expire_once_and_can_be_extended(backend: Backend) {
     let replica = app.state.grants.replica();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (a, b) = tokio::join!(app.state.grants.work_once(), replica.work_once());
-    assert_eq!(a.unwrap() + b.unwrap(), 1, "one pass expires it, the other finds it taken");
-    let expired = created(app.get(&format!("/v1/grants/{}", short["id"].as_str().unwrap()), &writer(&app)).await, 200).await;
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        1,
+        "one pass expires it, the other finds it taken"
+    );
+    let expired = created(
+        app.get(
+            &format!("/v1/grants/{}", short["id"].as_str().unwrap()),
+            &writer(&app),
+        )
+        .await,
+        200,
+    )
+    .await;
     assert_eq!(expired["status"], "expired");
     assert_eq!(expired["revoke_outcome"], "removed");
     assert_eq!(expired["ended_by"], "openai-governor");
     assert_eq!(project_role(&app.sandbox, &pid, &uid), None);
-    assert_eq!(project_role(&app.sandbox, &pid, &kept).as_deref(), Some("member"));
+    assert_eq!(
+        project_role(&app.sandbox, &pid, &kept).as_deref(),
+        Some("member")
+    );
     assert_eq!(writes(&app.sandbox, REMOVE_MEMBER), 1);
     let trail = audit(&app, short["id"].as_str().unwrap()).await;
     assert_eq!(trail.last().unwrap()["action"], "grant.expired");
@@ -676,16 +868,26 @@ async fn a_write_whose_answer_is_lost_is_reconciled_not_repeated(backend: Backen
         ..Faults::default()
     });
     let g = created(
-        grant(&app, json!({"connection_id": conn, "user_id": uid, "project_id": pid,
-                          "role": "member", "reason": "r"}))
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "project_id": pid,
+                          "role": "member", "reason": "r"}),
+        )
         .await,
         201,
     )
     .await;
     assert_eq!(g["status"], "active", "{g}");
     assert_eq!(g["outcome"], "granted");
-    assert_eq!(writes(&app.sandbox, ADD_MEMBER), 1, "the write is not repeated");
-    assert_eq!(project_role(&app.sandbox, &pid, &uid).as_deref(), Some("member"));
+    assert_eq!(
+        writes(&app.sandbox, ADD_MEMBER),
+        1,
+        "the write is not repeated"
+    );
+    assert_eq!(
+        project_role(&app.sandbox, &pid, &uid).as_deref(),
+        Some("member")
+    );
     app.sandbox.state().release_held();
 }
 

@@ -8,6 +8,7 @@ mod helpers;
 mod spec;
 
 mod access;
+mod audit;
 mod auth;
 mod changes;
 mod cli;

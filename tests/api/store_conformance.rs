@@ -1,9 +1,12 @@
 //! One contract, every backend: the same checks against SQLite and Postgres.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use openai_governor::domain::audit::{
+    AuditAction, AuditEntry, AuditOutcome, AuditQuery, SYSTEM_ACTOR,
+};
 use openai_governor::domain::{
     Capability, CapabilityCheck, Change, ChangeKind, ChangeQuery, ConnectionId, ExpectedChange,
-    Item, ItemKind, ItemQuery, SealedSecret, SyncRun, SyncStatus, TestReport,
+    GrantId, Item, ItemKind, ItemQuery, SealedSecret, SyncRun, SyncStatus, TestReport,
 };
 use openai_governor::store::{
     Backend, ConnectionChanges, NewConnection, Store, StoreError, SyncStart,
@@ -725,7 +728,247 @@ async fn changes_between_snapshots(backend: Backend) {
     );
 }
 
+fn entry(action: AuditAction, actor: &str, at: DateTime<Utc>) -> AuditEntry {
+    AuditEntry::new(at, actor, None, action, AuditOutcome::Succeeded)
+}
+
+/// Runs `sql` on the test database directly (not through the store), returning the error.
+async fn raw(db: &TestDb, sql: &str) -> Result<u64, sqlx::Error> {
+    use sqlx::Connection as _;
+    match db.backend {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&db.url).await?;
+            Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await?
+                .rows_affected())
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await?;
+            Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await?
+                .rows_affected())
+        }
+    }
+}
+
+async fn audit_trail(backend: Backend) {
+    let Some((db, store)) = store_of(backend).await else {
+        return;
+    };
+    let (c1, c2) = (ConnectionId::new(), ConnectionId::new());
+    let grant = GrantId::new();
+    let t0 = now() - chrono::Duration::hours(3);
+    let hour = chrono::Duration::hours(1);
+
+    let mut created = entry(AuditAction::ConnectionCreated, "alice", t0);
+    created.client_id = Some("portal".into());
+    created.connection_id = Some(c1);
+    created.after = Some(json!({"name": "prod", "key_hint": "sk-admin-…abcd"}));
+    let mut granted = entry(AuditAction::GrantCreated, "bob", t0 + hour);
+    granted.connection_id = Some(c1);
+    granted.grant_id = Some(grant);
+    granted.user_id = Some("user-ann".into());
+    granted.email = Some("Ann@Example.COM".into());
+    granted.project_id = Some("proj_1".into());
+    granted.group_id = Some("group_1".into());
+    granted.reason = Some("on call".into());
+    granted.ticket = Some("SEC-1".into());
+    granted.upstream_request_id = Some("req_1".into());
+    granted.before = Some(json!({}));
+    granted.after = Some(json!({"project_role": "member"}));
+    granted.outcome = AuditOutcome::Pending;
+    let mut synced = entry(AuditAction::SyncFinished, SYSTEM_ACTOR, t0 + hour * 2);
+    synced.connection_id = Some(c2);
+    synced.outcome = AuditOutcome::Failed;
+    synced.detail = Some(json!({"message": "OpenAI: timeout", "counts": {"user": 3}}));
+
+    let mut ids = Vec::new();
+    for e in [&created, &granted, &synced] {
+        ids.push(store.append_audit(e).await.unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+
+    let list = |q: AuditQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .list_audit(&AuditQuery { limit: 100, ..q })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // Everything round-trips, in append order; emails are stored lower-cased.
+    let all = store
+        .list_audit(&AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+    assert_eq!(all[0].entry, created);
+    let mut stored = granted.clone();
+    stored.email = Some("ann@example.com".into());
+    assert_eq!(all[1].entry, stored);
+    assert_eq!(all[2].entry, synced);
+
+    // Each filter.
+    let q = AuditQuery::default;
+    assert_eq!(
+        list(AuditQuery {
+            connection_id: Some(c1),
+            ..q()
+        })
+        .await,
+        ids[..2]
+    );
+    assert_eq!(
+        list(AuditQuery {
+            connection_id: Some(ConnectionId::new()),
+            ..q()
+        })
+        .await,
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        list(AuditQuery {
+            actor: Some("bob".into()),
+            ..q()
+        })
+        .await,
+        [ids[1]]
+    );
+    assert_eq!(
+        list(AuditQuery {
+            actor: Some(SYSTEM_ACTOR.into()),
+            ..q()
+        })
+        .await,
+        [ids[2]]
+    );
+    assert_eq!(
+        list(AuditQuery {
+            email: Some("ANN@example.com".into()),
+            ..q()
+        })
+        .await,
+        [ids[1]]
+    );
+    assert_eq!(
+        list(AuditQuery {
+            user_id: Some("user-ann".into()),
+            ..q()
+        })
+        .await,
+        [ids[1]]
+    );
+    assert_eq!(
+        list(AuditQuery {
+            project_id: Some("proj_1".into()),
+            ..q()
+        })
+        .await,
+        [ids[1]]
+    );
+    assert_eq!(
+        list(AuditQuery {
+            grant_id: Some(grant),
+            ..q()
+        })
+        .await,
+        [ids[1]]
+    );
+    assert_eq!(
+        list(AuditQuery {
+            action: Some(AuditAction::SyncFinished),
+            ..q()
+        })
+        .await,
+        [ids[2]]
+    );
+    assert_eq!(
+        list(AuditQuery {
+            since: Some(t0 + hour),
+            ..q()
+        })
+        .await,
+        ids[1..]
+    );
+    assert_eq!(
+        list(AuditQuery {
+            until: Some(t0 + hour),
+            ..q()
+        })
+        .await,
+        [ids[0]]
+    );
+    assert_eq!(
+        list(AuditQuery {
+            since: Some(t0 + hour),
+            until: Some(t0 + hour * 2),
+            ..q()
+        })
+        .await,
+        [ids[1]]
+    );
+    assert_eq!(
+        list(AuditQuery {
+            connection_id: Some(c1),
+            actor: Some("alice".into()),
+            ..q()
+        })
+        .await,
+        [ids[0]]
+    );
+
+    // Paging with the cursor.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_audit(&AuditQuery {
+                after,
+                limit: 2,
+                ..q()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        after = page.last().map(|e| e.id);
+        seen.extend(page.into_iter().map(|e| e.id));
+    }
+    assert_eq!(seen, ids);
+
+    // Append-only for every writer, not just the store: the triggers refuse both.
+    let update = raw(&db, "UPDATE audit_events SET actor = 'mallory'").await;
+    assert!(update.is_err(), "UPDATE must be refused: {update:?}");
+    assert!(
+        update.unwrap_err().to_string().contains("append-only"),
+        "the refusal says why"
+    );
+    let delete = raw(&db, "DELETE FROM audit_events").await;
+    assert!(delete.is_err(), "DELETE must be refused: {delete:?}");
+    assert_eq!(list(q()).await, ids, "nothing changed");
+    assert_eq!(
+        store
+            .list_audit(&AuditQuery { limit: 100, ..q() })
+            .await
+            .unwrap(),
+        all
+    );
+}
+
 crate::backend_tests!(
+    audit_trail,
     changes_between_snapshots,
     sync_runs_and_snapshots,
     insert_get_roundtrip,

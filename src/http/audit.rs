@@ -1,0 +1,320 @@
+//! The audit trail (`/v1/audit`, `/v1/audit/export`): read-only, filtered, cursor-paged, and
+//! exported as NDJSON for SIEMs. Thin handlers over
+//! [`AuditService`](crate::service::AuditService). No route changes or deletes an entry.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures::stream::StreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::extract::{Json, Query};
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::domain::audit::{AuditAction, AuditEvent, AuditId, AuditQuery};
+use crate::domain::{ConnectionId, GrantId};
+use crate::error::{AppError, ErrorCode, Problem};
+use crate::service::audit::MAX_PAGE;
+
+/// Media type of the export.
+const NDJSON: &str = "application/x-ndjson";
+
+/// Routes under `/v1/audit`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_audit))
+        .routes(routes!(export_audit))
+}
+
+/// A page of audit entries, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuditList {
+    /// Entries in the order they were appended.
+    pub data: Vec<AuditEvent>,
+    /// Whether another page follows.
+    pub has_more: bool,
+    /// Pass as `after` to get the next page. To follow the trail, keep the last `id` seen and
+    /// ask again with it later.
+    pub next_cursor: Option<AuditId>,
+}
+
+/// Filters and paging of the audit trail.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only entries about this connection (UUID).
+    pub connection_id: Option<String>,
+    /// Only entries by this actor (a JWT subject, or `openai-governor` for the service's
+    /// own work such as scheduled syncs).
+    pub actor: Option<String>,
+    /// Only entries about this person, by email (case-insensitive).
+    pub email: Option<String>,
+    /// Only entries about this person, by OpenAI user id.
+    pub user_id: Option<String>,
+    /// Only entries about this project.
+    pub project_id: Option<String>,
+    /// Only entries about this grant (UUID).
+    pub grant_id: Option<String>,
+    /// Only this action, e.g. `connection.created`, `connection.key_replaced`,
+    /// `sync.finished`.
+    pub action: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only entries before this time (RFC 3339).
+    pub until: Option<String>,
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<String>,
+    /// Cursor: the `next_cursor` of the previous page, or the last `id` seen.
+    pub after: Option<String>,
+}
+
+/// Filters of an export: those of the list, without paging.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditExportParams {
+    /// Only entries about this connection (UUID).
+    pub connection_id: Option<String>,
+    /// Only entries by this actor.
+    pub actor: Option<String>,
+    /// Only entries about this person, by email (case-insensitive).
+    pub email: Option<String>,
+    /// Only entries about this person, by OpenAI user id.
+    pub user_id: Option<String>,
+    /// Only entries about this project.
+    pub project_id: Option<String>,
+    /// Only entries about this grant (UUID).
+    pub grant_id: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only entries at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only entries before this time (RFC 3339).
+    pub until: Option<String>,
+}
+
+fn invalid(message: String) -> AppError {
+    AppError::new(ErrorCode::InvalidParameter, message)
+}
+
+/// At most 64 characters of a caller's value, for a message.
+fn shown(raw: &str) -> String {
+    raw.chars().take(64).collect()
+}
+
+/// A free-text filter: trimmed, non-empty, at most 320 characters.
+fn text(name: &str, raw: Option<String>) -> Result<Option<String>, AppError> {
+    raw.map(|v| {
+        let v = v.trim().to_owned();
+        if v.is_empty() || v.len() > 320 {
+            Err(invalid(format!(
+                "{name} must be between 1 and 320 characters"
+            )))
+        } else {
+            Ok(v)
+        }
+    })
+    .transpose()
+}
+
+fn time(name: &str, raw: Option<String>) -> Result<Option<DateTime<Utc>>, AppError> {
+    raw.map(|s| {
+        DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| {
+                invalid(format!(
+                    "{name} `{}` is not an RFC 3339 time (e.g. 2026-01-31T12:00:00Z)",
+                    shown(&s)
+                ))
+            })
+    })
+    .transpose()
+}
+
+/// Builds the store query from the filters, naming the parameter that is wrong.
+fn filters(p: AuditExportParams) -> Result<AuditQuery, AppError> {
+    let connection = p
+        .connection_id
+        .map(|c| {
+            c.trim().parse::<ConnectionId>().map_err(|_| {
+                invalid(format!(
+                    "connection_id `{}` is not a connection id (UUID)",
+                    shown(&c)
+                ))
+            })
+        })
+        .transpose()?;
+    let grant_id = p
+        .grant_id
+        .map(|g| {
+            g.trim()
+                .parse::<GrantId>()
+                .map_err(|_| invalid(format!("grant_id `{}` is not a grant id (UUID)", shown(&g))))
+        })
+        .transpose()?;
+    let action = p
+        .action
+        .map(|a| {
+            a.trim().parse::<AuditAction>().map_err(|_| {
+                let all: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+                invalid(format!(
+                    "action `{}` is not an audit action; use one of: {}",
+                    shown(&a),
+                    all.join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let email = text("email", p.email)?.map(|e| e.to_lowercase());
+    let since = time("since", p.since)?;
+    let until = time("until", p.until)?;
+    if let (Some(s), Some(u)) = (since, until)
+        && s >= u
+    {
+        return Err(invalid("since must be before until".into()));
+    }
+    Ok(AuditQuery {
+        connection_id: connection,
+        actor: text("actor", p.actor)?,
+        email,
+        user_id: text("user_id", p.user_id)?,
+        project_id: text("project_id", p.project_id)?,
+        grant_id,
+        action,
+        since,
+        until,
+        after: None,
+        limit: 0,
+    })
+}
+
+/// List audit entries: every change openai-governor made or attempted, oldest first.
+///
+/// Connections created, updated, re-keyed, deleted and tested (with the caller's subject and
+/// client), and every finished sync (by its requester, or `openai-governor` for scheduled
+/// ones). Entries are append-only: no API changes or deletes them, and the database refuses
+/// it too. Follow with `after`.
+#[utoipa::path(
+    get, path = "", operation_id = "list_audit", tag = "audit",
+    params(AuditParams),
+    responses(
+        (status = 200, body = AuditList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["audit:read"]))
+)]
+async fn list_audit(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(p): Query<AuditParams>,
+) -> Result<Json<AuditList>, AppError> {
+    let limit = match p.limit.as_deref().map(str::trim) {
+        None => 100,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(invalid(format!(
+                    "limit must be a whole number between 1 and {MAX_PAGE}"
+                )));
+            }
+        },
+    };
+    let after = p
+        .after
+        .as_deref()
+        .map(|a| {
+            a.trim()
+                .parse::<AuditId>()
+                .ok()
+                .filter(|a| *a >= 0)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "after `{}` is not an entry id (a whole number)",
+                        shown(a)
+                    ))
+                })
+        })
+        .transpose()?;
+    let mut query = filters(AuditExportParams {
+        connection_id: p.connection_id,
+        actor: p.actor,
+        email: p.email,
+        user_id: p.user_id,
+        project_id: p.project_id,
+        grant_id: p.grant_id,
+        action: p.action,
+        since: p.since,
+        until: p.until,
+    })?;
+    query.after = after;
+    query.limit = limit + 1;
+    let mut events = state.audit.list(&who, query).await?;
+    let has_more = events.len() > limit as usize;
+    events.truncate(limit as usize);
+    let next_cursor = if has_more {
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(Json(AuditList {
+        data: events,
+        has_more,
+        next_cursor,
+    }))
+}
+
+/// Export audit entries as NDJSON, for SIEMs.
+///
+/// One JSON object per line (the same objects as the list's `data`), oldest first, every
+/// entry matching the filters, streamed from the store a page at a time. If the store fails
+/// midway the body is cut short: export again with `since`, or page the list from the last
+/// `id` received.
+#[utoipa::path(
+    get, path = "/export", operation_id = "export_audit", tag = "audit",
+    params(AuditExportParams),
+    responses(
+        (status = 200, description = "One audit entry per line", body = AuditEvent, content_type = "application/x-ndjson"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["audit:read"]))
+)]
+async fn export_audit(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(p): Query<AuditExportParams>,
+) -> Result<Response, AppError> {
+    let query = filters(p)?;
+    let pages = state.audit.export(&who, query)?;
+    let body = pages.map(|page| match page {
+        Ok(events) => {
+            let mut buf = Vec::new();
+            for event in &events {
+                serde_json::to_writer(&mut buf, event).map_err(std::io::Error::other)?;
+                buf.push(b'\n');
+            }
+            Ok(buf)
+        }
+        Err(e) => {
+            // Headers are sent: the only way to tell the client is to break the body.
+            tracing::error!(error = %e.message, "audit export stopped");
+            Err(std::io::Error::other(e.message))
+        }
+    });
+    let mut response = Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"audit.ndjson\""),
+    );
+    Ok(response)
+}

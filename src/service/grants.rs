@@ -242,7 +242,12 @@ impl GrantService {
     pub async fn grant(&self, who: &Principal, input: GrantInput) -> Result<Finished, AppError> {
         who.require(Scope::AccessWrite)?;
         let now = Utc::now();
-        let (connection_id, grantee, target, expires_at) = validate(&input, now)?;
+        let Valid {
+            connection_id,
+            grantee,
+            target,
+            expires_at,
+        } = validate(&input, now)?;
         let connection = self
             .store
             .get_connection(connection_id)
@@ -1306,11 +1311,16 @@ fn expiry(
     Ok(Some(t))
 }
 
+/// A grant request that passed [`validate`].
+struct Valid {
+    connection_id: ConnectionId,
+    grantee: Grantee,
+    target: GrantTarget,
+    expires_at: Option<DateTime<Utc>>,
+}
+
 /// Checks a grant request, naming every invalid field.
-fn validate(
-    input: &GrantInput,
-    now: DateTime<Utc>,
-) -> Result<(ConnectionId, Grantee, GrantTarget, Option<DateTime<Utc>>), AppError> {
+fn validate(input: &GrantInput, now: DateTime<Utc>) -> Result<Valid, AppError> {
     let mut errors = Vec::new();
     if input.connection_id.is_none() {
         errors.push(field("connection_id", "required"));
@@ -1356,12 +1366,12 @@ fn validate(
         }
     };
     match input.connection_id {
-        Some(c) if errors.is_empty() => Ok((
-            c,
-            Grantee { email, user_id },
-            GrantTarget::Project { project_id, role },
+        Some(connection_id) if errors.is_empty() => Ok(Valid {
+            connection_id,
+            grantee: Grantee { email, user_id },
+            target: GrantTarget::Project { project_id, role },
             expires_at,
-        )),
+        }),
         _ => Err(AppError::validation(errors)),
     }
 }

@@ -454,6 +454,10 @@ async fn refusals_are_typed_and_write_nothing(backend: Backend) {
     let pending = "pat@new.io";
     app.sandbox.state().write(|org| {
         org.add_project_user(&pid, &sole, "owner").unwrap();
+        // The project's creator (the key's owner) is its other owner: leave `sole` alone.
+        if let Some(members) = org.project_users.get_mut(&pid) {
+            members.retain(|m| m.user_id == sole);
+        }
     });
     let client = openai_client(&app.sandbox, KeyProfile::All, test_client_config());
     client.archive_project(&archived).await.unwrap();

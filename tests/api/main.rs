@@ -18,6 +18,7 @@ mod client_resilience;
 mod config;
 mod connections;
 mod contract;
+mod crash;
 mod grants;
 mod http_errors;
 mod inventory;

@@ -56,6 +56,10 @@ pub enum ErrorCode {
     UpstreamRefused,
     /// OpenAI could not be read or written (timeouts, 5xx, rate limits after retries, or a key without the needed scope).
     UpstreamUnavailable,
+    /// The group is managed by the identity provider (SCIM): change its members there.
+    ScimManaged,
+    /// The person is not a member of the organization, which the change needs.
+    NotAMember,
     /// The route exists but not with this method.
     MethodNotAllowed,
     /// The body is larger than the configured limit.
@@ -103,6 +107,8 @@ impl ErrorCode {
             IdempotencyKeyInProgress => StatusCode::CONFLICT,
             UpstreamRefused => StatusCode::BAD_GATEWAY,
             UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            ScimManaged => StatusCode::CONFLICT,
+            NotAMember => StatusCode::UNPROCESSABLE_ENTITY,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -139,6 +145,8 @@ impl ErrorCode {
             IdempotencyKeyInProgress => "Idempotency key in progress",
             UpstreamRefused => "OpenAI refused the change",
             UpstreamUnavailable => "OpenAI unavailable",
+            ScimManaged => "Group managed by SCIM",
+            NotAMember => "Not an organization member",
             MethodNotAllowed => "Method not allowed",
             PayloadTooLarge => "Payload too large",
             UnsupportedMediaType => "Unsupported media type",
@@ -178,6 +186,8 @@ impl ErrorCode {
             IdempotencyKeyInProgress => "idempotency_key_in_progress",
             UpstreamRefused => "upstream_refused",
             UpstreamUnavailable => "upstream_unavailable",
+            ScimManaged => "scim_managed",
+            NotAMember => "not_a_member",
             MethodNotAllowed => "method_not_allowed",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",

@@ -125,20 +125,36 @@ pub enum GrantTarget {
         /// The role.
         role: String,
     },
+    /// Membership of a group (`group_…`), and so whatever the group holds.
+    Group {
+        /// The group.
+        group_id: String,
+    },
 }
 
 impl GrantTarget {
-    /// The project a target is about.
+    /// The project of a project target; empty for a group target (whose code paths never
+    /// ask).
     pub fn project_id(&self) -> &str {
         match self {
             Self::Project { project_id, .. } => project_id,
+            Self::Group { .. } => "",
         }
     }
 
-    /// The role granted.
+    /// The group of a group target.
+    pub fn group_id(&self) -> Option<&str> {
+        match self {
+            Self::Group { group_id } => Some(group_id),
+            Self::Project { .. } => None,
+        }
+    }
+
+    /// The role granted (`member` for a group membership).
     pub fn role(&self) -> &str {
         match self {
             Self::Project { role, .. } => role,
+            Self::Group { .. } => "member",
         }
     }
 }
@@ -238,10 +254,17 @@ pub fn access_key(connection: ConnectionId, who: &Grantee, target: &GrantTarget)
         .map(|e| format!("email:{}", e.to_lowercase()))
         .or_else(|| who.user_id.as_ref().map(|u| format!("user:{u}")))
         .unwrap_or_default();
-    format!(
-        "{connection}|{person}|project:{}",
-        target.project_id().to_lowercase()
-    )
+    match target {
+        GrantTarget::Project { project_id, .. } => {
+            format!(
+                "{connection}|{person}|project:{}",
+                project_id.to_lowercase()
+            )
+        }
+        GrantTarget::Group { group_id } => {
+            format!("{connection}|{person}|group:{}", group_id.to_lowercase())
+        }
+    }
 }
 
 /// Filters of a grant listing.
@@ -306,6 +329,10 @@ pub enum Refusal {
     EmailRequired,
     /// A pending invite for the email does not name the project.
     InvitePending { invite_id: String },
+    /// The group is managed by the identity provider (SCIM): change it there.
+    ScimManaged,
+    /// Group memberships are for organization members only.
+    NotAMember,
 }
 
 impl Refusal {
@@ -329,6 +356,13 @@ impl Refusal {
             ),
             Self::EmailRequired => "the person is not a member of the organization; give \
                  their email so that they can be invited"
+                .to_owned(),
+            Self::ScimManaged => format!(
+                "group {project_id} is managed by your identity provider (SCIM); change its \
+                 members there"
+            ),
+            Self::NotAMember => "the person is not a member of the organization; only members \
+                 can join a group (grant them a project first: that sends an invite)"
                 .to_owned(),
             Self::InvitePending { invite_id } => format!(
                 "the person has a pending organization invite ({invite_id}) that does not \
@@ -381,6 +415,58 @@ pub fn plan_project_grant(
             None if has_email => Ok(GrantStep::Invite),
             None => Err(Refusal::EmailRequired),
         },
+    }
+}
+
+/// What OpenAI says now about the person and a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupAccessState {
+    /// The group is managed by SCIM.
+    pub scim_managed: bool,
+    /// The person's user id, if an organization member.
+    pub member: Option<String>,
+    /// Whether they are in the group.
+    pub in_group: bool,
+}
+
+/// The write a group grant needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupStep {
+    /// Nothing to write.
+    Done(GrantOutcome),
+    /// Add the user to the group.
+    Add { user_id: String },
+}
+
+/// Decides the write a group grant needs.
+pub fn plan_group_grant(state: &GroupAccessState) -> Result<GroupStep, Refusal> {
+    if state.scim_managed {
+        return Err(Refusal::ScimManaged);
+    }
+    match &state.member {
+        None => Err(Refusal::NotAMember),
+        Some(_) if state.in_group => Ok(GroupStep::Done(GrantOutcome::AlreadyHeld)),
+        Some(user_id) => Ok(GroupStep::Add {
+            user_id: user_id.clone(),
+        }),
+    }
+}
+
+/// Decides how to undo a group grant: remove the membership it added.
+pub fn plan_group_revoke(grant: &Grant, state: &GroupAccessState) -> Result<RevokeStep, Refusal> {
+    if grant.outcome == Some(GrantOutcome::AlreadyHeld) {
+        return Ok(RevokeStep::Done(RevokeOutcome::NothingToUndo));
+    }
+    match &state.member {
+        Some(user_id) if state.in_group => {
+            if state.scim_managed {
+                return Err(Refusal::ScimManaged);
+            }
+            Ok(RevokeStep::Remove {
+                user_id: user_id.clone(),
+            })
+        }
+        _ => Ok(RevokeStep::Done(RevokeOutcome::AlreadyAbsent)),
     }
 }
 
@@ -577,6 +663,45 @@ mod tests {
         assert_eq!(
             plan_project_grant(&invited_here, &target("member"), true),
             Ok(GrantStep::Done(GrantOutcome::Invited))
+        );
+    }
+
+    #[test]
+    fn group_grants_refuse_scim_and_strangers() {
+        let s = GroupAccessState {
+            scim_managed: false,
+            member: Some("user-1".into()),
+            in_group: false,
+        };
+        assert_eq!(
+            plan_group_grant(&s),
+            Ok(GroupStep::Add {
+                user_id: "user-1".into()
+            })
+        );
+        let scim = GroupAccessState {
+            scim_managed: true,
+            ..s.clone()
+        };
+        assert_eq!(plan_group_grant(&scim), Err(Refusal::ScimManaged));
+        let stranger = GroupAccessState {
+            member: None,
+            ..s.clone()
+        };
+        assert_eq!(plan_group_grant(&stranger), Err(Refusal::NotAMember));
+        let held = GroupAccessState {
+            in_group: true,
+            ..s
+        };
+        assert_eq!(
+            plan_group_grant(&held),
+            Ok(GroupStep::Done(GrantOutcome::AlreadyHeld))
+        );
+        assert_eq!(
+            plan_group_revoke(&grant(GrantOutcome::Granted, None), &held),
+            Ok(RevokeStep::Remove {
+                user_id: "user-1".into()
+            })
         );
     }
 

@@ -39,10 +39,12 @@ pub struct GrantIn {
     pub email: Option<String>,
     /// Or the person's OpenAI user id (`user-…`).
     pub user_id: Option<String>,
-    /// The project (`proj_…`).
-    pub project_id: String,
-    /// `owner`, `member`, or the name of a custom project role.
-    pub role: String,
+    /// The project (`proj_…`), with `role`; or give `group_id`.
+    pub project_id: Option<String>,
+    /// The group (`group_…`) to add the person to, instead of a project.
+    pub group_id: Option<String>,
+    /// `owner`, `member`, or the name of a custom project role (project grants only).
+    pub role: Option<String>,
     /// Why (kept in the audit trail).
     pub reason: String,
     /// The ticket of the request, e.g. `SEC-123`.
@@ -134,7 +136,7 @@ fn answer(result: Result<Finished, AppError>, done: StatusCode) -> Response {
     (status, headers, Json(grant)).into_response()
 }
 
-/// Grant a person access to a project.
+/// Grant a person access to a project (or membership of a group).
 ///
 /// Reads what OpenAI holds, then adds the member, changes their role, or (for someone not in
 /// the organization) sends an invite naming the project: the grant is then `invited` until the
@@ -182,6 +184,7 @@ fn grant_input(body: &GrantIn) -> Result<GrantInput, AppError> {
         email: body.email.clone(),
         user_id: body.user_id.clone(),
         project_id: body.project_id.clone(),
+        group_id: body.group_id.clone(),
         role: body.role.clone(),
         reason: body.reason.clone(),
         ticket: body.ticket.clone(),

@@ -16,13 +16,13 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::clients::OpenAiClients;
 use super::connections::not_found;
-use super::sync::{invite_item, member_item};
+use super::sync::{group_member_item, invite_item, member_item};
 use crate::auth::{Principal, Scope};
 use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome, SYSTEM_ACTOR};
 use crate::domain::grants::{
-    Grant, GrantOutcome, GrantQuery, GrantStatus, GrantStep, GrantTarget, Grantee, PendingOp,
-    ProjectAccessState, Refusal, RevokeOutcome, RevokeStep, plan_project_grant,
-    plan_project_revoke,
+    Grant, GrantOutcome, GrantQuery, GrantStatus, GrantStep, GrantTarget, Grantee,
+    GroupAccessState, GroupStep, PendingOp, ProjectAccessState, Refusal, RevokeOutcome, RevokeStep,
+    plan_group_grant, plan_group_revoke, plan_project_grant, plan_project_revoke,
 };
 use crate::domain::{ChangeKind, ConnectionId, ExpectedChange, GrantId, Item, ItemKind};
 use crate::error::{AppError, ErrorCode, FieldError};
@@ -74,10 +74,12 @@ pub struct GrantInput {
     pub email: Option<String>,
     /// Or their OpenAI user id.
     pub user_id: Option<String>,
-    /// The project.
-    pub project_id: String,
-    /// The project role.
-    pub role: String,
+    /// The project (with `role`)...
+    pub project_id: Option<String>,
+    /// ...or the group to join.
+    pub group_id: Option<String>,
+    /// The project role (`member` or absent for a group).
+    pub role: Option<String>,
     /// Why.
     pub reason: String,
     /// Ticket reference.
@@ -147,8 +149,24 @@ fn refusal_error(r: &Refusal, project_id: &str) -> AppError {
         Refusal::DefaultProject => ErrorCode::DefaultProject,
         Refusal::EmailRequired => ErrorCode::EmailRequired,
         Refusal::InvitePending { .. } => ErrorCode::InvitePending,
+        Refusal::ScimManaged => ErrorCode::ScimManaged,
+        Refusal::NotAMember => ErrorCode::NotAMember,
     };
     AppError::new(code, r.message(project_id))
+}
+
+/// The access an audit entry records as before/after: the project role held (`null`: none),
+/// or whether the person is in the group.
+fn access_json(target: &GrantTarget, role: Option<String>) -> serde_json::Value {
+    match target {
+        GrantTarget::Project { .. } => serde_json::json!({ "project_role": role }),
+        GrantTarget::Group { .. } => serde_json::json!({ "group_member": role.is_some() }),
+    }
+}
+
+/// The project or group a grant is about, for messages.
+fn target_name(t: &GrantTarget) -> &str {
+    t.group_id().unwrap_or(t.project_id())
 }
 
 /// OpenAI's failure in words, with its request id.
@@ -544,6 +562,10 @@ impl GrantService {
         grant: &mut Grant,
         actor: &Actor,
     ) -> Result<Finished, AppError> {
+        if let Some(group_id) = grant.target.group_id() {
+            let group_id = group_id.to_owned();
+            return self.apply_group(client, grant, actor, &group_id).await;
+        }
         let mut last_error: Option<OpenAiError> = None;
         loop {
             let state = match self.read_state(client, grant).await {
@@ -573,7 +595,7 @@ impl GrantService {
             let step = match plan_project_grant(&state, &grant.target, has_email) {
                 Ok(step) => step,
                 Err(refusal) => {
-                    let e = refusal_error(&refusal, grant.target.project_id());
+                    let e = refusal_error(&refusal, target_name(&grant.target));
                     return self.fail(grant, actor, e.code, e.message).await;
                 }
             };
@@ -697,10 +719,10 @@ impl GrantService {
             GrantOutcome::Invited => AuditOutcome::Pending,
             _ => AuditOutcome::Succeeded,
         };
-        entry.before = Some(serde_json::json!({ "project_role": grant.previous_role }));
+        entry.before = Some(access_json(&grant.target, grant.previous_role.clone()));
         entry.after = Some(match outcome {
             GrantOutcome::Invited => serde_json::json!({ "invite_id": grant.invite_id }),
-            _ => serde_json::json!({ "project_role": grant.target.role() }),
+            _ => access_json(&grant.target, Some(grant.target.role().to_owned())),
         });
         self.finish(grant, &entry, written).await
     }
@@ -710,7 +732,11 @@ impl GrantService {
     async fn observed(&self, client: &Client, grant: &Grant) -> Written {
         let mut upserts = Vec::new();
         let pid = grant.target.project_id();
-        if let Some(invite_id) = &grant.invite_id
+        if let (Some(gid), Some(uid)) = (grant.target.group_id(), &grant.grantee.user_id) {
+            if let Ok(r) = client.get_group_user(gid, uid).await {
+                upserts.push(group_member_item(gid, &r.data));
+            }
+        } else if let Some(invite_id) = &grant.invite_id
             && grant.status == GrantStatus::Invited
         {
             if let Ok(r) = client.get_invite(invite_id).await {
@@ -840,6 +866,10 @@ impl GrantService {
         {
             return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
         }
+        if let Some(group_id) = grant.target.group_id() {
+            let group_id = group_id.to_owned();
+            return self.end_group(client, grant, op, actor, &group_id).await;
+        }
         let mut last_error: Option<OpenAiError> = None;
         loop {
             let state = match self.read_state(client, grant).await {
@@ -849,7 +879,7 @@ impl GrantService {
             let step = match plan_project_revoke(grant, &state) {
                 Ok(s) => s,
                 Err(refusal) => {
-                    let e = refusal_error(&refusal, grant.target.project_id());
+                    let e = refusal_error(&refusal, target_name(&grant.target));
                     return self.fail(grant, actor, e.code, e.message).await;
                 }
             };
@@ -925,8 +955,14 @@ impl GrantService {
                 RevokeStep::Done(_) => unreachable!("handled above"),
             };
             if let (Some((change, role)), Some(uid)) = (expected, &grant.grantee.user_id) {
-                self.expect_raw(grant.connection_id, format!("{pid}/{uid}"), change, role)
-                    .await?;
+                self.expect_raw(
+                    ItemKind::ProjectMember,
+                    grant.connection_id,
+                    format!("{pid}/{uid}"),
+                    change,
+                    role,
+                )
+                .await?;
             }
             match result {
                 Ok(request_id) => grant.upstream_request_id = request_id,
@@ -968,6 +1004,13 @@ impl GrantService {
             removals: Vec::new(),
         };
         match (outcome, &grant.grantee.user_id, &grant.invite_id) {
+            (RevokeOutcome::Removed | RevokeOutcome::AlreadyAbsent, Some(uid), _)
+                if let Some(gid) = grant.target.group_id() =>
+            {
+                written
+                    .removals
+                    .push((ItemKind::GroupMember, format!("{gid}/{uid}")));
+            }
             (RevokeOutcome::Removed | RevokeOutcome::AlreadyAbsent, Some(uid), _) => {
                 written
                     .removals
@@ -999,11 +1042,17 @@ impl GrantService {
             RevokeOutcome::AlreadyAbsent | RevokeOutcome::NothingToUndo => AuditOutcome::Unchanged,
             _ => AuditOutcome::Succeeded,
         };
-        entry.before = Some(serde_json::json!({ "project_role": grant.target.role() }));
-        entry.after = Some(serde_json::json!({ "project_role": match outcome {
-            RevokeOutcome::RoleRestored | RevokeOutcome::NothingToUndo => grant.previous_role.clone(),
+        entry.before = Some(access_json(
+            &grant.target,
+            Some(grant.target.role().to_owned()),
+        ));
+        let after = match outcome {
+            RevokeOutcome::RoleRestored | RevokeOutcome::NothingToUndo => {
+                grant.previous_role.clone()
+            }
             _ => None,
-        }}));
+        };
+        entry.after = Some(access_json(&grant.target, after));
         entry.detail = Some(serde_json::json!({ "revoke_outcome": outcome }));
         self.finish(grant, &entry, written).await
     }
@@ -1014,6 +1063,7 @@ impl GrantService {
         match (step, &grant.grantee.user_id) {
             (GrantStep::AddMember { user_id }, _) => {
                 self.expect_raw(
+                    ItemKind::ProjectMember,
                     grant.connection_id,
                     format!("{pid}/{user_id}"),
                     ChangeKind::Added,
@@ -1023,6 +1073,7 @@ impl GrantService {
             }
             (GrantStep::ChangeRole { user_id, .. }, _) => {
                 self.expect_raw(
+                    ItemKind::ProjectMember,
                     grant.connection_id,
                     format!("{pid}/{user_id}"),
                     ChangeKind::Changed,
@@ -1036,6 +1087,7 @@ impl GrantService {
 
     async fn expect_raw(
         &self,
+        kind: ItemKind,
         connection_id: ConnectionId,
         key: String,
         change: ChangeKind,
@@ -1043,7 +1095,7 @@ impl GrantService {
     ) -> Result<(), AppError> {
         let e = ExpectedChange {
             connection_id,
-            kind: ItemKind::ProjectMember,
+            kind,
             key,
             change,
             role,
@@ -1069,11 +1121,245 @@ impl GrantService {
         e.grant_id = Some(grant.id);
         e.user_id = grant.grantee.user_id.clone();
         e.email = grant.grantee.email.clone();
-        e.project_id = Some(grant.target.project_id().to_owned());
+        e.project_id = Some(grant.target.project_id().to_owned()).filter(|p| !p.is_empty());
+        e.group_id = grant.target.group_id().map(str::to_owned);
         e.reason = Some(grant.reason.clone());
         e.ticket = grant.ticket.clone();
         e.upstream_request_id = grant.upstream_request_id.clone();
         e
+    }
+
+    /// What OpenAI holds now about the person and a group.
+    async fn read_group_state(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        group_id: &str,
+    ) -> Result<GroupAccessState, OpenAiError> {
+        let group = client.get_group(group_id).await?.data;
+        let member = self.resolve_user(client, grant).await?;
+        let in_group = match &member {
+            Some(uid) => match client.get_group_user(group_id, uid).await {
+                Ok(_) => true,
+                Err(e) if e.kind == ErrorKind::NotFound => false,
+                Err(e) => return Err(e),
+            },
+            None => false,
+        };
+        Ok(GroupAccessState {
+            scim_managed: group.is_scim_managed,
+            member,
+            in_group,
+        })
+    }
+
+    /// The person's user id (by id or by email), filling in the grant's grantee.
+    async fn resolve_user(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+    ) -> Result<Option<String>, OpenAiError> {
+        let user = match (&grant.grantee.user_id, &grant.grantee.email) {
+            (Some(user_id), _) => match client.get_user(user_id).await {
+                Ok(r) => Some(r.data),
+                Err(e) if e.kind == ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            },
+            (None, Some(email)) => {
+                let p = ListUsersParams {
+                    emails: vec![email.clone()],
+                    limit: Some(10),
+                    after: None,
+                };
+                client
+                    .list_users(&p)
+                    .await?
+                    .data
+                    .data
+                    .into_iter()
+                    .find(|u| {
+                        u.email
+                            .as_deref()
+                            .is_some_and(|m| m.eq_ignore_ascii_case(email))
+                    })
+            }
+            (None, None) => None,
+        };
+        if let Some(u) = &user {
+            grant.grantee.user_id = Some(u.id.clone());
+            if let Some(m) = &u.email {
+                grant.grantee.email = Some(m.to_lowercase());
+            }
+        }
+        Ok(user.map(|u| u.id))
+    }
+
+    /// [`Self::apply`] for a group membership: the same intent, write, reconcile loop.
+    async fn apply_group(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        actor: &Actor,
+        group_id: &str,
+    ) -> Result<Finished, AppError> {
+        let mut last_error: Option<OpenAiError> = None;
+        loop {
+            let state = match self.read_group_state(client, grant, group_id).await {
+                Ok(s) => s,
+                Err(e) if e.kind == ErrorKind::NotFound && grant.attempts == 0 => {
+                    let message = format!("group {group_id} does not exist in this organization");
+                    return self.fail(grant, actor, ErrorCode::NotFound, message).await;
+                }
+                Err(e) if grant.attempts == 0 && !ambiguous(&e) => {
+                    return self
+                        .fail(
+                            grant,
+                            actor,
+                            ErrorCode::UpstreamUnavailable,
+                            upstream_message(&e),
+                        )
+                        .await;
+                }
+                Err(e) => return self.leave_pending(grant, &e).await,
+            };
+            let user_id = match plan_group_grant(&state) {
+                Ok(GroupStep::Done(outcome)) => {
+                    let held = ProjectAccessState {
+                        archived: false,
+                        is_default: false,
+                        member: None,
+                        project_role: state.in_group.then(|| "member".to_owned()),
+                        project_owners: 0,
+                        invite: None,
+                    };
+                    return self.applied(client, grant, actor, outcome, &held).await;
+                }
+                Ok(GroupStep::Add { user_id }) => user_id,
+                Err(refusal) => {
+                    let e = refusal_error(&refusal, group_id);
+                    return self.fail(grant, actor, e.code, e.message).await;
+                }
+            };
+            if let Some(e) = last_error.take() {
+                if !ambiguous(&e) {
+                    return self
+                        .fail(
+                            grant,
+                            actor,
+                            ErrorCode::UpstreamRefused,
+                            upstream_message(&e),
+                        )
+                        .await;
+                }
+                if grant.attempts >= self.settings.max_attempts {
+                    return self.leave_pending(grant, &e).await;
+                }
+            }
+            grant.attempts += 1;
+            grant.updated_at = Utc::now();
+            if !self
+                .store
+                .save_grant(grant, &self.instance, false, None)
+                .await?
+            {
+                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
+            }
+            self.expect_raw(
+                ItemKind::GroupMember,
+                grant.connection_id,
+                format!("{group_id}/{user_id}"),
+                ChangeKind::Added,
+                None,
+            )
+            .await?;
+            match client.add_group_user(group_id, &user_id).await {
+                Ok(r) => grant.upstream_request_id = r.meta.request_id,
+                Err(e) => {
+                    grant.upstream_request_id = e.request_id.clone();
+                    last_error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// [`Self::end`] for a group membership.
+    async fn end_group(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        op: PendingOp,
+        actor: &Actor,
+        group_id: &str,
+    ) -> Result<Finished, AppError> {
+        let mut last_error: Option<OpenAiError> = None;
+        loop {
+            let state = match self.read_group_state(client, grant, group_id).await {
+                Ok(s) => s,
+                Err(e) => return self.leave_pending(grant, &e).await,
+            };
+            let user_id = match plan_group_revoke(grant, &state) {
+                Ok(RevokeStep::Done(o)) => {
+                    // Our earlier removal landed.
+                    let o = if grant.attempts > 0 && o == RevokeOutcome::AlreadyAbsent {
+                        RevokeOutcome::Removed
+                    } else {
+                        o
+                    };
+                    return self.ended(grant, actor, op, o).await;
+                }
+                Ok(RevokeStep::Remove { user_id }) => user_id,
+                Ok(other) => {
+                    return Err(AppError::internal(std::io::Error::other(format!(
+                        "a group revoke planned {other:?}"
+                    ))));
+                }
+                Err(refusal) => {
+                    let e = refusal_error(&refusal, group_id);
+                    return self.fail(grant, actor, e.code, e.message).await;
+                }
+            };
+            if let Some(e) = last_error.take()
+                && (!ambiguous(&e) || grant.attempts >= self.settings.max_attempts)
+            {
+                if ambiguous(&e) {
+                    return self.leave_pending(grant, &e).await;
+                }
+                return self
+                    .fail(
+                        grant,
+                        actor,
+                        ErrorCode::UpstreamRefused,
+                        upstream_message(&e),
+                    )
+                    .await;
+            }
+            grant.attempts += 1;
+            grant.updated_at = Utc::now();
+            if !self
+                .store
+                .save_grant(grant, &self.instance, false, None)
+                .await?
+            {
+                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
+            }
+            self.expect_raw(
+                ItemKind::GroupMember,
+                grant.connection_id,
+                format!("{group_id}/{user_id}"),
+                ChangeKind::Removed,
+                None,
+            )
+            .await?;
+            match client.remove_group_user(group_id, &user_id).await {
+                Ok(r) => grant.upstream_request_id = r.meta.request_id,
+                Err(e) => {
+                    grant.upstream_request_id = e.request_id.clone();
+                    if e.kind != ErrorKind::NotFound {
+                        last_error = Some(e);
+                    }
+                }
+            }
+        }
     }
 
     /// Runs [`Self::work_once`] every tick, for ever (started by `serve`).
@@ -1340,17 +1626,42 @@ fn validate(input: &GrantInput, now: DateTime<Utc>) -> Result<Valid, AppError> {
     if email.is_none() && user_id.is_none() {
         errors.push(field("email", "give the person's email or user_id"));
     }
-    let project_id = input.project_id.trim().to_owned();
-    if !project_id.starts_with("proj_") || project_id.len() > 100 {
-        errors.push(field("project_id", "must be an OpenAI project id (proj_…)"));
-    }
-    let role = input.role.trim().to_owned();
-    if role.is_empty() || role.len() > 100 {
-        errors.push(field(
-            "role",
-            "must be owner, member or a custom project role's name",
-        ));
-    }
+    let target = match (&input.project_id, &input.group_id) {
+        (Some(p), None) => {
+            let project_id = p.trim().to_owned();
+            if !project_id.starts_with("proj_") || project_id.len() > 100 {
+                errors.push(field("project_id", "must be an OpenAI project id (proj_…)"));
+            }
+            let role = input.role.as_deref().unwrap_or_default().trim().to_owned();
+            if role.is_empty() || role.len() > 100 {
+                errors.push(field(
+                    "role",
+                    "must be owner, member or a custom project role's name",
+                ));
+            }
+            Some(GrantTarget::Project { project_id, role })
+        }
+        (None, Some(g)) => {
+            let group_id = g.trim().to_owned();
+            if !group_id.starts_with("group_") || group_id.len() > 100 {
+                errors.push(field("group_id", "must be an OpenAI group id (group_…)"));
+            }
+            if input.role.as_deref().is_some_and(|r| r != "member") {
+                errors.push(field(
+                    "role",
+                    "a group membership has no role: leave it out",
+                ));
+            }
+            Some(GrantTarget::Group { group_id })
+        }
+        _ => {
+            errors.push(field(
+                "project_id",
+                "give project_id (with role) or group_id",
+            ));
+            None
+        }
+    };
     let reason = input.reason.trim();
     if reason.is_empty() || reason.len() > 1000 {
         errors.push(field("reason", "required, at most 1000 characters"));
@@ -1366,12 +1677,15 @@ fn validate(input: &GrantInput, now: DateTime<Utc>) -> Result<Valid, AppError> {
         }
     };
     match input.connection_id {
-        Some(connection_id) if errors.is_empty() => Ok(Valid {
-            connection_id,
-            grantee: Grantee { email, user_id },
-            target: GrantTarget::Project { project_id, role },
-            expires_at,
-        }),
+        Some(connection_id) if errors.is_empty() => match target {
+            Some(target) => Ok(Valid {
+                connection_id,
+                grantee: Grantee { email, user_id },
+                target,
+                expires_at,
+            }),
+            None => Err(AppError::validation(errors)),
+        },
         _ => Err(AppError::validation(errors)),
     }
 }

@@ -189,7 +189,7 @@ fn project_group_item(pid: &str, g: &ProjectGroup) -> Item {
     .subject(&g.group_id)
 }
 
-fn group_member_item(gid: &str, m: &GroupUser) -> Item {
+pub(crate) fn group_member_item(gid: &str, m: &GroupUser) -> Item {
     Item::new(ItemKind::GroupMember, format!("{gid}/{}", m.id), to_json(m))
         .parent(gid)
         .subject(&m.id)

@@ -895,7 +895,106 @@ async fn a_write_whose_answer_is_lost_is_reconciled_not_repeated(backend: Backen
     app.sandbox.state().release_held();
 }
 
+async fn group_membership_grants_and_scim_refusal(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let client = openai_client(&app.sandbox, KeyProfile::All, test_client_config());
+    let gid = client.create_group("Analysts").await.unwrap().data.id;
+    let scim = client.create_group("From Okta").await.unwrap().data.id;
+    app.sandbox.state().write(|org| {
+        if let Some(g) = org.groups.get_mut(&scim) {
+            g.is_scim_managed = true;
+        }
+    });
+    let uid = person(&app.sandbox, "gus@corp.io", "reader");
+    let conn = connect(&app).await;
+    let in_group = |g: &str| {
+        app.sandbox
+            .state()
+            .read(|org| org.group_users.get(g).is_some_and(|m| m.contains(&uid)))
+    };
+
+    let g = created(
+        grant(
+            &app,
+            json!({"connection_id": conn, "email": "gus@corp.io", "group_id": gid,
+                          "reason": "analytics", "ticket": "SEC-7"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(g["status"], "active");
+    assert_eq!(g["outcome"], "granted");
+    assert_eq!(g["target"], json!({"type": "group", "group_id": gid}));
+    assert!(in_group(&gid));
+    let members = inventory(&app, &conn, "group_member", &gid).await;
+    assert!(
+        members.iter().any(|m| m["subject_id"] == uid.as_str()),
+        "{members:?}"
+    );
+    let trail = audit(&app, g["id"].as_str().unwrap()).await;
+    assert_eq!(trail[0]["group_id"], gid.as_str());
+    assert_eq!(trail[0]["after"], json!({"group_member": true}));
+
+    let r = created(
+        revoke(&app, g["id"].as_str().unwrap(), json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(r["revoke_outcome"], "removed");
+    assert!(!in_group(&gid));
+    assert!(
+        inventory(&app, &conn, "group_member", &gid)
+            .await
+            .iter()
+            .all(|m| m["subject_id"] != uid.as_str())
+    );
+
+    app.sandbox.state().reset_counters();
+    assert_problem(
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "group_id": scim,
+                          "reason": "r"}),
+        )
+        .await,
+        409,
+        "scim_managed",
+    )
+    .await;
+    assert_problem(
+        grant(
+            &app,
+            json!({"connection_id": conn, "email": "nobody@new.io", "group_id": gid,
+                          "reason": "r"}),
+        )
+        .await,
+        422,
+        "not_a_member",
+    )
+    .await;
+    assert_eq!(
+        writes(&app.sandbox, "POST /organization/groups/{group_id}/users"),
+        0
+    );
+    let p = assert_problem(
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "group_id": gid,
+                          "project_id": "proj_x", "role": "member", "reason": "r"}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "project_id");
+}
+
 crate::backend_tests!(
+    group_membership_grants_and_scim_refusal,
     grant_to_a_member_shows_at_once_and_revokes,
     held_access_is_left_alone_and_a_role_change_is_undone,
     revoking_access_already_gone_succeeds_and_says_so,

@@ -600,7 +600,9 @@ impl GrantService {
                 }
             };
             if let GrantStep::Done(outcome) = step {
-                return self.applied(client, grant, actor, outcome, &state).await;
+                return self
+                    .applied(client, grant, actor, outcome, Some(&state), None)
+                    .await;
             }
             if let Some(e) = last_error.take() {
                 if !ambiguous(&e) {
@@ -632,15 +634,16 @@ impl GrantService {
                 return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
             }
             self.expect(grant, &step).await?;
+            let pid = grant.target.project_id().to_owned();
             let write = match &step {
                 GrantStep::AddMember { user_id } => client
-                    .add_project_user(grant.target.project_id(), user_id, grant.target.role())
+                    .add_project_user(&pid, user_id, grant.target.role())
                     .await
-                    .map(|r| r.meta.request_id),
+                    .map(|r| (r.meta.request_id, member_item(&pid, &r.data))),
                 GrantStep::ChangeRole { user_id, .. } => client
-                    .modify_project_user(grant.target.project_id(), user_id, grant.target.role())
+                    .modify_project_user(&pid, user_id, grant.target.role())
                     .await
-                    .map(|r| r.meta.request_id),
+                    .map(|r| (r.meta.request_id, member_item(&pid, &r.data))),
                 GrantStep::Invite => {
                     let body = CreateInvite {
                         email: grant.grantee.email.clone().unwrap_or_default(),
@@ -654,15 +657,23 @@ impl GrantService {
                     };
                     client.create_invite(&body).await.map(|r| {
                         grant.invite_id = Some(r.data.id.clone());
-                        r.meta.request_id
+                        (r.meta.request_id, invite_item(&r.data))
                     })
                 }
                 GrantStep::Done(_) => unreachable!("handled above"),
             };
             match write {
-                Ok(request_id) => {
+                Ok((request_id, item)) => {
+                    // OpenAI's answer is the new state: no need to read it back.
                     grant.upstream_request_id = request_id;
-                    // Read back what now holds, to record it and show it at once.
+                    let outcome = match step {
+                        GrantStep::ChangeRole { .. } => GrantOutcome::RoleChanged,
+                        GrantStep::Invite => GrantOutcome::Invited,
+                        _ => GrantOutcome::Granted,
+                    };
+                    return self
+                        .applied(client, grant, actor, outcome, None, Some(item))
+                        .await;
                 }
                 Err(e) => {
                     grant.upstream_request_id = e.request_id.clone();
@@ -679,7 +690,8 @@ impl GrantService {
         grant: &mut Grant,
         actor: &Actor,
         outcome: GrantOutcome,
-        state: &ProjectAccessState,
+        state: Option<&ProjectAccessState>,
+        known: Option<Item>,
     ) -> Result<Finished, AppError> {
         // When a write of ours landed (possibly before a crash), the held access is our doing.
         let outcome = match outcome {
@@ -692,7 +704,9 @@ impl GrantService {
             }
             o => o,
         };
-        if outcome == GrantOutcome::AlreadyHeld {
+        if outcome == GrantOutcome::AlreadyHeld
+            && let Some(state) = state
+        {
             grant.previous_role = state.project_role.clone();
         }
         grant.outcome = Some(outcome);
@@ -701,13 +715,22 @@ impl GrantService {
         } else {
             GrantStatus::Active
         };
-        if outcome == GrantOutcome::Invited {
-            grant.invite_id = state.invite.as_ref().map(|(id, _)| id.clone());
+        if outcome == GrantOutcome::Invited
+            && let Some((id, _)) = state.and_then(|s| s.invite.as_ref())
+        {
+            grant.invite_id = Some(id.clone());
         }
         grant.pending = None;
         grant.error = None;
         grant.updated_at = Utc::now();
-        let written = self.observed(client, grant).await;
+        let written = match known {
+            Some(item) => Written {
+                request_id: None,
+                upserts: vec![item],
+                removals: Vec::new(),
+            },
+            None => self.observed(client, grant).await,
+        };
         let action = if grant.attempts > 0 && actor.subject == SYSTEM_ACTOR {
             AuditAction::GrantReconciled
         } else {
@@ -965,7 +988,15 @@ impl GrantService {
                 .await?;
             }
             match result {
-                Ok(request_id) => grant.upstream_request_id = request_id,
+                Ok(request_id) => {
+                    grant.upstream_request_id = request_id;
+                    let outcome = match step {
+                        RevokeStep::Restore { .. } => RevokeOutcome::RoleRestored,
+                        RevokeStep::DeleteInvite { .. } => RevokeOutcome::InviteDeleted,
+                        _ => RevokeOutcome::Removed,
+                    };
+                    return self.ended(grant, actor, op, outcome).await;
+                }
                 // "Not a member" answered to a removal: the re-read says what holds.
                 Err(e) => {
                     grant.upstream_request_id = e.request_id.clone();
@@ -1232,7 +1263,9 @@ impl GrantService {
                         project_owners: 0,
                         invite: None,
                     };
-                    return self.applied(client, grant, actor, outcome, &held).await;
+                    return self
+                        .applied(client, grant, actor, outcome, Some(&held), None)
+                        .await;
                 }
                 Ok(GroupStep::Add { user_id }) => user_id,
                 Err(refusal) => {
@@ -1273,7 +1306,12 @@ impl GrantService {
             )
             .await?;
             match client.add_group_user(group_id, &user_id).await {
-                Ok(r) => grant.upstream_request_id = r.meta.request_id,
+                Ok(r) => {
+                    grant.upstream_request_id = r.meta.request_id;
+                    return self
+                        .applied(client, grant, actor, GrantOutcome::Granted, None, None)
+                        .await;
+                }
                 Err(e) => {
                     grant.upstream_request_id = e.request_id.clone();
                     last_error = Some(e);
@@ -1351,7 +1389,10 @@ impl GrantService {
             )
             .await?;
             match client.remove_group_user(group_id, &user_id).await {
-                Ok(r) => grant.upstream_request_id = r.meta.request_id,
+                Ok(r) => {
+                    grant.upstream_request_id = r.meta.request_id;
+                    return self.ended(grant, actor, op, RevokeOutcome::Removed).await;
+                }
                 Err(e) => {
                     grant.upstream_request_id = e.request_id.clone();
                     if e.kind != ErrorKind::NotFound {

@@ -29,7 +29,7 @@ use crate::error::{AppError, ErrorCode, FieldError};
 use crate::openai::{
     Client, CreateInvite, ErrorKind, InviteProject, InviteStatus, ListUsersParams, OpenAiError,
 };
-use crate::store::{Store, StoreError};
+use crate::store::{GrantSaveExtras, Store, StoreError};
 
 /// Largest page of grants a caller can ask for.
 pub const MAX_PAGE: u32 = 200;
@@ -164,6 +164,42 @@ fn access_json(target: &GrantTarget, role: Option<String>) -> serde_json::Value 
     }
 }
 
+/// The change a write is about to make, announced so that the next sync marks it
+/// `by_governor` rather than drift.
+fn expected(
+    kind: ItemKind,
+    connection_id: ConnectionId,
+    key: String,
+    change: ChangeKind,
+    role: Option<String>,
+) -> ExpectedChange {
+    ExpectedChange {
+        connection_id,
+        kind,
+        key,
+        change,
+        role,
+        status: None,
+        until: Utc::now() + chrono::Duration::days(2),
+    }
+}
+
+/// [`expected`] for a project grant's write.
+fn expected_for(grant: &Grant, step: &GrantStep) -> Option<ExpectedChange> {
+    let (user_id, change) = match step {
+        GrantStep::AddMember { user_id } => (user_id, ChangeKind::Added),
+        GrantStep::ChangeRole { user_id, .. } => (user_id, ChangeKind::Changed),
+        _ => return None,
+    };
+    Some(expected(
+        ItemKind::ProjectMember,
+        grant.connection_id,
+        format!("{}/{user_id}", grant.target.project_id()),
+        change,
+        Some(grant.target.role().to_owned()),
+    ))
+}
+
 /// The project or group a grant is about, for messages.
 fn target_name(t: &GrantTarget) -> &str {
     t.group_id().unwrap_or(t.project_id())
@@ -201,7 +237,6 @@ fn field(field: &str, message: impl Into<String>) -> FieldError {
 
 /// What a write did, for the record.
 struct Written {
-    request_id: Option<String>,
     upserts: Vec<Item>,
     removals: Vec<(ItemKind, String)>,
 }
@@ -406,7 +441,15 @@ impl GrantService {
         entry.before = Some(serde_json::json!({ "expires_at": before }));
         entry.after = Some(serde_json::json!({ "expires_at": expires_at }));
         self.store
-            .save_grant(&grant, &self.instance, true, Some(&entry))
+            .save_grant(
+                &grant,
+                &self.instance,
+                true,
+                GrantSaveExtras {
+                    audit: Some(&entry),
+                    ..GrantSaveExtras::default()
+                },
+            )
             .await?;
         Ok(grant)
     }
@@ -626,14 +669,18 @@ impl GrantService {
             }
             grant.attempts += 1;
             grant.updated_at = Utc::now();
+            let expect = expected_for(grant, &step);
+            let extras = GrantSaveExtras {
+                expect: expect.as_ref(),
+                ..GrantSaveExtras::default()
+            };
             if !self
                 .store
-                .save_grant(grant, &self.instance, false, None)
+                .save_grant(grant, &self.instance, false, extras)
                 .await?
             {
                 return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
             }
-            self.expect(grant, &step).await?;
             let pid = grant.target.project_id().to_owned();
             let write = match &step {
                 GrantStep::AddMember { user_id } => client
@@ -725,7 +772,6 @@ impl GrantService {
         grant.updated_at = Utc::now();
         let written = match known {
             Some(item) => Written {
-                request_id: None,
                 upserts: vec![item],
                 removals: Vec::new(),
             },
@@ -771,7 +817,6 @@ impl GrantService {
             upserts.push(member_item(pid, &r.data));
         }
         Written {
-            request_id: None,
             upserts,
             removals: Vec::new(),
         }
@@ -784,22 +829,20 @@ impl GrantService {
         entry: &AuditEntry,
         written: Written,
     ) -> Result<Finished, AppError> {
+        let extras = GrantSaveExtras {
+            audit: Some(entry),
+            expect: None,
+            upserts: &written.upserts,
+            removals: &written.removals,
+        };
         if !self
             .store
-            .save_grant(grant, &self.instance, true, Some(entry))
+            .save_grant(grant, &self.instance, true, extras)
             .await?
         {
             // Our lease was taken over (we were too slow); the new owner records the outcome.
             return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
         }
-        if let Err(e) = self
-            .store
-            .patch_head(grant.connection_id, &written.upserts, &written.removals)
-            .await
-        {
-            tracing::warn!(grant_id = %grant.id, error = %e, "write-through to the snapshot failed; the next sync shows the change");
-        }
-        let _ = written.request_id;
         Ok(Finished::Done(grant.clone()))
     }
 
@@ -837,7 +880,15 @@ impl GrantService {
         entry.outcome = AuditOutcome::Failed;
         entry.detail = Some(serde_json::json!({ "code": code.as_str(), "message": message }));
         self.store
-            .save_grant(grant, &self.instance, true, Some(&entry))
+            .save_grant(
+                grant,
+                &self.instance,
+                true,
+                GrantSaveExtras {
+                    audit: Some(&entry),
+                    ..GrantSaveExtras::default()
+                },
+            )
             .await?;
         let mut e = AppError::new(code, message);
         if code == ErrorCode::UpstreamRefused || code == ErrorCode::UpstreamUnavailable {
@@ -863,7 +914,7 @@ impl GrantService {
         ));
         grant.updated_at = Utc::now();
         self.store
-            .save_grant(grant, &self.instance, false, None)
+            .save_grant(grant, &self.instance, false, GrantSaveExtras::default())
             .await?;
         Ok(Finished::Pending(grant.clone()))
     }
@@ -884,7 +935,7 @@ impl GrantService {
         grant.updated_at = Utc::now();
         if !self
             .store
-            .save_grant(grant, &self.instance, false, None)
+            .save_grant(grant, &self.instance, false, GrantSaveExtras::default())
             .await?
         {
             return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
@@ -945,48 +996,49 @@ impl GrantService {
             }
             grant.attempts += 1;
             grant.updated_at = Utc::now();
-            if !self
-                .store
-                .save_grant(grant, &self.instance, false, None)
-                .await?
-            {
-                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
-            }
             let pid = grant.target.project_id().to_owned();
-            let (expected, result) = match &step {
-                RevokeStep::Remove { user_id } => (
-                    Some((ChangeKind::Removed, None)),
-                    client
-                        .remove_project_user(&pid, user_id)
-                        .await
-                        .map(|r| r.meta.request_id),
-                ),
-                RevokeStep::Restore { user_id, role } => (
-                    Some((ChangeKind::Changed, Some(role.clone()))),
-                    client
-                        .modify_project_user(&pid, user_id, role)
-                        .await
-                        .map(|r| r.meta.request_id),
-                ),
-                RevokeStep::DeleteInvite { invite_id } => (
-                    None,
-                    client
-                        .delete_invite(invite_id)
-                        .await
-                        .map(|r| r.meta.request_id),
-                ),
-                RevokeStep::Done(_) => unreachable!("handled above"),
-            };
-            if let (Some((change, role)), Some(uid)) = (expected, &grant.grantee.user_id) {
-                self.expect_raw(
+            let expect = match &step {
+                RevokeStep::Remove { user_id } => Some((user_id, ChangeKind::Removed, None)),
+                RevokeStep::Restore { user_id, role } => {
+                    Some((user_id, ChangeKind::Changed, Some(role.clone())))
+                }
+                _ => None,
+            }
+            .map(|(uid, change, role)| {
+                expected(
                     ItemKind::ProjectMember,
                     grant.connection_id,
                     format!("{pid}/{uid}"),
                     change,
                     role,
                 )
-                .await?;
+            });
+            let extras = GrantSaveExtras {
+                expect: expect.as_ref(),
+                ..GrantSaveExtras::default()
+            };
+            if !self
+                .store
+                .save_grant(grant, &self.instance, false, extras)
+                .await?
+            {
+                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
             }
+            let result = match &step {
+                RevokeStep::Remove { user_id } => client
+                    .remove_project_user(&pid, user_id)
+                    .await
+                    .map(|r| r.meta.request_id),
+                RevokeStep::Restore { user_id, role } => client
+                    .modify_project_user(&pid, user_id, role)
+                    .await
+                    .map(|r| r.meta.request_id),
+                RevokeStep::DeleteInvite { invite_id } => client
+                    .delete_invite(invite_id)
+                    .await
+                    .map(|r| r.meta.request_id),
+                RevokeStep::Done(_) => unreachable!("handled above"),
+            };
             match result {
                 Ok(request_id) => {
                     grant.upstream_request_id = request_id;
@@ -1030,7 +1082,6 @@ impl GrantService {
         grant.updated_at = now;
         let pid = grant.target.project_id();
         let mut written = Written {
-            request_id: None,
             upserts: Vec::new(),
             removals: Vec::new(),
         };
@@ -1086,57 +1137,6 @@ impl GrantService {
         entry.after = Some(access_json(&grant.target, after));
         entry.detail = Some(serde_json::json!({ "revoke_outcome": outcome }));
         self.finish(grant, &entry, written).await
-    }
-
-    /// Announces the change a grant step makes, so the next sync marks it `by_governor`.
-    async fn expect(&self, grant: &Grant, step: &GrantStep) -> Result<(), AppError> {
-        let pid = grant.target.project_id();
-        match (step, &grant.grantee.user_id) {
-            (GrantStep::AddMember { user_id }, _) => {
-                self.expect_raw(
-                    ItemKind::ProjectMember,
-                    grant.connection_id,
-                    format!("{pid}/{user_id}"),
-                    ChangeKind::Added,
-                    Some(grant.target.role().to_owned()),
-                )
-                .await
-            }
-            (GrantStep::ChangeRole { user_id, .. }, _) => {
-                self.expect_raw(
-                    ItemKind::ProjectMember,
-                    grant.connection_id,
-                    format!("{pid}/{user_id}"),
-                    ChangeKind::Changed,
-                    Some(grant.target.role().to_owned()),
-                )
-                .await
-            }
-            _ => Ok(()),
-        }
-    }
-
-    async fn expect_raw(
-        &self,
-        kind: ItemKind,
-        connection_id: ConnectionId,
-        key: String,
-        change: ChangeKind,
-        role: Option<String>,
-    ) -> Result<(), AppError> {
-        let e = ExpectedChange {
-            connection_id,
-            kind,
-            key,
-            change,
-            role,
-            status: None,
-            until: Utc::now() + chrono::Duration::days(2),
-        };
-        self.store
-            .expect_change(&e)
-            .await
-            .map_err(not_found(connection_id))
     }
 
     /// The audit entry of a grant's change, with who and what filled in.
@@ -1290,21 +1290,24 @@ impl GrantService {
             }
             grant.attempts += 1;
             grant.updated_at = Utc::now();
-            if !self
-                .store
-                .save_grant(grant, &self.instance, false, None)
-                .await?
-            {
-                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
-            }
-            self.expect_raw(
+            let expect = expected(
                 ItemKind::GroupMember,
                 grant.connection_id,
                 format!("{group_id}/{user_id}"),
                 ChangeKind::Added,
                 None,
-            )
-            .await?;
+            );
+            let extras = GrantSaveExtras {
+                expect: Some(&expect),
+                ..GrantSaveExtras::default()
+            };
+            if !self
+                .store
+                .save_grant(grant, &self.instance, false, extras)
+                .await?
+            {
+                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
+            }
             match client.add_group_user(group_id, &user_id).await {
                 Ok(r) => {
                     grant.upstream_request_id = r.meta.request_id;
@@ -1373,21 +1376,24 @@ impl GrantService {
             }
             grant.attempts += 1;
             grant.updated_at = Utc::now();
-            if !self
-                .store
-                .save_grant(grant, &self.instance, false, None)
-                .await?
-            {
-                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
-            }
-            self.expect_raw(
+            let expect = expected(
                 ItemKind::GroupMember,
                 grant.connection_id,
                 format!("{group_id}/{user_id}"),
                 ChangeKind::Removed,
                 None,
-            )
-            .await?;
+            );
+            let extras = GrantSaveExtras {
+                expect: Some(&expect),
+                ..GrantSaveExtras::default()
+            };
+            if !self
+                .store
+                .save_grant(grant, &self.instance, false, extras)
+                .await?
+            {
+                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
+            }
             match client.remove_group_user(group_id, &user_id).await {
                 Ok(r) => {
                     grant.upstream_request_id = r.meta.request_id;
@@ -1572,7 +1578,6 @@ impl GrantService {
             grant,
             &entry,
             Written {
-                request_id: None,
                 upserts: Vec::new(),
                 removals,
             },

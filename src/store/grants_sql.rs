@@ -38,6 +38,12 @@ pub(super) const CLAIM_GRANT: &str = "UPDATE grants \
 pub(super) const DROP_STALE_LOCK: &str = "UPDATE grants SET lock_key = NULL \
      WHERE lock_key = ?1 AND lease_until < ?2";
 
+/// [`DROP_STALE_LOCK`] for the access of grant `?1`. A write as a transaction's first
+/// statement: SQLite then takes the write lock at once (waiting out `busy_timeout`) instead of
+/// failing a read transaction's later upgrade with "database is locked".
+pub(super) const DROP_STALE_LOCK_OF: &str = "UPDATE grants SET lock_key = NULL \
+     WHERE lock_key = (SELECT access_key FROM grants WHERE grant_id = ?1) AND lease_until < ?2";
+
 /// One grant.
 pub(super) const GET_GRANT: &str = "SELECT data FROM grants WHERE grant_id = ?1";
 
@@ -194,18 +200,8 @@ macro_rules! grant_store {
                     .collect::<Vec<_>>()
                     .join(",");
                 let mut tx = self.pool.begin().await?;
-                let key: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(dialect(
-                    "SELECT access_key FROM grants WHERE grant_id = ?1",
-                    $pg,
-                )))
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((key,)) = key else {
-                    return Err(super::StoreError::NotFound);
-                };
-                sqlx::query(sqlx::AssertSqlSafe(dialect(DROP_STALE_LOCK, $pg)))
-                    .bind(&key)
+                sqlx::query(sqlx::AssertSqlSafe(dialect(DROP_STALE_LOCK_OF, $pg)))
+                    .bind(id.to_string())
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
@@ -221,6 +217,10 @@ macro_rules! grant_store {
                         .await
                         .map_err(super::grant_write_error)?;
                 tx.commit().await?;
+                if row.is_none() {
+                    // Not claimable, or absent: tell the two apart.
+                    self.get_grant(id).await?;
+                }
                 Ok(row.map(|(g,)| g.0))
             }
 
@@ -229,7 +229,7 @@ macro_rules! grant_store {
                 g: &crate::domain::grants::Grant,
                 owner: &str,
                 release: bool,
-                audit: Option<&crate::domain::audit::AuditEntry>,
+                extras: super::GrantSaveExtras<'_>,
             ) -> Result<bool, super::StoreError> {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
@@ -250,9 +250,25 @@ macro_rules! grant_store {
                 if !saved {
                     return Ok(false);
                 }
-                if let Some(entry) = audit {
+                if let Some(entry) = extras.audit {
                     Self::audit_insert(&mut tx, entry).await?;
                 }
+                if let Some(e) = extras.expect {
+                    sqlx::query(sqlx::AssertSqlSafe(dialect(
+                        super::changes_sql::INSERT_EXPECTED,
+                        $pg,
+                    )))
+                    .bind(e.connection_id.to_string())
+                    .bind(e.kind.as_str())
+                    .bind(&e.key)
+                    .bind(e.change.as_str())
+                    .bind(&e.role)
+                    .bind(&e.status)
+                    .bind(e.until)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Self::head_patch(&mut tx, g.connection_id, extras.upserts, extras.removals).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -350,10 +366,24 @@ macro_rules! grant_store {
                 upserts: &[crate::domain::Item],
                 removals: &[(crate::domain::ItemKind, String)],
             ) -> Result<(), super::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                Self::head_patch(&mut tx, connection_id, upserts, removals).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+
+        impl $store {
+            /// Replaces items of the connection's current snapshot on `conn`.
+            async fn head_patch(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                connection_id: crate::domain::ConnectionId,
+                upserts: &[crate::domain::Item],
+                removals: &[(crate::domain::ItemKind, String)],
+            ) -> Result<(), super::StoreError> {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
                 let id = connection_id.to_string();
-                let mut tx = self.pool.begin().await?;
                 let keys = removals
                     .iter()
                     .map(|(k, key)| (*k, key.as_str()))
@@ -363,7 +393,7 @@ macro_rules! grant_store {
                         .bind(&id)
                         .bind(kind.as_str())
                         .bind(key)
-                        .execute(&mut *tx)
+                        .execute(&mut *conn)
                         .await?;
                 }
                 for i in upserts {
@@ -377,10 +407,9 @@ macro_rules! grant_store {
                         .bind(&i.role)
                         .bind(&i.status)
                         .bind(sqlx::types::Json(&i.data))
-                        .execute(&mut *tx)
+                        .execute(&mut *conn)
                         .await?;
                 }
-                tx.commit().await?;
                 Ok(())
             }
         }

@@ -269,6 +269,22 @@ pub struct IdempotencyRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// What commits with a grant's new state: its audit entry, the change it announces (so the
+/// next sync marks it `by_governor`), and the write-through to the current snapshot. One
+/// transaction, one commit: the grant's state, its record and what readers see never
+/// disagree.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GrantSaveExtras<'a> {
+    /// The audit entry of the change.
+    pub audit: Option<&'a crate::domain::audit::AuditEntry>,
+    /// The change about to be made.
+    pub expect: Option<&'a ExpectedChange>,
+    /// Items to put in the connection's current snapshot.
+    pub upserts: &'a [Item],
+    /// Items to drop from it.
+    pub removals: &'a [(crate::domain::ItemKind, String)],
+}
+
 /// Grants, the idempotency keys of writes, and the write-through to the current snapshot.
 #[async_trait]
 pub trait GrantStore: Send + Sync {
@@ -304,15 +320,14 @@ pub trait GrantStore: Send + Sync {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Option<crate::domain::grants::Grant>, StoreError>;
-    /// Saves a grant `owner` holds the lease of, with its audit entry in the same
-    /// transaction; `release` ends the lease and the lock. `false` (nothing saved) if the
-    /// lease was lost.
+    /// Saves a grant `owner` holds the lease of, with `extras` in the same transaction;
+    /// `release` ends the lease and the lock. `false` (nothing saved) if the lease was lost.
     async fn save_grant(
         &self,
         grant: &crate::domain::grants::Grant,
         owner: &str,
         release: bool,
-        audit: Option<&crate::domain::audit::AuditEntry>,
+        extras: GrantSaveExtras<'_>,
     ) -> Result<bool, StoreError>;
     /// Grants with no live lease at `now` that need work: pending (interrupted), due for
     /// expiry, or invited (to poll).

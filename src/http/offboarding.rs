@@ -109,7 +109,11 @@ fn offboard_input(body: &OffboardingIn) -> Result<OffboardInput, AppError> {
     Ok(OffboardInput {
         email: body.email.clone(),
         user_id: body.user_id.clone(),
-        connection_id: body.connection_id.as_deref().map(connection_id).transpose()?,
+        connection_id: body
+            .connection_id
+            .as_deref()
+            .map(connection_id)
+            .transpose()?,
         all_connections: body.all_connections,
         delete_api_keys: body.delete_api_keys,
         reason: body.reason.clone(),

@@ -27,7 +27,9 @@ use crate::domain::grants::{GrantQuery, GrantStatus};
 use crate::domain::offboarding::{
     ConnectionOffboarding, HeldKey, HeldProject, OffboardError, OffboardStatus, Offboarding,
 };
-use crate::domain::{ChangeKind, Connection, ConnectionId, ExpectedChange, Item, ItemKind, ItemQuery};
+use crate::domain::{
+    ChangeKind, Connection, ConnectionId, ExpectedChange, Item, ItemKind, ItemQuery,
+};
 use crate::error::{AppError, ErrorCode, FieldError};
 use crate::openai::{
     Client, ErrorKind, InviteStatus, ListProjectApiKeysParams, ListUsersParams, OpenAiError,
@@ -210,12 +212,7 @@ impl OffboardingService {
         who.require(Scope::AccessWrite)?;
         let v = validate(&input)?;
         let connections = match v.connection_id {
-            Some(id) => vec![
-                self.store
-                    .get_connection(id)
-                    .await
-                    .map_err(not_found(id))?,
-            ],
+            Some(id) => vec![self.store.get_connection(id).await.map_err(not_found(id))?],
             None => self.all_connections().await?,
         };
         let id = uuid::Uuid::now_v7().to_string();
@@ -713,9 +710,7 @@ impl OffboardingService {
     ) -> Result<(), AppError> {
         let outcome = match rec.status {
             OffboardStatus::Removed => AuditOutcome::Succeeded,
-            OffboardStatus::NotAMember if rec.invites_deleted.is_empty() => {
-                AuditOutcome::Unchanged
-            }
+            OffboardStatus::NotAMember if rec.invites_deleted.is_empty() => AuditOutcome::Unchanged,
             OffboardStatus::NotAMember => AuditOutcome::Succeeded,
             OffboardStatus::Refused | OffboardStatus::Failed => AuditOutcome::Failed,
         };

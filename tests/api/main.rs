@@ -21,6 +21,7 @@ mod contract;
 mod grants;
 mod http_errors;
 mod inventory;
+mod offboarding;
 mod openapi;
 mod sandbox_writes;
 mod store_conformance;

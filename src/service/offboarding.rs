@@ -66,6 +66,7 @@ pub struct OffboardingService {
 }
 
 /// A request that passed [`validate`].
+#[derive(Debug)]
 struct Valid {
     email: Option<String>,
     user_id: Option<String>,

@@ -345,8 +345,14 @@ impl OffboardingService {
                 }
             }
         }
-        let snapshot = match &held.user {
-            Some(u) => self.snapshot_items(connection.id, &u.id).await,
+        // What our snapshot still says about them: for someone OpenAI no longer knows (removed
+        // through another connection to the same organization, or by hand) it is stale.
+        let snapshot_user = match &held.user {
+            Some(u) => Some(u.id.clone()),
+            None => self.snapshot_user(connection.id, ctx.v).await,
+        };
+        let snapshot = match &snapshot_user {
+            Some(uid) => self.snapshot_items(connection.id, uid).await,
             None => Vec::new(),
         };
         self.announce(connection.id, &held, &snapshot, ctx.v.delete_api_keys)
@@ -520,6 +526,17 @@ impl OffboardingService {
         Ok(())
     }
 
+    /// The user id our snapshot of the connection knows the person by, if any.
+    async fn snapshot_user(&self, connection_id: ConnectionId, v: &Valid) -> Option<String> {
+        if let Some(uid) = &v.user_id {
+            return Some(uid.clone());
+        }
+        let mut q = ItemQuery::all(ItemKind::User, 1);
+        q.email = v.email.clone();
+        let page = self.store.list_items(connection_id, &q).await.ok()?;
+        page.items.into_iter().next().map(|i| i.key)
+    }
+
     /// The current snapshot's items about the user that leave with them.
     async fn snapshot_items(&self, connection_id: ConnectionId, user_id: &str) -> Vec<Item> {
         let kinds = [
@@ -675,11 +692,14 @@ impl OffboardingService {
                 .map(|k| (ItemKind::ApiKey, k.key_id.clone())),
         );
         let mut upserts = Vec::new();
-        if rec.status == OffboardStatus::Removed {
+        if matches!(
+            rec.status,
+            OffboardStatus::Removed | OffboardStatus::NotAMember
+        ) {
             for i in snapshot {
                 if i.kind != ItemKind::ApiKey {
                     removals.push((i.kind, i.key.clone()));
-                } else if rec.api_keys_kept.iter().any(|k| k.key_id == i.key) {
+                } else if !rec.api_keys_deleted.iter().any(|k| k.key_id == i.key) {
                     // A kept key stays, but its owner is gone from the project.
                     let mut kept = i.clone();
                     kept.status = Some("inactive".to_owned());

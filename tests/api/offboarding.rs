@@ -516,12 +516,16 @@ async fn every_connection_at_once(backend: Backend) {
         assert_eq!(e["detail"]["offboarding_id"], o["id"]);
         assert_eq!(e["ticket"], "HR-9");
     }
-    // The first connection's snapshot no longer shows her.
-    assert!(
-        inventory(&app, &first, "user", "email=carol@corp.io")
-            .await
-            .is_empty()
-    );
+    // Neither snapshot shows her any more: the second one's was stale, and is cleaned too.
+    for conn in [&first, &second] {
+        assert!(
+            inventory(&app, conn, "user", "email=carol@corp.io")
+                .await
+                .is_empty()
+        );
+        let q = format!("subject_id={uid}");
+        assert!(inventory(&app, conn, "project_member", &q).await.is_empty());
+    }
 }
 
 async fn scope_validation_and_unknown_connections(backend: Backend) {

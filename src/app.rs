@@ -13,7 +13,7 @@ use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
 use crate::service::{
     AccessService, AuditService, ChangesService, ConnectionService, GrantService, GrantSettings,
-    InventoryService, OpenAiClients, Prober, Schedule, SyncSettings,
+    InventoryService, OffboardingService, OpenAiClients, Prober, Schedule, SyncSettings,
 };
 use crate::store::{self, Store, StoreError};
 
@@ -36,6 +36,8 @@ pub struct AppState {
     pub grants: GrantService,
     /// The audit trail.
     pub audit: AuditService,
+    /// Offboarding people.
+    pub offboarding: OffboardingService,
 }
 
 /// Why the application could not start.
@@ -141,9 +143,12 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         invite_poll: grant_invite_poll,
         ..GrantSettings::default()
     };
-    let grants = GrantService::new(store.clone(), clients, grant_settings);
+    let grants = GrantService::new(store.clone(), clients.clone(), grant_settings);
     let audit = AuditService::new(store.clone());
+    let offboarding =
+        OffboardingService::new(store.clone(), clients, grants.clone(), audit.clone());
     let state = AppState {
+        offboarding,
         access,
         audit,
         grants,

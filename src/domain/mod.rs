@@ -10,6 +10,7 @@ pub mod connection_test;
 pub mod grants;
 pub mod ids;
 pub mod inventory;
+pub mod offboarding;
 pub mod permissions;
 
 pub use changes::{

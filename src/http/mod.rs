@@ -10,6 +10,7 @@ pub mod grants;
 pub mod health;
 pub mod idempotency;
 pub mod inventory;
+pub mod offboarding;
 
 use std::time::Duration;
 
@@ -52,6 +53,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "inventory", description = "Each organization's users, projects, members, groups, keys and costs, synced into our store"),
         (name = "changes", description = "What each sync found added, removed or changed since the previous one: drift, or changes made through openai-governor"),
         (name = "grants", description = "Grant and revoke project access: idempotent, audited, optionally time-bound, reconciled after a crash"),
+        (name = "offboarding", description = "Remove a person from one or every connected organization in one call, with their memberships, invites and optionally API keys"),
         (name = "audit", description = "The append-only audit trail: every change openai-governor made or attempted, by whom"),
         (name = "health", description = "Liveness and readiness"),
     )
@@ -91,6 +93,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         )
         .nest("/v1/access", access::router())
         .nest("/v1/grants", grants::routes())
+        .nest("/v1/offboardings", offboarding::routes())
         .nest("/v1/syncs", inventory::sync_routes())
         .nest("/v1/changes", changes::routes())
         .nest("/v1/audit", audit::routes())

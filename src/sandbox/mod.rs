@@ -32,7 +32,8 @@ use tokio::sync::watch;
 
 pub use faults::{Counters, EndpointCount, Faults, HoldAfterApply, PageFault, RateLimit};
 pub use model::{
-    Actor, Org, Refusal, SCOPE_MANAGEMENT_READ, SCOPE_MANAGEMENT_WRITE, SCOPE_USAGE_READ,
+    Actor, KeyOwner, Org, ProjectApiKey, Refusal, SCOPE_MANAGEMENT_READ, SCOPE_MANAGEMENT_WRITE,
+    SCOPE_USAGE_READ,
 };
 pub use record::{RecordedResponse, Recording};
 pub use seed::{KeySpec, OrgShape};

@@ -22,6 +22,7 @@ mod crash;
 mod grants;
 mod http_errors;
 mod inventory;
+mod offboarding;
 mod openapi;
 mod sandbox_writes;
 mod store_conformance;

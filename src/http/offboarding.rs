@@ -1,0 +1,122 @@
+//! Offboarding (`/v1/offboardings`): remove a person from one organization or from every
+//! connected one, in one call. A thin handler over
+//! [`OffboardingService`](crate::service::OffboardingService); accepts an `Idempotency-Key`
+//! (see [`super::idempotency`]).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::connections::connection_id;
+use super::extract::Json;
+use super::idempotency::idempotent;
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::domain::offboarding::Offboarding;
+use crate::error::{AppError, Problem};
+use crate::service::offboarding::OffboardInput;
+
+/// Routes under `/v1/offboardings`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_offboarding))
+}
+
+/// Who to offboard, from where, and why.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OffboardingIn {
+    /// The person's email.
+    pub email: Option<String>,
+    /// Or their OpenAI user id (`user-…`).
+    pub user_id: Option<String>,
+    /// The organization (connection id)…
+    #[schema(format = Uuid)]
+    pub connection_id: Option<String>,
+    /// …or `true` for every connected organization.
+    #[serde(default)]
+    pub all_connections: bool,
+    /// Also delete the project API keys they own (default `false`: the keys stay, and stop
+    /// working as their owner is no longer in the project).
+    #[serde(default)]
+    pub delete_api_keys: bool,
+    /// Why (kept in the audit trail).
+    pub reason: String,
+    /// The ticket of the request, e.g. `SEC-123`.
+    pub ticket: Option<String>,
+}
+
+/// Offboard a person.
+///
+/// Removes the person from the organization (`connection_id`) or from every connected one
+/// (`all_connections: true`): their pending invites are deleted, their project API keys too
+/// when `delete_api_keys` is set, then they are removed from the organization, which removes
+/// every project and group membership. Their live grants there are marked revoked. Each
+/// organization gets one `user.offboarded` audit entry whose `before` lists what they held
+/// and `after` what remains.
+///
+/// Someone who is not in an organization is a success with status `not_a_member`, so a retry
+/// is safe. The last owner of an organization is refused before anything is written (OpenAI
+/// refuses it too). With one `connection_id`, a refusal is a `409 last_owner` and an OpenAI
+/// failure a `502`; with `all_connections`, the answer is always `200` and each
+/// organization's `status` (`removed`, `not_a_member`, `refused`, `failed`) and `error` say
+/// how it went: retry failed ones with a new `Idempotency-Key`.
+#[utoipa::path(
+    post, path = "", operation_id = "create_offboarding", tag = "offboarding",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body return the first answer")),
+    request_body = OffboardingIn,
+    responses(
+        (status = 200, description = "What was removed, per organization", body = Offboarding),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such connection", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The last owner of the organization, or the key was reused", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "OpenAI refused or failed (one connection); the audit entry records what was done", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["access:write"]))
+)]
+async fn create_offboarding(
+    State(state): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+    Json(body): Json<OffboardingIn>,
+) -> Result<Response, AppError> {
+    idempotent(
+        &state,
+        &who,
+        &headers,
+        "POST /v1/offboardings",
+        &body,
+        || async {
+            let input = match offboard_input(&body) {
+                Ok(i) => i,
+                Err(e) => return e.into_response(),
+            };
+            match state.offboarding.offboard(&who, input).await {
+                Ok(o) => (StatusCode::OK, Json(o)).into_response(),
+                Err(e) => e.into_response(),
+            }
+        },
+    )
+    .await
+}
+
+fn offboard_input(body: &OffboardingIn) -> Result<OffboardInput, AppError> {
+    Ok(OffboardInput {
+        email: body.email.clone(),
+        user_id: body.user_id.clone(),
+        connection_id: body
+            .connection_id
+            .as_deref()
+            .map(connection_id)
+            .transpose()?,
+        all_connections: body.all_connections,
+        delete_api_keys: body.delete_api_keys,
+        reason: body.reason.clone(),
+        ticket: body.ticket.clone(),
+    })
+}

@@ -872,6 +872,8 @@ impl GrantService {
                 };
             grant.ended_at = None;
             grant.ended_by = None;
+            grant.end_reason = None;
+            grant.end_ticket = None;
         } else {
             grant.status = GrantStatus::Failed;
             grant.error = Some(message.clone());

@@ -993,7 +993,57 @@ async fn group_membership_grants_and_scim_refusal(backend: Backend) {
     assert_eq!(p["errors"][0]["field"], "project_id");
 }
 
+async fn a_refused_revoke_keeps_the_grant_active(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let default = app
+        .sandbox
+        .state()
+        .read(|org| org.default_project_id.clone());
+    let uid = person(&app.sandbox, "dee@corp.io", "reader");
+    let conn = connect(&app).await;
+    let g = created(
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "project_id": default,
+                          "role": "member", "reason": "r"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(g["outcome"], "granted", "{g}");
+    let id = g["id"].as_str().unwrap();
+    let p = assert_problem(
+        revoke(&app, id, json!({"reason": "leaving", "ticket": "T-1"})).await,
+        409,
+        "default_project",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("offboarding"), "{p}");
+    let still = created(
+        app.get(&format!("/v1/grants/{id}"), &writer(&app)).await,
+        200,
+    )
+    .await;
+    assert_eq!(still["status"], "active");
+    assert_eq!(still["ended_by"], Value::Null);
+    assert_eq!(still["end_reason"], Value::Null);
+    assert_eq!(
+        project_role(&app.sandbox, &default, &uid).as_deref(),
+        Some("member")
+    );
+    assert_eq!(writes(&app.sandbox, REMOVE_MEMBER), 0);
+    let trail = audit(&app, id).await;
+    let last = trail.last().unwrap();
+    assert_eq!(last["action"], "grant.revoked");
+    assert_eq!(last["outcome"], "failed");
+    assert_eq!(last["detail"]["code"], "default_project");
+}
+
 crate::backend_tests!(
+    a_refused_revoke_keeps_the_grant_active,
     group_membership_grants_and_scim_refusal,
     grant_to_a_member_shows_at_once_and_revokes,
     held_access_is_left_alone_and_a_role_change_is_undone,

@@ -28,6 +28,7 @@ use crate::domain::{ChangeKind, ConnectionId, ExpectedChange, GrantId, Item, Ite
 use crate::error::{AppError, ErrorCode, FieldError};
 use crate::openai::{
     Client, CreateInvite, ErrorKind, InviteProject, InviteStatus, ListUsersParams, OpenAiError,
+    OrgUser,
 };
 use crate::store::{GrantSaveExtras, Store, StoreError};
 
@@ -521,39 +522,7 @@ impl GrantService {
             .name
             .as_deref()
             .is_some_and(|n| n.eq_ignore_ascii_case(DEFAULT_PROJECT_NAME));
-        let member = match (&grant.grantee.user_id, &grant.grantee.email) {
-            (Some(user_id), _) => match client.get_user(user_id).await {
-                Ok(r) => Some(r.data),
-                Err(e) if e.kind == ErrorKind::NotFound => None,
-                Err(e) => return Err(e),
-            },
-            (None, Some(email)) => {
-                let p = ListUsersParams {
-                    emails: vec![email.clone()],
-                    limit: Some(10),
-                    after: None,
-                };
-                client
-                    .list_users(&p)
-                    .await?
-                    .data
-                    .data
-                    .into_iter()
-                    .find(|u| {
-                        u.email
-                            .as_deref()
-                            .is_some_and(|m| m.eq_ignore_ascii_case(email))
-                    })
-            }
-            (None, None) => None,
-        };
-        if let Some(u) = &member {
-            // What OpenAI calls the person is the truth from now on.
-            grant.grantee.user_id = Some(u.id.clone());
-            if let Some(m) = &u.email {
-                grant.grantee.email = Some(m.to_lowercase());
-            }
-        }
+        let member = self.resolve_user(client, grant).await?;
         let mut state = ProjectAccessState {
             archived,
             is_default,
@@ -1170,7 +1139,7 @@ impl GrantService {
         group_id: &str,
     ) -> Result<GroupAccessState, OpenAiError> {
         let group = client.get_group(group_id).await?.data;
-        let member = self.resolve_user(client, grant).await?;
+        let member = self.resolve_user(client, grant).await?.map(|u| u.id);
         let in_group = match &member {
             Some(uid) => match client.get_group_user(group_id, uid).await {
                 Ok(_) => true,
@@ -1186,12 +1155,13 @@ impl GrantService {
         })
     }
 
-    /// The person's user id (by id or by email), filling in the grant's grantee.
+    /// The person as an organization member (by id or by email), filling in the grant's
+    /// grantee; `None` if not a member.
     async fn resolve_user(
         &self,
         client: &Client,
         grant: &mut Grant,
-    ) -> Result<Option<String>, OpenAiError> {
+    ) -> Result<Option<OrgUser>, OpenAiError> {
         let user = match (&grant.grantee.user_id, &grant.grantee.email) {
             (Some(user_id), _) => match client.get_user(user_id).await {
                 Ok(r) => Some(r.data),
@@ -1219,12 +1189,13 @@ impl GrantService {
             (None, None) => None,
         };
         if let Some(u) = &user {
+            // What OpenAI calls the person is the truth from now on.
             grant.grantee.user_id = Some(u.id.clone());
             if let Some(m) = &u.email {
                 grant.grantee.email = Some(m.to_lowercase());
             }
         }
-        Ok(user.map(|u| u.id))
+        Ok(user)
     }
 
     /// [`Self::apply`] for a group membership: the same intent, write, reconcile loop.

@@ -6,48 +6,19 @@
 use std::time::Duration;
 
 use openai_governor::auth::Scope;
-use openai_governor::openai::CreateProject;
 use openai_governor::sandbox::{Faults, HoldAfterApply, KeyProfile, SandboxHandle};
 use openai_governor::store::Backend;
 use serde_json::{Value, json};
 
-use crate::helpers::{Options, TestApp, assert_problem, openai_client, test_client_config};
+use crate::helpers::{
+    Options, TestApp, assert_problem, openai_client, sandbox_person, sandbox_project,
+    synced_connection, test_client_config,
+};
 
 const ADD_MEMBER: &str = "POST /organization/projects/{project_id}/users";
 const SET_ROLE: &str = "POST /organization/projects/{project_id}/users/{user_id}";
 const REMOVE_MEMBER: &str = "DELETE /organization/projects/{project_id}/users/{user_id}";
 const INVITE: &str = "POST /organization/invites";
-
-/// A connection to the sandbox, synced once so that the inventory has a snapshot to write
-/// through to.
-async fn connect(app: &TestApp) -> String {
-    let c = app
-        .create_connection("org", app.sandbox.key(KeyProfile::All))
-        .await;
-    let id = c["id"].as_str().unwrap().to_owned();
-    crate::inventory::sync(app, &id).await;
-    id
-}
-
-async fn project(sandbox: &SandboxHandle, name: &str) -> String {
-    let client = openai_client(sandbox, KeyProfile::All, test_client_config());
-    let p = client
-        .create_project(&CreateProject {
-            name: name.to_owned(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    p.data.id
-}
-
-/// Adds an organization member (as the dashboard would); returns the user id.
-fn person(sandbox: &SandboxHandle, email: &str, org_role: &str) -> String {
-    sandbox.state().write(|org| {
-        let now = org.now();
-        org.add_user(email, email, org_role, now).unwrap()
-    })
-}
 
 fn project_role(sandbox: &SandboxHandle, project: &str, user: &str) -> Option<String> {
     sandbox.state().read(|org| {
@@ -106,9 +77,9 @@ async fn grant_to_a_member_shows_at_once_and_revokes(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let pid = project(&app.sandbox, "Payments").await;
-    let uid = person(&app.sandbox, "alice@corp.io", "reader");
-    let conn = connect(&app).await;
+    let pid = sandbox_project(&app.sandbox, "Payments").await;
+    let uid = sandbox_person(&app.sandbox, "alice@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
 
     let res = grant(
         &app,
@@ -193,14 +164,14 @@ async fn held_access_is_left_alone_and_a_role_change_is_undone(backend: Backend)
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let pid = project(&app.sandbox, "Research").await;
-    let uid = person(&app.sandbox, "bob@corp.io", "reader");
-    let owner = person(&app.sandbox, "olga@corp.io", "reader");
+    let pid = sandbox_project(&app.sandbox, "Research").await;
+    let uid = sandbox_person(&app.sandbox, "bob@corp.io", "reader");
+    let owner = sandbox_person(&app.sandbox, "olga@corp.io", "reader");
     app.sandbox.state().write(|org| {
         org.add_project_user(&pid, &owner, "owner").unwrap();
         org.add_project_user(&pid, &uid, "member").unwrap();
     });
-    let conn = connect(&app).await;
+    let conn = synced_connection(&app, "org").await;
     app.sandbox.state().reset_counters();
 
     // Already a member: a success that says so, and nothing written.
@@ -277,9 +248,9 @@ async fn revoking_access_already_gone_succeeds_and_says_so(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let pid = project(&app.sandbox, "Gone").await;
-    let uid = person(&app.sandbox, "carol@corp.io", "reader");
-    let conn = connect(&app).await;
+    let pid = sandbox_project(&app.sandbox, "Gone").await;
+    let uid = sandbox_person(&app.sandbox, "carol@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
     let g = created(
         grant(
             &app,
@@ -309,8 +280,8 @@ async fn a_non_member_is_invited_and_the_grant_follows_the_invite(backend: Backe
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let pid = project(&app.sandbox, "Onboarding").await;
-    let conn = connect(&app).await;
+    let pid = sandbox_project(&app.sandbox, "Onboarding").await;
+    let conn = synced_connection(&app, "org").await;
     let g = created(
         grant(
             &app,
@@ -447,10 +418,10 @@ async fn refusals_are_typed_and_write_nothing(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let pid = project(&app.sandbox, "Rules").await;
-    let archived = project(&app.sandbox, "Old").await;
-    let boss = person(&app.sandbox, "boss@corp.io", "owner");
-    let sole = person(&app.sandbox, "sole@corp.io", "reader");
+    let pid = sandbox_project(&app.sandbox, "Rules").await;
+    let archived = sandbox_project(&app.sandbox, "Old").await;
+    let boss = sandbox_person(&app.sandbox, "boss@corp.io", "owner");
+    let sole = sandbox_person(&app.sandbox, "sole@corp.io", "reader");
     let pending = "pat@new.io";
     app.sandbox.state().write(|org| {
         org.add_project_user(&pid, &sole, "owner").unwrap();
@@ -469,7 +440,7 @@ async fn refusals_are_typed_and_write_nothing(backend: Backend) {
         })
         .await
         .unwrap();
-    let conn = connect(&app).await;
+    let conn = synced_connection(&app, "org").await;
     app.sandbox.state().reset_counters();
     let body = |who: Value, project: &str, role: &str| {
         let mut b = json!({"connection_id": conn, "project_id": project, "role": role,
@@ -554,7 +525,7 @@ async fn refusals_are_typed_and_write_nothing(backend: Backend) {
     );
 
     // OpenAI's own refusal (a role it does not know) is a 502 and a failed grant.
-    let member = person(&app.sandbox, "mia@corp.io", "reader");
+    let member = sandbox_person(&app.sandbox, "mia@corp.io", "reader");
     let p = assert_problem(
         grant(&app, body(json!({"user_id": member}), &pid, "no-such-role")).await,
         502,
@@ -644,9 +615,9 @@ async fn idempotency_keys_replay_and_refuse_reuse(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let pid = project(&app.sandbox, "Idem").await;
-    let uid = person(&app.sandbox, "ivy@corp.io", "reader");
-    let conn = connect(&app).await;
+    let pid = sandbox_project(&app.sandbox, "Idem").await;
+    let uid = sandbox_person(&app.sandbox, "ivy@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
     let body = json!({"connection_id": conn, "user_id": uid, "project_id": pid, "role": "member",
                       "reason": "r"});
     let send = |key: &str, body: Value| {
@@ -716,10 +687,10 @@ async fn concurrent_duplicates_make_one_upstream_write(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let pid = project(&app.sandbox, "Race").await;
-    let uid = person(&app.sandbox, "rae@corp.io", "reader");
-    let other = person(&app.sandbox, "rob@corp.io", "reader");
-    let conn = connect(&app).await;
+    let pid = sandbox_project(&app.sandbox, "Race").await;
+    let uid = sandbox_person(&app.sandbox, "rae@corp.io", "reader");
+    let other = sandbox_person(&app.sandbox, "rob@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
     // Slow writes, so that the duplicates really overlap.
     app.sandbox.state().set_faults(Faults {
         latency_ms: 150,
@@ -765,10 +736,10 @@ async fn time_bound_grants_expire_once_and_can_be_extended(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let pid = project(&app.sandbox, "Temp").await;
-    let uid = person(&app.sandbox, "tim@corp.io", "reader");
-    let kept = person(&app.sandbox, "kim@corp.io", "reader");
-    let conn = connect(&app).await;
+    let pid = sandbox_project(&app.sandbox, "Temp").await;
+    let uid = sandbox_person(&app.sandbox, "tim@corp.io", "reader");
+    let kept = sandbox_person(&app.sandbox, "kim@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
     let short = created(
         grant(
             &app,
@@ -860,9 +831,9 @@ async fn a_write_whose_answer_is_lost_is_reconciled_not_repeated(backend: Backen
     else {
         return;
     };
-    let pid = project(&app.sandbox, "Lost").await;
-    let uid = person(&app.sandbox, "lou@corp.io", "reader");
-    let conn = connect(&app).await;
+    let pid = sandbox_project(&app.sandbox, "Lost").await;
+    let uid = sandbox_person(&app.sandbox, "lou@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
     // OpenAI applies the write but its answer never arrives (the client times out).
     app.sandbox.state().set_faults(Faults {
         hold_after_apply: Some(HoldAfterApply {
@@ -907,8 +878,8 @@ async fn group_membership_grants_and_scim_refusal(backend: Backend) {
             g.is_scim_managed = true;
         }
     });
-    let uid = person(&app.sandbox, "gus@corp.io", "reader");
-    let conn = connect(&app).await;
+    let uid = sandbox_person(&app.sandbox, "gus@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
     let in_group = |g: &str| {
         app.sandbox
             .state()
@@ -1001,8 +972,8 @@ async fn a_refused_revoke_keeps_the_grant_active(backend: Backend) {
         .sandbox
         .state()
         .read(|org| org.default_project_id.clone());
-    let uid = person(&app.sandbox, "dee@corp.io", "reader");
-    let conn = connect(&app).await;
+    let uid = sandbox_person(&app.sandbox, "dee@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
     let g = created(
         grant(
             &app,

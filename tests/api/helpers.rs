@@ -467,3 +467,36 @@ pub fn openai_client(
     )
     .expect("client")
 }
+
+/// A connection to the app's sandbox with every scope, synced once so that the inventory has
+/// a snapshot (grants and offboarding write through to it).
+pub async fn synced_connection(app: &TestApp, name: &str) -> String {
+    let c = app
+        .create_connection(name, app.sandbox.key(sandbox::KeyProfile::All))
+        .await;
+    let id = c["id"].as_str().expect("connection id").to_owned();
+    crate::inventory::sync(app, &id).await;
+    id
+}
+
+/// A new project in the sandbox, created through the API (its creator, the key's owner, is
+/// its owner); returns its id.
+pub async fn sandbox_project(sandbox: &SandboxHandle, name: &str) -> String {
+    let client = openai_client(sandbox, sandbox::KeyProfile::All, test_client_config());
+    let p = client
+        .create_project(&openai_governor::openai::CreateProject {
+            name: name.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("create project");
+    p.data.id
+}
+
+/// A new organization member, as if added in the dashboard; returns the user id.
+pub fn sandbox_person(sandbox: &SandboxHandle, email: &str, org_role: &str) -> String {
+    sandbox.state().write(|org| {
+        let now = org.now();
+        org.add_user(email, email, org_role, now).expect("add user")
+    })
+}

@@ -3,45 +3,19 @@
 //! answer, the sandbox's state and request counters, the audit trail and the inventory.
 
 use openai_governor::auth::Scope;
-use openai_governor::openai::{CreateInvite, CreateProject};
+use openai_governor::openai::CreateInvite;
 use openai_governor::sandbox::{KeyOwner, KeyProfile, ProjectApiKey, SandboxHandle};
 use openai_governor::store::Backend;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, openai_client, test_client_config};
+use crate::helpers::{
+    TestApp, assert_problem, openai_client, sandbox_person, sandbox_project, synced_connection,
+    test_client_config,
+};
 
 const DELETE_USER: &str = "DELETE /organization/users/{user_id}";
 const DELETE_KEY: &str = "DELETE /organization/projects/{project_id}/api_keys/{api_key_id}";
 const DELETE_INVITE: &str = "DELETE /organization/invites/{invite_id}";
-
-/// A connection to the sandbox, synced once so the inventory has a snapshot.
-async fn connect(app: &TestApp, name: &str) -> String {
-    let c = app
-        .create_connection(name, app.sandbox.key(KeyProfile::All))
-        .await;
-    let id = c["id"].as_str().unwrap().to_owned();
-    crate::inventory::sync(app, &id).await;
-    id
-}
-
-async fn project(sandbox: &SandboxHandle, name: &str) -> String {
-    let client = openai_client(sandbox, KeyProfile::All, test_client_config());
-    let p = client
-        .create_project(&CreateProject {
-            name: name.to_owned(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    p.data.id
-}
-
-fn person(sandbox: &SandboxHandle, email: &str, org_role: &str) -> String {
-    sandbox.state().write(|org| {
-        let now = org.now();
-        org.add_user(email, email, org_role, now).unwrap()
-    })
-}
 
 /// Gives `user` a project API key in `project`; returns the key id.
 fn key(sandbox: &SandboxHandle, project: &str, user: &str, name: &str) -> String {
@@ -127,10 +101,10 @@ async fn a_member_is_removed_with_memberships_and_keys_kept_by_default(backend: 
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let payments = project(&app.sandbox, "Payments").await;
-    let research = project(&app.sandbox, "Research").await;
-    let extra = project(&app.sandbox, "Extra").await;
-    let uid = person(&app.sandbox, "alice@corp.io", "reader");
+    let payments = sandbox_project(&app.sandbox, "Payments").await;
+    let research = sandbox_project(&app.sandbox, "Research").await;
+    let extra = sandbox_project(&app.sandbox, "Extra").await;
+    let uid = sandbox_person(&app.sandbox, "alice@corp.io", "reader");
     app.sandbox.state().write(|org| {
         org.add_project_user(&payments, &uid, "member").unwrap();
         org.add_project_user(&research, &uid, "owner").unwrap();
@@ -140,7 +114,7 @@ async fn a_member_is_removed_with_memberships_and_keys_kept_by_default(backend: 
     let client = openai_client(&app.sandbox, KeyProfile::All, test_client_config());
     let group = client.create_group("Analysts").await.unwrap().data.id;
     client.add_group_user(&group, &uid).await.unwrap();
-    let conn = connect(&app, "org").await;
+    let conn = synced_connection(&app, "org").await;
     // A live grant made through us: offboarding marks it revoked.
     let g = app
         .post(
@@ -270,9 +244,9 @@ async fn keys_are_deleted_when_asked_and_a_replay_writes_nothing(backend: Backen
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let a = project(&app.sandbox, "A").await;
-    let b = project(&app.sandbox, "B").await;
-    let uid = person(&app.sandbox, "bob@corp.io", "reader");
+    let a = sandbox_project(&app.sandbox, "A").await;
+    let b = sandbox_project(&app.sandbox, "B").await;
+    let uid = sandbox_person(&app.sandbox, "bob@corp.io", "reader");
     app.sandbox.state().write(|org| {
         org.add_project_user(&a, &uid, "member").unwrap();
         org.add_project_user(&b, &uid, "member").unwrap();
@@ -280,9 +254,9 @@ async fn keys_are_deleted_when_asked_and_a_replay_writes_nothing(backend: Backen
     let k1 = key(&app.sandbox, &a, &uid, "k1");
     let k2 = key(&app.sandbox, &b, &uid, "k2");
     // A key in a project he already left (owner_project_access: inactive) is his too.
-    let c = project(&app.sandbox, "C").await;
+    let c = sandbox_project(&app.sandbox, "C").await;
     let k3 = key(&app.sandbox, &c, &uid, "k3");
-    let conn = connect(&app, "org").await;
+    let conn = synced_connection(&app, "org").await;
     app.sandbox.state().reset_counters();
 
     let body = json!({"user_id": uid, "connection_id": conn, "delete_api_keys": true,
@@ -372,7 +346,7 @@ async fn someone_not_in_the_org_is_a_success_that_says_so(backend: Backend) {
         .unwrap()
         .data
         .id;
-    let conn = connect(&app, "org").await;
+    let conn = synced_connection(&app, "org").await;
     app.sandbox.state().reset_counters();
 
     let o = ok(offboard(
@@ -432,8 +406,8 @@ async fn the_last_owner_is_refused_with_nothing_written(backend: Backend) {
         }
         first
     });
-    let conn = connect(&app, "org").await;
-    let other = connect(&app, "org-again").await;
+    let conn = synced_connection(&app, "org").await;
+    let other = synced_connection(&app, "org-again").await;
     app.sandbox.state().reset_counters();
 
     let res = offboard(
@@ -480,15 +454,15 @@ async fn every_connection_at_once(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let pid = project(&app.sandbox, "Shared").await;
-    let uid = person(&app.sandbox, "carol@corp.io", "owner");
+    let pid = sandbox_project(&app.sandbox, "Shared").await;
+    let uid = sandbox_person(&app.sandbox, "carol@corp.io", "owner");
     app.sandbox.state().write(|org| {
         org.add_project_user(&pid, &uid, "member").unwrap();
     });
     // Two connections to the same organization: the first removes her, the second finds her
     // already gone.
-    let first = connect(&app, "org-1").await;
-    let second = connect(&app, "org-2").await;
+    let first = synced_connection(&app, "org-1").await;
+    let second = synced_connection(&app, "org-2").await;
     app.sandbox.state().reset_counters();
 
     let o = ok(offboard(
@@ -532,7 +506,7 @@ async fn scope_validation_and_unknown_connections(backend: Backend) {
     let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
-    let conn = connect(&app, "org").await;
+    let conn = synced_connection(&app, "org").await;
     let body = json!({"email": "a@corp.io", "connection_id": conn, "reason": "r"});
     let reader = app.token("viewer", &[Scope::ConnectionsRead, Scope::AuditRead]);
     assert_problem(

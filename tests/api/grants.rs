@@ -510,6 +510,38 @@ async fn refusals_are_typed_and_write_nothing(backend: Backend) {
     )
     .await;
     assert_eq!(failed["data"].as_array().unwrap().len(), 6);
+    // A failed grant holds nothing: it can be neither revoked nor extended.
+    let failed_id = failed["data"][0]["id"].as_str().unwrap().to_owned();
+    assert_problem(
+        revoke(&app, &failed_id, json!({})).await,
+        409,
+        "grant_not_live",
+    )
+    .await;
+    assert_problem(
+        app.patch(
+            &format!("/v1/grants/{failed_id}"),
+            &writer(&app),
+            json!({"expires_in_seconds": 60}),
+        )
+        .await,
+        409,
+        "grant_not_live",
+    )
+    .await;
+    // An expiry change must say what the new expiry is, one way.
+    for body in [
+        json!({"reason": "r"}),
+        json!({"expires_in_seconds": 60, "expires_at": "2030-01-01T00:00:00Z"}),
+    ] {
+        assert_problem(
+            app.patch(&format!("/v1/grants/{failed_id}"), &writer(&app), body)
+                .await,
+            422,
+            "validation_failed",
+        )
+        .await;
+    }
     let trail: Value = created(
         app.get("/v1/audit?action=grant.created", &app.admin_token())
             .await,

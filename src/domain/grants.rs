@@ -1,6 +1,6 @@
 //! Grants: a request for access ("alice@corp, member of project X, 8 hours, ticket SEC-123")
 //! and the truth about what became of it. The rules here decide what a grant must do given
-//! what OpenAI says the person holds now ([`plan_project_grant`], [`plan_project_revoke`]);
+//! what OpenAI says the person holds now ([`plan_grant`], [`plan_revoke`]);
 //! the service reads that state, records the intent, writes, and records the outcome.
 
 use std::fmt;
@@ -130,15 +130,29 @@ pub enum GrantTarget {
         /// The group.
         group_id: String,
     },
+    /// An RBAC role assigned to the person: an organization role, or (with `project_id`) a
+    /// role in one project.
+    Role {
+        /// The role (`role_…`).
+        role_id: String,
+        /// The project, for a project-level assignment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        project_id: Option<String>,
+    },
+    /// The person's organization role: `owner` or `reader`.
+    OrganizationRole {
+        /// The role.
+        role: String,
+    },
 }
 
 impl GrantTarget {
-    /// The project of a project target; empty for a group target (whose code paths never
-    /// ask).
-    pub fn project_id(&self) -> &str {
+    /// The project a target is about: a project membership's, or a project-level role's.
+    pub fn project_id(&self) -> Option<&str> {
         match self {
-            Self::Project { project_id, .. } => project_id,
-            Self::Group { .. } => "",
+            Self::Project { project_id, .. } => Some(project_id),
+            Self::Role { project_id, .. } => project_id.as_deref(),
+            Self::Group { .. } | Self::OrganizationRole { .. } => None,
         }
     }
 
@@ -146,15 +160,27 @@ impl GrantTarget {
     pub fn group_id(&self) -> Option<&str> {
         match self {
             Self::Group { group_id } => Some(group_id),
-            Self::Project { .. } => None,
+            _ => None,
         }
     }
 
-    /// The role granted (`member` for a group membership).
+    /// What is held once granted: the project or organization role, `member` for a group
+    /// membership, the role id for a role assignment.
     pub fn role(&self) -> &str {
         match self {
-            Self::Project { role, .. } => role,
+            Self::Project { role, .. } | Self::OrganizationRole { role } => role,
             Self::Group { .. } => "member",
+            Self::Role { role_id, .. } => role_id,
+        }
+    }
+
+    /// The thing granted, for messages: the project, group, role or organization.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Project { project_id, .. } => project_id,
+            Self::Group { group_id } => group_id,
+            Self::Role { role_id, .. } => role_id,
+            Self::OrganizationRole { .. } => "the organization",
         }
     }
 }
@@ -210,7 +236,8 @@ pub struct Grant {
     pub status: GrantStatus,
     /// What granting did (once known).
     pub outcome: Option<GrantOutcome>,
-    /// The project role the person held before (`None`: not a member).
+    /// What the person held of the target before (see [`AccessState::held`]; `None`:
+    /// nothing), so that a revoke restores it.
     pub previous_role: Option<String>,
     /// The organization invite sent for this grant, when the person was not a member.
     pub invite_id: Option<String>,
@@ -254,17 +281,23 @@ pub fn access_key(connection: ConnectionId, who: &Grantee, target: &GrantTarget)
         .map(|e| format!("email:{}", e.to_lowercase()))
         .or_else(|| who.user_id.as_ref().map(|u| format!("user:{u}")))
         .unwrap_or_default();
-    match target {
-        GrantTarget::Project { project_id, .. } => {
-            format!(
-                "{connection}|{person}|project:{}",
-                project_id.to_lowercase()
-            )
-        }
-        GrantTarget::Group { group_id } => {
-            format!("{connection}|{person}|group:{}", group_id.to_lowercase())
-        }
-    }
+    let what = match target {
+        GrantTarget::Project { project_id, .. } => format!("project:{}", project_id.to_lowercase()),
+        GrantTarget::Group { group_id } => format!("group:{}", group_id.to_lowercase()),
+        GrantTarget::Role {
+            role_id,
+            project_id,
+        } => format!(
+            "role:{}@{}",
+            role_id.to_lowercase(),
+            project_id
+                .as_deref()
+                .unwrap_or("organization")
+                .to_lowercase()
+        ),
+        GrantTarget::OrganizationRole { .. } => "organization_role".to_owned(),
+    };
+    format!("{connection}|{person}|{what}")
 }
 
 /// Filters of a grant listing.
@@ -284,7 +317,33 @@ pub struct GrantQuery {
     pub limit: u32,
 }
 
-/// What OpenAI says now about the person and the project, read before every write.
+/// What OpenAI holds now about the grant's person and target, read before every write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessState {
+    /// For a project membership.
+    Project(ProjectAccessState),
+    /// For a group membership.
+    Group(GroupAccessState),
+    /// For a role assignment.
+    Role(RoleAccessState),
+    /// For an organization role.
+    OrganizationRole(OrgRoleState),
+}
+
+impl AccessState {
+    /// What the person holds of the target now, in [`GrantTarget::role`]'s terms (`None`:
+    /// nothing): what a grant records as held before it, and what a revoke restores.
+    pub fn held(&self) -> Option<String> {
+        match self {
+            Self::Project(s) => s.project_role.clone(),
+            Self::Group(s) => s.in_group.then(|| "member".to_owned()),
+            Self::Role(s) => s.assigned.clone(),
+            Self::OrganizationRole(s) => s.member.as_ref().map(|(_, r)| r.clone()),
+        }
+    }
+}
+
+/// What OpenAI says now about the person and the project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectAccessState {
     /// The project is archived.
@@ -301,123 +360,6 @@ pub struct ProjectAccessState {
     pub invite: Option<(String, Vec<(String, String)>)>,
 }
 
-/// The one write a grant needs, or why it needs none or cannot be done.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GrantStep {
-    /// Nothing to write: already held (`Invited` when a pending invite already names it).
-    Done(GrantOutcome),
-    /// Add the member to the project.
-    AddMember { user_id: String },
-    /// Change the member's project role.
-    ChangeRole { user_id: String, from: String },
-    /// Invite the email to the organization with the project.
-    Invite,
-}
-
-/// Why a request is refused before anything is written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// The project is archived.
-    ProjectArchived,
-    /// The person is an organization owner: they own every project implicitly.
-    OrgOwner,
-    /// The change would leave the project without an owner.
-    LastOwner,
-    /// Removing someone from the default project only: only leaving the organization does.
-    DefaultProject,
-    /// Not a member, and no email to invite.
-    EmailRequired,
-    /// A pending invite for the email does not name the project.
-    InvitePending { invite_id: String },
-    /// The group is managed by the identity provider (SCIM): change it there.
-    ScimManaged,
-    /// Group memberships are for organization members only.
-    NotAMember,
-}
-
-impl Refusal {
-    /// A sentence a person can act on.
-    pub fn message(&self, project_id: &str) -> String {
-        match self {
-            Self::ProjectArchived => format!(
-                "project {project_id} is archived; OpenAI does not change the members of \
-                 archived projects"
-            ),
-            Self::OrgOwner => "the person is an owner of the organization and so owns every \
-                 project implicitly; change their organization role first"
-                .to_owned(),
-            Self::LastOwner => format!(
-                "the person is the last owner of project {project_id}; add another owner first"
-            ),
-            Self::DefaultProject => format!(
-                "project {project_id} is the organization's default project: everyone in the \
-                 organization is in it; remove the person from the organization instead \
-                 (offboarding)"
-            ),
-            Self::EmailRequired => "the person is not a member of the organization; give \
-                 their email so that they can be invited"
-                .to_owned(),
-            Self::ScimManaged => format!(
-                "group {project_id} is managed by your identity provider (SCIM); change its \
-                 members there"
-            ),
-            Self::NotAMember => "the person is not a member of the organization; only members \
-                 can join a group (grant them a project first: that sends an invite)"
-                .to_owned(),
-            Self::InvitePending { invite_id } => format!(
-                "the person has a pending organization invite ({invite_id}) that does not \
-                 include project {project_id}; delete it or wait for it to be accepted"
-            ),
-        }
-    }
-}
-
-/// Decides the write a project grant needs, given OpenAI's state now.
-pub fn plan_project_grant(
-    state: &ProjectAccessState,
-    target: &GrantTarget,
-    has_email: bool,
-) -> Result<GrantStep, Refusal> {
-    if state.archived {
-        return Err(Refusal::ProjectArchived);
-    }
-    let role = target.role();
-    match (&state.member, &state.project_role) {
-        (Some((_, org_role)), _) if org_role == "owner" && role != "owner" => {
-            Err(Refusal::OrgOwner)
-        }
-        (Some(_), Some(current)) if current == role => {
-            Ok(GrantStep::Done(GrantOutcome::AlreadyHeld))
-        }
-        (Some((user_id, _)), Some(current)) => {
-            if current == "owner" && state.project_owners <= 1 {
-                return Err(Refusal::LastOwner);
-            }
-            Ok(GrantStep::ChangeRole {
-                user_id: user_id.clone(),
-                from: current.clone(),
-            })
-        }
-        (Some((user_id, _)), None) => Ok(GrantStep::AddMember {
-            user_id: user_id.clone(),
-        }),
-        (None, _) => match &state.invite {
-            Some((_, projects))
-                if projects
-                    .iter()
-                    .any(|(p, r)| p == target.project_id() && r == role) =>
-            {
-                Ok(GrantStep::Done(GrantOutcome::Invited))
-            }
-            Some((invite_id, _)) => Err(Refusal::InvitePending {
-                invite_id: invite_id.clone(),
-            }),
-            None if has_email => Ok(GrantStep::Invite),
-            None => Err(Refusal::EmailRequired),
-        },
-    }
-}
-
 /// What OpenAI says now about the person and a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupAccessState {
@@ -429,80 +371,319 @@ pub struct GroupAccessState {
     pub in_group: bool,
 }
 
-/// The write a group grant needs.
+/// What OpenAI says now about the person and a role.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupStep {
-    /// Nothing to write.
-    Done(GrantOutcome),
-    /// Add the user to the group.
-    Add { user_id: String },
+pub struct RoleAccessState {
+    /// The role's project is archived (project-level roles).
+    pub archived: bool,
+    /// The person's user id, if an organization member.
+    pub member: Option<String>,
+    /// The role id, when the role is assigned to them now.
+    pub assigned: Option<String>,
 }
 
-/// Decides the write a group grant needs.
-pub fn plan_group_grant(state: &GroupAccessState) -> Result<GroupStep, Refusal> {
-    if state.scim_managed {
-        return Err(Refusal::ScimManaged);
-    }
-    match &state.member {
-        None => Err(Refusal::NotAMember),
-        Some(_) if state.in_group => Ok(GroupStep::Done(GrantOutcome::AlreadyHeld)),
-        Some(user_id) => Ok(GroupStep::Add {
-            user_id: user_id.clone(),
-        }),
-    }
-}
-
-/// Decides how to undo a group grant: remove the membership it added.
-pub fn plan_group_revoke(grant: &Grant, state: &GroupAccessState) -> Result<RevokeStep, Refusal> {
-    if grant.outcome == Some(GrantOutcome::AlreadyHeld) {
-        return Ok(RevokeStep::Done(RevokeOutcome::NothingToUndo));
-    }
-    match &state.member {
-        Some(user_id) if state.in_group => {
-            if state.scim_managed {
-                return Err(Refusal::ScimManaged);
-            }
-            Ok(RevokeStep::Remove {
-                user_id: user_id.clone(),
-            })
-        }
-        _ => Ok(RevokeStep::Done(RevokeOutcome::AlreadyAbsent)),
-    }
-}
-
-/// The one write a revoke needs to undo what a grant did.
+/// What OpenAI says now about the person's organization role.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RevokeStep {
-    /// Nothing to write.
-    Done(RevokeOutcome),
-    /// Remove the member from the project.
-    Remove { user_id: String },
-    /// Set the role back.
-    Restore { user_id: String, role: String },
+pub struct OrgRoleState {
+    /// The person's user id and organization role, if a member.
+    pub member: Option<(String, String)>,
+    /// Owners of the organization (counted only when it matters: demoting an owner).
+    pub owners: usize,
+}
+
+/// One write to OpenAI. The project, group or role it is about is the grant's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Add the user to the project with the target's role.
+    AddProjectUser { user_id: String },
+    /// Set the user's project role.
+    SetProjectRole { user_id: String, role: String },
+    /// Remove the user from the project.
+    RemoveProjectUser { user_id: String },
+    /// Invite the grantee's email to the organization, naming the project.
+    Invite,
     /// Delete the pending invite.
     DeleteInvite { invite_id: String },
+    /// Add the user to the group.
+    AddGroupUser { user_id: String },
+    /// Remove the user from the group.
+    RemoveGroupUser { user_id: String },
+    /// Assign the role to the user.
+    AssignRole { user_id: String },
+    /// Take the role from the user.
+    UnassignRole { user_id: String },
+    /// Set the user's organization role.
+    SetOrganizationRole { user_id: String, role: String },
+}
+
+impl Write {
+    /// Whether it takes access away (OpenAI's "not found" then means it is already gone).
+    pub fn is_removal(&self) -> bool {
+        matches!(
+            self,
+            Self::RemoveProjectUser { .. }
+                | Self::DeleteInvite { .. }
+                | Self::RemoveGroupUser { .. }
+                | Self::UnassignRole { .. }
+        )
+    }
+}
+
+/// What a grant or a revoke did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A grant's.
+    Grant(GrantOutcome),
+    /// A revoke's or an expiry's.
+    Revoke(RevokeOutcome),
+}
+
+/// The one write an operation needs and what it will have done, or why it needs none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing to write.
+    Done(Outcome),
+    /// This write, then the outcome.
+    Write(Write, Outcome),
+}
+
+/// Why a request is refused before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The project is archived.
+    ProjectArchived,
+    /// The person is an organization owner: they own every project implicitly.
+    OrgOwner,
+    /// The change would leave the project without an owner.
+    LastOwner,
+    /// The change would leave the organization without an owner.
+    LastOrganizationOwner,
+    /// Removing someone from the default project only: only leaving the organization does.
+    DefaultProject,
+    /// Not a member, and no email to invite.
+    EmailRequired,
+    /// A pending invite for the email does not name the project.
+    InvitePending { invite_id: String },
+    /// The group is managed by the identity provider (SCIM): change it there.
+    ScimManaged,
+    /// Group memberships and roles are for organization members only.
+    NotAMember,
+}
+
+impl Refusal {
+    /// A sentence a person can act on; `target` names the project, group or role.
+    pub fn message(&self, target: &str) -> String {
+        match self {
+            Self::ProjectArchived => format!(
+                "project {target} is archived; OpenAI does not change the members or roles of \
+                 archived projects"
+            ),
+            Self::OrgOwner => "the person is an owner of the organization and so owns every \
+                 project implicitly; change their organization role first"
+                .to_owned(),
+            Self::LastOwner => {
+                format!("the person is the last owner of project {target}; add another owner first")
+            }
+            Self::LastOrganizationOwner => "the person is the organization's last owner; make \
+                 someone else an owner first"
+                .to_owned(),
+            Self::DefaultProject => format!(
+                "project {target} is the organization's default project: everyone in the \
+                 organization is in it; remove the person from the organization instead \
+                 (offboarding)"
+            ),
+            Self::EmailRequired => "the person is not a member of the organization; give \
+                 their email so that they can be invited"
+                .to_owned(),
+            Self::ScimManaged => format!(
+                "group {target} is managed by your identity provider (SCIM); change its \
+                 members there"
+            ),
+            Self::NotAMember => "the person is not a member of the organization; only members \
+                 can join a group or hold a role (grant them a project first: that sends an \
+                 invite)"
+                .to_owned(),
+            Self::InvitePending { invite_id } => format!(
+                "the person has a pending organization invite ({invite_id}) that does not \
+                 include project {target}; delete it or wait for it to be accepted"
+            ),
+        }
+    }
+}
+
+/// Decides the write a grant needs, given OpenAI's state now.
+pub fn plan_grant(grant: &Grant, state: &AccessState) -> Result<Step, Refusal> {
+    let done = |o| Ok(Step::Done(Outcome::Grant(o)));
+    let write = |w, o| Ok(Step::Write(w, Outcome::Grant(o)));
+    let role = grant.target.role();
+    match state {
+        AccessState::Project(s) => {
+            plan_project_grant(s, &grant.target, grant.grantee.email.is_some())
+        }
+        AccessState::Group(s) => {
+            if s.scim_managed {
+                return Err(Refusal::ScimManaged);
+            }
+            match &s.member {
+                None => Err(Refusal::NotAMember),
+                Some(_) if s.in_group => done(GrantOutcome::AlreadyHeld),
+                Some(user_id) => write(
+                    Write::AddGroupUser {
+                        user_id: user_id.clone(),
+                    },
+                    GrantOutcome::Granted,
+                ),
+            }
+        }
+        AccessState::Role(s) => match &s.member {
+            _ if s.archived => Err(Refusal::ProjectArchived),
+            None => Err(Refusal::NotAMember),
+            Some(_) if s.assigned.is_some() => done(GrantOutcome::AlreadyHeld),
+            Some(user_id) => write(
+                Write::AssignRole {
+                    user_id: user_id.clone(),
+                },
+                GrantOutcome::Granted,
+            ),
+        },
+        AccessState::OrganizationRole(s) => match &s.member {
+            None => Err(Refusal::NotAMember),
+            Some((_, current)) if current == role => done(GrantOutcome::AlreadyHeld),
+            Some((_, current)) if current == "owner" && s.owners <= 1 => {
+                Err(Refusal::LastOrganizationOwner)
+            }
+            Some((user_id, _)) => write(
+                Write::SetOrganizationRole {
+                    user_id: user_id.clone(),
+                    role: role.to_owned(),
+                },
+                GrantOutcome::RoleChanged,
+            ),
+        },
+    }
+}
+
+fn plan_project_grant(
+    state: &ProjectAccessState,
+    target: &GrantTarget,
+    has_email: bool,
+) -> Result<Step, Refusal> {
+    let write = |w, o| Ok(Step::Write(w, Outcome::Grant(o)));
+    if state.archived {
+        return Err(Refusal::ProjectArchived);
+    }
+    let role = target.role();
+    match (&state.member, &state.project_role) {
+        (Some((_, org_role)), _) if org_role == "owner" && role != "owner" => {
+            Err(Refusal::OrgOwner)
+        }
+        (Some(_), Some(current)) if current == role => {
+            Ok(Step::Done(Outcome::Grant(GrantOutcome::AlreadyHeld)))
+        }
+        (Some((user_id, _)), Some(current)) => {
+            if current == "owner" && state.project_owners <= 1 {
+                return Err(Refusal::LastOwner);
+            }
+            write(
+                Write::SetProjectRole {
+                    user_id: user_id.clone(),
+                    role: role.to_owned(),
+                },
+                GrantOutcome::RoleChanged,
+            )
+        }
+        (Some((user_id, _)), None) => write(
+            Write::AddProjectUser {
+                user_id: user_id.clone(),
+            },
+            GrantOutcome::Granted,
+        ),
+        (None, _) => match &state.invite {
+            Some((_, projects))
+                if projects
+                    .iter()
+                    .any(|(p, r)| Some(p.as_str()) == target.project_id() && r == role) =>
+            {
+                Ok(Step::Done(Outcome::Grant(GrantOutcome::Invited)))
+            }
+            Some((invite_id, _)) => Err(Refusal::InvitePending {
+                invite_id: invite_id.clone(),
+            }),
+            None if has_email => write(Write::Invite, GrantOutcome::Invited),
+            None => Err(Refusal::EmailRequired),
+        },
+    }
 }
 
 /// Decides how to undo `grant` given OpenAI's state now: remove what it added, restore the
 /// role it changed, leave alone what the person held before it.
-pub fn plan_project_revoke(
-    grant: &Grant,
-    state: &ProjectAccessState,
-) -> Result<RevokeStep, Refusal> {
+pub fn plan_revoke(grant: &Grant, state: &AccessState) -> Result<Step, Refusal> {
+    let done = |o| Ok(Step::Done(Outcome::Revoke(o)));
+    let write = |w, o| Ok(Step::Write(w, Outcome::Revoke(o)));
     if grant.outcome == Some(GrantOutcome::AlreadyHeld) {
-        return Ok(RevokeStep::Done(RevokeOutcome::NothingToUndo));
+        return done(RevokeOutcome::NothingToUndo);
     }
+    match state {
+        AccessState::Project(s) => plan_project_revoke(grant, s),
+        AccessState::Group(s) => match &s.member {
+            Some(_) if s.scim_managed && s.in_group => Err(Refusal::ScimManaged),
+            Some(user_id) if s.in_group => write(
+                Write::RemoveGroupUser {
+                    user_id: user_id.clone(),
+                },
+                RevokeOutcome::Removed,
+            ),
+            _ => done(RevokeOutcome::AlreadyAbsent),
+        },
+        AccessState::Role(s) => match &s.member {
+            Some(_) if s.archived && s.assigned.is_some() => Err(Refusal::ProjectArchived),
+            Some(user_id) if s.assigned.is_some() => write(
+                Write::UnassignRole {
+                    user_id: user_id.clone(),
+                },
+                RevokeOutcome::Removed,
+            ),
+            _ => done(RevokeOutcome::AlreadyAbsent),
+        },
+        AccessState::OrganizationRole(s) => {
+            let Some((user_id, current)) = &s.member else {
+                return done(RevokeOutcome::AlreadyAbsent);
+            };
+            let before = grant.previous_role.as_deref().unwrap_or("reader");
+            if current == before {
+                return done(RevokeOutcome::NothingToUndo);
+            }
+            if current == "owner" && s.owners <= 1 {
+                return Err(Refusal::LastOrganizationOwner);
+            }
+            write(
+                Write::SetOrganizationRole {
+                    user_id: user_id.clone(),
+                    role: before.to_owned(),
+                },
+                RevokeOutcome::RoleRestored,
+            )
+        }
+    }
+}
+
+fn plan_project_revoke(grant: &Grant, state: &ProjectAccessState) -> Result<Step, Refusal> {
+    let done = |o| Ok(Step::Done(Outcome::Revoke(o)));
+    let write = |w, o| Ok(Step::Write(w, Outcome::Revoke(o)));
     let Some((user_id, org_role)) = &state.member else {
         // Not (or no longer) in the organization: a pending invite of ours is deleted.
-        return Ok(match (&grant.invite_id, &state.invite) {
-            (Some(ours), Some((pending, _))) if ours == pending => RevokeStep::DeleteInvite {
-                invite_id: ours.clone(),
-            },
-            _ => RevokeStep::Done(RevokeOutcome::AlreadyAbsent),
-        });
+        return match (&grant.invite_id, &state.invite) {
+            (Some(ours), Some((pending, _))) if ours == pending => write(
+                Write::DeleteInvite {
+                    invite_id: ours.clone(),
+                },
+                RevokeOutcome::InviteDeleted,
+            ),
+            _ => done(RevokeOutcome::AlreadyAbsent),
+        };
     };
     let Some(current) = &state.project_role else {
-        return Ok(RevokeStep::Done(RevokeOutcome::AlreadyAbsent));
+        return done(RevokeOutcome::AlreadyAbsent);
     };
     if state.archived {
         return Err(Refusal::ProjectArchived);
@@ -514,15 +695,47 @@ pub fn plan_project_revoke(
         return Err(Refusal::LastOwner);
     }
     match &grant.previous_role {
-        Some(before) if before == current => Ok(RevokeStep::Done(RevokeOutcome::NothingToUndo)),
-        Some(before) => Ok(RevokeStep::Restore {
-            user_id: user_id.clone(),
-            role: before.clone(),
-        }),
+        Some(before) if before == current => done(RevokeOutcome::NothingToUndo),
+        Some(before) => write(
+            Write::SetProjectRole {
+                user_id: user_id.clone(),
+                role: before.clone(),
+            },
+            RevokeOutcome::RoleRestored,
+        ),
         None if state.is_default => Err(Refusal::DefaultProject),
-        None => Ok(RevokeStep::Remove {
-            user_id: user_id.clone(),
-        }),
+        None => write(
+            Write::RemoveProjectUser {
+                user_id: user_id.clone(),
+            },
+            RevokeOutcome::Removed,
+        ),
+    }
+}
+
+/// The outcome of an operation re-planned after one of its writes was sent: what holds now
+/// is that write's doing, not the state the person was already in.
+pub fn landed(grant: &Grant, planned: Outcome) -> Outcome {
+    if grant.attempts == 0 {
+        return planned;
+    }
+    match planned {
+        Outcome::Grant(GrantOutcome::AlreadyHeld) if grant.previous_role.is_some() => {
+            Outcome::Grant(GrantOutcome::RoleChanged)
+        }
+        Outcome::Grant(GrantOutcome::AlreadyHeld) => Outcome::Grant(GrantOutcome::Granted),
+        Outcome::Revoke(RevokeOutcome::AlreadyAbsent)
+            if grant.invite_id.is_some() && grant.outcome == Some(GrantOutcome::Invited) =>
+        {
+            Outcome::Revoke(RevokeOutcome::InviteDeleted)
+        }
+        Outcome::Revoke(RevokeOutcome::AlreadyAbsent) if grant.previous_role.is_none() => {
+            Outcome::Revoke(RevokeOutcome::Removed)
+        }
+        Outcome::Revoke(RevokeOutcome::NothingToUndo) if grant.previous_role.is_some() => {
+            Outcome::Revoke(RevokeOutcome::RoleRestored)
+        }
+        o => o,
     }
 }
 
@@ -539,6 +752,10 @@ mod tests {
             project_owners: 1,
             invite: None,
         }
+    }
+
+    fn write(w: Write, o: Outcome) -> Result<Step, Refusal> {
+        Ok(Step::Write(w, o))
     }
 
     fn target(role: &str) -> GrantTarget {
@@ -586,9 +803,12 @@ mod tests {
         let s = state();
         assert_eq!(
             plan_project_grant(&s, &target("member"), true),
-            Ok(GrantStep::AddMember {
-                user_id: "user-1".into()
-            })
+            write(
+                Write::AddProjectUser {
+                    user_id: "user-1".into()
+                },
+                Outcome::Grant(GrantOutcome::Granted)
+            )
         );
         let held = ProjectAccessState {
             project_role: Some("member".into()),
@@ -596,14 +816,17 @@ mod tests {
         };
         assert_eq!(
             plan_project_grant(&held, &target("member"), true),
-            Ok(GrantStep::Done(GrantOutcome::AlreadyHeld))
+            Ok(Step::Done(Outcome::Grant(GrantOutcome::AlreadyHeld)))
         );
         assert_eq!(
             plan_project_grant(&held, &target("owner"), true),
-            Ok(GrantStep::ChangeRole {
-                user_id: "user-1".into(),
-                from: "member".into()
-            })
+            write(
+                Write::SetProjectRole {
+                    user_id: "user-1".into(),
+                    role: "owner".into()
+                },
+                Outcome::Grant(GrantOutcome::RoleChanged)
+            )
         );
     }
 
@@ -644,7 +867,7 @@ mod tests {
         );
         assert_eq!(
             plan_project_grant(&stranger, &target("member"), true),
-            Ok(GrantStep::Invite)
+            write(Write::Invite, Outcome::Grant(GrantOutcome::Invited))
         );
         let invited_elsewhere = ProjectAccessState {
             invite: Some(("invite-1".into(), vec![("proj_2".into(), "member".into())])),
@@ -662,46 +885,185 @@ mod tests {
         };
         assert_eq!(
             plan_project_grant(&invited_here, &target("member"), true),
-            Ok(GrantStep::Done(GrantOutcome::Invited))
+            Ok(Step::Done(Outcome::Grant(GrantOutcome::Invited)))
         );
     }
 
     #[test]
     fn group_grants_refuse_scim_and_strangers() {
+        let g = grant(GrantOutcome::Granted, None);
         let s = GroupAccessState {
             scim_managed: false,
             member: Some("user-1".into()),
             in_group: false,
         };
+        let plan = |s: &GroupAccessState| plan_grant(&g, &AccessState::Group(s.clone()));
         assert_eq!(
-            plan_group_grant(&s),
-            Ok(GroupStep::Add {
-                user_id: "user-1".into()
-            })
+            plan(&s),
+            write(
+                Write::AddGroupUser {
+                    user_id: "user-1".into()
+                },
+                Outcome::Grant(GrantOutcome::Granted)
+            )
         );
         let scim = GroupAccessState {
             scim_managed: true,
             ..s.clone()
         };
-        assert_eq!(plan_group_grant(&scim), Err(Refusal::ScimManaged));
+        assert_eq!(plan(&scim), Err(Refusal::ScimManaged));
         let stranger = GroupAccessState {
             member: None,
             ..s.clone()
         };
-        assert_eq!(plan_group_grant(&stranger), Err(Refusal::NotAMember));
+        assert_eq!(plan(&stranger), Err(Refusal::NotAMember));
         let held = GroupAccessState {
             in_group: true,
             ..s
         };
         assert_eq!(
-            plan_group_grant(&held),
-            Ok(GroupStep::Done(GrantOutcome::AlreadyHeld))
+            plan(&held),
+            Ok(Step::Done(Outcome::Grant(GrantOutcome::AlreadyHeld)))
         );
         assert_eq!(
-            plan_group_revoke(&grant(GrantOutcome::Granted, None), &held),
-            Ok(RevokeStep::Remove {
-                user_id: "user-1".into()
-            })
+            plan_revoke(&g, &AccessState::Group(held)),
+            write(
+                Write::RemoveGroupUser {
+                    user_id: "user-1".into()
+                },
+                Outcome::Revoke(RevokeOutcome::Removed)
+            )
+        );
+    }
+
+    #[test]
+    fn role_assignments_need_a_member_and_undo_only_their_own() {
+        let g = grant(GrantOutcome::Granted, None);
+        let s = RoleAccessState {
+            archived: false,
+            member: Some("user-1".into()),
+            assigned: None,
+        };
+        let grant_plan = |s: &RoleAccessState| plan_grant(&g, &AccessState::Role(s.clone()));
+        assert_eq!(
+            grant_plan(&s),
+            write(
+                Write::AssignRole {
+                    user_id: "user-1".into()
+                },
+                Outcome::Grant(GrantOutcome::Granted)
+            )
+        );
+        let stranger = RoleAccessState {
+            member: None,
+            ..s.clone()
+        };
+        assert_eq!(grant_plan(&stranger), Err(Refusal::NotAMember));
+        let archived = RoleAccessState {
+            archived: true,
+            ..s.clone()
+        };
+        assert_eq!(grant_plan(&archived), Err(Refusal::ProjectArchived));
+        let held = RoleAccessState {
+            assigned: Some("role_1".into()),
+            ..s.clone()
+        };
+        assert_eq!(
+            grant_plan(&held),
+            Ok(Step::Done(Outcome::Grant(GrantOutcome::AlreadyHeld)))
+        );
+        assert_eq!(
+            plan_revoke(&g, &AccessState::Role(held.clone())),
+            write(
+                Write::UnassignRole {
+                    user_id: "user-1".into()
+                },
+                Outcome::Revoke(RevokeOutcome::Removed)
+            )
+        );
+        assert_eq!(
+            plan_revoke(&g, &AccessState::Role(s)),
+            Ok(Step::Done(Outcome::Revoke(RevokeOutcome::AlreadyAbsent)))
+        );
+        let before = grant(GrantOutcome::AlreadyHeld, Some("role_1"));
+        assert_eq!(
+            plan_revoke(&before, &AccessState::Role(held)),
+            Ok(Step::Done(Outcome::Revoke(RevokeOutcome::NothingToUndo)))
+        );
+    }
+
+    #[test]
+    fn an_organization_role_keeps_one_owner_and_is_restored() {
+        let mut g = grant(GrantOutcome::RoleChanged, Some("reader"));
+        g.target = GrantTarget::OrganizationRole {
+            role: "owner".into(),
+        };
+        let reader = OrgRoleState {
+            member: Some(("user-1".into(), "reader".into())),
+            owners: 1,
+        };
+        assert_eq!(
+            plan_grant(&g, &AccessState::OrganizationRole(reader.clone())),
+            write(
+                Write::SetOrganizationRole {
+                    user_id: "user-1".into(),
+                    role: "owner".into()
+                },
+                Outcome::Grant(GrantOutcome::RoleChanged)
+            )
+        );
+        let sole_owner = OrgRoleState {
+            member: Some(("user-1".into(), "owner".into())),
+            owners: 1,
+        };
+        assert_eq!(
+            plan_revoke(&g, &AccessState::OrganizationRole(sole_owner.clone())),
+            Err(Refusal::LastOrganizationOwner)
+        );
+        let two_owners = OrgRoleState {
+            owners: 2,
+            ..sole_owner
+        };
+        assert_eq!(
+            plan_revoke(&g, &AccessState::OrganizationRole(two_owners)),
+            write(
+                Write::SetOrganizationRole {
+                    user_id: "user-1".into(),
+                    role: "reader".into()
+                },
+                Outcome::Revoke(RevokeOutcome::RoleRestored)
+            )
+        );
+        assert_eq!(
+            plan_revoke(&g, &AccessState::OrganizationRole(reader)),
+            Ok(Step::Done(Outcome::Revoke(RevokeOutcome::NothingToUndo)))
+        );
+        let gone = OrgRoleState {
+            member: None,
+            owners: 1,
+        };
+        assert_eq!(
+            plan_grant(&g, &AccessState::OrganizationRole(gone)),
+            Err(Refusal::NotAMember)
+        );
+    }
+
+    #[test]
+    fn a_write_that_landed_is_reported_as_ours() {
+        let mut g = grant(GrantOutcome::Granted, None);
+        let held = Outcome::Grant(GrantOutcome::AlreadyHeld);
+        assert_eq!(landed(&g, held), held);
+        g.attempts = 1;
+        assert_eq!(landed(&g, held), Outcome::Grant(GrantOutcome::Granted));
+        assert_eq!(
+            landed(&g, Outcome::Revoke(RevokeOutcome::AlreadyAbsent)),
+            Outcome::Revoke(RevokeOutcome::Removed)
+        );
+        g.previous_role = Some("member".into());
+        assert_eq!(landed(&g, held), Outcome::Grant(GrantOutcome::RoleChanged));
+        assert_eq!(
+            landed(&g, Outcome::Revoke(RevokeOutcome::NothingToUndo)),
+            Outcome::Revoke(RevokeOutcome::RoleRestored)
         );
     }
 
@@ -713,14 +1075,23 @@ mod tests {
             ..state()
         };
         assert_eq!(
-            plan_project_revoke(&grant(GrantOutcome::Granted, None), &holds),
-            Ok(RevokeStep::Remove {
-                user_id: "user-1".into()
-            })
+            plan_revoke(
+                &grant(GrantOutcome::Granted, None),
+                &AccessState::Project(holds.clone())
+            ),
+            write(
+                Write::RemoveProjectUser {
+                    user_id: "user-1".into()
+                },
+                Outcome::Revoke(RevokeOutcome::Removed)
+            )
         );
         assert_eq!(
-            plan_project_revoke(&grant(GrantOutcome::AlreadyHeld, None), &holds),
-            Ok(RevokeStep::Done(RevokeOutcome::NothingToUndo))
+            plan_revoke(
+                &grant(GrantOutcome::AlreadyHeld, None),
+                &AccessState::Project(holds.clone())
+            ),
+            Ok(Step::Done(Outcome::Revoke(RevokeOutcome::NothingToUndo)))
         );
         let owner_now = ProjectAccessState {
             project_role: Some("owner".into()),
@@ -731,25 +1102,34 @@ mod tests {
                 &grant(GrantOutcome::RoleChanged, Some("member")),
                 &owner_now
             ),
-            Ok(RevokeStep::Restore {
-                user_id: "user-1".into(),
-                role: "member".into()
-            })
+            write(
+                Write::SetProjectRole {
+                    user_id: "user-1".into(),
+                    role: "member".into()
+                },
+                Outcome::Revoke(RevokeOutcome::RoleRestored)
+            )
         );
         let gone = ProjectAccessState {
             project_role: None,
             ..holds.clone()
         };
         assert_eq!(
-            plan_project_revoke(&grant(GrantOutcome::Granted, None), &gone),
-            Ok(RevokeStep::Done(RevokeOutcome::AlreadyAbsent))
+            plan_revoke(
+                &grant(GrantOutcome::Granted, None),
+                &AccessState::Project(gone.clone())
+            ),
+            Ok(Step::Done(Outcome::Revoke(RevokeOutcome::AlreadyAbsent)))
         );
         let default = ProjectAccessState {
             is_default: true,
             ..holds
         };
         assert_eq!(
-            plan_project_revoke(&grant(GrantOutcome::Granted, None), &default),
+            plan_revoke(
+                &grant(GrantOutcome::Granted, None),
+                &AccessState::Project(default.clone())
+            ),
             Err(Refusal::DefaultProject)
         );
     }

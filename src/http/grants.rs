@@ -39,12 +39,18 @@ pub struct GrantIn {
     pub email: Option<String>,
     /// Or the person's OpenAI user id (`user-…`).
     pub user_id: Option<String>,
-    /// The project (`proj_…`), with `role`; or give `group_id`.
+    /// The project (`proj_…`): with `role`, project membership; with `role_id`, a role
+    /// assignment in that project.
     pub project_id: Option<String>,
     /// The group (`group_…`) to add the person to, instead of a project.
     pub group_id: Option<String>,
-    /// `owner`, `member`, or the name of a custom project role (project grants only).
+    /// `owner`, `member`, or the name of a custom project role (project membership only).
     pub role: Option<String>,
+    /// An RBAC role (`role_…`) to assign to the person: an organization role, or with
+    /// `project_id` a project role.
+    pub role_id: Option<String>,
+    /// The organization role to give the person: `owner` or `reader`.
+    pub organization_role: Option<String>,
     /// Why (kept in the audit trail).
     pub reason: String,
     /// The ticket of the request, e.g. `SEC-123`.
@@ -185,6 +191,8 @@ fn grant_input(body: &GrantIn) -> Result<GrantInput, AppError> {
         user_id: body.user_id.clone(),
         project_id: body.project_id.clone(),
         group_id: body.group_id.clone(),
+        role_id: body.role_id.clone(),
+        organization_role: body.organization_role.clone(),
         role: body.role.clone(),
         reason: body.reason.clone(),
         ticket: body.ticket.clone(),

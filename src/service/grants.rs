@@ -16,19 +16,22 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::clients::OpenAiClients;
 use super::connections::not_found;
-use super::sync::{group_member_item, invite_item, member_item};
+use super::sync::{
+    assignment_item, assignment_key, group_member_item, invite_item, is_archived, member_item,
+    user_item,
+};
 use crate::auth::{Principal, Scope};
 use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome, SYSTEM_ACTOR};
 use crate::domain::grants::{
-    Grant, GrantOutcome, GrantQuery, GrantStatus, GrantStep, GrantTarget, Grantee,
-    GroupAccessState, GroupStep, PendingOp, ProjectAccessState, Refusal, RevokeOutcome, RevokeStep,
-    plan_group_grant, plan_group_revoke, plan_project_grant, plan_project_revoke,
+    AccessState, Grant, GrantOutcome, GrantQuery, GrantStatus, GrantTarget, Grantee,
+    GroupAccessState, OrgRoleState, Outcome, PendingOp, ProjectAccessState, Refusal, RevokeOutcome,
+    RoleAccessState, Step, Write, landed, plan_grant, plan_revoke,
 };
 use crate::domain::{ChangeKind, ConnectionId, ExpectedChange, GrantId, Item, ItemKind};
 use crate::error::{AppError, ErrorCode, FieldError};
 use crate::openai::{
-    Client, CreateInvite, ErrorKind, InviteProject, InviteStatus, ListUsersParams, OpenAiError,
-    OrgUser,
+    Assignee, Client, CreateInvite, ErrorKind, InviteProject, InviteStatus, ListUsersParams,
+    ModifyUser, OpenAiError, OrgUser, Reply, RoleScope,
 };
 use crate::store::{GrantSaveExtras, Store, StoreError};
 
@@ -75,11 +78,15 @@ pub struct GrantInput {
     pub email: Option<String>,
     /// Or their OpenAI user id.
     pub user_id: Option<String>,
-    /// The project (with `role`)...
+    /// The project (with `role`, or with `role_id`)...
     pub project_id: Option<String>,
     /// ...or the group to join.
     pub group_id: Option<String>,
-    /// The project role (`member` or absent for a group).
+    /// Or the RBAC role to assign (with `project_id`: a project-level assignment)...
+    pub role_id: Option<String>,
+    /// ...or the organization role to set (`owner`, `reader`).
+    pub organization_role: Option<String>,
+    /// The project role (project grants only).
     pub role: Option<String>,
     /// Why.
     pub reason: String,
@@ -142,68 +149,116 @@ fn grant_not_found(id: GrantId) -> impl FnOnce(StoreError) -> AppError {
     }
 }
 
-fn refusal_error(r: &Refusal, project_id: &str) -> AppError {
+fn refusal_error(r: &Refusal, target: &GrantTarget) -> AppError {
     let code = match r {
         Refusal::ProjectArchived => ErrorCode::ProjectArchived,
         Refusal::OrgOwner => ErrorCode::OrgOwner,
-        Refusal::LastOwner => ErrorCode::LastOwner,
+        Refusal::LastOwner | Refusal::LastOrganizationOwner => ErrorCode::LastOwner,
         Refusal::DefaultProject => ErrorCode::DefaultProject,
         Refusal::EmailRequired => ErrorCode::EmailRequired,
         Refusal::InvitePending { .. } => ErrorCode::InvitePending,
         Refusal::ScimManaged => ErrorCode::ScimManaged,
         Refusal::NotAMember => ErrorCode::NotAMember,
     };
-    AppError::new(code, r.message(project_id))
+    AppError::new(code, r.message(target.name()))
 }
 
-/// The access an audit entry records as before/after: the project role held (`null`: none),
-/// or whether the person is in the group.
-fn access_json(target: &GrantTarget, role: Option<String>) -> serde_json::Value {
+/// The target does not exist (found on the first read, before anything was written).
+fn missing(target: &GrantTarget) -> (ErrorCode, String) {
     match target {
-        GrantTarget::Project { .. } => serde_json::json!({ "project_role": role }),
-        GrantTarget::Group { .. } => serde_json::json!({ "group_member": role.is_some() }),
+        GrantTarget::Project { project_id, .. } => (
+            ErrorCode::ProjectNotFound,
+            format!("project {project_id} does not exist in this organization"),
+        ),
+        GrantTarget::Group { group_id } => (
+            ErrorCode::NotFound,
+            format!("group {group_id} does not exist in this organization"),
+        ),
+        GrantTarget::Role {
+            role_id,
+            project_id: Some(p),
+        } => (
+            ErrorCode::NotFound,
+            format!("project {p} does not exist, or has no role {role_id}"),
+        ),
+        GrantTarget::Role { role_id, .. } => (
+            ErrorCode::NotFound,
+            format!("role {role_id} is not an organization role of this organization"),
+        ),
+        GrantTarget::OrganizationRole { .. } => (
+            ErrorCode::NotFound,
+            "the person is not in this organization".to_owned(),
+        ),
     }
+}
+
+/// The access an audit entry records as before/after, from what is held (see
+/// [`AccessState::held`]).
+fn access_json(target: &GrantTarget, held: Option<String>) -> serde_json::Value {
+    match target {
+        GrantTarget::Project { .. } => serde_json::json!({ "project_role": held }),
+        GrantTarget::Group { .. } => serde_json::json!({ "group_member": held.is_some() }),
+        GrantTarget::Role { .. } => serde_json::json!({ "role_id": held }),
+        GrantTarget::OrganizationRole { .. } => serde_json::json!({ "organization_role": held }),
+    }
+}
+
+/// Who holds a role-assignment grant's role, once the person's user id is known.
+fn assignee(grant: &Grant) -> Option<Assignee> {
+    let user_id = grant.grantee.user_id.clone()?;
+    match &grant.target {
+        GrantTarget::Role {
+            project_id: Some(project_id),
+            ..
+        } => Some(Assignee::ProjectUser {
+            project_id: project_id.clone(),
+            user_id,
+        }),
+        GrantTarget::Role { .. } => Some(Assignee::OrgUser(user_id)),
+        _ => None,
+    }
+}
+
+/// The inventory item that records the access a grant is about (kind and key, as a sync
+/// stores it), once the person's user id is known.
+fn access_item(grant: &Grant) -> Option<(ItemKind, String)> {
+    let uid = grant.grantee.user_id.as_deref()?;
+    Some(match &grant.target {
+        GrantTarget::Project { project_id, .. } => {
+            (ItemKind::ProjectMember, format!("{project_id}/{uid}"))
+        }
+        GrantTarget::Group { group_id } => (ItemKind::GroupMember, format!("{group_id}/{uid}")),
+        GrantTarget::Role { role_id, .. } => (
+            ItemKind::RoleAssignment,
+            assignment_key(&assignee(grant)?, role_id),
+        ),
+        GrantTarget::OrganizationRole { .. } => (ItemKind::User, uid.to_owned()),
+    })
 }
 
 /// The change a write is about to make, announced so that the next sync marks it
 /// `by_governor` rather than drift.
-fn expected(
-    kind: ItemKind,
-    connection_id: ConnectionId,
-    key: String,
-    change: ChangeKind,
-    role: Option<String>,
-) -> ExpectedChange {
-    ExpectedChange {
-        connection_id,
+fn expected_for(grant: &Grant, write: &Write) -> Option<ExpectedChange> {
+    let (change, role) = match write {
+        Write::AddProjectUser { .. } => (ChangeKind::Added, Some(grant.target.role().to_owned())),
+        Write::SetProjectRole { role, .. } => (ChangeKind::Changed, Some(role.clone())),
+        Write::AddGroupUser { .. } | Write::AssignRole { .. } => (ChangeKind::Added, None),
+        Write::RemoveProjectUser { .. }
+        | Write::RemoveGroupUser { .. }
+        | Write::UnassignRole { .. } => (ChangeKind::Removed, None),
+        Write::SetOrganizationRole { .. } => (ChangeKind::Changed, None),
+        Write::Invite | Write::DeleteInvite { .. } => return None,
+    };
+    let (kind, key) = access_item(grant)?;
+    Some(ExpectedChange {
+        connection_id: grant.connection_id,
         kind,
         key,
         change,
         role,
         status: None,
         until: Utc::now() + chrono::Duration::days(2),
-    }
-}
-
-/// [`expected`] for a project grant's write.
-fn expected_for(grant: &Grant, step: &GrantStep) -> Option<ExpectedChange> {
-    let (user_id, change) = match step {
-        GrantStep::AddMember { user_id } => (user_id, ChangeKind::Added),
-        GrantStep::ChangeRole { user_id, .. } => (user_id, ChangeKind::Changed),
-        _ => return None,
-    };
-    Some(expected(
-        ItemKind::ProjectMember,
-        grant.connection_id,
-        format!("{}/{user_id}", grant.target.project_id()),
-        change,
-        Some(grant.target.role().to_owned()),
-    ))
-}
-
-/// The project or group a grant is about, for messages.
-fn target_name(t: &GrantTarget) -> &str {
-    t.group_id().unwrap_or(t.project_id())
+    })
 }
 
 /// OpenAI's failure in words, with its request id.
@@ -225,6 +280,17 @@ fn upstream_unavailable(e: &OpenAiError) -> AppError {
     AppError::new(ErrorCode::UpstreamUnavailable, upstream_message(e))
 }
 
+/// Whether a read found the thing (OpenAI's "not found" is an answer, not an error).
+async fn present<T>(
+    read: impl Future<Output = Result<T, OpenAiError>>,
+) -> Result<bool, OpenAiError> {
+    match read.await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -237,6 +303,7 @@ fn field(field: &str, message: impl Into<String>) -> FieldError {
 }
 
 /// What a write did, for the record.
+#[derive(Default)]
 struct Written {
     upserts: Vec<Item>,
     removals: Vec<(ItemKind, String)>,
@@ -355,7 +422,8 @@ impl GrantService {
             }
         }
         let actor = Actor::of(who);
-        self.apply(&client, &mut grant, &actor).await
+        self.drive(&client, &mut grant, &actor, PendingOp::Apply)
+            .await
     }
 
     /// Revokes a grant: undoes what it did (removes the membership it added, restores the
@@ -505,19 +573,82 @@ impl GrantService {
         }
     }
 
-    /// Reads what OpenAI holds now about the grant's person and project.
+    /// Reads what OpenAI holds now about the grant's person and target.
     async fn read_state(
         &self,
         client: &Client,
         grant: &mut Grant,
+    ) -> Result<AccessState, OpenAiError> {
+        Ok(match grant.target.clone() {
+            GrantTarget::Project { project_id, .. } => {
+                AccessState::Project(self.read_project_state(client, grant, &project_id).await?)
+            }
+            GrantTarget::Group { group_id } => {
+                let group = client.get_group(&group_id).await?.data;
+                let member = self.resolve_user(client, grant).await?.map(|u| u.id);
+                let in_group = match &member {
+                    Some(uid) => present(client.get_group_user(&group_id, uid)).await?,
+                    None => false,
+                };
+                AccessState::Group(GroupAccessState {
+                    scim_managed: group.is_scim_managed,
+                    member,
+                    in_group,
+                })
+            }
+            GrantTarget::Role {
+                role_id,
+                project_id,
+            } => {
+                let archived = match &project_id {
+                    Some(p) => is_archived(&client.get_project(p).await?.data),
+                    None => false,
+                };
+                let scope = project_id.map_or(RoleScope::Organization, RoleScope::Project);
+                client.get_role(&scope, &role_id).await?;
+                let member = self.resolve_user(client, grant).await?.map(|u| u.id);
+                let assigned = match assignee(grant) {
+                    Some(who) => present(client.get_role_assignment(&who, &role_id)).await?,
+                    None => false,
+                };
+                AccessState::Role(RoleAccessState {
+                    archived,
+                    member,
+                    assigned: assigned.then_some(role_id),
+                })
+            }
+            GrantTarget::OrganizationRole { role } => {
+                let member = self
+                    .resolve_user(client, grant)
+                    .await?
+                    .map(|u| (u.id, u.role.unwrap_or_default()));
+                // Counting owners reads every user: only when an owner would be demoted.
+                let demoting = grant.pending != Some(PendingOp::Apply) || role != "owner";
+                let owners = match &member {
+                    Some((_, current)) if current == "owner" && demoting => {
+                        client
+                            .users(&Default::default())
+                            .try_fold(0usize, |n, u| async move {
+                                Ok(n + usize::from(u.role.as_deref() == Some("owner")))
+                            })
+                            .await?
+                    }
+                    _ => 0,
+                };
+                AccessState::OrganizationRole(OrgRoleState { member, owners })
+            }
+        })
+    }
+
+    /// What OpenAI holds now about the person and a project.
+    async fn read_project_state(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        project_id: &str,
     ) -> Result<ProjectAccessState, OpenAiError> {
-        let project_id = grant.target.project_id().to_owned();
-        let project = client.get_project(&project_id).await?.data;
-        let archived = project.archived_at.is_some()
-            || project
-                .status
-                .as_ref()
-                .is_some_and(|s| s.as_str() == "archived");
+        let project = client.get_project(project_id).await?.data;
+        let archived = is_archived(&project);
         let is_default = project
             .name
             .as_deref()
@@ -536,14 +667,14 @@ impl GrantService {
         if let Some(u) = &member
             && !archived
         {
-            state.project_role = match client.get_project_user(&project_id, &u.id).await {
+            state.project_role = match client.get_project_user(project_id, &u.id).await {
                 Ok(r) => Some(r.data.role),
                 Err(e) if e.kind == ErrorKind::NotFound => None,
                 Err(e) => return Err(e),
             };
             if state.project_role.as_deref() == Some("owner") {
                 state.project_owners = client
-                    .project_users(&project_id, &Default::default())
+                    .project_users(project_id, &Default::default())
                     .try_fold(0usize, |n, m| async move {
                         Ok(n + usize::from(m.role == "owner"))
                     })
@@ -567,65 +698,100 @@ impl GrantService {
         Ok(state)
     }
 
-    /// Carries a pending grant to its outcome (a request, or the worker after a crash).
-    async fn apply(
+    /// The person as an organization member (by id or by email), filling in the grant's
+    /// grantee; `None` if not a member.
+    async fn resolve_user(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+    ) -> Result<Option<OrgUser>, OpenAiError> {
+        let user = match (&grant.grantee.user_id, &grant.grantee.email) {
+            (Some(user_id), _) => match client.get_user(user_id).await {
+                Ok(r) => Some(r.data),
+                Err(e) if e.kind == ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            },
+            (None, Some(email)) => {
+                let p = ListUsersParams {
+                    emails: vec![email.clone()],
+                    limit: Some(10),
+                    after: None,
+                };
+                client
+                    .list_users(&p)
+                    .await?
+                    .data
+                    .data
+                    .into_iter()
+                    .find(|u| {
+                        u.email
+                            .as_deref()
+                            .is_some_and(|m| m.eq_ignore_ascii_case(email))
+                    })
+            }
+            (None, None) => None,
+        };
+        if let Some(u) = &user {
+            // What OpenAI calls the person is the truth from now on.
+            grant.grantee.user_id = Some(u.id.clone());
+            if let Some(m) = &u.email {
+                grant.grantee.email = Some(m.to_lowercase());
+            }
+        }
+        Ok(user)
+    }
+
+    /// Carries a grant with a pending operation to its outcome (a request, or the worker
+    /// after a crash): read OpenAI's state, plan, record the intent, write once, record the
+    /// outcome. After a write whose answer was lost, the state is read again rather than the
+    /// write repeated; a write OpenAI refused (and the state confirms) fails the operation.
+    async fn drive(
         &self,
         client: &Client,
         grant: &mut Grant,
         actor: &Actor,
+        op: PendingOp,
     ) -> Result<Finished, AppError> {
-        if let Some(group_id) = grant.target.group_id() {
-            let group_id = group_id.to_owned();
-            return self.apply_group(client, grant, actor, &group_id).await;
-        }
         let mut last_error: Option<OpenAiError> = None;
         loop {
+            let first = op == PendingOp::Apply && grant.attempts == 0;
             let state = match self.read_state(client, grant).await {
                 Ok(s) => s,
-                Err(e) if e.kind == ErrorKind::NotFound && grant.attempts == 0 => {
-                    let message = format!(
-                        "project {} does not exist in this organization",
-                        grant.target.project_id()
-                    );
-                    return self
-                        .fail(grant, actor, ErrorCode::ProjectNotFound, message)
-                        .await;
+                Err(e) if first && e.kind == ErrorKind::NotFound => {
+                    let (code, message) = missing(&grant.target);
+                    return self.fail(grant, actor, code, message).await;
                 }
-                Err(e) if grant.attempts == 0 && !ambiguous(&e) => {
+                Err(e) if first && !ambiguous(&e) => {
+                    let message = upstream_message(&e);
                     return self
-                        .fail(
-                            grant,
-                            actor,
-                            ErrorCode::UpstreamUnavailable,
-                            upstream_message(&e),
-                        )
+                        .fail(grant, actor, ErrorCode::UpstreamUnavailable, message)
                         .await;
                 }
                 Err(e) => return self.leave_pending(grant, &e).await,
             };
-            let has_email = grant.grantee.email.is_some();
-            let step = match plan_project_grant(&state, &grant.target, has_email) {
-                Ok(step) => step,
+            let planned = if op == PendingOp::Apply {
+                plan_grant(grant, &state)
+            } else {
+                plan_revoke(grant, &state)
+            };
+            let (write, outcome) = match planned {
+                Ok(Step::Done(o)) => {
+                    let o = landed(grant, o);
+                    return self
+                        .settle(client, grant, actor, op, o, Some(&state), None)
+                        .await;
+                }
+                Ok(Step::Write(w, o)) => (w, o),
                 Err(refusal) => {
-                    let e = refusal_error(&refusal, target_name(&grant.target));
+                    let e = refusal_error(&refusal, &grant.target);
                     return self.fail(grant, actor, e.code, e.message).await;
                 }
             };
-            if let GrantStep::Done(outcome) = step {
-                return self
-                    .applied(client, grant, actor, outcome, Some(&state), None)
-                    .await;
-            }
             if let Some(e) = last_error.take() {
                 if !ambiguous(&e) {
-                    // OpenAI refused and the state confirms nothing changed.
+                    let message = upstream_message(&e);
                     return self
-                        .fail(
-                            grant,
-                            actor,
-                            ErrorCode::UpstreamRefused,
-                            upstream_message(&e),
-                        )
+                        .fail(grant, actor, ErrorCode::UpstreamRefused, message)
                         .await;
                 }
                 if grant.attempts >= self.settings.max_attempts {
@@ -633,12 +799,12 @@ impl GrantService {
                 }
             }
             // The intent, with what the person held before: recorded before the write.
-            if let GrantStep::ChangeRole { from, .. } = &step {
-                grant.previous_role = Some(from.clone());
+            if op == PendingOp::Apply {
+                grant.previous_role = state.held();
             }
             grant.attempts += 1;
             grant.updated_at = Utc::now();
-            let expect = expected_for(grant, &step);
+            let expect = expected_for(grant, &write);
             let extras = GrantSaveExtras {
                 expect: expect.as_ref(),
                 ..GrantSaveExtras::default()
@@ -650,52 +816,119 @@ impl GrantService {
             {
                 return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
             }
-            let pid = grant.target.project_id().to_owned();
-            let write = match &step {
-                GrantStep::AddMember { user_id } => client
-                    .add_project_user(&pid, user_id, grant.target.role())
-                    .await
-                    .map(|r| (r.meta.request_id, member_item(&pid, &r.data))),
-                GrantStep::ChangeRole { user_id, .. } => client
-                    .modify_project_user(&pid, user_id, grant.target.role())
-                    .await
-                    .map(|r| (r.meta.request_id, member_item(&pid, &r.data))),
-                GrantStep::Invite => {
-                    let body = CreateInvite {
-                        email: grant.grantee.email.clone().unwrap_or_default(),
-                        role: "reader".to_owned(),
-                        // Named explicitly: an invite without `projects` would add the
-                        // default project instead.
-                        projects: Some(vec![InviteProject {
-                            id: grant.target.project_id().to_owned(),
-                            role: grant.target.role().to_owned(),
-                        }]),
-                    };
-                    client.create_invite(&body).await.map(|r| {
-                        grant.invite_id = Some(r.data.id.clone());
-                        (r.meta.request_id, invite_item(&r.data))
-                    })
-                }
-                GrantStep::Done(_) => unreachable!("handled above"),
-            };
-            match write {
+            match self.execute(client, grant, &write).await {
                 Ok((request_id, item)) => {
-                    // OpenAI's answer is the new state: no need to read it back.
                     grant.upstream_request_id = request_id;
-                    let outcome = match step {
-                        GrantStep::ChangeRole { .. } => GrantOutcome::RoleChanged,
-                        GrantStep::Invite => GrantOutcome::Invited,
-                        _ => GrantOutcome::Granted,
-                    };
                     return self
-                        .applied(client, grant, actor, outcome, None, Some(item))
+                        .settle(client, grant, actor, op, outcome, None, item)
                         .await;
                 }
                 Err(e) => {
                     grant.upstream_request_id = e.request_id.clone();
-                    last_error = Some(e);
+                    // "Not a member" answered to a removal: the re-read says what holds.
+                    if !(write.is_removal() && e.kind == ErrorKind::NotFound) {
+                        last_error = Some(e);
+                    }
                 }
             }
+        }
+    }
+
+    /// Sends one write. OpenAI's answer, when it is the new state, comes back as the
+    /// inventory item to write through (no need to read it back).
+    async fn execute(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        write: &Write,
+    ) -> Result<(Option<String>, Option<Item>), OpenAiError> {
+        let target = grant.target.clone();
+        let pid = target.project_id().unwrap_or_default();
+        let gid = target.group_id().unwrap_or_default();
+        let role = target.role();
+        let no_item = |r: Reply<_>| (r.meta.request_id, None);
+        match write {
+            Write::AddProjectUser { user_id } => client
+                .add_project_user(pid, user_id, role)
+                .await
+                .map(|r| (r.meta.request_id, Some(member_item(pid, &r.data)))),
+            Write::SetProjectRole { user_id, role } => client
+                .modify_project_user(pid, user_id, role)
+                .await
+                .map(|r| (r.meta.request_id, Some(member_item(pid, &r.data)))),
+            Write::RemoveProjectUser { user_id } => {
+                client.remove_project_user(pid, user_id).await.map(no_item)
+            }
+            Write::Invite => {
+                let body = CreateInvite {
+                    email: grant.grantee.email.clone().unwrap_or_default(),
+                    role: "reader".to_owned(),
+                    // Named explicitly: an invite without `projects` would add the default
+                    // project instead.
+                    projects: Some(vec![InviteProject {
+                        id: pid.to_owned(),
+                        role: role.to_owned(),
+                    }]),
+                };
+                let r = client.create_invite(&body).await?;
+                grant.invite_id = Some(r.data.id.clone());
+                Ok((r.meta.request_id, Some(invite_item(&r.data))))
+            }
+            Write::DeleteInvite { invite_id } => client
+                .delete_invite(invite_id)
+                .await
+                .map(|r| (r.meta.request_id, None)),
+            Write::AddGroupUser { user_id } => client
+                .add_group_user(gid, user_id)
+                .await
+                .map(|r| (r.meta.request_id, None)),
+            Write::RemoveGroupUser { user_id } => {
+                client.remove_group_user(gid, user_id).await.map(no_item)
+            }
+            Write::AssignRole { .. } | Write::UnassignRole { .. } => {
+                let Some(who) = assignee(grant) else {
+                    return Err(OpenAiError::new(
+                        ErrorKind::InvalidResponse,
+                        "a role assignment without the person's user id",
+                    ));
+                };
+                if matches!(write, Write::AssignRole { .. }) {
+                    client
+                        .assign_role(&who, role)
+                        .await
+                        .map(|r| (r.meta.request_id, None))
+                } else {
+                    client.unassign_role(&who, role).await.map(no_item)
+                }
+            }
+            Write::SetOrganizationRole { user_id, role } => {
+                let body = ModifyUser {
+                    role: Some(role.clone()),
+                    role_id: None,
+                };
+                client
+                    .modify_user(user_id, &body)
+                    .await
+                    .map(|r| (r.meta.request_id, Some(user_item(&r.data))))
+            }
+        }
+    }
+
+    /// Records an operation's outcome.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        actor: &Actor,
+        op: PendingOp,
+        outcome: Outcome,
+        state: Option<&AccessState>,
+        known: Option<Item>,
+    ) -> Result<Finished, AppError> {
+        match outcome {
+            Outcome::Grant(o) => self.applied(client, grant, actor, o, state, known).await,
+            Outcome::Revoke(o) => self.ended(client, grant, actor, op, o).await,
         }
     }
 
@@ -706,24 +939,13 @@ impl GrantService {
         grant: &mut Grant,
         actor: &Actor,
         outcome: GrantOutcome,
-        state: Option<&ProjectAccessState>,
+        state: Option<&AccessState>,
         known: Option<Item>,
     ) -> Result<Finished, AppError> {
-        // When a write of ours landed (possibly before a crash), the held access is our doing.
-        let outcome = match outcome {
-            GrantOutcome::AlreadyHeld if grant.attempts > 0 => {
-                if grant.previous_role.is_some() {
-                    GrantOutcome::RoleChanged
-                } else {
-                    GrantOutcome::Granted
-                }
-            }
-            o => o,
-        };
         if outcome == GrantOutcome::AlreadyHeld
             && let Some(state) = state
         {
-            grant.previous_role = state.project_role.clone();
+            grant.previous_role = state.held();
         }
         grant.outcome = Some(outcome);
         grant.status = if outcome == GrantOutcome::Invited {
@@ -732,7 +954,8 @@ impl GrantService {
             GrantStatus::Active
         };
         if outcome == GrantOutcome::Invited
-            && let Some((id, _)) = state.and_then(|s| s.invite.as_ref())
+            && let Some(AccessState::Project(s)) = state
+            && let Some((id, _)) = &s.invite
         {
             grant.invite_id = Some(id.clone());
         }
@@ -769,22 +992,37 @@ impl GrantService {
     /// delays the write-through to the next sync).
     async fn observed(&self, client: &Client, grant: &Grant) -> Written {
         let mut upserts = Vec::new();
-        let pid = grant.target.project_id();
-        if let (Some(gid), Some(uid)) = (grant.target.group_id(), &grant.grantee.user_id) {
-            if let Ok(r) = client.get_group_user(gid, uid).await {
-                upserts.push(group_member_item(gid, &r.data));
+        let item = match (&grant.target, grant.grantee.user_id.as_deref()) {
+            (GrantTarget::Project { .. }, _)
+                if grant.status == GrantStatus::Invited
+                    && let Some(invite_id) = &grant.invite_id =>
+            {
+                client
+                    .get_invite(invite_id)
+                    .await
+                    .map(|r| invite_item(&r.data))
             }
-        } else if let Some(invite_id) = &grant.invite_id
-            && grant.status == GrantStatus::Invited
-        {
-            if let Ok(r) = client.get_invite(invite_id).await {
-                upserts.push(invite_item(&r.data));
+            (_, None) => return Written::default(),
+            (GrantTarget::Project { project_id, .. }, Some(uid)) => client
+                .get_project_user(project_id, uid)
+                .await
+                .map(|r| member_item(project_id, &r.data)),
+            (GrantTarget::Group { group_id }, Some(uid)) => client
+                .get_group_user(group_id, uid)
+                .await
+                .map(|r| group_member_item(group_id, &r.data)),
+            (GrantTarget::Role { role_id, .. }, Some(_)) => match assignee(grant) {
+                Some(who) => client
+                    .get_role_assignment(&who, role_id)
+                    .await
+                    .map(|r| assignment_item(&who, &r.data)),
+                None => return Written::default(),
+            },
+            (GrantTarget::OrganizationRole { .. }, Some(uid)) => {
+                client.get_user(uid).await.map(|r| user_item(&r.data))
             }
-        } else if let Some(uid) = &grant.grantee.user_id
-            && let Ok(r) = client.get_project_user(pid, uid).await
-        {
-            upserts.push(member_item(pid, &r.data));
-        }
+        };
+        upserts.extend(item.ok());
         Written {
             upserts,
             removals: Vec::new(),
@@ -911,129 +1149,13 @@ impl GrantService {
         {
             return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
         }
-        if let Some(group_id) = grant.target.group_id() {
-            let group_id = group_id.to_owned();
-            return self.end_group(client, grant, op, actor, &group_id).await;
-        }
-        let mut last_error: Option<OpenAiError> = None;
-        loop {
-            let state = match self.read_state(client, grant).await {
-                Ok(s) => s,
-                Err(e) => return self.leave_pending(grant, &e).await,
-            };
-            let step = match plan_project_revoke(grant, &state) {
-                Ok(s) => s,
-                Err(refusal) => {
-                    let e = refusal_error(&refusal, target_name(&grant.target));
-                    return self.fail(grant, actor, e.code, e.message).await;
-                }
-            };
-            let outcome = match &step {
-                RevokeStep::Done(o) if grant.attempts > 0 => {
-                    // Our earlier write landed.
-                    match (o, &grant.previous_role, &grant.invite_id) {
-                        (RevokeOutcome::AlreadyAbsent, _, Some(_))
-                            if grant.outcome == Some(GrantOutcome::Invited) =>
-                        {
-                            Some(RevokeOutcome::InviteDeleted)
-                        }
-                        (RevokeOutcome::AlreadyAbsent, None, _) => Some(RevokeOutcome::Removed),
-                        (RevokeOutcome::NothingToUndo, Some(_), _) => {
-                            Some(RevokeOutcome::RoleRestored)
-                        }
-                        (o, _, _) => Some(*o),
-                    }
-                }
-                RevokeStep::Done(o) => Some(*o),
-                _ => None,
-            };
-            if let Some(outcome) = outcome {
-                return self.ended(grant, actor, op, outcome).await;
-            }
-            if let Some(e) = last_error.take()
-                && (!ambiguous(&e) || grant.attempts >= self.settings.max_attempts)
-            {
-                if ambiguous(&e) {
-                    return self.leave_pending(grant, &e).await;
-                }
-                return self
-                    .fail(
-                        grant,
-                        actor,
-                        ErrorCode::UpstreamRefused,
-                        upstream_message(&e),
-                    )
-                    .await;
-            }
-            grant.attempts += 1;
-            grant.updated_at = Utc::now();
-            let pid = grant.target.project_id().to_owned();
-            let expect = match &step {
-                RevokeStep::Remove { user_id } => Some((user_id, ChangeKind::Removed, None)),
-                RevokeStep::Restore { user_id, role } => {
-                    Some((user_id, ChangeKind::Changed, Some(role.clone())))
-                }
-                _ => None,
-            }
-            .map(|(uid, change, role)| {
-                expected(
-                    ItemKind::ProjectMember,
-                    grant.connection_id,
-                    format!("{pid}/{uid}"),
-                    change,
-                    role,
-                )
-            });
-            let extras = GrantSaveExtras {
-                expect: expect.as_ref(),
-                ..GrantSaveExtras::default()
-            };
-            if !self
-                .store
-                .save_grant(grant, &self.instance, false, extras)
-                .await?
-            {
-                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
-            }
-            let result = match &step {
-                RevokeStep::Remove { user_id } => client
-                    .remove_project_user(&pid, user_id)
-                    .await
-                    .map(|r| r.meta.request_id),
-                RevokeStep::Restore { user_id, role } => client
-                    .modify_project_user(&pid, user_id, role)
-                    .await
-                    .map(|r| r.meta.request_id),
-                RevokeStep::DeleteInvite { invite_id } => client
-                    .delete_invite(invite_id)
-                    .await
-                    .map(|r| r.meta.request_id),
-                RevokeStep::Done(_) => unreachable!("handled above"),
-            };
-            match result {
-                Ok(request_id) => {
-                    grant.upstream_request_id = request_id;
-                    let outcome = match step {
-                        RevokeStep::Restore { .. } => RevokeOutcome::RoleRestored,
-                        RevokeStep::DeleteInvite { .. } => RevokeOutcome::InviteDeleted,
-                        _ => RevokeOutcome::Removed,
-                    };
-                    return self.ended(grant, actor, op, outcome).await;
-                }
-                // "Not a member" answered to a removal: the re-read says what holds.
-                Err(e) => {
-                    grant.upstream_request_id = e.request_id.clone();
-                    if e.kind != ErrorKind::NotFound {
-                        last_error = Some(e);
-                    }
-                }
-            }
-        }
+        self.drive(client, grant, actor, op).await
     }
 
     /// The revoke or expiry is done: record it with the write-through.
     async fn ended(
         &self,
+        client: &Client,
         grant: &mut Grant,
         actor: &Actor,
         op: PendingOp,
@@ -1051,36 +1173,26 @@ impl GrantService {
         grant.ended_at = Some(now);
         grant.ended_by.get_or_insert_with(|| actor.subject.clone());
         grant.updated_at = now;
-        let pid = grant.target.project_id();
-        let mut written = Written {
-            upserts: Vec::new(),
-            removals: Vec::new(),
+        let written = match outcome {
+            // The person stays in the organization: only their access item goes.
+            RevokeOutcome::Removed | RevokeOutcome::AlreadyAbsent => Written {
+                upserts: Vec::new(),
+                removals: access_item(grant)
+                    .filter(|(kind, _)| *kind != ItemKind::User)
+                    .into_iter()
+                    .collect(),
+            },
+            RevokeOutcome::InviteDeleted => Written {
+                upserts: Vec::new(),
+                removals: grant
+                    .invite_id
+                    .iter()
+                    .map(|i| (ItemKind::Invite, i.clone()))
+                    .collect(),
+            },
+            RevokeOutcome::RoleRestored => self.observed(client, grant).await,
+            RevokeOutcome::NothingToUndo => Written::default(),
         };
-        match (outcome, &grant.grantee.user_id, &grant.invite_id) {
-            (RevokeOutcome::Removed | RevokeOutcome::AlreadyAbsent, Some(uid), _)
-                if let Some(gid) = grant.target.group_id() =>
-            {
-                written
-                    .removals
-                    .push((ItemKind::GroupMember, format!("{gid}/{uid}")));
-            }
-            (RevokeOutcome::Removed | RevokeOutcome::AlreadyAbsent, Some(uid), _) => {
-                written
-                    .removals
-                    .push((ItemKind::ProjectMember, format!("{pid}/{uid}")));
-            }
-            (RevokeOutcome::InviteDeleted, _, Some(invite)) => {
-                written.removals.push((ItemKind::Invite, invite.clone()));
-            }
-            (RevokeOutcome::RoleRestored, Some(_), _) => {
-                if let Ok(connection) = self.store.get_connection(grant.connection_id).await
-                    && let Ok(client) = self.clients.client(&connection).await
-                {
-                    written = self.observed(&client, grant).await;
-                }
-            }
-            _ => {}
-        }
         let action = if op == PendingOp::Expire {
             AuditAction::GrantExpired
         } else {
@@ -1123,263 +1235,12 @@ impl GrantService {
         e.grant_id = Some(grant.id);
         e.user_id = grant.grantee.user_id.clone();
         e.email = grant.grantee.email.clone();
-        e.project_id = Some(grant.target.project_id().to_owned()).filter(|p| !p.is_empty());
+        e.project_id = grant.target.project_id().map(str::to_owned);
         e.group_id = grant.target.group_id().map(str::to_owned);
         e.reason = Some(grant.reason.clone());
         e.ticket = grant.ticket.clone();
         e.upstream_request_id = grant.upstream_request_id.clone();
         e
-    }
-
-    /// What OpenAI holds now about the person and a group.
-    async fn read_group_state(
-        &self,
-        client: &Client,
-        grant: &mut Grant,
-        group_id: &str,
-    ) -> Result<GroupAccessState, OpenAiError> {
-        let group = client.get_group(group_id).await?.data;
-        let member = self.resolve_user(client, grant).await?.map(|u| u.id);
-        let in_group = match &member {
-            Some(uid) => match client.get_group_user(group_id, uid).await {
-                Ok(_) => true,
-                Err(e) if e.kind == ErrorKind::NotFound => false,
-                Err(e) => return Err(e),
-            },
-            None => false,
-        };
-        Ok(GroupAccessState {
-            scim_managed: group.is_scim_managed,
-            member,
-            in_group,
-        })
-    }
-
-    /// The person as an organization member (by id or by email), filling in the grant's
-    /// grantee; `None` if not a member.
-    async fn resolve_user(
-        &self,
-        client: &Client,
-        grant: &mut Grant,
-    ) -> Result<Option<OrgUser>, OpenAiError> {
-        let user = match (&grant.grantee.user_id, &grant.grantee.email) {
-            (Some(user_id), _) => match client.get_user(user_id).await {
-                Ok(r) => Some(r.data),
-                Err(e) if e.kind == ErrorKind::NotFound => None,
-                Err(e) => return Err(e),
-            },
-            (None, Some(email)) => {
-                let p = ListUsersParams {
-                    emails: vec![email.clone()],
-                    limit: Some(10),
-                    after: None,
-                };
-                client
-                    .list_users(&p)
-                    .await?
-                    .data
-                    .data
-                    .into_iter()
-                    .find(|u| {
-                        u.email
-                            .as_deref()
-                            .is_some_and(|m| m.eq_ignore_ascii_case(email))
-                    })
-            }
-            (None, None) => None,
-        };
-        if let Some(u) = &user {
-            // What OpenAI calls the person is the truth from now on.
-            grant.grantee.user_id = Some(u.id.clone());
-            if let Some(m) = &u.email {
-                grant.grantee.email = Some(m.to_lowercase());
-            }
-        }
-        Ok(user)
-    }
-
-    /// [`Self::apply`] for a group membership: the same intent, write, reconcile loop.
-    async fn apply_group(
-        &self,
-        client: &Client,
-        grant: &mut Grant,
-        actor: &Actor,
-        group_id: &str,
-    ) -> Result<Finished, AppError> {
-        let mut last_error: Option<OpenAiError> = None;
-        loop {
-            let state = match self.read_group_state(client, grant, group_id).await {
-                Ok(s) => s,
-                Err(e) if e.kind == ErrorKind::NotFound && grant.attempts == 0 => {
-                    let message = format!("group {group_id} does not exist in this organization");
-                    return self.fail(grant, actor, ErrorCode::NotFound, message).await;
-                }
-                Err(e) if grant.attempts == 0 && !ambiguous(&e) => {
-                    return self
-                        .fail(
-                            grant,
-                            actor,
-                            ErrorCode::UpstreamUnavailable,
-                            upstream_message(&e),
-                        )
-                        .await;
-                }
-                Err(e) => return self.leave_pending(grant, &e).await,
-            };
-            let user_id = match plan_group_grant(&state) {
-                Ok(GroupStep::Done(outcome)) => {
-                    let held = ProjectAccessState {
-                        archived: false,
-                        is_default: false,
-                        member: None,
-                        project_role: state.in_group.then(|| "member".to_owned()),
-                        project_owners: 0,
-                        invite: None,
-                    };
-                    return self
-                        .applied(client, grant, actor, outcome, Some(&held), None)
-                        .await;
-                }
-                Ok(GroupStep::Add { user_id }) => user_id,
-                Err(refusal) => {
-                    let e = refusal_error(&refusal, group_id);
-                    return self.fail(grant, actor, e.code, e.message).await;
-                }
-            };
-            if let Some(e) = last_error.take() {
-                if !ambiguous(&e) {
-                    return self
-                        .fail(
-                            grant,
-                            actor,
-                            ErrorCode::UpstreamRefused,
-                            upstream_message(&e),
-                        )
-                        .await;
-                }
-                if grant.attempts >= self.settings.max_attempts {
-                    return self.leave_pending(grant, &e).await;
-                }
-            }
-            grant.attempts += 1;
-            grant.updated_at = Utc::now();
-            let expect = expected(
-                ItemKind::GroupMember,
-                grant.connection_id,
-                format!("{group_id}/{user_id}"),
-                ChangeKind::Added,
-                None,
-            );
-            let extras = GrantSaveExtras {
-                expect: Some(&expect),
-                ..GrantSaveExtras::default()
-            };
-            if !self
-                .store
-                .save_grant(grant, &self.instance, false, extras)
-                .await?
-            {
-                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
-            }
-            match client.add_group_user(group_id, &user_id).await {
-                Ok(r) => {
-                    grant.upstream_request_id = r.meta.request_id;
-                    return self
-                        .applied(client, grant, actor, GrantOutcome::Granted, None, None)
-                        .await;
-                }
-                Err(e) => {
-                    grant.upstream_request_id = e.request_id.clone();
-                    last_error = Some(e);
-                }
-            }
-        }
-    }
-
-    /// [`Self::end`] for a group membership.
-    async fn end_group(
-        &self,
-        client: &Client,
-        grant: &mut Grant,
-        op: PendingOp,
-        actor: &Actor,
-        group_id: &str,
-    ) -> Result<Finished, AppError> {
-        let mut last_error: Option<OpenAiError> = None;
-        loop {
-            let state = match self.read_group_state(client, grant, group_id).await {
-                Ok(s) => s,
-                Err(e) => return self.leave_pending(grant, &e).await,
-            };
-            let user_id = match plan_group_revoke(grant, &state) {
-                Ok(RevokeStep::Done(o)) => {
-                    // Our earlier removal landed.
-                    let o = if grant.attempts > 0 && o == RevokeOutcome::AlreadyAbsent {
-                        RevokeOutcome::Removed
-                    } else {
-                        o
-                    };
-                    return self.ended(grant, actor, op, o).await;
-                }
-                Ok(RevokeStep::Remove { user_id }) => user_id,
-                Ok(other) => {
-                    return Err(AppError::internal(std::io::Error::other(format!(
-                        "a group revoke planned {other:?}"
-                    ))));
-                }
-                Err(refusal) => {
-                    let e = refusal_error(&refusal, group_id);
-                    return self.fail(grant, actor, e.code, e.message).await;
-                }
-            };
-            if let Some(e) = last_error.take()
-                && (!ambiguous(&e) || grant.attempts >= self.settings.max_attempts)
-            {
-                if ambiguous(&e) {
-                    return self.leave_pending(grant, &e).await;
-                }
-                return self
-                    .fail(
-                        grant,
-                        actor,
-                        ErrorCode::UpstreamRefused,
-                        upstream_message(&e),
-                    )
-                    .await;
-            }
-            grant.attempts += 1;
-            grant.updated_at = Utc::now();
-            let expect = expected(
-                ItemKind::GroupMember,
-                grant.connection_id,
-                format!("{group_id}/{user_id}"),
-                ChangeKind::Removed,
-                None,
-            );
-            let extras = GrantSaveExtras {
-                expect: Some(&expect),
-                ..GrantSaveExtras::default()
-            };
-            if !self
-                .store
-                .save_grant(grant, &self.instance, false, extras)
-                .await?
-            {
-                return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
-            }
-            match client.remove_group_user(group_id, &user_id).await {
-                Ok(r) => {
-                    grant.upstream_request_id = r.meta.request_id;
-                    return self.ended(grant, actor, op, RevokeOutcome::Removed).await;
-                }
-                Err(e) => {
-                    grant.upstream_request_id = e.request_id.clone();
-                    if e.kind != ErrorKind::NotFound {
-                        last_error = Some(e);
-                    }
-                }
-            }
-        }
     }
 
     /// Runs [`Self::work_once`] every tick, for ever (started by `serve`).
@@ -1444,7 +1305,10 @@ impl GrantService {
                     return Ok(false);
                 };
                 let result = match grant.pending {
-                    Some(PendingOp::Apply) | None => self.apply(&client, &mut grant, &actor).await,
+                    Some(PendingOp::Apply) | None => {
+                        self.drive(&client, &mut grant, &actor, PendingOp::Apply)
+                            .await
+                    }
                     Some(op) => self.end(&client, &mut grant, op, &actor).await,
                 };
                 // A refusal found while reconciling is recorded on the grant; nothing to raise.
@@ -1498,7 +1362,7 @@ impl GrantService {
                     .read_state(client, grant)
                     .await
                     .map_err(|e| upstream_unavailable(&e))?;
-                if state.project_role.as_deref() == Some(grant.target.role()) {
+                if state.held().as_deref() == Some(grant.target.role()) {
                     grant.status = GrantStatus::Active;
                     grant.updated_at = Utc::now();
                     let mut written = self.observed(client, grant).await;
@@ -1514,7 +1378,7 @@ impl GrantService {
                     let message = format!(
                         "invite {invite_id} was accepted but the person is not a {} of project {}",
                         grant.target.role(),
-                        grant.target.project_id()
+                        grant.target.name()
                     );
                     self.invite_failed(grant, actor, message).await?;
                 }
@@ -1645,12 +1509,21 @@ fn validate(input: &GrantInput, now: DateTime<Utc>) -> Result<Valid, AppError> {
     if email.is_none() && user_id.is_none() {
         errors.push(field("email", "give the person's email or user_id"));
     }
-    let target = match (&input.project_id, &input.group_id) {
-        (Some(p), None) => {
-            let project_id = p.trim().to_owned();
-            if !project_id.starts_with("proj_") || project_id.len() > 100 {
-                errors.push(field("project_id", "must be an OpenAI project id (proj_…)"));
-            }
+    let trimmed = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_owned());
+    let (project_id, group_id) = (trimmed(&input.project_id), trimmed(&input.group_id));
+    let (role_id, org_role) = (trimmed(&input.role_id), trimmed(&input.organization_role));
+    if let Some(p) = &project_id
+        && (!p.starts_with("proj_") || p.len() > 100)
+    {
+        errors.push(field("project_id", "must be an OpenAI project id (proj_…)"));
+    }
+    let no_role = |errors: &mut Vec<FieldError>, what: &str| {
+        if input.role.is_some() {
+            errors.push(field("role", format!("{what} takes no role: leave it out")));
+        }
+    };
+    let target = match (project_id, group_id, role_id, org_role) {
+        (Some(project_id), None, None, None) => {
             let role = input.role.as_deref().unwrap_or_default().trim().to_owned();
             if role.is_empty() || role.len() > 100 {
                 errors.push(field(
@@ -1660,8 +1533,7 @@ fn validate(input: &GrantInput, now: DateTime<Utc>) -> Result<Valid, AppError> {
             }
             Some(GrantTarget::Project { project_id, role })
         }
-        (None, Some(g)) => {
-            let group_id = g.trim().to_owned();
+        (None, Some(group_id), None, None) => {
             if !group_id.starts_with("group_") || group_id.len() > 100 {
                 errors.push(field("group_id", "must be an OpenAI group id (group_…)"));
             }
@@ -1673,10 +1545,28 @@ fn validate(input: &GrantInput, now: DateTime<Utc>) -> Result<Valid, AppError> {
             }
             Some(GrantTarget::Group { group_id })
         }
+        (project_id, None, Some(role_id), None) => {
+            if !role_id.starts_with("role_") || role_id.len() > 100 {
+                errors.push(field("role_id", "must be an OpenAI role id (role_…)"));
+            }
+            no_role(&mut errors, "a role assignment");
+            Some(GrantTarget::Role {
+                role_id,
+                project_id,
+            })
+        }
+        (None, None, None, Some(role)) => {
+            if role != "owner" && role != "reader" {
+                errors.push(field("organization_role", "must be owner or reader"));
+            }
+            no_role(&mut errors, "an organization role");
+            Some(GrantTarget::OrganizationRole { role })
+        }
         _ => {
             errors.push(field(
                 "project_id",
-                "give project_id (with role) or group_id",
+                "give one target: project_id with role, group_id, role_id (with project_id for \
+                 a project role), or organization_role",
             ));
             None
         }

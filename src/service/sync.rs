@@ -58,7 +58,7 @@ fn to_json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-fn user_item(u: &OrgUser) -> Item {
+pub(crate) fn user_item(u: &OrgUser) -> Item {
     Item::new(ItemKind::User, &u.id, to_json(u)).subject(&u.id)
 }
 
@@ -70,7 +70,7 @@ fn project_item(p: &Project) -> Item {
     Item::new(ItemKind::Project, &p.id, to_json(p))
 }
 
-fn is_archived(p: &Project) -> bool {
+pub(crate) fn is_archived(p: &Project) -> bool {
     p.archived_at.is_some() || p.status.as_ref().is_some_and(|s| s.as_str() == "archived")
 }
 
@@ -119,12 +119,17 @@ fn assignment_prefix(who: &Assignee) -> String {
     format!("{}/{ptype}/{principal}/", project.unwrap_or("organization"))
 }
 
-fn assignment_item(who: &Assignee, a: &AssignedRole) -> Item {
+/// The inventory key of `role_id` assigned to `who`.
+pub(crate) fn assignment_key(who: &Assignee, role_id: &str) -> String {
+    format!("{}{role_id}", assignment_prefix(who))
+}
+
+pub(crate) fn assignment_item(who: &Assignee, a: &AssignedRole) -> Item {
     let (project, ptype, principal) = assignee_parts(who);
     let role = if a.name.is_empty() { &a.id } else { &a.name };
     let mut item = Item::new(
         ItemKind::RoleAssignment,
-        format!("{}{}", assignment_prefix(who), a.id),
+        assignment_key(who, &a.id),
         to_json(a),
     )
     .subject(principal)

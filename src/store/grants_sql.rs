@@ -138,7 +138,7 @@ macro_rules! grant_store {
                     .bind(g.status.as_str())
                     .bind(email_of(g))
                     .bind(&g.grantee.user_id)
-                    .bind(Some(g.target.project_id()).filter(|p| !p.is_empty()))
+                    .bind(g.target.project_id())
                     .bind(g.expires_at)
                     .bind(&key)
                     .bind(owner)

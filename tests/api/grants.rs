@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use openai_governor::auth::Scope;
+use openai_governor::openai::{Assignee, CreateRole, RoleScope};
 use openai_governor::sandbox::{Faults, HoldAfterApply, KeyProfile, SandboxHandle};
 use openai_governor::store::Backend;
 use serde_json::{Value, json};
@@ -1045,7 +1046,281 @@ async fn a_refused_revoke_keeps_the_grant_active(backend: Backend) {
     assert_eq!(last["detail"]["code"], "default_project");
 }
 
+/// The connection's snapshot items of `kind` about `subject` (one person's access).
+async fn inventory_of(app: &TestApp, connection: &str, kind: &str, subject: &str) -> Vec<Value> {
+    let res = app
+        .get(
+            &format!("/v1/connections/{connection}/inventory/{kind}?subject_id={subject}"),
+            &app.admin_token(),
+        )
+        .await;
+    let page: Value = created(res, 200).await;
+    page["data"].as_array().unwrap().clone()
+}
+
+async fn role_assignment_grants_at_both_levels(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let client = openai_client(&app.sandbox, KeyProfile::All, test_client_config());
+    let pid = sandbox_project(&app.sandbox, "Research").await;
+    let role = |name: &str| CreateRole {
+        role_name: name.into(),
+        permissions: vec!["api.groups.read".into()],
+        description: None,
+    };
+    let org_role = client
+        .create_role(&RoleScope::Organization, &role("auditor"))
+        .await
+        .unwrap()
+        .data
+        .id;
+    let project_role = client
+        .create_role(&RoleScope::Project(pid.clone()), &role("evaluator"))
+        .await
+        .unwrap()
+        .data
+        .id;
+    let uid = sandbox_person(&app.sandbox, "rita@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
+    let holds = |project: Option<&str>, role: &str| {
+        app.sandbox.state().read(|org| match project {
+            None => org.user_roles.get(&uid).is_some_and(|t| t.contains(role)),
+            Some(p) => org
+                .project_user_roles
+                .get(&(p.to_owned(), uid.clone()))
+                .is_some_and(|t| t.contains(role)),
+        })
+    };
+
+    // Organization level: assigned, shown at once, audited, and taken back by the revoke.
+    let g = created(
+        grant(
+            &app,
+            json!({"connection_id": conn, "email": "rita@corp.io", "role_id": org_role,
+                   "reason": "quarterly audit", "ticket": "SEC-9"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(g["status"], "active", "{g}");
+    assert_eq!(g["outcome"], "granted");
+    assert_eq!(g["target"], json!({"type": "role", "role_id": org_role}));
+    assert!(holds(None, &org_role));
+    let shown = inventory_of(&app, &conn, "role_assignment", &uid).await;
+    assert!(
+        shown.iter().any(|i| i["role"] == "auditor"),
+        "the assignment is in the inventory at once: {shown:?}"
+    );
+    let trail = audit(&app, g["id"].as_str().unwrap()).await;
+    assert_eq!(trail[0]["before"], json!({"role_id": null}));
+    assert_eq!(trail[0]["after"], json!({"role_id": org_role}));
+
+    // The same role again: held already, and revoking that grant leaves it in place.
+    let again = created(
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "role_id": org_role, "reason": "r"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(again["outcome"], "already_held");
+    let r = created(
+        revoke(&app, again["id"].as_str().unwrap(), json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(r["revoke_outcome"], "nothing_to_undo");
+    assert!(holds(None, &org_role));
+
+    let r = created(
+        revoke(&app, g["id"].as_str().unwrap(), json!({"reason": "done"})).await,
+        200,
+    )
+    .await;
+    assert_eq!(r["revoke_outcome"], "removed");
+    assert!(!holds(None, &org_role));
+    assert!(
+        inventory_of(&app, &conn, "role_assignment", &uid)
+            .await
+            .iter()
+            .all(|i| i["role"] != "auditor")
+    );
+
+    // Project level, and a revoke of an assignment someone already removed.
+    let g = created(
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "project_id": pid,
+                   "role_id": project_role, "reason": "evals"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(g["outcome"], "granted", "{g}");
+    assert!(holds(Some(&pid), &project_role));
+    client
+        .unassign_role(
+            &Assignee::ProjectUser {
+                project_id: pid.clone(),
+                user_id: uid.clone(),
+            },
+            &project_role,
+        )
+        .await
+        .unwrap();
+    let r = created(
+        revoke(&app, g["id"].as_str().unwrap(), json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(r["revoke_outcome"], "already_absent");
+
+    // Refused or invalid: nothing is assigned.
+    app.sandbox.state().reset_counters();
+    assert_problem(
+        grant(
+            &app,
+            json!({"connection_id": conn, "email": "stranger@new.io", "role_id": org_role,
+                   "reason": "r"}),
+        )
+        .await,
+        422,
+        "not_a_member",
+    )
+    .await;
+    let p = assert_problem(
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "role_id": "role_doesnotexist",
+                   "reason": "r"}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert!(
+        p["detail"].as_str().unwrap().contains("role_doesnotexist"),
+        "{p}"
+    );
+    let p = assert_problem(
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "role_id": org_role,
+                   "role": "member", "reason": "r"}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "role");
+    assert_eq!(
+        writes(&app.sandbox, "POST /organization/users/{user_id}/roles"),
+        0
+    );
+}
+
+async fn organization_role_grants_keep_an_owner(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let uid = sandbox_person(&app.sandbox, "olga@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
+    let org_role = |u: &str| {
+        app.sandbox
+            .state()
+            .read(|org| org.users.get(u).map(|u| u.role.clone()))
+    };
+
+    let g = created(
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "organization_role": "owner",
+                   "reason": "on-call lead", "expires_in_seconds": 3600}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(g["outcome"], "role_changed", "{g}");
+    assert_eq!(g["previous_role"], "reader");
+    assert_eq!(org_role(&uid).as_deref(), Some("owner"));
+    let shown = inventory_of(&app, &conn, "user", &uid).await;
+    assert_eq!(shown[0]["data"]["role"], "owner", "{shown:?}");
+    let trail = audit(&app, g["id"].as_str().unwrap()).await;
+    assert_eq!(trail[0]["before"], json!({"organization_role": "reader"}));
+    assert_eq!(trail[0]["after"], json!({"organization_role": "owner"}));
+
+    let r = created(
+        revoke(&app, g["id"].as_str().unwrap(), json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(r["revoke_outcome"], "role_restored");
+    assert_eq!(org_role(&uid).as_deref(), Some("reader"));
+    let shown = inventory_of(&app, &conn, "user", &uid).await;
+    assert_eq!(shown[0]["data"]["role"], "reader");
+
+    // The organization's only owner cannot be made a reader.
+    let owners: Vec<String> = app.sandbox.state().read(|org| {
+        org.users
+            .iter()
+            .filter(|u| u.role == "owner")
+            .map(|u| u.id.clone())
+            .collect()
+    });
+    assert_eq!(owners.len(), 1, "the sandbox org starts with one owner");
+    app.sandbox.state().reset_counters();
+    assert_problem(
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": owners[0], "organization_role": "reader",
+                   "reason": "r"}),
+        )
+        .await,
+        409,
+        "last_owner",
+    )
+    .await;
+    assert_eq!(org_role(&owners[0]).as_deref(), Some("owner"));
+    assert_problem(
+        grant(
+            &app,
+            json!({"connection_id": conn, "email": "nobody@new.io", "organization_role": "owner",
+                   "reason": "r"}),
+        )
+        .await,
+        422,
+        "not_a_member",
+    )
+    .await;
+    let p = assert_problem(
+        grant(
+            &app,
+            json!({"connection_id": conn, "user_id": uid, "organization_role": "admin",
+                   "reason": "r"}),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "organization_role");
+    assert_eq!(
+        writes(&app.sandbox, "POST /organization/users/{user_id}"),
+        0
+    );
+}
+
 crate::backend_tests!(
+    role_assignment_grants_at_both_levels,
+    organization_role_grants_keep_an_owner,
     a_refused_revoke_keeps_the_grant_active,
     group_membership_grants_and_scim_refusal,
     grant_to_a_member_shows_at_once_and_revokes,

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     /// The group is managed by the identity provider (SCIM): change its members there.
     ScimManaged,
+    /// The group already has access to the project with another role.
+    GroupHasAccess,
     /// The person is not a member of the organization, which the change needs.
     NotAMember,
     /// The route exists but not with this method.
@@ -108,6 +110,7 @@ impl ErrorCode {
             UpstreamRefused => StatusCode::BAD_GATEWAY,
             UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             ScimManaged => StatusCode::CONFLICT,
+            GroupHasAccess => StatusCode::CONFLICT,
             NotAMember => StatusCode::UNPROCESSABLE_ENTITY,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -146,6 +149,7 @@ impl ErrorCode {
             UpstreamRefused => "OpenAI refused the change",
             UpstreamUnavailable => "OpenAI unavailable",
             ScimManaged => "Group managed by SCIM",
+            GroupHasAccess => "Group already has access",
             NotAMember => "Not an organization member",
             MethodNotAllowed => "Method not allowed",
             PayloadTooLarge => "Payload too large",
@@ -187,6 +191,7 @@ impl ErrorCode {
             UpstreamRefused => "upstream_refused",
             UpstreamUnavailable => "upstream_unavailable",
             ScimManaged => "scim_managed",
+            GroupHasAccess => "group_has_access",
             NotAMember => "not_a_member",
             MethodNotAllowed => "method_not_allowed",
             PayloadTooLarge => "payload_too_large",

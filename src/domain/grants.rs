@@ -105,13 +105,16 @@ pub enum RevokeOutcome {
     NothingToUndo,
 }
 
-/// Who receives the access.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// Who receives the access: a person, or a group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Grantee {
     /// The person's email (lower-cased); needed to invite someone who is not yet a member.
     pub email: Option<String>,
     /// The person's OpenAI user id (`user-…`), when known.
     pub user_id: Option<String>,
+    /// Or a group (`group_…`): the access goes to everyone in it.
+    #[serde(default)]
+    pub group_id: Option<String>,
 }
 
 /// What access is granted.
@@ -275,12 +278,12 @@ impl Grant {
 
 /// See [`Grant::access_key`]: the person by email when known (what requests name), else id.
 pub fn access_key(connection: ConnectionId, who: &Grantee, target: &GrantTarget) -> String {
-    let person = who
-        .email
-        .as_deref()
-        .map(|e| format!("email:{}", e.to_lowercase()))
-        .or_else(|| who.user_id.as_ref().map(|u| format!("user:{u}")))
-        .unwrap_or_default();
+    let person = match (&who.group_id, &who.email, &who.user_id) {
+        (Some(g), _, _) => format!("group:{}", g.to_lowercase()),
+        (None, Some(e), _) => format!("email:{}", e.to_lowercase()),
+        (None, None, Some(u)) => format!("user:{u}"),
+        (None, None, None) => String::new(),
+    };
     let what = match target {
         GrantTarget::Project { project_id, .. } => format!("project:{}", project_id.to_lowercase()),
         GrantTarget::Group { group_id } => format!("group:{}", group_id.to_lowercase()),
@@ -328,6 +331,8 @@ pub enum AccessState {
     Role(RoleAccessState),
     /// For an organization role.
     OrganizationRole(OrgRoleState),
+    /// For a group's access to a project.
+    ProjectGroup(ProjectGroupState),
 }
 
 impl AccessState {
@@ -339,6 +344,12 @@ impl AccessState {
             Self::Group(s) => s.in_group.then(|| "member".to_owned()),
             Self::Role(s) => s.assigned.clone(),
             Self::OrganizationRole(s) => s.member.as_ref().map(|(_, r)| r.clone()),
+            Self::ProjectGroup(s) => s
+                .roles
+                .iter()
+                .flatten()
+                .find(|r| s.role_id.as_ref() == Some(*r))
+                .cloned(),
         }
     }
 }
@@ -376,10 +387,21 @@ pub struct GroupAccessState {
 pub struct RoleAccessState {
     /// The role's project is archived (project-level roles).
     pub archived: bool,
-    /// The person's user id, if an organization member.
+    /// The person's user id if an organization member (the group's id for a group).
     pub member: Option<String>,
     /// The role id, when the role is assigned to them now.
     pub assigned: Option<String>,
+}
+
+/// What OpenAI says now about a group's access to a project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectGroupState {
+    /// The project is archived.
+    pub archived: bool,
+    /// The id of the granted role, found among the project's roles by name or id.
+    pub role_id: Option<String>,
+    /// The role ids the group holds in the project, if it has access at all.
+    pub roles: Option<Vec<String>>,
 }
 
 /// What OpenAI says now about the person's organization role.
@@ -408,10 +430,14 @@ pub enum Write {
     AddGroupUser { user_id: String },
     /// Remove the user from the group.
     RemoveGroupUser { user_id: String },
-    /// Assign the role to the user.
-    AssignRole { user_id: String },
-    /// Take the role from the user.
-    UnassignRole { user_id: String },
+    /// Assign the role to the grantee (a user or a group).
+    AssignRole { principal: String },
+    /// Take the role from the grantee.
+    UnassignRole { principal: String },
+    /// Give the group access to the project with a role.
+    AddProjectGroup { role_id: String },
+    /// Take the group's access to the project.
+    RemoveProjectGroup,
     /// Set the user's organization role.
     SetOrganizationRole { user_id: String, role: String },
 }
@@ -425,6 +451,7 @@ impl Write {
                 | Self::DeleteInvite { .. }
                 | Self::RemoveGroupUser { .. }
                 | Self::UnassignRole { .. }
+                | Self::RemoveProjectGroup
         )
     }
 }
@@ -468,6 +495,10 @@ pub enum Refusal {
     ScimManaged,
     /// Group memberships and roles are for organization members only.
     NotAMember,
+    /// The project has no role of that name or id.
+    UnknownRole { role: String },
+    /// The group already has access to the project, with another role.
+    GroupHasAccess,
 }
 
 impl Refusal {
@@ -503,6 +534,14 @@ impl Refusal {
                  can join a group or hold a role (grant them a project first: that sends an \
                  invite)"
                 .to_owned(),
+            Self::UnknownRole { role } => {
+                format!("project {target} has no role named {role} (nor with that id)")
+            }
+            Self::GroupHasAccess => format!(
+                "the group already has access to project {target} with another role; give it \
+                 this role as a role assignment instead (role_id with project_id), or revoke \
+                 its access first"
+            ),
             Self::InvitePending { invite_id } => format!(
                 "the person has a pending organization invite ({invite_id}) that does not \
                  include project {target}; delete it or wait for it to be accepted"
@@ -539,9 +578,9 @@ pub fn plan_grant(grant: &Grant, state: &AccessState) -> Result<Step, Refusal> {
             _ if s.archived => Err(Refusal::ProjectArchived),
             None => Err(Refusal::NotAMember),
             Some(_) if s.assigned.is_some() => done(GrantOutcome::AlreadyHeld),
-            Some(user_id) => write(
+            Some(principal) => write(
                 Write::AssignRole {
-                    user_id: user_id.clone(),
+                    principal: principal.clone(),
                 },
                 GrantOutcome::Granted,
             ),
@@ -560,6 +599,26 @@ pub fn plan_grant(grant: &Grant, state: &AccessState) -> Result<Step, Refusal> {
                 GrantOutcome::RoleChanged,
             ),
         },
+        AccessState::ProjectGroup(s) => {
+            if s.archived {
+                return Err(Refusal::ProjectArchived);
+            }
+            let Some(role_id) = &s.role_id else {
+                return Err(Refusal::UnknownRole {
+                    role: role.to_owned(),
+                });
+            };
+            match &s.roles {
+                None => write(
+                    Write::AddProjectGroup {
+                        role_id: role_id.clone(),
+                    },
+                    GrantOutcome::Granted,
+                ),
+                Some(roles) if roles.contains(role_id) => done(GrantOutcome::AlreadyHeld),
+                Some(_) => Err(Refusal::GroupHasAccess),
+            }
+        }
     }
 }
 
@@ -637,9 +696,9 @@ pub fn plan_revoke(grant: &Grant, state: &AccessState) -> Result<Step, Refusal> 
         },
         AccessState::Role(s) => match &s.member {
             Some(_) if s.archived && s.assigned.is_some() => Err(Refusal::ProjectArchived),
-            Some(user_id) if s.assigned.is_some() => write(
+            Some(principal) if s.assigned.is_some() => write(
                 Write::UnassignRole {
-                    user_id: user_id.clone(),
+                    principal: principal.clone(),
                 },
                 RevokeOutcome::Removed,
             ),
@@ -664,6 +723,11 @@ pub fn plan_revoke(grant: &Grant, state: &AccessState) -> Result<Step, Refusal> 
                 RevokeOutcome::RoleRestored,
             )
         }
+        AccessState::ProjectGroup(s) => match &s.roles {
+            None => done(RevokeOutcome::AlreadyAbsent),
+            Some(_) if s.archived => Err(Refusal::ProjectArchived),
+            Some(_) => write(Write::RemoveProjectGroup, RevokeOutcome::Removed),
+        },
     }
 }
 
@@ -772,7 +836,7 @@ mod tests {
             connection_id: ConnectionId::new(),
             grantee: Grantee {
                 email: Some("a@x.io".into()),
-                user_id: None,
+                ..Grantee::default()
             },
             target: target("member"),
             reason: "r".into(),
@@ -949,7 +1013,7 @@ mod tests {
             grant_plan(&s),
             write(
                 Write::AssignRole {
-                    user_id: "user-1".into()
+                    principal: "user-1".into()
                 },
                 Outcome::Grant(GrantOutcome::Granted)
             )
@@ -976,7 +1040,7 @@ mod tests {
             plan_revoke(&g, &AccessState::Role(held.clone())),
             write(
                 Write::UnassignRole {
-                    user_id: "user-1".into()
+                    principal: "user-1".into()
                 },
                 Outcome::Revoke(RevokeOutcome::Removed)
             )
@@ -1045,6 +1109,64 @@ mod tests {
         assert_eq!(
             plan_grant(&g, &AccessState::OrganizationRole(gone)),
             Err(Refusal::NotAMember)
+        );
+    }
+
+    #[test]
+    fn a_group_gets_project_access_once_and_loses_it_on_revoke() {
+        let g = grant(GrantOutcome::Granted, None);
+        let none = ProjectGroupState {
+            archived: false,
+            role_id: Some("role_m".into()),
+            roles: None,
+        };
+        let plan = |s: &ProjectGroupState| plan_grant(&g, &AccessState::ProjectGroup(s.clone()));
+        assert_eq!(
+            plan(&none),
+            write(
+                Write::AddProjectGroup {
+                    role_id: "role_m".into()
+                },
+                Outcome::Grant(GrantOutcome::Granted)
+            )
+        );
+        let held = ProjectGroupState {
+            roles: Some(vec!["role_m".into()]),
+            ..none.clone()
+        };
+        assert_eq!(
+            plan(&held),
+            Ok(Step::Done(Outcome::Grant(GrantOutcome::AlreadyHeld)))
+        );
+        assert_eq!(
+            AccessState::ProjectGroup(held.clone()).held().as_deref(),
+            Some("role_m")
+        );
+        let other = ProjectGroupState {
+            roles: Some(vec!["role_o".into()]),
+            ..none.clone()
+        };
+        assert_eq!(plan(&other), Err(Refusal::GroupHasAccess));
+        let unknown = ProjectGroupState {
+            role_id: None,
+            ..none.clone()
+        };
+        assert_eq!(
+            plan(&unknown),
+            Err(Refusal::UnknownRole {
+                role: "member".into()
+            })
+        );
+        assert_eq!(
+            plan_revoke(&g, &AccessState::ProjectGroup(held)),
+            write(
+                Write::RemoveProjectGroup,
+                Outcome::Revoke(RevokeOutcome::Removed)
+            )
+        );
+        assert_eq!(
+            plan_revoke(&g, &AccessState::ProjectGroup(none)),
+            Ok(Step::Done(Outcome::Revoke(RevokeOutcome::AlreadyAbsent)))
         );
     }
 

@@ -28,7 +28,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_grant))
 }
 
-/// A grant to make: a person (email or OpenAI user id), a project and a role.
+/// A grant to make: who (a person by email or OpenAI user id, or a group) and what (project
+/// access with a role, a group membership, a role, or an organization role).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantIn {
@@ -39,6 +40,9 @@ pub struct GrantIn {
     pub email: Option<String>,
     /// Or the person's OpenAI user id (`user-…`).
     pub user_id: Option<String>,
+    /// Or a group (`group_…`) instead of a person: it gets project access (`project_id` with
+    /// `role`) or a role (`role_id`), and so does everyone in it.
+    pub grantee_group_id: Option<String>,
     /// The project (`proj_…`): with `role`, project membership; with `role_id`, a role
     /// assignment in that project.
     pub project_id: Option<String>,
@@ -189,6 +193,7 @@ fn grant_input(body: &GrantIn) -> Result<GrantInput, AppError> {
         connection_id: Some(connection_id(&body.connection_id)?),
         email: body.email.clone(),
         user_id: body.user_id.clone(),
+        grantee_group_id: body.grantee_group_id.clone(),
         project_id: body.project_id.clone(),
         group_id: body.group_id.clone(),
         role_id: body.role_id.clone(),

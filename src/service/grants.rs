@@ -18,14 +18,14 @@ use super::clients::OpenAiClients;
 use super::connections::not_found;
 use super::sync::{
     assignment_item, assignment_key, group_member_item, invite_item, is_archived, member_item,
-    user_item,
+    project_group_item, user_item,
 };
 use crate::auth::{Principal, Scope};
 use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome, SYSTEM_ACTOR};
 use crate::domain::grants::{
     AccessState, Grant, GrantOutcome, GrantQuery, GrantStatus, GrantTarget, Grantee,
-    GroupAccessState, OrgRoleState, Outcome, PendingOp, ProjectAccessState, Refusal, RevokeOutcome,
-    RoleAccessState, Step, Write, landed, plan_grant, plan_revoke,
+    GroupAccessState, OrgRoleState, Outcome, PendingOp, ProjectAccessState, ProjectGroupState,
+    Refusal, RevokeOutcome, RoleAccessState, Step, Write, landed, plan_grant, plan_revoke,
 };
 use crate::domain::{ChangeKind, ConnectionId, ExpectedChange, GrantId, Item, ItemKind};
 use crate::error::{AppError, ErrorCode, FieldError};
@@ -78,6 +78,8 @@ pub struct GrantInput {
     pub email: Option<String>,
     /// Or their OpenAI user id.
     pub user_id: Option<String>,
+    /// Or a group, instead of a person (project access or a role only).
+    pub grantee_group_id: Option<String>,
     /// The project (with `role`, or with `role_id`)...
     pub project_id: Option<String>,
     /// ...or the group to join.
@@ -159,13 +161,25 @@ fn refusal_error(r: &Refusal, target: &GrantTarget) -> AppError {
         Refusal::InvitePending { .. } => ErrorCode::InvitePending,
         Refusal::ScimManaged => ErrorCode::ScimManaged,
         Refusal::NotAMember => ErrorCode::NotAMember,
+        Refusal::UnknownRole { .. } => ErrorCode::NotFound,
+        Refusal::GroupHasAccess => ErrorCode::GroupHasAccess,
     };
     AppError::new(code, r.message(target.name()))
 }
 
-/// The target does not exist (found on the first read, before anything was written).
-fn missing(target: &GrantTarget) -> (ErrorCode, String) {
-    match target {
+/// The target (or a grantee group) does not exist (found on the first read, before anything
+/// was written).
+fn missing(grant: &Grant) -> (ErrorCode, String) {
+    if let Some(group) = &grant.grantee.group_id {
+        return (
+            ErrorCode::NotFound,
+            format!(
+                "group {group}, or {} of the grant, does not exist in this organization",
+                grant.target.name()
+            ),
+        );
+    }
+    match &grant.target {
         GrantTarget::Project { project_id, .. } => (
             ErrorCode::ProjectNotFound,
             format!("project {project_id} does not exist in this organization"),
@@ -203,25 +217,39 @@ fn access_json(target: &GrantTarget, held: Option<String>) -> serde_json::Value 
     }
 }
 
-/// Who holds a role-assignment grant's role, once the person's user id is known.
+/// Who holds a role-assignment grant's role: its group, or its person once their user id is
+/// known; in the target's project, if it names one.
 fn assignee(grant: &Grant) -> Option<Assignee> {
-    let user_id = grant.grantee.user_id.clone()?;
-    match &grant.target {
-        GrantTarget::Role {
-            project_id: Some(project_id),
-            ..
-        } => Some(Assignee::ProjectUser {
-            project_id: project_id.clone(),
-            user_id,
-        }),
-        GrantTarget::Role { .. } => Some(Assignee::OrgUser(user_id)),
-        _ => None,
-    }
+    let project_id = grant.target.project_id().map(str::to_owned);
+    Some(match (&grant.grantee.group_id, project_id) {
+        (Some(group_id), Some(project_id)) => Assignee::ProjectGroup {
+            project_id,
+            group_id: group_id.clone(),
+        },
+        (Some(group_id), None) => Assignee::OrgGroup(group_id.clone()),
+        (None, Some(project_id)) => Assignee::ProjectUser {
+            project_id,
+            user_id: grant.grantee.user_id.clone()?,
+        },
+        (None, None) => Assignee::OrgUser(grant.grantee.user_id.clone()?),
+    })
 }
 
 /// The inventory item that records the access a grant is about (kind and key, as a sync
 /// stores it), once the person's user id is known.
 fn access_item(grant: &Grant) -> Option<(ItemKind, String)> {
+    if let Some(gid) = &grant.grantee.group_id {
+        return Some(match &grant.target {
+            GrantTarget::Project { project_id, .. } => {
+                (ItemKind::ProjectGroup, format!("{project_id}/{gid}"))
+            }
+            GrantTarget::Role { role_id, .. } => (
+                ItemKind::RoleAssignment,
+                assignment_key(&assignee(grant)?, role_id),
+            ),
+            _ => return None,
+        });
+    }
     let uid = grant.grantee.user_id.as_deref()?;
     Some(match &grant.target {
         GrantTarget::Project { project_id, .. } => {
@@ -242,10 +270,13 @@ fn expected_for(grant: &Grant, write: &Write) -> Option<ExpectedChange> {
     let (change, role) = match write {
         Write::AddProjectUser { .. } => (ChangeKind::Added, Some(grant.target.role().to_owned())),
         Write::SetProjectRole { role, .. } => (ChangeKind::Changed, Some(role.clone())),
-        Write::AddGroupUser { .. } | Write::AssignRole { .. } => (ChangeKind::Added, None),
+        Write::AddGroupUser { .. } | Write::AssignRole { .. } | Write::AddProjectGroup { .. } => {
+            (ChangeKind::Added, None)
+        }
         Write::RemoveProjectUser { .. }
         | Write::RemoveGroupUser { .. }
-        | Write::UnassignRole { .. } => (ChangeKind::Removed, None),
+        | Write::UnassignRole { .. }
+        | Write::RemoveProjectGroup => (ChangeKind::Removed, None),
         Write::SetOrganizationRole { .. } => (ChangeKind::Changed, None),
         Write::Invite | Write::DeleteInvite { .. } => return None,
     };
@@ -579,6 +610,11 @@ impl GrantService {
         client: &Client,
         grant: &mut Grant,
     ) -> Result<AccessState, OpenAiError> {
+        if let Some(group_id) = grant.grantee.group_id.clone() {
+            return self
+                .read_group_grantee_state(client, grant, &group_id)
+                .await;
+        }
         Ok(match grant.target.clone() {
             GrantTarget::Project { project_id, .. } => {
                 AccessState::Project(self.read_project_state(client, grant, &project_id).await?)
@@ -638,6 +674,67 @@ impl GrantService {
                 AccessState::OrganizationRole(OrgRoleState { member, owners })
             }
         })
+    }
+
+    /// What OpenAI holds now about a group grantee: its access to a project, or a role.
+    async fn read_group_grantee_state(
+        &self,
+        client: &Client,
+        grant: &Grant,
+        group_id: &str,
+    ) -> Result<AccessState, OpenAiError> {
+        client.get_group(group_id).await?;
+        let project = match grant.target.project_id() {
+            Some(p) => Some((p, is_archived(&client.get_project(p).await?.data))),
+            None => None,
+        };
+        let archived = project.is_some_and(|(_, archived)| archived);
+        let who = assignee(grant);
+        match (&grant.target, project, who) {
+            (GrantTarget::Project { role, .. }, Some((pid, _)), Some(who)) => {
+                let scope = RoleScope::Project(pid.to_owned());
+                let role_id = client
+                    .roles(&scope, &Default::default())
+                    .try_filter(|r| {
+                        let found = r.id == *role || r.name.eq_ignore_ascii_case(role);
+                        async move { found }
+                    })
+                    .map_ok(|r| r.id)
+                    .boxed()
+                    .try_next()
+                    .await?;
+                let roles = if present(client.get_project_group(pid, group_id, None)).await? {
+                    let held = client.role_assignments(&who, &Default::default());
+                    Some(held.map_ok(|a| a.id).try_collect().await?)
+                } else {
+                    None
+                };
+                Ok(AccessState::ProjectGroup(ProjectGroupState {
+                    archived,
+                    role_id,
+                    roles,
+                }))
+            }
+            (GrantTarget::Role { role_id, .. }, _, Some(who)) => {
+                let scope = grant
+                    .target
+                    .project_id()
+                    .map_or(RoleScope::Organization, |p| {
+                        RoleScope::Project(p.to_owned())
+                    });
+                client.get_role(&scope, role_id).await?;
+                let assigned = present(client.get_role_assignment(&who, role_id)).await?;
+                Ok(AccessState::Role(RoleAccessState {
+                    archived,
+                    member: Some(group_id.to_owned()),
+                    assigned: assigned.then(|| role_id.clone()),
+                }))
+            }
+            _ => Err(OpenAiError::new(
+                ErrorKind::InvalidResponse,
+                "a group grantee of something other than project access or a role",
+            )),
+        }
     }
 
     /// What OpenAI holds now about the person and a project.
@@ -758,7 +855,7 @@ impl GrantService {
             let state = match self.read_state(client, grant).await {
                 Ok(s) => s,
                 Err(e) if first && e.kind == ErrorKind::NotFound => {
-                    let (code, message) = missing(&grant.target);
+                    let (code, message) = missing(grant);
                     return self.fail(grant, actor, code, message).await;
                 }
                 Err(e) if first && !ambiguous(&e) => {
@@ -901,6 +998,17 @@ impl GrantService {
                     client.unassign_role(&who, role).await.map(no_item)
                 }
             }
+            Write::AddProjectGroup { role_id } => {
+                let group = grant.grantee.group_id.clone().unwrap_or_default();
+                client
+                    .add_project_group(pid, &group, role_id)
+                    .await
+                    .map(|r| (r.meta.request_id, Some(project_group_item(pid, &r.data))))
+            }
+            Write::RemoveProjectGroup => {
+                let group = grant.grantee.group_id.clone().unwrap_or_default();
+                client.remove_project_group(pid, &group).await.map(no_item)
+            }
             Write::SetOrganizationRole { user_id, role } => {
                 let body = ModifyUser {
                     role: Some(role.clone()),
@@ -991,9 +1099,10 @@ impl GrantService {
     /// What OpenAI now holds for the grant, as snapshot items (best effort: a failed read only
     /// delays the write-through to the next sync).
     async fn observed(&self, client: &Client, grant: &Grant) -> Written {
-        let mut upserts = Vec::new();
-        let item = match (&grant.target, grant.grantee.user_id.as_deref()) {
-            (GrantTarget::Project { .. }, _)
+        let group = grant.grantee.group_id.as_deref();
+        let user = grant.grantee.user_id.as_deref();
+        let item = match (&grant.target, group, user) {
+            (GrantTarget::Project { .. }, None, _)
                 if grant.status == GrantStatus::Invited
                     && let Some(invite_id) = &grant.invite_id =>
             {
@@ -1002,29 +1111,32 @@ impl GrantService {
                     .await
                     .map(|r| invite_item(&r.data))
             }
-            (_, None) => return Written::default(),
-            (GrantTarget::Project { project_id, .. }, Some(uid)) => client
-                .get_project_user(project_id, uid)
+            (GrantTarget::Project { project_id, .. }, Some(gid), _) => client
+                .get_project_group(project_id, gid, None)
                 .await
-                .map(|r| member_item(project_id, &r.data)),
-            (GrantTarget::Group { group_id }, Some(uid)) => client
-                .get_group_user(group_id, uid)
-                .await
-                .map(|r| group_member_item(group_id, &r.data)),
-            (GrantTarget::Role { role_id, .. }, Some(_)) => match assignee(grant) {
+                .map(|r| project_group_item(project_id, &r.data)),
+            (GrantTarget::Role { role_id, .. }, _, _) => match assignee(grant) {
                 Some(who) => client
                     .get_role_assignment(&who, role_id)
                     .await
                     .map(|r| assignment_item(&who, &r.data)),
                 None => return Written::default(),
             },
-            (GrantTarget::OrganizationRole { .. }, Some(uid)) => {
+            (_, _, None) => return Written::default(),
+            (GrantTarget::Project { project_id, .. }, None, Some(uid)) => client
+                .get_project_user(project_id, uid)
+                .await
+                .map(|r| member_item(project_id, &r.data)),
+            (GrantTarget::Group { group_id }, _, Some(uid)) => client
+                .get_group_user(group_id, uid)
+                .await
+                .map(|r| group_member_item(group_id, &r.data)),
+            (GrantTarget::OrganizationRole { .. }, _, Some(uid)) => {
                 client.get_user(uid).await.map(|r| user_item(&r.data))
             }
         };
-        upserts.extend(item.ok());
         Written {
-            upserts,
+            upserts: item.into_iter().collect(),
             removals: Vec::new(),
         }
     }
@@ -1236,7 +1348,11 @@ impl GrantService {
         e.user_id = grant.grantee.user_id.clone();
         e.email = grant.grantee.email.clone();
         e.project_id = grant.target.project_id().map(str::to_owned);
-        e.group_id = grant.target.group_id().map(str::to_owned);
+        e.group_id = grant
+            .target
+            .group_id()
+            .or(grant.grantee.group_id.as_deref())
+            .map(str::to_owned);
         e.reason = Some(grant.reason.clone());
         e.ticket = grant.ticket.clone();
         e.upstream_request_id = grant.upstream_request_id.clone();
@@ -1506,8 +1622,23 @@ fn validate(input: &GrantInput, now: DateTime<Utc>) -> Result<Valid, AppError> {
     {
         errors.push(field("user_id", "must be an OpenAI user id (user-…)"));
     }
-    if email.is_none() && user_id.is_none() {
-        errors.push(field("email", "give the person's email or user_id"));
+    let grantee_group = input.grantee_group_id.as_ref().map(|g| g.trim().to_owned());
+    match (&grantee_group, email.is_some() || user_id.is_some()) {
+        (None, false) => errors.push(field(
+            "email",
+            "give the person's email or user_id, or grantee_group_id for a group",
+        )),
+        (Some(_), true) => errors.push(field(
+            "grantee_group_id",
+            "the access goes to a person or to a group, not both",
+        )),
+        (Some(g), false) if !g.starts_with("group_") || g.len() > 100 => {
+            errors.push(field(
+                "grantee_group_id",
+                "must be an OpenAI group id (group_…)",
+            ));
+        }
+        _ => {}
     }
     let trimmed = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_owned());
     let (project_id, group_id) = (trimmed(&input.project_id), trimmed(&input.group_id));
@@ -1571,6 +1702,18 @@ fn validate(input: &GrantInput, now: DateTime<Utc>) -> Result<Valid, AppError> {
             None
         }
     };
+    if grantee_group.is_some()
+        && matches!(
+            target,
+            Some(GrantTarget::Group { .. } | GrantTarget::OrganizationRole { .. })
+        )
+    {
+        errors.push(field(
+            "grantee_group_id",
+            "a group can be given project access or a role, not a group membership or an \
+             organization role",
+        ));
+    }
     let reason = input.reason.trim();
     if reason.is_empty() || reason.len() > 1000 {
         errors.push(field("reason", "required, at most 1000 characters"));
@@ -1589,7 +1732,11 @@ fn validate(input: &GrantInput, now: DateTime<Utc>) -> Result<Valid, AppError> {
         Some(connection_id) if errors.is_empty() => match target {
             Some(target) => Ok(Valid {
                 connection_id,
-                grantee: Grantee { email, user_id },
+                grantee: Grantee {
+                    email,
+                    user_id,
+                    group_id: grantee_group,
+                },
                 target,
                 expires_at,
             }),

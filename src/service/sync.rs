@@ -184,7 +184,7 @@ fn key_item(pid: &str, k: &ProjectApiKey) -> Item {
     item
 }
 
-fn project_group_item(pid: &str, g: &ProjectGroup) -> Item {
+pub(crate) fn project_group_item(pid: &str, g: &ProjectGroup) -> Item {
     Item::new(
         ItemKind::ProjectGroup,
         format!("{pid}/{}", g.group_id),

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use futures::TryStreamExt;
+
 use openai_governor::auth::Scope;
 use openai_governor::openai::{Assignee, CreateRole, RoleScope};
 use openai_governor::sandbox::{Faults, HoldAfterApply, KeyProfile, SandboxHandle};
@@ -1318,7 +1320,185 @@ async fn organization_role_grants_keep_an_owner(backend: Backend) {
     );
 }
 
+async fn a_group_gets_project_access_and_roles(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let client = openai_client(&app.sandbox, KeyProfile::All, test_client_config());
+    let pid = sandbox_project(&app.sandbox, "Shared").await;
+    let gid = client.create_group("Data team").await.unwrap().data.id;
+    let other = client.create_group("Admins").await.unwrap().data.id;
+    let auditor = client
+        .create_role(
+            &RoleScope::Organization,
+            &CreateRole {
+                role_name: "auditor".into(),
+                permissions: vec!["api.groups.read".into()],
+                description: None,
+            },
+        )
+        .await
+        .unwrap()
+        .data
+        .id;
+    let conn = synced_connection(&app, "org").await;
+    let has_access = |g: &str| {
+        app.sandbox
+            .state()
+            .read(|org| org.project_groups.get(&pid).is_some_and(|t| t.contains(g)))
+    };
+
+    // Project access for a group, by the role's name.
+    let g = created(
+        grant(
+            &app,
+            json!({"connection_id": conn, "grantee_group_id": gid, "project_id": pid,
+                   "role": "member", "reason": "team project", "ticket": "SEC-11"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(g["status"], "active", "{g}");
+    assert_eq!(g["outcome"], "granted");
+    assert_eq!(g["grantee"]["group_id"], gid.as_str());
+    assert!(has_access(&gid));
+    let shown = inventory(&app, &conn, "project_group", &pid).await;
+    assert!(
+        shown.iter().any(|i| i["subject_id"] == gid.as_str()),
+        "{shown:?}"
+    );
+    let trail = audit(&app, g["id"].as_str().unwrap()).await;
+    assert_eq!(trail[0]["group_id"], gid.as_str());
+    assert_eq!(trail[0]["project_id"], pid.as_str());
+
+    let again = created(
+        grant(
+            &app,
+            json!({"connection_id": conn, "grantee_group_id": gid, "project_id": pid,
+                   "role": "member", "reason": "r"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(again["outcome"], "already_held", "{again}");
+
+    let r = created(
+        revoke(&app, g["id"].as_str().unwrap(), json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(r["revoke_outcome"], "removed");
+    assert!(!has_access(&gid));
+    assert!(
+        inventory(&app, &conn, "project_group", &pid)
+            .await
+            .iter()
+            .all(|i| i["subject_id"] != gid.as_str())
+    );
+
+    // An organization role for a group.
+    let held = |g: &str| {
+        app.sandbox
+            .state()
+            .read(|org| org.group_roles.get(g).is_some_and(|t| t.contains(&auditor)))
+    };
+    let a = created(
+        grant(
+            &app,
+            json!({"connection_id": conn, "grantee_group_id": gid, "role_id": auditor,
+                   "reason": "audit season"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(a["outcome"], "granted", "{a}");
+    assert!(held(&gid));
+    let r = created(
+        revoke(&app, a["id"].as_str().unwrap(), json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(r["revoke_outcome"], "removed");
+    assert!(!held(&gid));
+
+    // Refusals, before any write.
+    let owner_role = client
+        .roles(&RoleScope::Project(pid.clone()), &Default::default())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "owner")
+        .expect("a predefined owner project role")
+        .id;
+    client
+        .add_project_group(&pid, &other, &owner_role)
+        .await
+        .unwrap();
+    app.sandbox.state().reset_counters();
+    let p = assert_problem(
+        grant(
+            &app,
+            json!({"connection_id": conn, "grantee_group_id": other, "project_id": pid,
+                   "role": "member", "reason": "r"}),
+        )
+        .await,
+        409,
+        "group_has_access",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("role_id"), "{p}");
+    assert_problem(
+        grant(
+            &app,
+            json!({"connection_id": conn, "grantee_group_id": gid, "project_id": pid,
+                   "role": "no-such-role", "reason": "r"}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        grant(
+            &app,
+            json!({"connection_id": conn, "grantee_group_id": "group_missing", "project_id": pid,
+                   "role": "member", "reason": "r"}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+    for (body, field) in [
+        (
+            json!({"connection_id": conn, "grantee_group_id": gid, "email": "a@corp.io",
+                   "project_id": pid, "role": "member", "reason": "r"}),
+            "grantee_group_id",
+        ),
+        (
+            json!({"connection_id": conn, "grantee_group_id": gid, "group_id": other,
+                   "reason": "r"}),
+            "grantee_group_id",
+        ),
+    ] {
+        let p = assert_problem(grant(&app, body).await, 422, "validation_failed").await;
+        assert_eq!(p["errors"][0]["field"], field, "{p}");
+    }
+    assert_eq!(
+        writes(
+            &app.sandbox,
+            "POST /organization/projects/{project_id}/groups"
+        ),
+        0
+    );
+}
+
 crate::backend_tests!(
+    a_group_gets_project_access_and_roles,
     role_assignment_grants_at_both_levels,
     organization_role_grants_keep_an_owner,
     a_refused_revoke_keeps_the_grant_active,

@@ -1153,6 +1153,8 @@ impl GrantService {
             expect: None,
             upserts: &written.upserts,
             removals: &written.removals,
+            // Lost in a power cut, the outcome is found again by reading OpenAI.
+            lazy_commit: true,
         };
         if !self
             .store
@@ -1252,15 +1254,9 @@ impl GrantService {
             grant.pending = Some(op);
             grant.attempts = 0;
         }
+        // Stored with the intent, before a write; until then the claim's lease is enough.
         grant.status = GrantStatus::Pending;
         grant.updated_at = Utc::now();
-        if !self
-            .store
-            .save_grant(grant, &self.instance, false, GrantSaveExtras::default())
-            .await?
-        {
-            return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
-        }
         self.drive(client, grant, actor, op).await
     }
 

@@ -126,7 +126,7 @@ macro_rules! grant_store {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
                 let key = g.access_key();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write(true).await?;
                 sqlx::query(sqlx::AssertSqlSafe(dialect(DROP_STALE_LOCK, $pg)))
                     .bind(&key)
                     .bind(now)
@@ -199,7 +199,7 @@ macro_rules! grant_store {
                     .map(|s| s.as_str())
                     .collect::<Vec<_>>()
                     .join(",");
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write(true).await?;
                 sqlx::query(sqlx::AssertSqlSafe(dialect(DROP_STALE_LOCK_OF, $pg)))
                     .bind(id.to_string())
                     .bind(now)
@@ -233,7 +233,8 @@ macro_rules! grant_store {
             ) -> Result<bool, super::StoreError> {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
-                let mut tx = self.pool.begin().await?;
+                let lazy = extras.lazy_commit && extras.expect.is_none();
+                let mut tx = self.begin_write(lazy).await?;
                 let saved = sqlx::query(sqlx::AssertSqlSafe(dialect(SAVE_GRANT, $pg)))
                     .bind(g.id.to_string())
                     .bind(g.status.as_str())
@@ -299,16 +300,18 @@ macro_rules! grant_store {
             ) -> Result<super::IdempotencyRecord, super::StoreError> {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
+                let mut tx = self.begin_write(true).await?;
                 let inserted = sqlx::query(sqlx::AssertSqlSafe(dialect(INSERT_IDEMPOTENCY, $pg)))
                     .bind(subject)
                     .bind(key)
                     .bind(operation)
                     .bind(fingerprint)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected()
                     == 1;
+                tx.commit().await?;
                 let (operation, fingerprint, status, response, created_at): (
                     String,
                     String,
@@ -339,6 +342,7 @@ macro_rules! grant_store {
             ) -> Result<(), super::StoreError> {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
+                let mut tx = self.begin_write(true).await?;
                 match answer {
                     Some((status, body)) => {
                         sqlx::query(sqlx::AssertSqlSafe(dialect(FINISH_IDEMPOTENCY, $pg)))
@@ -346,17 +350,18 @@ macro_rules! grant_store {
                             .bind(key)
                             .bind(i32::from(status))
                             .bind(body)
-                            .execute(&self.pool)
+                            .execute(&mut *tx)
                             .await?;
                     }
                     None => {
                         sqlx::query(sqlx::AssertSqlSafe(dialect(FORGET_IDEMPOTENCY, $pg)))
                             .bind(subject)
                             .bind(key)
-                            .execute(&self.pool)
+                            .execute(&mut *tx)
                             .await?;
                     }
                 }
+                tx.commit().await?;
                 Ok(())
             }
 

@@ -283,9 +283,20 @@ pub struct GrantSaveExtras<'a> {
     pub upserts: &'a [Item],
     /// Items to drop from it.
     pub removals: &'a [(crate::domain::ItemKind, String)],
+    /// Commit without waiting for the disk flush (see [`GrantStore`]): for an outcome, whose
+    /// loss in a power cut the reconciler recovers by reading OpenAI again.
+    pub lazy_commit: bool,
 }
 
 /// Grants, the idempotency keys of writes, and the write-through to the current snapshot.
+///
+/// Durability: only the record of a write about to be sent to OpenAI (a save with an
+/// `expect`ed change or without `lazy_commit`) waits for the disk flush. Inserts, claims,
+/// idempotency records and lazy saves commit at once and reach the disk with the next
+/// flushed commit (Postgres `synchronous_commit = off`; SQLite `synchronous = NORMAL` in WAL
+/// mode): visible to every reader at once and safe from a process crash; a power cut can
+/// lose them only when nothing was written to OpenAI after them, or when reading OpenAI
+/// again (the reconciler) recovers them.
 #[async_trait]
 pub trait GrantStore: Send + Sync {
     /// Inserts a new grant holding the lock on its access and a lease for `owner` until

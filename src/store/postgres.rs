@@ -38,6 +38,20 @@ impl PostgresStore {
             .await?;
         Ok(Self { pool })
     }
+
+    /// A write transaction; `lazy` ones commit without waiting for the disk flush.
+    async fn begin_write(
+        &self,
+        lazy: bool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if lazy {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
 }
 
 inventory_store!(PostgresStore, true);

@@ -7,7 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::types::Json;
 
 use super::access_sql::access_store;
@@ -25,6 +27,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The same database with `synchronous = NORMAL`: commits that need not wait for the
+    /// disk flush (see [`super::GrantStore`]).
+    lazy: SqlitePool,
 }
 
 impl SqliteStore {
@@ -44,9 +49,24 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone().synchronous(SqliteSynchronous::Full))
             .await?;
-        Ok(Self { pool })
+        // The safety level cannot change inside a transaction, hence a pool of its own.
+        let lazy = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
+            .await?;
+        Ok(Self { pool, lazy })
+    }
+
+    /// A write transaction; `lazy` ones commit without waiting for the disk flush.
+    async fn begin_write(
+        &self,
+        lazy: bool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        let pool = if lazy { &self.lazy } else { &self.pool };
+        Ok(pool.begin().await?)
     }
 }
 

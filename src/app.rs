@@ -127,6 +127,7 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         allowed_base_urls,
         grant_tick,
         grant_lease,
+        grant_lock_wait,
         grant_invite_poll,
         ..
     } = config;
@@ -139,6 +140,7 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
     let access = AccessService::new(store.clone());
     let grant_settings = GrantSettings {
         lease: grant_lease,
+        lock_wait: grant_lock_wait,
         tick: grant_tick,
         invite_poll: grant_invite_poll,
         ..GrantSettings::default()

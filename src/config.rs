@@ -115,6 +115,10 @@ pub struct Settings {
     /// (its process died) and reconciles it.
     #[arg(long, env = "OG_GRANT_LEASE", default_value = "2m", value_parser = humantime::parse_duration, global = true)]
     pub grant_lease: Duration,
+    /// How long a request waits for another write on the same access, or for the first
+    /// request with the same `Idempotency-Key`, before answering 409 (retry later).
+    #[arg(long, env = "OG_GRANT_LOCK_WAIT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub grant_lock_wait: Duration,
     /// How often the invite sent for a grant is polled for acceptance.
     #[arg(long, env = "OG_GRANT_INVITE_POLL", default_value = "1m", value_parser = humantime::parse_duration, global = true)]
     pub grant_invite_poll: Duration,
@@ -235,6 +239,8 @@ pub struct Config {
     pub grant_tick: Duration,
     /// Lease of a write on a grant.
     pub grant_lease: Duration,
+    /// Wait for a busy access or idempotency key.
+    pub grant_lock_wait: Duration,
     /// Invite polling period.
     pub grant_invite_poll: Duration,
     /// Per-request timeout of this service.
@@ -326,6 +332,7 @@ impl Config {
             sync_user_roles: settings.sync_user_roles,
             grant_tick: settings.grant_tick,
             grant_lease: settings.grant_lease,
+            grant_lock_wait: settings.grant_lock_wait,
             grant_invite_poll: settings.grant_invite_poll,
             request_timeout: settings.request_timeout,
             body_limit_bytes: settings.body_limit_bytes,
@@ -375,6 +382,7 @@ impl Config {
             sync_user_roles: false,
             grant_tick: Duration::ZERO,
             grant_lease: Duration::from_secs(120),
+            grant_lock_wait: Duration::from_secs(10),
             grant_invite_poll: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),
             body_limit_bytes: 64 * 1024,

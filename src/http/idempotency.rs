@@ -2,6 +2,8 @@
 //! the same key with the same request replays that answer (`Idempotent-Replayed: true`), with
 //! a different request it is a 409. A request still running under the key is waited for.
 //! Keys are per caller (JWT subject). 5xx answers are not stored, so a retry runs again.
+//! The wait lasts `OG_GRANT_LOCK_WAIT`; a key in progress for longer than that plus
+//! `OG_GRANT_LEASE` was abandoned (its process died) and runs again.
 
 use std::time::Duration;
 
@@ -21,10 +23,6 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 /// Set on a replayed answer.
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
-/// How long a replay waits for the first request to finish.
-const WAIT: Duration = Duration::from_secs(30);
-/// An in-progress key older than this was abandoned (its process died): it runs again.
-const ABANDONED: chrono::Duration = chrono::Duration::minutes(5);
 /// Largest answer stored.
 const MAX_ANSWER: usize = 1 << 20;
 
@@ -103,7 +101,12 @@ where
     };
     let store = &state.store;
     let fp = fingerprint(operation, request);
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let settings = state.grants.settings();
+    let deadline = tokio::time::Instant::now() + settings.lock_wait;
+    // Longer than the first request can live: it waits at most `lock_wait` for its access,
+    // then writes within its lease.
+    let abandoned = chrono::Duration::from_std(settings.lock_wait + settings.lease)
+        .unwrap_or(chrono::Duration::MAX);
     loop {
         let rec = store
             .idempotency_begin(&who.subject, &key, operation, &fp, Utc::now())
@@ -121,7 +124,7 @@ where
         if let Some((status, raw)) = rec.answer {
             return Ok(replay(status, &raw));
         }
-        if rec.created_at < Utc::now() - ABANDONED {
+        if rec.created_at < Utc::now() - abandoned {
             // The first request's process died: let this one run.
             store.idempotency_finish(&who.subject, &key, None).await?;
             continue;

@@ -373,6 +373,11 @@ impl GrantService {
         self.settings.tick
     }
 
+    /// How the grant machinery behaves.
+    pub fn settings(&self) -> &GrantSettings {
+        &self.settings
+    }
+
     /// One grant. Requires `access:write` or `audit:read`.
     pub async fn get(&self, who: &Principal, id: GrantId) -> Result<Grant, AppError> {
         if !who.has(Scope::AuditRead) {

@@ -1497,7 +1497,74 @@ async fn a_group_gets_project_access_and_roles(backend: Backend) {
     );
 }
 
+async fn busy_waits_end_in_a_409_that_says_retry(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(
+        backend,
+        Options {
+            grant_lock_wait: Duration::from_millis(300),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let pid = sandbox_project(&app.sandbox, "Busy").await;
+    let uid = sandbox_person(&app.sandbox, "bea@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
+    // OpenAI applies the write and holds its answer until released.
+    app.sandbox.state().set_faults(Faults {
+        hold_after_apply: Some(HoldAfterApply {
+            endpoint: ADD_MEMBER.into(),
+            times: 1,
+        }),
+        ..Faults::default()
+    });
+    let body = json!({"connection_id": conn, "user_id": uid, "project_id": pid,
+                      "role": "member", "reason": "r"});
+    let send = || {
+        app.http
+            .post(app.url("/v1/grants"))
+            .bearer_auth(writer(&app))
+            .header("idempotency-key", "busy-1")
+            .json(&body)
+            .send()
+    };
+    let others = async {
+        while writes(&app.sandbox, ADD_MEMBER) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The same key while the first request runs: waited for, then 409.
+        let started = std::time::Instant::now();
+        let p = assert_problem(send().await.unwrap(), 409, "idempotency_key_in_progress").await;
+        assert!(started.elapsed() >= Duration::from_millis(300), "{p}");
+        // A revoke of the grant being written: waited for, then 409.
+        let res = app
+            .get(
+                &format!("/v1/grants?status=pending&connection_id={conn}"),
+                &writer(&app),
+            )
+            .await;
+        let pending = created(res, 200).await;
+        let id = pending["data"][0]["id"].as_str().unwrap().to_owned();
+        assert_problem(revoke(&app, &id, json!({})).await, 409, "access_busy").await;
+        app.sandbox.state().release_held();
+        id
+    };
+    let (first, id) = tokio::join!(send(), others);
+    let g = created(first.unwrap(), 201).await;
+    assert_eq!(g["id"], id.as_str());
+    assert_eq!(g["status"], "active");
+    assert_eq!(writes(&app.sandbox, ADD_MEMBER), 1);
+    // Once done, the key replays and the revoke goes through.
+    let again = send().await.unwrap();
+    assert!(again.headers().get("idempotent-replayed").is_some());
+    let r = created(revoke(&app, &id, json!({})).await, 200).await;
+    assert_eq!(r["revoke_outcome"], "removed");
+}
+
 crate::backend_tests!(
+    busy_waits_end_in_a_409_that_says_retry,
     a_group_gets_project_access_and_roles,
     role_assignment_grants_at_both_levels,
     organization_role_grants_keep_an_owner,

@@ -163,6 +163,8 @@ pub struct Options {
     pub grant_tick: Duration,
     /// `OG_GRANT_LEASE`.
     pub grant_lease: Duration,
+    /// `OG_GRANT_LOCK_WAIT`.
+    pub grant_lock_wait: Duration,
 }
 
 impl Default for Options {
@@ -177,6 +179,7 @@ impl Default for Options {
             sync_user_roles: false,
             grant_tick: Duration::ZERO,
             grant_lease: Duration::from_secs(120),
+            grant_lock_wait: Duration::from_secs(10),
         }
     }
 }
@@ -225,6 +228,7 @@ impl TestApp {
         config.body_limit_bytes = 16 * 1024;
         config.grant_tick = options.grant_tick;
         config.grant_lease = options.grant_lease;
+        config.grant_lock_wait = options.grant_lock_wait;
         config.grant_invite_poll = Duration::ZERO;
         let built = app::build_with_store(config, store.clone()).expect("build app");
         built.spawn_scheduler();

@@ -98,46 +98,9 @@ fn people(sb: &SandboxHandle, prefix: &str, n: usize) -> Vec<String> {
 /// Creates a connection to the sandbox and syncs it once (so grants write through to a
 /// snapshot, as they would in production).
 async fn connect(s: &Service, key: &str, sandbox_url: &str) -> String {
-    let c: Value = s
-        .http
-        .post(format!("{}/v1/connections", s.base))
-        .bearer_auth(&s.token)
-        .json(&json!({"name": "bench", "admin_key": key, "base_url": sandbox_url}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = c["id"].as_str().expect("connection created").to_owned();
-    let run: Value = s
-        .http
-        .post(format!("{}/v1/connections/{id}/syncs", s.base))
-        .bearer_auth(&s.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = format!("{}/v1/syncs/{}", s.base, run["id"].as_str().unwrap());
-    loop {
-        let run: Value = s
-            .http
-            .get(&url)
-            .bearer_auth(&s.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if run["status"] != "running" {
-            assert_eq!(run["status"], "succeeded", "the sync failed: {run}");
-            return id;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let id = s.connect("bench", key, sandbox_url).await;
+    s.sync(&id).await;
+    id
 }
 
 /// `POST /v1/grants` making `user` a member of `project`; the grant's id, or why it failed.

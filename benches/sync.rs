@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::{ScratchDb, Service};
 use openai_governor::sandbox::{self, Faults, KeyProfile, OrgShape, RateLimit, SandboxConfig};
 use serde_json::{Value, json};
@@ -110,62 +108,6 @@ fn lower_bound(sb: &sandbox::SandboxHandle, cost_days: u64) -> u64 {
                 })
                 .sum::<u64>()
     })
-}
-
-/// What the sync benchmark asks of the service.
-trait SyncApi {
-    async fn connect(&self, name: &str, key: &str, sandbox_url: &str) -> String;
-    async fn sync(&self, connection: &str) -> (Value, Duration);
-}
-
-impl SyncApi for Service {
-    async fn connect(&self, name: &str, key: &str, sandbox_url: &str) -> String {
-        let res: Value = self
-            .http
-            .post(format!("{}/v1/connections", self.base))
-            .bearer_auth(&self.token)
-            .json(&json!({"name": name, "admin_key": key, "base_url": sandbox_url}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        res["id"].as_str().expect("connection created").to_owned()
-    }
-
-    /// Runs one sync to its end; returns the finished run and its wall time.
-    async fn sync(&self, connection: &str) -> (Value, Duration) {
-        let started = Instant::now();
-        let run: Value = self
-            .http
-            .post(format!("{}/v1/connections/{connection}/syncs", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let url = format!("{}/v1/syncs/{}", self.base, run["id"].as_str().unwrap());
-        loop {
-            let run: Value = self
-                .http
-                .get(&url)
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if run["status"] != "running" {
-                assert_eq!(run["status"], "succeeded", "the sync failed: {run}");
-                return (run, started.elapsed());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
 
 /// What else to measure after the full sync.

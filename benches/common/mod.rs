@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
+
 /// `--small` (CI size) and `--requests N`, with the sizes a benchmark gives for both cases.
 pub struct Args {
     pub small: bool,
@@ -167,5 +169,57 @@ impl ScratchDb {
             .execute(&mut conn)
             .await
             .unwrap();
+    }
+}
+
+/// What the benchmarks ask of the service besides their measured calls.
+impl Service {
+    /// Creates a connection to the sandbox; returns its id.
+    pub async fn connect(&self, name: &str, key: &str, sandbox_url: &str) -> String {
+        let res: Value = self
+            .http
+            .post(format!("{}/v1/connections", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"name": name, "admin_key": key, "base_url": sandbox_url}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        res["id"].as_str().expect("connection created").to_owned()
+    }
+
+    /// Runs one sync to its end; returns the finished run and its wall time.
+    pub async fn sync(&self, connection: &str) -> (Value, Duration) {
+        let started = Instant::now();
+        let run: Value = self
+            .http
+            .post(format!("{}/v1/connections/{connection}/syncs", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let url = format!("{}/v1/syncs/{}", self.base, run["id"].as_str().unwrap());
+        loop {
+            let run: Value = self
+                .http
+                .get(&url)
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if run["status"] != "running" {
+                assert_eq!(run["status"], "succeeded", "the sync failed: {run}");
+                return (run, started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }

@@ -40,6 +40,36 @@ impl Client {
         })
     }
 
+    /// The organization member with this id, or else with this email (case-insensitive);
+    /// `None` if there is no such member.
+    pub async fn find_user(
+        &self,
+        user_id: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<Option<OrgUser>, OpenAiError> {
+        match (user_id, email) {
+            (Some(user_id), _) => match self.get_user(user_id).await {
+                Ok(r) => Ok(Some(r.data)),
+                Err(e) if e.kind == super::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+            (None, Some(email)) => {
+                let p = super::params::ListUsersParams {
+                    emails: vec![email.to_owned()],
+                    limit: Some(10),
+                    after: None,
+                };
+                let page = self.list_users(&p).await?.data.data;
+                Ok(page.into_iter().find(|u| {
+                    u.email
+                        .as_deref()
+                        .is_some_and(|m| m.eq_ignore_ascii_case(email))
+                }))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
     /// `GET /organization/users/{user_id}`.
     pub async fn get_user(&self, user_id: &str) -> Result<Reply<OrgUser>, OpenAiError> {
         self.get(

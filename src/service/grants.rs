@@ -30,8 +30,8 @@ use crate::domain::grants::{
 use crate::domain::{ChangeKind, ConnectionId, ExpectedChange, GrantId, Item, ItemKind};
 use crate::error::{AppError, ErrorCode, FieldError};
 use crate::openai::{
-    Assignee, Client, CreateInvite, ErrorKind, InviteProject, InviteStatus, ListUsersParams,
-    ModifyUser, OpenAiError, OrgUser, Reply, RoleScope,
+    Assignee, Client, CreateInvite, ErrorKind, InviteProject, InviteStatus, ModifyUser,
+    OpenAiError, OrgUser, Reply, RoleScope,
 };
 use crate::store::{GrantSaveExtras, Store, StoreError};
 
@@ -807,32 +807,12 @@ impl GrantService {
         client: &Client,
         grant: &mut Grant,
     ) -> Result<Option<OrgUser>, OpenAiError> {
-        let user = match (&grant.grantee.user_id, &grant.grantee.email) {
-            (Some(user_id), _) => match client.get_user(user_id).await {
-                Ok(r) => Some(r.data),
-                Err(e) if e.kind == ErrorKind::NotFound => None,
-                Err(e) => return Err(e),
-            },
-            (None, Some(email)) => {
-                let p = ListUsersParams {
-                    emails: vec![email.clone()],
-                    limit: Some(10),
-                    after: None,
-                };
-                client
-                    .list_users(&p)
-                    .await?
-                    .data
-                    .data
-                    .into_iter()
-                    .find(|u| {
-                        u.email
-                            .as_deref()
-                            .is_some_and(|m| m.eq_ignore_ascii_case(email))
-                    })
-            }
-            (None, None) => None,
-        };
+        let user = client
+            .find_user(
+                grant.grantee.user_id.as_deref(),
+                grant.grantee.email.as_deref(),
+            )
+            .await?;
         if let Some(u) = &user {
             // What OpenAI calls the person is the truth from now on.
             grant.grantee.user_id = Some(u.id.clone());

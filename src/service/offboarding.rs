@@ -32,8 +32,8 @@ use crate::domain::{
 };
 use crate::error::{AppError, ErrorCode, FieldError};
 use crate::openai::{
-    Client, ErrorKind, InviteStatus, ListProjectApiKeysParams, ListUsersParams, OpenAiError,
-    OrgUser, OwnerAccessFilter,
+    Client, ErrorKind, InviteStatus, ListProjectApiKeysParams, OpenAiError, OrgUser,
+    OwnerAccessFilter,
 };
 use crate::store::Store;
 
@@ -387,33 +387,10 @@ impl OffboardingService {
 
     /// Who the person is in this organization and what they hold there.
     async fn read_held(&self, client: &Client, v: &Valid) -> Result<Held, Failure> {
-        let user = match (&v.user_id, &v.email) {
-            (Some(uid), _) => match client.get_user(uid).await {
-                Ok(r) => Some(r.data),
-                Err(e) if e.kind == ErrorKind::NotFound => None,
-                Err(e) => return Err(Failure::read(&e)),
-            },
-            (None, Some(email)) => {
-                let p = ListUsersParams {
-                    emails: vec![email.clone()],
-                    limit: Some(10),
-                    after: None,
-                };
-                client
-                    .list_users(&p)
-                    .await
-                    .map_err(|e| Failure::read(&e))?
-                    .data
-                    .data
-                    .into_iter()
-                    .find(|u| {
-                        u.email
-                            .as_deref()
-                            .is_some_and(|m| m.eq_ignore_ascii_case(email))
-                    })
-            }
-            (None, None) => None,
-        };
+        let user = client
+            .find_user(v.user_id.as_deref(), v.email.as_deref())
+            .await
+            .map_err(|e| Failure::read(&e))?;
         let email = user
             .as_ref()
             .and_then(|u| u.email.as_ref().map(|e| e.to_lowercase()))

@@ -126,30 +126,42 @@ macro_rules! grant_store {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
                 let key = g.access_key();
-                let mut tx = self.begin_write(true).await?;
-                sqlx::query(sqlx::AssertSqlSafe(dialect(DROP_STALE_LOCK, $pg)))
-                    .bind(&key)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(sqlx::AssertSqlSafe(dialect(INSERT_GRANT, $pg)))
-                    .bind(g.id.to_string())
-                    .bind(g.connection_id.to_string())
-                    .bind(g.status.as_str())
-                    .bind(email_of(g))
-                    .bind(&g.grantee.user_id)
-                    .bind(g.target.project_id())
-                    .bind(g.expires_at)
-                    .bind(&key)
-                    .bind(owner)
-                    .bind(until)
-                    .bind(g.created_at)
-                    .bind(sqlx::types::Json(g))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(super::grant_write_error)?;
-                tx.commit().await?;
-                Ok(())
+                // One statement, committed on its own; a lock held by a lease that ran out
+                // is dropped (and the insert tried again) only when it is in the way.
+                for retry in [true, false] {
+                    let inserted = sqlx::query(sqlx::AssertSqlSafe(dialect(INSERT_GRANT, $pg)))
+                        .bind(g.id.to_string())
+                        .bind(g.connection_id.to_string())
+                        .bind(g.status.as_str())
+                        .bind(email_of(g))
+                        .bind(&g.grantee.user_id)
+                        .bind(g.target.project_id())
+                        .bind(g.expires_at)
+                        .bind(&key)
+                        .bind(owner)
+                        .bind(until)
+                        .bind(g.created_at)
+                        .bind(sqlx::types::Json(g))
+                        .execute(&self.lazy)
+                        .await
+                        .map_err(super::grant_write_error);
+                    match inserted {
+                        Err(super::StoreError::Locked) if retry => {
+                            let dropped =
+                                sqlx::query(sqlx::AssertSqlSafe(dialect(DROP_STALE_LOCK, $pg)))
+                                    .bind(&key)
+                                    .bind(now)
+                                    .execute(&self.lazy)
+                                    .await?
+                                    .rows_affected();
+                            if dropped == 0 {
+                                return Err(super::StoreError::Locked);
+                            }
+                        }
+                        other => return other.map(|_| ()),
+                    }
+                }
+                Err(super::StoreError::Locked)
             }
 
             async fn get_grant(
@@ -199,7 +211,7 @@ macro_rules! grant_store {
                     .map(|s| s.as_str())
                     .collect::<Vec<_>>()
                     .join(",");
-                let mut tx = self.begin_write(true).await?;
+                let mut tx = self.lazy.begin().await?;
                 sqlx::query(sqlx::AssertSqlSafe(dialect(DROP_STALE_LOCK_OF, $pg)))
                     .bind(id.to_string())
                     .bind(now)
@@ -233,8 +245,12 @@ macro_rules! grant_store {
             ) -> Result<bool, super::StoreError> {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
-                let lazy = extras.lazy_commit && extras.expect.is_none();
-                let mut tx = self.begin_write(lazy).await?;
+                let pool = if extras.lazy_commit && extras.expect.is_none() {
+                    &self.lazy
+                } else {
+                    &self.pool
+                };
+                let mut tx = pool.begin().await?;
                 let saved = sqlx::query(sqlx::AssertSqlSafe(dialect(SAVE_GRANT, $pg)))
                     .bind(g.id.to_string())
                     .bind(g.status.as_str())
@@ -300,7 +316,7 @@ macro_rules! grant_store {
             ) -> Result<super::IdempotencyRecord, super::StoreError> {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
-                let mut tx = self.begin_write(true).await?;
+                let mut tx = self.lazy.begin().await?;
                 let inserted = sqlx::query(sqlx::AssertSqlSafe(dialect(INSERT_IDEMPOTENCY, $pg)))
                     .bind(subject)
                     .bind(key)
@@ -342,7 +358,7 @@ macro_rules! grant_store {
             ) -> Result<(), super::StoreError> {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
-                let mut tx = self.begin_write(true).await?;
+                let mut tx = self.lazy.begin().await?;
                 match answer {
                     Some((status, body)) => {
                         sqlx::query(sqlx::AssertSqlSafe(dialect(FINISH_IDEMPOTENCY, $pg)))

@@ -25,32 +25,30 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Sessions with `synchronous_commit = off`: commits that need not wait for the disk
+    /// flush (see [`super::GrantStore`]).
+    lazy: PgPool,
 }
 
 impl PostgresStore {
     /// Connects to the database a `postgres:` URL names.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
+        // No ping before each use: it doubles the round trips of a short query, and a
+        // connection that died fails its query once and is then replaced.
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
             .await?;
-        Ok(Self { pool })
-    }
-
-    /// A write transaction; `lazy` ones commit without waiting for the disk flush.
-    async fn begin_write(
-        &self,
-        lazy: bool,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        if lazy {
-            sqlx::query("SET LOCAL synchronous_commit = off")
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok(tx)
+        let lazy = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(false)
+            .connect_with(options.options([("synchronous_commit", "off")]))
+            .await?;
+        Ok(Self { pool, lazy })
     }
 }
 

@@ -49,24 +49,18 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
+            // A file on this machine does not go stale: skip a round trip per query.
+            .test_before_acquire(false)
             .connect_with(options.clone().synchronous(SqliteSynchronous::Full))
             .await?;
         // The safety level cannot change inside a transaction, hence a pool of its own.
         let lazy = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(false)
             .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await?;
         Ok(Self { pool, lazy })
-    }
-
-    /// A write transaction; `lazy` ones commit without waiting for the disk flush.
-    async fn begin_write(
-        &self,
-        lazy: bool,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        let pool = if lazy { &self.lazy } else { &self.pool };
-        Ok(pool.begin().await?)
     }
 }
 

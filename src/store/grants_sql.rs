@@ -106,10 +106,13 @@ pub(super) const HEAD_DELETE_ITEM: &str = "DELETE FROM inventory_items \
      WHERE kind = ?2 AND item_key = ?3 \
      AND sync_id = (SELECT sync_id FROM inventory_heads WHERE connection_id = ?1)";
 
-/// Adds an item to the connection's current snapshot (after `HEAD_DELETE_ITEM`).
-pub(super) const HEAD_INSERT_ITEM: &str = "INSERT INTO inventory_items \
+/// Puts an item in the connection's current snapshot, replacing the one with its key.
+pub(super) const HEAD_UPSERT_ITEM: &str = "INSERT INTO inventory_items \
      (sync_id, kind, item_key, parent_id, subject_id, email, role, status, data) \
-     SELECT sync_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM inventory_heads WHERE connection_id = ?1";
+     SELECT sync_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM inventory_heads WHERE connection_id = ?1 \
+     ON CONFLICT (sync_id, kind, item_key) DO UPDATE SET parent_id = excluded.parent_id, \
+     subject_id = excluded.subject_id, email = excluded.email, role = excluded.role, \
+     status = excluded.status, data = excluded.data";
 
 /// [`super::GrantStore`] for a backend (`$db` the sqlx database, `$pg` the dialect).
 macro_rules! grant_store {
@@ -405,11 +408,7 @@ macro_rules! grant_store {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
                 let id = connection_id.to_string();
-                let keys = removals
-                    .iter()
-                    .map(|(k, key)| (*k, key.as_str()))
-                    .chain(upserts.iter().map(|i| (i.kind, i.key.as_str())));
-                for (kind, key) in keys {
+                for (kind, key) in removals {
                     sqlx::query(sqlx::AssertSqlSafe(dialect(HEAD_DELETE_ITEM, $pg)))
                         .bind(&id)
                         .bind(kind.as_str())
@@ -418,7 +417,7 @@ macro_rules! grant_store {
                         .await?;
                 }
                 for i in upserts {
-                    sqlx::query(sqlx::AssertSqlSafe(dialect(HEAD_INSERT_ITEM, $pg)))
+                    sqlx::query(sqlx::AssertSqlSafe(dialect(HEAD_UPSERT_ITEM, $pg)))
                         .bind(&id)
                         .bind(i.kind.as_str())
                         .bind(&i.key)

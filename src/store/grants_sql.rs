@@ -24,6 +24,19 @@ pub(super) const SAVE_GRANT: &str = "UPDATE grants SET status = ?2, email = ?3, 
      lease_until = CASE WHEN ?7 THEN NULL ELSE lease_until END \
      WHERE grant_id = ?1 AND lease_owner = ?8";
 
+/// Postgres: [`SAVE_GRANT`] and the expected change of the write it plans
+/// (`super::changes_sql::INSERT_EXPECTED`, binds `?9`–`?15`) as one statement, so the record
+/// that must reach the disk before the write costs one round trip. The expectation is
+/// inserted only if the grant was saved: one row affected means both.
+pub(super) const SAVE_GRANT_EXPECTING_PG: &str = "WITH saved AS (UPDATE grants SET status = ?2, \
+     email = ?3, user_id = ?4, expires_at = ?5, data = ?6, \
+     lock_key = CASE WHEN ?7 THEN NULL ELSE lock_key END, \
+     lease_owner = CASE WHEN ?7 THEN NULL ELSE lease_owner END, \
+     lease_until = CASE WHEN ?7 THEN NULL ELSE lease_until END \
+     WHERE grant_id = ?1 AND lease_owner = ?8 RETURNING 1) \
+     INSERT INTO expected_changes (connection_id, kind, item_key, change, role, status, until_at) \
+     SELECT ?9, ?10, ?11, ?12, ?13, ?14, ?15 FROM saved";
+
 /// Takes a lease on a grant in one of the listed statuses (`?5`, a comma-separated list)
 /// unless someone else's lease is live at `?4`, and with `?6` the access lock.
 pub(super) const CLAIM_GRANT: &str = "UPDATE grants \
@@ -248,6 +261,34 @@ macro_rules! grant_store {
             ) -> Result<bool, super::StoreError> {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
+                if $pg
+                    && let Some(e) = extras.expect
+                    && extras.audit.is_none()
+                    && extras.upserts.is_empty()
+                    && extras.removals.is_empty()
+                {
+                    let saved =
+                        sqlx::query(sqlx::AssertSqlSafe(dialect(SAVE_GRANT_EXPECTING_PG, $pg)))
+                            .bind(g.id.to_string())
+                            .bind(g.status.as_str())
+                            .bind(email_of(g))
+                            .bind(&g.grantee.user_id)
+                            .bind(g.expires_at)
+                            .bind(sqlx::types::Json(g))
+                            .bind(release)
+                            .bind(owner)
+                            .bind(e.connection_id.to_string())
+                            .bind(e.kind.as_str())
+                            .bind(&e.key)
+                            .bind(e.change.as_str())
+                            .bind(&e.role)
+                            .bind(&e.status)
+                            .bind(e.until)
+                            .execute(&self.pool)
+                            .await?
+                            .rows_affected();
+                    return Ok(saved == 1);
+                }
                 let pool = if extras.lazy_commit && extras.expect.is_none() {
                     &self.lazy
                 } else {

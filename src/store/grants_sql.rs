@@ -127,6 +127,22 @@ pub(super) const HEAD_UPSERT_ITEM: &str = "INSERT INTO inventory_items \
      subject_id = excluded.subject_id, email = excluded.email, role = excluded.role, \
      status = excluded.status, data = excluded.data";
 
+/// Binds `?1`–`?8` of [`SAVE_GRANT`] (and [`SAVE_GRANT_EXPECTING_PG`]).
+macro_rules! bind_save {
+    ($query:expr, $g:expr, $release:expr, $owner:expr) => {
+        $query
+            .bind($g.id.to_string())
+            .bind($g.status.as_str())
+            .bind(email_of($g))
+            .bind(&$g.grantee.user_id)
+            .bind($g.expires_at)
+            .bind(sqlx::types::Json($g))
+            .bind($release)
+            .bind($owner)
+    };
+}
+pub(super) use bind_save;
+
 /// [`super::GrantStore`] for a backend (`$db` the sqlx database, `$pg` the dialect).
 macro_rules! grant_store {
     ($store:ty, $db:ty, $pg:expr) => {
@@ -267,26 +283,22 @@ macro_rules! grant_store {
                     && extras.upserts.is_empty()
                     && extras.removals.is_empty()
                 {
-                    let saved =
-                        sqlx::query(sqlx::AssertSqlSafe(dialect(SAVE_GRANT_EXPECTING_PG, $pg)))
-                            .bind(g.id.to_string())
-                            .bind(g.status.as_str())
-                            .bind(email_of(g))
-                            .bind(&g.grantee.user_id)
-                            .bind(g.expires_at)
-                            .bind(sqlx::types::Json(g))
-                            .bind(release)
-                            .bind(owner)
-                            .bind(e.connection_id.to_string())
-                            .bind(e.kind.as_str())
-                            .bind(&e.key)
-                            .bind(e.change.as_str())
-                            .bind(&e.role)
-                            .bind(&e.status)
-                            .bind(e.until)
-                            .execute(&self.pool)
-                            .await?
-                            .rows_affected();
+                    let saved = bind_save!(
+                        sqlx::query(sqlx::AssertSqlSafe(dialect(SAVE_GRANT_EXPECTING_PG, $pg))),
+                        g,
+                        release,
+                        owner
+                    )
+                    .bind(e.connection_id.to_string())
+                    .bind(e.kind.as_str())
+                    .bind(&e.key)
+                    .bind(e.change.as_str())
+                    .bind(&e.role)
+                    .bind(&e.status)
+                    .bind(e.until)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
                     return Ok(saved == 1);
                 }
                 let pool = if extras.lazy_commit && extras.expect.is_none() {
@@ -295,18 +307,15 @@ macro_rules! grant_store {
                     &self.pool
                 };
                 let mut tx = pool.begin().await?;
-                let saved = sqlx::query(sqlx::AssertSqlSafe(dialect(SAVE_GRANT, $pg)))
-                    .bind(g.id.to_string())
-                    .bind(g.status.as_str())
-                    .bind(email_of(g))
-                    .bind(&g.grantee.user_id)
-                    .bind(g.expires_at)
-                    .bind(sqlx::types::Json(g))
-                    .bind(release)
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
+                let saved = bind_save!(
+                    sqlx::query(sqlx::AssertSqlSafe(dialect(SAVE_GRANT, $pg))),
+                    g,
+                    release,
+                    owner
+                )
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
                     == 1;
                 if !saved {
                     return Ok(false);

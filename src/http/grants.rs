@@ -48,7 +48,8 @@ pub struct GrantIn {
     pub project_id: Option<String>,
     /// The group (`group_…`) to add the person to, instead of a project.
     pub group_id: Option<String>,
-    /// `owner`, `member`, or the name of a custom project role (project membership only).
+    /// With `project_id`: `owner`, `member`, or a custom project role's name (for a group, a
+    /// role id too).
     pub role: Option<String>,
     /// An RBAC role (`role_…`) to assign to the person: an organization role, or with
     /// `project_id` a project role.

@@ -615,12 +615,15 @@ impl GrantService {
         client: &Client,
         grant: &mut Grant,
     ) -> Result<AccessState, OpenAiError> {
-        if let Some(group_id) = grant.grantee.group_id.clone() {
-            return self
-                .read_group_grantee_state(client, grant, &group_id)
-                .await;
-        }
         Ok(match grant.target.clone() {
+            GrantTarget::Project { project_id, role }
+                if let Some(group_id) = grant.grantee.group_id.clone() =>
+            {
+                client.get_group(&group_id).await?;
+                AccessState::ProjectGroup(
+                    read_project_group_state(client, group_id, &project_id, &role).await?,
+                )
+            }
             GrantTarget::Project { project_id, .. } => {
                 AccessState::Project(self.read_project_state(client, grant, &project_id).await?)
             }
@@ -647,7 +650,7 @@ impl GrantService {
                 };
                 let scope = project_id.map_or(RoleScope::Organization, RoleScope::Project);
                 client.get_role(&scope, &role_id).await?;
-                let member = self.resolve_user(client, grant).await?.map(|u| u.id);
+                let member = self.principal(client, grant).await?;
                 let assigned = match assignee(grant) {
                     Some(who) => present(client.get_role_assignment(&who, &role_id)).await?,
                     None => false,
@@ -681,64 +684,19 @@ impl GrantService {
         })
     }
 
-    /// What OpenAI holds now about a group grantee: its access to a project, or a role.
-    async fn read_group_grantee_state(
+    /// The grantee's id in the organization: its group's (which must exist), or the
+    /// person's user id (`None` if not a member).
+    async fn principal(
         &self,
         client: &Client,
-        grant: &Grant,
-        group_id: &str,
-    ) -> Result<AccessState, OpenAiError> {
-        client.get_group(group_id).await?;
-        let project = match grant.target.project_id() {
-            Some(p) => Some((p, is_archived(&client.get_project(p).await?.data))),
-            None => None,
-        };
-        let archived = project.is_some_and(|(_, archived)| archived);
-        let who = assignee(grant);
-        match (&grant.target, project, who) {
-            (GrantTarget::Project { role, .. }, Some((pid, _)), Some(who)) => {
-                let scope = RoleScope::Project(pid.to_owned());
-                let role_id = client
-                    .roles(&scope, &Default::default())
-                    .try_filter(|r| {
-                        let found = r.id == *role || r.name.eq_ignore_ascii_case(role);
-                        async move { found }
-                    })
-                    .map_ok(|r| r.id)
-                    .boxed()
-                    .try_next()
-                    .await?;
-                let roles = if present(client.get_project_group(pid, group_id, None)).await? {
-                    let held = client.role_assignments(&who, &Default::default());
-                    Some(held.map_ok(|a| a.id).try_collect().await?)
-                } else {
-                    None
-                };
-                Ok(AccessState::ProjectGroup(ProjectGroupState {
-                    archived,
-                    role_id,
-                    roles,
-                }))
+        grant: &mut Grant,
+    ) -> Result<Option<String>, OpenAiError> {
+        match grant.grantee.group_id.clone() {
+            Some(group_id) => {
+                client.get_group(&group_id).await?;
+                Ok(Some(group_id))
             }
-            (GrantTarget::Role { role_id, .. }, _, Some(who)) => {
-                let scope = grant
-                    .target
-                    .project_id()
-                    .map_or(RoleScope::Organization, |p| {
-                        RoleScope::Project(p.to_owned())
-                    });
-                client.get_role(&scope, role_id).await?;
-                let assigned = present(client.get_role_assignment(&who, role_id)).await?;
-                Ok(AccessState::Role(RoleAccessState {
-                    archived,
-                    member: Some(group_id.to_owned()),
-                    assigned: assigned.then(|| role_id.clone()),
-                }))
-            }
-            _ => Err(OpenAiError::new(
-                ErrorKind::InvalidResponse,
-                "a group grantee of something other than project access or a role",
-            )),
+            None => Ok(self.resolve_user(client, grant).await?.map(|u| u.id)),
         }
     }
 
@@ -1519,6 +1477,43 @@ impl GrantService {
         .await
         .map(|_| ())
     }
+}
+
+/// What OpenAI holds now about a group grantee's access to a project; `role` is the
+/// project role granted, by name or id.
+async fn read_project_group_state(
+    client: &Client,
+    group_id: String,
+    project_id: &str,
+    role: &str,
+) -> Result<ProjectGroupState, OpenAiError> {
+    let archived = is_archived(&client.get_project(project_id).await?.data);
+    let scope = RoleScope::Project(project_id.to_owned());
+    let role_id = client
+        .roles(&scope, &Default::default())
+        .try_filter(|r| {
+            let found = r.id == role || r.name.eq_ignore_ascii_case(role);
+            async move { found }
+        })
+        .map_ok(|r| r.id)
+        .boxed()
+        .try_next()
+        .await?;
+    let roles = if present(client.get_project_group(project_id, &group_id, None)).await? {
+        let who = Assignee::ProjectGroup {
+            project_id: project_id.to_owned(),
+            group_id,
+        };
+        let held = client.role_assignments(&who, &Default::default());
+        Some(held.map_ok(|a| a.id).try_collect().await?)
+    } else {
+        None
+    };
+    Ok(ProjectGroupState {
+        archived,
+        role_id,
+        roles,
+    })
 }
 
 fn check_end_input(input: &EndInput) -> Result<(), AppError> {

@@ -236,6 +236,21 @@ impl TryFrom<ChangeRow> for Change {
 /// [`super::ChangesStore`] for a backend, the same for both, and the diff recorded when a
 /// snapshot is published.
 /// `$db` is the sqlx database (for the publishing transaction), `$pg` the dialect.
+/// Binds an expected change `$e` to the next seven parameters (those of [`INSERT_EXPECTED`]).
+macro_rules! bind_expected {
+    ($query:expr, $e:expr) => {
+        $query
+            .bind($e.connection_id.to_string())
+            .bind($e.kind.as_str())
+            .bind(&$e.key)
+            .bind($e.change.as_str())
+            .bind(&$e.role)
+            .bind(&$e.status)
+            .bind($e.until)
+    };
+}
+pub(super) use bind_expected;
+
 macro_rules! changes_store {
     ($store:ty, $db:ty, $pg:expr) => {
         impl $store {
@@ -302,17 +317,13 @@ macro_rules! changes_store {
             ) -> Result<(), super::StoreError> {
                 use super::changes_sql::*;
                 use super::inventory_sql::dialect;
-                sqlx::query(sqlx::AssertSqlSafe(dialect(INSERT_EXPECTED, $pg)))
-                    .bind(e.connection_id.to_string())
-                    .bind(e.kind.as_str())
-                    .bind(&e.key)
-                    .bind(e.change.as_str())
-                    .bind(&e.role)
-                    .bind(&e.status)
-                    .bind(e.until)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(super::not_found_on_foreign_key)?;
+                bind_expected!(
+                    sqlx::query(sqlx::AssertSqlSafe(dialect(INSERT_EXPECTED, $pg))),
+                    e
+                )
+                .execute(&self.pool)
+                .await
+                .map_err(super::not_found_on_foreign_key)?;
                 Ok(())
             }
         }

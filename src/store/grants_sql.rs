@@ -283,22 +283,16 @@ macro_rules! grant_store {
                     && extras.upserts.is_empty()
                     && extras.removals.is_empty()
                 {
-                    let saved = bind_save!(
+                    let save = bind_save!(
                         sqlx::query(sqlx::AssertSqlSafe(dialect(SAVE_GRANT_EXPECTING_PG, $pg))),
                         g,
                         release,
                         owner
-                    )
-                    .bind(e.connection_id.to_string())
-                    .bind(e.kind.as_str())
-                    .bind(&e.key)
-                    .bind(e.change.as_str())
-                    .bind(&e.role)
-                    .bind(&e.status)
-                    .bind(e.until)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
+                    );
+                    let saved = super::changes_sql::bind_expected!(save, e)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
                     return Ok(saved == 1);
                 }
                 let pool = if extras.lazy_commit && extras.expect.is_none() {
@@ -324,19 +318,13 @@ macro_rules! grant_store {
                     Self::audit_insert(&mut tx, entry).await?;
                 }
                 if let Some(e) = extras.expect {
-                    sqlx::query(sqlx::AssertSqlSafe(dialect(
+                    let insert = sqlx::query(sqlx::AssertSqlSafe(dialect(
                         super::changes_sql::INSERT_EXPECTED,
                         $pg,
-                    )))
-                    .bind(e.connection_id.to_string())
-                    .bind(e.kind.as_str())
-                    .bind(&e.key)
-                    .bind(e.change.as_str())
-                    .bind(&e.role)
-                    .bind(&e.status)
-                    .bind(e.until)
-                    .execute(&mut *tx)
-                    .await?;
+                    )));
+                    super::changes_sql::bind_expected!(insert, e)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 Self::head_patch(&mut tx, g.connection_id, extras.upserts, extras.removals).await?;
                 tx.commit().await?;

@@ -94,10 +94,13 @@ pub fn openai_client_config(config: &Config) -> ClientConfig {
     client
 }
 
-/// Opens and migrates the store, then wires everything. The key ring moves into the state.
+/// Opens and (unless `OG_MIGRATE=false`) migrates the store, then wires everything. The key
+/// ring moves into the state.
 pub async fn build(config: Config) -> Result<App, StartError> {
     let store = store::connect(&config.database_url).await?;
-    store.migrate().await?;
+    if config.migrate {
+        store.migrate().await?;
+    }
     build_with_store(config, store)
 }
 

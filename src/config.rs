@@ -131,6 +131,10 @@ pub struct Settings {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "OG_BODY_LIMIT_BYTES", default_value_t = 64 * 1024, global = true)]
     pub body_limit_bytes: usize,
+    /// Whether `serve` applies pending migrations at start. `false` for a service role that
+    /// may not change the schema (migrations then run as the owner: `openai-governor migrate`).
+    #[arg(long, env = "OG_MIGRATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub migrate: bool,
     /// Origins allowed by CORS (comma-separated); none by default.
     #[arg(
         long,
@@ -247,6 +251,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Body size limit.
     pub body_limit_bytes: usize,
+    /// Whether `serve` migrates at start.
+    pub migrate: bool,
     /// CORS origins.
     pub cors_allowed_origins: Vec<String>,
     /// What was generated in development mode.
@@ -336,6 +342,7 @@ impl Config {
             grant_invite_poll: settings.grant_invite_poll,
             request_timeout: settings.request_timeout,
             body_limit_bytes: settings.body_limit_bytes,
+            migrate: settings.migrate,
             cors_allowed_origins: settings
                 .cors_allowed_origins
                 .iter()
@@ -386,6 +393,7 @@ impl Config {
             grant_invite_poll: Duration::from_secs(60),
             request_timeout: Duration::from_secs(60),
             body_limit_bytes: 64 * 1024,
+            migrate: true,
             cors_allowed_origins: Vec::new(),
             dev: DevBootstrap::default(),
         })

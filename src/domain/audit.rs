@@ -266,3 +266,325 @@ pub struct AuditQuery {
     /// Page size.
     pub limit: u32,
 }
+
+/// The previous hash of the chain's first entry (seq 1).
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Where the chain ends, as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    /// The last entry's sequence number (0 before the first).
+    pub seq: i64,
+    /// The last entry's hash ([`GENESIS_HASH`] before the first).
+    pub hash: String,
+    /// The last entry appended before the chain began (0 if none): entries up to it carry no
+    /// hash and are not covered.
+    pub legacy_through: AuditId,
+}
+
+/// One chained entry as stored, with its hash recomputed from its stored fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    /// Its sequence number.
+    pub seq: i64,
+    /// Its id.
+    pub event_id: AuditId,
+    /// The previous entry's hash, as stored in this one.
+    pub prev_hash: String,
+    /// Its hash, as stored.
+    pub hash: String,
+    /// Its hash, recomputed over the stored fields, `seq` and `prev_hash`.
+    pub computed: String,
+}
+
+/// The first thing found wrong with the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainProblem {
+    /// Entries are missing: `expected` was due after `after_event`; the next one found is
+    /// `found` (`None`: none, the end of the chain was cut off).
+    Gap {
+        /// The sequence number due.
+        expected: i64,
+        /// The next one present.
+        found: Option<i64>,
+        /// The last good entry before the gap.
+        after_event: Option<AuditId>,
+    },
+    /// The entry's fields no longer hash to its stored hash: it was edited.
+    Edited {
+        /// Its sequence number.
+        seq: i64,
+        /// Its id.
+        event_id: AuditId,
+    },
+    /// The entry's previous hash is not the previous entry's hash: an entry before it was
+    /// replaced (hash recomputed) or the entry was forged.
+    BrokenLink {
+        /// Its sequence number.
+        seq: i64,
+        /// Its id.
+        event_id: AuditId,
+    },
+    /// The entry's id is not after the previous entry's (ids were rewritten).
+    OutOfOrder {
+        /// Its sequence number.
+        seq: i64,
+        /// Its id.
+        event_id: AuditId,
+    },
+    /// An entry appended after the chain began carries no sequence number: it was written
+    /// around the service.
+    Unchained {
+        /// Its id.
+        event_id: AuditId,
+    },
+    /// The head names another last entry than the chain's.
+    HeadMismatch {
+        /// The head's sequence number.
+        head_seq: i64,
+        /// The last entry's.
+        last_seq: i64,
+    },
+}
+
+impl fmt::Display for ChainProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Gap {
+                expected,
+                found: Some(found),
+                after_event,
+            } => write!(
+                f,
+                "entries missing: seq {expected} to {} (after event {})",
+                found - 1,
+                after_event.map_or("none".into(), |e| e.to_string())
+            ),
+            Self::Gap {
+                expected,
+                found: None,
+                after_event,
+            } => write!(
+                f,
+                "entries missing: seq {expected} onwards, recorded by the head (after event {})",
+                after_event.map_or("none".into(), |e| e.to_string())
+            ),
+            Self::Edited { seq, event_id } => {
+                write!(f, "entry seq {seq} (event {event_id}) was edited")
+            }
+            Self::BrokenLink { seq, event_id } => write!(
+                f,
+                "entry seq {seq} (event {event_id}) does not link to the entry before it"
+            ),
+            Self::OutOfOrder { seq, event_id } => write!(
+                f,
+                "entry seq {seq} (event {event_id}) has an id out of append order"
+            ),
+            Self::Unchained { event_id } => {
+                write!(f, "event {event_id} was appended outside the chain")
+            }
+            Self::HeadMismatch { head_seq, last_seq } => write!(
+                f,
+                "the chain head is at seq {head_seq} but the last entry is seq {last_seq}"
+            ),
+        }
+    }
+}
+
+/// Checks links in `seq` order, one at a time (the trail is read in pages), and keeps the
+/// first problem.
+#[derive(Debug)]
+pub struct ChainWalk {
+    expected: i64,
+    prev_hash: String,
+    last_event: Option<AuditId>,
+    good: i64,
+    problem: Option<ChainProblem>,
+}
+
+impl Default for ChainWalk {
+    fn default() -> Self {
+        Self {
+            expected: 1,
+            prev_hash: GENESIS_HASH.to_owned(),
+            last_event: None,
+            good: 0,
+            problem: None,
+        }
+    }
+}
+
+impl ChainWalk {
+    /// Checks the next link; `false` once a problem is found (the rest need not be read).
+    pub fn push(&mut self, link: &ChainLink) -> bool {
+        if self.problem.is_some() {
+            return false;
+        }
+        self.problem = if link.seq != self.expected {
+            Some(ChainProblem::Gap {
+                expected: self.expected,
+                found: Some(link.seq),
+                after_event: self.last_event,
+            })
+        } else if link.computed != link.hash {
+            Some(ChainProblem::Edited {
+                seq: link.seq,
+                event_id: link.event_id,
+            })
+        } else if link.prev_hash != self.prev_hash {
+            Some(ChainProblem::BrokenLink {
+                seq: link.seq,
+                event_id: link.event_id,
+            })
+        } else if self.last_event.is_some_and(|last| link.event_id <= last) {
+            Some(ChainProblem::OutOfOrder {
+                seq: link.seq,
+                event_id: link.event_id,
+            })
+        } else {
+            None
+        };
+        self.expected = link.seq + 1;
+        self.prev_hash.clone_from(&link.hash);
+        self.last_event = Some(link.event_id);
+        if self.problem.is_none() {
+            self.good += 1;
+        }
+        self.problem.is_none()
+    }
+
+    /// How many links were checked and found good (those before the first problem).
+    pub fn verified(&self) -> i64 {
+        self.good
+    }
+
+    /// The first problem, after every link was pushed: the end must be where `head` says.
+    pub fn finish(self, head: &ChainHead) -> Option<ChainProblem> {
+        if self.problem.is_some() {
+            return self.problem;
+        }
+        let last_seq = self.expected - 1;
+        if head.seq > last_seq {
+            Some(ChainProblem::Gap {
+                expected: self.expected,
+                found: None,
+                after_event: self.last_event,
+            })
+        } else if head.seq < last_seq || head.hash != self.prev_hash {
+            Some(ChainProblem::HeadMismatch {
+                head_seq: head.seq,
+                last_seq,
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// What `audit verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// The head the walk ended at.
+    pub head: ChainHead,
+    /// Entries checked (all of the chain when there is no problem).
+    pub verified: i64,
+    /// Entries from before the chain began, not covered.
+    pub legacy: u64,
+    /// The first problem, if any.
+    pub problem: Option<ChainProblem>,
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    fn link(seq: i64, event_id: i64, prev: &str, hash: &str) -> ChainLink {
+        ChainLink {
+            seq,
+            event_id,
+            prev_hash: prev.into(),
+            hash: hash.into(),
+            computed: hash.into(),
+        }
+    }
+
+    fn head(seq: i64, hash: &str) -> ChainHead {
+        ChainHead {
+            seq,
+            hash: hash.into(),
+            legacy_through: 0,
+        }
+    }
+
+    #[test]
+    fn a_good_chain_verifies_and_each_fault_is_named() {
+        let good = [
+            link(1, 10, GENESIS_HASH, "a"),
+            link(2, 12, "a", "b"),
+            link(3, 13, "b", "c"),
+        ];
+        let walk = |links: &[ChainLink], h: &ChainHead| {
+            let mut w = ChainWalk::default();
+            for l in links {
+                if !w.push(l) {
+                    break;
+                }
+            }
+            w.finish(h)
+        };
+        assert_eq!(walk(&good, &head(3, "c")), None);
+        assert_eq!(walk(&[], &head(0, GENESIS_HASH)), None);
+
+        let mut edited = good.clone();
+        edited[1].computed = "x".into();
+        assert_eq!(
+            walk(&edited, &head(3, "c")),
+            Some(ChainProblem::Edited {
+                seq: 2,
+                event_id: 12
+            })
+        );
+        let gap = [good[0].clone(), good[2].clone()];
+        assert_eq!(
+            walk(&gap, &head(3, "c")),
+            Some(ChainProblem::Gap {
+                expected: 2,
+                found: Some(3),
+                after_event: Some(10)
+            })
+        );
+        assert_eq!(
+            walk(&good[..2], &head(3, "c")),
+            Some(ChainProblem::Gap {
+                expected: 3,
+                found: None,
+                after_event: Some(12)
+            })
+        );
+        let mut relinked = good.clone();
+        relinked[2].prev_hash = "z".into();
+        assert_eq!(
+            walk(&relinked, &head(3, "c")),
+            Some(ChainProblem::BrokenLink {
+                seq: 3,
+                event_id: 13
+            })
+        );
+        let mut reordered = good.clone();
+        reordered[2].event_id = 11;
+        assert_eq!(
+            walk(&reordered, &head(3, "c")),
+            Some(ChainProblem::OutOfOrder {
+                seq: 3,
+                event_id: 11
+            })
+        );
+        assert_eq!(
+            walk(&good, &head(3, "q")),
+            Some(ChainProblem::HeadMismatch {
+                head_seq: 3,
+                last_seq: 3
+            })
+        );
+    }
+}

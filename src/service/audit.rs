@@ -7,9 +7,11 @@ use std::sync::Arc;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::auth::{Principal, Scope};
-use crate::domain::audit::{AuditEntry, AuditEvent, AuditId, AuditQuery};
+use crate::domain::audit::{
+    AuditEntry, AuditEvent, AuditId, AuditQuery, ChainProblem, ChainReport, ChainWalk,
+};
 use crate::error::AppError;
-use crate::store::{Store, StoreError};
+use crate::store::{AuditStore, Store, StoreError};
 
 /// Largest page of entries a caller can ask for.
 pub const MAX_PAGE: u32 = 500;
@@ -91,4 +93,38 @@ impl AuditService {
         })
         .boxed())
     }
+}
+
+/// Chained entries read from the store at a time by [`verify_chain`].
+const VERIFY_CHUNK: u32 = 1000;
+
+/// Walks the whole hash chain in seq order and reports the first gap, edited entry, broken
+/// link or entry written around the chain. For operators (`openai-governor audit verify`),
+/// so it takes no principal. Entries from before the chain began are counted, not checked.
+pub async fn verify_chain<S: AuditStore + ?Sized>(store: &S) -> Result<ChainReport, StoreError> {
+    // The head first: entries appended during the walk are beyond it and not awaited.
+    let head = store.audit_chain_head().await?;
+    let (legacy, stray) = store.audit_unchained(head.legacy_through).await?;
+    let mut walk = ChainWalk::default();
+    let mut after = 0;
+    'pages: while after < head.seq {
+        let page = store.audit_chain_page(after, VERIFY_CHUNK).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for link in page.iter().filter(|l| l.seq <= head.seq) {
+            if !walk.push(link) {
+                break 'pages;
+            }
+        }
+    }
+    let verified = walk.verified();
+    let problem = walk
+        .finish(&head)
+        .or(stray.map(|event_id| ChainProblem::Unchained { event_id }));
+    Ok(ChainReport {
+        head,
+        verified,
+        legacy,
+        problem,
+    })
 }

@@ -1,20 +1,103 @@
 //! The audit trail's SQL, shared by both backends (`?N` placeholders, turned into `$N` for
 //! Postgres by [`dialect`]). Entries are only ever inserted: the tables' triggers refuse
-//! updates and deletes, so not even a bug of ours can rewrite history.
+//! updates and deletes, so not even a bug of ours can rewrite history. Each entry is chained
+//! to the one before by a hash over its stored columns, so that whoever bypasses the triggers
+//! (the table's owner) leaves a trace `audit verify` finds.
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
+use sha2::{Digest, Sha256};
+
 use super::StoreError;
 use super::changes_sql::Bind;
 use super::inventory_sql::{corrupt, dialect};
-use crate::domain::audit::{AuditEntry, AuditEvent, AuditQuery};
+use crate::domain::audit::{AuditEntry, AuditEvent, AuditQuery, ChainLink};
 
-/// Appends one entry.
+/// Appends one entry, with its place in the chain (`seq`, `prev_hash`, `hash`).
 pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_events (at, actor, client_id, action, \
      outcome, connection_id, grant_id, user_id, email, project_id, group_id, reason, ticket, \
-     upstream_request_id, before_state, after_state, detail) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+     upstream_request_id, before_state, after_state, detail, seq, prev_hash, hash) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+     ?19, ?20)";
+
+/// Advances the chain head and returns the new entry's seq and the previous hash. Being a
+/// write, it takes the head's row lock (Postgres) or the database's write lock (SQLite)
+/// first, which serializes appenders until the caller's transaction ends.
+pub(super) const CLAIM_HEAD: &str =
+    "UPDATE audit_chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
+
+/// Records the new entry's hash in the head (`?1`).
+pub(super) const SET_HEAD_HASH: &str = "UPDATE audit_chain_head SET hash = ?1 WHERE id = 1";
+
+/// [`SET_HEAD_HASH`] as a CTE of Postgres' insert (the hash is the insert's `$20`).
+pub(super) const SET_HEAD_HASH_PG: &str = "UPDATE audit_chain_head SET hash = $20 WHERE id = 1";
+
+/// The head as it is.
+pub(super) const READ_HEAD: &str =
+    "SELECT seq, hash, legacy_through FROM audit_chain_head WHERE id = 1";
+
+/// Chained entries after seq `?1`, in seq order, at most `?2`.
+pub(super) const CHAIN_PAGE: &str = "SELECT event_id, at, actor, client_id, action, outcome, \
+     connection_id, grant_id, user_id, email, project_id, group_id, reason, ticket, \
+     upstream_request_id, before_state, after_state, detail, seq, prev_hash, hash \
+     FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+
+/// How many entries from before the chain (`?1` = `legacy_through`) there are.
+pub(super) const COUNT_LEGACY: &str =
+    "SELECT COUNT(*) FROM audit_events WHERE seq IS NULL AND event_id <= ?1";
+
+/// The first entry without a seq appended after the chain began.
+pub(super) const FIRST_STRAY: &str = "SELECT event_id FROM audit_events \
+     WHERE seq IS NULL AND event_id > ?1 ORDER BY event_id LIMIT 1";
+
+/// The hash of the entry `b` at `seq` following `prev_hash`: SHA-256 (hex) over a canonical
+/// encoding of every stored column. The encoding is a JSON array (unambiguous: strings are
+/// quoted and escaped), the time at microseconds (what both backends keep) and JSON values
+/// with their keys sorted (Postgres' JSONB reorders them).
+pub(super) fn chain_hash(seq: i64, prev_hash: &str, b: &AuditBinds) -> String {
+    use serde_json::Value;
+    let mut fields = vec![
+        Value::from("openai-governor audit v1"),
+        Value::from(seq),
+        Value::from(prev_hash),
+        Value::from(b.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+    ];
+    fields.extend(b.texts.iter().map(|t| t.clone().map_or(Value::Null, Value::from)));
+    fields.extend(
+        b.json
+            .iter()
+            .map(|j| j.as_ref().map_or(Value::Null, |j| canonical(&j.0))),
+    );
+    let encoded = Value::Array(fields).to_string();
+    hex(&Sha256::digest(encoded.as_bytes()))
+}
+
+/// `v` with every object's keys in sorted order, whatever map the JSON library uses.
+fn canonical(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), canonical(&map[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
 
 /// The entry's columns in `INSERT_AUDIT` order, as owned values (so a statement can be bound
 /// in either backend's transaction).
@@ -133,6 +216,59 @@ pub(super) struct AuditRow {
     detail: Option<Json<serde_json::Value>>,
 }
 
+impl AuditRow {
+    /// The row's columns as they were bound (the hash is over these, not the parsed entry,
+    /// so an edit that makes a column unparsable is still reported as an edit).
+    fn binds(&self) -> AuditBinds {
+        AuditBinds {
+            at: self.at,
+            texts: [
+                Some(self.actor.clone()),
+                self.client_id.clone(),
+                Some(self.action.clone()),
+                Some(self.outcome.clone()),
+                self.connection_id.clone(),
+                self.grant_id.clone(),
+                self.user_id.clone(),
+                self.email.clone(),
+                self.project_id.clone(),
+                self.group_id.clone(),
+                self.reason.clone(),
+                self.ticket.clone(),
+                self.upstream_request_id.clone(),
+            ],
+            json: [
+                self.before_state.clone(),
+                self.after_state.clone(),
+                self.detail.clone(),
+            ],
+        }
+    }
+}
+
+/// One chained `audit_events` row.
+#[derive(sqlx::FromRow)]
+pub(super) struct ChainRow {
+    #[sqlx(flatten)]
+    row: AuditRow,
+    seq: i64,
+    prev_hash: Option<String>,
+    hash: Option<String>,
+}
+
+impl From<ChainRow> for ChainLink {
+    fn from(r: ChainRow) -> Self {
+        let prev_hash = r.prev_hash.unwrap_or_default();
+        ChainLink {
+            seq: r.seq,
+            event_id: r.row.event_id,
+            computed: chain_hash(r.seq, &prev_hash, &r.row.binds()),
+            prev_hash,
+            hash: r.hash.unwrap_or_default(),
+        }
+    }
+}
+
 impl TryFrom<AuditRow> for AuditEvent {
     type Error = StoreError;
     fn try_from(r: AuditRow) -> Result<Self, StoreError> {
@@ -183,7 +319,19 @@ macro_rules! audit_store {
                 use super::audit_sql::*;
                 use super::inventory_sql::dialect;
                 let b = AuditBinds::of(entry);
-                let sql = format!("{} RETURNING event_id", dialect(INSERT_AUDIT, $pg));
+                let (seq, prev_hash): (i64, String) = sqlx::query_as(CLAIM_HEAD)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let hash = chain_hash(seq, &prev_hash, &b);
+                // Postgres: the head's hash is set in the same statement (one round trip).
+                let sql = if $pg {
+                    format!(
+                        "WITH head AS ({SET_HEAD_HASH_PG}) {} RETURNING event_id",
+                        dialect(INSERT_AUDIT, $pg)
+                    )
+                } else {
+                    format!("{INSERT_AUDIT} RETURNING event_id")
+                };
                 let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql)).bind(b.at);
                 for t in b.texts {
                     q = q.bind(t);
@@ -191,7 +339,18 @@ macro_rules! audit_store {
                 for j in b.json {
                     q = q.bind(j);
                 }
-                let (id,) = q.fetch_one(&mut *conn).await?;
+                let (id,) = q
+                    .bind(seq)
+                    .bind(prev_hash)
+                    .bind(&hash)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if !$pg {
+                    sqlx::query(SET_HEAD_HASH)
+                        .bind(&hash)
+                        .execute(&mut *conn)
+                        .await?;
+                }
                 Ok(id)
             }
         }
@@ -202,8 +361,59 @@ macro_rules! audit_store {
                 &self,
                 entry: &crate::domain::audit::AuditEntry,
             ) -> Result<i64, super::StoreError> {
-                let mut conn = self.pool.acquire().await?;
-                Self::audit_insert(&mut conn, entry).await
+                // A transaction of its own: the head's advance and the entry commit together.
+                let mut tx = self.pool.begin().await?;
+                let id = Self::audit_insert(&mut tx, entry).await?;
+                tx.commit().await?;
+                Ok(id)
+            }
+
+            async fn audit_chain_head(
+                &self,
+            ) -> Result<crate::domain::audit::ChainHead, super::StoreError> {
+                use super::audit_sql::*;
+                let (seq, hash, legacy_through): (i64, String, i64) =
+                    sqlx::query_as(READ_HEAD).fetch_one(&self.pool).await?;
+                Ok(crate::domain::audit::ChainHead {
+                    seq,
+                    hash,
+                    legacy_through,
+                })
+            }
+
+            async fn audit_chain_page(
+                &self,
+                after_seq: i64,
+                limit: u32,
+            ) -> Result<Vec<crate::domain::audit::ChainLink>, super::StoreError> {
+                use super::audit_sql::*;
+                use super::inventory_sql::dialect;
+                let rows: Vec<ChainRow> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(CHAIN_PAGE, $pg)))
+                        .bind(after_seq)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn audit_unchained(
+                &self,
+                legacy_through: crate::domain::audit::AuditId,
+            ) -> Result<(u64, Option<crate::domain::audit::AuditId>), super::StoreError> {
+                use super::audit_sql::*;
+                use super::inventory_sql::dialect;
+                let (legacy,): (i64,) =
+                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(COUNT_LEGACY, $pg)))
+                        .bind(legacy_through)
+                        .fetch_one(&self.pool)
+                        .await?;
+                let stray: Option<(i64,)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(FIRST_STRAY, $pg)))
+                        .bind(legacy_through)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok((u64::try_from(legacy).unwrap_or(0), stray.map(|(id,)| id)))
             }
 
             async fn list_audit(

@@ -251,6 +251,21 @@ pub trait AuditStore: Send + Sync {
         &self,
         query: &crate::domain::audit::AuditQuery,
     ) -> Result<Vec<crate::domain::audit::AuditEvent>, StoreError>;
+    /// The hash chain's head.
+    async fn audit_chain_head(&self) -> Result<crate::domain::audit::ChainHead, StoreError>;
+    /// Chained entries after `after_seq`, in seq order, at most `limit`, each with its hash
+    /// recomputed from the stored columns.
+    async fn audit_chain_page(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::audit::ChainLink>, StoreError>;
+    /// How many entries predate the chain (ids up to `legacy_through`), and the first entry
+    /// after them that carries no seq (written around the chain), if any.
+    async fn audit_unchained(
+        &self,
+        legacy_through: crate::domain::audit::AuditId,
+    ) -> Result<(u64, Option<crate::domain::audit::AuditId>), StoreError>;
 }
 
 /// An idempotency key as stored: the first request's operation, fingerprint and, once it

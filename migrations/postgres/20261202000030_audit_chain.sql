@@ -1,0 +1,63 @@
+-- The audit trail as a hash chain: each entry carries a dense sequence number, the hash of the
+-- previous entry and its own hash (computed by the service over the stored columns), so
+-- `openai-governor audit verify` finds any gap or edit, even one made by the table's owner.
+-- Entries appended before this migration have no `seq`: they are reported as unchained.
+ALTER TABLE audit_events
+    ADD COLUMN seq       BIGINT,
+    ADD COLUMN prev_hash TEXT,
+    ADD COLUMN hash      TEXT;
+CREATE UNIQUE INDEX audit_events_seq ON audit_events (seq);
+
+-- The chain's head: the last entry's seq and hash. Appending locks this one row, which
+-- serializes appenders (inside the caller's transaction) and makes `seq` dense.
+-- `legacy_through` is the last entry that existed before the chain began.
+CREATE TABLE audit_chain_head (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    seq            BIGINT NOT NULL,
+    hash           TEXT NOT NULL,
+    legacy_through BIGINT NOT NULL
+);
+INSERT INTO audit_chain_head (id, seq, hash, legacy_through)
+SELECT 1, 0, repeat('0', 64), COALESCE(MAX(event_id), 0) FROM audit_events;
+
+-- TRUNCATE skips row triggers: refuse it with a statement trigger.
+CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
+
+-- The head only moves forward; it is never deleted and `legacy_through` never changes.
+CREATE FUNCTION audit_chain_head_forward_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'UPDATE' OR NEW.id <> OLD.id OR NEW.seq < OLD.seq
+       OR NEW.legacy_through <> OLD.legacy_through THEN
+        RAISE EXCEPTION 'audit_chain_head only moves forward';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER audit_chain_head_forward BEFORE UPDATE OR DELETE ON audit_chain_head
+    FOR EACH ROW EXECUTE FUNCTION audit_chain_head_forward_only();
+CREATE TRIGGER audit_chain_head_no_truncate BEFORE TRUNCATE ON audit_chain_head
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
+
+-- Whatever a deployment granted on the trail (for example default privileges giving the
+-- service's role every table right), only the owner keeps more than reading and appending.
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT g.grantee, g.table_name
+        FROM information_schema.role_table_grants g
+        WHERE g.table_schema = current_schema()
+          AND g.table_name IN ('audit_events', 'audit_chain_head')
+          AND g.grantee NOT IN (current_user, 'PUBLIC')
+          AND g.grantee <> (SELECT pg_get_userbyid(c.relowner) FROM pg_class c
+                            WHERE c.oid = (quote_ident(g.table_name))::regclass)
+    LOOP
+        IF r.table_name = 'audit_events' THEN
+            EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_events FROM %I', r.grantee);
+        ELSE
+            EXECUTE format('REVOKE INSERT, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_chain_head FROM %I', r.grantee);
+        END IF;
+    END LOOP;
+END;
+$$;

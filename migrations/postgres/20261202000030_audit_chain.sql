@@ -40,24 +40,24 @@ CREATE TRIGGER audit_chain_head_no_truncate BEFORE TRUNCATE ON audit_chain_head
     FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
 
 -- Whatever a deployment granted on the trail (for example default privileges giving the
--- service's role every table right), only the owner keeps more than reading and appending.
+-- service's role every table right), no role but the owner keeps more than reading and
+-- appending (and moving the head forward).
 DO $$
 DECLARE r record;
 BEGIN
     FOR r IN
-        SELECT DISTINCT g.grantee, g.table_name
-        FROM information_schema.role_table_grants g
-        WHERE g.table_schema = current_schema()
-          AND g.table_name IN ('audit_events', 'audit_chain_head')
-          AND g.grantee NOT IN (current_user, 'PUBLIC')
-          AND g.grantee <> (SELECT pg_get_userbyid(c.relowner) FROM pg_class c
-                            WHERE c.oid = (quote_ident(g.table_name))::regclass)
+        SELECT DISTINCT c.relname, a.grantee
+        FROM pg_class c, aclexplode(c.relacl) a
+        WHERE c.oid IN ('audit_events'::regclass, 'audit_chain_head'::regclass)
+          AND a.grantee <> c.relowner
     LOOP
-        IF r.table_name = 'audit_events' THEN
-            EXECUTE format('REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_events FROM %I', r.grantee);
-        ELSE
-            EXECUTE format('REVOKE INSERT, DELETE, TRUNCATE, REFERENCES, TRIGGER ON audit_chain_head FROM %I', r.grantee);
-        END IF;
+        EXECUTE format(
+            'REVOKE %s ON %I FROM %s',
+            CASE WHEN r.relname = 'audit_events'
+                 THEN 'UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'
+                 ELSE 'INSERT, DELETE, TRUNCATE, REFERENCES, TRIGGER' END,
+            r.relname,
+            CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END);
     END LOOP;
 END;
 $$;

@@ -9,6 +9,7 @@ mod spec;
 
 mod access;
 mod audit;
+mod audit_chain;
 mod auth;
 mod changes;
 mod cli;

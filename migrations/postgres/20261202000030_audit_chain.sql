@@ -41,21 +41,23 @@ CREATE TRIGGER audit_chain_head_no_truncate BEFORE TRUNCATE ON audit_chain_head
 
 -- Whatever a deployment granted on the trail (for example default privileges giving the
 -- service's role every table right), no role but the owner keeps more than reading and
--- appending (and moving the head forward).
+-- appending (and moving the head forward). The migrations' own record is the owner's too.
 DO $$
 DECLARE r record;
 BEGIN
     FOR r IN
         SELECT DISTINCT c.relname, a.grantee
         FROM pg_class c, aclexplode(c.relacl) a
-        WHERE c.oid IN ('audit_events'::regclass, 'audit_chain_head'::regclass)
+        WHERE c.oid IN (to_regclass('audit_events'), to_regclass('audit_chain_head'),
+                        to_regclass('_sqlx_migrations'))
           AND a.grantee <> c.relowner
     LOOP
         EXECUTE format(
             'REVOKE %s ON %I FROM %s',
-            CASE WHEN r.relname = 'audit_events'
-                 THEN 'UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'
-                 ELSE 'INSERT, DELETE, TRUNCATE, REFERENCES, TRIGGER' END,
+            CASE r.relname
+                WHEN 'audit_events' THEN 'UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'
+                WHEN 'audit_chain_head' THEN 'INSERT, DELETE, TRUNCATE, REFERENCES, TRIGGER'
+                ELSE 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER' END,
             r.relname,
             CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END);
     END LOOP;

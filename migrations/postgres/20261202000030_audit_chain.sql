@@ -8,17 +8,18 @@ ALTER TABLE audit_events
     ADD COLUMN hash      TEXT;
 CREATE UNIQUE INDEX audit_events_seq ON audit_events (seq);
 
--- The chain's head: the last entry's seq and hash. Appending locks this one row, which
+-- The chain's head: the last entry's seq and hash (and the hash before it). Appending locks this one row, which
 -- serializes appenders (inside the caller's transaction) and makes `seq` dense.
 -- `legacy_through` is the last entry that existed before the chain began.
 CREATE TABLE audit_chain_head (
     id             INTEGER PRIMARY KEY CHECK (id = 1),
     seq            BIGINT NOT NULL,
     hash           TEXT NOT NULL,
+    prev_hash      TEXT NOT NULL,
     legacy_through BIGINT NOT NULL
 );
-INSERT INTO audit_chain_head (id, seq, hash, legacy_through)
-SELECT 1, 0, repeat('0', 64), COALESCE(MAX(event_id), 0) FROM audit_events;
+INSERT INTO audit_chain_head (id, seq, hash, prev_hash, legacy_through)
+SELECT 1, 0, repeat('0', 64), repeat('0', 64), COALESCE(MAX(event_id), 0) FROM audit_events;
 
 -- TRUNCATE skips row triggers: refuse it with a statement trigger.
 CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events

@@ -8,18 +8,19 @@ ALTER TABLE audit_events ADD COLUMN prev_hash TEXT;
 ALTER TABLE audit_events ADD COLUMN hash TEXT;
 CREATE UNIQUE INDEX audit_events_seq ON audit_events (seq);
 
--- The chain's head: the last entry's seq and hash. Appending writes this row first, which
+-- The chain's head: the last entry's seq and hash (and the hash before it). Appending writes this row first, which
 -- (with SQLite's single writer) serializes appenders and makes `seq` dense.
 -- `legacy_through` is the last entry that existed before the chain began.
 CREATE TABLE audit_chain_head (
     id             INTEGER PRIMARY KEY CHECK (id = 1),
     seq            INTEGER NOT NULL,
     hash           TEXT NOT NULL,
+    prev_hash      TEXT NOT NULL,
     legacy_through INTEGER NOT NULL
 );
-INSERT INTO audit_chain_head (id, seq, hash, legacy_through)
+INSERT INTO audit_chain_head (id, seq, hash, prev_hash, legacy_through)
 SELECT 1, 0, '0000000000000000000000000000000000000000000000000000000000000000',
-       COALESCE(MAX(event_id), 0) FROM audit_events;
+       '0000000000000000000000000000000000000000000000000000000000000000', COALESCE(MAX(event_id), 0) FROM audit_events;
 
 CREATE TRIGGER audit_chain_head_forward BEFORE UPDATE ON audit_chain_head
 WHEN NEW.id <> OLD.id OR NEW.seq < OLD.seq OR NEW.legacy_through <> OLD.legacy_through

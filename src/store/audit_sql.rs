@@ -14,24 +14,46 @@ use super::changes_sql::Bind;
 use super::inventory_sql::{corrupt, dialect};
 use crate::domain::audit::{AuditEntry, AuditEvent, AuditQuery, ChainLink};
 
-/// Appends one entry, with its place in the chain (`seq`, `prev_hash`, `hash`).
-pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_events (at, actor, client_id, action, \
-     outcome, connection_id, grant_id, user_id, email, project_id, group_id, reason, ticket, \
-     upstream_request_id, before_state, after_state, detail, seq, prev_hash, hash) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-     ?19, ?20)";
+/// The entry's columns (`?1`..`?17`), for [`INSERT_AUDIT`] and [`APPEND_PG`].
+macro_rules! audit_columns {
+    () => {
+        "at, actor, client_id, action, outcome, connection_id, grant_id, user_id, email, \
+         project_id, group_id, reason, ticket, upstream_request_id, before_state, after_state, \
+         detail"
+    };
+}
 
-/// Advances the chain head and returns the new entry's seq and the previous hash. Being a
-/// write, it takes the head's row lock (Postgres) or the database's write lock (SQLite)
-/// first, which serializes appenders until the caller's transaction ends.
-pub(super) const CLAIM_HEAD: &str =
-    "UPDATE audit_chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
+/// SQLite: appends one entry with its place in the chain (`?18` seq, `?19` prev_hash, `?20`
+/// hash), after [`CLAIM_HEAD`].
+pub(super) const INSERT_AUDIT: &str = concat!(
+    "INSERT INTO audit_events (",
+    audit_columns!(),
+    ", seq, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+     ?14, ?15, ?16, ?17, ?18, ?19, ?20) RETURNING event_id"
+);
 
-/// Records the new entry's hash in the head (`?1`).
+/// SQLite: advances the chain head and returns the new entry's seq and the previous hash.
+/// Being a write, it takes the database's write lock first (if the caller's transaction does
+/// not hold it yet), which serializes appenders until that transaction ends.
+pub(super) const CLAIM_HEAD: &str = "UPDATE audit_chain_head SET seq = seq + 1, \
+     prev_hash = hash WHERE id = 1 RETURNING seq, hash";
+
+/// SQLite: records the new entry's hash (`?1`) in the head.
 pub(super) const SET_HEAD_HASH: &str = "UPDATE audit_chain_head SET hash = ?1 WHERE id = 1";
 
-/// [`SET_HEAD_HASH`] as a CTE of Postgres' insert (the hash is the insert's `$20`).
-pub(super) const SET_HEAD_HASH_PG: &str = "UPDATE audit_chain_head SET hash = $20 WHERE id = 1";
+/// Postgres: the whole append in one statement (one round trip under the head's row lock,
+/// which the update takes and holds until the caller's transaction ends). The link hash is
+/// computed by Postgres from the entry's content hash (`$18`, computed in Rust) exactly as
+/// [`link_hash`] does; the update's right-hand sides read the head's previous values.
+pub(super) const APPEND_PG: &str = concat!(
+    "WITH head AS (UPDATE audit_chain_head SET seq = seq + 1, prev_hash = hash, \
+     hash = encode(sha256(convert_to((seq + 1)::text || ':' || hash || ':' || $18, 'UTF8')), \
+     'hex') WHERE id = 1 RETURNING seq, prev_hash, hash) \
+     INSERT INTO audit_events (",
+    audit_columns!(),
+    ", seq, prev_hash, hash) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+     $14, $15, $16, $17, seq, prev_hash, hash FROM head RETURNING event_id"
+);
 
 /// The head as it is.
 pub(super) const READ_HEAD: &str =
@@ -51,16 +73,14 @@ pub(super) const COUNT_LEGACY: &str =
 pub(super) const FIRST_STRAY: &str = "SELECT event_id FROM audit_events \
      WHERE seq IS NULL AND event_id > ?1 ORDER BY event_id LIMIT 1";
 
-/// The hash of the entry `b` at `seq` following `prev_hash`: SHA-256 (hex) over a canonical
-/// encoding of every stored column. The encoding is a JSON array (unambiguous: strings are
-/// quoted and escaped), the time at microseconds (what both backends keep) and JSON values
-/// with their keys sorted (Postgres' JSONB reorders them).
-pub(super) fn chain_hash(seq: i64, prev_hash: &str, b: &AuditBinds) -> String {
+/// SHA-256 (hex) over a canonical encoding of every stored column of `b`. The encoding is a
+/// JSON array (unambiguous: strings are quoted and escaped), the time at microseconds (what
+/// both backends keep) and JSON values with their keys sorted (Postgres' JSONB reorders
+/// them).
+pub(super) fn content_hash(b: &AuditBinds) -> String {
     use serde_json::Value;
     let mut fields = vec![
         Value::from("openai-governor audit v1"),
-        Value::from(seq),
-        Value::from(prev_hash),
         Value::from(b.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
     ];
     fields.extend(b.texts.iter().map(|t| t.clone().map_or(Value::Null, Value::from)));
@@ -69,8 +89,14 @@ pub(super) fn chain_hash(seq: i64, prev_hash: &str, b: &AuditBinds) -> String {
             .iter()
             .map(|j| j.as_ref().map_or(Value::Null, |j| canonical(&j.0))),
     );
-    let encoded = Value::Array(fields).to_string();
-    hex(&Sha256::digest(encoded.as_bytes()))
+    hex(&Sha256::digest(Value::Array(fields).to_string().as_bytes()))
+}
+
+/// The chain's hash of the entry at `seq` with content hash `content`, following
+/// `prev_hash`: SHA-256 (hex) of `seq:prev_hash:content` (both hashes are hex, so `:` cannot
+/// occur in them). [`APPEND_PG`] computes the same in SQL.
+pub(super) fn link_hash(seq: i64, prev_hash: &str, content: &str) -> String {
+    hex(&Sha256::digest(format!("{seq}:{prev_hash}:{content}").as_bytes()))
 }
 
 /// `v` with every object's keys in sorted order, whatever map the JSON library uses.
@@ -262,7 +288,7 @@ impl From<ChainRow> for ChainLink {
         ChainLink {
             seq: r.seq,
             event_id: r.row.event_id,
-            computed: chain_hash(r.seq, &prev_hash, &r.row.binds()),
+            computed: link_hash(r.seq, &prev_hash, &content_hash(&r.row.binds())),
             prev_hash,
             hash: r.hash.unwrap_or_default(),
         }
@@ -311,43 +337,41 @@ impl TryFrom<AuditRow> for AuditEvent {
 macro_rules! audit_store {
     ($store:ty, $db:ty, $pg:expr) => {
         impl $store {
-            /// Appends `entry` on `conn` (a transaction of the caller's, or a pooled connection).
+            /// Appends `entry` on `conn`, which must be in a transaction (the caller's): the chain
+            /// head's advance and the entry commit together.
             pub(super) async fn audit_insert(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 entry: &crate::domain::audit::AuditEntry,
             ) -> Result<i64, super::StoreError> {
                 use super::audit_sql::*;
-                use super::inventory_sql::dialect;
                 let b = AuditBinds::of(entry);
-                let (seq, prev_hash): (i64, String) = sqlx::query_as(CLAIM_HEAD)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                let hash = chain_hash(seq, &prev_hash, &b);
-                // Postgres: the head's hash is set in the same statement (one round trip).
-                let sql = if $pg {
-                    format!(
-                        "WITH head AS ({SET_HEAD_HASH_PG}) {} RETURNING event_id",
-                        dialect(INSERT_AUDIT, $pg)
-                    )
+                let content = content_hash(&b);
+                let chained = if $pg {
+                    None
                 } else {
-                    format!("{INSERT_AUDIT} RETURNING event_id")
+                    let (seq, prev_hash): (i64, String) = sqlx::query_as(CLAIM_HEAD)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    let hash = link_hash(seq, &prev_hash, &content);
+                    Some((seq, prev_hash, hash))
                 };
-                let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql)).bind(b.at);
+                let sql = if $pg { APPEND_PG } else { INSERT_AUDIT };
+                let mut q = sqlx::query_as::<_, (i64,)>(sql).bind(b.at);
                 for t in b.texts {
                     q = q.bind(t);
                 }
                 for j in b.json {
                     q = q.bind(j);
                 }
-                let (id,) = q
-                    .bind(seq)
-                    .bind(prev_hash)
-                    .bind(&hash)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                if !$pg {
+                let (id,) = match &chained {
+                    None => q.bind(&content),
+                    Some((seq, prev_hash, hash)) => q.bind(*seq).bind(prev_hash).bind(hash),
+                }
+                .fetch_one(&mut *conn)
+                .await?;
+                if let Some((_, _, hash)) = chained {
                     sqlx::query(SET_HEAD_HASH)
-                        .bind(&hash)
+                        .bind(hash)
                         .execute(&mut *conn)
                         .await?;
                 }

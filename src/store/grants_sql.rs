@@ -314,9 +314,6 @@ macro_rules! grant_store {
                 if !saved {
                     return Ok(false);
                 }
-                if let Some(entry) = extras.audit {
-                    Self::audit_insert(&mut tx, entry).await?;
-                }
                 if let Some(e) = extras.expect {
                     let insert = sqlx::query(sqlx::AssertSqlSafe(dialect(
                         super::changes_sql::INSERT_EXPECTED,
@@ -327,6 +324,10 @@ macro_rules! grant_store {
                         .await?;
                 }
                 Self::head_patch(&mut tx, g.connection_id, extras.upserts, extras.removals).await?;
+                // Last: appending locks the audit chain's head until the commit.
+                if let Some(entry) = extras.audit {
+                    Self::audit_insert(&mut tx, entry).await?;
+                }
                 tx.commit().await?;
                 Ok(true)
             }

@@ -130,6 +130,26 @@ async fn an_untouched_trail_verifies(backend: Backend) {
     assert!(out.contains("5 chained entries verified"), "{out}");
     assert!(out.contains(&report.head.hash), "the head hash is printed: {out}");
 
+    // Concurrent appenders queue on the head: the chain stays dense and linked.
+    let appends = (0..20).map(|i| {
+        let store = store.clone();
+        async move {
+            let e = AuditEntry::new(
+                Utc::now(),
+                format!("racer-{i}"),
+                None,
+                AuditAction::ConnectionTested,
+                AuditOutcome::Failed,
+            );
+            store.append_audit(&e).await
+        }
+    });
+    for res in futures::future::join_all(appends).await {
+        res.expect("concurrent append");
+    }
+    let report = verify(store.as_ref()).await;
+    assert_eq!((&report.problem, report.verified), (&None, 25), "{report:?}");
+
     // An empty trail verifies too.
     let empty = TestDb::new(backend).await.unwrap();
     let report = verify(empty.store().await.as_ref()).await;
@@ -455,6 +475,23 @@ async fn postgres_app_role_can_only_append() {
         .expect("the app role writes connections");
     store.delete_connection(conn).await.expect("and deletes them");
 
+    // The service starts as the app role with OG_MIGRATE=false, and not without it.
+    let config = |migrate: bool| {
+        let mut c = openai_governor::config::Config::ephemeral(
+            &app_url,
+            crate::helpers::random_secret(),
+            &[],
+        )
+        .unwrap();
+        c.migrate = migrate;
+        c
+    };
+    assert!(openai_governor::app::build(config(false)).await.is_ok());
+    assert!(
+        openai_governor::app::build(config(true)).await.is_err(),
+        "migrating as the app role fails"
+    );
+
     let mut c = sqlx::PgConnection::connect(&app_url).await.unwrap();
     for sql in [
         "UPDATE audit_events SET actor = 'mallory'",
@@ -467,7 +504,7 @@ async fn postgres_app_role_can_only_append() {
         "DELETE FROM audit_chain_head",
         "TRUNCATE audit_chain_head",
         "UPDATE audit_chain_head SET seq = 0",
-        "INSERT INTO audit_chain_head (id, seq, hash, legacy_through) VALUES (2, 0, '', 0)",
+        "INSERT INTO audit_chain_head (id, seq, hash, prev_hash, legacy_through) VALUES (2, 0, '', '', 0)",
     ] {
         let res = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
         assert!(res.is_err(), "the app role must not: {sql}");

@@ -175,10 +175,7 @@ async fn audit_verify(settings: &Settings) -> anyhow::Result<()> {
     let report = service::audit::verify_chain(store.as_ref())
         .await
         .context("reading the audit trail")?;
-    println!(
-        "head: seq {} hash {}",
-        report.head.seq, report.head.hash
-    );
+    println!("head: seq {} hash {}", report.head.seq, report.head.hash);
     println!(
         "{} chained entries verified; {} entries from before the chain are not covered",
         report.verified, report.legacy

@@ -83,7 +83,11 @@ pub(super) fn content_hash(b: &AuditBinds) -> String {
         Value::from("openai-governor audit v1"),
         Value::from(b.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
     ];
-    fields.extend(b.texts.iter().map(|t| t.clone().map_or(Value::Null, Value::from)));
+    fields.extend(
+        b.texts
+            .iter()
+            .map(|t| t.clone().map_or(Value::Null, Value::from)),
+    );
     fields.extend(
         b.json
             .iter()
@@ -96,7 +100,9 @@ pub(super) fn content_hash(b: &AuditBinds) -> String {
 /// `prev_hash`: SHA-256 (hex) of `seq:prev_hash:content` (both hashes are hex, so `:` cannot
 /// occur in them). [`APPEND_PG`] computes the same in SQL.
 pub(super) fn link_hash(seq: i64, prev_hash: &str, content: &str) -> String {
-    hex(&Sha256::digest(format!("{seq}:{prev_hash}:{content}").as_bytes()))
+    hex(&Sha256::digest(
+        format!("{seq}:{prev_hash}:{content}").as_bytes(),
+    ))
 }
 
 /// `v` with every object's keys in sorted order, whatever map the JSON library uses.
@@ -349,9 +355,8 @@ macro_rules! audit_store {
                 let chained = if $pg {
                     None
                 } else {
-                    let (seq, prev_hash): (i64, String) = sqlx::query_as(CLAIM_HEAD)
-                        .fetch_one(&mut *conn)
-                        .await?;
+                    let (seq, prev_hash): (i64, String) =
+                        sqlx::query_as(CLAIM_HEAD).fetch_one(&mut *conn).await?;
                     let hash = link_hash(seq, &prev_hash, &content);
                     Some((seq, prev_hash, hash))
                 };

@@ -50,11 +50,15 @@ async fn as_owner(db: &TestDb, sql: &str) -> Result<(), sqlx::Error> {
     match db.backend {
         Backend::Sqlite => {
             let mut c = sqlx::SqliteConnection::connect(&db.url).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await?;
         }
         Backend::Postgres => {
             let mut c = sqlx::PgConnection::connect(&db.url).await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await?;
         }
     }
     Ok(())
@@ -128,7 +132,10 @@ async fn an_untouched_trail_verifies(backend: Backend) {
     assert!(ok, "verify succeeds: {out} {err}");
     assert!(out.contains("audit trail intact"), "{out}");
     assert!(out.contains("5 chained entries verified"), "{out}");
-    assert!(out.contains(&report.head.hash), "the head hash is printed: {out}");
+    assert!(
+        out.contains(&report.head.hash),
+        "the head hash is printed: {out}"
+    );
 
     // Concurrent appenders queue on the head: the chain stays dense and linked.
     let appends = (0..20).map(|i| {
@@ -148,7 +155,11 @@ async fn an_untouched_trail_verifies(backend: Backend) {
         res.expect("concurrent append");
     }
     let report = verify(store.as_ref()).await;
-    assert_eq!((&report.problem, report.verified), (&None, 25), "{report:?}");
+    assert_eq!(
+        (&report.problem, report.verified),
+        (&None, 25),
+        "{report:?}"
+    );
 
     // An empty trail verifies too.
     let empty = TestDb::new(backend).await.unwrap();
@@ -229,7 +240,10 @@ async fn a_deleted_entry_is_named(backend: Backend) {
     let (ok, _, err) = cli_verify(&db).await;
     assert!(!ok);
     assert!(
-        err.contains(&format!("entries missing: seq 2 to 2 (after event {})", ids[0])),
+        err.contains(&format!(
+            "entries missing: seq 2 to 2 (after event {})",
+            ids[0]
+        )),
         "{err}"
     );
 
@@ -359,7 +373,9 @@ async fn postgres_refuses_truncate() {
     };
     let err = as_owner(&db, "TRUNCATE audit_events").await.unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    let err = as_owner(&db, "TRUNCATE audit_chain_head").await.unwrap_err();
+    let err = as_owner(&db, "TRUNCATE audit_chain_head")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
     assert_eq!(verify(store.as_ref()).await.problem, None);
     bypassing_triggers(&db, "TRUNCATE audit_events").await;
@@ -447,10 +463,6 @@ async fn postgres_app_role_can_only_append() {
     owner_store.migrate().await.expect("the owner migrates");
 
     let store = PostgresStore::connect(&app_url).await.unwrap();
-    assert!(
-        store.migrate().await.is_err(),
-        "the app role cannot change the schema"
-    );
     let ids = five_entries(&store).await;
     assert_eq!(ids.len(), 5, "the app role appends");
     let report = verify(&store).await;
@@ -473,24 +485,10 @@ async fn postgres_app_role_can_only_append() {
         })
         .await
         .expect("the app role writes connections");
-    store.delete_connection(conn).await.expect("and deletes them");
-
-    // The service starts as the app role with OG_MIGRATE=false, and not without it.
-    let config = |migrate: bool| {
-        let mut c = openai_governor::config::Config::ephemeral(
-            &app_url,
-            crate::helpers::random_secret(),
-            &[],
-        )
-        .unwrap();
-        c.migrate = migrate;
-        c
-    };
-    assert!(openai_governor::app::build(config(false)).await.is_ok());
-    assert!(
-        openai_governor::app::build(config(true)).await.is_err(),
-        "migrating as the app role fails"
-    );
+    store
+        .delete_connection(conn)
+        .await
+        .expect("and deletes them");
 
     let mut c = sqlx::PgConnection::connect(&app_url).await.unwrap();
     for sql in [
@@ -506,7 +504,9 @@ async fn postgres_app_role_can_only_append() {
         "UPDATE audit_chain_head SET seq = 0",
         "INSERT INTO audit_chain_head (id, seq, hash, prev_hash, legacy_through) VALUES (2, 0, '', '', 0)",
     ] {
-        let res = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await;
+        let res = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut c)
+            .await;
         assert!(res.is_err(), "the app role must not: {sql}");
     }
     let err = sqlx::raw_sql("UPDATE audit_events SET actor = 'mallory'")
@@ -518,7 +518,30 @@ async fn postgres_app_role_can_only_append() {
         "refused by privilege, before any trigger: {err}"
     );
     let report = verify(&store).await;
-    assert_eq!((report.problem, report.verified), (None, 5), "nothing changed");
+    assert_eq!(
+        (report.problem, report.verified),
+        (None, 5),
+        "nothing changed"
+    );
+
+    // The service starts as the app role with OG_MIGRATE=false, and not without it.
+    let config = |migrate: bool| {
+        let mut c = openai_governor::config::Config::ephemeral(
+            &app_url,
+            crate::helpers::random_secret(),
+            &[],
+        )
+        .unwrap();
+        c.migrate = migrate;
+        c
+    };
+    assert!(openai_governor::app::build(config(false)).await.is_ok());
+    // Last: a failed sqlx migration keeps its session's advisory lock until the pool closes,
+    // so nothing may migrate after it here.
+    assert!(
+        openai_governor::app::build(config(true)).await.is_err(),
+        "migrating as the app role fails: it cannot change the schema"
+    );
 }
 
 /// A database migrated before the chain began: its entries are counted as legacy, not
@@ -568,7 +591,10 @@ async fn entries_before_the_chain_are_legacy() {
     assert!(ids[0] > 2);
     let (ok, out, _) = cli_verify(&db).await;
     assert!(ok);
-    assert!(out.contains("2 entries from before the chain are not covered"), "{out}");
+    assert!(
+        out.contains("2 entries from before the chain are not covered"),
+        "{out}"
+    );
 }
 
 crate::backend_tests!(

@@ -98,6 +98,14 @@ pub fn openai_client_config(config: &Config) -> ClientConfig {
 pub async fn build(config: Config) -> Result<App, StartError> {
     let store = store::connect(&config.database_url).await?;
     store.migrate().await?;
+    let upgraded = crate::service::rekey::upgrade_bindings(store.as_ref(), &config.key_ring).await?;
+    if upgraded.resealed > 0 || !upgraded.failed.is_empty() {
+        tracing::info!(
+            resealed = upgraded.resealed,
+            failed = upgraded.failed.len(),
+            "admin keys re-sealed with their base URL in the associated data"
+        );
+    }
     build_with_store(config, store)
 }
 
@@ -132,9 +140,18 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         ..
     } = config;
     let key_ring = Arc::new(key_ring);
-    let connections =
-        ConnectionService::new(store.clone(), key_ring.clone(), allowed_base_urls, prober);
-    let clients = OpenAiClients::new(store.clone(), key_ring, sync.client.clone());
+    let connections = ConnectionService::new(
+        store.clone(),
+        key_ring.clone(),
+        allowed_base_urls.clone(),
+        prober,
+    );
+    let clients = OpenAiClients::new(
+        store.clone(),
+        key_ring,
+        sync.client.clone(),
+        allowed_base_urls,
+    );
     let inventory = InventoryService::new(store.clone(), clients.clone(), sync);
     let changes = ChangesService::new(store.clone());
     let access = AccessService::new(store.clone());

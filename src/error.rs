@@ -78,6 +78,14 @@ pub enum ErrorCode {
     BaseUrlNotAllowed,
     /// Another connection already has this name.
     ConnectionNameTaken,
+    /// The connection has live grants; revoke them first (or `?revoke_grants=true`).
+    ConnectionHasLiveGrants,
+    /// The connection's key or base URL changed and it has not passed a test since.
+    ConnectionTestRequired,
+    /// OpenAI answered for another organization than the one the connection is pinned to.
+    OrganizationMismatch,
+    /// The connection is pinned to an organization; it cannot be pointed at another.
+    OrganizationPinned,
     /// The stored admin key cannot be decrypted with the configured key ring.
     EncryptionKeyUnavailable,
     /// The request took longer than the server's request timeout.
@@ -118,6 +126,8 @@ impl ErrorCode {
             MalformedJson | InvalidParameter => StatusCode::BAD_REQUEST,
             ValidationFailed | BaseUrlNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
             ConnectionNameTaken | SyncInProgress => StatusCode::CONFLICT,
+            ConnectionHasLiveGrants | ConnectionTestRequired => StatusCode::CONFLICT,
+            OrganizationMismatch | OrganizationPinned => StatusCode::CONFLICT,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             EncryptionKeyUnavailable | Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -159,6 +169,10 @@ impl ErrorCode {
             ValidationFailed => "Validation failed",
             BaseUrlNotAllowed => "Base URL not allowed",
             ConnectionNameTaken => "Connection name taken",
+            ConnectionHasLiveGrants => "Connection has live grants",
+            ConnectionTestRequired => "Connection test required",
+            OrganizationMismatch => "Organization mismatch",
+            OrganizationPinned => "Organization pinned",
             EncryptionKeyUnavailable => "Encryption key unavailable",
             RequestTimeout => "Request timeout",
             ServiceUnavailable => "Service unavailable",
@@ -201,6 +215,10 @@ impl ErrorCode {
             ValidationFailed => "validation_failed",
             BaseUrlNotAllowed => "base_url_not_allowed",
             ConnectionNameTaken => "connection_name_taken",
+            ConnectionHasLiveGrants => "connection_has_live_grants",
+            ConnectionTestRequired => "connection_test_required",
+            OrganizationMismatch => "organization_mismatch",
+            OrganizationPinned => "organization_pinned",
             EncryptionKeyUnavailable => "encryption_key_unavailable",
             RequestTimeout => "request_timeout",
             ServiceUnavailable => "service_unavailable",

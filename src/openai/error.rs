@@ -40,6 +40,10 @@ pub enum ErrorKind {
     /// A 2xx (or error) response whose body is not what the API documents, a redirect, or a
     /// pagination cursor that does not advance.
     InvalidResponse,
+    /// The answer came from an organization other than the one the client is pinned to (its
+    /// `openai-organization` header): the key or base URL now reaches another organization.
+    /// Never retried, never taken as an answer.
+    OrganizationMismatch,
 }
 
 impl ErrorKind {
@@ -57,6 +61,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timed out",
             ErrorKind::Network => "network error",
             ErrorKind::InvalidResponse => "invalid response",
+            ErrorKind::OrganizationMismatch => "answered for another organization",
         }
     }
 }

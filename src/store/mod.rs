@@ -108,8 +108,30 @@ pub struct ConnectionChanges {
     pub expected_organization_id: Option<Option<String>>,
     /// Replacement key: hint and sealed key together.
     pub key: Option<(String, SealedSecret)>,
-    /// Clear the stored test report (the key or URL changed, so it no longer applies).
+    /// Clear the stored test report and require a new test before the connection is used
+    /// (the key or URL changed, so neither the report nor the organization check applies).
     pub clear_last_test: bool,
+}
+
+/// A sealed admin key as stored, with what it is bound to (read in one statement, so the
+/// base URL is the one the key was sealed for).
+#[derive(Debug, Clone)]
+pub struct SealedKey {
+    /// The connection.
+    pub id: ConnectionId,
+    /// Where the key may be sent.
+    pub base_url: Url,
+    /// The ciphertext.
+    pub sealed: SealedSecret,
+}
+
+/// What deleting a connection did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionDelete {
+    /// Deleted; its grants' records stay.
+    Deleted,
+    /// Refused: these grants are live (pending, active or invited) on it.
+    LiveGrants(Vec<crate::domain::GrantId>),
 }
 
 /// Whether a sync could start.
@@ -153,21 +175,33 @@ pub trait Store:
         at: DateTime<Utc>,
         by: &str,
     ) -> Result<Connection, StoreError>;
-    /// Deletes the row and with it the sealed key; `NotFound` if absent.
-    async fn delete_connection(&self, id: ConnectionId) -> Result<(), StoreError>;
-    /// The sealed admin key of a connection; `NotFound` if absent.
-    async fn sealed_key(&self, id: ConnectionId) -> Result<SealedSecret, StoreError>;
+    /// Deletes the row and with it the sealed key and snapshots, unless grants on it are
+    /// live (checked and deleted atomically: a grant inserted meanwhile either is seen or
+    /// fails on the missing connection); grant records are kept. `NotFound` if absent.
+    async fn delete_connection(&self, id: ConnectionId) -> Result<ConnectionDelete, StoreError>;
+    /// The sealed admin key of a connection and its base URL; `NotFound` if absent.
+    async fn sealed_key(&self, id: ConnectionId) -> Result<SealedKey, StoreError>;
+    /// Pins the connection to `organization_id` if it is not pinned yet, and with `tested`
+    /// clears `test_required`; does nothing if it is pinned to another organization.
+    /// Returns whether the connection is now pinned to `organization_id`.
+    async fn pin_organization(
+        &self,
+        id: ConnectionId,
+        organization_id: &str,
+        tested: bool,
+    ) -> Result<bool, StoreError>;
     /// Stores the last test report (does not touch `updated_at`: a test is not an edit).
     async fn save_test_report(
         &self,
         id: ConnectionId,
         report: &TestReport,
     ) -> Result<(), StoreError>;
-    /// Ids and sealed keys not sealed under `version`, for `rekey`.
-    async fn keys_not_under(
+    /// Sealed keys not sealed under `version` with `binding`, for `rekey`.
+    async fn keys_to_reseal(
         &self,
         version: u32,
-    ) -> Result<Vec<(ConnectionId, SealedSecret)>, StoreError>;
+        binding: u32,
+    ) -> Result<Vec<SealedKey>, StoreError>;
     /// Replaces a sealed key only if it is still `expected` (another writer may have replaced
     /// the key meanwhile); returns whether it did.
     async fn swap_sealed_key(

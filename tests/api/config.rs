@@ -70,11 +70,12 @@ fn sqlite_generates_private_development_secrets_once() {
     let second = Config::load(&settings(&["--database-url", &url])).unwrap();
     assert!(!second.dev.created);
     let id = openai_governor::domain::ConnectionId::new();
+    let base: url::Url = "https://api.openai.com/v1".parse().unwrap();
     let sealed = first
         .key_ring
-        .seal(id, &"sk-admin-x".to_owned().into())
+        .seal(id, &base, &"sk-admin-x".to_owned().into())
         .unwrap();
-    assert!(second.key_ring.open(id, &sealed).is_ok());
+    assert!(second.key_ring.open(id, &base, &sealed).is_ok());
 }
 
 #[test]

@@ -80,6 +80,10 @@ pub struct Settings {
         global = true
     )]
     pub openai_allowed_base_urls: Vec<String>,
+    /// Allow `http://` base URLs that are not on loopback in OG_OPENAI_ALLOWED_BASE_URLS (an
+    /// admin key would cross the network in clear text); off by default.
+    #[arg(long, env = "OG_OPENAI_ALLOW_PLAINTEXT_HTTP", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub openai_allow_plaintext_http: bool,
     /// Connect timeout for calls to OpenAI, e.g. `5s`.
     #[arg(long, env = "OG_OPENAI_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub openai_connect_timeout: Duration,
@@ -309,6 +313,14 @@ impl Config {
             let url = normalize_base_url(raw.trim()).map_err(|e| {
                 ConfigError::Invalid(format!("OG_OPENAI_ALLOWED_BASE_URLS: `{raw}`: {e}"))
             })?;
+            if url.scheme() == "http" && !is_loopback(&url) && !settings.openai_allow_plaintext_http
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "OG_OPENAI_ALLOWED_BASE_URLS: `{raw}` is plain http to a host other than \
+                     loopback: admin keys would cross the network unencrypted. Use https, or \
+                     set OG_OPENAI_ALLOW_PLAINTEXT_HTTP=true if the path is protected otherwise"
+                )));
+            }
             allowed_base_urls.push(url);
         }
         if settings.body_limit_bytes < 1024 {
@@ -569,6 +581,16 @@ fn read_or_create_secret(
     }
 }
 
+/// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`).
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// Parses a base URL for comparison: http(s) only, no credentials, query or fragment,
 /// no trailing slash on the path.
 pub fn normalize_base_url(raw: &str) -> Result<Url, String> {
@@ -603,6 +625,16 @@ mod tests {
         assert!(normalize_base_url("https://u:p@x/v1").is_err());
         assert!(normalize_base_url("https://x/v1?a=b").is_err());
         assert!(normalize_base_url("not a url").is_err());
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for yes in ["http://127.0.0.1:8089/v1", "http://localhost/v1", "http://[::1]:9/v1"] {
+            assert!(is_loopback(&normalize_base_url(yes).unwrap()), "{yes}");
+        }
+        for no in ["http://10.0.0.1/v1", "http://proxy.internal/v1", "http://127.0.0.1.nip.io/v1"] {
+            assert!(!is_loopback(&normalize_base_url(no).unwrap()), "{no}");
+        }
     }
 
     #[test]

@@ -172,6 +172,37 @@ impl KeyRing {
         Ok(SecretString::from(text.to_owned()))
     }
 
+    /// Seals the way rows written before binding 2 were (row and key version only), so that
+    /// tests can show such rows are upgraded. Not for production use.
+    #[doc(hidden)]
+    pub fn seal_legacy(
+        &self,
+        id: ConnectionId,
+        plaintext: &SecretString,
+    ) -> Result<SealedSecret, CryptoError> {
+        let cipher = self
+            .ciphers
+            .get(&self.current)
+            .ok_or(CryptoError::UnknownVersion(self.current))?;
+        let nonce = Nonce::generate();
+        let unused: Url = "https://legacy.invalid/".parse().map_err(|_| CryptoError::Unauthentic)?;
+        let aad = associated_data(id, self.current, 1, &unused)?;
+        let body = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext.expose_secret().as_bytes(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| CryptoError::Unauthentic)?;
+        Ok(SealedSecret {
+            key_version: self.current,
+            binding: 1,
+            ciphertext: [nonce.as_slice(), &body].concat(),
+        })
+    }
+
     /// Re-seals under the current key and binding when `sealed` is under an older one;
     /// `None` if current.
     pub fn reseal(
@@ -291,24 +322,7 @@ mod tests {
         let id = ConnectionId::new();
         let base = url("http://127.0.0.1:8089/v1");
         let key = SecretString::from("sk-admin-legacy-binding".to_owned());
-        // What a row sealed before the base URL joined the associated data holds.
-        let cipher = ring.ciphers.get(&1).unwrap();
-        let nonce = Nonce::generate();
-        let aad = associated_data(id, 1, 1, &base).unwrap();
-        let body = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: key.expose_secret().as_bytes(),
-                    aad: &aad,
-                },
-            )
-            .unwrap();
-        let legacy = SealedSecret {
-            key_version: 1,
-            binding: 1,
-            ciphertext: [nonce.as_slice(), &body].concat(),
-        };
+        let legacy = ring.seal_legacy(id, &key).unwrap();
         let resealed = ring.reseal(id, &base, &legacy).unwrap().unwrap();
         assert_eq!((resealed.key_version, resealed.binding), (1, CURRENT_BINDING));
         assert_eq!(

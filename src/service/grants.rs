@@ -854,9 +854,12 @@ impl GrantService {
                 }
                 Err(e) if first && !ambiguous(&e) => {
                     let message = upstream_message(&e);
-                    return self
-                        .fail(grant, actor, ErrorCode::UpstreamUnavailable, message)
-                        .await;
+                    let code = if e.kind == ErrorKind::OrganizationMismatch {
+                        ErrorCode::OrganizationMismatch
+                    } else {
+                        ErrorCode::UpstreamUnavailable
+                    };
+                    return self.fail(grant, actor, code, message).await;
                 }
                 Err(e) => return self.leave_pending(grant, &e).await,
             };
@@ -1208,7 +1211,12 @@ impl GrantService {
             )
             .await?;
         let mut e = AppError::new(code, message);
-        if code == ErrorCode::UpstreamRefused || code == ErrorCode::UpstreamUnavailable {
+        if matches!(
+            code,
+            ErrorCode::UpstreamRefused
+                | ErrorCode::UpstreamUnavailable
+                | ErrorCode::OrganizationMismatch
+        ) {
             e.message = format!(
                 "{} (grant {} is recorded as {})",
                 e.message, grant.id, grant.status

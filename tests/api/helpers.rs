@@ -165,6 +165,8 @@ pub struct Options {
     pub grant_lease: Duration,
     /// `OG_GRANT_LOCK_WAIT`.
     pub grant_lock_wait: Duration,
+    /// Base URLs allowed beside the sandbox's (e.g. a second sandbox).
+    pub extra_base_urls: Vec<String>,
 }
 
 impl Default for Options {
@@ -180,6 +182,7 @@ impl Default for Options {
             grant_tick: Duration::ZERO,
             grant_lease: Duration::from_secs(120),
             grant_lock_wait: Duration::from_secs(10),
+            extra_base_urls: Vec::new(),
         }
     }
 }
@@ -210,9 +213,10 @@ impl TestApp {
             .start_recording(crate::contract::RECORD_BUDGET);
         let jwt_secret = random_secret();
         let sandbox_url = sandbox.base_url().to_string();
+        let mut allowed = vec![sandbox_url.as_str(), DEAD_BASE_URL];
+        allowed.extend(options.extra_base_urls.iter().map(String::as_str));
         let mut config =
-            Config::ephemeral(&db.url, jwt_secret.clone(), &[&sandbox_url, DEAD_BASE_URL])
-                .expect("config");
+            Config::ephemeral(&db.url, jwt_secret.clone(), &allowed).expect("config");
         if let Some(keys) = options.keys {
             config.jwt.keys = keys;
         }

@@ -26,3 +26,4 @@ mod offboarding;
 mod openapi;
 mod sandbox_writes;
 mod store_conformance;
+mod trust;

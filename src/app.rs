@@ -98,7 +98,8 @@ pub fn openai_client_config(config: &Config) -> ClientConfig {
 pub async fn build(config: Config) -> Result<App, StartError> {
     let store = store::connect(&config.database_url).await?;
     store.migrate().await?;
-    let upgraded = crate::service::rekey::upgrade_bindings(store.as_ref(), &config.key_ring).await?;
+    let upgraded =
+        crate::service::rekey::upgrade_bindings(store.as_ref(), &config.key_ring).await?;
     if upgraded.resealed > 0 || !upgraded.failed.is_empty() {
         tracing::info!(
             resealed = upgraded.resealed,
@@ -137,6 +138,7 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         grant_lease,
         grant_lock_wait,
         grant_invite_poll,
+        offboarding_wait,
         ..
     } = config;
     let key_ring = Arc::new(key_ring);
@@ -164,8 +166,13 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
     };
     let grants = GrantService::new(store.clone(), clients.clone(), grant_settings);
     let audit = AuditService::new(store.clone());
-    let offboarding =
-        OffboardingService::new(store.clone(), clients, grants.clone(), audit.clone());
+    let offboarding = OffboardingService::new(
+        store.clone(),
+        clients,
+        grants.clone(),
+        audit.clone(),
+        offboarding_wait,
+    );
     let state = AppState {
         offboarding,
         access,

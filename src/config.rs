@@ -126,6 +126,10 @@ pub struct Settings {
     /// How often the invite sent for a grant is polled for acceptance.
     #[arg(long, env = "OG_GRANT_INVITE_POLL", default_value = "1m", value_parser = humantime::parse_duration, global = true)]
     pub grant_invite_poll: Duration,
+    /// How long `POST /v1/offboardings` waits for the offboarding to end before answering
+    /// `202` with a record to poll (it goes on either way).
+    #[arg(long, env = "OG_OFFBOARDING_WAIT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub offboarding_wait: Duration,
     /// Days of daily costs each sync fetches.
     #[arg(long, env = "OG_SYNC_COST_DAYS", default_value_t = 30, global = true)]
     pub sync_cost_days: u32,
@@ -247,6 +251,8 @@ pub struct Config {
     pub grant_lock_wait: Duration,
     /// Invite polling period.
     pub grant_invite_poll: Duration,
+    /// How long an offboarding request waits for the end before answering `202`.
+    pub offboarding_wait: Duration,
     /// Per-request timeout of this service.
     pub request_timeout: Duration,
     /// Body size limit.
@@ -346,6 +352,7 @@ impl Config {
             grant_lease: settings.grant_lease,
             grant_lock_wait: settings.grant_lock_wait,
             grant_invite_poll: settings.grant_invite_poll,
+            offboarding_wait: settings.offboarding_wait,
             request_timeout: settings.request_timeout,
             body_limit_bytes: settings.body_limit_bytes,
             cors_allowed_origins: settings
@@ -396,6 +403,7 @@ impl Config {
             grant_lease: Duration::from_secs(120),
             grant_lock_wait: Duration::from_secs(10),
             grant_invite_poll: Duration::from_secs(60),
+            offboarding_wait: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             body_limit_bytes: 64 * 1024,
             cors_allowed_origins: Vec::new(),
@@ -629,10 +637,18 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for yes in ["http://127.0.0.1:8089/v1", "http://localhost/v1", "http://[::1]:9/v1"] {
+        for yes in [
+            "http://127.0.0.1:8089/v1",
+            "http://localhost/v1",
+            "http://[::1]:9/v1",
+        ] {
             assert!(is_loopback(&normalize_base_url(yes).unwrap()), "{yes}");
         }
-        for no in ["http://10.0.0.1/v1", "http://proxy.internal/v1", "http://127.0.0.1.nip.io/v1"] {
+        for no in [
+            "http://10.0.0.1/v1",
+            "http://proxy.internal/v1",
+            "http://127.0.0.1.nip.io/v1",
+        ] {
             assert!(!is_loopback(&normalize_base_url(no).unwrap()), "{no}");
         }
     }

@@ -185,7 +185,9 @@ impl KeyRing {
             .get(&self.current)
             .ok_or(CryptoError::UnknownVersion(self.current))?;
         let nonce = Nonce::generate();
-        let unused: Url = "https://legacy.invalid/".parse().map_err(|_| CryptoError::Unauthentic)?;
+        let unused: Url = "https://legacy.invalid/"
+            .parse()
+            .map_err(|_| CryptoError::Unauthentic)?;
         let aad = associated_data(id, self.current, 1, &unused)?;
         let body = cipher
             .encrypt(
@@ -324,12 +326,18 @@ mod tests {
         let key = SecretString::from("sk-admin-legacy-binding".to_owned());
         let legacy = ring.seal_legacy(id, &key).unwrap();
         let resealed = ring.reseal(id, &base, &legacy).unwrap().unwrap();
-        assert_eq!((resealed.key_version, resealed.binding), (1, CURRENT_BINDING));
+        assert_eq!(
+            (resealed.key_version, resealed.binding),
+            (1, CURRENT_BINDING)
+        );
         assert_eq!(
             ring.open(id, &base, &resealed).unwrap().expose_secret(),
             key.expose_secret()
         );
-        assert!(ring.open(id, &url("http://127.0.0.1:9/v1"), &resealed).is_err());
+        assert!(
+            ring.open(id, &url("http://127.0.0.1:9/v1"), &resealed)
+                .is_err()
+        );
     }
 
     #[test]

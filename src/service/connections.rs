@@ -336,8 +336,7 @@ impl ConnectionService {
                     .into(),
             }]));
         }
-        if let (Some(pinned), Some(Some(expected))) =
-            (&before.organization_id, &expected)
+        if let (Some(pinned), Some(Some(expected))) = (&before.organization_id, &expected)
             && pinned != expected
         {
             return Err(AppError::new(
@@ -435,7 +434,11 @@ impl ConnectionService {
                          delete with ?revoke_grants=true to revoke them and then delete",
                         grants.len(),
                         shown.join(", "),
-                        if more > 0 { format!(" and {more} more") } else { String::new() }
+                        if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
+                        }
                     ),
                 ));
             }

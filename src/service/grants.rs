@@ -501,7 +501,11 @@ impl GrantService {
     ) -> Result<Vec<GrantId>, AppError> {
         who.require(Scope::AccessWrite)?;
         let mut still_live = Vec::new();
-        for status in [GrantStatus::Active, GrantStatus::Invited, GrantStatus::Pending] {
+        for status in [
+            GrantStatus::Active,
+            GrantStatus::Invited,
+            GrantStatus::Pending,
+        ] {
             let mut after = None;
             loop {
                 let page = self

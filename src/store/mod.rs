@@ -6,6 +6,7 @@ mod audit_sql;
 mod changes_sql;
 mod grants_sql;
 mod inventory_sql;
+mod offboarding_sql;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -148,7 +149,15 @@ pub enum SyncStart {
 /// `tests/api/store_conformance.rs`.
 #[async_trait]
 pub trait Store:
-    InventoryStore + ChangesStore + AccessStore + AuditStore + GrantStore + Send + Sync + 'static
+    InventoryStore
+    + ChangesStore
+    + AccessStore
+    + AuditStore
+    + GrantStore
+    + OffboardingStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which backend (`sqlite`, `postgres`), for logs and readiness.
     fn backend(&self) -> &'static str;
@@ -406,6 +415,26 @@ pub trait GrantStore: Send + Sync {
         upserts: &[Item],
         removals: &[(crate::domain::ItemKind, String)],
     ) -> Result<(), StoreError>;
+}
+
+/// Offboarding requests: recorded before any write, finished by the task that runs them.
+#[async_trait]
+pub trait OffboardingStore: Send + Sync {
+    /// Records a new request.
+    async fn insert_offboarding(
+        &self,
+        run: &crate::domain::offboarding::OffboardingRun,
+    ) -> Result<(), StoreError>;
+    /// Rewrites a request's record; `NotFound` if absent.
+    async fn save_offboarding(
+        &self,
+        run: &crate::domain::offboarding::OffboardingRun,
+    ) -> Result<(), StoreError>;
+    /// One request; `NotFound` if absent.
+    async fn get_offboarding(
+        &self,
+        id: &str,
+    ) -> Result<crate::domain::offboarding::OffboardingRun, StoreError>;
 }
 
 /// Read-side questions over the current snapshots (see `access_sql.rs`); each answer is read

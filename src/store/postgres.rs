@@ -15,12 +15,12 @@ use super::audit_sql::audit_store;
 use super::changes_sql::changes_store;
 use super::grants_sql::grant_store;
 use super::inventory_sql::inventory_store;
+use super::offboarding_sql::offboarding_store;
 use super::rows::{
-    CONNECTION_COLUMNS, ConnectionRow, SEALED_KEY_COLUMNS, SealedKeyRow, connections, corrupt_grant_id,
+    CONNECTION_COLUMNS, ConnectionRow, SEALED_KEY_COLUMNS, SealedKeyRow, connections,
+    corrupt_grant_id,
 };
-use super::{
-    ConnectionChanges, ConnectionDelete, NewConnection, SealedKey, Store, StoreError,
-};
+use super::{ConnectionChanges, ConnectionDelete, NewConnection, SealedKey, Store, StoreError};
 use crate::domain::{Connection, ConnectionId, SealedSecret, TestReport};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -60,6 +60,7 @@ inventory_store!(PostgresStore, true);
 changes_store!(PostgresStore, sqlx::Postgres, true);
 access_store!(PostgresStore, true);
 audit_store!(PostgresStore, sqlx::Postgres, true);
+offboarding_store!(PostgresStore, true);
 grant_store!(PostgresStore, sqlx::Postgres, true);
 
 #[async_trait]

@@ -17,12 +17,12 @@ use super::audit_sql::audit_store;
 use super::changes_sql::changes_store;
 use super::grants_sql::grant_store;
 use super::inventory_sql::inventory_store;
+use super::offboarding_sql::offboarding_store;
 use super::rows::{
-    CONNECTION_COLUMNS, ConnectionRow, SEALED_KEY_COLUMNS, SealedKeyRow, connections, corrupt_grant_id,
+    CONNECTION_COLUMNS, ConnectionRow, SEALED_KEY_COLUMNS, SealedKeyRow, connections,
+    corrupt_grant_id,
 };
-use super::{
-    ConnectionChanges, ConnectionDelete, NewConnection, SealedKey, Store, StoreError,
-};
+use super::{ConnectionChanges, ConnectionDelete, NewConnection, SealedKey, Store, StoreError};
 use crate::domain::{Connection, ConnectionId, SealedSecret, TestReport};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -72,6 +72,7 @@ inventory_store!(SqliteStore, false);
 changes_store!(SqliteStore, sqlx::Sqlite, false);
 access_store!(SqliteStore, false);
 audit_store!(SqliteStore, sqlx::Sqlite, false);
+offboarding_store!(SqliteStore, false);
 grant_store!(SqliteStore, sqlx::Sqlite, false);
 
 #[async_trait]
@@ -186,10 +187,12 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         // A write first: SQLite takes the database's write lock now, so no grant can be
         // inserted between the check below and the delete.
-        sqlx::query("UPDATE connections SET connection_id = connection_id WHERE connection_id = ?1")
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE connections SET connection_id = connection_id WHERE connection_id = ?1",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
         let live: Vec<(String,)> = sqlx::query_as(
             "SELECT grant_id FROM grants WHERE connection_id = ?1 \
              AND status IN ('pending', 'active', 'invited') ORDER BY grant_id",

@@ -167,6 +167,8 @@ pub struct Options {
     pub grant_lock_wait: Duration,
     /// Base URLs allowed beside the sandbox's (e.g. a second sandbox).
     pub extra_base_urls: Vec<String>,
+    /// `OG_OFFBOARDING_WAIT`.
+    pub offboarding_wait: Duration,
 }
 
 impl Default for Options {
@@ -183,6 +185,7 @@ impl Default for Options {
             grant_lease: Duration::from_secs(120),
             grant_lock_wait: Duration::from_secs(10),
             extra_base_urls: Vec::new(),
+            offboarding_wait: Duration::from_secs(10),
         }
     }
 }
@@ -215,8 +218,7 @@ impl TestApp {
         let sandbox_url = sandbox.base_url().to_string();
         let mut allowed = vec![sandbox_url.as_str(), DEAD_BASE_URL];
         allowed.extend(options.extra_base_urls.iter().map(String::as_str));
-        let mut config =
-            Config::ephemeral(&db.url, jwt_secret.clone(), &allowed).expect("config");
+        let mut config = Config::ephemeral(&db.url, jwt_secret.clone(), &allowed).expect("config");
         if let Some(keys) = options.keys {
             config.jwt.keys = keys;
         }
@@ -234,6 +236,7 @@ impl TestApp {
         config.grant_lease = options.grant_lease;
         config.grant_lock_wait = options.grant_lock_wait;
         config.grant_invite_poll = Duration::ZERO;
+        config.offboarding_wait = options.offboarding_wait;
         let built = app::build_with_store(config, store.clone()).expect("build app");
         built.spawn_scheduler();
         built.spawn_grant_worker();

@@ -62,7 +62,10 @@ async fn insert_get_roundtrip(backend: Backend) {
     assert_eq!(created.created_by, "alice");
     assert_eq!(created.last_test, None);
     assert_eq!(store.get_connection(new.id).await.unwrap(), created);
-    assert_eq!(store.sealed_key(new.id).await.unwrap().sealed, new.sealed_key);
+    assert_eq!(
+        store.sealed_key(new.id).await.unwrap().sealed,
+        new.sealed_key
+    );
     // Migrations are idempotent.
     store.migrate().await.unwrap();
     store.ping().await.unwrap();

@@ -106,11 +106,19 @@ async fn deleting_a_connection_never_strands_live_grants(backend: Backend) {
     )
     .await;
     assert_eq!(project_role(&app, &pid, &uid).as_deref(), Some("member"));
-    assert_eq!(body(app.get(&path, &app.admin_token()).await, 200).await["id"], conn.as_str());
+    assert_eq!(
+        body(app.get(&path, &app.admin_token()).await, 200).await["id"],
+        conn.as_str()
+    );
 
     // With it: the grant is revoked at OpenAI, then the connection goes.
     let both = app.token("ops", &[Scope::ConnectionsWrite, Scope::AccessWrite]);
-    body(app.delete(&format!("{path}?revoke_grants=true"), &both).await, 204).await;
+    body(
+        app.delete(&format!("{path}?revoke_grants=true"), &both)
+            .await,
+        204,
+    )
+    .await;
     assert_eq!(project_role(&app, &pid, &uid), None);
     assert_problem(
         app.get(&path, &app.admin_token()).await,
@@ -169,14 +177,19 @@ async fn a_new_key_or_url_must_pass_a_test_at_the_pinned_organization(backend: B
     let id = c["id"].as_str().unwrap();
     let path = format!("/v1/connections/{id}");
     assert_eq!(c["test_required"], false);
-    let report = body(app.post(&format!("{path}/test"), &admin, json!({})).await, 200).await;
+    let report = body(
+        app.post(&format!("{path}/test"), &admin, json!({})).await,
+        200,
+    )
+    .await;
     assert_eq!(report["status"], "ok", "{report}");
     let pinned = body(app.get(&path, &admin).await, 200).await;
     assert_eq!(pinned["organization_id"], app.sandbox.organization_id());
 
     // Pointing elsewhere needs the key again: the stored one is sealed for this URL.
     let p = assert_problem(
-        app.patch(&path, &admin, json!({"base_url": other_url})).await,
+        app.patch(&path, &admin, json!({"base_url": other_url}))
+            .await,
         422,
         "validation_failed",
     )
@@ -220,7 +233,11 @@ async fn a_new_key_or_url_must_pass_a_test_at_the_pinned_organization(backend: B
     assert_eq!(other.request_count("GET /organization/users"), 0);
 
     // The test reaches the other organization: a failure, and the connection stays blocked.
-    let report = body(app.post(&format!("{path}/test"), &admin, json!({})).await, 200).await;
+    let report = body(
+        app.post(&format!("{path}/test"), &admin, json!({})).await,
+        200,
+    )
+    .await;
     assert_eq!(report["status"], "failed", "{report}");
     assert_eq!(report["organization_matches"], false);
     let after = body(app.get(&path, &admin).await, 200).await;
@@ -257,7 +274,11 @@ async fn a_new_key_or_url_must_pass_a_test_at_the_pinned_organization(backend: B
         200,
     )
     .await;
-    let report = body(app.post(&format!("{path}/test"), &admin, json!({})).await, 200).await;
+    let report = body(
+        app.post(&format!("{path}/test"), &admin, json!({})).await,
+        200,
+    )
+    .await;
     assert_eq!(report["status"], "ok", "{report}");
     let run = crate::inventory::sync(&app, id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
@@ -378,12 +399,18 @@ async fn clients_recheck_the_allowlist_and_legacy_keys_are_rebound(backend: Back
     let stored = store.sealed_key(id).await.unwrap();
     assert_eq!(stored.sealed.binding, CURRENT_BINDING);
     assert_eq!(
-        ring.open(id, &base, &stored.sealed).unwrap().expose_secret(),
+        ring.open(id, &base, &stored.sealed)
+            .unwrap()
+            .expose_secret(),
         key.expose_secret()
     );
     assert!(
-        ring.open(id, &"http://127.0.0.1:10/v1".parse().unwrap(), &stored.sealed)
-            .is_err()
+        ring.open(
+            id,
+            &"http://127.0.0.1:10/v1".parse().unwrap(),
+            &stored.sealed
+        )
+        .is_err()
     );
     // A second run has nothing left to do.
     let again = openai_governor::service::rekey::upgrade_bindings(store.as_ref(), &ring)
@@ -398,7 +425,151 @@ async fn clients_recheck_the_allowlist_and_legacy_keys_are_rebound(backend: Back
     assert!(allowed.client(&created).await.is_ok());
 }
 
+async fn poll_offboarding(app: &TestApp, location: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let run = body(app.get(location, &app.admin_token()).await, 200).await;
+        if run["status"] != "running" {
+            return run;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running: {run}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn in_org(app: &TestApp, user: &str) -> bool {
+    app.sandbox.state().read(|org| org.users.contains(user))
+}
+
+/// A long offboarding answers 202 with a record to poll; one whose caller goes away mid-way
+/// still finishes, with its audit entries and its grants revoked.
+async fn an_offboarding_outlives_its_caller(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(
+        backend,
+        Options {
+            offboarding_wait: std::time::Duration::from_millis(100),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let pid = sandbox_project(&app.sandbox, "Payments").await;
+    let alice = sandbox_person(&app.sandbox, "alice@corp.io", "reader");
+    let bob = sandbox_person(&app.sandbox, "bob@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
+    let writer = app.token("workflow@corp", &[Scope::AccessWrite]);
+    let g = body(
+        app.post(
+            "/v1/grants",
+            &writer,
+            json!({"connection_id": conn, "email": "bob@corp.io", "project_id": pid,
+                   "role": "member", "reason": "temp"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    // Every OpenAI answer now takes 150 ms: an offboarding takes well over the wait.
+    app.sandbox
+        .state()
+        .set_faults(openai_governor::sandbox::Faults {
+            latency_ms: 150,
+            ..Default::default()
+        });
+
+    let res = app
+        .post(
+            "/v1/offboardings",
+            &writer,
+            json!({"email": "alice@corp.io", "connection_id": conn, "reason": "left"}),
+        )
+        .await;
+    assert_eq!(res.status(), 202);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let run = body(res, 202).await;
+    assert_eq!(run["status"], "running");
+    assert_eq!(
+        location,
+        format!("/v1/offboardings/{}", run["id"].as_str().unwrap())
+    );
+    let done = poll_offboarding(&app, &location).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["result"]["connections"][0]["status"], "removed",
+        "{done}"
+    );
+    assert!(!in_org(&app, &alice));
+
+    // The caller gives up after 50 ms (its connection is dropped): the work goes on.
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let dropped = impatient
+        .post(app.url("/v1/offboardings"))
+        .bearer_auth(&writer)
+        .json(&json!({"email": "bob@corp.io", "connection_id": conn, "reason": "left"}))
+        .send()
+        .await;
+    assert!(dropped.is_err(), "the request should have timed out");
+    // The intent was recorded before anything was sent; it names the offboarding.
+    let started = body(
+        app.get(
+            "/v1/audit?action=offboarding.started&email=bob@corp.io",
+            &app.admin_token(),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let id = started["data"][0]["detail"]["offboarding_id"]
+        .as_str()
+        .expect("an offboarding.started entry")
+        .to_owned();
+    let done = poll_offboarding(&app, &format!("/v1/offboardings/{id}")).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert!(!in_org(&app, &bob));
+    let revoked = body(
+        app.get(
+            &format!("/v1/grants/{}", g["id"].as_str().unwrap()),
+            &writer,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(revoked["status"], "revoked", "{revoked}");
+    let trail = body(
+        app.get(
+            "/v1/audit?action=user.offboarded&email=bob@corp.io",
+            &app.admin_token(),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(trail["data"][0]["detail"]["offboarding_id"], id.as_str());
+
+    // Unknown ids and callers without the scope.
+    assert_problem(
+        app.get("/v1/offboardings/nope", &app.admin_token()).await,
+        404,
+        "not_found",
+    )
+    .await;
+    let reader = app.token("reader", &[Scope::InventoryRead]);
+    assert_problem(
+        app.get(&format!("/v1/offboardings/{id}"), &reader).await,
+        403,
+        "insufficient_scope",
+    )
+    .await;
+}
+
 crate::backend_tests!(
+    an_offboarding_outlives_its_caller,
     deleting_a_connection_never_strands_live_grants,
     a_new_key_or_url_must_pass_a_test_at_the_pinned_organization,
     every_answer_must_come_from_the_pinned_organization,

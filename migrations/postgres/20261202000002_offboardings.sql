@@ -1,0 +1,10 @@
+-- Offboarding requests, recorded before anything is sent to OpenAI and finished by a task
+-- that outlives the request: a caller that goes away never leaves a half-done offboarding
+-- without a record. The whole record is `data` (JSON).
+CREATE TABLE offboardings (
+    offboarding_id TEXT PRIMARY KEY,
+    status         TEXT NOT NULL,
+    created_at     TIMESTAMPTZ NOT NULL,
+    data           JSONB NOT NULL
+);
+CREATE INDEX offboardings_status ON offboardings (status, created_at);

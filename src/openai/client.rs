@@ -58,8 +58,11 @@ pub struct Client {
 /// that names one (then reported once through `on_learn`, so the caller can persist it).
 pub struct OrganizationPin {
     organization: std::sync::OnceLock<String>,
-    on_learn: Option<Box<dyn Fn(&str) + Send + Sync>>,
+    on_learn: Option<OnLearn>,
 }
+
+/// Hears the organization a learning pin was set to.
+type OnLearn = Box<dyn Fn(&str) + Send + Sync>;
 
 impl OrganizationPin {
     /// Answers must name `organization`.

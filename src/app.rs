@@ -71,15 +71,20 @@ impl App {
         ))
     }
 
-    /// Starts the grant worker (expiry, reconciliation after a crash, invite polling) in the
-    /// background unless its tick is zero. Every replica may run it: grants are claimed
+    /// Starts the grant worker (expiry, reconciliation after a crash, invite polling) and the
+    /// offboarding worker (resuming interrupted offboardings) in the background unless the
+    /// grant tick is zero. Every replica may run it: grants are claimed
     /// before they are touched.
     pub fn spawn_grant_worker(&self) -> Option<tokio::task::JoinHandle<()>> {
         let grants = self.state.grants.clone();
-        if grants.tick().is_zero() {
+        let tick = grants.tick();
+        if tick.is_zero() {
             return None;
         }
-        Some(tokio::spawn(grants.run_worker()))
+        let offboarding = self.state.offboarding.clone();
+        Some(tokio::spawn(async move {
+            tokio::join!(grants.run_worker(), offboarding.run_worker(tick));
+        }))
     }
 }
 

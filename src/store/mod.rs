@@ -420,12 +420,29 @@ pub trait GrantStore: Send + Sync {
 /// Offboarding requests: recorded before any write, finished by the task that runs them.
 #[async_trait]
 pub trait OffboardingStore: Send + Sync {
-    /// Records a new request.
+    /// Records a new request, leased to `owner` until `until`.
     async fn insert_offboarding(
         &self,
         run: &crate::domain::offboarding::OffboardingRun,
+        owner: &str,
+        until: DateTime<Utc>,
     ) -> Result<(), StoreError>;
-    /// Rewrites a request's record; `NotFound` if absent.
+    /// Renews `owner`'s lease on a running request, or takes one that ran out by `now`;
+    /// `false` if the request ended or someone else's lease is live.
+    async fn claim_offboarding(
+        &self,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Running requests whose lease ran out by `now` (their process died), oldest first.
+    async fn interrupted_offboardings(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::offboarding::OffboardingRun>, StoreError>;
+    /// Rewrites a request's record (an ended one drops its lease); `NotFound` if absent.
     async fn save_offboarding(
         &self,
         run: &crate::domain::offboarding::OffboardingRun,

@@ -1,12 +1,23 @@
 //! Offboarding requests' SQL, shared by both backends (`?N` placeholders, turned into `$N`
 //! for Postgres by [`dialect`](super::inventory_sql::dialect)).
 
-/// Records a new request.
+/// Records a new request with its runner's lease.
 pub(super) const INSERT_OFFBOARDING: &str = "INSERT INTO offboardings \
-     (offboarding_id, status, created_at, data) VALUES (?1, ?2, ?3, ?4)";
-/// Rewrites a request's record.
-pub(super) const SAVE_OFFBOARDING: &str =
-    "UPDATE offboardings SET status = ?2, data = ?3 WHERE offboarding_id = ?1";
+     (offboarding_id, status, created_at, data, lease_owner, lease_until) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// Rewrites a request's record; a finished one drops its lease.
+pub(super) const SAVE_OFFBOARDING: &str = "UPDATE offboardings SET status = ?2, data = ?3, \
+     lease_owner = CASE WHEN ?2 = 'running' THEN lease_owner ELSE NULL END, \
+     lease_until = CASE WHEN ?2 = 'running' THEN lease_until ELSE NULL END \
+     WHERE offboarding_id = ?1";
+/// Takes (or renews) the lease of a running request: one's own, or one that ran out.
+pub(super) const CLAIM_OFFBOARDING: &str = "UPDATE offboardings SET lease_owner = ?2, \
+     lease_until = ?4 WHERE offboarding_id = ?1 AND status = 'running' \
+     AND (lease_owner = ?2 OR lease_until IS NULL OR lease_until < ?3)";
+/// Running requests whose lease ran out.
+pub(super) const INTERRUPTED_OFFBOARDINGS: &str = "SELECT data FROM offboardings \
+     WHERE status = 'running' AND (lease_until IS NULL OR lease_until < ?1) \
+     ORDER BY created_at LIMIT ?2";
 /// One request.
 pub(super) const GET_OFFBOARDING: &str = "SELECT data FROM offboardings WHERE offboarding_id = ?1";
 
@@ -28,6 +39,8 @@ macro_rules! offboarding_store {
             async fn insert_offboarding(
                 &self,
                 run: &crate::domain::offboarding::OffboardingRun,
+                owner: &str,
+                until: chrono::DateTime<chrono::Utc>,
             ) -> Result<(), super::StoreError> {
                 use super::inventory_sql::dialect;
                 use super::offboarding_sql::*;
@@ -36,9 +49,46 @@ macro_rules! offboarding_store {
                     .bind(status(run))
                     .bind(run.created_at)
                     .bind(sqlx::types::Json(run))
+                    .bind(owner)
+                    .bind(until)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn claim_offboarding(
+                &self,
+                id: &str,
+                owner: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                until: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, super::StoreError> {
+                use super::inventory_sql::dialect;
+                use super::offboarding_sql::*;
+                let done = sqlx::query(sqlx::AssertSqlSafe(dialect(CLAIM_OFFBOARDING, $pg)))
+                    .bind(id)
+                    .bind(owner)
+                    .bind(now)
+                    .bind(until)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn interrupted_offboardings(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> Result<Vec<crate::domain::offboarding::OffboardingRun>, super::StoreError> {
+                use super::inventory_sql::dialect;
+                use super::offboarding_sql::*;
+                let rows: Vec<(sqlx::types::Json<crate::domain::offboarding::OffboardingRun>,)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(INTERRUPTED_OFFBOARDINGS, $pg)))
+                        .bind(now)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                Ok(rows.into_iter().map(|(r,)| r.0).collect())
             }
 
             async fn save_offboarding(

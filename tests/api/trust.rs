@@ -568,7 +568,94 @@ async fn an_offboarding_outlives_its_caller(backend: Backend) {
     .await;
 }
 
+/// An offboarding whose process died mid-way (its record `running`, its lease run out) is
+/// resumed by the worker, as its requester, and finishes on record.
+async fn an_interrupted_offboarding_is_resumed(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let carol = sandbox_person(&app.sandbox, "carol@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
+    let id = uuid::Uuid::now_v7().to_string();
+    let at = Utc::now() - chrono::Duration::minutes(10);
+    let run = openai_governor::domain::offboarding::OffboardingRun {
+        id: id.clone(),
+        status: openai_governor::domain::offboarding::RunStatus::Running,
+        requested_by: "hr-portal".into(),
+        email: Some("carol@corp.io".into()),
+        user_id: None,
+        connection_ids: vec![conn.parse().unwrap()],
+        delete_api_keys: false,
+        reason: "left".into(),
+        ticket: Some("HR-9".into()),
+        created_at: at,
+        finished_at: None,
+        result: None,
+        error: None,
+    };
+    // What a process that died right after recording the intent leaves behind.
+    app.state
+        .store
+        .insert_offboarding(&run, "a-dead-process", at + chrono::Duration::minutes(2))
+        .await
+        .unwrap();
+    assert!(in_org(&app, &carol));
+    // A live lease is left alone.
+    let fresh = openai_governor::domain::offboarding::OffboardingRun {
+        id: uuid::Uuid::now_v7().to_string(),
+        email: Some("dan@corp.io".into()),
+        ..run.clone()
+    };
+    app.state
+        .store
+        .insert_offboarding(
+            &fresh,
+            "a-live-process",
+            Utc::now() + chrono::Duration::minutes(2),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(app.state.offboarding.work_once().await.unwrap(), 1);
+    assert!(!in_org(&app, &carol));
+    let done = body(
+        app.get(&format!("/v1/offboardings/{id}"), &app.admin_token())
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["result"]["connections"][0]["status"], "removed",
+        "{done}"
+    );
+    let trail = body(
+        app.get(
+            "/v1/audit?action=user.offboarded&email=carol@corp.io",
+            &app.admin_token(),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(trail["data"][0]["actor"], "hr-portal", "{trail}");
+    assert_eq!(trail["data"][0]["detail"]["offboarding_id"], id.as_str());
+    let untouched = body(
+        app.get(
+            &format!("/v1/offboardings/{}", fresh.id),
+            &app.admin_token(),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(untouched["status"], "running");
+    // Nothing is left to resume.
+    assert_eq!(app.state.offboarding.work_once().await.unwrap(), 0);
+}
+
 crate::backend_tests!(
+    an_interrupted_offboarding_is_resumed,
     an_offboarding_outlives_its_caller,
     deleting_a_connection_never_strands_live_grants,
     a_new_key_or_url_must_pass_a_test_at_the_pinned_organization,

@@ -654,7 +654,72 @@ async fn an_interrupted_offboarding_is_resumed(backend: Backend) {
     assert_eq!(app.state.offboarding.work_once().await.unwrap(), 0);
 }
 
+/// A grant racing the delete of its connection: either the grant lands and the delete is
+/// refused, or the delete lands and the grant is refused; never a live grant on a deleted
+/// connection.
+async fn a_grant_racing_a_delete_never_outlives_its_record(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let pid = sandbox_project(&app.sandbox, "Payments").await;
+    sandbox_person(&app.sandbox, "race@corp.io", "reader");
+    let writer = app.token("workflow@corp", &[Scope::AccessWrite]);
+    let admin = app.admin_token();
+    let (mut granted, mut deleted) = (0, 0);
+    for i in 0..12 {
+        let c = app
+            .create_connection(&format!("race-{i}"), app.sandbox.key(KeyProfile::All))
+            .await;
+        let id = c["id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/connections/{id}");
+        let grant = app.post(
+            "/v1/grants",
+            &writer,
+            json!({"connection_id": id, "email": "race@corp.io", "project_id": pid,
+                   "role": "member", "reason": "race"}),
+        );
+        let delete = async {
+            // Let the grant get under way about half the time.
+            if i % 2 == 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(i as u64)).await;
+            }
+            app.delete(&path, &admin).await
+        };
+        let (g, d) = tokio::join!(grant, delete);
+        let (gs, ds) = (g.status().as_u16(), d.status().as_u16());
+        let g: Value = g.json().await.unwrap();
+        match (gs, ds) {
+            (201, 409) => {
+                granted += 1;
+                let gid = g["id"].as_str().unwrap();
+                body(
+                    app.post(&format!("/v1/grants/{gid}/revoke"), &writer, json!({}))
+                        .await,
+                    200,
+                )
+                .await;
+                body(app.delete(&path, &admin).await, 204).await;
+            }
+            (404, 204) => {
+                deleted += 1;
+                assert_eq!(g["code"], "connection_not_found", "{g}");
+            }
+            other => panic!("grant {other:?}: {g}"),
+        }
+        // Nothing live is left on a deleted connection.
+        let live = body(
+            app.get("/v1/grants?status=active&limit=200", &writer).await,
+            200,
+        )
+        .await;
+        assert!(live["data"].as_array().unwrap().is_empty(), "{live}");
+    }
+    eprintln!("race outcomes: {granted} granted first, {deleted} deleted first");
+    assert_eq!(granted + deleted, 12);
+}
+
 crate::backend_tests!(
+    a_grant_racing_a_delete_never_outlives_its_record,
     an_interrupted_offboarding_is_resumed,
     an_offboarding_outlives_its_caller,
     deleting_a_connection_never_strands_live_grants,

@@ -86,7 +86,11 @@ fn param(t: DateTime<Utc>) -> String {
 }
 
 async fn connection_changes_are_audited(backend: Backend) {
-    let Some(app) = TestApp::spawn(backend).await else {
+    let options = crate::helpers::Options {
+        openai_checks_permission_first: true,
+        ..Default::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
         return;
     };
     let (alice, bob) = (writer(&app, "alice"), writer(&app, "bob"));

@@ -599,4 +599,157 @@ mod tests {
         assert_eq!(r.status, OverallStatus::Failed);
         assert_eq!(r.summary, "key rejected");
     }
+
+    fn lines(status_of: impl Fn(Capability) -> CheckStatus) -> Vec<CapabilityCheck> {
+        Capability::ALL
+            .iter()
+            .map(|c| line(*c, status_of(*c)))
+            .collect()
+    }
+
+    fn verdict(report: &TestReport, f: Feature) -> FeatureStatus {
+        report
+            .features
+            .iter()
+            .find(|x| x.feature == f)
+            .map(|x| x.status)
+            .unwrap()
+    }
+
+    #[test]
+    fn unknown_ranks_below_failures_and_above_ok() {
+        let c = CapabilityCheck::from_probes(
+            Capability::WriteUsersAndInvites,
+            vec![
+                probe(CheckStatus::Ok, &[]),
+                probe(CheckStatus::Unknown, &[]),
+            ],
+        );
+        assert_eq!(c.status, CheckStatus::Unknown);
+        assert!(c.summary.starts_with("not verified: m"), "{}", c.summary);
+        let c = CapabilityCheck::from_probes(
+            Capability::WriteUsersAndInvites,
+            vec![
+                probe(CheckStatus::Unknown, &[]),
+                probe(CheckStatus::MissingScope, &["api.management.write"]),
+            ],
+        );
+        assert_eq!(c.status, CheckStatus::MissingScope);
+    }
+
+    #[test]
+    fn a_read_only_key_is_not_all_working_and_cannot_grant_or_offboard() {
+        let now = Utc::now();
+        let caps = lines(|c| {
+            if c.is_write() {
+                CheckStatus::MissingScope
+            } else {
+                CheckStatus::Ok
+            }
+        });
+        let r = TestReport::conclude(now, 1, None, None, caps, None);
+        assert_eq!(r.status, OverallStatus::Degraded);
+        assert!(!r.summary.contains("every capability"), "{}", r.summary);
+        assert!(r.summary.starts_with("7 of 12"), "{}", r.summary);
+        for (f, want) in [
+            (Feature::Sync, FeatureStatus::Works),
+            (Feature::IncrementalSync, FeatureStatus::Works),
+            (Feature::Costs, FeatureStatus::Works),
+            (Feature::Grants, FeatureStatus::Unavailable),
+            (Feature::Offboarding, FeatureStatus::Unavailable),
+        ] {
+            assert_eq!(verdict(&r, f), want, "{f:?}");
+        }
+        let grants = r.features.iter().find(|f| f.feature == Feature::Grants);
+        assert_eq!(
+            grants.map(|g| g.lacking.clone()),
+            Some(vec![Capability::WriteProjectMembers])
+        );
+        assert!(r.summary.contains("grants unavailable"), "{}", r.summary);
+    }
+
+    #[test]
+    fn feature_verdicts_follow_required_and_optional_capabilities() {
+        let now = Utc::now();
+        let judge = |status_of: &dyn Fn(Capability) -> CheckStatus| {
+            TestReport::conclude(now, 1, None, None, lines(status_of), None)
+        };
+        // Every capability works: every feature works, and the summary says so.
+        let r = judge(&|_| CheckStatus::Ok);
+        assert_eq!(r.status, OverallStatus::Ok);
+        assert!(r.summary.starts_with("every capability works"), "{}", r.summary);
+        assert!(r.features.iter().all(|f| f.status == FeatureStatus::Works));
+        assert_eq!(r.features.len(), Feature::ALL.len());
+
+        // Writes not verified: grants and offboarding unknown, never "works"; reads unaffected.
+        let r = judge(&|c| {
+            if c.is_write() {
+                CheckStatus::Unknown
+            } else {
+                CheckStatus::Ok
+            }
+        });
+        assert_eq!(r.status, OverallStatus::Degraded);
+        assert_eq!(verdict(&r, Feature::Grants), FeatureStatus::Unknown);
+        assert_eq!(verdict(&r, Feature::Offboarding), FeatureStatus::Unknown);
+        assert_eq!(verdict(&r, Feature::Sync), FeatureStatus::Works);
+        assert!(r.summary.contains("grants not verified"), "{}", r.summary);
+
+        // No usage scope: costs unavailable; sync partial (it skips costs); grants fine.
+        let r = judge(&|c| {
+            if c == Capability::ReadUsageAndCosts {
+                CheckStatus::MissingScope
+            } else {
+                CheckStatus::Ok
+            }
+        });
+        assert_eq!(verdict(&r, Feature::Costs), FeatureStatus::Unavailable);
+        assert_eq!(verdict(&r, Feature::Sync), FeatureStatus::Partial);
+        assert_eq!(verdict(&r, Feature::Grants), FeatureStatus::Works);
+
+        // No audit log: incremental sync unavailable, full sync works.
+        let r = judge(&|c| {
+            if c == Capability::ReadAuditLogs {
+                CheckStatus::Error
+            } else {
+                CheckStatus::Ok
+            }
+        });
+        assert_eq!(verdict(&r, Feature::IncrementalSync), FeatureStatus::Unavailable);
+        assert_eq!(verdict(&r, Feature::Sync), FeatureStatus::Works);
+
+        // Groups cannot be written: grants partial (project membership still works).
+        let r = judge(&|c| {
+            if c == Capability::WriteGroups {
+                CheckStatus::MissingScope
+            } else {
+                CheckStatus::Ok
+            }
+        });
+        assert_eq!(verdict(&r, Feature::Grants), FeatureStatus::Partial);
+        assert_eq!(verdict(&r, Feature::Offboarding), FeatureStatus::Works);
+
+        // Project members skipped (no project): sync unknown, not unavailable.
+        let r = judge(&|c| {
+            if c == Capability::ReadProjectMembers {
+                CheckStatus::Skipped
+            } else {
+                CheckStatus::Ok
+            }
+        });
+        assert_eq!(verdict(&r, Feature::Sync), FeatureStatus::Unknown);
+
+        // A capability absent from the lines (an old report) counts as untested.
+        let f = FeatureCheck::judge(Feature::Costs, &[]);
+        assert_eq!(f.status, FeatureStatus::Unknown);
+    }
+
+    #[test]
+    fn reports_stored_before_features_still_load() {
+        let r = TestReport::conclude(Utc::now(), 1, None, None, lines(|_| CheckStatus::Ok), None);
+        let mut v = serde_json::to_value(&r).unwrap();
+        v.as_object_mut().unwrap().remove("features");
+        let back: TestReport = serde_json::from_value(v).unwrap();
+        assert!(back.features.is_empty());
+    }
 }

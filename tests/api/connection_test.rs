@@ -2,11 +2,15 @@
 //! both stores, against a sandbox that checks permission first and one that validates first;
 //! and the admin key scrubbed from what OpenAI (or a proxy) echoes back.
 
+use openai_governor::openai::{Client, ListUsersParams};
 use openai_governor::sandbox::{Faults, KeyProfile, SandboxConfig};
+use openai_governor::service::Prober;
 use openai_governor::store::Backend;
+use secrecy::SecretString;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{Options, TestApp};
+use crate::helpers::{Options, TestApp, test_client_config};
 
 const WRITES: [&str; 5] = [
     "write_project_members",
@@ -239,3 +243,93 @@ crate::backend_tests!(
     validation_first_is_unknown_never_works,
     permission_first_is_learned_from_a_missing_scope,
 );
+
+/// A raw loopback "proxy" that answers every request 401 and echoes the bearer key it was
+/// sent in the error's message (past the 500-character cut), `type`, `code`, `param` (cut
+/// short) and `x-request-id`.
+async fn echoing_server() -> url::Url {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let key = text
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("authorization: Bearer ")
+                            .or_else(|| l.strip_prefix("Authorization: Bearer "))
+                    })
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned();
+                let body = json!({"error": {
+                    "message": format!("{} proxy saw {key} and refused", "x".repeat(470)),
+                    "type": key,
+                    "code": format!("bad_key:{key}"),
+                    "param": &key[..key.len().min(30)],
+                }})
+                .to_string();
+                let head = format!(
+                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\nx-request-id: req_{key}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(body.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    url::Url::parse(&format!("http://{addr}/v1")).unwrap()
+}
+
+const ECHOED_KEY: &str = "sk-admin-Zq81LmXv0PaTr5Nc2Wd7Ke4Yb9Hs6Gf3Ju1Ip8Ox0Qw2Er4Ty6Ui8Op0As";
+
+/// Pieces of the key that must appear nowhere: its head, its tail, its middle.
+fn assert_no_key(text: &str) {
+    let secret = &ECHOED_KEY["sk-admin-".len()..];
+    for start in (0..secret.len() - 10).step_by(5) {
+        let piece = &secret[start..start + 10];
+        assert!(!text.contains(piece), "key piece {piece} leaked in {text}");
+    }
+}
+
+/// The key echoed everywhere, and cut in half by the message limit, never reaches the
+/// caller: not in the client's error (fields, Display, Debug) nor in the test report.
+#[tokio::test]
+async fn an_echoed_key_is_scrubbed_everywhere_before_truncation() {
+    let base = echoing_server().await;
+    let key = SecretString::from(ECHOED_KEY.to_owned());
+    let client = Client::new(base.clone(), key.clone(), test_client_config()).unwrap();
+    let err = client
+        .list_users(&ListUsersParams::default())
+        .await
+        .expect_err("the proxy refuses");
+    assert_eq!(err.status, Some(401));
+    let fields = format!(
+        "{} | {:?} | {:?} | {:?} | {:?} | {:?} | {err} | {err:?}",
+        err.message, err.error_type, err.code, err.param, err.request_id, err.organization
+    );
+    assert_no_key(&fields);
+    assert!(err.message.contains("[redacted]"), "{}", err.message);
+    assert!(err.message.len() <= 503, "{}", err.message.len());
+    assert_eq!(err.error_type.as_deref(), Some("[redacted]"));
+    assert_eq!(err.code.as_deref(), Some("bad_key:[redacted]"));
+    assert_eq!(err.param.as_deref(), Some("[redacted]"));
+
+    let report = Prober::new(test_client_config())
+        .run(&base, &key, None)
+        .await;
+    assert_eq!(report.status, openai_governor::domain::OverallStatus::Failed);
+    let text = serde_json::to_string(&report).unwrap();
+    assert_no_key(&text);
+    assert!(text.contains("[redacted]"), "{text}");
+}

@@ -285,7 +285,12 @@ impl Feature {
             // Project membership is every grant's core; invites (people not yet in the
             // organization), groups and roles serve the other grant forms.
             Feature::Grants => (
-                &[ReadUsers, ReadProjects, ReadProjectMembers, WriteProjectMembers],
+                &[
+                    ReadUsers,
+                    ReadProjects,
+                    ReadProjectMembers,
+                    WriteProjectMembers,
+                ],
                 &[
                     ReadGroupsAndRoles,
                     WriteUsersAndInvites,
@@ -371,7 +376,10 @@ impl FeatureCheck {
             let summary = format!("{name} unavailable: needs {}", names(&broken));
             (FeatureStatus::Unavailable, summary, broken)
         } else if !unsure.is_empty() {
-            let summary = format!("{name} not verified: {} could not be checked", names(&unsure));
+            let summary = format!(
+                "{name} not verified: {} could not be checked",
+                names(&unsure)
+            );
             (FeatureStatus::Unknown, summary, unsure)
         } else if !partial.is_empty() {
             let summary = format!("{name} works, except what needs {}", names(&partial));
@@ -677,7 +685,11 @@ mod tests {
         // Every capability works: every feature works, and the summary says so.
         let r = judge(&|_| CheckStatus::Ok);
         assert_eq!(r.status, OverallStatus::Ok);
-        assert!(r.summary.starts_with("every capability works"), "{}", r.summary);
+        assert!(
+            r.summary.starts_with("every capability works"),
+            "{}",
+            r.summary
+        );
         assert!(r.features.iter().all(|f| f.status == FeatureStatus::Works));
         assert_eq!(r.features.len(), Feature::ALL.len());
 
@@ -715,7 +727,10 @@ mod tests {
                 CheckStatus::Ok
             }
         });
-        assert_eq!(verdict(&r, Feature::IncrementalSync), FeatureStatus::Unavailable);
+        assert_eq!(
+            verdict(&r, Feature::IncrementalSync),
+            FeatureStatus::Unavailable
+        );
         assert_eq!(verdict(&r, Feature::Sync), FeatureStatus::Works);
 
         // Groups cannot be written: grants partial (project membership still works).

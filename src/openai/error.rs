@@ -214,7 +214,10 @@ pub(crate) fn scrub_text(text: &str, secret: &str) -> String {
     let echoes = |token: &str| {
         window > 0
             && token.len() >= window
-            && token.as_bytes().windows(window).any(|w| windows.contains(w))
+            && token
+                .as_bytes()
+                .windows(window)
+                .any(|w| windows.contains(w))
     };
     let mut out = String::with_capacity(text.len());
     let mut rest = text.as_str();

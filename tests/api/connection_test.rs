@@ -131,7 +131,10 @@ async fn permission_first_gives_exact_answers(backend: Backend) {
     for name in WRITES {
         let l = line(&read_only, "capabilities", name);
         assert_eq!(l["status"], "missing_scope", "{l:#}");
-        assert_eq!(l["probes"][0]["missing_scopes"], json!(["api.management.write"]));
+        assert_eq!(
+            l["probes"][0]["missing_scopes"],
+            json!(["api.management.write"])
+        );
         assert_eq!(l["probes"][0]["http_status"], 401);
     }
     for (feature, want) in [
@@ -204,7 +207,11 @@ async fn validation_first_is_unknown_never_works(backend: Backend) {
     assert_eq!(snapshot(&app), before);
     // Every probe reached the sandbox and got the validation answer, whatever the key.
     let counters = app.sandbox.counters();
-    for (endpoint, count) in counters.endpoints.iter().filter(|(k, _)| k.starts_with("DELETE ")) {
+    for (endpoint, count) in counters
+        .endpoints
+        .iter()
+        .filter(|(k, _)| k.starts_with("DELETE "))
+    {
         assert_eq!(count.statuses.get(&404), Some(&3), "{endpoint}: {count:?}");
     }
 }
@@ -226,7 +233,11 @@ async fn permission_first_is_learned_from_a_missing_scope(backend: Backend) {
 
     let read_only = test_key(&app, KeyProfile::ReadOnly).await;
     for name in WRITES {
-        assert_eq!(capability_status(&read_only, name), "missing_scope", "{name}");
+        assert_eq!(
+            capability_status(&read_only, name),
+            "missing_scope",
+            "{name}"
+        );
     }
     assert_eq!(feature_status(&read_only, "grants"), "unavailable");
 
@@ -328,7 +339,10 @@ async fn an_echoed_key_is_scrubbed_everywhere_before_truncation() {
     let report = Prober::new(test_client_config())
         .run(&base, &key, None)
         .await;
-    assert_eq!(report.status, openai_governor::domain::OverallStatus::Failed);
+    assert_eq!(
+        report.status,
+        openai_governor::domain::OverallStatus::Failed
+    );
     let text = serde_json::to_string(&report).unwrap();
     assert_no_key(&text);
     assert!(text.contains("[redacted]"), "{text}");

@@ -154,6 +154,8 @@ pub struct Options {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub openai_request_timeout: Duration,
+    /// `OG_OPENAI_CHECKS_PERMISSION_FIRST`.
+    pub openai_checks_permission_first: bool,
     pub keys: Option<JwtKeys>,
     /// Scheduled syncs every this long (zero = off, the default).
     pub sync_interval: Duration,
@@ -165,8 +167,6 @@ pub struct Options {
     pub grant_lease: Duration,
     /// `OG_GRANT_LOCK_WAIT`.
     pub grant_lock_wait: Duration,
-    /// `OG_OPENAI_CHECKS_PERMISSION_FIRST`.
-    pub openai_checks_permission_first: bool,
 }
 
 impl Default for Options {
@@ -176,13 +176,13 @@ impl Default for Options {
             issuer: None,
             audience: None,
             openai_request_timeout: Duration::from_secs(5),
+            openai_checks_permission_first: false,
             keys: None,
             sync_interval: Duration::ZERO,
             sync_user_roles: false,
             grant_tick: Duration::ZERO,
             grant_lease: Duration::from_secs(120),
             grant_lock_wait: Duration::from_secs(10),
-            openai_checks_permission_first: false,
         }
     }
 }
@@ -224,6 +224,7 @@ impl TestApp {
         config.jwt.leeway = Duration::from_secs(0);
         config.openai_connect_timeout = Duration::from_secs(2);
         config.openai_request_timeout = options.openai_request_timeout;
+        config.openai_checks_permission_first = options.openai_checks_permission_first;
         // Two quick retries (250 ms, 500 ms): failures show without waiting out the backoff.
         config.openai_max_retries = 2;
         config.sync_interval = options.sync_interval;
@@ -233,7 +234,6 @@ impl TestApp {
         config.grant_lease = options.grant_lease;
         config.grant_lock_wait = options.grant_lock_wait;
         config.grant_invite_poll = Duration::ZERO;
-        config.openai_checks_permission_first = options.openai_checks_permission_first;
         let built = app::build_with_store(config, store.clone()).expect("build app");
         built.spawn_scheduler();
         built.spawn_grant_worker();

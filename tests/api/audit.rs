@@ -86,11 +86,7 @@ fn param(t: DateTime<Utc>) -> String {
 }
 
 async fn connection_changes_are_audited(backend: Backend) {
-    let options = crate::helpers::Options {
-        openai_checks_permission_first: true,
-        ..Default::default()
-    };
-    let Some(app) = TestApp::spawn_with(backend, options).await else {
+    let Some(app) = TestApp::spawn(backend).await else {
         return;
     };
     let (alice, bob) = (writer(&app, "alice"), writer(&app, "bob"));

@@ -154,7 +154,9 @@ pub struct Options {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub openai_request_timeout: Duration,
-    /// `OG_OPENAI_CHECKS_PERMISSION_FIRST`.
+    /// `OG_OPENAI_CHECKS_PERMISSION_FIRST`. On by default here: the sandbox is known to check
+    /// scopes first (unless its `validation_before_permission` fault is set); production's
+    /// default is off.
     pub openai_checks_permission_first: bool,
     pub keys: Option<JwtKeys>,
     /// Scheduled syncs every this long (zero = off, the default).
@@ -176,7 +178,7 @@ impl Default for Options {
             issuer: None,
             audience: None,
             openai_request_timeout: Duration::from_secs(5),
-            openai_checks_permission_first: false,
+            openai_checks_permission_first: true,
             keys: None,
             sync_interval: Duration::ZERO,
             sync_user_roles: false,

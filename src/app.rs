@@ -118,7 +118,8 @@ pub async fn build(config: Config) -> Result<App, StartError> {
 /// Wires everything around an already opened, migrated store.
 pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, StartError> {
     let auth = Arc::new(JwtVerifier::new(&config.jwt)?);
-    let prober = Prober::new(openai_client_config(&config));
+    let prober = Prober::new(openai_client_config(&config))
+        .checks_permission_first(config.openai_checks_permission_first);
     let settings = HttpSettings {
         request_timeout: config.request_timeout,
         body_limit_bytes: config.body_limit_bytes,

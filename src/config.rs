@@ -99,6 +99,12 @@ pub struct Settings {
         global = true
     )]
     pub openai_max_retries: u32,
+    /// Trust OpenAI to check a key's permission before validating a write, so the connection
+    /// test reports write capabilities from its no-op write probes (see
+    /// docs/connection-test.md). Off: they are `unknown` unless a missing-scope answer proves
+    /// the order.
+    #[arg(long, env = "OG_OPENAI_CHECKS_PERMISSION_FIRST", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub openai_checks_permission_first: bool,
     /// Time between scheduled syncs of each connection (plus up to 10% jitter); `0s` turns
     /// scheduled syncs off.
     #[arg(long, env = "OG_SYNC_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
@@ -235,6 +241,8 @@ pub struct Config {
     pub openai_request_timeout: Duration,
     /// Retries of a failed OpenAI call (syncs; the connection test never retries).
     pub openai_max_retries: u32,
+    /// Whether the connection test trusts OpenAI to check permission before validation.
+    pub openai_checks_permission_first: bool,
     /// Time between scheduled syncs (zero = off).
     pub sync_interval: Duration,
     /// Days of costs a sync fetches.
@@ -344,6 +352,7 @@ impl Config {
             openai_connect_timeout: settings.openai_connect_timeout,
             openai_request_timeout: settings.openai_request_timeout,
             openai_max_retries: settings.openai_max_retries,
+            openai_checks_permission_first: settings.openai_checks_permission_first,
             sync_interval: settings.sync_interval,
             sync_cost_days: settings.sync_cost_days,
             sync_full_every: settings.sync_full_every,
@@ -395,6 +404,7 @@ impl Config {
             openai_connect_timeout: Duration::from_secs(5),
             openai_request_timeout: Duration::from_secs(20),
             openai_max_retries: 6,
+            openai_checks_permission_first: false,
             sync_interval: Duration::ZERO,
             sync_cost_days: 30,
             sync_full_every: Duration::from_secs(24 * 3600),

@@ -154,6 +154,10 @@ pub struct Options {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub openai_request_timeout: Duration,
+    /// `OG_OPENAI_CHECKS_PERMISSION_FIRST`. On by default here: the sandbox is known to check
+    /// scopes first (unless its `validation_before_permission` fault is set); production's
+    /// default is off.
+    pub openai_checks_permission_first: bool,
     pub keys: Option<JwtKeys>,
     /// Scheduled syncs every this long (zero = off, the default).
     pub sync_interval: Duration,
@@ -178,6 +182,7 @@ impl Default for Options {
             issuer: None,
             audience: None,
             openai_request_timeout: Duration::from_secs(5),
+            openai_checks_permission_first: true,
             keys: None,
             sync_interval: Duration::ZERO,
             sync_user_roles: false,
@@ -227,6 +232,7 @@ impl TestApp {
         config.jwt.leeway = Duration::from_secs(0);
         config.openai_connect_timeout = Duration::from_secs(2);
         config.openai_request_timeout = options.openai_request_timeout;
+        config.openai_checks_permission_first = options.openai_checks_permission_first;
         // Two quick retries (250 ms, 500 ms): failures show without waiting out the backoff.
         config.openai_max_retries = 2;
         config.sync_interval = options.sync_interval;

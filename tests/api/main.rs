@@ -16,6 +16,7 @@ mod client_ops;
 mod client_paging;
 mod client_resilience;
 mod config;
+mod connection_test;
 mod connections;
 mod contract;
 mod crash;

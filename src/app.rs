@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 
 use crate::auth::JwtVerifier;
 use crate::config::Config;
+use crate::http::idempotency::IdempotencyKeys;
+use crate::http::limits::Limits;
 use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
 use crate::service::{
@@ -38,6 +40,10 @@ pub struct AppState {
     pub audit: AuditService,
     /// Offboarding people.
     pub offboarding: OffboardingService,
+    /// Idempotency-key settings.
+    pub idempotency: Arc<IdempotencyKeys>,
+    /// Rate limits and caps on callers.
+    pub limits: Arc<Limits>,
 }
 
 /// Why the application could not start.
@@ -129,6 +135,8 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         grant_lease,
         grant_lock_wait,
         grant_invite_poll,
+        idempotency_ttl,
+        limits,
         ..
     } = config;
     let key_ring = Arc::new(key_ring);
@@ -150,6 +158,8 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
     let offboarding =
         OffboardingService::new(store.clone(), clients, grants.clone(), audit.clone());
     let state = AppState {
+        idempotency: Arc::new(IdempotencyKeys::new(idempotency_ttl)),
+        limits: Arc::new(Limits::new(limits)),
         offboarding,
         access,
         audit,
@@ -169,14 +179,18 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Handlers see the peer address (`ConnectInfo`), which limits unauthenticated callers.
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

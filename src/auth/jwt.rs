@@ -16,7 +16,7 @@ use super::{Principal, Scope};
 use crate::config::{JwtConfig, JwtKeys};
 
 /// Why a token was refused. Every variant is a 401 to the caller.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
     /// No `Authorization: Bearer` header.
     #[error("missing bearer token: send `Authorization: Bearer <jwt>`")]

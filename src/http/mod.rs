@@ -10,6 +10,7 @@ pub mod grants;
 pub mod health;
 pub mod idempotency;
 pub mod inventory;
+pub mod limits;
 pub mod offboarding;
 
 use std::time::Duration;
@@ -148,6 +149,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), limits::limit))
         .with_state(state)
         .layer(middleware)
 }

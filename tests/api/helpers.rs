@@ -165,6 +165,8 @@ pub struct Options {
     pub grant_lease: Duration,
     /// `OG_GRANT_LOCK_WAIT`.
     pub grant_lock_wait: Duration,
+    /// Any other change to the configuration, applied last.
+    pub configure: Option<Box<dyn FnOnce(&mut Config) + Send>>,
 }
 
 impl Default for Options {
@@ -180,6 +182,7 @@ impl Default for Options {
             grant_tick: Duration::ZERO,
             grant_lease: Duration::from_secs(120),
             grant_lock_wait: Duration::from_secs(10),
+            configure: None,
         }
     }
 }
@@ -230,6 +233,9 @@ impl TestApp {
         config.grant_lease = options.grant_lease;
         config.grant_lock_wait = options.grant_lock_wait;
         config.grant_invite_poll = Duration::ZERO;
+        if let Some(configure) = options.configure {
+            configure(&mut config);
+        }
         let built = app::build_with_store(config, store.clone()).expect("build app");
         built.spawn_scheduler();
         built.spawn_grant_worker();

@@ -91,16 +91,36 @@ pub struct Settings {
     pub idempotency_ttl: Duration,
     /// Requests per second each caller (token subject and client; peer IP before
     /// authentication) may make on average; `0` turns the limit off.
-    #[arg(long, env = "OG_RATE_LIMIT_PER_SECOND", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "OG_RATE_LIMIT_PER_SECOND",
+        default_value_t = 20,
+        global = true
+    )]
     pub rate_limit_per_second: u32,
     /// Requests a caller may make in a burst above the average rate.
-    #[arg(long, env = "OG_RATE_LIMIT_BURST", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "OG_RATE_LIMIT_BURST",
+        default_value_t = 100,
+        global = true
+    )]
     pub rate_limit_burst: u32,
     /// Connection tests (stored or dry-run) running at once across all callers; `0` = no cap.
-    #[arg(long, env = "OG_MAX_CONCURRENT_CONNECTION_TESTS", default_value_t = 4, global = true)]
+    #[arg(
+        long,
+        env = "OG_MAX_CONCURRENT_CONNECTION_TESTS",
+        default_value_t = 4,
+        global = true
+    )]
     pub max_concurrent_connection_tests: u32,
     /// On-demand sync requests per connection and minute; `0` = no cap.
-    #[arg(long, env = "OG_SYNC_REQUESTS_PER_MINUTE", default_value_t = 6, global = true)]
+    #[arg(
+        long,
+        env = "OG_SYNC_REQUESTS_PER_MINUTE",
+        default_value_t = 6,
+        global = true
+    )]
     pub sync_requests_per_minute: u32,
     /// Extra OpenAI base URLs connections may use (comma-separated, exact match), e.g. a
     /// data-residency host or an egress proxy. `https://api.openai.com/v1` is always allowed.

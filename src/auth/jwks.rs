@@ -102,8 +102,7 @@ impl JwksCache {
         let seen = {
             let state = self.read();
             if let Some(found) = state.lookup(kid, now) {
-                if state.fresh_until.is_some_and(|t| now >= t) && !self.backing_off(&state, now)
-                {
+                if state.fresh_until.is_some_and(|t| now >= t) && !self.backing_off(&state, now) {
                     self.refresh_in_background(state.generation);
                 }
                 return Ok(found);
@@ -119,7 +118,9 @@ impl JwksCache {
         }
         // Either our fetch or the one we waited for.
         let state = self.read();
-        state.lookup(kid, Instant::now()).ok_or_else(|| state.miss())
+        state
+            .lookup(kid, Instant::now())
+            .ok_or_else(|| state.miss())
     }
 
     /// Whether the last fetch is too recent for another.

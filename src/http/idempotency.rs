@@ -94,14 +94,14 @@ struct Release(Option<(std::sync::Arc<dyn crate::store::Store>, String, String)>
 
 impl Drop for Release {
     fn drop(&mut self) {
-        if let Some((store, subject, key)) = self.0.take() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    if let Err(e) = store.idempotency_finish(&subject, &key, None).await {
-                        tracing::warn!(error = %e, "releasing an interrupted idempotency key failed");
-                    }
-                });
-            }
+        if let Some((store, subject, key)) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(e) = store.idempotency_finish(&subject, &key, None).await {
+                    tracing::warn!(error = %e, "releasing an interrupted idempotency key failed");
+                }
+            });
         }
     }
 }
@@ -186,10 +186,14 @@ where
     let store = &state.store;
     let keys = &state.idempotency;
     if keys.purge_due() {
-        if let Err(e) = store.idempotency_purge(keys.expired_before()).await {
-            // Expired keys are also ignored one by one below: a failed purge only costs space.
-            tracing::warn!(error = %e, "purging expired idempotency keys failed");
-        }
+        // In the background: the request does not wait for the sweep. Expired keys are also
+        // forgotten one by one below, so a failed purge only costs space.
+        let (store, before) = (store.clone(), keys.expired_before());
+        tokio::spawn(async move {
+            if let Err(e) = store.idempotency_purge(before).await {
+                tracing::warn!(error = %e, "purging expired idempotency keys failed");
+            }
+        });
     }
     let fp = fingerprint(operation, request);
     let settings = state.grants.settings();
@@ -237,7 +241,11 @@ where
     }
     // If this future is dropped (the request timed out, the client went away), the key is
     // released so that a retry runs; the grant's own lease covers the write itself.
-    let mut pending = Release(Some((state.store.clone(), who.subject.clone(), key.clone())));
+    let mut pending = Release(Some((
+        state.store.clone(),
+        who.subject.clone(),
+        key.clone(),
+    )));
     let response = run().await;
     pending.0 = None;
     let status = response.status();

@@ -45,7 +45,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         description = "Access governance for OpenAI Platform organizations: connect \
             organizations with an admin key, test what the key can do, see who has access, \
             grant and revoke it. Every `/v1` route needs `Authorization: Bearer <JWT>` with the \
-            scope named on the operation. Errors are RFC 9457 problem JSON with a stable `code`.",
+            scope named on the operation. Errors are RFC 9457 problem JSON with a stable `code`. \
+            Any operation but `/healthz` may answer 429 (`rate_limited`, and on connection \
+            tests and syncs `too_many_connection_tests` / `too_many_sync_requests`) with \
+            `Retry-After` in seconds.",
         license(name = "Apache-2.0"),
     ),
     modifiers(&BearerAuth),

@@ -357,12 +357,9 @@ async fn asymmetric_keys_need_an_audience_to_start() {
 
     // A configuration built by hand is refused by the app too.
     let db = crate::helpers::TestDb::new(Backend::Sqlite).await.unwrap();
-    let mut config = openai_governor::config::Config::ephemeral(
-        &db.url,
-        crate::helpers::random_secret(),
-        &[],
-    )
-    .unwrap();
+    let mut config =
+        openai_governor::config::Config::ephemeral(&db.url, crate::helpers::random_secret(), &[])
+            .unwrap();
     config.jwt.keys = JwtKeys::Pem {
         algorithm: Algorithm::RS256,
         pem: fixture("rsa-public.pem"),
@@ -443,7 +440,11 @@ async fn the_token_command_mints_only_what_the_service_accepts() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("OG_JWT_MAX_LIFETIME"), "{err}");
     let out = run(&["--ttl", "2h"], "24h");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap();
     // The minted token verifies with the service's own configuration (same data directory).
     let settings = {
@@ -454,12 +455,14 @@ async fn the_token_command_mints_only_what_the_service_accepts() {
     };
     let config = openai_governor::config::Config::load(&settings).unwrap();
     let verifier = openai_governor::auth::JwtVerifier::new(&config.jwt).unwrap();
-    let who = verifier.verify(token.trim()).await.expect("minted token verifies");
+    let who = verifier
+        .verify(token.trim())
+        .await
+        .expect("minted token verifies");
     assert_eq!(who.subject, "local-admin");
-    let claims: Value = serde_json::from_slice(
-        &B64.decode(token.trim().split('.').nth(1).unwrap()).unwrap(),
-    )
-    .unwrap();
+    let claims: Value =
+        serde_json::from_slice(&B64.decode(token.trim().split('.').nth(1).unwrap()).unwrap())
+            .unwrap();
     let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
     assert_eq!(lifetime, 2 * 3600);
 }

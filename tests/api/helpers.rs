@@ -148,6 +148,9 @@ pub struct TestApp {
     _server: tokio::task::JoinHandle<()>,
 }
 
+/// A change to the configuration a test makes (see [`Options::configure`]).
+pub type Configure = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// Options for [`TestApp::spawn_with`].
 pub struct Options {
     pub sandbox: SandboxConfig,
@@ -166,7 +169,7 @@ pub struct Options {
     /// `OG_GRANT_LOCK_WAIT`.
     pub grant_lock_wait: Duration,
     /// Any other change to the configuration, applied last.
-    pub configure: Option<Box<dyn FnOnce(&mut Config) + Send>>,
+    pub configure: Option<Configure>,
 }
 
 impl Default for Options {

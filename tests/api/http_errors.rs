@@ -166,7 +166,10 @@ async fn cors_any_origin_starts_and_allows_idempotency_keys() {
     let app = cors_app(&["*"]).await;
     let res = preflight(&app, "https://portal.example.com").await;
     assert!(res.status().is_success(), "{}", res.status());
-    assert_eq!(header(&res, "access-control-allow-origin").as_deref(), Some("*"));
+    assert_eq!(
+        header(&res, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
     let allowed = header(&res, "access-control-allow-headers").unwrap_or_default();
     for h in ["authorization", "content-type", "idempotency-key"] {
         assert!(allowed.contains(h), "{h} in {allowed}");
@@ -183,7 +186,10 @@ async fn cors_any_origin_starts_and_allows_idempotency_keys() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(header(&res, "access-control-allow-origin").as_deref(), Some("*"));
+    assert_eq!(
+        header(&res, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
     let exposed = header(&res, "access-control-expose-headers").unwrap_or_default();
     for h in ["x-request-id", "idempotent-replayed", "retry-after"] {
         assert!(exposed.contains(h), "{h} in {exposed}");

@@ -61,10 +61,9 @@ impl Idp {
                         axum::Json(json!({"keys": now.keys})).into_response()
                     };
                     if let Some(cc) = now.cache_control {
-                        response.headers_mut().insert(
-                            "cache-control",
-                            axum::http::HeaderValue::from_static(cc),
-                        );
+                        response
+                            .headers_mut()
+                            .insert("cache-control", axum::http::HeaderValue::from_static(cc));
                     }
                     response
                 }

@@ -73,7 +73,12 @@ async fn callers_without_a_valid_token_are_limited_by_address() {
         let res = app.get("/v1/connections", &format!("forged.{i}.x")).await;
         assert_problem(res, 401, "unauthenticated").await;
     }
-    let res = app.http.get(app.url("/v1/connections")).send().await.unwrap();
+    let res = app
+        .http
+        .get(app.url("/v1/connections"))
+        .send()
+        .await
+        .unwrap();
     assert_429(res, "rate_limited").await;
     // A valid caller from the same address has its own bucket.
     let res = app.get("/v1/connections", &app.admin_token()).await;
@@ -134,7 +139,11 @@ async fn sync_requests_per_connection_are_capped() {
     };
     for _ in 0..2 {
         let res = sync(&a).await;
-        assert!(res.status().is_success() || res.status() == 409, "{}", res.status());
+        assert!(
+            res.status().is_success() || res.status() == 409,
+            "{}",
+            res.status()
+        );
     }
     let wait = assert_429(sync(&a).await, "too_many_sync_requests").await;
     assert!(wait <= 30, "one request every 30 s: {wait}");
@@ -143,7 +152,11 @@ async fn sync_requests_per_connection_are_capped() {
         "/v1/connections/{}/syncs",
         a["id"].as_str().unwrap().to_uppercase()
     );
-    assert_429(app.post(&upper, &token, json!({})).await, "too_many_sync_requests").await;
+    assert_429(
+        app.post(&upper, &token, json!({})).await,
+        "too_many_sync_requests",
+    )
+    .await;
     // Another connection is not affected.
     let res = sync(&b).await;
     assert!(res.status().is_success(), "{}", res.status());

@@ -219,7 +219,45 @@ async fn the_store_expires_and_purges_answered_keys(backend: Backend) {
     assert!(!rec.fresh, "a recent key is kept");
 }
 
+async fn a_request_cut_off_by_the_timeout_releases_its_key(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(
+        backend,
+        Options {
+            grant_lock_wait: Duration::from_millis(300),
+            configure: Some(Box::new(|c| c.request_timeout = Duration::from_millis(700))),
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let pid = sandbox_project(&app.sandbox, "Slow").await;
+    let uid = sandbox_person(&app.sandbox, "sy@corp.io", "reader");
+    let conn = synced_connection(&app, "org").await;
+    let writer = app.token("wf@corp", &[Scope::AccessWrite]);
+    // OpenAI holds the write's answer: the request times out while the grant is written.
+    app.sandbox.state().set_faults(Faults {
+        hold_after_apply: Some(HoldAfterApply {
+            endpoint: ADD_MEMBER.into(),
+            times: 1,
+        }),
+        ..Faults::default()
+    });
+    let body = json!({"connection_id": conn, "user_id": uid, "project_id": pid,
+                      "role": "member", "reason": "r"});
+    let res = post_with_key(&app, "/v1/grants", &writer, "t-1", &body).await;
+    assert_problem(res, 408, "request_timeout").await;
+    // The retry is not told the key is in progress forever: it runs, and finds the access
+    // still held by the interrupted write (whose lease the reconciler will take over).
+    let res = post_with_key(&app, "/v1/grants", &writer, "t-1", &body).await;
+    assert!(!replayed(&res));
+    assert_problem(res, 409, "access_busy").await;
+    app.sandbox.state().release_held();
+}
+
 crate::backend_tests!(
+    a_request_cut_off_by_the_timeout_releases_its_key,
     a_refusal_for_want_of_scope_is_not_kept,
     a_busy_answer_is_not_kept,
     keys_expire_after_the_ttl,

@@ -125,11 +125,8 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
             None => None,
         };
         let key = match &principal {
-            Some(Ok(p)) => format!(
-                "sub:{}\n{}",
-                p.subject,
-                p.client_id.as_deref().unwrap_or("")
-            ),
+            // Debug-quoted, so no subject can imitate another's (subject, client) pair.
+            Some(Ok(p)) => format!("sub:{:?}", (&p.subject, &p.client_id)),
             _ => match req.extensions().get::<ConnectInfo<SocketAddr>>() {
                 Some(ConnectInfo(addr)) => format!("ip:{}", addr.ip()),
                 None => "ip:unknown".to_owned(),

@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 
 use crate::auth::JwtVerifier;
 use crate::config::Config;
+use crate::http::idempotency::IdempotencyKeys;
+use crate::http::limits::Limits;
 use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
 use crate::service::{
@@ -38,6 +40,10 @@ pub struct AppState {
     pub audit: AuditService,
     /// Offboarding people.
     pub offboarding: OffboardingService,
+    /// Idempotency-key settings.
+    pub idempotency: Arc<IdempotencyKeys>,
+    /// Rate limits and caps on callers.
+    pub limits: Arc<Limits>,
 }
 
 /// Why the application could not start.
@@ -145,6 +151,8 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         grant_lock_wait,
         grant_invite_poll,
         offboarding_wait,
+        idempotency_ttl,
+        limits,
         ..
     } = config;
     let key_ring = Arc::new(key_ring);
@@ -180,6 +188,8 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         offboarding_wait,
     );
     let state = AppState {
+        idempotency: Arc::new(IdempotencyKeys::new(idempotency_ttl)),
+        limits: Arc::new(Limits::new(limits)),
         offboarding,
         access,
         audit,
@@ -199,14 +209,18 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Handlers see the peer address (`ConnectInfo`), which limits unauthenticated callers.
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

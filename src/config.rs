@@ -71,6 +71,57 @@ pub struct Settings {
     /// Clock skew tolerated on `exp` / `nbf`, in seconds.
     #[arg(long, env = "OG_JWT_LEEWAY_SECS", default_value_t = 30, global = true)]
     pub jwt_leeway_secs: u64,
+    /// Longest token lifetime accepted (`exp - iat`, or `exp - now` without `iat`); `0s`
+    /// accepts any.
+    #[arg(long, env = "OG_JWT_MAX_LIFETIME", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    pub jwt_max_lifetime: Duration,
+    /// Shortest time a fetched JWKS is kept (its `Cache-Control: max-age` is raised to this).
+    #[arg(long, env = "OG_JWKS_MIN_TTL", default_value = "1m", value_parser = humantime::parse_duration, global = true)]
+    pub jwks_min_ttl: Duration,
+    /// Longest time a fetched JWKS is trusted before it is fetched again (keys the provider
+    /// removed stop verifying after this).
+    #[arg(long, env = "OG_JWKS_MAX_TTL", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
+    pub jwks_max_ttl: Duration,
+    /// Least time between two JWKS fetches caused by unknown `kid`s, and the backoff after a
+    /// failed fetch.
+    #[arg(long, env = "OG_JWKS_REFETCH_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub jwks_refetch_interval: Duration,
+    /// How long `Idempotency-Key`s are remembered.
+    #[arg(long, env = "OG_IDEMPOTENCY_TTL", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    pub idempotency_ttl: Duration,
+    /// Requests per second each caller (token subject and client; peer IP before
+    /// authentication) may make on average; `0` turns the limit off.
+    #[arg(
+        long,
+        env = "OG_RATE_LIMIT_PER_SECOND",
+        default_value_t = 20,
+        global = true
+    )]
+    pub rate_limit_per_second: u32,
+    /// Requests a caller may make in a burst above the average rate.
+    #[arg(
+        long,
+        env = "OG_RATE_LIMIT_BURST",
+        default_value_t = 100,
+        global = true
+    )]
+    pub rate_limit_burst: u32,
+    /// Connection tests (stored or dry-run) running at once across all callers; `0` = no cap.
+    #[arg(
+        long,
+        env = "OG_MAX_CONCURRENT_CONNECTION_TESTS",
+        default_value_t = 4,
+        global = true
+    )]
+    pub max_concurrent_connection_tests: u32,
+    /// On-demand sync requests per connection and minute; `0` = no cap.
+    #[arg(
+        long,
+        env = "OG_SYNC_REQUESTS_PER_MINUTE",
+        default_value_t = 6,
+        global = true
+    )]
+    pub sync_requests_per_minute: u32,
     /// Extra OpenAI base URLs connections may use (comma-separated, exact match), e.g. a
     /// data-residency host or an egress proxy. `https://api.openai.com/v1` is always allowed.
     #[arg(
@@ -210,6 +261,55 @@ pub struct JwtConfig {
     pub audience: Option<String>,
     /// Tolerated clock skew.
     pub leeway: Duration,
+    /// Longest accepted token lifetime (zero = any).
+    pub max_lifetime: Duration,
+    /// How a JWKS is cached.
+    pub jwks: JwksSettings,
+}
+
+/// How a JWKS is cached: its `Cache-Control: max-age` clamped to `[min_ttl, max_ttl]`, and
+/// at most one fetch per `refetch_interval` for unknown `kid`s or after a failure.
+#[derive(Debug, Clone, Copy)]
+pub struct JwksSettings {
+    /// Shortest time a fetched set is kept.
+    pub min_ttl: Duration,
+    /// Longest time a fetched set is kept.
+    pub max_ttl: Duration,
+    /// Least time between two fetches triggered by unknown `kid`s or after a failed fetch.
+    pub refetch_interval: Duration,
+}
+
+impl Default for JwksSettings {
+    fn default() -> Self {
+        Self {
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(3600),
+            refetch_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Limits on callers of this service (zero = off).
+#[derive(Debug, Clone, Copy)]
+pub struct CallerLimits {
+    /// Average requests per second per caller.
+    pub per_second: u32,
+    /// Burst per caller.
+    pub burst: u32,
+    /// Connection tests running at once.
+    pub concurrent_connection_tests: u32,
+    /// Sync requests per connection and minute.
+    pub syncs_per_minute: u32,
+}
+
+impl CallerLimits {
+    /// No limits (tests, benchmarks, embedding).
+    pub const OFF: CallerLimits = CallerLimits {
+        per_second: 0,
+        burst: 0,
+        concurrent_connection_tests: 0,
+        syncs_per_minute: 0,
+    };
 }
 
 /// Secrets generated on first start (embedded SQLite mode only), so operators can be told.
@@ -265,8 +365,12 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Body size limit.
     pub body_limit_bytes: usize,
-    /// CORS origins.
+    /// CORS origins (`*` alone: any origin, without credentials).
     pub cors_allowed_origins: Vec<String>,
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
+    /// Rate limits and caps on callers.
+    pub limits: CallerLimits,
     /// What was generated in development mode.
     pub dev: DevBootstrap,
 }
@@ -315,7 +419,33 @@ impl Config {
             issuer: settings.jwt_issuer.clone().filter(|s| !s.is_empty()),
             audience: settings.jwt_audience.clone().filter(|s| !s.is_empty()),
             leeway: Duration::from_secs(settings.jwt_leeway_secs),
+            max_lifetime: settings.jwt_max_lifetime,
+            jwks: JwksSettings {
+                min_ttl: settings.jwks_min_ttl,
+                max_ttl: settings.jwks_max_ttl,
+                refetch_interval: settings.jwks_refetch_interval,
+            },
         };
+        if !matches!(jwt.keys, JwtKeys::Hs256(_)) && jwt.audience.is_none() {
+            return Err(ConfigError::Invalid(
+                "OG_JWT_AUDIENCE is required with OG_JWT_PUBLIC_KEY_FILE or OG_JWT_JWKS_URL: an \
+                 identity provider signs tokens for many services, and only the audience says \
+                 a token was meant for this one"
+                    .into(),
+            ));
+        }
+        if settings.jwks_min_ttl > settings.jwks_max_ttl {
+            return Err(ConfigError::Invalid(
+                "OG_JWKS_MIN_TTL must not exceed OG_JWKS_MAX_TTL".into(),
+            ));
+        }
+        if settings.rate_limit_per_second > 0 && settings.rate_limit_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "OG_RATE_LIMIT_BURST must be at least 1 when OG_RATE_LIMIT_PER_SECOND is set"
+                    .into(),
+            ));
+        }
+        let cors_allowed_origins = cors_origins(&settings.cors_allowed_origins)?;
 
         let mut allowed_base_urls =
             vec![normalize_base_url(DEFAULT_OPENAI_BASE_URL).map_err(ConfigError::Invalid)?];
@@ -364,19 +494,22 @@ impl Config {
             offboarding_wait: settings.offboarding_wait,
             request_timeout: settings.request_timeout,
             body_limit_bytes: settings.body_limit_bytes,
-            cors_allowed_origins: settings
-                .cors_allowed_origins
-                .iter()
-                .filter(|s| !s.trim().is_empty())
-                .cloned()
-                .collect(),
+            cors_allowed_origins,
+            idempotency_ttl: settings.idempotency_ttl,
+            limits: CallerLimits {
+                per_second: settings.rate_limit_per_second,
+                burst: settings.rate_limit_burst,
+                concurrent_connection_tests: settings.max_concurrent_connection_tests,
+                syncs_per_minute: settings.sync_requests_per_minute,
+            },
             dev,
         })
     }
 
     /// A configuration that touches no file: a fresh random encryption key, HS256 callers with
     /// `jwt_secret`, and `extra_base_urls` allowed beside OpenAI's. For tests, benchmarks and
-    /// embedding; defaults as documented for everything else.
+    /// embedding: caller limits are off ([`CallerLimits::OFF`]); defaults as documented for
+    /// everything else.
     pub fn ephemeral(
         database_url: &str,
         jwt_secret: SecretString,
@@ -399,6 +532,8 @@ impl Config {
                 issuer: None,
                 audience: None,
                 leeway: Duration::from_secs(30),
+                max_lifetime: Duration::from_secs(24 * 3600),
+                jwks: JwksSettings::default(),
             },
             allowed_base_urls,
             openai_connect_timeout: Duration::from_secs(5),
@@ -417,6 +552,8 @@ impl Config {
             request_timeout: Duration::from_secs(60),
             body_limit_bytes: 64 * 1024,
             cors_allowed_origins: Vec::new(),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            limits: CallerLimits::OFF,
             dev: DevBootstrap::default(),
         })
     }
@@ -532,6 +669,36 @@ fn jwt_keys(
             Ok(JwtKeys::Hs256(secret))
         }
     }
+}
+
+/// CORS origins: `*` alone (any origin), or exact origins (`scheme://host[:port]`).
+fn cors_origins(raw: &[String]) -> Result<Vec<String>, ConfigError> {
+    let origins: Vec<String> = raw
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if origins.iter().any(|o| o == "*") {
+        if origins.len() > 1 {
+            return Err(ConfigError::Invalid(
+                "OG_CORS_ALLOWED_ORIGINS: `*` allows every origin; give it alone".into(),
+            ));
+        }
+        return Ok(origins);
+    }
+    for origin in &origins {
+        let ok = Url::parse(origin).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.origin().ascii_serialization() == *origin
+        }) && axum::http::HeaderValue::from_str(origin).is_ok();
+        if !ok {
+            return Err(ConfigError::Invalid(format!(
+                "OG_CORS_ALLOWED_ORIGINS: `{origin}` is not an origin like https://portal.example.com (scheme, lowercase host, optional port; no path or trailing slash)"
+            )));
+        }
+    }
+    Ok(origins)
 }
 
 /// An optional setting, with an empty value (`VAR=` in a compose file) meaning unset.

@@ -94,6 +94,12 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// An unexpected server-side failure; details are in the server log under the request id.
     Internal,
+    /// The caller sent more requests than its rate allows; retry after `Retry-After` seconds.
+    RateLimited,
+    /// Too many connection tests are running at once; retry after `Retry-After` seconds.
+    TooManyConnectionTests,
+    /// Too many sync requests for this connection; retry after `Retry-After` seconds.
+    TooManySyncRequests,
 }
 
 impl ErrorCode {
@@ -131,6 +137,9 @@ impl ErrorCode {
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             EncryptionKeyUnavailable | Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            RateLimited | TooManyConnectionTests | TooManySyncRequests => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
         }
     }
 
@@ -177,6 +186,9 @@ impl ErrorCode {
             RequestTimeout => "Request timeout",
             ServiceUnavailable => "Service unavailable",
             Internal => "Internal error",
+            RateLimited => "Rate limited",
+            TooManyConnectionTests => "Too many connection tests",
+            TooManySyncRequests => "Too many sync requests",
         }
     }
 
@@ -223,6 +235,9 @@ impl ErrorCode {
             RequestTimeout => "request_timeout",
             ServiceUnavailable => "service_unavailable",
             Internal => "internal",
+            RateLimited => "rate_limited",
+            TooManyConnectionTests => "too_many_connection_tests",
+            TooManySyncRequests => "too_many_sync_requests",
         }
     }
 
@@ -237,6 +252,7 @@ impl ErrorCode {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             StatusCode::REQUEST_TIMEOUT => Self::RequestTimeout,
             StatusCode::SERVICE_UNAVAILABLE => Self::ServiceUnavailable,
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
             s if s.is_client_error() => Self::InvalidParameter,
             _ => Self::Internal,
         }

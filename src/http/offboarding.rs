@@ -14,7 +14,7 @@ use super::connections::connection_id;
 use super::extract::{Json, Path};
 use super::idempotency::idempotent;
 use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::{Principal, Scope};
 use crate::domain::offboarding::{Offboarding, OffboardingRun};
 use crate::error::{AppError, Problem};
 use crate::service::offboarding::OffboardInput;
@@ -96,6 +96,7 @@ async fn create_offboarding(
     idempotent(
         &state,
         &who,
+        Scope::AccessWrite,
         &headers,
         "POST /v1/offboardings",
         &body,

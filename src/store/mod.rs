@@ -390,7 +390,8 @@ pub trait GrantStore: Send + Sync {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<crate::domain::grants::Grant>, StoreError>;
-    /// Records `key` for `subject` as in progress unless it exists; returns the record.
+    /// Records `key` for `subject` as in progress unless it exists (an answered key created
+    /// before `expired_before` is forgotten first); returns the record.
     async fn idempotency_begin(
         &self,
         subject: &str,
@@ -398,7 +399,10 @@ pub trait GrantStore: Send + Sync {
         operation: &str,
         fingerprint: &str,
         now: DateTime<Utc>,
+        expired_before: DateTime<Utc>,
     ) -> Result<IdempotencyRecord, StoreError>;
+    /// Forgets every answered key created before `expired_before`; returns how many.
+    async fn idempotency_purge(&self, expired_before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Stores the answer of the first request, or with `None` forgets the key (the request
     /// failed in a way worth retrying).
     async fn idempotency_finish(

@@ -148,6 +148,9 @@ pub struct TestApp {
     _server: tokio::task::JoinHandle<()>,
 }
 
+/// A change to the configuration a test makes (see [`Options::configure`]).
+pub type Configure = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// Options for [`TestApp::spawn_with`].
 pub struct Options {
     pub sandbox: SandboxConfig,
@@ -173,6 +176,8 @@ pub struct Options {
     pub extra_base_urls: Vec<String>,
     /// `OG_OFFBOARDING_WAIT`.
     pub offboarding_wait: Duration,
+    /// Any other change to the configuration, applied last.
+    pub configure: Option<Configure>,
 }
 
 impl Default for Options {
@@ -191,6 +196,7 @@ impl Default for Options {
             grant_lock_wait: Duration::from_secs(10),
             extra_base_urls: Vec::new(),
             offboarding_wait: Duration::from_secs(10),
+            configure: None,
         }
     }
 }
@@ -243,6 +249,9 @@ impl TestApp {
         config.grant_lock_wait = options.grant_lock_wait;
         config.grant_invite_poll = Duration::ZERO;
         config.offboarding_wait = options.offboarding_wait;
+        if let Some(configure) = options.configure {
+            configure(&mut config);
+        }
         let built = app::build_with_store(config, store.clone()).expect("build app");
         built.spawn_scheduler();
         built.spawn_grant_worker();

@@ -114,12 +114,22 @@ impl KeyRing {
         base_url: &Url,
         plaintext: &SecretString,
     ) -> Result<SealedSecret, CryptoError> {
+        self.seal_bound(id, CURRENT_BINDING, base_url, plaintext)
+    }
+
+    fn seal_bound(
+        &self,
+        id: ConnectionId,
+        binding: u32,
+        base_url: &Url,
+        plaintext: &SecretString,
+    ) -> Result<SealedSecret, CryptoError> {
         let cipher = self
             .ciphers
             .get(&self.current)
             .ok_or(CryptoError::UnknownVersion(self.current))?;
         let nonce = Nonce::generate();
-        let aad = associated_data(id, self.current, CURRENT_BINDING, base_url)?;
+        let aad = associated_data(id, self.current, binding, base_url)?;
         let sealed = cipher
             .encrypt(
                 &nonce,
@@ -134,7 +144,7 @@ impl KeyRing {
         ciphertext.extend_from_slice(&sealed);
         Ok(SealedSecret {
             key_version: self.current,
-            binding: CURRENT_BINDING,
+            binding,
             ciphertext,
         })
     }
@@ -180,29 +190,10 @@ impl KeyRing {
         id: ConnectionId,
         plaintext: &SecretString,
     ) -> Result<SealedSecret, CryptoError> {
-        let cipher = self
-            .ciphers
-            .get(&self.current)
-            .ok_or(CryptoError::UnknownVersion(self.current))?;
-        let nonce = Nonce::generate();
         let unused: Url = "https://legacy.invalid/"
             .parse()
             .map_err(|_| CryptoError::Unauthentic)?;
-        let aad = associated_data(id, self.current, 1, &unused)?;
-        let body = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext.expose_secret().as_bytes(),
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| CryptoError::Unauthentic)?;
-        Ok(SealedSecret {
-            key_version: self.current,
-            binding: 1,
-            ciphertext: [nonce.as_slice(), &body].concat(),
-        })
+        self.seal_bound(id, 1, &unused, plaintext)
     }
 
     /// Re-seals under the current key and binding when `sealed` is under an older one;

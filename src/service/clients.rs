@@ -76,16 +76,7 @@ impl OpenAiClients {
         let stored = self.store.sealed_key(id).await.map_err(not_found(id))?;
         // Checked each time a client is built, not only when the URL was saved: an operator
         // who takes a URL off the allowlist stops every key from being sent there.
-        if !self.allowed_base_urls.contains(&stored.base_url) {
-            return Err(AppError::new(
-                ErrorCode::BaseUrlNotAllowed,
-                format!(
-                    "connection {id} uses base URL {}, which is no longer in \
-                     OG_OPENAI_ALLOWED_BASE_URLS; ask an operator, or update the connection",
-                    stored.base_url
-                ),
-            ));
-        }
+        still_allowed(&self.allowed_base_urls, id, &stored.base_url)?;
         let key = self
             .keys
             .open(id, &stored.base_url, &stored.sealed)
@@ -135,4 +126,18 @@ fn pinned_or_any(c: &Connection) -> &str {
         .as_deref()
         .or(c.expected_organization_id.as_deref())
         .unwrap_or("of its first test")
+}
+
+/// A stored base URL must still be on the allowlist when its key is about to be used.
+pub(super) fn still_allowed(allowed: &[Url], id: ConnectionId, url: &Url) -> Result<(), AppError> {
+    if allowed.contains(url) {
+        return Ok(());
+    }
+    Err(AppError::new(
+        ErrorCode::BaseUrlNotAllowed,
+        format!(
+            "connection {id} uses base URL {url}, which is no longer in \
+             OG_OPENAI_ALLOWED_BASE_URLS; ask an operator, or update the connection"
+        ),
+    ))
 }

@@ -471,16 +471,7 @@ impl ConnectionService {
         who.require(Scope::ConnectionsWrite)?;
         let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
         let stored = self.store.sealed_key(id).await.map_err(not_found(id))?;
-        if !self.allowed_base_urls.contains(&stored.base_url) {
-            return Err(AppError::new(
-                ErrorCode::BaseUrlNotAllowed,
-                format!(
-                    "connection {id} uses base URL {}, which is no longer in \
-                     OG_OPENAI_ALLOWED_BASE_URLS; ask an operator, or update the connection",
-                    stored.base_url
-                ),
-            ));
-        }
+        super::clients::still_allowed(&self.allowed_base_urls, id, &stored.base_url)?;
         let key = self
             .keys
             .open(id, &stored.base_url, &stored.sealed)

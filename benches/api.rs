@@ -101,7 +101,10 @@ async fn run(backend: Backend, database_url: String, args: &Args) {
         key.clone(),
         sandbox_url.clone(),
     );
+    let probes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = probes.clone();
     let s = measure(tests, 4, move |_| {
+        let counted = counted.clone();
         let (h, b, t, k, u) = (h.clone(), b.clone(), t.clone(), k.clone(), u.clone());
         async move {
             let res = h
@@ -110,16 +113,27 @@ async fn run(backend: Backend, database_url: String, args: &Args) {
                 .json(&json!({"admin_key": k, "base_url": u}))
                 .send()
                 .await;
-            match res {
-                Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["status"] == "ok"),
-                Err(_) => false,
-            }
+            let Ok(report) = res else { return false };
+            let Ok(v) = report.json::<Value>().await else {
+                return false;
+            };
+            let n: usize = v["capabilities"]
+                .as_array()
+                .map(|cs| {
+                    cs.iter()
+                        .map(|c| c["probes"].as_array().map_or(0, Vec::len))
+                        .sum()
+                })
+                .unwrap_or(0);
+            counted.store(n, std::sync::atomic::Ordering::Relaxed);
+            v["status"] == "ok"
         }
     })
     .await;
-    row(name, "connection test, 10 probes @20ms", &s);
+    let probes = probes.load(std::sync::atomic::Ordering::Relaxed);
+    row(name, &format!("connection test, {probes} probes @20ms"), &s);
     println!(
-        "{name:<9} connection test wall time = {:.1} × one 20 ms OpenAI call (10 probes in 2 rounds)",
+        "{name:<9} connection test wall time = {:.1} × one 20 ms OpenAI call ({probes} probes)",
         s.p50.as_secs_f64() / 0.020
     );
 }

@@ -48,6 +48,7 @@ async fn start(database_url: &str, allowed: &str) -> (Service, Service) {
     unlimited.rate = RateBudgetConfig::unlimited();
     let store = store::connect(database_url).await.unwrap();
     store.migrate().await.unwrap();
+    let allowed_base_urls = config.allowed_base_urls.clone();
     let built = app::build_with_store(config, store.clone()).unwrap();
     // Same key ring (parsed from the same spec), same store; only the grant client differs.
     let mut state = built.state.clone();
@@ -55,6 +56,7 @@ async fn start(database_url: &str, allowed: &str) -> (Service, Service) {
         store.clone(),
         Arc::new(KeyRing::parse(&spec).unwrap()),
         unlimited,
+        allowed_base_urls,
     );
     state.grants = GrantService::new(store, clients, GrantSettings::default());
     let unthrottled = http::router(state, &settings);

@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 
 use crate::auth::JwtVerifier;
 use crate::config::Config;
+use crate::http::idempotency::IdempotencyKeys;
+use crate::http::limits::Limits;
 use crate::http::{self, HttpSettings};
 use crate::openai::ClientConfig;
 use crate::service::{
@@ -38,6 +40,10 @@ pub struct AppState {
     pub audit: AuditService,
     /// Offboarding people.
     pub offboarding: OffboardingService,
+    /// Idempotency-key settings.
+    pub idempotency: Arc<IdempotencyKeys>,
+    /// Rate limits and caps on callers.
+    pub limits: Arc<Limits>,
 }
 
 /// Why the application could not start.
@@ -71,15 +77,20 @@ impl App {
         ))
     }
 
-    /// Starts the grant worker (expiry, reconciliation after a crash, invite polling) in the
-    /// background unless its tick is zero. Every replica may run it: grants are claimed
+    /// Starts the grant worker (expiry, reconciliation after a crash, invite polling) and the
+    /// offboarding worker (resuming interrupted offboardings) in the background unless the
+    /// grant tick is zero. Every replica may run it: grants are claimed
     /// before they are touched.
     pub fn spawn_grant_worker(&self) -> Option<tokio::task::JoinHandle<()>> {
         let grants = self.state.grants.clone();
-        if grants.tick().is_zero() {
+        let tick = grants.tick();
+        if tick.is_zero() {
             return None;
         }
-        Some(tokio::spawn(grants.run_worker()))
+        let offboarding = self.state.offboarding.clone();
+        Some(tokio::spawn(async move {
+            tokio::join!(grants.run_worker(), offboarding.run_worker(tick));
+        }))
     }
 }
 
@@ -101,13 +112,23 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     if config.migrate {
         store.migrate().await?;
     }
+    let upgraded =
+        crate::service::rekey::upgrade_bindings(store.as_ref(), &config.key_ring).await?;
+    if upgraded.resealed > 0 || !upgraded.failed.is_empty() {
+        tracing::info!(
+            resealed = upgraded.resealed,
+            failed = upgraded.failed.len(),
+            "admin keys re-sealed with their base URL in the associated data"
+        );
+    }
     build_with_store(config, store)
 }
 
 /// Wires everything around an already opened, migrated store.
 pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, StartError> {
     let auth = Arc::new(JwtVerifier::new(&config.jwt)?);
-    let prober = Prober::new(openai_client_config(&config));
+    let prober = Prober::new(openai_client_config(&config))
+        .checks_permission_first(config.openai_checks_permission_first);
     let settings = HttpSettings {
         request_timeout: config.request_timeout,
         body_limit_bytes: config.body_limit_bytes,
@@ -132,12 +153,24 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         grant_lease,
         grant_lock_wait,
         grant_invite_poll,
+        offboarding_wait,
+        idempotency_ttl,
+        limits,
         ..
     } = config;
     let key_ring = Arc::new(key_ring);
-    let connections =
-        ConnectionService::new(store.clone(), key_ring.clone(), allowed_base_urls, prober);
-    let clients = OpenAiClients::new(store.clone(), key_ring, sync.client.clone());
+    let connections = ConnectionService::new(
+        store.clone(),
+        key_ring.clone(),
+        allowed_base_urls.clone(),
+        prober,
+    );
+    let clients = OpenAiClients::new(
+        store.clone(),
+        key_ring,
+        sync.client.clone(),
+        allowed_base_urls,
+    );
     let inventory = InventoryService::new(store.clone(), clients.clone(), sync);
     let changes = ChangesService::new(store.clone());
     let access = AccessService::new(store.clone());
@@ -150,9 +183,16 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
     };
     let grants = GrantService::new(store.clone(), clients.clone(), grant_settings);
     let audit = AuditService::new(store.clone());
-    let offboarding =
-        OffboardingService::new(store.clone(), clients, grants.clone(), audit.clone());
+    let offboarding = OffboardingService::new(
+        store.clone(),
+        clients,
+        grants.clone(),
+        audit.clone(),
+        offboarding_wait,
+    );
     let state = AppState {
+        idempotency: Arc::new(IdempotencyKeys::new(idempotency_ttl)),
+        limits: Arc::new(Limits::new(limits)),
         offboarding,
         access,
         audit,
@@ -172,14 +212,18 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Handlers see the peer address (`ConnectInfo`), which limits unauthenticated callers.
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -71,6 +71,57 @@ pub struct Settings {
     /// Clock skew tolerated on `exp` / `nbf`, in seconds.
     #[arg(long, env = "OG_JWT_LEEWAY_SECS", default_value_t = 30, global = true)]
     pub jwt_leeway_secs: u64,
+    /// Longest token lifetime accepted (`exp - iat`, or `exp - now` without `iat`); `0s`
+    /// accepts any.
+    #[arg(long, env = "OG_JWT_MAX_LIFETIME", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    pub jwt_max_lifetime: Duration,
+    /// Shortest time a fetched JWKS is kept (its `Cache-Control: max-age` is raised to this).
+    #[arg(long, env = "OG_JWKS_MIN_TTL", default_value = "1m", value_parser = humantime::parse_duration, global = true)]
+    pub jwks_min_ttl: Duration,
+    /// Longest time a fetched JWKS is trusted before it is fetched again (keys the provider
+    /// removed stop verifying after this).
+    #[arg(long, env = "OG_JWKS_MAX_TTL", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
+    pub jwks_max_ttl: Duration,
+    /// Least time between two JWKS fetches caused by unknown `kid`s, and the backoff after a
+    /// failed fetch.
+    #[arg(long, env = "OG_JWKS_REFETCH_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub jwks_refetch_interval: Duration,
+    /// How long `Idempotency-Key`s are remembered.
+    #[arg(long, env = "OG_IDEMPOTENCY_TTL", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
+    pub idempotency_ttl: Duration,
+    /// Requests per second each caller (token subject and client; peer IP before
+    /// authentication) may make on average; `0` turns the limit off.
+    #[arg(
+        long,
+        env = "OG_RATE_LIMIT_PER_SECOND",
+        default_value_t = 20,
+        global = true
+    )]
+    pub rate_limit_per_second: u32,
+    /// Requests a caller may make in a burst above the average rate.
+    #[arg(
+        long,
+        env = "OG_RATE_LIMIT_BURST",
+        default_value_t = 100,
+        global = true
+    )]
+    pub rate_limit_burst: u32,
+    /// Connection tests (stored or dry-run) running at once across all callers; `0` = no cap.
+    #[arg(
+        long,
+        env = "OG_MAX_CONCURRENT_CONNECTION_TESTS",
+        default_value_t = 4,
+        global = true
+    )]
+    pub max_concurrent_connection_tests: u32,
+    /// On-demand sync requests per connection and minute; `0` = no cap.
+    #[arg(
+        long,
+        env = "OG_SYNC_REQUESTS_PER_MINUTE",
+        default_value_t = 6,
+        global = true
+    )]
+    pub sync_requests_per_minute: u32,
     /// Extra OpenAI base URLs connections may use (comma-separated, exact match), e.g. a
     /// data-residency host or an egress proxy. `https://api.openai.com/v1` is always allowed.
     #[arg(
@@ -80,6 +131,10 @@ pub struct Settings {
         global = true
     )]
     pub openai_allowed_base_urls: Vec<String>,
+    /// Allow `http://` base URLs that are not on loopback in OG_OPENAI_ALLOWED_BASE_URLS (an
+    /// admin key would cross the network in clear text); off by default.
+    #[arg(long, env = "OG_OPENAI_ALLOW_PLAINTEXT_HTTP", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub openai_allow_plaintext_http: bool,
     /// Connect timeout for calls to OpenAI, e.g. `5s`.
     #[arg(long, env = "OG_OPENAI_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub openai_connect_timeout: Duration,
@@ -95,6 +150,12 @@ pub struct Settings {
         global = true
     )]
     pub openai_max_retries: u32,
+    /// Trust OpenAI to check a key's permission before validating a write, so the connection
+    /// test reports write capabilities from its no-op write probes (see
+    /// docs/connection-test.md). Off: they are `unknown` unless a missing-scope answer proves
+    /// the order.
+    #[arg(long, env = "OG_OPENAI_CHECKS_PERMISSION_FIRST", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub openai_checks_permission_first: bool,
     /// Time between scheduled syncs of each connection (plus up to 10% jitter); `0s` turns
     /// scheduled syncs off.
     #[arg(long, env = "OG_SYNC_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
@@ -122,6 +183,10 @@ pub struct Settings {
     /// How often the invite sent for a grant is polled for acceptance.
     #[arg(long, env = "OG_GRANT_INVITE_POLL", default_value = "1m", value_parser = humantime::parse_duration, global = true)]
     pub grant_invite_poll: Duration,
+    /// How long `POST /v1/offboardings` waits for the offboarding to end before answering
+    /// `202` with a record to poll (it goes on either way).
+    #[arg(long, env = "OG_OFFBOARDING_WAIT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub offboarding_wait: Duration,
     /// Days of daily costs each sync fetches.
     #[arg(long, env = "OG_SYNC_COST_DAYS", default_value_t = 30, global = true)]
     pub sync_cost_days: u32,
@@ -200,6 +265,55 @@ pub struct JwtConfig {
     pub audience: Option<String>,
     /// Tolerated clock skew.
     pub leeway: Duration,
+    /// Longest accepted token lifetime (zero = any).
+    pub max_lifetime: Duration,
+    /// How a JWKS is cached.
+    pub jwks: JwksSettings,
+}
+
+/// How a JWKS is cached: its `Cache-Control: max-age` clamped to `[min_ttl, max_ttl]`, and
+/// at most one fetch per `refetch_interval` for unknown `kid`s or after a failure.
+#[derive(Debug, Clone, Copy)]
+pub struct JwksSettings {
+    /// Shortest time a fetched set is kept.
+    pub min_ttl: Duration,
+    /// Longest time a fetched set is kept.
+    pub max_ttl: Duration,
+    /// Least time between two fetches triggered by unknown `kid`s or after a failed fetch.
+    pub refetch_interval: Duration,
+}
+
+impl Default for JwksSettings {
+    fn default() -> Self {
+        Self {
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(3600),
+            refetch_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Limits on callers of this service (zero = off).
+#[derive(Debug, Clone, Copy)]
+pub struct CallerLimits {
+    /// Average requests per second per caller.
+    pub per_second: u32,
+    /// Burst per caller.
+    pub burst: u32,
+    /// Connection tests running at once.
+    pub concurrent_connection_tests: u32,
+    /// Sync requests per connection and minute.
+    pub syncs_per_minute: u32,
+}
+
+impl CallerLimits {
+    /// No limits (tests, benchmarks, embedding).
+    pub const OFF: CallerLimits = CallerLimits {
+        per_second: 0,
+        burst: 0,
+        concurrent_connection_tests: 0,
+        syncs_per_minute: 0,
+    };
 }
 
 /// Secrets generated on first start (embedded SQLite mode only), so operators can be told.
@@ -231,6 +345,8 @@ pub struct Config {
     pub openai_request_timeout: Duration,
     /// Retries of a failed OpenAI call (syncs; the connection test never retries).
     pub openai_max_retries: u32,
+    /// Whether the connection test trusts OpenAI to check permission before validation.
+    pub openai_checks_permission_first: bool,
     /// Time between scheduled syncs (zero = off).
     pub sync_interval: Duration,
     /// Days of costs a sync fetches.
@@ -247,14 +363,20 @@ pub struct Config {
     pub grant_lock_wait: Duration,
     /// Invite polling period.
     pub grant_invite_poll: Duration,
+    /// How long an offboarding request waits for the end before answering `202`.
+    pub offboarding_wait: Duration,
     /// Per-request timeout of this service.
     pub request_timeout: Duration,
     /// Body size limit.
     pub body_limit_bytes: usize,
     /// Whether `serve` migrates at start.
     pub migrate: bool,
-    /// CORS origins.
+    /// CORS origins (`*` alone: any origin, without credentials).
     pub cors_allowed_origins: Vec<String>,
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
+    /// Rate limits and caps on callers.
+    pub limits: CallerLimits,
     /// What was generated in development mode.
     pub dev: DevBootstrap,
 }
@@ -303,7 +425,33 @@ impl Config {
             issuer: settings.jwt_issuer.clone().filter(|s| !s.is_empty()),
             audience: settings.jwt_audience.clone().filter(|s| !s.is_empty()),
             leeway: Duration::from_secs(settings.jwt_leeway_secs),
+            max_lifetime: settings.jwt_max_lifetime,
+            jwks: JwksSettings {
+                min_ttl: settings.jwks_min_ttl,
+                max_ttl: settings.jwks_max_ttl,
+                refetch_interval: settings.jwks_refetch_interval,
+            },
         };
+        if !matches!(jwt.keys, JwtKeys::Hs256(_)) && jwt.audience.is_none() {
+            return Err(ConfigError::Invalid(
+                "OG_JWT_AUDIENCE is required with OG_JWT_PUBLIC_KEY_FILE or OG_JWT_JWKS_URL: an \
+                 identity provider signs tokens for many services, and only the audience says \
+                 a token was meant for this one"
+                    .into(),
+            ));
+        }
+        if settings.jwks_min_ttl > settings.jwks_max_ttl {
+            return Err(ConfigError::Invalid(
+                "OG_JWKS_MIN_TTL must not exceed OG_JWKS_MAX_TTL".into(),
+            ));
+        }
+        if settings.rate_limit_per_second > 0 && settings.rate_limit_burst == 0 {
+            return Err(ConfigError::Invalid(
+                "OG_RATE_LIMIT_BURST must be at least 1 when OG_RATE_LIMIT_PER_SECOND is set"
+                    .into(),
+            ));
+        }
+        let cors_allowed_origins = cors_origins(&settings.cors_allowed_origins)?;
 
         let mut allowed_base_urls =
             vec![normalize_base_url(DEFAULT_OPENAI_BASE_URL).map_err(ConfigError::Invalid)?];
@@ -315,6 +463,14 @@ impl Config {
             let url = normalize_base_url(raw.trim()).map_err(|e| {
                 ConfigError::Invalid(format!("OG_OPENAI_ALLOWED_BASE_URLS: `{raw}`: {e}"))
             })?;
+            if url.scheme() == "http" && !is_loopback(&url) && !settings.openai_allow_plaintext_http
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "OG_OPENAI_ALLOWED_BASE_URLS: `{raw}` is plain http to a host other than \
+                     loopback: admin keys would cross the network unencrypted. Use https, or \
+                     set OG_OPENAI_ALLOW_PLAINTEXT_HTTP=true if the path is protected otherwise"
+                )));
+            }
             allowed_base_urls.push(url);
         }
         if settings.body_limit_bytes < 1024 {
@@ -332,6 +488,7 @@ impl Config {
             openai_connect_timeout: settings.openai_connect_timeout,
             openai_request_timeout: settings.openai_request_timeout,
             openai_max_retries: settings.openai_max_retries,
+            openai_checks_permission_first: settings.openai_checks_permission_first,
             sync_interval: settings.sync_interval,
             sync_cost_days: settings.sync_cost_days,
             sync_full_every: settings.sync_full_every,
@@ -340,22 +497,26 @@ impl Config {
             grant_lease: settings.grant_lease,
             grant_lock_wait: settings.grant_lock_wait,
             grant_invite_poll: settings.grant_invite_poll,
+            offboarding_wait: settings.offboarding_wait,
             request_timeout: settings.request_timeout,
             body_limit_bytes: settings.body_limit_bytes,
             migrate: settings.migrate,
-            cors_allowed_origins: settings
-                .cors_allowed_origins
-                .iter()
-                .filter(|s| !s.trim().is_empty())
-                .cloned()
-                .collect(),
+            cors_allowed_origins,
+            idempotency_ttl: settings.idempotency_ttl,
+            limits: CallerLimits {
+                per_second: settings.rate_limit_per_second,
+                burst: settings.rate_limit_burst,
+                concurrent_connection_tests: settings.max_concurrent_connection_tests,
+                syncs_per_minute: settings.sync_requests_per_minute,
+            },
             dev,
         })
     }
 
     /// A configuration that touches no file: a fresh random encryption key, HS256 callers with
     /// `jwt_secret`, and `extra_base_urls` allowed beside OpenAI's. For tests, benchmarks and
-    /// embedding; defaults as documented for everything else.
+    /// embedding: caller limits are off ([`CallerLimits::OFF`]); defaults as documented for
+    /// everything else.
     pub fn ephemeral(
         database_url: &str,
         jwt_secret: SecretString,
@@ -378,11 +539,14 @@ impl Config {
                 issuer: None,
                 audience: None,
                 leeway: Duration::from_secs(30),
+                max_lifetime: Duration::from_secs(24 * 3600),
+                jwks: JwksSettings::default(),
             },
             allowed_base_urls,
             openai_connect_timeout: Duration::from_secs(5),
             openai_request_timeout: Duration::from_secs(20),
             openai_max_retries: 6,
+            openai_checks_permission_first: false,
             sync_interval: Duration::ZERO,
             sync_cost_days: 30,
             sync_full_every: Duration::from_secs(24 * 3600),
@@ -391,10 +555,13 @@ impl Config {
             grant_lease: Duration::from_secs(120),
             grant_lock_wait: Duration::from_secs(10),
             grant_invite_poll: Duration::from_secs(60),
+            offboarding_wait: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             body_limit_bytes: 64 * 1024,
             migrate: true,
             cors_allowed_origins: Vec::new(),
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            limits: CallerLimits::OFF,
             dev: DevBootstrap::default(),
         })
     }
@@ -512,6 +679,36 @@ fn jwt_keys(
     }
 }
 
+/// CORS origins: `*` alone (any origin), or exact origins (`scheme://host[:port]`).
+fn cors_origins(raw: &[String]) -> Result<Vec<String>, ConfigError> {
+    let origins: Vec<String> = raw
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if origins.iter().any(|o| o == "*") {
+        if origins.len() > 1 {
+            return Err(ConfigError::Invalid(
+                "OG_CORS_ALLOWED_ORIGINS: `*` allows every origin; give it alone".into(),
+            ));
+        }
+        return Ok(origins);
+    }
+    for origin in &origins {
+        let ok = Url::parse(origin).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.origin().ascii_serialization() == *origin
+        }) && axum::http::HeaderValue::from_str(origin).is_ok();
+        if !ok {
+            return Err(ConfigError::Invalid(format!(
+                "OG_CORS_ALLOWED_ORIGINS: `{origin}` is not an origin like https://portal.example.com (scheme, lowercase host, optional port; no path or trailing slash)"
+            )));
+        }
+    }
+    Ok(origins)
+}
+
 /// An optional setting, with an empty value (`VAR=` in a compose file) meaning unset.
 fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
@@ -577,6 +774,16 @@ fn read_or_create_secret(
     }
 }
 
+/// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`).
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// Parses a base URL for comparison: http(s) only, no credentials, query or fragment,
 /// no trailing slash on the path.
 pub fn normalize_base_url(raw: &str) -> Result<Url, String> {
@@ -611,6 +818,24 @@ mod tests {
         assert!(normalize_base_url("https://u:p@x/v1").is_err());
         assert!(normalize_base_url("https://x/v1?a=b").is_err());
         assert!(normalize_base_url("not a url").is_err());
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for yes in [
+            "http://127.0.0.1:8089/v1",
+            "http://localhost/v1",
+            "http://[::1]:9/v1",
+        ] {
+            assert!(is_loopback(&normalize_base_url(yes).unwrap()), "{yes}");
+        }
+        for no in [
+            "http://10.0.0.1/v1",
+            "http://proxy.internal/v1",
+            "http://127.0.0.1.nip.io/v1",
+        ] {
+            assert!(!is_loopback(&normalize_base_url(no).unwrap()), "{no}");
+        }
     }
 
     #[test]

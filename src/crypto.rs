@@ -1,6 +1,8 @@
 //! Admin keys at rest: AES-256-GCM with a random 96-bit nonce per seal, a versioned key ring
 //! (the newest key seals, every key opens) and associated data binding each ciphertext to its
-//! connection row and key version. There is no plaintext mode. Depends only on `domain`.
+//! connection row, key version and the base URL it may be sent to: a key copied to another
+//! row, or a row whose base URL was changed behind the service's back, does not open. There
+//! is no plaintext mode. Depends only on `domain`.
 
 use std::collections::BTreeMap;
 
@@ -9,11 +11,14 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use secrecy::{ExposeSecret, SecretString};
+use url::Url;
 use zeroize::Zeroizing;
 
 use crate::domain::{ConnectionId, SealedSecret};
 
 const NONCE_LEN: usize = 12;
+/// The binding new seals use (see [`SealedSecret::binding`]).
+pub const CURRENT_BINDING: u32 = 2;
 const KEY_LEN: usize = 32;
 
 /// Why sealing or opening failed. Never carries key material or plaintext.
@@ -102,10 +107,21 @@ impl KeyRing {
         self.current
     }
 
-    /// Encrypts `plaintext` for the connection `id` under the current key.
+    /// Encrypts `plaintext` for the connection `id` and `base_url` under the current key.
     pub fn seal(
         &self,
         id: ConnectionId,
+        base_url: &Url,
+        plaintext: &SecretString,
+    ) -> Result<SealedSecret, CryptoError> {
+        self.seal_bound(id, CURRENT_BINDING, base_url, plaintext)
+    }
+
+    fn seal_bound(
+        &self,
+        id: ConnectionId,
+        binding: u32,
+        base_url: &Url,
         plaintext: &SecretString,
     ) -> Result<SealedSecret, CryptoError> {
         let cipher = self
@@ -113,7 +129,7 @@ impl KeyRing {
             .get(&self.current)
             .ok_or(CryptoError::UnknownVersion(self.current))?;
         let nonce = Nonce::generate();
-        let aad = associated_data(id, self.current);
+        let aad = associated_data(id, self.current, binding, base_url)?;
         let sealed = cipher
             .encrypt(
                 &nonce,
@@ -128,14 +144,17 @@ impl KeyRing {
         ciphertext.extend_from_slice(&sealed);
         Ok(SealedSecret {
             key_version: self.current,
+            binding,
             ciphertext,
         })
     }
 
-    /// Decrypts a sealed key of the connection `id`. Fails if it was sealed for another row.
+    /// Decrypts a sealed key of the connection `id`. Fails if it was sealed for another row or
+    /// (binding 2) another base URL.
     pub fn open(
         &self,
         id: ConnectionId,
+        base_url: &Url,
         sealed: &SealedSecret,
     ) -> Result<SecretString, CryptoError> {
         let cipher = self
@@ -147,7 +166,7 @@ impl KeyRing {
         }
         let (nonce, body) = sealed.ciphertext.split_at(NONCE_LEN);
         let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::Unauthentic)?;
-        let aad = associated_data(id, sealed.key_version);
+        let aad = associated_data(id, sealed.key_version, sealed.binding, base_url)?;
         let plain = Zeroizing::new(
             cipher
                 .decrypt(
@@ -163,28 +182,60 @@ impl KeyRing {
         Ok(SecretString::from(text.to_owned()))
     }
 
-    /// Re-seals under the current key when `sealed` is under an older one; `None` if current.
+    /// Seals the way rows written before binding 2 were (row and key version only), so that
+    /// tests can show such rows are upgraded. Not for production use.
+    #[doc(hidden)]
+    pub fn seal_legacy(
+        &self,
+        id: ConnectionId,
+        plaintext: &SecretString,
+    ) -> Result<SealedSecret, CryptoError> {
+        let unused: Url = "https://legacy.invalid/"
+            .parse()
+            .map_err(|_| CryptoError::Unauthentic)?;
+        self.seal_bound(id, 1, &unused, plaintext)
+    }
+
+    /// Re-seals under the current key and binding when `sealed` is under an older one;
+    /// `None` if current.
     pub fn reseal(
         &self,
         id: ConnectionId,
+        base_url: &Url,
         sealed: &SealedSecret,
     ) -> Result<Option<SealedSecret>, CryptoError> {
-        if sealed.key_version == self.current {
+        if sealed.key_version == self.current && sealed.binding == CURRENT_BINDING {
             return Ok(None);
         }
-        let plain = self.open(id, sealed)?;
-        self.seal(id, &plain).map(Some)
+        let plain = self.open(id, base_url, sealed)?;
+        self.seal(id, base_url, &plain).map(Some)
     }
 }
 
-/// Binds a ciphertext to its purpose, its row and its key version.
-fn associated_data(id: ConnectionId, version: u32) -> Vec<u8> {
-    format!("openai-governor/admin-key/v1|connection={id}|key={version}").into_bytes()
+/// Binds a ciphertext to its purpose, its row, its key version and (binding 2) its base URL.
+fn associated_data(
+    id: ConnectionId,
+    version: u32,
+    binding: u32,
+    base_url: &Url,
+) -> Result<Vec<u8>, CryptoError> {
+    match binding {
+        1 => Ok(format!("openai-governor/admin-key/v1|connection={id}|key={version}").into_bytes()),
+        2 => Ok(format!(
+            "openai-governor/admin-key/v2|connection={id}|key={version}|base_url={base_url}"
+        )
+        .into_bytes()),
+        _ => Err(CryptoError::Unauthentic),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn url(s: &str) -> Url {
+        s.parse().unwrap()
+    }
 
     fn ring(spec: &str) -> KeyRing {
         KeyRing::parse(&SecretString::from(spec.to_owned())).unwrap()
@@ -196,24 +247,40 @@ mod tests {
         let ring = KeyRing::parse(&spec).unwrap();
         let id = ConnectionId::new();
         let key = SecretString::from("sk-admin-secret-value-1234".to_owned());
-        let sealed = ring.seal(id, &key).unwrap();
+        let base = url("https://api.openai.com/v1");
+        let sealed = ring.seal(id, &base, &key).unwrap();
+        assert_eq!(sealed.binding, CURRENT_BINDING);
         assert!(!sealed.ciphertext.windows(6).any(|w| w == b"secret"));
         assert_eq!(
-            ring.open(id, &sealed).unwrap().expose_secret(),
+            ring.open(id, &base, &sealed).unwrap().expose_secret(),
             key.expose_secret()
         );
         // Copied to another row: must not open.
         assert!(matches!(
-            ring.open(ConnectionId::new(), &sealed),
+            ring.open(ConnectionId::new(), &base, &sealed),
             Err(CryptoError::Unauthentic)
         ));
+        // The row's base URL changed behind our back: must not open.
+        assert!(matches!(
+            ring.open(id, &url("https://evil.example/v1"), &sealed),
+            Err(CryptoError::Unauthentic)
+        ));
+        // Relabelled as the legacy binding (which leaves the URL out): must not open.
+        let legacy = SealedSecret {
+            binding: 1,
+            ..sealed.clone()
+        };
+        assert!(ring.open(id, &base, &legacy).is_err());
         // Tampered: must not open.
         let mut bad = sealed.clone();
         let last = bad.ciphertext.len() - 1;
         bad.ciphertext[last] ^= 1;
-        assert!(ring.open(id, &bad).is_err());
+        assert!(ring.open(id, &base, &bad).is_err());
         // Two seals of the same key differ (random nonce).
-        assert_ne!(ring.seal(id, &key).unwrap().ciphertext, sealed.ciphertext);
+        assert_ne!(
+            ring.seal(id, &base, &key).unwrap().ciphertext,
+            sealed.ciphertext
+        );
     }
 
     #[test]
@@ -225,12 +292,13 @@ mod tests {
         assert_eq!(both.current_version(), 2);
         let id = ConnectionId::new();
         let key = SecretString::from("sk-admin-rotate-me-please".to_owned());
-        let sealed = old.seal(id, &key).unwrap();
-        let resealed = both.reseal(id, &sealed).unwrap().unwrap();
+        let base = url("https://api.openai.com/v1");
+        let sealed = old.seal(id, &base, &key).unwrap();
+        let resealed = both.reseal(id, &base, &sealed).unwrap().unwrap();
         assert_eq!(resealed.key_version, 2);
-        assert!(both.reseal(id, &resealed).unwrap().is_none());
+        assert!(both.reseal(id, &base, &resealed).unwrap().is_none());
         assert!(matches!(
-            old.open(id, &resealed),
+            old.open(id, &base, &resealed),
             Err(CryptoError::UnknownVersion(2))
         ));
         // Changing the version label of a ciphertext breaks authentication.
@@ -238,7 +306,29 @@ mod tests {
             key_version: 1,
             ..resealed
         };
-        assert!(both.open(id, &relabelled).is_err());
+        assert!(both.open(id, &base, &relabelled).is_err());
+    }
+
+    #[test]
+    fn legacy_binding_is_resealed_with_the_base_url() {
+        let ring = KeyRing::parse(&KeyRing::generate_spec(1)).unwrap();
+        let id = ConnectionId::new();
+        let base = url("http://127.0.0.1:8089/v1");
+        let key = SecretString::from("sk-admin-legacy-binding".to_owned());
+        let legacy = ring.seal_legacy(id, &key).unwrap();
+        let resealed = ring.reseal(id, &base, &legacy).unwrap().unwrap();
+        assert_eq!(
+            (resealed.key_version, resealed.binding),
+            (1, CURRENT_BINDING)
+        );
+        assert_eq!(
+            ring.open(id, &base, &resealed).unwrap().expose_secret(),
+            key.expose_secret()
+        );
+        assert!(
+            ring.open(id, &url("http://127.0.0.1:9/v1"), &resealed)
+                .is_err()
+        );
     }
 
     #[test]

@@ -78,6 +78,14 @@ pub enum ErrorCode {
     BaseUrlNotAllowed,
     /// Another connection already has this name.
     ConnectionNameTaken,
+    /// The connection has live grants; revoke them first (or `?revoke_grants=true`).
+    ConnectionHasLiveGrants,
+    /// The connection's key or base URL changed and it has not passed a test since.
+    ConnectionTestRequired,
+    /// OpenAI answered for another organization than the one the connection is pinned to.
+    OrganizationMismatch,
+    /// The connection is pinned to an organization; it cannot be pointed at another.
+    OrganizationPinned,
     /// The stored admin key cannot be decrypted with the configured key ring.
     EncryptionKeyUnavailable,
     /// The request took longer than the server's request timeout.
@@ -86,6 +94,12 @@ pub enum ErrorCode {
     ServiceUnavailable,
     /// An unexpected server-side failure; details are in the server log under the request id.
     Internal,
+    /// The caller sent more requests than its rate allows; retry after `Retry-After` seconds.
+    RateLimited,
+    /// Too many connection tests are running at once; retry after `Retry-After` seconds.
+    TooManyConnectionTests,
+    /// Too many sync requests for this connection; retry after `Retry-After` seconds.
+    TooManySyncRequests,
 }
 
 impl ErrorCode {
@@ -118,9 +132,14 @@ impl ErrorCode {
             MalformedJson | InvalidParameter => StatusCode::BAD_REQUEST,
             ValidationFailed | BaseUrlNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
             ConnectionNameTaken | SyncInProgress => StatusCode::CONFLICT,
+            ConnectionHasLiveGrants | ConnectionTestRequired => StatusCode::CONFLICT,
+            OrganizationMismatch | OrganizationPinned => StatusCode::CONFLICT,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             EncryptionKeyUnavailable | Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            RateLimited | TooManyConnectionTests | TooManySyncRequests => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
         }
     }
 
@@ -159,10 +178,17 @@ impl ErrorCode {
             ValidationFailed => "Validation failed",
             BaseUrlNotAllowed => "Base URL not allowed",
             ConnectionNameTaken => "Connection name taken",
+            ConnectionHasLiveGrants => "Connection has live grants",
+            ConnectionTestRequired => "Connection test required",
+            OrganizationMismatch => "Organization mismatch",
+            OrganizationPinned => "Organization pinned",
             EncryptionKeyUnavailable => "Encryption key unavailable",
             RequestTimeout => "Request timeout",
             ServiceUnavailable => "Service unavailable",
             Internal => "Internal error",
+            RateLimited => "Rate limited",
+            TooManyConnectionTests => "Too many connection tests",
+            TooManySyncRequests => "Too many sync requests",
         }
     }
 
@@ -201,10 +227,17 @@ impl ErrorCode {
             ValidationFailed => "validation_failed",
             BaseUrlNotAllowed => "base_url_not_allowed",
             ConnectionNameTaken => "connection_name_taken",
+            ConnectionHasLiveGrants => "connection_has_live_grants",
+            ConnectionTestRequired => "connection_test_required",
+            OrganizationMismatch => "organization_mismatch",
+            OrganizationPinned => "organization_pinned",
             EncryptionKeyUnavailable => "encryption_key_unavailable",
             RequestTimeout => "request_timeout",
             ServiceUnavailable => "service_unavailable",
             Internal => "internal",
+            RateLimited => "rate_limited",
+            TooManyConnectionTests => "too_many_connection_tests",
+            TooManySyncRequests => "too_many_sync_requests",
         }
     }
 
@@ -219,6 +252,7 @@ impl ErrorCode {
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
             StatusCode::REQUEST_TIMEOUT => Self::RequestTimeout,
             StatusCode::SERVICE_UNAVAILABLE => Self::ServiceUnavailable,
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
             s if s.is_client_error() => Self::InvalidParameter,
             _ => Self::Internal,
         }

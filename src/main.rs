@@ -123,6 +123,14 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
                 "this service verifies tokens with RS256/ES256 keys (OG_JWT_PUBLIC_KEY_FILE or \
                  OG_JWT_JWKS_URL): mint tokens with your identity provider instead",
             )?;
+            let max = config.jwt.max_lifetime;
+            if !max.is_zero() && args.ttl > max {
+                anyhow::bail!(
+                    "--ttl {} exceeds OG_JWT_MAX_LIFETIME ({}): the service would refuse the token",
+                    humantime::format_duration(args.ttl),
+                    humantime::format_duration(max)
+                );
+            }
             let scopes = if args.scopes.is_empty() {
                 Scope::ALL.to_vec()
             } else {

@@ -103,7 +103,11 @@ impl Service {
         use openai_governor::{app, auth, config, store};
         let secret =
             secrecy::SecretString::from("bench-secret-bench-secret-bench-secret".to_owned());
-        let config = config::Config::ephemeral(database_url, secret.clone(), allowed).unwrap();
+        let mut config = config::Config::ephemeral(database_url, secret.clone(), allowed).unwrap();
+        // The sandbox checks a key's permission before validating a write (as OpenAI is
+        // believed to): a full key's connection test is then `ok`, as in production with
+        // OG_OPENAI_CHECKS_PERMISSION_FIRST=true.
+        config.openai_checks_permission_first = true;
         let store = store::connect(database_url).await.unwrap();
         store.migrate().await.unwrap();
         let built = app::build_with_store(config, store).unwrap();

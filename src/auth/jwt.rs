@@ -1,21 +1,22 @@
 //! Verification of caller JWTs with `jsonwebtoken`: HS256 with a shared secret, or RS256 /
-//! ES256 with a PEM key or a JWKS URL (cached; refetched on an unknown `kid`, at most every
-//! few seconds). The algorithm is pinned by configuration, never taken from the token alone.
+//! ES256 with a PEM key or a JWKS URL (cached, see [`super::jwks`]). The algorithm is pinned
+//! by configuration, never taken from the token alone. Asymmetric keys need an audience, and
+//! tokens living longer than the configured maximum are refused.
 
-use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tokio::sync::RwLock;
 
+use super::jwks::JwksCache;
 use super::{Principal, Scope};
 use crate::config::{JwtConfig, JwtKeys};
 
 /// Why a token was refused. Every variant is a 401 to the caller.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
     /// No `Authorization: Bearer` header.
     #[error("missing bearer token: send `Authorization: Bearer <jwt>`")]
@@ -50,6 +51,12 @@ pub enum AuthError {
     /// The JWKS endpoint could not be read.
     #[error("the token verification keys could not be fetched")]
     KeysUnavailable,
+    /// `exp - iat` (or `exp - now`) exceeds the configured maximum.
+    #[error("token lifetime exceeds the {0} s this service accepts: ask for a shorter-lived token")]
+    LifetimeTooLong(u64),
+    /// The verifier's configuration is unsafe (reported at start, never to a caller).
+    #[error("{0}")]
+    Misconfigured(&'static str),
 }
 
 impl From<jsonwebtoken::errors::Error> for AuthError {
@@ -86,6 +93,10 @@ struct Claims {
     azp: Option<String>,
     #[serde(default)]
     client_id: Option<String>,
+    #[serde(default)]
+    exp: Option<f64>,
+    #[serde(default)]
+    iat: Option<f64>,
 }
 
 /// Scope names from a space-separated string or an array of strings.
@@ -102,24 +113,8 @@ enum Keys {
         algorithm: Algorithm,
         key: DecodingKey,
     },
-    Jwks(JwksCache),
+    Jwks(Arc<JwksCache>),
 }
-
-struct JwksCache {
-    url: url::Url,
-    algorithms: Vec<Algorithm>,
-    http: reqwest::Client,
-    keys: RwLock<CachedKeys>,
-}
-
-#[derive(Default)]
-struct CachedKeys {
-    by_kid: HashMap<String, (Algorithm, DecodingKey)>,
-    fetched_at: Option<Instant>,
-}
-
-/// Minimum time between two JWKS fetches, so unknown `kid`s cannot be used to flood the IdP.
-const JWKS_MIN_REFRESH: Duration = Duration::from_secs(10);
 
 /// Verifies bearer tokens into [`Principal`]s.
 pub struct JwtVerifier {
@@ -127,6 +122,7 @@ pub struct JwtVerifier {
     issuer: Option<String>,
     audience: Option<String>,
     leeway: Duration,
+    max_lifetime: Duration,
 }
 
 impl JwtVerifier {
@@ -148,22 +144,25 @@ impl JwtVerifier {
                     key,
                 }
             }
-            JwtKeys::Jwks { url, algorithms } => Keys::Jwks(JwksCache {
-                url: url.clone(),
-                algorithms: algorithms.clone(),
-                http: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(5))
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .map_err(|_| AuthError::KeysUnavailable)?,
-                keys: RwLock::new(CachedKeys::default()),
-            }),
+            JwtKeys::Jwks { url, algorithms } => Keys::Jwks(Arc::new(JwksCache::new(
+                url.clone(),
+                algorithms.clone(),
+                config.jwks,
+            )?)),
         };
+        // An identity provider's key signs tokens for every service it serves: without an
+        // audience, a token minted for another service would be accepted here.
+        if !matches!(config.keys, JwtKeys::Hs256(_)) && config.audience.is_none() {
+            return Err(AuthError::Misconfigured(
+                "OG_JWT_AUDIENCE is required with a public key or a JWKS URL",
+            ));
+        }
         Ok(Self {
             keys,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: config.leeway,
+            max_lifetime: config.max_lifetime,
         })
     }
 
@@ -207,7 +206,7 @@ impl JwtVerifier {
                 jsonwebtoken::decode::<Claims>(token, key, &self.validation(*algorithm))?.claims
             }
             Keys::Jwks(cache) => {
-                if !cache.algorithms.contains(&header.alg) {
+                if !cache.allows(header.alg) {
                     return Err(AuthError::WrongAlgorithm);
                 }
                 let kid = header.kid.clone().ok_or(AuthError::UnknownKey)?;
@@ -218,7 +217,26 @@ impl JwtVerifier {
                 jsonwebtoken::decode::<Claims>(token, &key, &self.validation(algorithm))?.claims
             }
         };
+        self.check_lifetime(&claims)?;
         principal(claims)
+    }
+
+    /// Refuses tokens valid for longer than the maximum. Without `iat` the remaining lifetime
+    /// (`exp - now`) counts; an `iat` in the future does not shorten it.
+    fn check_lifetime(&self, claims: &Claims) -> Result<(), AuthError> {
+        if self.max_lifetime.is_zero() {
+            return Ok(());
+        }
+        let exp = claims
+            .exp
+            .ok_or_else(|| AuthError::MissingClaim("exp".into()))?;
+        let now = jsonwebtoken::get_current_timestamp() as f64;
+        let start = claims.iat.map_or(now, |iat| iat.min(now));
+        let allowed = (self.max_lifetime + self.leeway).as_secs_f64();
+        if exp - start > allowed {
+            return Err(AuthError::LifetimeTooLong(self.max_lifetime.as_secs()));
+        }
+        Ok(())
     }
 }
 
@@ -239,59 +257,6 @@ fn principal(claims: Claims) -> Result<Principal, AuthError> {
         client_id: claims.azp.or(claims.client_id),
         scopes,
     })
-}
-
-impl JwksCache {
-    async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), AuthError> {
-        if let Some(found) = self.keys.read().await.by_kid.get(kid) {
-            return Ok(found.clone());
-        }
-        let mut cache = self.keys.write().await;
-        // Another task may have refreshed while we waited for the lock.
-        if let Some(found) = cache.by_kid.get(kid) {
-            return Ok(found.clone());
-        }
-        let recently = cache
-            .fetched_at
-            .is_some_and(|t| t.elapsed() < JWKS_MIN_REFRESH);
-        if recently {
-            return Err(AuthError::UnknownKey);
-        }
-        let set: JwkSet = self
-            .http
-            .get(self.url.clone())
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| {
-                tracing::warn!(error = %e, "JWKS fetch failed");
-                AuthError::KeysUnavailable
-            })?
-            .json()
-            .await
-            .map_err(|_| AuthError::KeysUnavailable)?;
-        cache.fetched_at = Some(Instant::now());
-        cache.by_kid = set
-            .keys
-            .iter()
-            .filter_map(|jwk| {
-                let kid = jwk.common.key_id.clone()?;
-                let alg = match &jwk.algorithm {
-                    AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                    AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
-                        Algorithm::ES256
-                    }
-                    _ => return None,
-                };
-                if !self.algorithms.contains(&alg) {
-                    return None;
-                }
-                let key = DecodingKey::from_jwk(jwk).ok()?;
-                Some((kid, (alg, key)))
-            })
-            .collect();
-        cache.by_kid.get(kid).cloned().ok_or(AuthError::UnknownKey)
-    }
 }
 
 /// Mints an HS256 token (the `token` subcommand and tests).

@@ -1,6 +1,7 @@
 //! Who is calling: JWT verification ([`jwt`]), the [`Principal`] it yields, and the scope
 //! predicates that authorize each use case. The axum extractor lives in `http::extract`.
 
+mod jwks;
 pub mod jwt;
 
 use std::collections::BTreeSet;

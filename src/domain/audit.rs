@@ -61,11 +61,14 @@ pub enum AuditAction {
     /// A person was removed from an organization with everything they held.
     #[serde(rename = "user.offboarded")]
     UserOffboarded,
+    /// An offboarding was recorded, before anything was sent to OpenAI.
+    #[serde(rename = "offboarding.started")]
+    OffboardingStarted,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [AuditAction; 14] = [
+    pub const ALL: [AuditAction; 15] = [
         Self::ConnectionCreated,
         Self::ConnectionUpdated,
         Self::ConnectionKeyReplaced,
@@ -80,6 +83,7 @@ impl AuditAction {
         Self::GrantReconciled,
         Self::AccessRevoked,
         Self::UserOffboarded,
+        Self::OffboardingStarted,
     ];
 
     /// The stored and wire name.
@@ -99,6 +103,7 @@ impl AuditAction {
             Self::GrantReconciled => "grant.reconciled",
             Self::AccessRevoked => "access.revoked",
             Self::UserOffboarded => "user.offboarded",
+            Self::OffboardingStarted => "offboarding.started",
         }
     }
 }

@@ -19,6 +19,12 @@ pub struct Connection {
     pub expected_organization_id: Option<String>,
     /// `sk-admin-…abcd`: enough to recognise the key, useless to an attacker.
     pub key_hint: String,
+    /// The organization the connection is pinned to: the expected one, or the one its key
+    /// reached on the first successful call. Every answer from OpenAI must name it.
+    pub organization_id: Option<String>,
+    /// The key or base URL changed since the last successful test: nothing calls OpenAI
+    /// with this connection until a test passes (and reaches the pinned organization).
+    pub test_required: bool,
     /// The last connection-test report, if the connection was ever tested.
     pub last_test: Option<TestReport>,
     /// When created.
@@ -37,6 +43,9 @@ pub struct Connection {
 pub struct SealedSecret {
     /// Version of the encryption key that sealed it.
     pub key_version: u32,
+    /// What the associated data binds it to: 1 = row and key version (legacy, opened only to
+    /// re-seal), 2 = also the base URL the key may be sent to.
+    pub binding: u32,
     /// Nonce followed by ciphertext and tag.
     pub ciphertext: Vec<u8>,
 }
@@ -45,6 +54,7 @@ impl std::fmt::Debug for SealedSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SealedSecret")
             .field("key_version", &self.key_version)
+            .field("binding", &self.binding)
             .field("len", &self.ciphertext.len())
             .finish()
     }

@@ -18,7 +18,8 @@ pub use changes::{
 };
 pub use connection::{AdminKey, Connection, SealedSecret, ValidationError};
 pub use connection_test::{
-    Capability, CapabilityCheck, CheckStatus, OverallStatus, ProbeResult, TestReport,
+    Capability, CapabilityCheck, CheckStatus, Feature, FeatureCheck, FeatureStatus, OverallStatus,
+    ProbeResult, TestReport,
 };
 pub use ids::{ConnectionId, GrantId};
 pub use inventory::{

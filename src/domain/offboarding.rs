@@ -124,3 +124,49 @@ pub struct Offboarding {
     /// Per organization, in connection order.
     pub connections: Vec<ConnectionOffboarding>,
 }
+
+/// Where an offboarding request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Recorded, under way (it goes on when the caller goes away).
+    Running,
+    /// Finished; `result` says what happened in each organization.
+    Succeeded,
+    /// Ended with an error for the whole request (`error`); with one organization, a refusal
+    /// or an OpenAI failure. Its audit entries say what was done.
+    Failed,
+}
+
+/// An offboarding request as recorded before anything is done, and its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OffboardingRun {
+    /// The offboarding's id (the `detail.offboarding_id` of its audit entries).
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// JWT subject of the caller.
+    pub requested_by: String,
+    /// The person's email, as asked.
+    pub email: Option<String>,
+    /// The person's user id, as asked.
+    pub user_id: Option<String>,
+    /// The organizations it covers.
+    #[schema(value_type = Vec<String>)]
+    pub connection_ids: Vec<ConnectionId>,
+    /// Whether their API keys are to be deleted.
+    pub delete_api_keys: bool,
+    /// Why.
+    pub reason: String,
+    /// Ticket reference.
+    pub ticket: Option<String>,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// What was removed, per organization, once it succeeded.
+    pub result: Option<Offboarding>,
+    /// Why it failed.
+    pub error: Option<OffboardError>,
+}

@@ -16,6 +16,7 @@ use crate::auth::Principal;
 use crate::domain::{Connection, ConnectionId, TestReport};
 use crate::error::{AppError, ErrorCode, Problem};
 use crate::service::connections::MAX_PAGE;
+use crate::service::grants::EndInput;
 use crate::service::{ConnectionPatchInput, KeyTestInput, NewConnectionInput};
 
 /// Routes of this resource.
@@ -101,6 +102,12 @@ pub struct ConnectionOut {
     pub base_url: String,
     /// Expected organization id.
     pub expected_organization_id: Option<String>,
+    /// The organization the connection is pinned to: the one its key reached on the first
+    /// successful call. Every answer from OpenAI must come from it.
+    pub organization_id: Option<String>,
+    /// The key or base URL changed and no test has passed since: nothing is sent to OpenAI
+    /// with this connection (syncs, grants, offboarding answer 409) until one does.
+    pub test_required: bool,
     /// `sk-admin-…abcd`: the key's last four characters.
     pub key_hint: String,
     /// The last test report; absent until tested, cleared when the key or URL changes.
@@ -122,6 +129,8 @@ impl From<Connection> for ConnectionOut {
             name: c.name,
             base_url: c.base_url.to_string(),
             expected_organization_id: c.expected_organization_id,
+            organization_id: c.organization_id,
+            test_required: c.test_required,
             key_hint: c.key_hint,
             last_test: c.last_test,
             created_at: c.created_at,
@@ -153,6 +162,16 @@ pub struct ListParams {
     pub limit: Option<u32>,
     /// Cursor: the `next_cursor` of the previous page.
     pub after: Option<String>,
+}
+
+/// How to delete a connection.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// Revoke the connection's live grants first (needs `access:write` too); without it, a
+    /// connection with live grants is not deleted (409 `connection_has_live_grants`).
+    pub revoke_grants: Option<bool>,
 }
 
 pub(super) fn connection_id(raw: &str) -> Result<ConnectionId, AppError> {
@@ -302,24 +321,43 @@ async fn update_connection(
     ))
 }
 
-/// Delete a connection; its encrypted admin key is destroyed with it.
+/// Delete a connection; its encrypted admin key and inventory are destroyed with it, its
+/// grants' records and audit entries are kept. Refused while grants on it are live, unless
+/// `revoke_grants=true` revokes them first.
 #[utoipa::path(
     delete, path = "/{connection_id}", operation_id = "delete_connection", tag = "connections",
-    params(("connection_id" = String, Path, description = "Connection id (UUID)")),
+    params(("connection_id" = String, Path, description = "Connection id (UUID)"), DeleteParams),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Live grants on the connection (`connection_has_live_grants`), or one could not be revoked", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = ["connections:write"]))
+    security(("bearer" = ["connections:write", "access:write"]))
 )]
 async fn delete_connection(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
+    Query(params): Query<DeleteParams>,
 ) -> Result<StatusCode, AppError> {
     let id = connection_id(&id)?;
+    if params.revoke_grants == Some(true) {
+        // Authorize the delete before revoking anything.
+        state.connections.get_for_delete(&who, id).await?;
+        state
+            .grants
+            .revoke_connection_grants(
+                &who,
+                id,
+                EndInput {
+                    reason: Some("the connection is being deleted".into()),
+                    ticket: None,
+                },
+            )
+            .await?;
+    }
     state.connections.delete(&who, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

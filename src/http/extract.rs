@@ -125,6 +125,13 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        // Already verified by the limiter (`http::limits`) when it is on.
+        if let Some(super::limits::Verified(verified)) = parts.extensions.remove() {
+            return verified.map_err(|e| {
+                tracing::info!(reason = %e, "bearer token refused");
+                AppError::from(e)
+            });
+        }
         let header = parts
             .headers
             .get(AUTHORIZATION)

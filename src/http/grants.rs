@@ -14,7 +14,7 @@ use super::connections::connection_id;
 use super::extract::{Json, Path, Query};
 use super::idempotency::idempotent;
 use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::{Principal, Scope};
 use crate::domain::GrantId;
 use crate::domain::grants::{Grant, GrantQuery, GrantStatus};
 use crate::error::{AppError, ErrorCode, Problem};
@@ -179,13 +179,21 @@ async fn create_grant(
     headers: HeaderMap,
     Json(body): Json<GrantIn>,
 ) -> Result<Response, AppError> {
-    idempotent(&state, &who, &headers, "POST /v1/grants", &body, || async {
-        let input = match grant_input(&body) {
-            Ok(i) => i,
-            Err(e) => return e.into_response(),
-        };
-        answer(state.grants.grant(&who, input).await, StatusCode::CREATED)
-    })
+    idempotent(
+        &state,
+        &who,
+        Scope::AccessWrite,
+        &headers,
+        "POST /v1/grants",
+        &body,
+        || async {
+            let input = match grant_input(&body) {
+                Ok(i) => i,
+                Err(e) => return e.into_response(),
+            };
+            answer(state.grants.grant(&who, input).await, StatusCode::CREATED)
+        },
+    )
     .await
 }
 
@@ -319,20 +327,28 @@ async fn update_grant(
         }]));
     }
     let op = format!("PATCH /v1/grants/{id}");
-    idempotent(&state, &who, &headers, &op, &body, || async {
-        let end = EndInput {
-            reason: body.reason.clone(),
-            ticket: body.ticket.clone(),
-        };
-        match state
-            .grants
-            .set_expiry(&who, id, body.expires_at, body.expires_in_seconds, end)
-            .await
-        {
-            Ok(g) => Json(g).into_response(),
-            Err(e) => e.into_response(),
-        }
-    })
+    idempotent(
+        &state,
+        &who,
+        Scope::AccessWrite,
+        &headers,
+        &op,
+        &body,
+        || async {
+            let end = EndInput {
+                reason: body.reason.clone(),
+                ticket: body.ticket.clone(),
+            };
+            match state
+                .grants
+                .set_expiry(&who, id, body.expires_at, body.expires_in_seconds, end)
+                .await
+            {
+                Ok(g) => Json(g).into_response(),
+                Err(e) => e.into_response(),
+            }
+        },
+    )
     .await
 }
 
@@ -369,12 +385,20 @@ async fn revoke_grant(
 ) -> Result<Response, AppError> {
     let id = grant_id(&id)?;
     let op = format!("POST /v1/grants/{id}/revoke");
-    idempotent(&state, &who, &headers, &op, &body, || async {
-        let end = EndInput {
-            reason: body.reason.clone(),
-            ticket: body.ticket.clone(),
-        };
-        answer(state.grants.revoke(&who, id, end).await, StatusCode::OK)
-    })
+    idempotent(
+        &state,
+        &who,
+        Scope::AccessWrite,
+        &headers,
+        &op,
+        &body,
+        || async {
+            let end = EndInput {
+                reason: body.reason.clone(),
+                ticket: body.ticket.clone(),
+            };
+            answer(state.grants.revoke(&who, id, end).await, StatusCode::OK)
+        },
+    )
     .await
 }

@@ -1,10 +1,14 @@
 //! `Idempotency-Key` on writes: the first request with a key runs and its answer is stored;
 //! the same key with the same request replays that answer (`Idempotent-Replayed: true`), with
 //! a different request it is a 409. A request still running under the key is waited for.
-//! Keys are per caller (JWT subject). 5xx answers are not stored, so a retry runs again.
-//! The wait lasts `OG_GRANT_LOCK_WAIT`; a key in progress for longer than that plus
-//! `OG_GRANT_LEASE` was abandoned (its process died) and runs again.
+//! Keys are per caller (JWT subject) and remembered for `OG_IDEMPOTENCY_TTL`.
+//!
+//! The caller is authorized before the key is looked at, and only final answers are stored:
+//! an answer that says "retry" (401, 403, 408, 429, 409 busy, 5xx) releases the key, so the
+//! retry runs. The wait lasts `OG_GRANT_LOCK_WAIT`; a key in progress for longer than that
+//! plus `OG_GRANT_LEASE` was abandoned (its process died) and runs again.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
@@ -15,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
-use crate::auth::Principal;
-use crate::error::{AppError, ErrorCode, PROBLEM_JSON};
+use crate::auth::{Principal, Scope};
+use crate::error::{AppError, ErrorCode, PROBLEM_JSON, Problem};
 
 /// The request header.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -25,6 +29,82 @@ pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// Largest answer stored.
 const MAX_ANSWER: usize = 1 << 20;
+
+/// How often expired keys are purged (by whichever request comes first after that).
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Idempotency-key settings and purge bookkeeping, shared by every request.
+pub struct IdempotencyKeys {
+    ttl: Duration,
+    next_purge: Mutex<tokio::time::Instant>,
+}
+
+impl IdempotencyKeys {
+    /// Keys remembered for `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            next_purge: Mutex::new(tokio::time::Instant::now()),
+        }
+    }
+
+    /// Answered keys created before this are forgotten.
+    fn expired_before(&self) -> chrono::DateTime<Utc> {
+        Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Whether this request should purge expired keys (at most once per [`PURGE_EVERY`]).
+    fn purge_due(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut next = self.next_purge.lock().unwrap_or_else(|e| e.into_inner());
+        if now < *next {
+            return false;
+        }
+        *next = now + PURGE_EVERY;
+        true
+    }
+}
+
+/// Whether an answer is final: replaying it later is what the caller wants. An answer that
+/// says to retry (or to retry with other credentials) is not.
+fn is_final(response: &Response) -> bool {
+    let status = response.status();
+    if status.is_server_error() {
+        return false;
+    }
+    match status {
+        StatusCode::UNAUTHORIZED
+        | StatusCode::FORBIDDEN
+        | StatusCode::REQUEST_TIMEOUT
+        | StatusCode::TOO_MANY_REQUESTS => false,
+        StatusCode::CONFLICT => !response.extensions().get::<Problem>().is_some_and(|p| {
+            matches!(
+                p.code,
+                ErrorCode::AccessBusy
+                    | ErrorCode::IdempotencyKeyInProgress
+                    | ErrorCode::SyncInProgress
+            )
+        }),
+        _ => true,
+    }
+}
+
+/// Releases an in-progress key when dropped armed.
+struct Release(Option<(std::sync::Arc<dyn crate::store::Store>, String, String)>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some((store, subject, key)) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if let Err(e) = store.idempotency_finish(&subject, &key, None).await {
+                    tracing::warn!(error = %e, "releasing an interrupted idempotency key failed");
+                }
+            });
+        }
+    }
+}
 
 /// The stored answer.
 #[derive(Serialize, Deserialize)]
@@ -82,11 +162,13 @@ fn replay(status: u16, raw: &str) -> Response {
     response
 }
 
-/// Runs `run` once per (caller, key): see the module docs. `operation` names the route
-/// (`POST /v1/grants/{id}/revoke` with the id filled in) and `request` is the parsed body.
+/// Runs `run` once per (caller, key): see the module docs. The caller must hold `scope`;
+/// `operation` names the route (`POST /v1/grants/{id}/revoke` with the id filled in) and
+/// `request` is the parsed body.
 pub async fn idempotent<F, Fut>(
     state: &AppState,
     who: &Principal,
+    scope: Scope,
     headers: &HeaderMap,
     operation: &str,
     request: &impl Serialize,
@@ -96,10 +178,23 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Response>,
 {
+    // Before the key: a refusal for want of scope must not be stored under it.
+    who.require(scope)?;
     let Some(key) = key_of(headers)? else {
         return Ok(run().await);
     };
     let store = &state.store;
+    let keys = &state.idempotency;
+    if keys.purge_due() {
+        // In the background: the request does not wait for the sweep. Expired keys are also
+        // forgotten one by one below, so a failed purge only costs space.
+        let (store, before) = (store.clone(), keys.expired_before());
+        tokio::spawn(async move {
+            if let Err(e) = store.idempotency_purge(before).await {
+                tracing::warn!(error = %e, "purging expired idempotency keys failed");
+            }
+        });
+    }
     let fp = fingerprint(operation, request);
     let settings = state.grants.settings();
     let deadline = tokio::time::Instant::now() + settings.lock_wait;
@@ -109,7 +204,14 @@ where
         .unwrap_or(chrono::Duration::MAX);
     loop {
         let rec = store
-            .idempotency_begin(&who.subject, &key, operation, &fp, Utc::now())
+            .idempotency_begin(
+                &who.subject,
+                &key,
+                operation,
+                &fp,
+                Utc::now(),
+                keys.expired_before(),
+            )
             .await?;
         if rec.fresh {
             break;
@@ -137,9 +239,17 @@ where
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    // If this future is dropped (the request timed out, the client went away), the key is
+    // released so that a retry runs; the grant's own lease covers the write itself.
+    let mut pending = Release(Some((
+        state.store.clone(),
+        who.subject.clone(),
+        key.clone(),
+    )));
     let response = run().await;
+    pending.0 = None;
     let status = response.status();
-    if status.is_server_error() {
+    if !is_final(&response) {
         store.idempotency_finish(&who.subject, &key, None).await?;
         return Ok(response);
     }

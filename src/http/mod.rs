@@ -10,6 +10,7 @@ pub mod grants;
 pub mod health;
 pub mod idempotency;
 pub mod inventory;
+pub mod limits;
 pub mod offboarding;
 
 use std::time::Duration;
@@ -44,7 +45,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         description = "Access governance for OpenAI Platform organizations: connect \
             organizations with an admin key, test what the key can do, see who has access, \
             grant and revoke it. Every `/v1` route needs `Authorization: Bearer <JWT>` with the \
-            scope named on the operation. Errors are RFC 9457 problem JSON with a stable `code`.",
+            scope named on the operation. Errors are RFC 9457 problem JSON with a stable `code`. \
+            Any operation but `/healthz` may answer 429 (`rate_limited`, and on connection \
+            tests and syncs `too_many_connection_tests` / `too_many_sync_requests`) with \
+            `Retry-After` in seconds.",
         license(name = "Apache-2.0"),
     ),
     modifiers(&BearerAuth),
@@ -119,20 +123,7 @@ pub struct HttpSettings {
 /// The full application: routes, docs, fallbacks and middleware.
 pub fn router(state: AppState, settings: &HttpSettings) -> Router {
     let (routes, openapi) = routes();
-    let cors = if settings.cors_allowed_origins.is_empty() {
-        CorsLayer::new()
-    } else {
-        let origins: Vec<HeaderValue> = settings
-            .cors_allowed_origins
-            .iter()
-            .filter_map(|o| HeaderValue::from_str(o).ok())
-            .collect();
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
-            .allow_methods(tower_http::cors::Any)
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
-            .expose_headers([REQUEST_ID])
-    };
+    let cors = cors(&settings.cors_allowed_origins);
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -161,8 +152,45 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), limits::limit))
         .with_state(state)
         .layer(middleware)
+}
+
+/// CORS from the configured origins: none (no CORS headers), `*` (any origin; we never allow
+/// credentials, tokens travel in `Authorization`), or an exact list.
+fn cors(origins: &[String]) -> CorsLayer {
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        // `Config::load` refuses origins that are not header values; skip rather than panic
+        // for a configuration built by hand.
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods(tower_http::cors::Any)
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            REQUEST_ID,
+            idempotency::IDEMPOTENCY_KEY,
+        ])
+        .expose_headers([
+            REQUEST_ID,
+            idempotency::REPLAYED,
+            header::RETRY_AFTER,
+            header::LOCATION,
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 async fn not_found(req: Request) -> Response {

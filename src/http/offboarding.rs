@@ -11,17 +11,19 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::connections::connection_id;
-use super::extract::Json;
+use super::extract::{Json, Path};
 use super::idempotency::idempotent;
 use crate::app::AppState;
-use crate::auth::Principal;
-use crate::domain::offboarding::Offboarding;
+use crate::auth::{Principal, Scope};
+use crate::domain::offboarding::{Offboarding, OffboardingRun};
 use crate::error::{AppError, Problem};
 use crate::service::offboarding::OffboardInput;
 
 /// Routes under `/v1/offboardings`.
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_offboarding))
+    OpenApiRouter::new()
+        .routes(routes!(create_offboarding))
+        .routes(routes!(get_offboarding))
 }
 
 /// Who to offboard, from where, and why.
@@ -63,12 +65,18 @@ pub struct OffboardingIn {
 /// failure a `502`; with `all_connections`, the answer is always `200` and each
 /// organization's `status` (`removed`, `not_a_member`, `refused`, `failed`) and `error` say
 /// how it went: retry failed ones with a new `Idempotency-Key`.
+///
+/// The request is recorded before anything is sent to OpenAI and runs to its end even if
+/// the caller goes away. When it takes longer than the server's wait (`OG_OFFBOARDING_WAIT`,
+/// 10 s by default) the answer is `202` with the record (`status: running`) and a `Location`
+/// to poll (`GET /v1/offboardings/{id}`).
 #[utoipa::path(
     post, path = "", operation_id = "create_offboarding", tag = "offboarding",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body return the first answer")),
     request_body = OffboardingIn,
     responses(
         (status = 200, description = "What was removed, per organization", body = Offboarding),
+        (status = 202, description = "Still running: poll the `Location`", body = OffboardingRun),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
@@ -88,6 +96,7 @@ async fn create_offboarding(
     idempotent(
         &state,
         &who,
+        Scope::AccessWrite,
         &headers,
         "POST /v1/offboardings",
         &body,
@@ -96,9 +105,26 @@ async fn create_offboarding(
                 Ok(i) => i,
                 Err(e) => return e.into_response(),
             };
-            match state.offboarding.offboard(&who, input).await {
-                Ok(o) => (StatusCode::OK, Json(o)).into_response(),
-                Err(e) => e.into_response(),
+            let started = match state.offboarding.start(&who, input).await {
+                Ok(s) => s,
+                Err(e) => return e.into_response(),
+            };
+            let mut done = started.done;
+            // Dropping the handle (on timeout, or when the caller goes away and this future is
+            // dropped) detaches the task: the offboarding finishes and records itself.
+            match tokio::time::timeout(started.wait, &mut done).await {
+                Ok(Ok(Ok(o))) => (StatusCode::OK, Json(o)).into_response(),
+                Ok(Ok(Err(e))) => e.into_response(),
+                Ok(Err(join)) => AppError::internal(join).into_response(),
+                Err(_) => {
+                    let location = format!("/v1/offboardings/{}", started.run.id);
+                    (
+                        StatusCode::ACCEPTED,
+                        [(axum::http::header::LOCATION, location)],
+                        Json(started.run),
+                    )
+                        .into_response()
+                }
             }
         },
     )
@@ -119,4 +145,25 @@ fn offboard_input(body: &OffboardingIn) -> Result<OffboardInput, AppError> {
         reason: body.reason.clone(),
         ticket: body.ticket.clone(),
     })
+}
+
+/// An offboarding's record: `running` until it ends, then what was removed (`result`) or why
+/// it failed (`error`).
+#[utoipa::path(
+    get, path = "/{offboarding_id}", operation_id = "get_offboarding", tag = "offboarding",
+    params(("offboarding_id" = String, Path, description = "Offboarding id")),
+    responses(
+        (status = 200, description = "The record", body = OffboardingRun),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["access:write"]), ("bearer" = ["audit:read"]))
+)]
+async fn get_offboarding(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<OffboardingRun>, AppError> {
+    Ok(Json(state.offboarding.get(&who, &id).await?))
 }

@@ -51,6 +51,65 @@ pub struct ResponseMeta {
 pub struct Client {
     inner: Arc<Inner>,
     retry_writes: bool,
+    pin: Option<Arc<OrganizationPin>>,
+}
+
+/// The organization every answer must come from: fixed, or learned from the first answer
+/// that names one (then reported once through `on_learn`, so the caller can persist it).
+pub struct OrganizationPin {
+    organization: std::sync::OnceLock<String>,
+    on_learn: Option<OnLearn>,
+}
+
+/// Hears the organization a learning pin was set to.
+type OnLearn = Box<dyn Fn(&str) + Send + Sync>;
+
+impl OrganizationPin {
+    /// Answers must name `organization`.
+    pub fn fixed(organization: String) -> Self {
+        Self {
+            organization: std::sync::OnceLock::from(organization),
+            on_learn: None,
+        }
+    }
+
+    /// Answers must name the organization the first one names; `on_learn` hears it.
+    pub fn learn(on_learn: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self {
+            organization: std::sync::OnceLock::new(),
+            on_learn: Some(Box::new(on_learn)),
+        }
+    }
+
+    /// The organization pinned so far.
+    pub fn organization(&self) -> Option<&str> {
+        self.organization.get().map(String::as_str)
+    }
+
+    /// Checks an answer's `openai-organization` header. An answer without one cannot be
+    /// checked and is let through (OpenAI sends it on every admin API answer).
+    fn check(&self, seen: Option<&str>) -> Result<(), OpenAiError> {
+        let Some(seen) = seen else { return Ok(()) };
+        let mut learned = false;
+        let pinned = self.organization.get_or_init(|| {
+            learned = true;
+            seen.to_owned()
+        });
+        if pinned != seen {
+            return Err(OpenAiError::new(
+                ErrorKind::OrganizationMismatch,
+                format!(
+                    "OpenAI answered for organization {seen}, but this connection is pinned to \
+                     {pinned}: its key or base URL now reaches another organization; nothing \
+                     more is sent with it"
+                ),
+            ));
+        }
+        if learned && let Some(on_learn) = &self.on_learn {
+            on_learn(seen);
+        }
+        Ok(())
+    }
 }
 
 struct Inner {
@@ -222,7 +281,19 @@ impl Client {
                 config,
             }),
             retry_writes: false,
+            pin: None,
         })
+    }
+
+    /// This client, checking that every answer comes from the organization `pin` names.
+    pub fn pinned(mut self, pin: OrganizationPin) -> Client {
+        self.pin = Some(Arc::new(pin));
+        self
+    }
+
+    /// The organization answers must come from, once known.
+    pub fn organization(&self) -> Option<&str> {
+        self.pin.as_deref().and_then(OrganizationPin::organization)
     }
 
     /// The base URL requests go to.
@@ -242,6 +313,7 @@ impl Client {
         Client {
             inner: self.inner.clone(),
             retry_writes: true,
+            pin: self.pin.clone(),
         }
     }
 
@@ -395,6 +467,17 @@ impl Client {
                     body,
                 } => {
                     self.inner.budget.on_success(call.family);
+                    let organization = header_text(&headers, "openai-organization");
+                    if let Some(pin) = &self.pin
+                        && let Err(mut mismatch) = pin.check(organization.as_deref())
+                    {
+                        mismatch.status = Some(status);
+                        mismatch.request_id = header_text(&headers, "x-request-id");
+                        mismatch.organization = organization;
+                        mismatch.elapsed = started.elapsed();
+                        mismatch.attempts = attempts;
+                        return Err(mismatch);
+                    }
                     let meta = ResponseMeta {
                         status,
                         request_id: header_text(&headers, "x-request-id"),
@@ -435,6 +518,19 @@ impl Client {
                     retryable_if_idempotent,
                     retry_after,
                 } => {
+                    // An error from another organization is not that organization's answer
+                    // to us: say what is wrong instead.
+                    if let Some(pin) = &self.pin
+                        && pin.organization().is_some()
+                        && let Err(mut mismatch) = pin.check(error.organization.as_deref())
+                    {
+                        mismatch.status = error.status;
+                        mismatch.request_id = error.request_id.clone();
+                        mismatch.organization = error.organization.clone();
+                        mismatch.elapsed = started.elapsed();
+                        mismatch.attempts = attempts;
+                        return Err(mismatch.scrub(self.inner.key.expose_secret()));
+                    }
                     if let ErrorKind::RateLimited { retry_after } = error.kind {
                         // Pause the family, but never longer than the policy lets one call
                         // wait: a Retry-After beyond that fails this call at once, and must

@@ -40,6 +40,10 @@ pub enum ErrorKind {
     /// A 2xx (or error) response whose body is not what the API documents, a redirect, or a
     /// pagination cursor that does not advance.
     InvalidResponse,
+    /// The answer came from an organization other than the one the client is pinned to (its
+    /// `openai-organization` header): the key or base URL now reaches another organization.
+    /// Never retried, never taken as an answer.
+    OrganizationMismatch,
 }
 
 impl ErrorKind {
@@ -57,6 +61,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timed out",
             ErrorKind::Network => "network error",
             ErrorKind::InvalidResponse => "invalid response",
+            ErrorKind::OrganizationMismatch => "answered for another organization",
         }
     }
 }
@@ -111,12 +116,13 @@ fn render(e: &OpenAiError) -> String {
 }
 
 impl OpenAiError {
-    /// An error with no HTTP response behind it.
+    /// An error with no HTTP response behind it. The message is kept whole until
+    /// [`OpenAiError::scrub`] has removed the key from it; only then is it truncated.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         OpenAiError {
             kind,
             status: None,
-            message: one_line(&message.into(), MAX_MESSAGE),
+            message: one_line(&message.into(), MAX_UNSCRUBBED),
             error_type: None,
             code: None,
             param: None,
@@ -138,15 +144,110 @@ impl OpenAiError {
         )
     }
 
-    /// Removes every occurrence of `secret` from the message (defence in depth: OpenAI echoes
-    /// only a redacted key, but a proxy might not).
+    /// Removes the admin key from every text OpenAI (or a proxy) sent back: message, `type`,
+    /// `code`, `param` and the echoed headers; then truncates. Scrubbing comes first so that
+    /// a cut can never leave part of a key behind. Besides the whole key it removes any
+    /// token holding a long run of the key, and any `sk-...` token with key characters after
+    /// its prefix (a partial or foreign key); OpenAI's own masked form `sk-admin-****abcd`
+    /// survives, as it is useful and harmless.
     pub(crate) fn scrub(mut self, secret: &str) -> Self {
-        if !secret.is_empty() && self.message.contains(secret) {
-            self.message = self.message.replace(secret, "[redacted]");
+        let clean = |s: &str, max: usize| one_line(&scrub_text(s, secret), max);
+        self.message = clean(&self.message, MAX_MESSAGE);
+        for field in [
+            &mut self.error_type,
+            &mut self.code,
+            &mut self.param,
+            &mut self.request_id,
+            &mut self.organization,
+        ] {
+            if let Some(text) = field.as_mut() {
+                *text = clean(text, MAX_FIELD);
+            }
         }
         self
     }
 }
+
+/// Shortest run of the key's secret part that counts as an echo of it.
+const MIN_ECHO: usize = 8;
+
+/// Characters an admin key is made of; a key echo is a run of them.
+fn is_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// The key without its well-known prefix (`sk-admin-`, `sk-`): the part that must not leak.
+fn secret_part(secret: &str) -> &str {
+    secret
+        .strip_prefix("sk-admin-")
+        .or_else(|| secret.strip_prefix("sk-"))
+        .unwrap_or(secret)
+}
+
+/// True for a token that starts like an OpenAI key and carries key characters after the
+/// prefix: `sk-abcd...`, `sk-admin-abcd...`, `sk-proj-abcd...`.
+fn looks_like_a_key(token: &str) -> bool {
+    let Some(rest) = token.strip_prefix("sk-") else {
+        return false;
+    };
+    // One lowercase kind segment (`admin-`, `proj-`, `svcacct-`) may follow the `sk-`.
+    let body = match rest.split_once('-') {
+        Some((kind, body)) if !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase()) => {
+            body
+        }
+        _ => rest,
+    };
+    body.len() >= 4
+}
+
+/// `text` with the key, runs of at least [`MIN_ECHO`] characters of its secret part, and
+/// key-like tokens replaced by `[redacted]`.
+pub(crate) fn scrub_text(text: &str, secret: &str) -> String {
+    let text = if secret.is_empty() {
+        text.to_owned()
+    } else {
+        text.replace(secret, "[redacted]")
+    };
+    let secret = secret_part(secret);
+    // A secret part shorter than MIN_ECHO can only be matched whole.
+    let window = MIN_ECHO.min(secret.len());
+    let windows: std::collections::HashSet<&[u8]> = if window == 0 {
+        Default::default()
+    } else {
+        secret.as_bytes().windows(window).collect()
+    };
+    let echoes = |token: &str| {
+        window > 0
+            && token.len() >= window
+            && token
+                .as_bytes()
+                .windows(window)
+                .any(|w| windows.contains(w))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find(is_key_char) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let len = after.find(|c: char| !is_key_char(c)).unwrap_or(after.len());
+        let token = &after[..len];
+        if looks_like_a_key(token) || echoes(token) {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(token);
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Longest text kept before scrubbing (a bound on memory, far beyond what is shown). The cut
+/// backs off to before a run of key characters, so it cannot split a key either.
+const MAX_UNSCRUBBED: usize = 16 * 1024;
+
+/// Longest `type`, `code`, `param` or header text kept.
+const MAX_FIELD: usize = 200;
 
 /// Longest message we keep from a response body.
 const MAX_MESSAGE: usize = 500;
@@ -167,6 +268,11 @@ pub(crate) fn one_line(s: &str, max: usize) -> String {
         let mut cut = max;
         while !out.is_char_boundary(cut) {
             cut -= 1;
+        }
+        if max >= MAX_UNSCRUBBED {
+            // Not scrubbed yet: never leave the head of a key-like run at the cut.
+            let head = out[..cut].trim_end_matches(is_key_char).len();
+            cut = head;
         }
         out.truncate(cut);
         out.push_str("...");
@@ -213,7 +319,8 @@ fn value_to_string(v: Option<serde_json::Value>) -> Option<String> {
     }
 }
 
-/// Parses an error body leniently: JSON object, JSON string error, or any text.
+/// Parses an error body leniently: JSON object, JSON string error, or any text. Texts are
+/// not truncated to display length here: that happens after scrubbing.
 pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> ParsedError {
     if let Ok(env) = serde_json::from_slice::<ErrorEnvelope>(body) {
         return match env.error {
@@ -223,19 +330,20 @@ pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> ParsedError {
                 code,
                 param,
             } => ParsedError {
-                message: one_line(message.as_deref().unwrap_or(""), MAX_MESSAGE),
-                error_type,
-                code: value_to_string(code),
-                param: value_to_string(param),
+                message: one_line(message.as_deref().unwrap_or(""), MAX_UNSCRUBBED),
+                error_type: error_type.map(|t| one_line(&t, MAX_UNSCRUBBED)),
+                code: value_to_string(code).map(|c| one_line(&c, MAX_UNSCRUBBED)),
+                param: value_to_string(param).map(|p| one_line(&p, MAX_UNSCRUBBED)),
             },
             ErrorBody::Text(text) => ParsedError {
-                message: one_line(&text, MAX_MESSAGE),
+                message: one_line(&text, MAX_UNSCRUBBED),
                 ..ParsedError::default()
             },
         };
     }
     let text = String::from_utf8_lossy(body);
-    let text = one_line(&text, 200);
+    // Kept whole here; `OpenAiError::scrub` removes the key and then truncates.
+    let text = one_line(&text, MAX_UNSCRUBBED);
     let message = if text.is_empty() || text.starts_with('<') {
         // An empty body or an HTML error page from a proxy says nothing useful.
         format!("HTTP {status} with a non-JSON body")
@@ -405,6 +513,73 @@ mod tests {
             "OpenAI admin API: unauthorized (invalid admin key) (HTTP 401): proxy says: bad key [redacted] second line (request id req_123)"
         );
         assert!(!format!("{e:?}").contains(key));
+    }
+
+    const KEY: &str = "sk-admin-Q7fZk2LmP9xV4tR8wY1nB6cD3hJ5sG0aE2uI7oK9mN4bV6cX8zL1qW3eR5tY7uI9";
+
+    #[test]
+    fn scrub_comes_before_truncation_so_a_key_cut_in_half_does_not_survive() {
+        // The key straddles the 500-character cut: truncating first would keep its head.
+        let message = format!("{} {KEY} tail", "x".repeat(480));
+        let body = serde_json::json!({"error": {"message": message, "type": KEY, "code": format!("bad {KEY}"), "param": KEY}});
+        let p = parse_error_body(401, body.to_string().as_bytes());
+        let mut e = OpenAiError::new(kind_for_status(401, &p, None), "");
+        e.message = p.message;
+        e.error_type = p.error_type;
+        e.code = p.code;
+        e.param = p.param;
+        let e = e.scrub(KEY);
+        let shown = format!("{e} {e:?}");
+        for part in [&KEY[..20], &KEY[9..21], &KEY[KEY.len() - 12..]] {
+            assert!(!shown.contains(part), "{part} leaked: {shown}");
+        }
+        assert!(e.message.len() <= MAX_MESSAGE + 3, "{}", e.message.len());
+        assert_eq!(e.error_type.as_deref(), Some("[redacted]"));
+        assert_eq!(e.code.as_deref(), Some("bad [redacted]"));
+        assert_eq!(e.param.as_deref(), Some("[redacted]"));
+    }
+
+    #[test]
+    fn partial_echoes_are_scrubbed() {
+        let cases = [
+            // A proxy that cut the key short.
+            (format!("bad key {}", &KEY[..30]), "bad key [redacted]"),
+            // Its tail only, or a piece of the middle.
+            (format!("key ...{}", &KEY[40..]), "key ...[redacted]"),
+            (format!("x{}y", &KEY[20..32]), "[redacted]"),
+            // Another key altogether.
+            (
+                "also sk-admin-AAAAbbbbCCCC and sk-proj-zzzz9".to_owned(),
+                "also [redacted] and [redacted]",
+            ),
+            // Whole key glued into a URL.
+            (format!("Bearer%20{KEY}&x=1"), "Bearer%20[redacted]&x=1"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(scrub_text(&input, KEY), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn scrub_keeps_what_is_harmless() {
+        for text in [
+            "Incorrect API key provided: sk-admin-****uI9. You can find your API key at https://platform.openai.com/account/api-keys.",
+            "Missing scopes: api.management.write. Check the task-force role owner.",
+            "No such project: proj_abc. sk- is a prefix.",
+        ] {
+            assert_eq!(scrub_text(text, KEY), text);
+        }
+        // A short key (tests) is still removed whole.
+        assert_eq!(scrub_text("k=sk-admin-ab.", "sk-admin-ab"), "k=[redacted].");
+        assert_eq!(scrub_text("plain", ""), "plain");
+    }
+
+    #[test]
+    fn an_unscrubbed_cut_never_splits_a_key_like_run() {
+        let s = format!("{} {KEY}", "y".repeat(MAX_UNSCRUBBED - 20));
+        let out = one_line(&s, MAX_UNSCRUBBED);
+        assert!(out.ends_with(" ..."), "{}", &out[out.len() - 30..]);
+        assert!(!out.contains("sk-admin"));
     }
 
     #[test]

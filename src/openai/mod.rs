@@ -23,7 +23,7 @@ mod reports;
 mod users;
 
 pub use budget::{EndpointFamily, FamilyBudget};
-pub use client::{Client, Reply, ResponseMeta};
+pub use client::{Client, OrganizationPin, Reply, ResponseMeta};
 pub use config::{ClientConfig, RateBudgetConfig, RetryPolicy};
 pub use error::{ErrorKind, OpenAiError};
 pub use models::*;

@@ -120,6 +120,11 @@ pub struct Faults {
     /// Matching requests are applied, then their answers withheld (see [`HoldAfterApply`]).
     /// Applies only to requests no other fault refused (rate limit, page fault, error, hang).
     pub hold_after_apply: Option<HoldAfterApply>,
+    /// Answer like an API that validates a request before checking the key's scopes: a key
+    /// lacking the scope gets the validation error (400/404) of an invalid request, and the
+    /// missing-scope 401 only when the request is valid (which then changes nothing). Off:
+    /// scopes are checked first, as the sandbox (and, we believe, OpenAI) does.
+    pub validation_before_permission: bool,
 }
 
 /// Requests counted for one endpoint.

@@ -154,8 +154,13 @@ impl SandboxState {
         f(&guard)
     }
 
-    /// Changes the organization directly (no audit event unless `f` records one).
+    /// Changes the organization directly (no audit event unless `f` records one). Inside a
+    /// dry run (a request validated for a key lacking the scope) `f` changes a throwaway copy.
     pub fn write<R>(&self, f: impl FnOnce(&mut Org) -> R) -> R {
+        if DRY_RUN.try_with(|_| ()).is_ok() {
+            let mut copy = self.read(Org::clone);
+            return f(&mut copy);
+        }
         let mut guard = self.inner.org.write().unwrap_or_else(|e| e.into_inner());
         f(&mut guard)
     }
@@ -476,6 +481,11 @@ async fn invalid_url(method: Method, uri: axum::http::Uri) -> Response {
     .into_response()
 }
 
+tokio::task_local! {
+    /// Set while a request is only validated (`Faults::validation_before_permission`).
+    static DRY_RUN: ();
+}
+
 /// The scope an operation needs.
 fn required_scope(method: &Method, path: &str) -> &'static str {
     let p = path.strip_prefix("/v1").unwrap_or(path);
@@ -499,6 +509,7 @@ async fn authenticate(State(state): State<SandboxState>, mut req: Request, next:
         return ApiError::bad_key(None).into_response();
     };
     let scope = required_scope(req.method(), req.uri().path());
+    let validation_first = state.lock_faults().faults.validation_before_permission;
     let verdict = state.read(|org| {
         let now = org.now();
         let key = org
@@ -508,22 +519,38 @@ async fn authenticate(State(state): State<SandboxState>, mut req: Request, next:
             .filter(|k| k.expires_at.is_none_or(|e| e > now));
         match key {
             None => Err(ApiError::bad_key(Some(&presented))),
-            Some(k) if !k.scopes.iter().any(|s| s == scope) => Err(ApiError::missing_scope(scope)),
-            Some(k) => Ok(Actor::ApiKey {
-                key_id: k.id.clone(),
-                user_id: k.owner_user_id.clone(),
-                email: org
-                    .users
-                    .get(&k.owner_user_id)
-                    .map(|u| u.email.clone())
-                    .unwrap_or_default(),
-            }),
+            Some(k) => {
+                let lacking = !k.scopes.iter().any(|s| s == scope);
+                if lacking && !validation_first {
+                    return Err(ApiError::missing_scope(scope));
+                }
+                let actor = Actor::ApiKey {
+                    key_id: k.id.clone(),
+                    user_id: k.owner_user_id.clone(),
+                    email: org
+                        .users
+                        .get(&k.owner_user_id)
+                        .map(|u| u.email.clone())
+                        .unwrap_or_default(),
+                };
+                Ok((actor, lacking))
+            }
         }
     });
     match verdict {
-        Ok(actor) => {
+        Ok((actor, lacking)) => {
             req.extensions_mut().insert(actor);
-            next.run(req).await
+            if !lacking {
+                return next.run(req).await;
+            }
+            // Validation first: the handler runs against a copy; its refusal is the answer,
+            // and a request it would have carried out is refused for the scope instead.
+            let answer = DRY_RUN.scope((), next.run(req)).await;
+            if answer.status().is_success() {
+                ApiError::missing_scope(scope).into_response()
+            } else {
+                answer
+            }
         }
         Err(e) => e.into_response(),
     }

@@ -518,8 +518,8 @@ pub fn not_found(what: &str, id: &str) -> Refusal {
     Refusal::NotFound(format!("No {what} found with id '{id}'."))
 }
 
-/// The whole organization.
-#[derive(Debug)]
+/// The whole organization (`Clone` for dry runs: see `SandboxState::write`).
+#[derive(Debug, Clone)]
 pub struct Org {
     /// `org-...`
     pub id: String,

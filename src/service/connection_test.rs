@@ -1,7 +1,17 @@
-//! The connection test: cheap read probes (`limit=1`) that show what a key can do, which
-//! organization it reaches and how fast. Each failure becomes a line of the report, never an
-//! error of ours: a restricted key yields "these features work, these don't".
+//! The connection test: cheap read probes (`limit=1`) and write probes that cannot change
+//! anything, showing what a key can do, which organization it reaches and how fast. Each
+//! failure becomes a line of the report, never an error of ours: a restricted key yields
+//! "these features work, these don't".
+//!
+//! A write probe deletes something under ids that cannot exist. A key with the permission
+//! gets a validation refusal (404/400), one without gets a missing-scope refusal, *if* OpenAI
+//! checks the permission before validating. Only then does a validation refusal prove the
+//! permission; otherwise the line is `unknown`. The order is taken as known when configured
+//! (`checks_permission_first`) or once this process saw a missing-scope answer to the same
+//! probe on the same base URL (a server that validates first never gives one).
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -10,15 +20,29 @@ use url::Url;
 
 use crate::domain::{Capability, CapabilityCheck, CheckStatus, ProbeResult, TestReport};
 use crate::openai::{
-    AuditLogParams, Client, ClientConfig, CostsParams, CursorParams, ErrorKind,
+    Assignee, AuditLogParams, Client, ClientConfig, CostsParams, CursorParams, Deleted, ErrorKind,
     ListProjectApiKeysParams, ListProjectsParams, ListUsersParams, OpenAiError, RbacListParams,
     Reply, RetryPolicy,
 };
+
+/// Ids no OpenAI object has (OpenAI never issues these prefixes and words), so a write
+/// probe aimed at them can only be refused.
+const NO_PROJECT: &str = "proj_governor_probe_does_not_exist";
+const NO_USER: &str = "user-governor-probe-does-not-exist";
+const NO_INVITE: &str = "invite-governor-probe-does-not-exist";
+const NO_GROUP: &str = "group_governor_probe_does_not_exist";
+const NO_ROLE: &str = "role_governor_probe_does_not_exist";
+const NO_KEY: &str = "key_governor_probe_does_not_exist";
 
 /// Runs connection tests with a given OpenAI client configuration.
 #[derive(Clone)]
 pub struct Prober {
     config: ClientConfig,
+    /// Trust every base URL to check permission before validation (configured).
+    permission_first: bool,
+    /// (base URL, capability) pairs whose write probe was once refused for a missing scope:
+    /// proof that this server checks that permission first.
+    seen_permission_first: Arc<Mutex<HashSet<(String, Capability)>>>,
 }
 
 /// One probe's result plus what it told us.
@@ -90,11 +114,140 @@ fn describe(err: &OpenAiError) -> String {
     }
 }
 
+/// What a write probe's answer shows.
+fn write_outcome(
+    endpoint: &str,
+    result: Result<Reply<Deleted>, OpenAiError>,
+    permission_first: bool,
+) -> ProbeResult {
+    let mut out = outcome(endpoint, result);
+    match out.error {
+        // 2xx: the permission check passed (and nothing existed to change).
+        None => {}
+        Some(ErrorKind::Forbidden) => out.probe.status = CheckStatus::MissingScope,
+        Some(ErrorKind::NotFound | ErrorKind::BadRequest) => {
+            let status = out.probe.http_status.unwrap_or(400);
+            if permission_first {
+                out.probe.status = CheckStatus::Ok;
+                out.probe.message = Some(format!(
+                    "refused on validation (HTTP {status}) after the permission check, as expected"
+                ));
+            } else {
+                out.probe.status = CheckStatus::Unknown;
+                out.probe.message = Some(format!(
+                    "OpenAI refused the probe on validation (HTTP {status}); that shows the \
+                     permission only if OpenAI checks it first, which is not established for \
+                     this base URL"
+                ));
+            }
+        }
+        Some(_) => {}
+    }
+    out.probe
+}
+
 impl Prober {
     /// A prober whose client never retries (a test should answer quickly and truthfully).
     pub fn new(mut config: ClientConfig) -> Self {
         config.retry = RetryPolicy::none();
-        Self { config }
+        Self {
+            config,
+            permission_first: false,
+            seen_permission_first: Arc::default(),
+        }
+    }
+
+    /// Trusts OpenAI to check a key's permission before validating a write, so that a write
+    /// probe refused on validation counts as proof of the permission.
+    pub fn checks_permission_first(mut self, yes: bool) -> Self {
+        self.permission_first = yes;
+        self
+    }
+
+    fn trusts(&self, base_url: &Url, capability: Capability) -> bool {
+        self.permission_first
+            || self
+                .seen_permission_first
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&(base_url.to_string(), capability))
+    }
+
+    /// Remembers the servers that refused a write probe for a missing scope.
+    fn learn(&self, base_url: &Url, lines: &[CapabilityCheck]) {
+        let mut seen = self
+            .seen_permission_first
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for line in lines.iter().filter(|l| l.capability.is_write()) {
+            if line
+                .probes
+                .iter()
+                .any(|p| p.status == CheckStatus::MissingScope)
+            {
+                seen.insert((base_url.to_string(), line.capability));
+            }
+        }
+    }
+
+    /// The write probes, all at once: deletes under ids that cannot exist.
+    async fn write_probes(&self, client: &Client, base_url: &Url) -> Vec<CapabilityCheck> {
+        let trust = |c| self.trusts(base_url, c);
+        let no_user = Assignee::OrgUser(NO_USER.to_owned());
+        let (member, invite, user, group, role, key) = tokio::join!(
+            client.remove_project_user(NO_PROJECT, NO_USER),
+            client.delete_invite(NO_INVITE),
+            client.delete_user(NO_USER),
+            client.remove_group_user(NO_GROUP, NO_USER),
+            client.unassign_role(&no_user, NO_ROLE),
+            client.delete_project_api_key(NO_PROJECT, NO_KEY),
+        );
+        let line = |c: Capability, probes: Vec<(String, Result<Reply<Deleted>, OpenAiError>)>| {
+            let probes = probes
+                .into_iter()
+                .map(|(endpoint, r)| write_outcome(&endpoint, r, trust(c)))
+                .collect();
+            CapabilityCheck::from_probes(c, probes)
+        };
+        let lines = vec![
+            line(
+                Capability::WriteProjectMembers,
+                vec![(
+                    format!("DELETE /organization/projects/{NO_PROJECT}/users/{NO_USER}"),
+                    member,
+                )],
+            ),
+            line(
+                Capability::WriteUsersAndInvites,
+                vec![
+                    (format!("DELETE /organization/invites/{NO_INVITE}"), invite),
+                    (format!("DELETE /organization/users/{NO_USER}"), user),
+                ],
+            ),
+            line(
+                Capability::WriteGroups,
+                vec![(
+                    format!("DELETE /organization/groups/{NO_GROUP}/users/{NO_USER}"),
+                    group,
+                )],
+            ),
+            line(
+                Capability::WriteRoles,
+                vec![(
+                    format!("DELETE /organization/users/{NO_USER}/roles/{NO_ROLE}"),
+                    role,
+                )],
+            ),
+            line(
+                Capability::WriteKeys,
+                vec![(
+                    format!("DELETE /organization/projects/{NO_PROJECT}/api_keys/{NO_KEY}"),
+                    key,
+                )],
+            ),
+        ];
+        self.learn(base_url, &lines);
+        lines
     }
 
     /// Runs the test against `base_url` with `key`.
@@ -230,8 +383,9 @@ impl Prober {
                     .await,
             )
         };
-        let (per_project, (groups, roles), audit, costs) =
-            tokio::join!(per_project, rbac, audit, costs);
+        let writes = self.write_probes(&client, base_url);
+        let (per_project, (groups, roles), audit, costs, writes) =
+            tokio::join!(per_project, rbac, audit, costs, writes);
 
         let mut organization = users.organization.clone();
         for seen in [
@@ -281,6 +435,7 @@ impl Prober {
             Capability::ReadUsageAndCosts,
             vec![costs.probe],
         ));
+        lines.extend(writes);
         finish(organization, lines, None)
     }
 }

@@ -17,7 +17,7 @@ use crate::domain::connection::{validate_name, validate_organization_id};
 use crate::domain::connection_test::OverallStatus;
 use crate::domain::{AdminKey, Connection, ConnectionId, TestReport, ValidationError};
 use crate::error::{AppError, ErrorCode, FieldError};
-use crate::store::{ConnectionChanges, NewConnection, Store, StoreError};
+use crate::store::{ConnectionChanges, ConnectionDelete, NewConnection, Store, StoreError};
 
 /// Largest page of connections a caller can ask for.
 pub const MAX_PAGE: u32 = 200;
@@ -242,7 +242,7 @@ impl ConnectionService {
         let id = ConnectionId::new();
         let sealed = self
             .keys
-            .seal(id, key.secret())
+            .seal(id, &base_url, key.secret())
             .map_err(AppError::internal)?;
         let created = self
             .store
@@ -292,7 +292,8 @@ impl ConnectionService {
     }
 
     /// Changes a connection; a new key or base URL clears the last test report (it no longer
-    /// describes the connection). Requires `connections:write`.
+    /// describes the connection) and requires a new test before the connection is used again.
+    /// Requires `connections:write`.
     pub async fn update(
         &self,
         who: &Principal,
@@ -320,9 +321,39 @@ impl ConnectionService {
         if !checks.0.is_empty() {
             return Err(checks.into_error());
         }
+        // The state before: the rules below depend on it, and the audit entry shows it (a
+        // concurrent writer may slip in between: the entry's `before` is then what this
+        // caller last saw, which is what it changed).
+        let before = self.store.get_connection(id).await.map_err(not_found(id))?;
+        let base_url = base_url.filter(|url| *url != before.base_url);
+        // The key is sealed for its base URL, and whoever may point a connection elsewhere
+        // must show they hold a key for that place.
+        if base_url.is_some() && key.is_none() {
+            return Err(AppError::validation(vec![FieldError {
+                field: "admin_key".into(),
+                message: "a new base_url needs the admin key again (the stored key is sealed \
+                          for the current base URL and is never sent anywhere else)"
+                    .into(),
+            }]));
+        }
+        if let (Some(pinned), Some(Some(expected))) = (&before.organization_id, &expected)
+            && pinned != expected
+        {
+            return Err(AppError::new(
+                ErrorCode::OrganizationPinned,
+                format!(
+                    "connection {id} is pinned to organization {pinned} (its key reached it); \
+                     it cannot be pointed at {expected}: create a new connection for that \
+                     organization"
+                ),
+            ));
+        }
         let sealed_key = key
             .as_ref()
-            .map(|k| self.keys.seal(id, k.secret()).map(|s| (k.hint(), s)))
+            .map(|k| {
+                let url = base_url.as_ref().unwrap_or(&before.base_url);
+                self.keys.seal(id, url, k.secret()).map(|s| (k.hint(), s))
+            })
             .transpose()
             .map_err(AppError::internal)?;
         let changes = ConnectionChanges {
@@ -336,9 +367,6 @@ impl ConnectionService {
         let edited = changes.name.is_some()
             || changes.base_url.is_some()
             || changes.expected_organization_id.is_some();
-        // The state before, for the audit entry (a concurrent writer may slip in between:
-        // the entry's `before` is then what this caller last saw, which is what it changed).
-        let before = self.store.get_connection(id).await.map_err(not_found(id))?;
         let updated = self
             .store
             .update_connection(id, changes, Utc::now(), &who.subject)
@@ -382,15 +410,39 @@ impl ConnectionService {
         Ok(updated)
     }
 
-    /// Deletes a connection and its sealed key. Requires `connections:write`.
+    /// Deletes a connection and its sealed key, unless grants on it are live: access given
+    /// through a connection must stay revocable and on record. Grant records are kept.
+    /// Requires `connections:write`.
     pub async fn delete(&self, who: &Principal, id: ConnectionId) -> Result<(), AppError> {
         who.require(Scope::ConnectionsWrite)?;
         // Read first: the entry outlives the row and should say what was deleted.
         let before = self.store.get_connection(id).await.map_err(not_found(id))?;
-        self.store
+        match self
+            .store
             .delete_connection(id)
             .await
-            .map_err(not_found(id))?;
+            .map_err(not_found(id))?
+        {
+            ConnectionDelete::Deleted => {}
+            ConnectionDelete::LiveGrants(grants) => {
+                let shown: Vec<String> = grants.iter().take(20).map(ToString::to_string).collect();
+                let more = grants.len().saturating_sub(shown.len());
+                return Err(AppError::new(
+                    ErrorCode::ConnectionHasLiveGrants,
+                    format!(
+                        "connection {id} has {} live grant(s): {}{}; revoke them first, or \
+                         delete with ?revoke_grants=true to revoke them and then delete",
+                        grants.len(),
+                        shown.join(", "),
+                        if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                ));
+            }
+        }
         tracing::info!(connection_id = %id, by = %who.subject, "connection deleted");
         self.audited(
             who,
@@ -402,28 +454,48 @@ impl ConnectionService {
         .await
     }
 
+    /// Checks that `who` may delete connection `id` (which exists), before anything else is
+    /// done towards the delete.
+    pub async fn get_for_delete(
+        &self,
+        who: &Principal,
+        id: ConnectionId,
+    ) -> Result<Connection, AppError> {
+        who.require(Scope::ConnectionsWrite)?;
+        self.store.get_connection(id).await.map_err(not_found(id))
+    }
+
     /// Tests a saved connection with its stored key and stores the report.
     /// Requires `connections:write` (it uses the secret and records a result).
     pub async fn test(&self, who: &Principal, id: ConnectionId) -> Result<TestReport, AppError> {
         who.require(Scope::ConnectionsWrite)?;
         let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
-        let sealed = self.store.sealed_key(id).await.map_err(not_found(id))?;
+        let stored = self.store.sealed_key(id).await.map_err(not_found(id))?;
+        super::clients::still_allowed(&self.allowed_base_urls, id, &stored.base_url)?;
         let key = self
             .keys
-            .open(id, &sealed)
+            .open(id, &stored.base_url, &stored.sealed)
             .map_err(|e| crypto_failure(id, e))?;
-        let report = self
-            .prober
-            .run(
-                &connection.base_url,
-                &key,
-                connection.expected_organization_id.clone(),
-            )
-            .await;
+        // The pinned organization, once there is one, is what the key must reach.
+        let expected = connection
+            .organization_id
+            .clone()
+            .or_else(|| connection.expected_organization_id.clone());
+        let report = self.prober.run(&stored.base_url, &key, expected).await;
         self.store
             .save_test_report(id, &report)
             .await
             .map_err(not_found(id))?;
+        // A test that reached the right organization pins it and lets the connection be used.
+        if report.status != OverallStatus::Failed
+            && report.organization_matches != Some(false)
+            && let Some(org) = &report.organization_id
+        {
+            self.store
+                .pin_organization(id, org, true)
+                .await
+                .map_err(not_found(id))?;
+        }
         tracing::info!(connection_id = %id, by = %who.subject, status = ?report.status, "connection tested");
         // `degraded` is a test that ran and found missing capabilities: it succeeded.
         let outcome = match report.status {

@@ -490,6 +490,61 @@ impl GrantService {
             .await
     }
 
+    /// Revokes every live grant on a connection (before it is deleted), one at a time, and
+    /// returns those still live afterwards (a revoke whose outcome is pending, or refused).
+    /// Requires `access:write`.
+    pub async fn revoke_connection_grants(
+        &self,
+        who: &Principal,
+        connection_id: ConnectionId,
+        input: EndInput,
+    ) -> Result<Vec<GrantId>, AppError> {
+        who.require(Scope::AccessWrite)?;
+        let mut still_live = Vec::new();
+        for status in [
+            GrantStatus::Active,
+            GrantStatus::Invited,
+            GrantStatus::Pending,
+        ] {
+            let mut after = None;
+            loop {
+                let page = self
+                    .store
+                    .list_grants(&GrantQuery {
+                        connection_id: Some(connection_id),
+                        status: Some(status),
+                        after,
+                        limit: MAX_PAGE,
+                        ..GrantQuery::default()
+                    })
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id);
+                for grant in page {
+                    let ended = self
+                        .revoke(
+                            who,
+                            grant.id,
+                            EndInput {
+                                reason: input.reason.clone(),
+                                ticket: input.ticket.clone(),
+                            },
+                        )
+                        .await;
+                    match ended {
+                        Ok(Finished::Done(g)) if !g.status.is_live() => {}
+                        Ok(Finished::Done(g) | Finished::Pending(g)) => still_live.push(g.id),
+                        Err(e) => {
+                            tracing::warn!(grant_id = %grant.id, error = %e.message, "revoke before deleting the connection failed");
+                            still_live.push(grant.id);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(still_live)
+    }
+
     /// Changes a live grant's expiry (`None` keeps the access until revoked). Requires
     /// `access:write`.
     pub async fn set_expiry(
@@ -803,9 +858,12 @@ impl GrantService {
                 }
                 Err(e) if first && !ambiguous(&e) => {
                     let message = upstream_message(&e);
-                    return self
-                        .fail(grant, actor, ErrorCode::UpstreamUnavailable, message)
-                        .await;
+                    let code = if e.kind == ErrorKind::OrganizationMismatch {
+                        ErrorCode::OrganizationMismatch
+                    } else {
+                        ErrorCode::UpstreamUnavailable
+                    };
+                    return self.fail(grant, actor, code, message).await;
                 }
                 Err(e) => return self.leave_pending(grant, &e).await,
             };
@@ -1157,7 +1215,12 @@ impl GrantService {
             )
             .await?;
         let mut e = AppError::new(code, message);
-        if code == ErrorCode::UpstreamRefused || code == ErrorCode::UpstreamUnavailable {
+        if matches!(
+            code,
+            ErrorCode::UpstreamRefused
+                | ErrorCode::UpstreamUnavailable
+                | ErrorCode::OrganizationMismatch
+        ) {
             e.message = format!(
                 "{} (grant {} is recorded as {})",
                 e.message, grant.id, grant.status

@@ -1,8 +1,11 @@
-//! Key rotation: re-seal every admin key under the newest encryption key. Safe to run while
-//! the service serves (each row is swapped only if nobody replaced its key meanwhile).
+//! Key rotation: re-seal every admin key under the newest encryption key and binding. Safe
+//! to run while the service serves (each row is swapped only if nobody replaced its key
+//! meanwhile). At start-up, keys sealed before the base URL joined the associated data are
+//! re-sealed the same way ([`upgrade_bindings`]): the migration that a plain SQL file cannot
+//! do, since it needs the key ring.
 
-use crate::crypto::KeyRing;
-use crate::store::{Store, StoreError};
+use crate::crypto::{CURRENT_BINDING, KeyRing};
+use crate::store::{SealedKey, Store, StoreError};
 
 /// What a rekey run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -17,12 +20,36 @@ pub struct RekeyReport {
     pub failed: Vec<String>,
 }
 
-/// Re-seals every key not under the ring's current version.
+/// Re-seals every key not under the ring's current version and binding.
 pub async fn rekey(store: &dyn Store, ring: &KeyRing) -> Result<RekeyReport, StoreError> {
+    reseal_where(store, ring, |_| true).await
+}
+
+/// Re-seals the keys still under a legacy binding (run at start-up, after the migrations).
+pub async fn upgrade_bindings(
+    store: &dyn Store,
+    ring: &KeyRing,
+) -> Result<RekeyReport, StoreError> {
+    reseal_where(store, ring, |k| k.sealed.binding != CURRENT_BINDING).await
+}
+
+async fn reseal_where(
+    store: &dyn Store,
+    ring: &KeyRing,
+    wanted: impl Fn(&SealedKey) -> bool,
+) -> Result<RekeyReport, StoreError> {
     let mut report = RekeyReport::default();
-    for (id, sealed) in store.keys_not_under(ring.current_version()).await? {
+    let stale = store
+        .keys_to_reseal(ring.current_version(), CURRENT_BINDING)
+        .await?;
+    for SealedKey {
+        id,
+        base_url,
+        sealed,
+    } in stale.into_iter().filter(|k| wanted(k))
+    {
         report.examined += 1;
-        match ring.reseal(id, &sealed) {
+        match ring.reseal(id, &base_url, &sealed) {
             Ok(Some(new)) => {
                 if store.swap_sealed_key(id, &sealed, &new).await? {
                     report.resealed += 1;

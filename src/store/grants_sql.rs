@@ -110,6 +110,15 @@ pub(super) const GET_IDEMPOTENCY: &str = "SELECT operation, fingerprint, status_
 pub(super) const FINISH_IDEMPOTENCY: &str = "UPDATE idempotency_keys SET status_code = ?3, \
      response = ?4 WHERE subject = ?1 AND idem_key = ?2";
 
+/// Forgets the key if its answer is older than the TTL (an in-progress key is left to the
+/// abandoned-request rule).
+pub(super) const EXPIRE_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys \
+     WHERE subject = ?1 AND idem_key = ?2 AND created_at < ?3 AND status_code IS NOT NULL";
+
+/// Forgets every answered key older than the TTL.
+pub(super) const PURGE_IDEMPOTENCY: &str =
+    "DELETE FROM idempotency_keys WHERE created_at < ?1 AND status_code IS NOT NULL";
+
 /// Forgets a key whose request failed in a way worth retrying (5xx).
 pub(super) const FORGET_IDEMPOTENCY: &str =
     "DELETE FROM idempotency_keys WHERE subject = ?1 AND idem_key = ?2";
@@ -355,10 +364,17 @@ macro_rules! grant_store {
                 operation: &str,
                 fingerprint: &str,
                 now: chrono::DateTime<chrono::Utc>,
+                expired_before: chrono::DateTime<chrono::Utc>,
             ) -> Result<super::IdempotencyRecord, super::StoreError> {
                 use super::grants_sql::*;
                 use super::inventory_sql::dialect;
                 let mut tx = self.lazy.begin().await?;
+                sqlx::query(sqlx::AssertSqlSafe(dialect(EXPIRE_IDEMPOTENCY, $pg)))
+                    .bind(subject)
+                    .bind(key)
+                    .bind(expired_before)
+                    .execute(&mut *tx)
+                    .await?;
                 let inserted = sqlx::query(sqlx::AssertSqlSafe(dialect(INSERT_IDEMPOTENCY, $pg)))
                     .bind(subject)
                     .bind(key)
@@ -390,6 +406,22 @@ macro_rules! grant_store {
                         .and_then(|(s, r)| u16::try_from(s).ok().map(|s| (s, r))),
                     created_at,
                 })
+            }
+
+            async fn idempotency_purge(
+                &self,
+                expired_before: chrono::DateTime<chrono::Utc>,
+            ) -> Result<u64, super::StoreError> {
+                use super::grants_sql::*;
+                use super::inventory_sql::dialect;
+                let mut tx = self.lazy.begin().await?;
+                let purged = sqlx::query(sqlx::AssertSqlSafe(dialect(PURGE_IDEMPOTENCY, $pg)))
+                    .bind(expired_before)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(purged)
             }
 
             async fn idempotency_finish(

@@ -6,6 +6,7 @@ mod audit_sql;
 mod changes_sql;
 mod grants_sql;
 mod inventory_sql;
+mod offboarding_sql;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -108,8 +109,30 @@ pub struct ConnectionChanges {
     pub expected_organization_id: Option<Option<String>>,
     /// Replacement key: hint and sealed key together.
     pub key: Option<(String, SealedSecret)>,
-    /// Clear the stored test report (the key or URL changed, so it no longer applies).
+    /// Clear the stored test report and require a new test before the connection is used
+    /// (the key or URL changed, so neither the report nor the organization check applies).
     pub clear_last_test: bool,
+}
+
+/// A sealed admin key as stored, with what it is bound to (read in one statement, so the
+/// base URL is the one the key was sealed for).
+#[derive(Debug, Clone)]
+pub struct SealedKey {
+    /// The connection.
+    pub id: ConnectionId,
+    /// Where the key may be sent.
+    pub base_url: Url,
+    /// The ciphertext.
+    pub sealed: SealedSecret,
+}
+
+/// What deleting a connection did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionDelete {
+    /// Deleted; its grants' records stay.
+    Deleted,
+    /// Refused: these grants are live (pending, active or invited) on it.
+    LiveGrants(Vec<crate::domain::GrantId>),
 }
 
 /// Whether a sync could start.
@@ -126,7 +149,15 @@ pub enum SyncStart {
 /// `tests/api/store_conformance.rs`.
 #[async_trait]
 pub trait Store:
-    InventoryStore + ChangesStore + AccessStore + AuditStore + GrantStore + Send + Sync + 'static
+    InventoryStore
+    + ChangesStore
+    + AccessStore
+    + AuditStore
+    + GrantStore
+    + OffboardingStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which backend (`sqlite`, `postgres`), for logs and readiness.
     fn backend(&self) -> &'static str;
@@ -153,21 +184,33 @@ pub trait Store:
         at: DateTime<Utc>,
         by: &str,
     ) -> Result<Connection, StoreError>;
-    /// Deletes the row and with it the sealed key; `NotFound` if absent.
-    async fn delete_connection(&self, id: ConnectionId) -> Result<(), StoreError>;
-    /// The sealed admin key of a connection; `NotFound` if absent.
-    async fn sealed_key(&self, id: ConnectionId) -> Result<SealedSecret, StoreError>;
+    /// Deletes the row and with it the sealed key and snapshots, unless grants on it are
+    /// live (checked and deleted atomically: a grant inserted meanwhile either is seen or
+    /// fails on the missing connection); grant records are kept. `NotFound` if absent.
+    async fn delete_connection(&self, id: ConnectionId) -> Result<ConnectionDelete, StoreError>;
+    /// The sealed admin key of a connection and its base URL; `NotFound` if absent.
+    async fn sealed_key(&self, id: ConnectionId) -> Result<SealedKey, StoreError>;
+    /// Pins the connection to `organization_id` if it is not pinned yet, and with `tested`
+    /// clears `test_required`; does nothing if it is pinned to another organization.
+    /// Returns whether the connection is now pinned to `organization_id`.
+    async fn pin_organization(
+        &self,
+        id: ConnectionId,
+        organization_id: &str,
+        tested: bool,
+    ) -> Result<bool, StoreError>;
     /// Stores the last test report (does not touch `updated_at`: a test is not an edit).
     async fn save_test_report(
         &self,
         id: ConnectionId,
         report: &TestReport,
     ) -> Result<(), StoreError>;
-    /// Ids and sealed keys not sealed under `version`, for `rekey`.
-    async fn keys_not_under(
+    /// Sealed keys not sealed under `version` with `binding`, for `rekey`.
+    async fn keys_to_reseal(
         &self,
         version: u32,
-    ) -> Result<Vec<(ConnectionId, SealedSecret)>, StoreError>;
+        binding: u32,
+    ) -> Result<Vec<SealedKey>, StoreError>;
     /// Replaces a sealed key only if it is still `expected` (another writer may have replaced
     /// the key meanwhile); returns whether it did.
     async fn swap_sealed_key(
@@ -362,7 +405,8 @@ pub trait GrantStore: Send + Sync {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<crate::domain::grants::Grant>, StoreError>;
-    /// Records `key` for `subject` as in progress unless it exists; returns the record.
+    /// Records `key` for `subject` as in progress unless it exists (an answered key created
+    /// before `expired_before` is forgotten first); returns the record.
     async fn idempotency_begin(
         &self,
         subject: &str,
@@ -370,7 +414,10 @@ pub trait GrantStore: Send + Sync {
         operation: &str,
         fingerprint: &str,
         now: DateTime<Utc>,
+        expired_before: DateTime<Utc>,
     ) -> Result<IdempotencyRecord, StoreError>;
+    /// Forgets every answered key created before `expired_before`; returns how many.
+    async fn idempotency_purge(&self, expired_before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Stores the answer of the first request, or with `None` forgets the key (the request
     /// failed in a way worth retrying).
     async fn idempotency_finish(
@@ -387,6 +434,43 @@ pub trait GrantStore: Send + Sync {
         upserts: &[Item],
         removals: &[(crate::domain::ItemKind, String)],
     ) -> Result<(), StoreError>;
+}
+
+/// Offboarding requests: recorded before any write, finished by the task that runs them.
+#[async_trait]
+pub trait OffboardingStore: Send + Sync {
+    /// Records a new request, leased to `owner` until `until`.
+    async fn insert_offboarding(
+        &self,
+        run: &crate::domain::offboarding::OffboardingRun,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Renews `owner`'s lease on a running request, or takes one that ran out by `now`;
+    /// `false` if the request ended or someone else's lease is live.
+    async fn claim_offboarding(
+        &self,
+        id: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Running requests whose lease ran out by `now` (their process died), oldest first.
+    async fn interrupted_offboardings(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::offboarding::OffboardingRun>, StoreError>;
+    /// Rewrites a request's record (an ended one drops its lease); `NotFound` if absent.
+    async fn save_offboarding(
+        &self,
+        run: &crate::domain::offboarding::OffboardingRun,
+    ) -> Result<(), StoreError>;
+    /// One request; `NotFound` if absent.
+    async fn get_offboarding(
+        &self,
+        id: &str,
+    ) -> Result<crate::domain::offboarding::OffboardingRun, StoreError>;
 }
 
 /// Read-side questions over the current snapshots (see `access_sql.rs`); each answer is read

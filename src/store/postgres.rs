@@ -15,8 +15,12 @@ use super::audit_sql::audit_store;
 use super::changes_sql::changes_store;
 use super::grants_sql::grant_store;
 use super::inventory_sql::inventory_store;
-use super::rows::{CONNECTION_COLUMNS, ConnectionRow, SealedKeyRow, connections};
-use super::{ConnectionChanges, NewConnection, Store, StoreError};
+use super::offboarding_sql::offboarding_store;
+use super::rows::{
+    CONNECTION_COLUMNS, ConnectionRow, SEALED_KEY_COLUMNS, SealedKeyRow, connections,
+    corrupt_grant_id,
+};
+use super::{ConnectionChanges, ConnectionDelete, NewConnection, SealedKey, Store, StoreError};
 use crate::domain::{Connection, ConnectionId, SealedSecret, TestReport};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -56,6 +60,7 @@ inventory_store!(PostgresStore, true);
 changes_store!(PostgresStore, sqlx::Postgres, true);
 access_store!(PostgresStore, true);
 audit_store!(PostgresStore, sqlx::Postgres, true);
+offboarding_store!(PostgresStore, true);
 grant_store!(PostgresStore, sqlx::Postgres, true);
 
 #[async_trait]
@@ -79,8 +84,9 @@ impl Store for PostgresStore {
     async fn insert_connection(&self, new: NewConnection) -> Result<Connection, StoreError> {
         let sql = format!(
             "INSERT INTO connections (connection_id, name, base_url, expected_organization_id, \
-             key_hint, key_version, key_ciphertext, created_at, created_by, updated_at, updated_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $9) RETURNING {CONNECTION_COLUMNS}"
+             key_hint, key_version, key_binding, key_ciphertext, created_at, created_by, \
+             updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $10) RETURNING {CONNECTION_COLUMNS}"
         );
         let row: ConnectionRow = sqlx::query_as(AssertSqlSafe(sql))
             .bind(new.id.to_string())
@@ -89,6 +95,7 @@ impl Store for PostgresStore {
             .bind(&new.expected_organization_id)
             .bind(&new.key_hint)
             .bind(i64::from(new.sealed_key.key_version))
+            .bind(i64::from(new.sealed_key.binding))
             .bind(&new.sealed_key.ciphertext)
             .bind(new.at)
             .bind(&new.by)
@@ -139,7 +146,9 @@ impl Store for PostgresStore {
                key_hint = COALESCE($6, key_hint), \
                key_version = COALESCE($7, key_version), \
                key_ciphertext = COALESCE($8, key_ciphertext), \
+               key_binding = COALESCE($12, key_binding), \
                last_test_report = CASE WHEN $9 THEN NULL ELSE last_test_report END, \
+               test_required = CASE WHEN $9 THEN TRUE ELSE test_required END, \
                updated_at = $10, updated_by = $11 \
              WHERE connection_id = $1 RETURNING {CONNECTION_COLUMNS}"
         );
@@ -152,35 +161,79 @@ impl Store for PostgresStore {
             .bind(changes.expected_organization_id.flatten())
             .bind(hint)
             .bind(sealed.as_ref().map(|s| i64::from(s.key_version)))
-            .bind(sealed.map(|s| s.ciphertext))
+            .bind(sealed.as_ref().map(|s| s.ciphertext.clone()))
             .bind(changes.clear_last_test)
             .bind(at)
             .bind(by)
+            .bind(sealed.as_ref().map(|s| i64::from(s.binding)))
             .fetch_one(&self.pool)
             .await?;
         row.try_into()
     }
 
-    async fn delete_connection(&self, id: ConnectionId) -> Result<(), StoreError> {
+    async fn delete_connection(&self, id: ConnectionId) -> Result<ConnectionDelete, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Lock the row first, so a grant being inserted (its foreign key check locks the row
+        // too) either committed before and is seen below, or fails once the row is gone.
+        sqlx::query("SELECT 1 FROM connections WHERE connection_id = $1 FOR UPDATE")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let live: Vec<(String,)> = sqlx::query_as(
+            "SELECT grant_id FROM grants WHERE connection_id = $1 \
+             AND status IN ('pending', 'active', 'invited') ORDER BY grant_id",
+        )
+        .bind(id.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        if !live.is_empty() {
+            return live
+                .into_iter()
+                .map(|(g,)| g.parse().map_err(|_| corrupt_grant_id()))
+                .collect::<Result<_, _>>()
+                .map(ConnectionDelete::LiveGrants);
+        }
         let done = sqlx::query("DELETE FROM connections WHERE connection_id = $1")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        Ok(())
+        tx.commit().await?;
+        Ok(ConnectionDelete::Deleted)
     }
 
-    async fn sealed_key(&self, id: ConnectionId) -> Result<SealedSecret, StoreError> {
-        let row: SealedKeyRow = sqlx::query_as(
-            "SELECT connection_id, key_version, key_ciphertext FROM connections WHERE connection_id = $1",
+    async fn sealed_key(&self, id: ConnectionId) -> Result<SealedKey, StoreError> {
+        let sql = format!("SELECT {SEALED_KEY_COLUMNS} FROM connections WHERE connection_id = $1");
+        let row: SealedKeyRow = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        row.try_into()
+    }
+
+    async fn pin_organization(
+        &self,
+        id: ConnectionId,
+        organization_id: &str,
+        tested: bool,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE connections SET organization_id = $2, \
+             test_required = CASE WHEN $3 THEN FALSE ELSE test_required END \
+             WHERE connection_id = $1 AND (organization_id IS NULL OR organization_id = $2)",
         )
         .bind(id.to_string())
-        .fetch_one(&self.pool)
+        .bind(organization_id)
+        .bind(tested)
+        .execute(&self.pool)
         .await?;
-        let (_, sealed) = row.try_into()?;
-        Ok(sealed)
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        // Pinned elsewhere, or gone.
+        self.get_connection(id).await.map(|_| false)
     }
 
     async fn save_test_report(
@@ -200,17 +253,20 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn keys_not_under(
+    async fn keys_to_reseal(
         &self,
         version: u32,
-    ) -> Result<Vec<(ConnectionId, SealedSecret)>, StoreError> {
-        let rows: Vec<SealedKeyRow> = sqlx::query_as(
-            "SELECT connection_id, key_version, key_ciphertext FROM connections \
-             WHERE key_version <> $1 ORDER BY connection_id",
-        )
-        .bind(i64::from(version))
-        .fetch_all(&self.pool)
-        .await?;
+        binding: u32,
+    ) -> Result<Vec<SealedKey>, StoreError> {
+        let sql = format!(
+            "SELECT {SEALED_KEY_COLUMNS} FROM connections \
+             WHERE key_version <> $1 OR key_binding <> $2 ORDER BY connection_id"
+        );
+        let rows: Vec<SealedKeyRow> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(i64::from(version))
+            .bind(i64::from(binding))
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
@@ -221,7 +277,7 @@ impl Store for PostgresStore {
         new: &SealedSecret,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE connections SET key_version = $2, key_ciphertext = $3 \
+            "UPDATE connections SET key_version = $2, key_ciphertext = $3, key_binding = $6 \
              WHERE connection_id = $1 AND key_version = $4 AND key_ciphertext = $5",
         )
         .bind(id.to_string())
@@ -229,6 +285,7 @@ impl Store for PostgresStore {
         .bind(&new.ciphertext)
         .bind(i64::from(expected.key_version))
         .bind(&expected.ciphertext)
+        .bind(i64::from(new.binding))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -487,6 +487,8 @@ async fn no_admin_key_in_the_trail(backend: Backend) {
         .patch(&path, &admin, json!({"admin_key": &keys[0]}))
         .await;
     assert_eq!(res.status(), 200);
+    // A replaced key is tested before it is used.
+    app.post(&format!("{path}/test"), &admin, json!({})).await;
     sync(&app, id).await;
     at_least(&app, "/v1/audit?action=sync.finished", 1).await;
     assert_eq!(app.delete(&path, &admin).await.status(), 204);

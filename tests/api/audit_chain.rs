@@ -478,6 +478,7 @@ async fn postgres_app_role_can_only_append() {
             key_hint: "sk-admin-…abcd".into(),
             sealed_key: openai_governor::domain::SealedSecret {
                 key_version: 1,
+                binding: 2,
                 ciphertext: vec![1, 2, 3],
             },
             at: Utc::now().trunc_subsecs(6),

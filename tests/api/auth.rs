@@ -35,6 +35,16 @@ fn claims(extra: Value) -> Value {
     c
 }
 
+/// The audience asymmetric-key tests configure (required with a public key or JWKS).
+pub const AUDIENCE: &str = "openai-governor";
+
+/// Claims for the asymmetric-key tests: with the configured audience.
+fn aud_claims(extra: Value) -> Value {
+    let mut c = claims(extra);
+    c["aud"] = AUDIENCE.into();
+    c
+}
+
 fn hs(secret: &[u8], alg: Algorithm, claims: &Value) -> String {
     jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret)).unwrap()
 }
@@ -222,24 +232,25 @@ async fn rs256_with_a_pem_key_and_no_key_confusion() {
             algorithm: Algorithm::RS256,
             pem: pem.clone(),
         }),
+        audience: Some(AUDIENCE.into()),
         ..Options::default()
     };
     let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
     let key = EncodingKey::from_rsa_pem(&fixture("rsa-private.pem")).unwrap();
     let token =
-        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims(json!({})), &key).unwrap();
+        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &aud_claims(json!({})), &key).unwrap();
     assert_eq!(status_of(&app, &token).await.status(), 200);
     // The classic confusion attack: HS256 "signed" with the public key as the secret.
     assert_401(
         &app,
-        &hs(&pem, Algorithm::HS256, &claims(json!({}))),
+        &hs(&pem, Algorithm::HS256, &aud_claims(json!({}))),
         "algorithm",
     )
     .await;
     // An ES256 token is not accepted where RS256 is configured.
     let ec = EncodingKey::from_ec_pem(&fixture("ec-private.pem")).unwrap();
     let token =
-        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims(json!({})), &ec).unwrap();
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &aud_claims(json!({})), &ec).unwrap();
     assert_401(&app, &token, "algorithm").await;
 }
 
@@ -266,6 +277,7 @@ async fn es256_and_rs256_from_a_jwks_url() {
             url: url.parse().unwrap(),
             algorithms: vec![Algorithm::RS256, Algorithm::ES256],
         }),
+        audience: Some(AUDIENCE.into()),
         ..Options::default()
     };
     let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
@@ -276,7 +288,7 @@ async fn es256_and_rs256_from_a_jwks_url() {
         };
         let mut header = Header::new(alg);
         header.kid = Some(kid.to_owned());
-        jsonwebtoken::encode(&header, &claims(json!({})), &key).unwrap()
+        jsonwebtoken::encode(&header, &aud_claims(json!({})), &key).unwrap()
     };
     let es = sign(Algorithm::ES256, "ec-1", "ec-private.pem");
     assert_eq!(status_of(&app, &es).await.status(), 200);
@@ -304,9 +316,153 @@ async fn es256_and_rs256_from_a_jwks_url() {
         &hs(
             b"whatever-whatever-whatever-123456",
             Algorithm::HS256,
-            &claims(json!({})),
+            &aud_claims(json!({})),
         ),
         "algorithm",
     )
     .await;
+}
+
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    settings: openai_governor::config::Settings,
+}
+
+fn load(args: &[&str]) -> Result<openai_governor::config::Config, String> {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/gov.db", dir.path().display());
+    let mut argv = vec!["test", "--database-url", &url];
+    argv.extend_from_slice(args);
+    let settings = Cli::try_parse_from(argv).expect("flags parse").settings;
+    openai_governor::config::Config::load(&settings).map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn asymmetric_keys_need_an_audience_to_start() {
+    let pem = format!("{FIXTURES}/rsa-public.pem");
+    for keys in [
+        vec!["--jwt-public-key-file", pem.as_str()],
+        vec!["--jwt-jwks-url", "https://idp.test/.well-known/jwks.json"],
+    ] {
+        let err = load(&keys).err().expect("refused without an audience");
+        assert!(err.contains("OG_JWT_AUDIENCE"), "{err}");
+        let mut with = keys.clone();
+        with.extend(["--jwt-audience", AUDIENCE]);
+        assert!(load(&with).is_ok(), "{with:?}");
+    }
+    // A shared secret is ours alone: no audience needed.
+    assert!(load(&["--jwt-hs256-secret", &"s".repeat(40)]).is_ok());
+
+    // A configuration built by hand is refused by the app too.
+    let db = crate::helpers::TestDb::new(Backend::Sqlite).await.unwrap();
+    let mut config =
+        openai_governor::config::Config::ephemeral(&db.url, crate::helpers::random_secret(), &[])
+            .unwrap();
+    config.jwt.keys = JwtKeys::Pem {
+        algorithm: Algorithm::RS256,
+        pem: fixture("rsa-public.pem"),
+    };
+    let err = openai_governor::app::build_with_store(config, db.store().await)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("OG_JWT_AUDIENCE"), "{err}");
+}
+
+#[tokio::test]
+async fn tokens_living_longer_than_the_maximum_are_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let secret = app.jwt_secret.expose_secret().as_bytes().to_vec();
+    let hour = 3600;
+    let token = |extra: Value| hs(&secret, Algorithm::HS256, &claims(extra));
+    // Within the default 24 h, with and without `iat`.
+    let ok = token(json!({"iat": now(), "exp": now() + 23 * hour}));
+    assert_eq!(status_of(&app, &ok).await.status(), 200);
+    let ok = token(json!({"exp": now() + 23 * hour}));
+    assert_eq!(status_of(&app, &ok).await.status(), 200);
+    // 25 h from `iat`, though only 2 h remain.
+    assert_401(
+        &app,
+        &token(json!({"iat": now() - 23 * hour, "exp": now() + 2 * hour})),
+        "lifetime",
+    )
+    .await;
+    // No `iat`: what remains counts.
+    assert_401(&app, &token(json!({"exp": now() + 25 * hour})), "lifetime").await;
+    // An `iat` in the future does not shorten it.
+    assert_401(
+        &app,
+        &token(json!({"iat": now() + 48 * hour, "exp": now() + 49 * hour})),
+        "lifetime",
+    )
+    .await;
+    // A year-long token, the kind that leaks.
+    assert_401(
+        &app,
+        &token(json!({"iat": now(), "exp": now() + 365 * 24 * hour})),
+        "lifetime",
+    )
+    .await;
+
+    // Zero turns the check off.
+    let options = crate::helpers::Options {
+        configure: Some(Box::new(|c| c.jwt.max_lifetime = std::time::Duration::ZERO)),
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, options).await.unwrap();
+    let secret = app.jwt_secret.expose_secret().as_bytes().to_vec();
+    let long = hs(
+        &secret,
+        Algorithm::HS256,
+        &claims(json!({"iat": now(), "exp": now() + 365 * 24 * hour})),
+    );
+    assert_eq!(status_of(&app, &long).await.status(), 200);
+}
+
+#[tokio::test]
+async fn the_token_command_mints_only_what_the_service_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/gov.db", dir.path().display());
+    let run = |args: &[&str], max: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_openai-governor"))
+            .env_clear()
+            .env("DATABASE_URL", &url)
+            .env("OG_LOG", "warn")
+            .env("OG_JWT_MAX_LIFETIME", max)
+            .arg("token")
+            .args(args)
+            .output()
+            .expect("run the binary")
+    };
+    let out = run(&["--ttl", "25h"], "24h");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("OG_JWT_MAX_LIFETIME"), "{err}");
+    let out = run(&["--ttl", "2h"], "24h");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    // The minted token verifies with the service's own configuration (same data directory).
+    let settings = {
+        use clap::Parser;
+        Cli::try_parse_from(["test", "--database-url", &url])
+            .unwrap()
+            .settings
+    };
+    let config = openai_governor::config::Config::load(&settings).unwrap();
+    let verifier = openai_governor::auth::JwtVerifier::new(&config.jwt).unwrap();
+    let who = verifier
+        .verify(token.trim())
+        .await
+        .expect("minted token verifies");
+    assert_eq!(who.subject, "local-admin");
+    let claims: Value =
+        serde_json::from_slice(&B64.decode(token.trim().split('.').nth(1).unwrap()).unwrap())
+            .unwrap();
+    let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+    assert_eq!(lifetime, 2 * 3600);
 }

@@ -151,6 +151,7 @@ async fn operator_story_with_key_rotation() {
         ("OG_ENCRYPTION_KEYS", k1.as_str()),
         ("OG_JWT_HS256_SECRET", jwt),
         ("OG_OPENAI_ALLOWED_BASE_URLS", sb.base_url.as_str()),
+        ("OG_OPENAI_CHECKS_PERMISSION_FIRST", "true"),
     ];
 
     let log = dir.path().join("serve.log");
@@ -207,6 +208,7 @@ async fn operator_story_with_key_rotation() {
         ("OG_ENCRYPTION_KEYS", k2.as_str()),
         ("OG_JWT_HS256_SECRET", jwt),
         ("OG_OPENAI_ALLOWED_BASE_URLS", sb.base_url.as_str()),
+        ("OG_OPENAI_CHECKS_PERMISSION_FIRST", "true"),
     ];
     {
         let (_server, base) = serve(&env_v2, &log).await;

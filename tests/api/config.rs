@@ -70,11 +70,12 @@ fn sqlite_generates_private_development_secrets_once() {
     let second = Config::load(&settings(&["--database-url", &url])).unwrap();
     assert!(!second.dev.created);
     let id = openai_governor::domain::ConnectionId::new();
+    let base: url::Url = "https://api.openai.com/v1".parse().unwrap();
     let sealed = first
         .key_ring
-        .seal(id, &"sk-admin-x".to_owned().into())
+        .seal(id, &base, &"sk-admin-x".to_owned().into())
         .unwrap();
-    assert!(second.key_ring.open(id, &sealed).is_ok());
+    assert!(second.key_ring.open(id, &base, &sealed).is_ok());
 }
 
 #[test]
@@ -113,4 +114,36 @@ fn bad_settings_are_refused_with_a_clear_message() {
         "HS256",
     ]);
     assert!(msg.contains("HS256"), "{msg}");
+}
+
+#[test]
+fn plain_http_base_urls_only_on_loopback_or_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/x.db", dir.path().display());
+    let base = ["--database-url", url.as_str(), "--jwt-hs256-secret"];
+    let secret = "s".repeat(40);
+    let with = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.push(&secret);
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let args = with(&["--openai-allowed-base-urls", "http://proxy.internal/v1"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let msg = refused(&args);
+    assert!(msg.contains("OG_OPENAI_ALLOW_PLAINTEXT_HTTP"), "{msg}");
+    for ok in [
+        vec!["--openai-allowed-base-urls", "http://127.0.0.1:8089/v1"],
+        vec!["--openai-allowed-base-urls", "https://proxy.internal/v1"],
+        vec![
+            "--openai-allowed-base-urls",
+            "http://proxy.internal/v1",
+            "--openai-allow-plaintext-http",
+            "true",
+        ],
+    ] {
+        let args = with(&ok);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert!(Config::load(&settings(&args)).is_ok(), "{ok:?}");
+    }
 }

@@ -608,3 +608,111 @@ fn a_recording_with_a_wrong_body_fails() {
         dropped: 0,
     });
 }
+
+/// The order of the scope check and validation, both ways: by default a key lacking the scope
+/// is refused before its request is looked at; with `validation_before_permission` an invalid
+/// request gets its validation answer first, and a valid one is refused for the scope without
+/// changing anything. Answers still match the spec.
+#[tokio::test]
+async fn scope_check_before_or_after_validation() {
+    let sb = crate::helpers::start_sandbox(SandboxConfig::default()).await;
+    let http = reqwest::Client::new();
+    let base = sb.base_url().as_str().trim_end_matches('/').to_owned();
+    let (project, user) = sb.state().read(|org| {
+        let project = org.default_project_id.clone();
+        let members = org.project_users.get(&project);
+        let outsider = org
+            .users
+            .iter()
+            .find(|u| members.is_none_or(|m| !m.contains(&u.id)))
+            .map(|u| u.id.clone())
+            .expect("a user outside the default project");
+        (project, outsider)
+    });
+    let call = |key: &str, method: Method, path: String, body: Option<Value>| {
+        let mut req = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let res = req.send().await.expect("request");
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let read_only = sb.key(KeyProfile::ReadOnly).to_owned();
+    let valid = || {
+        (
+            format!("/organization/projects/{project}/users"),
+            Some(json!({"user_id": user, "role": "member"})),
+        )
+    };
+    let invalid = || {
+        (
+            "/organization/projects/proj_nope/users".to_owned(),
+            Some(json!({"user_id": user, "role": "member"})),
+        )
+    };
+    let malformed = || {
+        (
+            format!("/organization/projects/{project}/users"),
+            Some(json!({"role": 7})),
+        )
+    };
+    let missing_write = |v: &Value| {
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Missing scopes: api.management.write"))
+    };
+    let snapshot = || sb.state().read(|org| format!("{org:?}"));
+    let before = snapshot();
+
+    // Permission first (the default): every write of the read-only key is a 401.
+    for (path, body) in [valid(), invalid(), malformed()] {
+        let (status, v) = call(&read_only, Method::POST, path, body).await;
+        assert_eq!(status, 401, "{v}");
+        assert!(missing_write(&v), "{v}");
+    }
+    assert_eq!(snapshot(), before);
+
+    // Validation first: the invalid requests get their validation answers; the valid one is
+    // refused for the scope, and nothing changed (the handler ran on a copy).
+    sb.state().set_faults(Faults {
+        validation_before_permission: true,
+        ..Faults::default()
+    });
+    let (path, body) = invalid();
+    let (status, v) = call(&read_only, Method::POST, path, body).await;
+    assert_eq!(status, 404, "{v}");
+    let (path, body) = malformed();
+    let (status, v) = call(&read_only, Method::POST, path, body).await;
+    assert_eq!(status, 400, "{v}");
+    let (path, body) = valid();
+    let (status, v) = call(&read_only, Method::POST, path, body).await;
+    assert_eq!(status, 401, "{v}");
+    assert!(missing_write(&v), "{v}");
+    let (status, v) = call(
+        &read_only,
+        Method::DELETE,
+        format!("/organization/projects/{project}/users/user-nobody"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{v}");
+    assert_eq!(snapshot(), before);
+    // Reads of a key with the scope, and writes of a key with write, work as before.
+    let (status, v) = call(
+        &read_only,
+        Method::GET,
+        format!("/organization/projects/{project}/users?limit=1"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (path, body) = valid();
+    let (status, v) = call(sb.key(KeyProfile::All), Method::POST, path, body).await;
+    assert_eq!(status, 200, "{v}");
+    assert_ne!(snapshot(), before);
+}

@@ -148,12 +148,19 @@ pub struct TestApp {
     _server: tokio::task::JoinHandle<()>,
 }
 
+/// A change to the configuration a test makes (see [`Options::configure`]).
+pub type Configure = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// Options for [`TestApp::spawn_with`].
 pub struct Options {
     pub sandbox: SandboxConfig,
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub openai_request_timeout: Duration,
+    /// `OG_OPENAI_CHECKS_PERMISSION_FIRST`. On by default here: the sandbox is known to check
+    /// scopes first (unless its `validation_before_permission` fault is set); production's
+    /// default is off.
+    pub openai_checks_permission_first: bool,
     pub keys: Option<JwtKeys>,
     /// Scheduled syncs every this long (zero = off, the default).
     pub sync_interval: Duration,
@@ -165,6 +172,12 @@ pub struct Options {
     pub grant_lease: Duration,
     /// `OG_GRANT_LOCK_WAIT`.
     pub grant_lock_wait: Duration,
+    /// Base URLs allowed beside the sandbox's (e.g. a second sandbox).
+    pub extra_base_urls: Vec<String>,
+    /// `OG_OFFBOARDING_WAIT`.
+    pub offboarding_wait: Duration,
+    /// Any other change to the configuration, applied last.
+    pub configure: Option<Configure>,
 }
 
 impl Default for Options {
@@ -174,12 +187,16 @@ impl Default for Options {
             issuer: None,
             audience: None,
             openai_request_timeout: Duration::from_secs(5),
+            openai_checks_permission_first: true,
             keys: None,
             sync_interval: Duration::ZERO,
             sync_user_roles: false,
             grant_tick: Duration::ZERO,
             grant_lease: Duration::from_secs(120),
             grant_lock_wait: Duration::from_secs(10),
+            extra_base_urls: Vec::new(),
+            offboarding_wait: Duration::from_secs(10),
+            configure: None,
         }
     }
 }
@@ -210,9 +227,9 @@ impl TestApp {
             .start_recording(crate::contract::RECORD_BUDGET);
         let jwt_secret = random_secret();
         let sandbox_url = sandbox.base_url().to_string();
-        let mut config =
-            Config::ephemeral(&db.url, jwt_secret.clone(), &[&sandbox_url, DEAD_BASE_URL])
-                .expect("config");
+        let mut allowed = vec![sandbox_url.as_str(), DEAD_BASE_URL];
+        allowed.extend(options.extra_base_urls.iter().map(String::as_str));
+        let mut config = Config::ephemeral(&db.url, jwt_secret.clone(), &allowed).expect("config");
         if let Some(keys) = options.keys {
             config.jwt.keys = keys;
         }
@@ -221,6 +238,7 @@ impl TestApp {
         config.jwt.leeway = Duration::from_secs(0);
         config.openai_connect_timeout = Duration::from_secs(2);
         config.openai_request_timeout = options.openai_request_timeout;
+        config.openai_checks_permission_first = options.openai_checks_permission_first;
         // Two quick retries (250 ms, 500 ms): failures show without waiting out the backoff.
         config.openai_max_retries = 2;
         config.sync_interval = options.sync_interval;
@@ -230,6 +248,10 @@ impl TestApp {
         config.grant_lease = options.grant_lease;
         config.grant_lock_wait = options.grant_lock_wait;
         config.grant_invite_poll = Duration::ZERO;
+        config.offboarding_wait = options.offboarding_wait;
+        if let Some(configure) = options.configure {
+            configure(&mut config);
+        }
         let built = app::build_with_store(config, store.clone()).expect("build app");
         built.spawn_scheduler();
         built.spawn_grant_worker();

@@ -130,3 +130,124 @@ async fn health_and_readiness() {
             .contains_key("x-request-id")
     );
 }
+
+async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.http
+        .request(reqwest::Method::OPTIONS, app.url("/v1/grants"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type, idempotency-key",
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+fn header(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase)
+}
+
+async fn cors_app(origins: &[&str]) -> TestApp {
+    let origins: Vec<String> = origins.iter().map(|o| o.to_string()).collect();
+    let options = crate::helpers::Options {
+        configure: Some(Box::new(move |c| c.cors_allowed_origins = origins)),
+        ..crate::helpers::Options::default()
+    };
+    TestApp::spawn_with(Backend::Sqlite, options).await.unwrap()
+}
+
+#[tokio::test]
+async fn cors_any_origin_starts_and_allows_idempotency_keys() {
+    let app = cors_app(&["*"]).await;
+    let res = preflight(&app, "https://portal.example.com").await;
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        header(&res, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    let allowed = header(&res, "access-control-allow-headers").unwrap_or_default();
+    for h in ["authorization", "content-type", "idempotency-key"] {
+        assert!(allowed.contains(h), "{h} in {allowed}");
+    }
+    // Tokens travel in a header, never in cookies: no credentials.
+    assert!(header(&res, "access-control-allow-credentials").is_none());
+    // A real request carries the origin header and exposes ours.
+    let res = app
+        .http
+        .get(app.url("/v1/connections"))
+        .bearer_auth(app.admin_token())
+        .header("origin", "https://portal.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        header(&res, "access-control-allow-origin").as_deref(),
+        Some("*")
+    );
+    let exposed = header(&res, "access-control-expose-headers").unwrap_or_default();
+    for h in ["x-request-id", "idempotent-replayed", "retry-after"] {
+        assert!(exposed.contains(h), "{h} in {exposed}");
+    }
+}
+
+#[tokio::test]
+async fn cors_listed_origins_only() {
+    let app = cors_app(&["https://portal.example.com"]).await;
+    let res = preflight(&app, "https://portal.example.com").await;
+    assert_eq!(
+        header(&res, "access-control-allow-origin").as_deref(),
+        Some("https://portal.example.com")
+    );
+    assert!(
+        header(&res, "access-control-allow-headers")
+            .unwrap_or_default()
+            .contains("idempotency-key")
+    );
+    let res = preflight(&app, "https://evil.example.com").await;
+    assert!(header(&res, "access-control-allow-origin").is_none());
+}
+
+#[test]
+fn cors_settings_are_checked_at_start() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: openai_governor::config::Settings,
+    }
+    let load = |origins: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/gov.db", dir.path().display());
+        let settings = Cli::try_parse_from([
+            "test",
+            "--database-url",
+            &url,
+            "--cors-allowed-origins",
+            origins,
+        ])
+        .unwrap()
+        .settings;
+        openai_governor::config::Config::load(&settings).map(|c| c.cors_allowed_origins)
+    };
+    assert_eq!(load("*").unwrap(), vec!["*"]);
+    assert_eq!(
+        load("https://a.example.com,http://localhost:3000").unwrap(),
+        vec!["https://a.example.com", "http://localhost:3000"]
+    );
+    for bad in [
+        "*,https://a.example.com",
+        "https://a.example.com/",
+        "https://a.example.com/app",
+        "a.example.com",
+        "ftp://a.example.com",
+    ] {
+        let err = load(bad).err().unwrap_or_else(|| panic!("{bad} accepted"));
+        assert!(err.to_string().contains("OG_CORS_ALLOWED_ORIGINS"), "{err}");
+    }
+}

@@ -23,6 +23,7 @@ fn now() -> DateTime<Utc> {
 fn sealed(version: u32, byte: u8) -> SealedSecret {
     SealedSecret {
         key_version: version,
+        binding: 2,
         ciphertext: vec![byte; 40],
     }
 }
@@ -61,7 +62,10 @@ async fn insert_get_roundtrip(backend: Backend) {
     assert_eq!(created.created_by, "alice");
     assert_eq!(created.last_test, None);
     assert_eq!(store.get_connection(new.id).await.unwrap(), created);
-    assert_eq!(store.sealed_key(new.id).await.unwrap(), new.sealed_key);
+    assert_eq!(
+        store.sealed_key(new.id).await.unwrap().sealed,
+        new.sealed_key
+    );
     // Migrations are idempotent.
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
@@ -190,7 +194,7 @@ async fn updates_apply_only_given_fields(backend: Backend) {
     assert_eq!(renamed.updated_by, "bob");
     assert_eq!(renamed.updated_at, at);
     assert_eq!(renamed.created_by, "alice");
-    assert_eq!(store.sealed_key(c.id).await.unwrap(), sealed(1, 7));
+    assert_eq!(store.sealed_key(c.id).await.unwrap().sealed, sealed(1, 7));
 
     let rekeyed = store
         .update_connection(
@@ -212,7 +216,7 @@ async fn updates_apply_only_given_fields(backend: Backend) {
     assert_eq!(rekeyed.key_hint, "sk-admin-…wxyz");
     assert_eq!(rekeyed.base_url.as_str(), "http://127.0.0.1:9/v1");
     assert_eq!(rekeyed.last_test, None);
-    assert_eq!(store.sealed_key(c.id).await.unwrap(), sealed(2, 9));
+    assert_eq!(store.sealed_key(c.id).await.unwrap().sealed, sealed(2, 9));
 }
 
 async fn rekey_support(backend: Backend) {
@@ -223,7 +227,13 @@ async fn rekey_support(backend: Backend) {
     let mut newer = new_connection("b");
     newer.sealed_key = sealed(2, 1);
     store.insert_connection(newer).await.unwrap();
-    let old = store.keys_not_under(2).await.unwrap();
+    let old: Vec<_> = store
+        .keys_to_reseal(2, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.id, k.sealed))
+        .collect();
     assert_eq!(old, vec![(a.id, sealed(1, 7))]);
     // Compare-and-swap: a stale expectation changes nothing.
     assert!(
@@ -232,15 +242,15 @@ async fn rekey_support(backend: Backend) {
             .await
             .unwrap()
     );
-    assert_eq!(store.sealed_key(a.id).await.unwrap(), sealed(1, 7));
+    assert_eq!(store.sealed_key(a.id).await.unwrap().sealed, sealed(1, 7));
     assert!(
         store
             .swap_sealed_key(a.id, &sealed(1, 7), &sealed(2, 3))
             .await
             .unwrap()
     );
-    assert_eq!(store.sealed_key(a.id).await.unwrap(), sealed(2, 3));
-    assert!(store.keys_not_under(2).await.unwrap().is_empty());
+    assert_eq!(store.sealed_key(a.id).await.unwrap().sealed, sealed(2, 3));
+    assert!(store.keys_to_reseal(2, 2).await.unwrap().is_empty());
 }
 
 async fn delete_removes_the_row(backend: Backend) {

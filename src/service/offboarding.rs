@@ -277,7 +277,20 @@ impl OffboardingService {
             "connection_ids": run.connection_ids,
             "delete_api_keys": v.delete_api_keys,
         }));
-        self.audit.record(&e).await?;
+        if let Err(err) = self.audit.record(&e).await {
+            // Not started without its audit entry: close the record so no worker resumes it.
+            let mut closed = run.clone();
+            closed.status = RunStatus::Failed;
+            closed.finished_at = Some(Utc::now());
+            closed.error = Some(OffboardError {
+                code: err.code.as_str().to_owned(),
+                message: "not started: its audit entry could not be written".into(),
+            });
+            if let Err(e) = self.store.save_offboarding(&closed).await {
+                tracing::error!(offboarding_id = %run.id, error = %e, "could not close an offboarding that never started");
+            }
+            return Err(err);
+        }
         let first = run.clone();
         let (svc, who) = (self.clone(), who.clone());
         let done = tokio::spawn(async move { svc.execute(run, &who, &v, &connections).await });

@@ -278,6 +278,7 @@ impl OffboardingService {
             "delete_api_keys": v.delete_api_keys,
         }));
         if let Err(err) = self.audit.record(&e).await {
+            let err = AppError::from(err);
             // Not started without its audit entry: close the record so no worker resumes it.
             let mut closed = run.clone();
             closed.status = RunStatus::Failed;

@@ -447,7 +447,7 @@ async fn an_offboarding_outlives_its_caller(backend: Backend) {
     let Some(app) = TestApp::spawn_with(
         backend,
         Options {
-            offboarding_wait: std::time::Duration::from_millis(100),
+            offboarding_wait: std::time::Duration::from_secs(1),
             ..Options::default()
         },
     )
@@ -471,11 +471,12 @@ async fn an_offboarding_outlives_its_caller(backend: Backend) {
         201,
     )
     .await;
-    // Every OpenAI answer now takes 150 ms: an offboarding takes well over the wait.
+    // Every OpenAI answer now takes 400 ms: an offboarding (three rounds of calls or more) takes
+    // longer than the 1 s wait.
     app.sandbox
         .state()
         .set_faults(openai_governor::sandbox::Faults {
-            latency_ms: 150,
+            latency_ms: 400,
             ..Default::default()
         });
 
@@ -502,9 +503,9 @@ async fn an_offboarding_outlives_its_caller(backend: Backend) {
     );
     assert!(!in_org(&app, &alice));
 
-    // The caller gives up after 50 ms (its connection is dropped): the work goes on.
+    // The caller gives up after 500 ms, before the wait is over: the work goes on.
     let impatient = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_millis(50))
+        .timeout(std::time::Duration::from_millis(500))
         .build()
         .unwrap();
     let dropped = impatient

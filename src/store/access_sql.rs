@@ -1,22 +1,30 @@
-//! The access queries' SQL and rows, shared by both backends (written with `?N` placeholders,
-//! turned into `$N` for Postgres by [`dialect`]). Readers only see the snapshot each
+//! The access queries' SQL, rows and [`AccessStore`] implementation, compiled for each
+//! backend like `inventory_sql.rs`. Readers only see the snapshot each
 //! connection's `inventory_heads` row names; every statement joins it with its items, so one
 //! statement never mixes two snapshots of a connection.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
-use super::StoreError;
-use super::inventory_sql::{corrupt, dialect};
-use crate::domain::access::SnapshotItem;
+use super::This;
+use super::inventory_sql::corrupt;
+use crate::domain::access::{Person, ProjectItems, SnapshotItem, referenced_projects};
 use crate::domain::{ConnectionId, Item, ItemKind, SyncId};
+use crate::store::{AccessStore, StoreError};
 
-const ITEM_COLUMNS: &str = "i.kind, i.item_key, i.parent_id, i.subject_id, i.email, i.role, \
-     i.status, i.data";
+/// The item columns the access queries select (`i` the items' alias).
+macro_rules! item_columns {
+    () => {
+        "i.kind, i.item_key, i.parent_id, i.subject_id, i.email, i.role, i.status, i.data"
+    };
+}
+const ITEM_COLUMNS: &str = item_columns!();
 
-/// Everything the current snapshots say about one person (`?1` email, lower-cased, `?2` user
+/// Everything the current snapshots say about one person (`$1` email, lower-cased, `$2` user
 /// id; either may be NULL): their user item, memberships, group memberships with those
 /// groups, the groups' project accesses and project-level role assignments, their API keys,
 /// their pending invites (by the email given or the users' emails), and the role objects of
@@ -25,40 +33,50 @@ const ITEM_COLUMNS: &str = "i.kind, i.item_key, i.parent_id, i.subject_id, i.ema
 /// read). The email
 /// and subject indexes find the person; everything else is read by primary key or the
 /// parent index within a snapshot.
-pub(super) fn person_sql(postgres: bool) -> String {
-    let c = ITEM_COLUMNS;
-    let sql = format!(
-        "WITH me AS MATERIALIZED ( \
+pub(super) const PERSON_SQL: &str = concat!(
+    "WITH me AS MATERIALIZED ( \
            SELECT h.connection_id, h.sync_id, h.synced_at, i.subject_id AS user_id, i.email \
            FROM inventory_items i JOIN inventory_heads h ON h.sync_id = i.sync_id \
-           WHERE i.kind = 'user' AND (i.email = ?1 OR i.subject_id = ?2)), \
+           WHERE i.kind = 'user' AND (i.email = $1 OR i.subject_id = $2)), \
          invited AS ( \
-           SELECT h.connection_id, h.sync_id, h.synced_at, {c} \
+           SELECT h.connection_id, h.sync_id, h.synced_at, ",
+    item_columns!(),
+    " \
            FROM inventory_items i JOIN inventory_heads h ON h.sync_id = i.sync_id \
-           WHERE i.kind = 'invite' AND i.status = 'pending' AND i.email = ?1 \
+           WHERE i.kind = 'invite' AND i.status = 'pending' AND i.email = $1 \
            UNION \
-           SELECT h.connection_id, h.sync_id, h.synced_at, {c} \
+           SELECT h.connection_id, h.sync_id, h.synced_at, ",
+    item_columns!(),
+    " \
            FROM me JOIN inventory_items i ON i.email = me.email \
            JOIN inventory_heads h ON h.sync_id = i.sync_id \
            WHERE i.kind = 'invite' AND i.status = 'pending'), \
          held AS MATERIALIZED ( \
-           SELECT me.connection_id, me.sync_id, me.synced_at, {c} \
+           SELECT me.connection_id, me.sync_id, me.synced_at, ",
+    item_columns!(),
+    " \
            FROM me JOIN inventory_items i ON i.sync_id = me.sync_id AND i.subject_id = me.user_id \
              AND i.kind IN ('user', 'project_member', 'group_member', 'api_key') \
            UNION ALL \
-           SELECT me.connection_id, me.sync_id, me.synced_at, {c} \
+           SELECT me.connection_id, me.sync_id, me.synced_at, ",
+    item_columns!(),
+    " \
            FROM me JOIN inventory_items gm ON gm.sync_id = me.sync_id \
              AND gm.kind = 'group_member' AND gm.subject_id = me.user_id \
            JOIN inventory_items i ON i.sync_id = me.sync_id AND i.kind = 'group' \
              AND i.item_key = gm.parent_id \
            UNION ALL \
-           SELECT me.connection_id, me.sync_id, me.synced_at, {c} \
+           SELECT me.connection_id, me.sync_id, me.synced_at, ",
+    item_columns!(),
+    " \
            FROM me JOIN inventory_items gm ON gm.sync_id = me.sync_id \
              AND gm.kind = 'group_member' AND gm.subject_id = me.user_id \
            JOIN inventory_items i ON i.sync_id = me.sync_id AND i.kind = 'project_group' \
              AND i.subject_id = gm.parent_id \
            UNION ALL \
-           SELECT me.connection_id, me.sync_id, me.synced_at, {c} \
+           SELECT me.connection_id, me.sync_id, me.synced_at, ",
+    item_columns!(),
+    " \
            FROM me JOIN inventory_items gm ON gm.sync_id = me.sync_id \
              AND gm.kind = 'group_member' AND gm.subject_id = me.user_id \
            JOIN inventory_items i ON i.sync_id = me.sync_id AND i.kind = 'role_assignment' \
@@ -75,12 +93,16 @@ pub(super) fn person_sql(postgres: bool) -> String {
            SELECT * FROM held \
            UNION ALL \
            SELECT * FROM ( \
-             SELECT r.connection_id, r.sync_id, r.synced_at, {c} \
+             SELECT r.connection_id, r.sync_id, r.synced_at, ",
+    item_columns!(),
+    " \
              FROM held_roles r JOIN inventory_items i ON i.sync_id = r.sync_id \
                AND i.kind = 'role' AND i.parent_id IS NULL \
                AND (i.role = r.role OR i.subject_id = r.role OR i.item_key = r.role) \
              UNION \
-             SELECT r.connection_id, r.sync_id, r.synced_at, {c} \
+             SELECT r.connection_id, r.sync_id, r.synced_at, ",
+    item_columns!(),
+    " \
              FROM held_projects p JOIN inventory_items i ON i.sync_id = p.sync_id \
                AND i.kind = 'role' AND i.parent_id = p.project_id \
              JOIN held_roles r ON r.sync_id = p.sync_id \
@@ -89,71 +111,78 @@ pub(super) fn person_sql(postgres: bool) -> String {
            f.item_key, f.parent_id, f.subject_id, f.email, f.role, f.status, f.data \
          FROM found f JOIN connections cn ON cn.connection_id = f.connection_id \
          ORDER BY f.connection_id, f.kind, f.item_key"
-    );
-    dialect(&sql, postgres)
-}
+);
 
 /// Project ids per statement when reading the names of the projects a person reaches.
 pub(super) const PROJECT_CHUNK: usize = 500;
 
 /// The project items of some snapshots with some keys (`sync_ids` placeholders first, then
 /// `keys`); over-selects across snapshots, which is harmless.
-pub(super) fn projects_sql(sync_ids: usize, keys: usize, postgres: bool) -> String {
+pub(super) fn projects_sql(sync_ids: usize, keys: usize) -> String {
     let list = |from: usize, n: usize| {
         (from..from + n)
-            .map(|k| format!("?{k}"))
+            .map(|k| format!("${k}"))
             .collect::<Vec<_>>()
             .join(",")
     };
-    let sql = format!(
+    format!(
         "SELECT i.sync_id, {ITEM_COLUMNS} FROM inventory_items i \
          WHERE i.kind = 'project' AND i.sync_id IN ({}) AND i.item_key IN ({})",
         list(1, sync_ids),
         list(1 + sync_ids, keys)
-    );
-    dialect(&sql, postgres)
+    )
 }
 
-/// Everything about one project (`?2`) in a connection's (`?1`) current snapshot: the
+/// Everything about one project (`$2`) in a connection's (`$1`) current snapshot: the
 /// project, its members, group accesses and role assignments, those groups and their
 /// members, service accounts,
-/// pending invites that may name it (`?3`, a LIKE pattern over the invite's JSON; the
+/// pending invites that may name it (`$3`, a LIKE pattern over the invite's JSON; the
 /// caller keeps the exact matches), organization owners and the role objects of the
 /// organization and of this project.
-pub(super) fn project_sql(postgres: bool) -> String {
-    let c = ITEM_COLUMNS;
-    let sql = format!(
-        "WITH h AS (SELECT sync_id, synced_at FROM inventory_heads WHERE connection_id = ?1), \
+pub(super) const PROJECT_SQL: &str = concat!(
+    "WITH h AS (SELECT sync_id, synced_at FROM inventory_heads WHERE connection_id = $1), \
          pg AS (SELECT i.subject_id AS group_id FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind = 'project_group' AND i.parent_id = ?2) \
-         SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind = 'project' AND i.item_key = ?2 \
+           ON i.sync_id = h.sync_id AND i.kind = 'project_group' AND i.parent_id = $2) \
+         SELECT h.sync_id, h.synced_at, ",
+    item_columns!(),
+    " FROM h JOIN inventory_items i \
+           ON i.sync_id = h.sync_id AND i.kind = 'project' AND i.item_key = $2 \
          UNION ALL \
-         SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
+         SELECT h.sync_id, h.synced_at, ",
+    item_columns!(),
+    " FROM h JOIN inventory_items i \
            ON i.sync_id = h.sync_id \
            AND i.kind IN ('project_member', 'project_group', 'service_account', 'role_assignment') \
-           AND i.parent_id = ?2 \
+           AND i.parent_id = $2 \
          UNION ALL \
-         SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
+         SELECT h.sync_id, h.synced_at, ",
+    item_columns!(),
+    " FROM h JOIN inventory_items i \
            ON i.sync_id = h.sync_id AND i.kind = 'group' AND i.item_key IN (SELECT group_id FROM pg) \
          UNION ALL \
-         SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
+         SELECT h.sync_id, h.synced_at, ",
+    item_columns!(),
+    " FROM h JOIN inventory_items i \
            ON i.sync_id = h.sync_id AND i.kind = 'group_member' \
            AND i.parent_id IN (SELECT group_id FROM pg) \
          UNION ALL \
-         SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
+         SELECT h.sync_id, h.synced_at, ",
+    item_columns!(),
+    " FROM h JOIN inventory_items i \
            ON i.sync_id = h.sync_id AND i.kind = 'invite' AND i.status = 'pending' \
-           AND CAST(i.data AS TEXT) LIKE ?3 \
+           AND CAST(i.data AS TEXT) LIKE $3 \
          UNION ALL \
-         SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
+         SELECT h.sync_id, h.synced_at, ",
+    item_columns!(),
+    " FROM h JOIN inventory_items i \
            ON i.sync_id = h.sync_id AND i.kind = 'user' AND i.role = 'owner' \
          UNION ALL \
-         SELECT h.sync_id, h.synced_at, {c} FROM h JOIN inventory_items i \
+         SELECT h.sync_id, h.synced_at, ",
+    item_columns!(),
+    " FROM h JOIN inventory_items i \
            ON i.sync_id = h.sync_id AND i.kind = 'role' \
-           AND (i.parent_id IS NULL OR i.parent_id = ?2)"
-    );
-    dialect(&sql, postgres)
-}
+           AND (i.parent_id IS NULL OR i.parent_id = $2)"
+);
 
 /// The LIKE pattern finding invites whose JSON mentions `project_id` as a string.
 pub(super) fn mentions(project_id: &str) -> String {
@@ -189,7 +218,7 @@ impl TryFrom<AccessRow> for Item {
     }
 }
 
-/// A row of [`person_sql`].
+/// A row of [`PERSON_SQL`].
 #[derive(sqlx::FromRow)]
 pub(super) struct PersonRow {
     connection_id: String,
@@ -224,7 +253,7 @@ pub(super) struct ProjectRow {
     pub(super) item: AccessRow,
 }
 
-/// A row of [`project_sql`].
+/// A row of [`PROJECT_SQL`].
 #[derive(sqlx::FromRow)]
 pub(super) struct SnapshotRow {
     sync_id: String,
@@ -233,12 +262,12 @@ pub(super) struct SnapshotRow {
     item: AccessRow,
 }
 
-/// Turns [`project_sql`]'s rows into the project's items, `None` when the connection has
+/// Turns [`PROJECT_SQL`]'s rows into the project's items, `None` when the connection has
 /// no snapshot or the project is not in it.
 pub(super) fn project_items(
     project_id: &str,
     rows: Vec<SnapshotRow>,
-) -> Result<Option<crate::domain::access::ProjectItems>, StoreError> {
+) -> Result<Option<ProjectItems>, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };
@@ -254,7 +283,7 @@ pub(super) fn project_items(
             items.push(item);
         }
     }
-    Ok(project.map(|project| crate::domain::access::ProjectItems {
+    Ok(project.map(|project| ProjectItems {
         sync_id,
         synced_at,
         project,
@@ -292,86 +321,74 @@ pub(super) fn add_projects(
     Ok(())
 }
 
-/// [`super::AccessStore`] for a backend, the same for both.
-macro_rules! access_store {
-    ($store:ty, $pg:expr) => {
-        #[async_trait::async_trait]
-        impl super::AccessStore for $store {
-            async fn person_items(
-                &self,
-                person: &crate::domain::access::Person,
-            ) -> Result<Vec<crate::domain::access::SnapshotItem>, super::StoreError> {
-                use super::access_sql::*;
-                use crate::domain::access::{Person, SnapshotItem, referenced_projects};
-                let (email, user_id) = match person {
-                    Person::Email(e) => (Some(e.to_lowercase()), None),
-                    Person::UserId(u) => (None, Some(u.clone())),
-                };
-                let rows: Vec<PersonRow> = sqlx::query_as(sqlx::AssertSqlSafe(person_sql($pg)))
-                    .bind(email)
-                    .bind(user_id)
-                    .fetch_all(&self.pool)
-                    .await?;
-                let mut found = rows
-                    .into_iter()
-                    .map(SnapshotItem::try_from)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let wanted = referenced_projects(&found);
-                let sync_ids: Vec<String> = wanted.keys().map(|s| s.to_string()).collect();
-                let keys: Vec<String> = wanted
-                    .into_values()
-                    .flatten()
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                for chunk in keys.chunks(PROJECT_CHUNK) {
-                    let sql = projects_sql(sync_ids.len(), chunk.len(), $pg);
-                    let mut q = sqlx::query_as::<_, ProjectRow>(sqlx::AssertSqlSafe(sql));
-                    for s in &sync_ids {
-                        q = q.bind(s);
-                    }
-                    for k in chunk {
-                        q = q.bind(k);
-                    }
-                    let rows = q.fetch_all(&self.pool).await?;
-                    add_projects(&mut found, rows)?;
-                }
-                Ok(found)
+#[async_trait]
+impl AccessStore for This {
+    async fn person_items(&self, person: &Person) -> Result<Vec<SnapshotItem>, StoreError> {
+        let (email, user_id) = match person {
+            Person::Email(e) => (Some(e.to_lowercase()), None),
+            Person::UserId(u) => (None, Some(u.clone())),
+        };
+        let rows: Vec<PersonRow> = sqlx::query_as(PERSON_SQL)
+            .bind(email)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut found = rows
+            .into_iter()
+            .map(SnapshotItem::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let wanted = referenced_projects(&found);
+        let sync_ids: Vec<String> = wanted.keys().map(|s| s.to_string()).collect();
+        let keys: Vec<String> = wanted
+            .into_values()
+            .flatten()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for chunk in keys.chunks(PROJECT_CHUNK) {
+            let sql = projects_sql(sync_ids.len(), chunk.len());
+            let mut q = sqlx::query_as::<_, ProjectRow>(AssertSqlSafe(sql));
+            for s in &sync_ids {
+                q = q.bind(s);
             }
-
-            async fn project_items(
-                &self,
-                connection_id: crate::domain::ConnectionId,
-                project_id: &str,
-            ) -> Result<Option<crate::domain::access::ProjectItems>, super::StoreError> {
-                use super::access_sql::*;
-                let rows: Vec<SnapshotRow> = sqlx::query_as(sqlx::AssertSqlSafe(project_sql($pg)))
-                    .bind(connection_id.to_string())
-                    .bind(project_id)
-                    .bind(mentions(project_id))
-                    .fetch_all(&self.pool)
-                    .await?;
-                project_items(project_id, rows)
+            for k in chunk {
+                q = q.bind(k);
             }
+            let rows = q.fetch_all(&self.pool).await?;
+            add_projects(&mut found, rows)?;
         }
-    };
+        Ok(found)
+    }
+
+    async fn project_items(
+        &self,
+        connection_id: ConnectionId,
+        project_id: &str,
+    ) -> Result<Option<ProjectItems>, StoreError> {
+        let rows: Vec<SnapshotRow> = sqlx::query_as(PROJECT_SQL)
+            .bind(connection_id.to_string())
+            .bind(project_id)
+            .bind(mentions(project_id))
+            .fetch_all(&self.pool)
+            .await?;
+        project_items(project_id, rows)
+    }
 }
-pub(super) use access_store;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn statements_use_the_dialect_s_placeholders() {
-        assert!(person_sql(true).contains("i.email = $1 OR i.subject_id = $2"));
-        assert!(!person_sql(true).contains("?1"));
-        let sql = projects_sql(2, 3, false);
+    fn statements_use_numbered_placeholders() {
+        assert!(PERSON_SQL.contains("i.email = $1 OR i.subject_id = $2"));
+        assert!(!PERSON_SQL.contains('?'));
+        let sql = projects_sql(2, 3);
         assert!(
-            sql.contains("IN (?1,?2) AND i.item_key IN (?3,?4,?5)"),
+            sql.contains("IN ($1,$2) AND i.item_key IN ($3,$4,$5)"),
             "{sql}"
         );
-        assert!(project_sql(true).contains("LIKE $3"));
+        assert!(PROJECT_SQL.contains("LIKE $3"));
         assert_eq!(mentions("proj_1"), "%\"proj_1\"%");
     }
 }

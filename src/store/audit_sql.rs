@@ -1,20 +1,22 @@
-//! The audit trail's SQL, shared by both backends (`?N` placeholders, turned into `$N` for
-//! Postgres by [`dialect`]). Entries are only ever inserted: the tables' triggers refuse
+//! The audit trail's SQL, rows and [`AuditStore`] implementation, compiled for each backend
+//! like `inventory_sql.rs`. Entries are only ever inserted: the tables' triggers refuse
 //! updates and deletes, so not even a bug of ours can rewrite history. Each entry is chained
 //! to the one before by a hash over its stored columns, so that whoever bypasses the triggers
 //! (the table's owner) leaves a trace `audit verify` finds.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
-use sha2::{Digest, Sha256};
-
-use super::StoreError;
 use super::changes_sql::Bind;
-use super::inventory_sql::{corrupt, dialect};
-use crate::domain::audit::{AuditEntry, AuditEvent, AuditQuery, ChainLink};
+use super::inventory_sql::corrupt;
+use super::{Conn, POSTGRES, This};
+use crate::domain::audit::{AuditEntry, AuditEvent, AuditId, AuditQuery, ChainHead, ChainLink};
+use crate::store::{AuditStore, StoreError};
 
-/// The entry's columns (`?1`..`?17`), for [`INSERT_AUDIT`] and [`APPEND_PG`].
+/// The entry's columns (`$1`..`$17`), for [`INSERT_AUDIT`] and [`APPEND_PG`].
 macro_rules! audit_columns {
     () => {
         "at, actor, client_id, action, outcome, connection_id, grant_id, user_id, email, \
@@ -23,13 +25,13 @@ macro_rules! audit_columns {
     };
 }
 
-/// SQLite: appends one entry with its place in the chain (`?18` seq, `?19` prev_hash, `?20`
+/// SQLite: appends one entry with its place in the chain (`$18` seq, `$19` prev_hash, `$20`
 /// hash), after [`CLAIM_HEAD`].
 pub(super) const INSERT_AUDIT: &str = concat!(
     "INSERT INTO audit_events (",
     audit_columns!(),
-    ", seq, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
-     ?14, ?15, ?16, ?17, ?18, ?19, ?20) RETURNING event_id"
+    ", seq, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+     $14, $15, $16, $17, $18, $19, $20) RETURNING event_id"
 );
 
 /// SQLite: advances the chain head and returns the new entry's seq and the previous hash.
@@ -38,8 +40,8 @@ pub(super) const INSERT_AUDIT: &str = concat!(
 pub(super) const CLAIM_HEAD: &str = "UPDATE audit_chain_head SET seq = seq + 1, \
      prev_hash = hash WHERE id = 1 RETURNING seq, hash";
 
-/// SQLite: records the new entry's hash (`?1`) in the head.
-pub(super) const SET_HEAD_HASH: &str = "UPDATE audit_chain_head SET hash = ?1 WHERE id = 1";
+/// SQLite: records the new entry's hash (`$1`) in the head.
+pub(super) const SET_HEAD_HASH: &str = "UPDATE audit_chain_head SET hash = $1 WHERE id = 1";
 
 /// Postgres: the whole append in one statement (one round trip under the head's row lock,
 /// which the update takes and holds until the caller's transaction ends). The link hash is
@@ -59,19 +61,19 @@ pub(super) const APPEND_PG: &str = concat!(
 pub(super) const READ_HEAD: &str =
     "SELECT seq, hash, legacy_through FROM audit_chain_head WHERE id = 1";
 
-/// Chained entries after seq `?1`, in seq order, at most `?2`.
+/// Chained entries after seq `$1`, in seq order, at most `$2`.
 pub(super) const CHAIN_PAGE: &str = "SELECT event_id, at, actor, client_id, action, outcome, \
      connection_id, grant_id, user_id, email, project_id, group_id, reason, ticket, \
      upstream_request_id, before_state, after_state, detail, seq, prev_hash, hash \
-     FROM audit_events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+     FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2";
 
-/// How many entries from before the chain (`?1` = `legacy_through`) there are.
+/// How many entries from before the chain (`$1` = `legacy_through`) there are.
 pub(super) const COUNT_LEGACY: &str =
-    "SELECT COUNT(*) FROM audit_events WHERE seq IS NULL AND event_id <= ?1";
+    "SELECT COUNT(*) FROM audit_events WHERE seq IS NULL AND event_id <= $1";
 
 /// The first entry without a seq appended after the chain began.
 pub(super) const FIRST_STRAY: &str = "SELECT event_id FROM audit_events \
-     WHERE seq IS NULL AND event_id > ?1 ORDER BY event_id LIMIT 1";
+     WHERE seq IS NULL AND event_id > $1 ORDER BY event_id LIMIT 1";
 
 /// SHA-256 (hex) over a canonical encoding of every stored column of `b`. The encoding is a
 /// JSON array (unambiguous: strings are quoted and escaped), the time at microseconds (what
@@ -170,12 +172,12 @@ impl AuditBinds {
 
 /// The page query for `q` and its binds in order (the limit is the last), like the changes
 /// feed's: only the filters given are bound, entries in append order (by id).
-pub(super) fn audit_page_sql(q: &AuditQuery, postgres: bool) -> (String, Vec<Bind>) {
+pub(super) fn audit_page_sql(q: &AuditQuery) -> (String, Vec<Bind>) {
     let mut binds = Vec::new();
     let mut conditions = Vec::new();
     let mut push = |column: &str, op: &str, b: Bind| {
         binds.push(b);
-        conditions.push(format!("{column} {op} ?{}", binds.len()));
+        conditions.push(format!("{column} {op} ${}", binds.len()));
     };
     if let Some(id) = q.connection_id {
         push("connection_id", "=", Bind::Text(id.to_string()));
@@ -220,9 +222,9 @@ pub(super) fn audit_page_sql(q: &AuditQuery, postgres: bool) -> (String, Vec<Bin
         "SELECT event_id, at, actor, client_id, action, outcome, connection_id, grant_id, \
          user_id, email, project_id, group_id, reason, ticket, upstream_request_id, \
          before_state, after_state, detail FROM audit_events {filter} \
-         ORDER BY event_id LIMIT ?{limit}"
+         ORDER BY event_id LIMIT ${limit}"
     );
-    (dialect(&sql, postgres), binds)
+    (sql, binds)
 }
 
 /// One `audit_events` row.
@@ -337,136 +339,103 @@ impl TryFrom<AuditRow> for AuditEvent {
     }
 }
 
-/// [`super::AuditStore`] for a backend, and `audit_insert` for other statements' transactions
-/// (a grant's outcome and its audit entry commit together). `$db` is the sqlx database, `$pg`
-/// the dialect.
-macro_rules! audit_store {
-    ($store:ty, $db:ty, $pg:expr) => {
-        impl $store {
-            /// Appends `entry` on `conn`, which must be in a transaction (the caller's): the chain
-            /// head's advance and the entry commit together.
-            pub(super) async fn audit_insert(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                entry: &crate::domain::audit::AuditEntry,
-            ) -> Result<i64, super::StoreError> {
-                use super::audit_sql::*;
-                let b = AuditBinds::of(entry);
-                let content = content_hash(&b);
-                let chained = if $pg {
-                    None
-                } else {
-                    let (seq, prev_hash): (i64, String) =
-                        sqlx::query_as(CLAIM_HEAD).fetch_one(&mut *conn).await?;
-                    let hash = link_hash(seq, &prev_hash, &content);
-                    Some((seq, prev_hash, hash))
-                };
-                let sql = if $pg { APPEND_PG } else { INSERT_AUDIT };
-                let mut q = sqlx::query_as::<_, (i64,)>(sql).bind(b.at);
-                for t in b.texts {
-                    q = q.bind(t);
-                }
-                for j in b.json {
-                    q = q.bind(j);
-                }
-                let (id,) = match &chained {
-                    None => q.bind(&content),
-                    Some((seq, prev_hash, hash)) => q.bind(*seq).bind(prev_hash).bind(hash),
-                }
-                .fetch_one(&mut *conn)
-                .await?;
-                if let Some((_, _, hash)) = chained {
-                    sqlx::query(SET_HEAD_HASH)
-                        .bind(hash)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Ok(id)
-            }
-        }
-
-        #[async_trait::async_trait]
-        impl super::AuditStore for $store {
-            async fn append_audit(
-                &self,
-                entry: &crate::domain::audit::AuditEntry,
-            ) -> Result<i64, super::StoreError> {
-                // A transaction of its own: the head's advance and the entry commit together.
-                let mut tx = self.pool.begin().await?;
-                let id = Self::audit_insert(&mut tx, entry).await?;
-                tx.commit().await?;
-                Ok(id)
-            }
-
-            async fn audit_chain_head(
-                &self,
-            ) -> Result<crate::domain::audit::ChainHead, super::StoreError> {
-                use super::audit_sql::*;
-                let (seq, hash, legacy_through): (i64, String, i64) =
-                    sqlx::query_as(READ_HEAD).fetch_one(&self.pool).await?;
-                Ok(crate::domain::audit::ChainHead {
-                    seq,
-                    hash,
-                    legacy_through,
-                })
-            }
-
-            async fn audit_chain_page(
-                &self,
-                after_seq: i64,
-                limit: u32,
-            ) -> Result<Vec<crate::domain::audit::ChainLink>, super::StoreError> {
-                use super::audit_sql::*;
-                use super::inventory_sql::dialect;
-                let rows: Vec<ChainRow> =
-                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(CHAIN_PAGE, $pg)))
-                        .bind(after_seq)
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await?;
-                Ok(rows.into_iter().map(Into::into).collect())
-            }
-
-            async fn audit_unchained(
-                &self,
-                legacy_through: crate::domain::audit::AuditId,
-            ) -> Result<(u64, Option<crate::domain::audit::AuditId>), super::StoreError> {
-                use super::audit_sql::*;
-                use super::inventory_sql::dialect;
-                let (legacy,): (i64,) =
-                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(COUNT_LEGACY, $pg)))
-                        .bind(legacy_through)
-                        .fetch_one(&self.pool)
-                        .await?;
-                let stray: Option<(i64,)> =
-                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(FIRST_STRAY, $pg)))
-                        .bind(legacy_through)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                Ok((u64::try_from(legacy).unwrap_or(0), stray.map(|(id,)| id)))
-            }
-
-            async fn list_audit(
-                &self,
-                query: &crate::domain::audit::AuditQuery,
-            ) -> Result<Vec<crate::domain::audit::AuditEvent>, super::StoreError> {
-                use super::audit_sql::*;
-                use super::changes_sql::Bind;
-                let (sql, binds) = audit_page_sql(query, $pg);
-                let mut q = sqlx::query_as::<_, AuditRow>(sqlx::AssertSqlSafe(sql));
-                for b in binds {
-                    q = match b {
-                        Bind::Text(v) => q.bind(v),
-                        Bind::Time(v) => q.bind(v),
-                        Bind::Int(v) => q.bind(v),
-                    };
-                }
-                let rows = q.fetch_all(&self.pool).await?;
-                rows.into_iter().map(TryInto::try_into).collect()
-            }
-        }
+/// Appends `entry` on `conn`, which must be in a transaction (the caller's: a grant's outcome
+/// and its audit entry commit together): the chain head's advance and the entry commit
+/// together.
+pub(super) async fn insert_audit(conn: &mut Conn, entry: &AuditEntry) -> Result<i64, StoreError> {
+    let b = AuditBinds::of(entry);
+    let content = content_hash(&b);
+    // SQLite: the link hash is computed here, between claiming the head and the insert;
+    // Postgres computes it in the one statement of `APPEND_PG`.
+    let chained = if POSTGRES {
+        None
+    } else {
+        let (seq, prev_hash): (i64, String) =
+            sqlx::query_as(CLAIM_HEAD).fetch_one(&mut *conn).await?;
+        let hash = link_hash(seq, &prev_hash, &content);
+        Some((seq, prev_hash, hash))
     };
+    let sql = if POSTGRES { APPEND_PG } else { INSERT_AUDIT };
+    let mut q = sqlx::query_as::<_, (i64,)>(sql).bind(b.at);
+    for t in b.texts {
+        q = q.bind(t);
+    }
+    for j in b.json {
+        q = q.bind(j);
+    }
+    let (id,) = match &chained {
+        None => q.bind(&content),
+        Some((seq, prev_hash, hash)) => q.bind(*seq).bind(prev_hash).bind(hash),
+    }
+    .fetch_one(&mut *conn)
+    .await?;
+    if let Some((_, _, hash)) = chained {
+        sqlx::query(SET_HEAD_HASH)
+            .bind(hash)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(id)
 }
-pub(super) use audit_store;
+
+#[async_trait]
+impl AuditStore for This {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<AuditId, StoreError> {
+        // A transaction of its own: the head's advance and the entry commit together.
+        let mut tx = self.pool.begin().await?;
+        let id = insert_audit(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn audit_chain_head(&self) -> Result<ChainHead, StoreError> {
+        let (seq, hash, legacy_through): (i64, String, i64) =
+            sqlx::query_as(READ_HEAD).fetch_one(&self.pool).await?;
+        Ok(ChainHead {
+            seq,
+            hash,
+            legacy_through,
+        })
+    }
+
+    async fn audit_chain_page(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<ChainLink>, StoreError> {
+        let rows: Vec<ChainRow> = sqlx::query_as(CHAIN_PAGE)
+            .bind(after_seq)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn audit_unchained(
+        &self,
+        legacy_through: AuditId,
+    ) -> Result<(u64, Option<AuditId>), StoreError> {
+        let (legacy,): (i64,) = sqlx::query_as(COUNT_LEGACY)
+            .bind(legacy_through)
+            .fetch_one(&self.pool)
+            .await?;
+        let stray: Option<(i64,)> = sqlx::query_as(FIRST_STRAY)
+            .bind(legacy_through)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok((u64::try_from(legacy).unwrap_or(0), stray.map(|(id,)| id)))
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let (sql, binds) = audit_page_sql(query);
+        let mut q = sqlx::query_as::<_, AuditRow>(AssertSqlSafe(sql));
+        for b in binds {
+            q = b.bind(q);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -484,7 +453,7 @@ mod tests {
             limit: 10,
             ..AuditQuery::default()
         };
-        let (sql, binds) = audit_page_sql(&q, true);
+        let (sql, binds) = audit_page_sql(&q);
         assert_eq!(binds.len(), 5);
         assert!(
             sql.contains(
@@ -494,7 +463,7 @@ mod tests {
         );
         assert!(sql.ends_with("ORDER BY event_id LIMIT $5"), "{sql}");
         assert!(matches!(&binds[1], Bind::Text(e) if e == "ann@example.com"));
-        let (sql, binds) = audit_page_sql(&AuditQuery::default(), false);
+        let (sql, binds) = audit_page_sql(&AuditQuery::default());
         assert_eq!(binds.len(), 1);
         assert!(!sql.contains("WHERE"), "{sql}");
     }

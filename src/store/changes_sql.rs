@@ -1,5 +1,5 @@
-//! The changes feed's SQL and rows, shared by both backends like `inventory_sql.rs` (`?N`
-//! placeholders, turned into `$N` for Postgres by [`dialect`]).
+//! The changes feed's SQL, rows and [`ChangesStore`] implementation, compiled for each
+//! backend like `inventory_sql.rs`.
 //!
 //! The diff runs inside the transaction that publishes a new snapshot, before the previous
 //! snapshot's items are dropped: one `INSERT ... SELECT` compares the two snapshots by
@@ -10,12 +10,15 @@
 //! (`last_used_at`) move every day. `IS DISTINCT FROM` needs SQLite 3.39+ (sqlx bundles a
 //! newer one) and is standard in Postgres.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
-use super::StoreError;
-use super::inventory_sql::{corrupt, dialect};
-use crate::domain::{Change, ChangeQuery, EventVerb, ItemKind, SyncStats};
+use super::inventory_sql::corrupt;
+use super::{Db, Query, QueryAs, This};
+use crate::domain::{Change, ChangeQuery, EventVerb, ExpectedChange, ItemKind, SyncRun, SyncStats};
+use crate::store::{ChangesStore, StoreError, not_found_on_foreign_key};
 
 /// Kinds never compared: a cost item is one day's figure, each sync brings new days.
 const NEVER_COMPARED: [ItemKind; 1] = [ItemKind::Cost];
@@ -24,57 +27,56 @@ const NEVER_COMPARED: [ItemKind; 1] = [ItemKind::Cost];
 /// the snapshot with the archive; its `project.archived` change stands for them.
 const PROJECT_CHILDREN: &str = "'project_member', 'project_group', 'service_account', 'api_key'";
 
-/// Whether an expected change matches the observed item `x` (`?3` connection, `?4` seen at).
+/// Whether an expected change matches the observed item `x` (`$3` connection, `$4` seen at).
 fn expected(change: &str, x: &str) -> String {
     format!(
-        "EXISTS (SELECT 1 FROM expected_changes e WHERE e.connection_id = ?3 \
+        "EXISTS (SELECT 1 FROM expected_changes e WHERE e.connection_id = $3 \
          AND e.kind = {x}.kind AND e.item_key = {x}.item_key AND e.change = '{change}' \
          AND (e.role IS NULL OR e.role = {x}.role) AND (e.status IS NULL OR e.status = {x}.status) \
-         AND e.until_at >= ?4)"
+         AND e.until_at >= $4)"
     )
 }
 
-/// The diff of snapshot `?1` (previous) against `?2` (new) of connection `?3`, seen at `?4`,
+/// The diff of snapshot `$1` (previous) against `$2` (new) of connection `$3`, seen at `$4`,
 /// leaving out `excluded` kinds (never compared, or skipped by either sync: a kind the key
 /// could not read is not a kind whose items all vanished).
-pub(super) fn record_changes_sql(excluded: &[ItemKind], postgres: bool) -> String {
+pub(super) fn record_changes_sql(excluded: &[ItemKind]) -> String {
     let excluded = excluded
         .iter()
         .map(|k| format!("'{}'", k.as_str()))
         .collect::<Vec<_>>()
         .join(", ");
-    let sql = format!(
+    format!(
         "INSERT INTO inventory_changes (connection_id, sync_id, seen_at, kind, item_key, change, \
          parent_id, subject_id, email, role_before, role_after, status_before, status_after, \
          data_before, data_after, by_governor) \
-         SELECT ?3, ?2, ?4, n.kind, n.item_key, 'added', n.parent_id, n.subject_id, n.email, \
+         SELECT $3, $2, $4, n.kind, n.item_key, 'added', n.parent_id, n.subject_id, n.email, \
          NULL, n.role, NULL, n.status, NULL, n.data, {added} \
-         FROM inventory_items n WHERE n.sync_id = ?2 AND n.kind NOT IN ({excluded}) \
+         FROM inventory_items n WHERE n.sync_id = $2 AND n.kind NOT IN ({excluded}) \
          AND NOT EXISTS (SELECT 1 FROM inventory_items o \
-           WHERE o.sync_id = ?1 AND o.kind = n.kind AND o.item_key = n.item_key) \
+           WHERE o.sync_id = $1 AND o.kind = n.kind AND o.item_key = n.item_key) \
          UNION ALL \
-         SELECT ?3, ?2, ?4, o.kind, o.item_key, 'removed', o.parent_id, o.subject_id, o.email, \
+         SELECT $3, $2, $4, o.kind, o.item_key, 'removed', o.parent_id, o.subject_id, o.email, \
          o.role, NULL, o.status, NULL, o.data, NULL, {removed} \
-         FROM inventory_items o WHERE o.sync_id = ?1 AND o.kind NOT IN ({excluded}) \
+         FROM inventory_items o WHERE o.sync_id = $1 AND o.kind NOT IN ({excluded}) \
          AND NOT EXISTS (SELECT 1 FROM inventory_items n \
-           WHERE n.sync_id = ?2 AND n.kind = o.kind AND n.item_key = o.item_key) \
+           WHERE n.sync_id = $2 AND n.kind = o.kind AND n.item_key = o.item_key) \
          AND NOT (o.kind IN ({PROJECT_CHILDREN}) AND EXISTS (SELECT 1 FROM inventory_items p \
-           WHERE p.sync_id = ?2 AND p.kind = 'project' AND p.item_key = o.parent_id \
+           WHERE p.sync_id = $2 AND p.kind = 'project' AND p.item_key = o.parent_id \
            AND p.status = 'archived')) \
          UNION ALL \
-         SELECT ?3, ?2, ?4, n.kind, n.item_key, 'changed', n.parent_id, n.subject_id, n.email, \
+         SELECT $3, $2, $4, n.kind, n.item_key, 'changed', n.parent_id, n.subject_id, n.email, \
          o.role, n.role, o.status, n.status, o.data, n.data, {changed} \
          FROM inventory_items o JOIN inventory_items n \
-           ON n.sync_id = ?2 AND n.kind = o.kind AND n.item_key = o.item_key \
-         WHERE o.sync_id = ?1 AND o.kind NOT IN ({excluded}) \
+           ON n.sync_id = $2 AND n.kind = o.kind AND n.item_key = o.item_key \
+         WHERE o.sync_id = $1 AND o.kind NOT IN ({excluded}) \
          AND (o.role IS DISTINCT FROM n.role OR o.status IS DISTINCT FROM n.status \
            OR o.email IS DISTINCT FROM n.email OR o.parent_id IS DISTINCT FROM n.parent_id \
            OR o.subject_id IS DISTINCT FROM n.subject_id)",
         added = expected("added", "n"),
         removed = expected("removed", "o"),
         changed = expected("changed", "n"),
-    );
-    dialect(&sql, postgres)
+    )
 }
 
 /// The kinds a diff between runs with these stats leaves out.
@@ -87,18 +89,18 @@ pub(super) fn excluded_kinds(old: &SyncStats, new: &SyncStats) -> Vec<ItemKind> 
 }
 
 /// A previous run's stats (which kinds it skipped).
-pub(super) const SYNC_STATS: &str = "SELECT stats FROM inventory_syncs WHERE sync_id = ?1";
+pub(super) const SYNC_STATS: &str = "SELECT stats FROM inventory_syncs WHERE sync_id = $1";
 
-/// Drops expectations that are met by the changes of sync `?3` or expired at `?2`.
+/// Drops expectations that are met by the changes of sync `$3` or expired at `$2`.
 pub(super) const DROP_MET_EXPECTATIONS: &str = "DELETE FROM expected_changes \
-     WHERE connection_id = ?1 AND (until_at < ?2 OR EXISTS (SELECT 1 FROM inventory_changes c \
-       WHERE c.sync_id = ?3 AND c.by_governor AND c.kind = expected_changes.kind \
+     WHERE connection_id = $1 AND (until_at < $2 OR EXISTS (SELECT 1 FROM inventory_changes c \
+       WHERE c.sync_id = $3 AND c.by_governor AND c.kind = expected_changes.kind \
        AND c.item_key = expected_changes.item_key AND c.change = expected_changes.change))";
 
 /// Records an expected change.
 pub(super) const INSERT_EXPECTED: &str = "INSERT INTO expected_changes \
      (connection_id, kind, item_key, change, role, status, until_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// A project whose status became `archived` (never NULL: every column is coalesced).
 const ARCHIVED: &str = "(c.kind = 'project' AND COALESCE(c.status_after, '') = 'archived' \
@@ -136,12 +138,12 @@ pub(super) enum Bind {
 }
 
 /// The page query for `q` and its binds in order (the limit is the last).
-pub(super) fn change_page_sql(q: &ChangeQuery, postgres: bool) -> (String, Vec<Bind>) {
+pub(super) fn change_page_sql(q: &ChangeQuery) -> (String, Vec<Bind>) {
     let mut binds = Vec::new();
     let mut conditions = Vec::new();
     let bind = |binds: &mut Vec<Bind>, b: Bind| {
         binds.push(b);
-        format!("?{}", binds.len())
+        format!("${}", binds.len())
     };
     if let Some(id) = q.connection_id {
         let p = bind(&mut binds, Bind::Text(id.to_string()));
@@ -180,7 +182,7 @@ pub(super) fn change_page_sql(q: &ChangeQuery, postgres: bool) -> (String, Vec<B
          c.status_before, c.status_after, c.data_before, c.data_after, c.by_governor \
          FROM inventory_changes c {filter} ORDER BY c.change_id LIMIT {limit}"
     );
-    (dialect(&sql, postgres), binds)
+    (sql, binds)
 }
 
 /// One `inventory_changes` row.
@@ -233,103 +235,81 @@ impl TryFrom<ChangeRow> for Change {
     }
 }
 
-/// [`super::ChangesStore`] for a backend, the same for both, and the diff recorded when a
-/// snapshot is published.
-/// `$db` is the sqlx database (for the publishing transaction), `$pg` the dialect.
-/// Binds an expected change `$e` to the next seven parameters (those of [`INSERT_EXPECTED`]).
-macro_rules! bind_expected {
-    ($query:expr, $e:expr) => {
-        $query
-            .bind($e.connection_id.to_string())
-            .bind($e.kind.as_str())
-            .bind(&$e.key)
-            .bind($e.change.as_str())
-            .bind(&$e.role)
-            .bind(&$e.status)
-            .bind($e.until)
-    };
-}
-pub(super) use bind_expected;
-
-macro_rules! changes_store {
-    ($store:ty, $db:ty, $pg:expr) => {
-        impl $store {
-            /// Records the diff of snapshot `old` against `run`'s in the publishing
-            /// transaction (call before `old`'s items are dropped); returns how many changes.
-            async fn changes_record(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                old: &str,
-                run: &crate::domain::SyncRun,
-            ) -> Result<u64, super::StoreError> {
-                use super::changes_sql::*;
-                use super::inventory_sql::dialect;
-                let connection_id = run.connection_id.to_string();
-                let sync_id = run.id.to_string();
-                let seen_at = run.finished_at.unwrap_or(run.started_at);
-                let old_stats: Option<(sqlx::types::Json<crate::domain::SyncStats>,)> =
-                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(SYNC_STATS, $pg)))
-                        .bind(old)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                let old_stats = old_stats.map(|(s,)| s.0).unwrap_or_default();
-                let excluded = excluded_kinds(&old_stats, &run.stats);
-                let recorded = sqlx::query(sqlx::AssertSqlSafe(record_changes_sql(&excluded, $pg)))
-                    .bind(old)
-                    .bind(&sync_id)
-                    .bind(&connection_id)
-                    .bind(seen_at)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
-                sqlx::query(sqlx::AssertSqlSafe(dialect(DROP_MET_EXPECTATIONS, $pg)))
-                    .bind(&connection_id)
-                    .bind(seen_at)
-                    .bind(&sync_id)
-                    .execute(&mut **tx)
-                    .await?;
-                Ok(recorded)
-            }
+impl Bind {
+    /// Binds the value to the next parameter of `q`.
+    pub(super) fn bind<'q, O>(self, q: QueryAs<'q, O>) -> QueryAs<'q, O> {
+        match self {
+            Bind::Text(v) => q.bind(v),
+            Bind::Time(v) => q.bind(v),
+            Bind::Int(v) => q.bind(v),
         }
-
-        #[async_trait::async_trait]
-        impl super::ChangesStore for $store {
-            async fn list_changes(
-                &self,
-                query: &crate::domain::ChangeQuery,
-            ) -> Result<Vec<crate::domain::Change>, super::StoreError> {
-                use super::changes_sql::*;
-                let (sql, binds) = change_page_sql(query, $pg);
-                let mut q = sqlx::query_as::<_, ChangeRow>(sqlx::AssertSqlSafe(sql));
-                for b in binds {
-                    q = match b {
-                        Bind::Text(v) => q.bind(v),
-                        Bind::Time(v) => q.bind(v),
-                        Bind::Int(v) => q.bind(v),
-                    };
-                }
-                let rows = q.fetch_all(&self.pool).await?;
-                rows.into_iter().map(TryInto::try_into).collect()
-            }
-
-            async fn expect_change(
-                &self,
-                e: &crate::domain::ExpectedChange,
-            ) -> Result<(), super::StoreError> {
-                use super::changes_sql::*;
-                use super::inventory_sql::dialect;
-                bind_expected!(
-                    sqlx::query(sqlx::AssertSqlSafe(dialect(INSERT_EXPECTED, $pg))),
-                    e
-                )
-                .execute(&self.pool)
-                .await
-                .map_err(super::not_found_on_foreign_key)?;
-                Ok(())
-            }
-        }
-    };
+    }
 }
-pub(super) use changes_store;
+
+/// Binds an expected change to the next seven parameters (those of [`INSERT_EXPECTED`]).
+pub(super) fn bind_expected<'q>(q: Query<'q>, e: &ExpectedChange) -> Query<'q> {
+    q.bind(e.connection_id.to_string())
+        .bind(e.kind.as_str())
+        .bind(&e.key)
+        .bind(e.change.as_str())
+        .bind(&e.role)
+        .bind(&e.status)
+        .bind(e.until)
+}
+
+/// Records the diff of snapshot `old` against `run`'s in the publishing transaction (call
+/// before `old`'s items are dropped); returns how many changes.
+pub(super) async fn record_changes(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    old: &str,
+    run: &SyncRun,
+) -> Result<u64, StoreError> {
+    let connection_id = run.connection_id.to_string();
+    let sync_id = run.id.to_string();
+    let seen_at = run.finished_at.unwrap_or(run.started_at);
+    let old_stats: Option<(Json<SyncStats>,)> = sqlx::query_as(SYNC_STATS)
+        .bind(old)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let old_stats = old_stats.map(|(s,)| s.0).unwrap_or_default();
+    let excluded = excluded_kinds(&old_stats, &run.stats);
+    let recorded = sqlx::query(AssertSqlSafe(record_changes_sql(&excluded)))
+        .bind(old)
+        .bind(&sync_id)
+        .bind(&connection_id)
+        .bind(seen_at)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    sqlx::query(DROP_MET_EXPECTATIONS)
+        .bind(&connection_id)
+        .bind(seen_at)
+        .bind(&sync_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(recorded)
+}
+
+#[async_trait]
+impl ChangesStore for This {
+    async fn list_changes(&self, query: &ChangeQuery) -> Result<Vec<Change>, StoreError> {
+        let (sql, binds) = change_page_sql(query);
+        let mut q = sqlx::query_as::<_, ChangeRow>(AssertSqlSafe(sql));
+        for b in binds {
+            q = b.bind(q);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    async fn expect_change(&self, e: &ExpectedChange) -> Result<(), StoreError> {
+        bind_expected(sqlx::query(INSERT_EXPECTED), e)
+            .execute(&self.pool)
+            .await
+            .map_err(not_found_on_foreign_key)?;
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -342,9 +322,9 @@ mod tests {
         new.skipped.insert(ItemKind::Group, "no scope".into());
         let kinds = excluded_kinds(&SyncStats::default(), &new);
         assert_eq!(kinds, [ItemKind::Group, ItemKind::Cost]);
-        let sql = record_changes_sql(&kinds, true);
+        let sql = record_changes_sql(&kinds);
         assert!(sql.contains("NOT IN ('group', 'cost')"), "{sql}");
-        assert!(!sql.contains('?'), "every placeholder is Postgres': {sql}");
+        assert!(!sql.contains('?'), "every placeholder is `$N`: {sql}");
     }
 
     #[test]
@@ -357,7 +337,7 @@ mod tests {
             limit: 10,
             ..ChangeQuery::default()
         };
-        let (sql, binds) = change_page_sql(&q, true);
+        let (sql, binds) = change_page_sql(&q);
         assert_eq!(binds.len(), 4);
         assert!(
             sql.contains("c.connection_id = $1 AND c.kind = $2"),

@@ -1,5 +1,5 @@
-//! Grants, idempotency keys and the write-through to the current snapshot: SQL shared by both
-//! backends (`?N` placeholders, `$N` for Postgres via [`dialect`]).
+//! Grants and the write-through to the current snapshot: SQL and [`GrantStore`]
+//! implementation, compiled for each backend like `inventory_sql.rs`.
 //!
 //! Two columns keep writes single: `lock_key` (unique) holds the grant's `access_key` while a
 //! write on that membership is in flight, so a second request for the same access waits
@@ -8,76 +8,86 @@
 //! Claims are single conditional `UPDATE`s: in Postgres the losing updater re-checks the
 //! condition after the winner commits and matches nothing.
 
-use crate::domain::grants::{Grant, GrantQuery};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
+use sqlx::types::Json;
+
+use super::audit_sql::insert_audit;
+use super::changes_sql::{INSERT_EXPECTED, bind_expected};
+use super::{Conn, POSTGRES, Query, This};
+use crate::domain::grants::{Grant, GrantQuery, GrantStatus};
+use crate::domain::{ConnectionId, GrantId, Item, ItemKind};
+use crate::store::{GrantSaveExtras, GrantStore, StoreError, grant_write_error};
 
 /// Columns rewritten from the record on every save.
 pub(super) const INSERT_GRANT: &str = "INSERT INTO grants (grant_id, connection_id, status, \
      email, user_id, project_id, expires_at, access_key, lock_key, lease_owner, lease_until, \
-     created_at, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12)";
+     created_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12)";
 
-/// Saves the record while the caller still holds its lease (`?8` owner); `?7` true releases
+/// Saves the record while the caller still holds its lease (`$8` owner); `$7` true releases
 /// the lock and lease.
-pub(super) const SAVE_GRANT: &str = "UPDATE grants SET status = ?2, email = ?3, user_id = ?4, \
-     expires_at = ?5, data = ?6, \
-     lock_key = CASE WHEN ?7 THEN NULL ELSE lock_key END, \
-     lease_owner = CASE WHEN ?7 THEN NULL ELSE lease_owner END, \
-     lease_until = CASE WHEN ?7 THEN NULL ELSE lease_until END \
-     WHERE grant_id = ?1 AND lease_owner = ?8";
+pub(super) const SAVE_GRANT: &str = "UPDATE grants SET status = $2, email = $3, user_id = $4, \
+     expires_at = $5, data = $6, \
+     lock_key = CASE WHEN $7 THEN NULL ELSE lock_key END, \
+     lease_owner = CASE WHEN $7 THEN NULL ELSE lease_owner END, \
+     lease_until = CASE WHEN $7 THEN NULL ELSE lease_until END \
+     WHERE grant_id = $1 AND lease_owner = $8";
 
 /// Postgres: [`SAVE_GRANT`] and the expected change of the write it plans
-/// (`super::changes_sql::INSERT_EXPECTED`, binds `?9`–`?15`) as one statement, so the record
+/// ([`INSERT_EXPECTED`], binds `$9`–`$15`) as one statement, so the record
 /// that must reach the disk before the write costs one round trip. The expectation is
 /// inserted only if the grant was saved: one row affected means both.
-pub(super) const SAVE_GRANT_EXPECTING_PG: &str = "WITH saved AS (UPDATE grants SET status = ?2, \
-     email = ?3, user_id = ?4, expires_at = ?5, data = ?6, \
-     lock_key = CASE WHEN ?7 THEN NULL ELSE lock_key END, \
-     lease_owner = CASE WHEN ?7 THEN NULL ELSE lease_owner END, \
-     lease_until = CASE WHEN ?7 THEN NULL ELSE lease_until END \
-     WHERE grant_id = ?1 AND lease_owner = ?8 RETURNING 1) \
+pub(super) const SAVE_GRANT_EXPECTING_PG: &str = "WITH saved AS (UPDATE grants SET status = $2, \
+     email = $3, user_id = $4, expires_at = $5, data = $6, \
+     lock_key = CASE WHEN $7 THEN NULL ELSE lock_key END, \
+     lease_owner = CASE WHEN $7 THEN NULL ELSE lease_owner END, \
+     lease_until = CASE WHEN $7 THEN NULL ELSE lease_until END \
+     WHERE grant_id = $1 AND lease_owner = $8 RETURNING 1) \
      INSERT INTO expected_changes (connection_id, kind, item_key, change, role, status, until_at) \
-     SELECT ?9, ?10, ?11, ?12, ?13, ?14, ?15 FROM saved";
+     SELECT $9, $10, $11, $12, $13, $14, $15 FROM saved";
 
-/// Takes a lease on a grant in one of the listed statuses (`?5`, a comma-separated list)
-/// unless someone else's lease is live at `?4`, and with `?6` the access lock.
+/// Takes a lease on a grant in one of the listed statuses (`$5`, a comma-separated list)
+/// unless someone else's lease is live at `$4`, and with `$6` the access lock.
 pub(super) const CLAIM_GRANT: &str = "UPDATE grants \
-     SET lock_key = CASE WHEN ?6 THEN access_key ELSE lock_key END, \
-     lease_owner = ?2, lease_until = ?3 \
-     WHERE grant_id = ?1 AND (lease_until IS NULL OR lease_until < ?4) \
-     AND (',' || ?5 || ',') LIKE ('%,' || status || ',%') \
+     SET lock_key = CASE WHEN $6 THEN access_key ELSE lock_key END, \
+     lease_owner = $2, lease_until = $3 \
+     WHERE grant_id = $1 AND (lease_until IS NULL OR lease_until < $4) \
+     AND (',' || $5 || ',') LIKE ('%,' || status || ',%') \
      RETURNING data";
 
 /// Drops a stale lock left by a crashed writer on the same access (its lease ran out), so
 /// the claim that follows can take it; the crashed grant itself is reconciled separately.
 pub(super) const DROP_STALE_LOCK: &str = "UPDATE grants SET lock_key = NULL \
-     WHERE lock_key = ?1 AND lease_until < ?2";
+     WHERE lock_key = $1 AND lease_until < $2";
 
-/// [`DROP_STALE_LOCK`] for the access of grant `?1`. A write as a transaction's first
+/// [`DROP_STALE_LOCK`] for the access of grant `$1`. A write as a transaction's first
 /// statement: SQLite then takes the write lock at once (waiting out `busy_timeout`) instead of
 /// failing a read transaction's later upgrade with "database is locked".
 pub(super) const DROP_STALE_LOCK_OF: &str = "UPDATE grants SET lock_key = NULL \
-     WHERE lock_key = (SELECT access_key FROM grants WHERE grant_id = ?1) AND lease_until < ?2";
+     WHERE lock_key = (SELECT access_key FROM grants WHERE grant_id = $1) AND lease_until < $2";
 
 /// One grant.
-pub(super) const GET_GRANT: &str = "SELECT data FROM grants WHERE grant_id = ?1";
+pub(super) const GET_GRANT: &str = "SELECT data FROM grants WHERE grant_id = $1";
 
-/// Grants needing work at `?1`, with no live lease: due for expiry, interrupted (pending), or
-/// waiting for an invite to be accepted (polled no more often than `?2`: their `updated_at` is
+/// Grants needing work at `$1`, with no live lease: due for expiry, interrupted (pending), or
+/// waiting for an invite to be accepted (polled no more often than `$2`: their `updated_at` is
 /// not in `data`'s columns, so the lease doubles as "last polled").
 pub(super) const GRANTS_NEEDING_WORK: &str = "SELECT data FROM grants \
-     WHERE (lease_until IS NULL OR lease_until < ?1) \
+     WHERE (lease_until IS NULL OR lease_until < $1) \
      AND (status = 'pending' \
-       OR (status IN ('active', 'invited') AND expires_at IS NOT NULL AND expires_at <= ?1) \
+       OR (status IN ('active', 'invited') AND expires_at IS NOT NULL AND expires_at <= $1) \
        OR status = 'invited') \
-     ORDER BY grant_id LIMIT ?2";
+     ORDER BY grant_id LIMIT $2";
 
 /// A page of grants matching `q` (filters bound in order), newest last.
-pub(super) fn grant_page_sql(q: &GrantQuery, postgres: bool) -> (String, Vec<String>) {
+pub(super) fn grant_page_sql(q: &GrantQuery) -> (String, Vec<String>) {
     let mut sql = String::from("SELECT data FROM grants WHERE 1 = 1");
     let mut binds = Vec::new();
     let mut filter = |column: &str, value: Option<String>| {
         if let Some(v) = value {
             binds.push(v);
-            sql.push_str(&format!(" AND {column} = ?{}", binds.len()));
+            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
         }
     };
     filter("connection_id", q.connection_id.map(|c| c.to_string()));
@@ -86,10 +96,10 @@ pub(super) fn grant_page_sql(q: &GrantQuery, postgres: bool) -> (String, Vec<Str
     filter("project_id", q.project_id.clone());
     if let Some(after) = q.after {
         binds.push(after.to_string());
-        sql.push_str(&format!(" AND grant_id > ?{}", binds.len()));
+        sql.push_str(&format!(" AND grant_id > ${}", binds.len()));
     }
     sql.push_str(&format!(" ORDER BY grant_id LIMIT {}", q.limit));
-    (super::inventory_sql::dialect(&sql, postgres), binds)
+    (sql, binds)
 }
 
 /// The columns a grant's record fills, in `INSERT_GRANT` / `SAVE_GRANT` terms.
@@ -97,413 +107,238 @@ pub(super) fn email_of(g: &Grant) -> Option<String> {
     g.grantee.email.as_ref().map(|e| e.to_lowercase())
 }
 
-/// Records an idempotency key as in progress, unless it exists.
-pub(super) const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys (subject, idem_key, \
-     operation, fingerprint, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-     ON CONFLICT (subject, idem_key) DO NOTHING";
-
-/// The first request's fingerprint and answer.
-pub(super) const GET_IDEMPOTENCY: &str = "SELECT operation, fingerprint, status_code, \
-     response, created_at FROM idempotency_keys WHERE subject = ?1 AND idem_key = ?2";
-
-/// Stores the answer.
-pub(super) const FINISH_IDEMPOTENCY: &str = "UPDATE idempotency_keys SET status_code = ?3, \
-     response = ?4 WHERE subject = ?1 AND idem_key = ?2";
-
-/// Forgets the key if its answer is older than the TTL (an in-progress key is left to the
-/// abandoned-request rule).
-pub(super) const EXPIRE_IDEMPOTENCY: &str = "DELETE FROM idempotency_keys \
-     WHERE subject = ?1 AND idem_key = ?2 AND created_at < ?3 AND status_code IS NOT NULL";
-
-/// Forgets every answered key older than the TTL.
-pub(super) const PURGE_IDEMPOTENCY: &str =
-    "DELETE FROM idempotency_keys WHERE created_at < ?1 AND status_code IS NOT NULL";
-
-/// Forgets a key whose request failed in a way worth retrying (5xx).
-pub(super) const FORGET_IDEMPOTENCY: &str =
-    "DELETE FROM idempotency_keys WHERE subject = ?1 AND idem_key = ?2";
-
 /// Drops an item from the connection's current snapshot.
 pub(super) const HEAD_DELETE_ITEM: &str = "DELETE FROM inventory_items \
-     WHERE kind = ?2 AND item_key = ?3 \
-     AND sync_id = (SELECT sync_id FROM inventory_heads WHERE connection_id = ?1)";
+     WHERE kind = $2 AND item_key = $3 \
+     AND sync_id = (SELECT sync_id FROM inventory_heads WHERE connection_id = $1)";
 
 /// Puts an item in the connection's current snapshot, replacing the one with its key.
 pub(super) const HEAD_UPSERT_ITEM: &str = "INSERT INTO inventory_items \
      (sync_id, kind, item_key, parent_id, subject_id, email, role, status, data) \
-     SELECT sync_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM inventory_heads WHERE connection_id = ?1 \
+     SELECT sync_id, $2, $3, $4, $5, $6, $7, $8, $9 FROM inventory_heads WHERE connection_id = $1 \
      ON CONFLICT (sync_id, kind, item_key) DO UPDATE SET parent_id = excluded.parent_id, \
      subject_id = excluded.subject_id, email = excluded.email, role = excluded.role, \
      status = excluded.status, data = excluded.data";
 
-/// Binds `?1`–`?8` of [`SAVE_GRANT`] (and [`SAVE_GRANT_EXPECTING_PG`]).
-macro_rules! bind_save {
-    ($query:expr, $g:expr, $release:expr, $owner:expr) => {
-        $query
-            .bind($g.id.to_string())
-            .bind($g.status.as_str())
-            .bind(email_of($g))
-            .bind(&$g.grantee.user_id)
-            .bind($g.expires_at)
-            .bind(sqlx::types::Json($g))
-            .bind($release)
-            .bind($owner)
-    };
+/// Binds `$1`–`$8` of [`SAVE_GRANT`] (and [`SAVE_GRANT_EXPECTING_PG`]).
+fn bind_save<'q>(query: Query<'q>, g: &Grant, release: bool, owner: &str) -> Query<'q> {
+    query
+        .bind(g.id.to_string())
+        .bind(g.status.as_str())
+        .bind(email_of(g))
+        .bind(&g.grantee.user_id)
+        .bind(g.expires_at)
+        .bind(Json(g))
+        .bind(release)
+        .bind(owner)
 }
-pub(super) use bind_save;
 
-/// [`super::GrantStore`] for a backend (`$db` the sqlx database, `$pg` the dialect).
-macro_rules! grant_store {
-    ($store:ty, $db:ty, $pg:expr) => {
-        #[async_trait::async_trait]
-        impl super::GrantStore for $store {
-            async fn insert_grant(
-                &self,
-                g: &crate::domain::grants::Grant,
-                owner: &str,
-                now: chrono::DateTime<chrono::Utc>,
-                until: chrono::DateTime<chrono::Utc>,
-            ) -> Result<(), super::StoreError> {
-                use super::grants_sql::*;
-                use super::inventory_sql::dialect;
-                let key = g.access_key();
-                // One statement, committed on its own; a lock held by a lease that ran out
-                // is dropped (and the insert tried again) only when it is in the way.
-                for retry in [true, false] {
-                    let inserted = sqlx::query(sqlx::AssertSqlSafe(dialect(INSERT_GRANT, $pg)))
-                        .bind(g.id.to_string())
-                        .bind(g.connection_id.to_string())
-                        .bind(g.status.as_str())
-                        .bind(email_of(g))
-                        .bind(&g.grantee.user_id)
-                        .bind(g.target.project_id())
-                        .bind(g.expires_at)
+/// Replaces items of the connection's current snapshot on `conn`.
+async fn patch_head_on(
+    conn: &mut Conn,
+    connection_id: ConnectionId,
+    upserts: &[Item],
+    removals: &[(ItemKind, String)],
+) -> Result<(), StoreError> {
+    let id = connection_id.to_string();
+    for (kind, key) in removals {
+        sqlx::query(HEAD_DELETE_ITEM)
+            .bind(&id)
+            .bind(kind.as_str())
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for i in upserts {
+        sqlx::query(HEAD_UPSERT_ITEM)
+            .bind(&id)
+            .bind(i.kind.as_str())
+            .bind(&i.key)
+            .bind(&i.parent_id)
+            .bind(&i.subject_id)
+            .bind(&i.email)
+            .bind(&i.role)
+            .bind(&i.status)
+            .bind(Json(&i.data))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl GrantStore for This {
+    async fn insert_grant(
+        &self,
+        g: &Grant,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let key = g.access_key();
+        // One statement, committed on its own; a lock held by a lease that ran out is dropped
+        // (and the insert tried again) only when it is in the way.
+        for retry in [true, false] {
+            let inserted = sqlx::query(INSERT_GRANT)
+                .bind(g.id.to_string())
+                .bind(g.connection_id.to_string())
+                .bind(g.status.as_str())
+                .bind(email_of(g))
+                .bind(&g.grantee.user_id)
+                .bind(g.target.project_id())
+                .bind(g.expires_at)
+                .bind(&key)
+                .bind(owner)
+                .bind(until)
+                .bind(g.created_at)
+                .bind(Json(g))
+                .execute(&self.lazy)
+                .await
+                .map_err(grant_write_error);
+            match inserted {
+                Err(StoreError::Locked) if retry => {
+                    let dropped = sqlx::query(DROP_STALE_LOCK)
                         .bind(&key)
-                        .bind(owner)
-                        .bind(until)
-                        .bind(g.created_at)
-                        .bind(sqlx::types::Json(g))
-                        .execute(&self.lazy)
-                        .await
-                        .map_err(super::grant_write_error);
-                    match inserted {
-                        Err(super::StoreError::Locked) if retry => {
-                            let dropped =
-                                sqlx::query(sqlx::AssertSqlSafe(dialect(DROP_STALE_LOCK, $pg)))
-                                    .bind(&key)
-                                    .bind(now)
-                                    .execute(&self.lazy)
-                                    .await?
-                                    .rows_affected();
-                            if dropped == 0 {
-                                return Err(super::StoreError::Locked);
-                            }
-                        }
-                        other => return other.map(|_| ()),
-                    }
-                }
-                Err(super::StoreError::Locked)
-            }
-
-            async fn get_grant(
-                &self,
-                id: crate::domain::GrantId,
-            ) -> Result<crate::domain::grants::Grant, super::StoreError> {
-                use super::grants_sql::*;
-                use super::inventory_sql::dialect;
-                let (g,): (sqlx::types::Json<crate::domain::grants::Grant>,) =
-                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(GET_GRANT, $pg)))
-                        .bind(id.to_string())
-                        .fetch_one(&self.pool)
-                        .await?;
-                Ok(g.0)
-            }
-
-            async fn list_grants(
-                &self,
-                q: &crate::domain::grants::GrantQuery,
-            ) -> Result<Vec<crate::domain::grants::Grant>, super::StoreError> {
-                use super::grants_sql::*;
-                let (sql, binds) = grant_page_sql(q, $pg);
-                let mut query = sqlx::query_as::<
-                    _,
-                    (sqlx::types::Json<crate::domain::grants::Grant>,),
-                >(sqlx::AssertSqlSafe(sql));
-                for b in binds {
-                    query = query.bind(b);
-                }
-                let rows = query.fetch_all(&self.pool).await?;
-                Ok(rows.into_iter().map(|(g,)| g.0).collect())
-            }
-
-            async fn claim_grant(
-                &self,
-                id: crate::domain::GrantId,
-                statuses: &[crate::domain::grants::GrantStatus],
-                lock: bool,
-                owner: &str,
-                now: chrono::DateTime<chrono::Utc>,
-                until: chrono::DateTime<chrono::Utc>,
-            ) -> Result<Option<crate::domain::grants::Grant>, super::StoreError> {
-                use super::grants_sql::*;
-                use super::inventory_sql::dialect;
-                let statuses = statuses
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let mut tx = self.lazy.begin().await?;
-                sqlx::query(sqlx::AssertSqlSafe(dialect(DROP_STALE_LOCK_OF, $pg)))
-                    .bind(id.to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                let row: Option<(sqlx::types::Json<crate::domain::grants::Grant>,)> =
-                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(CLAIM_GRANT, $pg)))
-                        .bind(id.to_string())
-                        .bind(owner)
-                        .bind(until)
                         .bind(now)
-                        .bind(statuses)
-                        .bind(lock)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(super::grant_write_error)?;
-                tx.commit().await?;
-                if row.is_none() {
-                    // Not claimable, or absent: tell the two apart.
-                    self.get_grant(id).await?;
-                }
-                Ok(row.map(|(g,)| g.0))
-            }
-
-            async fn save_grant(
-                &self,
-                g: &crate::domain::grants::Grant,
-                owner: &str,
-                release: bool,
-                extras: super::GrantSaveExtras<'_>,
-            ) -> Result<bool, super::StoreError> {
-                use super::grants_sql::*;
-                use super::inventory_sql::dialect;
-                if $pg
-                    && let Some(e) = extras.expect
-                    && extras.audit.is_none()
-                    && extras.upserts.is_empty()
-                    && extras.removals.is_empty()
-                {
-                    let save = bind_save!(
-                        sqlx::query(sqlx::AssertSqlSafe(dialect(SAVE_GRANT_EXPECTING_PG, $pg))),
-                        g,
-                        release,
-                        owner
-                    );
-                    let saved = super::changes_sql::bind_expected!(save, e)
-                        .execute(&self.pool)
+                        .execute(&self.lazy)
                         .await?
                         .rows_affected();
-                    return Ok(saved == 1);
+                    if dropped == 0 {
+                        return Err(StoreError::Locked);
+                    }
                 }
-                let pool = if extras.lazy_commit && extras.expect.is_none() {
-                    &self.lazy
-                } else {
-                    &self.pool
-                };
-                let mut tx = pool.begin().await?;
-                let saved = bind_save!(
-                    sqlx::query(sqlx::AssertSqlSafe(dialect(SAVE_GRANT, $pg))),
-                    g,
-                    release,
-                    owner
-                )
-                .execute(&mut *tx)
+                other => return other.map(|_| ()),
+            }
+        }
+        Err(StoreError::Locked)
+    }
+
+    async fn get_grant(&self, id: GrantId) -> Result<Grant, StoreError> {
+        let (g,): (Json<Grant>,) = sqlx::query_as(GET_GRANT)
+            .bind(id.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(g.0)
+    }
+
+    async fn list_grants(&self, q: &GrantQuery) -> Result<Vec<Grant>, StoreError> {
+        let (sql, binds) = grant_page_sql(q);
+        let mut query = sqlx::query_as::<_, (Json<Grant>,)>(AssertSqlSafe(sql));
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(g,)| g.0).collect())
+    }
+
+    async fn claim_grant(
+        &self,
+        id: GrantId,
+        statuses: &[GrantStatus],
+        lock: bool,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<Grant>, StoreError> {
+        let statuses = statuses
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut tx = self.lazy.begin().await?;
+        sqlx::query(DROP_STALE_LOCK_OF)
+            .bind(id.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let row: Option<(Json<Grant>,)> = sqlx::query_as(CLAIM_GRANT)
+            .bind(id.to_string())
+            .bind(owner)
+            .bind(until)
+            .bind(now)
+            .bind(statuses)
+            .bind(lock)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(grant_write_error)?;
+        tx.commit().await?;
+        if row.is_none() {
+            // Not claimable, or absent: tell the two apart.
+            self.get_grant(id).await?;
+        }
+        Ok(row.map(|(g,)| g.0))
+    }
+
+    async fn save_grant(
+        &self,
+        g: &Grant,
+        owner: &str,
+        release: bool,
+        extras: GrantSaveExtras<'_>,
+    ) -> Result<bool, StoreError> {
+        if POSTGRES
+            && let Some(e) = extras.expect
+            && extras.audit.is_none()
+            && extras.upserts.is_empty()
+            && extras.removals.is_empty()
+        {
+            let save = bind_save(sqlx::query(SAVE_GRANT_EXPECTING_PG), g, release, owner);
+            let saved = bind_expected(save, e)
+                .execute(&self.pool)
                 .await?
-                .rows_affected()
-                    == 1;
-                if !saved {
-                    return Ok(false);
-                }
-                if let Some(e) = extras.expect {
-                    let insert = sqlx::query(sqlx::AssertSqlSafe(dialect(
-                        super::changes_sql::INSERT_EXPECTED,
-                        $pg,
-                    )));
-                    super::changes_sql::bind_expected!(insert, e)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Self::head_patch(&mut tx, g.connection_id, extras.upserts, extras.removals).await?;
-                // Last: appending locks the audit chain's head until the commit.
-                if let Some(entry) = extras.audit {
-                    Self::audit_insert(&mut tx, entry).await?;
-                }
-                tx.commit().await?;
-                Ok(true)
-            }
-
-            async fn grants_needing_work(
-                &self,
-                now: chrono::DateTime<chrono::Utc>,
-                limit: u32,
-            ) -> Result<Vec<crate::domain::grants::Grant>, super::StoreError> {
-                use super::grants_sql::*;
-                use super::inventory_sql::dialect;
-                let rows: Vec<(sqlx::types::Json<crate::domain::grants::Grant>,)> =
-                    sqlx::query_as(sqlx::AssertSqlSafe(dialect(GRANTS_NEEDING_WORK, $pg)))
-                        .bind(now)
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await?;
-                Ok(rows.into_iter().map(|(g,)| g.0).collect())
-            }
-
-            async fn idempotency_begin(
-                &self,
-                subject: &str,
-                key: &str,
-                operation: &str,
-                fingerprint: &str,
-                now: chrono::DateTime<chrono::Utc>,
-                expired_before: chrono::DateTime<chrono::Utc>,
-            ) -> Result<super::IdempotencyRecord, super::StoreError> {
-                use super::grants_sql::*;
-                use super::inventory_sql::dialect;
-                let mut tx = self.lazy.begin().await?;
-                sqlx::query(sqlx::AssertSqlSafe(dialect(EXPIRE_IDEMPOTENCY, $pg)))
-                    .bind(subject)
-                    .bind(key)
-                    .bind(expired_before)
-                    .execute(&mut *tx)
-                    .await?;
-                let inserted = sqlx::query(sqlx::AssertSqlSafe(dialect(INSERT_IDEMPOTENCY, $pg)))
-                    .bind(subject)
-                    .bind(key)
-                    .bind(operation)
-                    .bind(fingerprint)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
-                tx.commit().await?;
-                let (operation, fingerprint, status, response, created_at): (
-                    String,
-                    String,
-                    Option<i32>,
-                    Option<String>,
-                    chrono::DateTime<chrono::Utc>,
-                ) = sqlx::query_as(sqlx::AssertSqlSafe(dialect(GET_IDEMPOTENCY, $pg)))
-                    .bind(subject)
-                    .bind(key)
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok(super::IdempotencyRecord {
-                    fresh: inserted,
-                    operation,
-                    fingerprint,
-                    answer: status
-                        .zip(response)
-                        .and_then(|(s, r)| u16::try_from(s).ok().map(|s| (s, r))),
-                    created_at,
-                })
-            }
-
-            async fn idempotency_purge(
-                &self,
-                expired_before: chrono::DateTime<chrono::Utc>,
-            ) -> Result<u64, super::StoreError> {
-                use super::grants_sql::*;
-                use super::inventory_sql::dialect;
-                let mut tx = self.lazy.begin().await?;
-                let purged = sqlx::query(sqlx::AssertSqlSafe(dialect(PURGE_IDEMPOTENCY, $pg)))
-                    .bind(expired_before)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                tx.commit().await?;
-                Ok(purged)
-            }
-
-            async fn idempotency_finish(
-                &self,
-                subject: &str,
-                key: &str,
-                answer: Option<(u16, &str)>,
-            ) -> Result<(), super::StoreError> {
-                use super::grants_sql::*;
-                use super::inventory_sql::dialect;
-                let mut tx = self.lazy.begin().await?;
-                match answer {
-                    Some((status, body)) => {
-                        sqlx::query(sqlx::AssertSqlSafe(dialect(FINISH_IDEMPOTENCY, $pg)))
-                            .bind(subject)
-                            .bind(key)
-                            .bind(i32::from(status))
-                            .bind(body)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    None => {
-                        sqlx::query(sqlx::AssertSqlSafe(dialect(FORGET_IDEMPOTENCY, $pg)))
-                            .bind(subject)
-                            .bind(key)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn patch_head(
-                &self,
-                connection_id: crate::domain::ConnectionId,
-                upserts: &[crate::domain::Item],
-                removals: &[(crate::domain::ItemKind, String)],
-            ) -> Result<(), super::StoreError> {
-                let mut tx = self.pool.begin().await?;
-                Self::head_patch(&mut tx, connection_id, upserts, removals).await?;
-                tx.commit().await?;
-                Ok(())
-            }
+                .rows_affected();
+            return Ok(saved == 1);
         }
-
-        impl $store {
-            /// Replaces items of the connection's current snapshot on `conn`.
-            async fn head_patch(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                connection_id: crate::domain::ConnectionId,
-                upserts: &[crate::domain::Item],
-                removals: &[(crate::domain::ItemKind, String)],
-            ) -> Result<(), super::StoreError> {
-                use super::grants_sql::*;
-                use super::inventory_sql::dialect;
-                let id = connection_id.to_string();
-                for (kind, key) in removals {
-                    sqlx::query(sqlx::AssertSqlSafe(dialect(HEAD_DELETE_ITEM, $pg)))
-                        .bind(&id)
-                        .bind(kind.as_str())
-                        .bind(key)
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                for i in upserts {
-                    sqlx::query(sqlx::AssertSqlSafe(dialect(HEAD_UPSERT_ITEM, $pg)))
-                        .bind(&id)
-                        .bind(i.kind.as_str())
-                        .bind(&i.key)
-                        .bind(&i.parent_id)
-                        .bind(&i.subject_id)
-                        .bind(&i.email)
-                        .bind(&i.role)
-                        .bind(&i.status)
-                        .bind(sqlx::types::Json(&i.data))
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Ok(())
-            }
+        let pool = if extras.lazy_commit && extras.expect.is_none() {
+            &self.lazy
+        } else {
+            &self.pool
+        };
+        let mut tx = pool.begin().await?;
+        let saved = bind_save(sqlx::query(SAVE_GRANT), g, release, owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if !saved {
+            return Ok(false);
         }
-    };
+        if let Some(e) = extras.expect {
+            bind_expected(sqlx::query(INSERT_EXPECTED), e)
+                .execute(&mut *tx)
+                .await?;
+        }
+        patch_head_on(&mut tx, g.connection_id, extras.upserts, extras.removals).await?;
+        // Last: appending locks the audit chain's head until the commit.
+        if let Some(entry) = extras.audit {
+            insert_audit(&mut tx, entry).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn grants_needing_work(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Grant>, StoreError> {
+        let rows: Vec<(Json<Grant>,)> = sqlx::query_as(GRANTS_NEEDING_WORK)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(g,)| g.0).collect())
+    }
+
+    async fn patch_head(
+        &self,
+        connection_id: ConnectionId,
+        upserts: &[Item],
+        removals: &[(ItemKind, String)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        patch_head_on(&mut tx, connection_id, upserts, removals).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
-pub(super) use grant_store;

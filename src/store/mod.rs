@@ -1,14 +1,12 @@
 //! Persistence behind one interface: the [`Store`] trait, with a SQLite and a Postgres
 //! implementation chosen by the URL scheme. Knows nothing of HTTP or of OpenAI.
+//!
+//! The statements and their binding are written once, in the `*_sql.rs` files, with `$N`
+//! placeholders (which SQLite accepts like Postgres); each backend module compiles those
+//! files for its own sqlx database (see `sqlite.rs`), so the logic is plain Rust that
+//! rustfmt and the compiler see, with no macro and no generic bound lists.
 
-mod access_sql;
-mod audit_sql;
-mod changes_sql;
-mod grants_sql;
-mod inventory_sql;
-mod offboarding_sql;
 mod postgres;
-mod rows;
 mod sqlite;
 
 use std::sync::Arc;
@@ -144,16 +142,18 @@ pub enum SyncStart {
     Busy(SyncId),
 }
 
-/// The store's interface: connections here, inventory, changes and access in the supertraits
-/// (implemented for both backends by the macros in `*_sql.rs`). Every implementation passes
-/// `tests/api/store_conformance.rs`.
+/// The whole store: every part's trait, and what concerns the database itself. Services
+/// take the part they use (`Arc<dyn GrantStore>`, ...); an `Arc<dyn Store>` coerces to any
+/// of them. Every implementation passes `tests/api/store_conformance.rs`.
 #[async_trait]
 pub trait Store:
-    InventoryStore
+    ConnectionStore
+    + InventoryStore
     + ChangesStore
     + AccessStore
     + AuditStore
     + GrantStore
+    + IdempotencyStore
     + OffboardingStore
     + Send
     + Sync
@@ -165,7 +165,11 @@ pub trait Store:
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Cheap round-trip, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+}
 
+/// Connections: their settings, sealed admin keys and last test reports.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
     /// Inserts a connection; `Conflict` if the name is taken.
     async fn insert_connection(&self, new: NewConnection) -> Result<Connection, StoreError>;
     /// One connection; `NotFound` if absent.
@@ -311,22 +315,6 @@ pub trait AuditStore: Send + Sync {
     ) -> Result<(u64, Option<crate::domain::audit::AuditId>), StoreError>;
 }
 
-/// An idempotency key as stored: the first request's operation, fingerprint and, once it
-/// finished, its answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyRecord {
-    /// This call recorded the key: the request is the first with it.
-    pub fresh: bool,
-    /// `POST /v1/grants`, ...
-    pub operation: String,
-    /// Hash of the first request's body.
-    pub fingerprint: String,
-    /// Status and body of the first answer; `None` while it is in progress.
-    pub answer: Option<(u16, String)>,
-    /// When the first request began (an in-progress key this old was abandoned by a crash).
-    pub created_at: DateTime<Utc>,
-}
-
 /// What commits with a grant's new state: its audit entry, the change it announces (so the
 /// next sync marks it `by_governor`), and the write-through to the current snapshot. One
 /// transaction, one commit: the grant's state, its record and what readers see never
@@ -346,11 +334,11 @@ pub struct GrantSaveExtras<'a> {
     pub lazy_commit: bool,
 }
 
-/// Grants, the idempotency keys of writes, and the write-through to the current snapshot.
+/// Grants and the write-through to the current snapshot.
 ///
 /// Durability: only the record of a write about to be sent to OpenAI (a save with an
 /// `expect`ed change or without `lazy_commit`) waits for the disk flush. Inserts, claims,
-/// idempotency records and lazy saves commit at once and reach the disk with the next
+/// idempotency records (see [`IdempotencyStore`]) and lazy saves commit at once and reach the disk with the next
 /// flushed commit (Postgres `synchronous_commit = off`; SQLite `synchronous = NORMAL` in WAL
 /// mode): visible to every reader at once and safe from a process crash; a power cut can
 /// lose them only when nothing was written to OpenAI after them, or when reading OpenAI
@@ -405,6 +393,36 @@ pub trait GrantStore: Send + Sync {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<crate::domain::grants::Grant>, StoreError>;
+    /// Write-through: replaces items in the connection's current snapshot (no-op before the
+    /// first sync), so reads show a change the service just made.
+    async fn patch_head(
+        &self,
+        connection_id: ConnectionId,
+        upserts: &[Item],
+        removals: &[(crate::domain::ItemKind, String)],
+    ) -> Result<(), StoreError>;
+}
+
+/// An idempotency key as stored: the first request's operation, fingerprint and, once it
+/// finished, its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// This call recorded the key: the request is the first with it.
+    pub fresh: bool,
+    /// `POST /v1/grants`, ...
+    pub operation: String,
+    /// Hash of the first request's body.
+    pub fingerprint: String,
+    /// Status and body of the first answer; `None` while it is in progress.
+    pub answer: Option<(u16, String)>,
+    /// When the first request began (an in-progress key this old was abandoned by a crash).
+    pub created_at: DateTime<Utc>,
+}
+
+/// The idempotency keys of writes (`Idempotency-Key`); committed without waiting for the
+/// disk flush, like a grant's insert (see [`GrantStore`]).
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
     /// Records `key` for `subject` as in progress unless it exists (an answered key created
     /// before `expired_before` is forgotten first); returns the record.
     async fn idempotency_begin(
@@ -425,14 +443,6 @@ pub trait GrantStore: Send + Sync {
         subject: &str,
         key: &str,
         answer: Option<(u16, &str)>,
-    ) -> Result<(), StoreError>;
-    /// Write-through: replaces items in the connection's current snapshot (no-op before the
-    /// first sync), so reads show a change the service just made.
-    async fn patch_head(
-        &self,
-        connection_id: ConnectionId,
-        upserts: &[Item],
-        removals: &[(crate::domain::ItemKind, String)],
     ) -> Result<(), StoreError>;
 }
 

@@ -12,7 +12,7 @@ use openai_governor::domain::audit::{
     AuditAction, AuditEntry, AuditOutcome, ChainProblem, ChainReport, GENESIS_HASH,
 };
 use openai_governor::service::audit::verify_chain;
-use openai_governor::store::{Backend, PostgresStore, Store};
+use openai_governor::store::{Backend, ConnectionStore, PostgresStore, Store};
 use serde_json::json;
 use sqlx::Connection as _;
 

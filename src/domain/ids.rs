@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 /// Identifier of a connection to one OpenAI organization. UUIDv7, so ids sort by creation time
 /// and make a stable pagination cursor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct ConnectionId(pub Uuid);
 
@@ -40,7 +40,7 @@ impl FromStr for ConnectionId {
 
 /// Identifier of a grant (a request for access, and what became of it). UUIDv7: sorts by
 /// creation time and makes a stable pagination cursor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct GrantId(pub Uuid);
 
@@ -67,5 +67,98 @@ impl FromStr for GrantId {
     type Err = uuid::Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// A malformed id: the message the API answers it with (a 400 `invalid_parameter`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{raw}` is not a {what} (a UUID)")]
+pub struct InvalidId {
+    /// `connection id`, `grant id`, `sync id`.
+    pub what: &'static str,
+    /// The text given, cut to 64 characters (it is echoed back).
+    pub raw: String,
+}
+
+impl InvalidId {
+    fn new(what: &'static str, raw: &str) -> Self {
+        Self {
+            what,
+            raw: raw.chars().take(64).collect(),
+        }
+    }
+}
+
+/// Parses the text form of an id named `what`.
+fn parse_id<T>(what: &'static str, raw: &str, id: fn(Uuid) -> T) -> Result<T, InvalidId> {
+    Uuid::parse_str(raw)
+        .map(id)
+        .map_err(|_| InvalidId::new(what, raw))
+}
+
+/// Deserializes an id from its text form; a malformed one fails with [`InvalidId`]'s message
+/// (which a path, query or body rejection then carries).
+struct IdVisitor<T> {
+    what: &'static str,
+    id: fn(Uuid) -> T,
+}
+
+impl<T> serde::de::Visitor<'_> for IdVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} (a UUID)", self.what)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<T, E> {
+        parse_id(self.what, raw, self.id).map_err(E::custom)
+    }
+}
+
+impl ConnectionId {
+    /// Parses a connection id, with the API's message for a malformed one.
+    pub fn parse(raw: &str) -> Result<Self, InvalidId> {
+        parse_id("connection id", raw, Self)
+    }
+}
+
+impl GrantId {
+    /// Parses a grant id, with the API's message for a malformed one.
+    pub fn parse(raw: &str) -> Result<Self, InvalidId> {
+        parse_id("grant id", raw, Self)
+    }
+}
+
+impl super::SyncId {
+    /// Parses a sync id, with the API's message for a malformed one.
+    pub fn parse(raw: &str) -> Result<Self, InvalidId> {
+        parse_id("sync id", raw, Self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConnectionId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(IdVisitor {
+            what: "connection id",
+            id: Self,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for GrantId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(IdVisitor {
+            what: "grant id",
+            id: Self,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for super::SyncId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(IdVisitor {
+            what: "sync id",
+            id: Self,
+        })
     }
 }

@@ -172,7 +172,7 @@ impl Item {
 }
 
 /// Identifier of a sync run (and of the snapshot it produced). UUIDv7: sorts by start time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct SyncId(pub Uuid);
 

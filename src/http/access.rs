@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::connections::connection_id;
 use super::extract::{Json, Path, Query};
 use super::inventory::ItemOut;
 use crate::app::AppState;
@@ -182,10 +181,9 @@ async fn person_access(
 async fn project_access(
     State(state): State<AppState>,
     who: Principal,
-    Path((id, project_id)): Path<(String, String)>,
+    Path((id, project_id)): Path<(ConnectionId, String)>,
     Query(params): Query<ReachParams>,
 ) -> Result<Json<ProjectReach>, AppError> {
-    let id = connection_id(&id)?;
     let permission = params.permission.map(|p| p.trim().to_owned());
     if permission
         .as_deref()
@@ -275,9 +273,8 @@ async fn write_next(mut w: Writer) -> Option<(Result<Vec<u8>, std::io::Error>, W
 async fn export_inventory(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<ConnectionId>,
 ) -> Result<Response, AppError> {
-    let id = connection_id(&id)?;
     let export = state.access.export(&who, id).await?;
     let mut head = Vec::new();
     let prefix = serde_json::json!({

@@ -42,11 +42,11 @@ pub struct AuditList {
     pub next_cursor: Option<AuditId>,
 }
 
-/// Filters and paging of the audit trail.
+/// Filters of the audit trail, shared by the list and the export.
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct AuditParams {
+pub struct AuditFilter {
     /// Only entries about this connection (UUID).
     pub connection_id: Option<String>,
     /// Only entries by this actor (a JWT subject, or `openai-governor` for the service's
@@ -67,35 +67,26 @@ pub struct AuditParams {
     pub since: Option<String>,
     /// Only entries before this time (RFC 3339).
     pub until: Option<String>,
+}
+
+/// Paging of the audit list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditPage {
     /// Page size, 1–500 (default 100).
     pub limit: Option<String>,
     /// Cursor: the `next_cursor` of the previous page, or the last `id` seen.
     pub after: Option<String>,
 }
 
-/// Filters of an export: those of the list, without paging.
-#[derive(Deserialize, IntoParams)]
+/// The list's query: the filters and the paging (documented as those two).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct AuditExportParams {
-    /// Only entries about this connection (UUID).
-    pub connection_id: Option<String>,
-    /// Only entries by this actor.
-    pub actor: Option<String>,
-    /// Only entries about this person, by email (case-insensitive).
-    pub email: Option<String>,
-    /// Only entries about this person, by OpenAI user id.
-    pub user_id: Option<String>,
-    /// Only entries about this project.
-    pub project_id: Option<String>,
-    /// Only entries about this grant (UUID).
-    pub grant_id: Option<String>,
-    /// Only this action.
-    pub action: Option<String>,
-    /// Only entries at or after this time (RFC 3339).
-    pub since: Option<String>,
-    /// Only entries before this time (RFC 3339).
-    pub until: Option<String>,
+pub struct AuditParams {
+    #[serde(flatten)]
+    filter: AuditFilter,
+    #[serde(flatten)]
+    page: AuditPage,
 }
 
 fn invalid(message: String) -> AppError {
@@ -137,11 +128,11 @@ fn time(name: &str, raw: Option<String>) -> Result<Option<DateTime<Utc>>, AppErr
 }
 
 /// Builds the store query from the filters, naming the parameter that is wrong.
-fn filters(p: AuditExportParams) -> Result<AuditQuery, AppError> {
+fn filters(p: AuditFilter) -> Result<AuditQuery, AppError> {
     let connection = p
         .connection_id
         .map(|c| {
-            c.trim().parse::<ConnectionId>().map_err(|_| {
+            ConnectionId::parse(c.trim()).map_err(|_| {
                 invalid(format!(
                     "connection_id `{}` is not a connection id (UUID)",
                     shown(&c)
@@ -152,8 +143,7 @@ fn filters(p: AuditExportParams) -> Result<AuditQuery, AppError> {
     let grant_id = p
         .grant_id
         .map(|g| {
-            g.trim()
-                .parse::<GrantId>()
+            GrantId::parse(g.trim())
                 .map_err(|_| invalid(format!("grant_id `{}` is not a grant id (UUID)", shown(&g))))
         })
         .transpose()?;
@@ -201,7 +191,7 @@ fn filters(p: AuditExportParams) -> Result<AuditQuery, AppError> {
 /// it too. Follow with `after`.
 #[utoipa::path(
     get, path = "", operation_id = "list_audit", tag = "audit",
-    params(AuditParams),
+    params(AuditFilter, AuditPage),
     responses(
         (status = 200, body = AuditList),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -213,9 +203,9 @@ fn filters(p: AuditExportParams) -> Result<AuditQuery, AppError> {
 async fn list_audit(
     State(state): State<AppState>,
     who: Principal,
-    Query(p): Query<AuditParams>,
+    Query(AuditParams { filter, page }): Query<AuditParams>,
 ) -> Result<Json<AuditList>, AppError> {
-    let limit = match p.limit.as_deref().map(str::trim) {
+    let limit = match page.limit.as_deref().map(str::trim) {
         None => 100,
         Some(raw) => match raw.parse::<u32>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
@@ -226,7 +216,7 @@ async fn list_audit(
             }
         },
     };
-    let after = p
+    let after = page
         .after
         .as_deref()
         .map(|a| {
@@ -242,17 +232,7 @@ async fn list_audit(
                 })
         })
         .transpose()?;
-    let mut query = filters(AuditExportParams {
-        connection_id: p.connection_id,
-        actor: p.actor,
-        email: p.email,
-        user_id: p.user_id,
-        project_id: p.project_id,
-        grant_id: p.grant_id,
-        action: p.action,
-        since: p.since,
-        until: p.until,
-    })?;
+    let mut query = filters(filter)?;
     query.after = after;
     query.limit = limit + 1;
     let mut events = state.audit.list(&who, query).await?;
@@ -278,7 +258,7 @@ async fn list_audit(
 /// `id` received.
 #[utoipa::path(
     get, path = "/export", operation_id = "export_audit", tag = "audit",
-    params(AuditExportParams),
+    params(AuditFilter),
     responses(
         (status = 200, description = "One audit entry per line", body = AuditEvent, content_type = "application/x-ndjson"),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -290,7 +270,7 @@ async fn list_audit(
 async fn export_audit(
     State(state): State<AppState>,
     who: Principal,
-    Query(p): Query<AuditExportParams>,
+    Query(p): Query<AuditFilter>,
 ) -> Result<Response, AppError> {
     let query = filters(p)?;
     let pages = state.audit.export(&who, query)?;

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::connections::connection_id;
 use super::extract::{Json, Path, Query};
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -272,7 +271,11 @@ async fn list_changes(
     who: Principal,
     Query(p): Query<ChangeParams>,
 ) -> Result<Json<ChangeList>, AppError> {
-    let connection = p.connection_id.as_deref().map(connection_id).transpose()?;
+    let connection = p
+        .connection_id
+        .as_deref()
+        .map(ConnectionId::parse)
+        .transpose()?;
     let (q, limit) = query(
         connection, p.kind, p.event, p.since, p.drift, p.limit, p.after,
     )?;
@@ -295,10 +298,9 @@ async fn list_changes(
 async fn list_connection_changes(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<ConnectionId>,
     Query(p): Query<ConnectionChangeParams>,
 ) -> Result<Json<ChangeList>, AppError> {
-    let id = connection_id(&id)?;
     let (q, limit) = query(
         Some(id),
         p.kind,

@@ -174,16 +174,10 @@ pub struct DeleteParams {
     pub revoke_grants: Option<bool>,
 }
 
+/// A connection id given in a body or query (grants, offboarding), with the message a
+/// malformed one in a path gets.
 pub(super) fn connection_id(raw: &str) -> Result<ConnectionId, AppError> {
-    raw.parse().map_err(|_| {
-        AppError::new(
-            ErrorCode::InvalidParameter,
-            format!(
-                "`{}` is not a connection id (a UUID)",
-                raw.chars().take(64).collect::<String>()
-            ),
-        )
-    })
+    Ok(ConnectionId::parse(raw)?)
 }
 
 /// Create a connection to an OpenAI organization.
@@ -282,9 +276,8 @@ async fn list_connections(
 async fn get_connection(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<ConnectionId>,
 ) -> Result<Json<ConnectionOut>, AppError> {
-    let id = connection_id(&id)?;
     Ok(Json(state.connections.get(&who, id).await?.into()))
 }
 
@@ -306,10 +299,9 @@ async fn get_connection(
 async fn update_connection(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<ConnectionId>,
     Json(patch): Json<ConnectionPatch>,
 ) -> Result<Json<ConnectionOut>, AppError> {
-    let id = connection_id(&id)?;
     let input = ConnectionPatchInput {
         name: patch.name,
         admin_key: patch.admin_key,
@@ -339,10 +331,9 @@ async fn update_connection(
 async fn delete_connection(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<ConnectionId>,
     Query(params): Query<DeleteParams>,
 ) -> Result<StatusCode, AppError> {
-    let id = connection_id(&id)?;
     if params.revoke_grants == Some(true) {
         // Authorize the delete before revoking anything.
         state.connections.get_for_delete(&who, id).await?;
@@ -380,9 +371,8 @@ async fn delete_connection(
 async fn test_connection(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<ConnectionId>,
 ) -> Result<Json<TestReport>, AppError> {
-    let id = connection_id(&id)?;
     Ok(Json(state.connections.test(&who, id).await?))
 }
 

@@ -1,6 +1,7 @@
 //! Extractors whose rejections are problem JSON (axum's defaults answer in plain text), and
 //! the [`Principal`] extractor that authenticates every `/v1` request.
 
+use axum::extract::path::ErrorKind;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
@@ -10,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::auth::{AuthError, Principal};
+use crate::domain::ids::InvalidId;
 use crate::error::{AppError, ErrorCode};
 
 /// JSON body extractor and response, with problem-JSON rejections.
@@ -93,6 +95,13 @@ impl From<JsonRejection> for AppError {
 
 impl From<PathRejection> for AppError {
     fn from(rejection: PathRejection) -> Self {
+        // A malformed id (`Path<ConnectionId>`, ...): its own message says which id and why
+        // (`crate::domain::ids::InvalidId`), with the value cut short and no quotes to elide.
+        if let PathRejection::FailedToDeserializePathParams(e) = &rejection
+            && let ErrorKind::Message(message) = e.kind()
+        {
+            return AppError::new(ErrorCode::InvalidParameter, message.clone());
+        }
         AppError::new(
             ErrorCode::InvalidParameter,
             format!(
@@ -100,6 +109,13 @@ impl From<PathRejection> for AppError {
                 elide_values(&rejection.body_text())
             ),
         )
+    }
+}
+
+/// A malformed id in a query or body field parsed by hand.
+impl From<InvalidId> for AppError {
+    fn from(err: InvalidId) -> Self {
+        AppError::new(ErrorCode::InvalidParameter, err.to_string())
     }
 }
 

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::connections::connection_id;
 use super::extract::{Json, Path, Query};
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -191,18 +190,6 @@ fn limit(raw: Option<u32>, default: u32) -> Result<u32, AppError> {
     Ok(limit)
 }
 
-fn sync_id(raw: &str) -> Result<SyncId, AppError> {
-    raw.parse().map_err(|_| {
-        AppError::new(
-            ErrorCode::InvalidParameter,
-            format!(
-                "`{}` is not a sync id (a UUID)",
-                raw.chars().take(64).collect::<String>()
-            ),
-        )
-    })
-}
-
 fn item_kind(raw: &str) -> Result<ItemKind, AppError> {
     raw.parse().map_err(|_| {
         let kinds: Vec<&str> = ItemKind::ALL.iter().map(|k| k.as_str()).collect();
@@ -238,10 +225,9 @@ fn item_kind(raw: &str) -> Result<ItemKind, AppError> {
 async fn start_sync(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<ConnectionId>,
     Query(params): Query<StartSyncParams>,
 ) -> Result<impl IntoResponse, AppError> {
-    let id = connection_id(&id)?;
     let run = state.inventory.start_sync(&who, id, params.full).await?;
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/syncs/{}", run.id)) {
@@ -266,11 +252,10 @@ async fn start_sync(
 async fn list_syncs(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<ConnectionId>,
     Query(params): Query<SyncListParams>,
 ) -> Result<Json<SyncList>, AppError> {
-    let id = connection_id(&id)?;
-    let before = params.before.as_deref().map(sync_id).transpose()?;
+    let before = params.before.as_deref().map(SyncId::parse).transpose()?;
     let limit = limit(params.limit, 20)?;
     let mut runs = state
         .inventory
@@ -305,9 +290,8 @@ async fn list_syncs(
 async fn get_sync(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<SyncId>,
 ) -> Result<Json<SyncOut>, AppError> {
-    let id = sync_id(&id)?;
     Ok(Json(state.inventory.get_sync(&who, id).await?.into()))
 }
 
@@ -335,10 +319,9 @@ async fn get_sync(
 async fn list_inventory(
     State(state): State<AppState>,
     who: Principal,
-    Path((id, kind)): Path<(String, String)>,
+    Path((id, kind)): Path<(ConnectionId, String)>,
     Query(params): Query<ItemParams>,
 ) -> Result<Json<ItemList>, AppError> {
-    let id = connection_id(&id)?;
     let kind = item_kind(&kind)?;
     let limit = limit(params.limit, 100)?;
     let query = ItemQuery {

@@ -1,5 +1,5 @@
-//! Application wiring: the shared [`AppState`], building it from a [`Config`], and serving
-//! on a bound listener until a shutdown future resolves (so tests bind port 0).
+//! Application wiring: building the [`AppState`] from a [`Config`], and serving on a bound
+//! listener until a shutdown future resolves (so tests bind port 0).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,42 +9,17 @@ use tokio::net::TcpListener;
 
 use crate::auth::JwtVerifier;
 use crate::config::Config;
-use crate::http::idempotency::IdempotencyKeys;
 use crate::http::limits::Limits;
 use crate::http::{self, HttpSettings};
+// Until `http::grants` and `http::offboarding` import it from `http` themselves.
+pub use crate::http::AppState;
 use crate::openai::ClientConfig;
+use crate::service::idempotency::IdempotencyService;
 use crate::service::{
     AccessService, AuditService, ChangesService, ConnectionService, GrantService, GrantSettings,
     InventoryService, OffboardingService, OpenAiClients, Prober, Schedule, SyncSettings,
 };
 use crate::store::{self, Store, StoreError};
-
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    /// The store (readiness).
-    pub store: Arc<dyn Store>,
-    /// Caller token verification.
-    pub auth: Arc<JwtVerifier>,
-    /// Connection use cases.
-    pub connections: ConnectionService,
-    /// Inventory syncs and reads.
-    pub inventory: InventoryService,
-    /// The changes feed.
-    pub changes: ChangesService,
-    /// Access questions over the synced inventory.
-    pub access: AccessService,
-    /// Grants and revocations.
-    pub grants: GrantService,
-    /// The audit trail.
-    pub audit: AuditService,
-    /// Offboarding people.
-    pub offboarding: OffboardingService,
-    /// Idempotency-key settings.
-    pub idempotency: Arc<IdempotencyKeys>,
-    /// Rate limits and caps on callers.
-    pub limits: Arc<Limits>,
-}
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -191,7 +166,12 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         offboarding_wait,
     );
     let state = AppState {
-        idempotency: Arc::new(IdempotencyKeys::new(idempotency_ttl)),
+        idempotency: IdempotencyService::new(
+            store.clone(),
+            idempotency_ttl,
+            grant_lock_wait,
+            grant_lease,
+        ),
         limits: Arc::new(Limits::new(limits)),
         offboarding,
         access,

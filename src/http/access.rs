@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::AppState;
 use super::extract::{Json, Path, Query};
 use super::inventory::ItemOut;
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::access::{ConnectionAccess, Person, ProjectReach};
 use crate::domain::{ConnectionId, ItemKind, SyncId};

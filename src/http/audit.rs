@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::AppState;
 use super::extract::{Json, Query};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::audit::{AuditAction, AuditEvent, AuditId, AuditQuery};
 use crate::domain::{ConnectionId, GrantId};

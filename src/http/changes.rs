@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::AppState;
 use super::extract::{Json, Path, Query};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::{
     Change, ChangeEvent, ChangeId, ChangeKind, ChangeQuery, ConnectionId, ItemKind, SyncId,

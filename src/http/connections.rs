@@ -10,8 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::AppState;
 use super::extract::{Json, Path, Query};
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::{Connection, ConnectionId, TestReport};
 use crate::error::{AppError, ErrorCode, Problem};

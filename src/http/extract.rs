@@ -9,7 +9,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
+use super::AppState;
 use crate::auth::{AuthError, Principal};
 use crate::domain::ids::InvalidId;
 use crate::error::{AppError, ErrorCode};

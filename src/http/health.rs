@@ -5,8 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::AppState;
 use super::extract::Json;
-use crate::app::AppState;
 use crate::error::{AppError, ErrorCode, Problem};
 
 /// Routes of the probes.

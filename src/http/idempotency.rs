@@ -8,19 +8,16 @@
 //! retry runs. The wait lasts `OG_GRANT_LOCK_WAIT`; a key in progress for longer than that
 //! plus `OG_GRANT_LEASE` was abandoned (its process died) and runs again.
 
-use std::sync::Mutex;
-use std::time::Duration;
-
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
+use super::AppState;
 use crate::auth::{Principal, Scope};
 use crate::error::{AppError, ErrorCode, PROBLEM_JSON, Problem};
+use crate::service::idempotency::{Begun, IdempotencyService};
 
 /// The request header.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -29,41 +26,6 @@ pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// Largest answer stored.
 const MAX_ANSWER: usize = 1 << 20;
-
-/// How often expired keys are purged (by whichever request comes first after that).
-const PURGE_EVERY: Duration = Duration::from_secs(60);
-
-/// Idempotency-key settings and purge bookkeeping, shared by every request.
-pub struct IdempotencyKeys {
-    ttl: Duration,
-    next_purge: Mutex<tokio::time::Instant>,
-}
-
-impl IdempotencyKeys {
-    /// Keys remembered for `ttl`.
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            next_purge: Mutex::new(tokio::time::Instant::now()),
-        }
-    }
-
-    /// Answered keys created before this are forgotten.
-    fn expired_before(&self) -> chrono::DateTime<Utc> {
-        Utc::now() - chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX)
-    }
-
-    /// Whether this request should purge expired keys (at most once per [`PURGE_EVERY`]).
-    fn purge_due(&self) -> bool {
-        let now = tokio::time::Instant::now();
-        let mut next = self.next_purge.lock().unwrap_or_else(|e| e.into_inner());
-        if now < *next {
-            return false;
-        }
-        *next = now + PURGE_EVERY;
-        true
-    }
-}
 
 /// Whether an answer is final: replaying it later is what the caller wants. An answer that
 /// says to retry (or to retry with other credentials) is not.
@@ -90,18 +52,12 @@ fn is_final(response: &Response) -> bool {
 }
 
 /// Releases an in-progress key when dropped armed.
-struct Release(Option<(std::sync::Arc<dyn crate::store::Store>, String, String)>);
+struct Release(Option<(IdempotencyService, String, String)>);
 
 impl Drop for Release {
     fn drop(&mut self) {
-        if let Some((store, subject, key)) = self.0.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(async move {
-                if let Err(e) = store.idempotency_finish(&subject, &key, None).await {
-                    tracing::warn!(error = %e, "releasing an interrupted idempotency key failed");
-                }
-            });
+        if let Some((keys, subject, key)) = self.0.take() {
+            keys.release(subject, key);
         }
     }
 }
@@ -183,81 +139,26 @@ where
     let Some(key) = key_of(headers)? else {
         return Ok(run().await);
     };
-    let store = &state.store;
     let keys = &state.idempotency;
-    if keys.purge_due() {
-        // In the background: the request does not wait for the sweep. Expired keys are also
-        // forgotten one by one below, so a failed purge only costs space.
-        let (store, before) = (store.clone(), keys.expired_before());
-        tokio::spawn(async move {
-            if let Err(e) = store.idempotency_purge(before).await {
-                tracing::warn!(error = %e, "purging expired idempotency keys failed");
-            }
-        });
-    }
     let fp = fingerprint(operation, request);
-    let settings = state.grants.settings();
-    let deadline = tokio::time::Instant::now() + settings.lock_wait;
-    // Longer than the first request can live: it waits at most `lock_wait` for its access,
-    // then writes within its lease.
-    let abandoned = chrono::Duration::from_std(settings.lock_wait + settings.lease)
-        .unwrap_or(chrono::Duration::MAX);
-    loop {
-        let rec = store
-            .idempotency_begin(
-                &who.subject,
-                &key,
-                operation,
-                &fp,
-                Utc::now(),
-                keys.expired_before(),
-            )
-            .await?;
-        if rec.fresh {
-            break;
-        }
-        if rec.operation != operation || rec.fingerprint != fp {
-            return Err(AppError::new(
-                ErrorCode::IdempotencyKeyReused,
-                "this Idempotency-Key was used before with a different request; use a new key \
-                 for a new request",
-            ));
-        }
-        if let Some((status, raw)) = rec.answer {
-            return Ok(replay(status, &raw));
-        }
-        if rec.created_at < Utc::now() - abandoned {
-            // The first request's process died: let this one run.
-            store.idempotency_finish(&who.subject, &key, None).await?;
-            continue;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(AppError::new(
-                ErrorCode::IdempotencyKeyInProgress,
-                "the first request with this Idempotency-Key is still running; retry shortly",
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    if let Begun::Replay(status, raw) = keys.begin(&who.subject, &key, operation, &fp).await? {
+        return Ok(replay(status, &raw));
     }
     // If this future is dropped (the request timed out, the client went away), the key is
     // released so that a retry runs; the grant's own lease covers the write itself.
-    let mut pending = Release(Some((
-        state.store.clone(),
-        who.subject.clone(),
-        key.clone(),
-    )));
+    let mut pending = Release(Some((keys.clone(), who.subject.clone(), key.clone())));
     let response = run().await;
     pending.0 = None;
     let status = response.status();
     if !is_final(&response) {
-        store.idempotency_finish(&who.subject, &key, None).await?;
+        keys.finish(&who.subject, &key, None).await?;
         return Ok(response);
     }
     let (parts, body) = response.into_parts();
     let bytes = match to_bytes(body, MAX_ANSWER).await {
         Ok(b) => b,
         Err(e) => {
-            store.idempotency_finish(&who.subject, &key, None).await?;
+            keys.finish(&who.subject, &key, None).await?;
             return Err(AppError::internal(e));
         }
     };
@@ -274,8 +175,7 @@ where
         body: String::from_utf8_lossy(&bytes).into_owned(),
     };
     let raw = serde_json::to_string(&stored).map_err(AppError::internal)?;
-    store
-        .idempotency_finish(&who.subject, &key, Some((status.as_u16(), &raw)))
+    keys.finish(&who.subject, &key, Some((status.as_u16(), &raw)))
         .await?;
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }

@@ -19,7 +19,7 @@ use governor::state::keyed::HashMapStateStore;
 use governor::{Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
-use crate::app::AppState;
+use super::AppState;
 use crate::auth::{AuthError, Principal};
 use crate::config::CallerLimits;
 use crate::error::{AppError, ErrorCode};

@@ -12,6 +12,9 @@ pub mod idempotency;
 pub mod inventory;
 pub mod limits;
 pub mod offboarding;
+mod state;
+
+pub use state::AppState;
 
 use std::time::Duration;
 
@@ -33,7 +36,6 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::app::AppState;
 use crate::error::{ErrorCode, PROBLEM_JSON, Problem};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -13,7 +13,7 @@ use crate::auth::{Principal, Scope};
 use crate::domain::access::{self, ConnectionAccess, Person, ProjectReach};
 use crate::domain::{Connection, ConnectionId, Item, ItemKind, ItemQuery, SyncId};
 use crate::error::{AppError, ErrorCode};
-use crate::store::Store;
+use crate::store::{AccessStore, ConnectionStore, InventoryStore, Store};
 
 /// Items read per query while exporting.
 pub const EXPORT_CHUNK: u32 = 1000;
@@ -21,7 +21,9 @@ pub const EXPORT_CHUNK: u32 = 1000;
 /// The access use cases.
 #[derive(Clone)]
 pub struct AccessService {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AccessStore>,
+    connections: Arc<dyn ConnectionStore>,
+    inventory: Arc<dyn InventoryStore>,
 }
 
 /// A page of an export: items of one kind, in key order.
@@ -42,7 +44,7 @@ pub struct Export {
 }
 
 struct ExportCursor {
-    store: Arc<dyn Store>,
+    store: Arc<dyn InventoryStore>,
     id: ConnectionId,
     expect: Option<SyncId>,
     kind: usize,
@@ -53,7 +55,11 @@ struct ExportCursor {
 impl AccessService {
     /// Wires the use cases to the store.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            connections: store.clone(),
+            inventory: store.clone(),
+            store,
+        }
     }
 
     /// What every connection's snapshot says about a person: connections where they are a
@@ -79,7 +85,10 @@ impl AccessService {
         permission: Option<&str>,
     ) -> Result<ProjectReach, AppError> {
         who.require(Scope::InventoryRead)?;
-        self.store.get_connection(id).await.map_err(not_found(id))?;
+        self.connections
+            .get_connection(id)
+            .await
+            .map_err(not_found(id))?;
         let Some(found) = self.store.project_items(id, project_id).await? else {
             return Err(AppError::new(
                 ErrorCode::ProjectNotFound,
@@ -102,13 +111,17 @@ impl AccessService {
     /// snapshot is known before anything is sent) and the rest as the stream is polled.
     pub async fn export(&self, who: &Principal, id: ConnectionId) -> Result<Export, AppError> {
         who.require(Scope::InventoryRead)?;
-        let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
+        let connection = self
+            .connections
+            .get_connection(id)
+            .await
+            .map_err(not_found(id))?;
         let first = self
-            .store
+            .inventory
             .list_items(id, &ItemQuery::all(ItemKind::ALL[0], EXPORT_CHUNK))
             .await?;
         let cursor = ExportCursor {
-            store: self.store.clone(),
+            store: self.inventory.clone(),
             id,
             expect: first.sync_id,
             kind: 0,

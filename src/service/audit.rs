@@ -11,7 +11,7 @@ use crate::domain::audit::{
     AuditEntry, AuditEvent, AuditId, AuditQuery, ChainProblem, ChainReport, ChainWalk,
 };
 use crate::error::AppError;
-use crate::store::{AuditStore, Store, StoreError};
+use crate::store::{AuditStore, StoreError};
 
 /// Largest page of entries a caller can ask for.
 pub const MAX_PAGE: u32 = 500;
@@ -22,12 +22,12 @@ const EXPORT_CHUNK: u32 = 500;
 /// The audit trail use cases.
 #[derive(Clone)]
 pub struct AuditService {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AuditStore>,
 }
 
 impl AuditService {
     /// Wires the use cases to the store.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn AuditStore>) -> Self {
         Self { store }
     }
 

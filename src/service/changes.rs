@@ -9,18 +9,22 @@ use super::inventory::MAX_PAGE;
 use crate::auth::{Principal, Scope};
 use crate::domain::{Change, ChangeQuery, ExpectedChange};
 use crate::error::AppError;
-use crate::store::Store;
+use crate::store::{ChangesStore, ConnectionStore, Store};
 
 /// The changes feed use cases.
 #[derive(Clone)]
 pub struct ChangesService {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ChangesStore>,
+    connections: Arc<dyn ConnectionStore>,
 }
 
 impl ChangesService {
     /// Wires the use cases to the store.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            connections: store.clone(),
+            store,
+        }
     }
 
     /// Changes matching `query`, oldest first. `connection_not_found` if the query names a
@@ -33,7 +37,10 @@ impl ChangesService {
         who.require(Scope::InventoryRead)?;
         query.limit = query.limit.clamp(1, MAX_PAGE + 1);
         if let Some(id) = query.connection_id {
-            self.store.get_connection(id).await.map_err(not_found(id))?;
+            self.connections
+                .get_connection(id)
+                .await
+                .map_err(not_found(id))?;
         }
         Ok(self.store.list_changes(&query).await?)
     }

@@ -17,7 +17,7 @@ use crate::crypto::KeyRing;
 use crate::domain::{Connection, ConnectionId};
 use crate::error::{AppError, ErrorCode};
 use crate::openai::{Client, ClientConfig, OrganizationPin};
-use crate::store::Store;
+use crate::store::ConnectionStore;
 
 /// A connection's client and the connection version (`updated_at`) it was built for.
 type CachedClient = (DateTime<Utc>, Client);
@@ -25,7 +25,7 @@ type CachedClient = (DateTime<Utc>, Client);
 /// Builds and caches the clients.
 #[derive(Clone)]
 pub struct OpenAiClients {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ConnectionStore>,
     keys: Arc<KeyRing>,
     config: ClientConfig,
     allowed_base_urls: Arc<Vec<Url>>,
@@ -36,7 +36,7 @@ impl OpenAiClients {
     /// Clients built with `config`, opening keys with `keys`, for connections whose base URL
     /// is one of `allowed_base_urls`.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn ConnectionStore>,
         keys: Arc<KeyRing>,
         config: ClientConfig,
         allowed_base_urls: Vec<Url>,

@@ -17,7 +17,9 @@ use crate::domain::connection::{validate_name, validate_organization_id};
 use crate::domain::connection_test::OverallStatus;
 use crate::domain::{AdminKey, Connection, ConnectionId, TestReport, ValidationError};
 use crate::error::{AppError, ErrorCode, FieldError};
-use crate::store::{ConnectionChanges, ConnectionDelete, NewConnection, Store, StoreError};
+use crate::store::{
+    ConnectionChanges, ConnectionDelete, ConnectionStore, NewConnection, Store, StoreError,
+};
 
 /// Largest page of connections a caller can ask for.
 pub const MAX_PAGE: u32 = 200;
@@ -60,7 +62,7 @@ pub struct KeyTestInput {
 /// The connections use cases.
 #[derive(Clone)]
 pub struct ConnectionService {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ConnectionStore>,
     keys: Arc<KeyRing>,
     allowed_base_urls: Arc<Vec<Url>>,
     prober: Prober,

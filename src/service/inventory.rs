@@ -22,7 +22,7 @@ use crate::domain::{
 };
 use crate::error::{AppError, ErrorCode};
 use crate::openai::{Client, ClientConfig, OpenAiError};
-use crate::store::{Store, StoreError, SyncStart};
+use crate::store::{ConnectionStore, InventoryStore, Store, StoreError, SyncStart};
 
 /// Largest page of inventory items or syncs a caller can ask for.
 pub const MAX_PAGE: u32 = 500;
@@ -64,7 +64,8 @@ impl Default for SyncSettings {
 /// The inventory use cases.
 #[derive(Clone)]
 pub struct InventoryService {
-    store: Arc<dyn Store>,
+    store: Arc<dyn InventoryStore>,
+    connections: Arc<dyn ConnectionStore>,
     settings: Arc<SyncSettings>,
     /// One OpenAI client per connection, shared with grants.
     clients: OpenAiClients,
@@ -141,15 +142,21 @@ impl InventoryService {
     pub fn new(store: Arc<dyn Store>, clients: OpenAiClients, settings: SyncSettings) -> Self {
         Self {
             audit: AuditService::new(store.clone()),
+            connections: store.clone(),
             store,
             settings: Arc::new(settings),
             clients,
         }
     }
 
-    /// The store (for the scheduler).
-    pub(super) fn store(&self) -> &Arc<dyn Store> {
+    /// The inventory store (for the scheduler).
+    pub(super) fn store(&self) -> &Arc<dyn InventoryStore> {
         &self.store
+    }
+
+    /// The connections (for the scheduler).
+    pub(super) fn connections(&self) -> &Arc<dyn ConnectionStore> {
+        &self.connections
     }
 
     /// Starts a sync of a connection in the background and returns it (`running`).
@@ -184,7 +191,11 @@ impl InventoryService {
         client_id: Option<String>,
         full: bool,
     ) -> Result<SyncRun, AppError> {
-        let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
+        let connection = self
+            .connections
+            .get_connection(id)
+            .await
+            .map_err(not_found(id))?;
         let client = self.clients.client(&connection).await?;
         let now = Utc::now();
         let run = SyncRun::start(id, requested_by, now);
@@ -472,7 +483,10 @@ impl InventoryService {
         limit: u32,
     ) -> Result<Vec<SyncRun>, AppError> {
         who.require(Scope::InventoryRead)?;
-        self.store.get_connection(id).await.map_err(not_found(id))?;
+        self.connections
+            .get_connection(id)
+            .await
+            .map_err(not_found(id))?;
         Ok(self
             .store
             .list_syncs(id, before, limit.clamp(1, MAX_PAGE))
@@ -488,7 +502,10 @@ impl InventoryService {
     ) -> Result<ItemPage, AppError> {
         who.require(Scope::InventoryRead)?;
         query.limit = query.limit.clamp(1, MAX_PAGE);
-        self.store.get_connection(id).await.map_err(not_found(id))?;
+        self.connections
+            .get_connection(id)
+            .await
+            .map_err(not_found(id))?;
         Ok(self.store.list_items(id, &query).await?)
     }
 }

@@ -8,6 +8,7 @@ pub mod clients;
 pub mod connection_test;
 pub mod connections;
 pub mod grants;
+pub mod idempotency;
 pub mod inventory;
 pub mod offboarding;
 pub mod rekey;

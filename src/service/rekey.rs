@@ -5,7 +5,7 @@
 //! do, since it needs the key ring.
 
 use crate::crypto::{CURRENT_BINDING, KeyRing};
-use crate::store::{SealedKey, Store, StoreError};
+use crate::store::{ConnectionStore, SealedKey, StoreError};
 
 /// What a rekey run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -21,20 +21,20 @@ pub struct RekeyReport {
 }
 
 /// Re-seals every key not under the ring's current version and binding.
-pub async fn rekey(store: &dyn Store, ring: &KeyRing) -> Result<RekeyReport, StoreError> {
+pub async fn rekey(store: &dyn ConnectionStore, ring: &KeyRing) -> Result<RekeyReport, StoreError> {
     reseal_where(store, ring, |_| true).await
 }
 
 /// Re-seals the keys still under a legacy binding (run at start-up, after the migrations).
 pub async fn upgrade_bindings(
-    store: &dyn Store,
+    store: &dyn ConnectionStore,
     ring: &KeyRing,
 ) -> Result<RekeyReport, StoreError> {
     reseal_where(store, ring, |k| k.sealed.binding != CURRENT_BINDING).await
 }
 
 async fn reseal_where(
-    store: &dyn Store,
+    store: &dyn ConnectionStore,
     ring: &KeyRing,
     wanted: impl Fn(&SealedKey) -> bool,
 ) -> Result<RekeyReport, StoreError> {

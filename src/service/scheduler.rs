@@ -56,7 +56,7 @@ impl InventoryService {
         let mut started = 0;
         let mut after = None;
         loop {
-            let page = match self.store().list_connections(after, 200).await {
+            let page = match self.connections().list_connections(after, 200).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(error = %e, "scheduler: listing connections failed");

@@ -144,7 +144,7 @@ pub struct TestApp {
     pub db: TestDb,
     pub jwt_secret: SecretString,
     /// The service's state (to run the grant worker's pass by hand).
-    pub state: openai_governor::app::AppState,
+    pub state: openai_governor::http::AppState,
     _server: tokio::task::JoinHandle<()>,
 }
 

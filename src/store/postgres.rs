@@ -43,29 +43,29 @@ impl PostgresStore {
 }
 
 // The statements and the trait implementations, shared with the other backend: the same
-// files, compiled here for this backend's database.
-#[allow(clippy::duplicate_mod)] // on purpose: once per backend
+// files, compiled here for this backend's database (hence `duplicate_mod` allowed).
+#[allow(clippy::duplicate_mod)]
 #[path = "access_sql.rs"]
 mod access_sql;
-#[allow(clippy::duplicate_mod)] // on purpose: once per backend
+#[allow(clippy::duplicate_mod)]
 #[path = "audit_sql.rs"]
 mod audit_sql;
-#[allow(clippy::duplicate_mod)] // on purpose: once per backend
+#[allow(clippy::duplicate_mod)]
 #[path = "changes_sql.rs"]
 mod changes_sql;
-#[allow(clippy::duplicate_mod)] // on purpose: once per backend
+#[allow(clippy::duplicate_mod)]
 #[path = "connections_sql.rs"]
 mod connections_sql;
-#[allow(clippy::duplicate_mod)] // on purpose: once per backend
+#[allow(clippy::duplicate_mod)]
 #[path = "grants_sql.rs"]
 mod grants_sql;
-#[allow(clippy::duplicate_mod)] // on purpose: once per backend
+#[allow(clippy::duplicate_mod)]
 #[path = "idempotency_sql.rs"]
 mod idempotency_sql;
-#[allow(clippy::duplicate_mod)] // on purpose: once per backend
+#[allow(clippy::duplicate_mod)]
 #[path = "inventory_sql.rs"]
 mod inventory_sql;
-#[allow(clippy::duplicate_mod)] // on purpose: once per backend
+#[allow(clippy::duplicate_mod)]
 #[path = "offboarding_sql.rs"]
 mod offboarding_sql;
 

@@ -15,26 +15,16 @@ use crate::store::Store;
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The store (readiness).
+    /// For readiness (`/readyz`) only: handlers reach the store through the services.
     pub store: Arc<dyn Store>,
-    /// Caller token verification.
     pub auth: Arc<JwtVerifier>,
-    /// Connection use cases.
     pub connections: ConnectionService,
-    /// Inventory syncs and reads.
     pub inventory: InventoryService,
-    /// The changes feed.
     pub changes: ChangesService,
-    /// Access questions over the synced inventory.
     pub access: AccessService,
-    /// Grants and revocations.
     pub grants: GrantService,
-    /// The audit trail.
     pub audit: AuditService,
-    /// Offboarding people.
     pub offboarding: OffboardingService,
-    /// Idempotency keys of writes.
     pub idempotency: IdempotencyService,
-    /// Rate limits and caps on callers.
     pub limits: Arc<Limits>,
 }

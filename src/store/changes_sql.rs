@@ -129,11 +129,8 @@ fn verb_condition(verb: EventVerb) -> String {
 
 /// A value bound to a change query.
 pub(super) enum Bind {
-    /// Text (ids, kinds).
     Text(String),
-    /// A timestamp.
     Time(DateTime<Utc>),
-    /// An integer (cursor, limit).
     Int(i64),
 }
 

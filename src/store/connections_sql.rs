@@ -35,7 +35,6 @@ const INSERT_CONNECTION: &str = concat!(
     connection_columns!()
 );
 
-/// One connection.
 const GET_CONNECTION: &str = concat!(
     "SELECT ",
     connection_columns!(),

@@ -67,7 +67,6 @@ pub(super) const DROP_STALE_LOCK: &str = "UPDATE grants SET lock_key = NULL \
 pub(super) const DROP_STALE_LOCK_OF: &str = "UPDATE grants SET lock_key = NULL \
      WHERE lock_key = (SELECT access_key FROM grants WHERE grant_id = $1) AND lease_until < $2";
 
-/// One grant.
 pub(super) const GET_GRANT: &str = "SELECT data FROM grants WHERE grant_id = $1";
 
 /// Grants needing work at `$1`, with no live lease: due for expiry, interrupted (pending), or

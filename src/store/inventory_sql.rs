@@ -53,7 +53,6 @@ pub(super) const SET_HEAD: &str = "INSERT INTO inventory_heads (connection_id, s
 /// Drops a snapshot's items.
 pub(super) const DELETE_ITEMS: &str = "DELETE FROM inventory_items WHERE sync_id = $1";
 
-/// One run.
 pub(super) const GET_SYNC: &str = "SELECT sync_id, connection_id, status, requested_by, \
      started_at, finished_at, stats, error FROM inventory_syncs WHERE sync_id = $1";
 /// A connection's runs, newest first, before a cursor.

@@ -3,8 +3,11 @@
 //!
 //! The statements and their binding are written once, in the `*_sql.rs` files, with `$N`
 //! placeholders (which SQLite accepts like Postgres); each backend module compiles those
-//! files for its own sqlx database (see `sqlite.rs`), so the logic is plain Rust that
-//! rustfmt and the compiler see, with no macro and no generic bound lists.
+//! files for its own sqlx database (`#[path]` modules naming it `Db`, see `sqlite.rs`), so
+//! the logic is plain Rust that rustfmt and the compiler see. Not generic functions over
+//! `sqlx::Database`: Rust does not carry a helper trait's where-clauses to its users, so
+//! every function would repeat the bounds of each type it binds or decodes. What really
+//! differs by backend is chosen on the `POSTGRES` constant.
 
 mod postgres;
 mod sqlite;
@@ -38,7 +41,6 @@ pub enum StoreError {
     /// The database cannot be reached (pool timeout, I/O).
     #[error("store unavailable")]
     Unavailable(#[source] sqlx::Error),
-    /// Anything else.
     #[error("store failure")]
     Other(#[source] sqlx::Error),
 }
@@ -80,28 +82,21 @@ fn not_found_on_foreign_key(err: sqlx::Error) -> StoreError {
 pub struct NewConnection {
     /// Identifier, chosen by the service (the sealed key is bound to it).
     pub id: ConnectionId,
-    /// Unique name.
     pub name: String,
-    /// OpenAI base URL.
     pub base_url: Url,
-    /// Expected organization id.
     pub expected_organization_id: Option<String>,
     /// `sk-admin-…abcd`.
     pub key_hint: String,
     /// The admin key, sealed for this id.
     pub sealed_key: SealedSecret,
-    /// When.
     pub at: DateTime<Utc>,
-    /// Who (JWT subject).
     pub by: String,
 }
 
 /// Changes to a connection; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionChanges {
-    /// New name.
     pub name: Option<String>,
-    /// New base URL.
     pub base_url: Option<Url>,
     /// New expected organization (`Some(None)` clears it).
     pub expected_organization_id: Option<Option<String>>,
@@ -116,11 +111,9 @@ pub struct ConnectionChanges {
 /// base URL is the one the key was sealed for).
 #[derive(Debug, Clone)]
 pub struct SealedKey {
-    /// The connection.
     pub id: ConnectionId,
     /// Where the key may be sent.
     pub base_url: Url,
-    /// The ciphertext.
     pub sealed: SealedSecret,
 }
 

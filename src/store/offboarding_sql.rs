@@ -26,7 +26,6 @@ pub(super) const CLAIM_OFFBOARDING: &str = "UPDATE offboardings SET lease_owner 
 pub(super) const INTERRUPTED_OFFBOARDINGS: &str = "SELECT data FROM offboardings \
      WHERE status = 'running' AND (lease_until IS NULL OR lease_until < $1) \
      ORDER BY created_at LIMIT $2";
-/// One request.
 pub(super) const GET_OFFBOARDING: &str = "SELECT data FROM offboardings WHERE offboarding_id = $1";
 
 /// The wire name of a status, as stored in the `status` column.

@@ -9,6 +9,47 @@
 //! every function would repeat the bounds of each type it binds or decodes. What really
 //! differs by backend is chosen on the `POSTGRES` constant.
 
+/// Compiles the shared statement files (`*_sql.rs`) into a backend's module, with the names
+/// they are written against: `This` (the store they implement the traits for), `Db`, `Conn`,
+/// `Query`, `QueryAs` and `POSTGRES` (the few statements that really differ). One text for
+/// both backends, type-checked against each (hence `duplicate_mod` allowed).
+macro_rules! backend {
+    ($store:ty, $db:ty, $conn:ty, postgres: $pg:expr) => {
+        #[allow(clippy::duplicate_mod)]
+        #[path = "access_sql.rs"]
+        mod access_sql;
+        #[allow(clippy::duplicate_mod)]
+        #[path = "audit_sql.rs"]
+        mod audit_sql;
+        #[allow(clippy::duplicate_mod)]
+        #[path = "changes_sql.rs"]
+        mod changes_sql;
+        #[allow(clippy::duplicate_mod)]
+        #[path = "connections_sql.rs"]
+        mod connections_sql;
+        #[allow(clippy::duplicate_mod)]
+        #[path = "grants_sql.rs"]
+        mod grants_sql;
+        #[allow(clippy::duplicate_mod)]
+        #[path = "idempotency_sql.rs"]
+        mod idempotency_sql;
+        #[allow(clippy::duplicate_mod)]
+        #[path = "inventory_sql.rs"]
+        mod inventory_sql;
+        #[allow(clippy::duplicate_mod)]
+        #[path = "offboarding_sql.rs"]
+        mod offboarding_sql;
+
+        type This = $store;
+        type Db = $db;
+        /// Inside a transaction a statement must join the caller's connection.
+        type Conn = $conn;
+        type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>;
+        type QueryAs<'q, O> = sqlx::query::QueryAs<'q, Db, O, <Db as sqlx::Database>::Arguments>;
+        const POSTGRES: bool = $pg;
+    };
+}
+
 mod postgres;
 mod sqlite;
 

@@ -42,45 +42,7 @@ impl PostgresStore {
     }
 }
 
-// The statements and the trait implementations, shared with the other backend: the same
-// files, compiled here for this backend's database (hence `duplicate_mod` allowed).
-#[allow(clippy::duplicate_mod)]
-#[path = "access_sql.rs"]
-mod access_sql;
-#[allow(clippy::duplicate_mod)]
-#[path = "audit_sql.rs"]
-mod audit_sql;
-#[allow(clippy::duplicate_mod)]
-#[path = "changes_sql.rs"]
-mod changes_sql;
-#[allow(clippy::duplicate_mod)]
-#[path = "connections_sql.rs"]
-mod connections_sql;
-#[allow(clippy::duplicate_mod)]
-#[path = "grants_sql.rs"]
-mod grants_sql;
-#[allow(clippy::duplicate_mod)]
-#[path = "idempotency_sql.rs"]
-mod idempotency_sql;
-#[allow(clippy::duplicate_mod)]
-#[path = "inventory_sql.rs"]
-mod inventory_sql;
-#[allow(clippy::duplicate_mod)]
-#[path = "offboarding_sql.rs"]
-mod offboarding_sql;
-
-/// The store the shared files implement the traits for.
-type This = PostgresStore;
-/// The sqlx database they run on.
-type Db = sqlx::Postgres;
-/// A connection of it (inside a transaction, where a statement must join the caller's).
-type Conn = sqlx::PgConnection;
-/// An untyped statement with its arguments.
-type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>;
-/// A statement returning rows of `O`.
-type QueryAs<'q, O> = sqlx::query::QueryAs<'q, Db, O, <Db as sqlx::Database>::Arguments>;
-/// Whether this is Postgres: the few statements that really differ.
-const POSTGRES: bool = true;
+backend!(PostgresStore, sqlx::Postgres, sqlx::PgConnection, postgres: true);
 
 #[async_trait]
 impl Store for PostgresStore {

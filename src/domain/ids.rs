@@ -162,3 +162,27 @@ impl<'de> Deserialize<'de> for super::SyncId {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_ids_say_which_id_and_cut_the_value_short() {
+        let long = "x".repeat(100);
+        let err = ConnectionId::parse(&long).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("`{}` is not a connection id (a UUID)", &long[..64])
+        );
+        let err = serde_json::from_str::<GrantId>("\"42\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("`42` is not a grant id (a UUID)"),
+            "{err}"
+        );
+        let id = GrantId::new();
+        let back: GrantId = serde_json::from_str(&serde_json::to_string(&id).unwrap()).unwrap();
+        assert_eq!(back, id);
+    }
+}

@@ -98,7 +98,8 @@ impl From<PathRejection> for AppError {
         // A malformed id (`Path<ConnectionId>`, ...): its own message says which id and why
         // (`crate::domain::ids::InvalidId`), with the value cut short and no quotes to elide.
         if let PathRejection::FailedToDeserializePathParams(e) = &rejection
-            && let ErrorKind::Message(message) = e.kind()
+            && let ErrorKind::Message(message) | ErrorKind::DeserializeError { message, .. } =
+                e.kind()
         {
             return AppError::new(ErrorCode::InvalidParameter, message.clone());
         }

@@ -89,7 +89,19 @@ async fn framework_errors_are_problems() {
 
     // A malformed id in the path.
     let res = app.get("/v1/connections/not-a-uuid", &token).await;
-    assert_problem(res, 400, "invalid_parameter").await;
+    let body = assert_problem(res, 400, "invalid_parameter").await;
+    assert_eq!(
+        body["detail"],
+        "`not-a-uuid` is not a connection id (a UUID)"
+    );
+    let res = app
+        .get("/v1/connections/not-a-uuid/inventory/people", &token)
+        .await;
+    let body = assert_problem(res, 400, "invalid_parameter").await;
+    assert_eq!(
+        body["detail"],
+        "`not-a-uuid` is not a connection id (a UUID)"
+    );
 
     // A caller's request id is kept and echoed.
     let res = app

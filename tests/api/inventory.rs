@@ -636,7 +636,8 @@ async fn inventory_errors_are_clear(backend: Backend) {
     let res = app.get(&format!("/v1/syncs/{missing}"), &admin).await;
     assert_problem(res, 404, "sync_not_found").await;
     let res = app.get("/v1/syncs/not-a-uuid", &admin).await;
-    assert_problem(res, 400, "invalid_parameter").await;
+    let body = assert_problem(res, 400, "invalid_parameter").await;
+    assert_eq!(body["detail"], "`not-a-uuid` is not a sync id (a UUID)");
     let res = app
         .get(&format!("/v1/connections/{id}/inventory/people"), &admin)
         .await;

@@ -10,6 +10,7 @@ pub mod connections;
 pub mod grants;
 pub mod inventory;
 pub mod offboarding;
+pub mod problems;
 pub mod rekey;
 pub mod scheduler;
 pub mod sync;

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{EndInput, GrantInput};
-use crate::domain::ConnectionId;
 use crate::domain::grants::{GrantTarget, Grantee};
+use crate::domain::{ConnectionId, Email, UserId};
 use crate::error::{AppError, FieldError};
 use crate::service::problems::field;
 
@@ -79,16 +79,12 @@ pub(super) fn validate(input: &GrantInput, now: DateTime<Utc>) -> Result<Valid, 
         errors.push(field("connection_id", "required"));
     }
     let email = input.email.as_ref().map(|e| e.trim().to_lowercase());
-    if let Some(e) = &email
-        && (e.len() > 320 || !e.contains('@') || e.starts_with('@') || e.ends_with('@'))
-    {
-        errors.push(field("email", "must be an email address"));
+    if let Some(Err(m)) = email.as_deref().map(Email::parse) {
+        errors.push(field("email", m));
     }
     let user_id = input.user_id.as_ref().map(|u| u.trim().to_owned());
-    if let Some(u) = &user_id
-        && (!u.starts_with("user-") || u.len() > 100)
-    {
-        errors.push(field("user_id", "must be an OpenAI user id (user-…)"));
+    if let Some(Err(m)) = user_id.as_deref().map(UserId::parse) {
+        errors.push(field("user_id", m));
     }
     let grantee_group = input.grantee_group_id.as_ref().map(|g| g.trim().to_owned());
     match (&grantee_group, email.is_some() || user_id.is_some()) {

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod inventory;
 pub mod offboarding;
 pub mod permissions;
+pub mod person;
 
 pub use changes::{
     Change, ChangeEvent, ChangeId, ChangeKind, ChangeQuery, EventVerb, ExpectedChange, event_verb,
@@ -26,3 +27,4 @@ pub use inventory::{
     AuditMark, Item, ItemKind, ItemPage, ItemQuery, Replaced, SyncId, SyncMode, SyncRun, SyncStats,
     SyncStatus,
 };
+pub use person::{Email, UserId};

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use super::audit::AuditService;
 use super::clients::OpenAiClients;
 use super::connections::not_found;
+use super::problems::upstream_message as upstream;
 use super::scheduler::SCHEDULER;
 use super::sync::{Changes, FetchPlan, NotIncremental, audit_mark, fetch, fetch_changes};
 use crate::auth::{Principal, Scope};
@@ -21,7 +22,7 @@ use crate::domain::{
     SyncStatus,
 };
 use crate::error::{AppError, ErrorCode};
-use crate::openai::{Client, ClientConfig, OpenAiError};
+use crate::openai::{Client, ClientConfig};
 use crate::store::{ConnectionStore, InventoryStore, Store, StoreError, SyncStart};
 
 /// Largest page of inventory items or syncs a caller can ask for.
@@ -79,16 +80,6 @@ fn sync_not_found(id: SyncId) -> impl FnOnce(StoreError) -> AppError {
         }
         other => other.into(),
     }
-}
-
-/// OpenAI's failure as a sync error: what it was, OpenAI's message and request id.
-fn upstream(e: &OpenAiError) -> String {
-    let id = e
-        .request_id
-        .as_deref()
-        .map(|r| format!(" (request {r})"))
-        .unwrap_or_default();
-    format!("OpenAI: {}: {}{id}", e.kind.label(), e.message)
 }
 
 /// A store failure as a sync error (the details go to the log, not to the caller).

@@ -26,6 +26,7 @@ use super::audit::AuditService;
 use super::clients::OpenAiClients;
 use super::connections::not_found;
 use super::grants::{EndInput, Finished, GrantService};
+use super::problems::{field, upstream_message};
 use crate::auth::Principal;
 use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::grants::{GrantQuery, GrantStatus};
@@ -35,7 +36,8 @@ use crate::domain::offboarding::{
 use crate::domain::{
     ChangeKind, Connection, ConnectionId, ExpectedChange, Item, ItemKind, ItemQuery,
 };
-use crate::error::{AppError, ErrorCode, FieldError};
+use crate::domain::{Email, UserId};
+use crate::error::{AppError, ErrorCode};
 use crate::openai::{
     Client, ErrorKind, InviteStatus, ListProjectApiKeysParams, OpenAiError, OrgUser,
     OwnerAccessFilter,
@@ -121,37 +123,16 @@ impl Failure {
     }
 }
 
-/// OpenAI's failure in words, with its request id.
-fn upstream_message(e: &OpenAiError) -> String {
-    let id = e
-        .request_id
-        .as_deref()
-        .map(|r| format!(" (request {r})"))
-        .unwrap_or_default();
-    format!("OpenAI: {}: {}{id}", e.kind.label(), e.message)
-}
-
-fn field(field: &str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        message: message.into(),
-    }
-}
-
 /// Checks a request, naming every invalid field.
 fn validate(input: &OffboardInput) -> Result<Valid, AppError> {
     let mut errors = Vec::new();
     let email = input.email.as_ref().map(|e| e.trim().to_lowercase());
-    if let Some(e) = &email
-        && (e.len() > 320 || !e.contains('@') || e.starts_with('@') || e.ends_with('@'))
-    {
-        errors.push(field("email", "must be an email address"));
+    if let Some(Err(m)) = email.as_deref().map(Email::parse) {
+        errors.push(field("email", m));
     }
     let user_id = input.user_id.as_ref().map(|u| u.trim().to_owned());
-    if let Some(u) = &user_id
-        && (!u.starts_with("user-") || u.len() > 100)
-    {
-        errors.push(field("user_id", "must be an OpenAI user id (user-…)"));
+    if let Some(Err(m)) = user_id.as_deref().map(UserId::parse) {
+        errors.push(field("user_id", m));
     }
     if email.is_none() && user_id.is_none() {
         errors.push(field("email", "give the person's email or user_id"));

@@ -1,0 +1,100 @@
+//! A person as requests name them: an email address or an OpenAI user id, each checked once
+//! when a request is parsed (grants, offboarding, access queries).
+
+use std::fmt;
+use std::ops::Deref;
+
+use serde::{Deserialize, Serialize};
+
+/// An email address, trimmed and lower-cased (how OpenAI compares them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    /// The message a request's `email` field gets when it is not one.
+    pub const INVALID: &'static str = "must be an email address";
+
+    /// Checks a caller's email: at most 320 bytes, an `@` with something on both sides.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let e = raw.trim().to_lowercase();
+        if e.len() > 320 || !e.contains('@') || e.starts_with('@') || e.ends_with('@') {
+            return Err(Self::INVALID);
+        }
+        Ok(Self(e))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// An OpenAI user id (`user-…`), trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// The message a request's `user_id` field gets when it is not one.
+    pub const INVALID: &'static str = "must be an OpenAI user id (user-…)";
+
+    /// Checks a caller's user id: `user-…`, at most 100 bytes.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let u = raw.trim();
+        if !u.starts_with("user-") || u.len() > 100 {
+            return Err(Self::INVALID);
+        }
+        Ok(Self(u.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+macro_rules! as_text {
+    ($($t:ty),*) => {$(
+        impl Deref for $t {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    )*};
+}
+as_text!(Email, UserId);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_and_user_ids_are_checked_and_normalised() {
+        assert_eq!(
+            Email::parse(" Alice@Corp.io ").map(|e| e.into_string()),
+            Ok("alice@corp.io".to_owned())
+        );
+        for bad in ["alice", "@corp.io", "alice@", ""] {
+            assert_eq!(Email::parse(bad), Err(Email::INVALID));
+        }
+        assert_eq!(
+            UserId::parse(" user-1 ").map(|u| u.into_string()),
+            Ok("user-1".to_owned())
+        );
+        assert_eq!(UserId::parse("bob"), Err(UserId::INVALID));
+    }
+}

@@ -1,0 +1,322 @@
+//! Recording outcomes: a grant's final state, its audit entry and the inventory write-through
+//! stored together; failures, operations left pending, and ends (revoke, expiry).
+
+use chrono::Utc;
+
+use super::write::{Written, access_item};
+use super::{Actor, Finished, GrantService};
+use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome, SYSTEM_ACTOR};
+use crate::domain::grants::{
+    AccessState, Grant, GrantOutcome, GrantStatus, GrantTarget, Outcome, PendingOp, RevokeOutcome,
+};
+use crate::domain::{Item, ItemKind};
+use crate::error::{AppError, ErrorCode};
+use crate::openai::{Client, OpenAiError};
+use crate::service::problems::upstream_message;
+use crate::store::GrantSaveExtras;
+
+/// The access an audit entry records as before/after, from what is held (see
+/// [`AccessState::held`]).
+fn access_json(target: &GrantTarget, held: Option<String>) -> serde_json::Value {
+    match target {
+        GrantTarget::Project { .. } => serde_json::json!({ "project_role": held }),
+        GrantTarget::Group { .. } => serde_json::json!({ "group_member": held.is_some() }),
+        GrantTarget::Role { .. } => serde_json::json!({ "role_id": held }),
+        GrantTarget::OrganizationRole { .. } => serde_json::json!({ "organization_role": held }),
+    }
+}
+
+impl GrantService {
+    /// Records an operation's outcome.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn settle(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        actor: &Actor,
+        op: PendingOp,
+        outcome: Outcome,
+        state: Option<&AccessState>,
+        known: Option<Item>,
+    ) -> Result<Finished, AppError> {
+        match outcome {
+            Outcome::Grant(o) => self.applied(client, grant, actor, o, state, known).await,
+            Outcome::Revoke(o) => self.ended(client, grant, actor, op, o).await,
+        }
+    }
+
+    /// The grant holds: record it as active (or invited) with its audit entry.
+    pub(super) async fn applied(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        actor: &Actor,
+        outcome: GrantOutcome,
+        state: Option<&AccessState>,
+        known: Option<Item>,
+    ) -> Result<Finished, AppError> {
+        if outcome == GrantOutcome::AlreadyHeld
+            && let Some(state) = state
+        {
+            grant.previous_role = state.held();
+        }
+        grant.outcome = Some(outcome);
+        grant.status = if outcome == GrantOutcome::Invited {
+            GrantStatus::Invited
+        } else {
+            GrantStatus::Active
+        };
+        if outcome == GrantOutcome::Invited
+            && let Some(AccessState::Project(s)) = state
+            && let Some((id, _)) = &s.invite
+        {
+            grant.invite_id = Some(id.clone());
+        }
+        grant.pending = None;
+        grant.error = None;
+        grant.updated_at = Utc::now();
+        let written = match known {
+            Some(item) => Written {
+                upserts: vec![item],
+                removals: Vec::new(),
+            },
+            None => self.observed(client, grant).await,
+        };
+        let action = if grant.attempts > 0 && actor.subject == SYSTEM_ACTOR {
+            AuditAction::GrantReconciled
+        } else {
+            AuditAction::GrantCreated
+        };
+        let mut entry = self.entry(grant, actor, action);
+        entry.outcome = match outcome {
+            GrantOutcome::AlreadyHeld => AuditOutcome::Unchanged,
+            GrantOutcome::Invited => AuditOutcome::Pending,
+            _ => AuditOutcome::Succeeded,
+        };
+        entry.before = Some(access_json(&grant.target, grant.previous_role.clone()));
+        entry.after = Some(match outcome {
+            GrantOutcome::Invited => serde_json::json!({ "invite_id": grant.invite_id }),
+            _ => access_json(&grant.target, Some(grant.target.role().to_owned())),
+        });
+        self.finish(grant, &entry, written).await
+    }
+
+    /// Stores a final state, its audit entry, and the write-through.
+    pub(super) async fn finish(
+        &self,
+        grant: &mut Grant,
+        entry: &AuditEntry,
+        written: Written,
+    ) -> Result<Finished, AppError> {
+        let extras = GrantSaveExtras {
+            audit: Some(entry),
+            expect: None,
+            upserts: &written.upserts,
+            removals: &written.removals,
+            // Lost in a power cut, the outcome is found again by reading OpenAI.
+            lazy_commit: true,
+        };
+        if !self
+            .store
+            .save_grant(grant, &self.instance, true, extras)
+            .await?
+        {
+            // Our lease was taken over (we were too slow); the new owner records the outcome.
+            return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
+        }
+        Ok(Finished::Done(grant.clone()))
+    }
+
+    /// Records a refusal or failure and returns it as the caller's error.
+    pub(super) async fn fail(
+        &self,
+        grant: &mut Grant,
+        actor: &Actor,
+        code: ErrorCode,
+        message: String,
+    ) -> Result<Finished, AppError> {
+        let op = grant.pending.take();
+        grant.updated_at = Utc::now();
+        grant.attempts = 0;
+        let action = match op {
+            Some(PendingOp::Revoke) => AuditAction::GrantRevoked,
+            Some(PendingOp::Expire) => AuditAction::GrantExpired,
+            _ => AuditAction::GrantCreated,
+        };
+        if matches!(op, Some(PendingOp::Revoke | PendingOp::Expire)) {
+            // The revoke did not happen: the grant keeps what it held.
+            grant.status =
+                if grant.invite_id.is_some() && grant.outcome == Some(GrantOutcome::Invited) {
+                    GrantStatus::Invited
+                } else {
+                    GrantStatus::Active
+                };
+            grant.ended_at = None;
+            grant.ended_by = None;
+            grant.end_reason = None;
+            grant.end_ticket = None;
+        } else {
+            grant.status = GrantStatus::Failed;
+            grant.error = Some(message.clone());
+        }
+        let mut entry = self.entry(grant, actor, action);
+        entry.outcome = AuditOutcome::Failed;
+        entry.detail = Some(serde_json::json!({ "code": code.as_str(), "message": message }));
+        self.store
+            .save_grant(
+                grant,
+                &self.instance,
+                true,
+                GrantSaveExtras {
+                    audit: Some(&entry),
+                    ..GrantSaveExtras::default()
+                },
+            )
+            .await?;
+        let mut e = AppError::new(code, message);
+        if matches!(
+            code,
+            ErrorCode::UpstreamRefused
+                | ErrorCode::UpstreamUnavailable
+                | ErrorCode::OrganizationMismatch
+        ) {
+            e.message = format!(
+                "{} (grant {} is recorded as {})",
+                e.message, grant.id, grant.status
+            );
+        }
+        Err(e)
+    }
+
+    /// The outcome is unknown (OpenAI unreachable after the write was sent): keep the lease
+    /// until it runs out, then the worker reconciles.
+    pub(super) async fn leave_pending(
+        &self,
+        grant: &mut Grant,
+        e: &OpenAiError,
+    ) -> Result<Finished, AppError> {
+        tracing::warn!(grant_id = %grant.id, error = %upstream_message(e), "grant outcome unknown; the worker will reconcile it");
+        grant.error = Some(format!(
+            "outcome unknown, reconciling: {}",
+            upstream_message(e)
+        ));
+        grant.updated_at = Utc::now();
+        self.store
+            .save_grant(grant, &self.instance, false, GrantSaveExtras::default())
+            .await?;
+        Ok(Finished::Pending(grant.clone()))
+    }
+
+    /// Ends a claimed grant: undo what it did (revoke or expiry).
+    pub(super) async fn end(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        op: PendingOp,
+        actor: &Actor,
+    ) -> Result<Finished, AppError> {
+        if grant.pending != Some(op) {
+            grant.pending = Some(op);
+            grant.attempts = 0;
+        }
+        // Stored with the intent, before a write; until then the claim's lease is enough.
+        grant.status = GrantStatus::Pending;
+        grant.updated_at = Utc::now();
+        self.drive(client, grant, actor, op).await
+    }
+
+    /// The revoke or expiry is done: record it with the write-through.
+    pub(super) async fn ended(
+        &self,
+        client: &Client,
+        grant: &mut Grant,
+        actor: &Actor,
+        op: PendingOp,
+        outcome: RevokeOutcome,
+    ) -> Result<Finished, AppError> {
+        let now = Utc::now();
+        grant.status = if op == PendingOp::Expire {
+            GrantStatus::Expired
+        } else {
+            GrantStatus::Revoked
+        };
+        grant.revoke_outcome = Some(outcome);
+        grant.pending = None;
+        grant.error = None;
+        grant.ended_at = Some(now);
+        grant.ended_by.get_or_insert_with(|| actor.subject.clone());
+        grant.updated_at = now;
+        let written = match outcome {
+            // The person stays in the organization: only their access item goes.
+            RevokeOutcome::Removed | RevokeOutcome::AlreadyAbsent => Written {
+                upserts: Vec::new(),
+                removals: access_item(grant)
+                    .filter(|(kind, _)| *kind != ItemKind::User)
+                    .into_iter()
+                    .collect(),
+            },
+            RevokeOutcome::InviteDeleted => Written {
+                upserts: Vec::new(),
+                removals: grant
+                    .invite_id
+                    .iter()
+                    .map(|i| (ItemKind::Invite, i.clone()))
+                    .collect(),
+            },
+            RevokeOutcome::RoleRestored => self.observed(client, grant).await,
+            RevokeOutcome::NothingToUndo => Written::default(),
+        };
+        let action = if op == PendingOp::Expire {
+            AuditAction::GrantExpired
+        } else {
+            AuditAction::GrantRevoked
+        };
+        let mut entry = self.entry(grant, actor, action);
+        entry.reason = grant.end_reason.clone().or_else(|| {
+            (op == PendingOp::Expire).then(|| "the grant reached its expiry".to_owned())
+        });
+        entry.ticket = grant.end_ticket.clone().or_else(|| grant.ticket.clone());
+        entry.outcome = match outcome {
+            RevokeOutcome::AlreadyAbsent | RevokeOutcome::NothingToUndo => AuditOutcome::Unchanged,
+            _ => AuditOutcome::Succeeded,
+        };
+        entry.before = Some(access_json(
+            &grant.target,
+            Some(grant.target.role().to_owned()),
+        ));
+        let after = match outcome {
+            RevokeOutcome::RoleRestored | RevokeOutcome::NothingToUndo => {
+                grant.previous_role.clone()
+            }
+            _ => None,
+        };
+        entry.after = Some(access_json(&grant.target, after));
+        entry.detail = Some(serde_json::json!({ "revoke_outcome": outcome }));
+        self.finish(grant, &entry, written).await
+    }
+
+    /// The audit entry of a grant's change, with who and what filled in.
+    pub(super) fn entry(&self, grant: &Grant, actor: &Actor, action: AuditAction) -> AuditEntry {
+        let mut e = AuditEntry::new(
+            Utc::now(),
+            actor.subject.clone(),
+            actor.client_id.clone(),
+            action,
+            AuditOutcome::Succeeded,
+        );
+        e.connection_id = Some(grant.connection_id);
+        e.grant_id = Some(grant.id);
+        e.user_id = grant.grantee.user_id.clone();
+        e.email = grant.grantee.email.clone();
+        e.project_id = grant.target.project_id().map(str::to_owned);
+        e.group_id = grant
+            .target
+            .group_id()
+            .or(grant.grantee.group_id.as_deref())
+            .map(str::to_owned);
+        e.reason = Some(grant.reason.clone());
+        e.ticket = grant.ticket.clone();
+        e.upstream_request_id = grant.upstream_request_id.clone();
+        e
+    }
+}

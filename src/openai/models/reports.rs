@@ -110,13 +110,11 @@ pub type CostBucket = Bucket<CostResult>;
 /// A usage bucket (`/organization/usage/*`).
 pub type UsageBucket = Bucket<UsageResult>;
 
-/// An amount of money.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Amount {
     /// The value (floating point, as OpenAI sends it).
     pub value: f64,
-    /// Currency code, e.g. `usd`.
     pub currency: String,
 }
 
@@ -157,7 +155,6 @@ pub struct UsageResult {
     pub input_tokens: Option<i64>,
     /// Output tokens, where the endpoint counts them.
     pub output_tokens: Option<i64>,
-    /// Every other field of the result.
     #[serde(flatten)]
     pub metrics: serde_json::Map<String, serde_json::Value>,
 }

@@ -34,9 +34,7 @@ pub struct OrgUser {
     pub role: Option<String>,
     /// When the user joined (Unix seconds).
     pub added_at: i64,
-    /// Whether this is a service-account user.
     pub is_service_account: Option<bool>,
-    /// Whether the user is managed by SCIM.
     pub is_scim_managed: Option<bool>,
     /// Last use of one of the user's API keys (Unix seconds).
     pub api_key_last_used_at: Option<i64>,

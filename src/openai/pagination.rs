@@ -3,7 +3,7 @@
 //! Legacy lists continue with `after=<last_id>`, RBAC lists with `after=<next>`, usage pages
 //! with `page=<next_page>`. The stream fetches a page only when the previous one is consumed
 //! and fails (instead of looping forever) when a cursor repeats or is missing while
-//! `has_more` is true. Depends only on the error type.
+//! `has_more` is true. [`Client::stream`] runs any list operation through it.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -11,19 +11,22 @@ use std::future::Future;
 use futures::{Stream, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 
+use serde::de::DeserializeOwned;
+
+use super::budget::EndpointFamily;
+use super::client::Client;
 use super::error::{ErrorKind, OpenAiError};
 use super::models::{
     AdminApiKey, AuditLog, Invite, OrgUser, Project, ProjectApiKey, ProjectUser, ServiceAccount,
 };
+use super::params::Paginated;
 
 /// A page of a legacy list: `{object: "list", data, first_id, last_id, has_more}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "T: Deserialize<'de>"))]
 pub struct CursorPage<T> {
-    /// `list`.
     #[serde(default)]
     pub object: String,
-    /// The items.
     #[serde(default = "Vec::new")]
     pub data: Vec<T>,
     /// Id of the first item.
@@ -41,10 +44,8 @@ pub struct CursorPage<T> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "T: Deserialize<'de>"))]
 pub struct RbacPage<T> {
-    /// `list`.
     #[serde(default)]
     pub object: String,
-    /// The items.
     #[serde(default = "Vec::new")]
     pub data: Vec<T>,
     /// Whether another page follows.
@@ -59,10 +60,8 @@ pub struct RbacPage<T> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(bound(deserialize = "T: Deserialize<'de>"))]
 pub struct UsagePage<T> {
-    /// `page`.
     #[serde(default)]
     pub object: String,
-    /// The buckets.
     #[serde(default = "Vec::new")]
     pub data: Vec<T>,
     /// Whether another page follows.
@@ -201,6 +200,40 @@ where
     })
     .map_ok(|items| stream::iter(items.into_iter().map(Ok)))
     .try_flatten()
+}
+
+impl Client {
+    /// Every item of the list at `path`, fetched page by page from `params`' cursor, with
+    /// `default_limit` (the endpoint's largest page) unless `params` sets a limit.
+    pub(crate) fn stream<P, Pg>(
+        &self,
+        family: EndpointFamily,
+        path: &[&str],
+        params: &P,
+        default_limit: u32,
+    ) -> impl Stream<Item = Result<Pg::Item, OpenAiError>> + Send + use<P, Pg>
+    where
+        P: Paginated,
+        Pg: Page + DeserializeOwned + Send + 'static,
+        Pg::Item: Send + 'static,
+    {
+        let client = self.clone();
+        let path: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        let mut params = params.clone();
+        params.limit().get_or_insert(default_limit);
+        let initial = params.cursor().clone();
+        paginate(initial, move |cursor| {
+            let client = client.clone();
+            let path = path.clone();
+            let mut params = params.clone();
+            *params.cursor() = cursor;
+            async move {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                let page = client.get::<Pg>(family, &path, params.query()).await?;
+                Ok(page.data)
+            }
+        })
+    }
 }
 
 #[cfg(test)]

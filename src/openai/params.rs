@@ -7,6 +7,32 @@
 /// Query pairs in order; names may contain `[]`.
 pub(crate) type Query = Vec<(String, String)>;
 
+/// Parameters of a list that pages: its query, its cursor and its page size.
+pub(crate) trait Paginated: Clone + Send + Sync + 'static {
+    fn query(&self) -> Query;
+    /// `after` (or `page` for usage and costs).
+    fn cursor(&mut self) -> &mut Option<String>;
+    fn limit(&mut self) -> &mut Option<u32>;
+}
+
+macro_rules! paginated {
+    ($cursor:ident: $($t:ty),+) => {
+        $(impl Paginated for $t {
+            fn query(&self) -> Query {
+                <$t>::query(self)
+            }
+            fn cursor(&mut self) -> &mut Option<String> {
+                &mut self.$cursor
+            }
+            fn limit(&mut self) -> &mut Option<u32> {
+                &mut self.limit
+            }
+        })+
+    };
+}
+paginated!(after: CursorParams, ListUsersParams, ListProjectsParams, ListProjectApiKeysParams, RbacListParams, AuditLogParams);
+paginated!(page: CostsParams, UsageParams);
+
 fn push(q: &mut Query, name: &str, value: impl ToString) {
     q.push((name.to_string(), value.to_string()));
 }
@@ -46,7 +72,6 @@ impl SortOrder {
 pub struct CursorParams {
     /// Id of the last item of the previous page.
     pub after: Option<String>,
-    /// Page size, 1-100.
     pub limit: Option<u32>,
 }
 
@@ -64,9 +89,7 @@ impl CursorParams {
 pub struct ListUsersParams {
     /// Only these addresses (sent as `emails[]=`).
     pub emails: Vec<String>,
-    /// Cursor.
     pub after: Option<String>,
-    /// Page size, 1-100.
     pub limit: Option<u32>,
 }
 
@@ -85,9 +108,7 @@ impl ListUsersParams {
 pub struct ListProjectsParams {
     /// Include archived projects (OpenAI's default is false).
     pub include_archived: bool,
-    /// Cursor.
     pub after: Option<String>,
-    /// Page size, 1-100.
     pub limit: Option<u32>,
 }
 
@@ -122,9 +143,7 @@ pub enum OwnerAccessFilter {
 pub struct ListProjectApiKeysParams {
     /// `owner_project_access` filter; defaults to `any`.
     pub owner_project_access: OwnerAccessFilter,
-    /// Cursor.
     pub after: Option<String>,
-    /// Page size, 1-100.
     pub limit: Option<u32>,
 }
 
@@ -152,7 +171,6 @@ pub struct RbacListParams {
     pub after: Option<String>,
     /// Page size (0-1000; project groups 0-100).
     pub limit: Option<u32>,
-    /// Sort order.
     pub order: Option<SortOrder>,
 }
 
@@ -169,34 +187,22 @@ impl RbacListParams {
 /// A Unix-seconds range filter (`effective_at[gte]=...`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TimeRange {
-    /// Strictly after.
     pub gt: Option<i64>,
-    /// At or after.
     pub gte: Option<i64>,
-    /// Strictly before.
     pub lt: Option<i64>,
-    /// At or before.
     pub lte: Option<i64>,
 }
 
 /// Parameters of `GET /organization/audit_logs` (every filter OpenAI documents).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditLogParams {
-    /// `effective_at[gt|gte|lt|lte]`.
     pub effective_at: TimeRange,
-    /// `project_ids[]`.
     pub project_ids: Vec<String>,
-    /// `event_types[]`.
     pub event_types: Vec<String>,
-    /// `actor_ids[]`.
     pub actor_ids: Vec<String>,
-    /// `actor_emails[]`.
     pub actor_emails: Vec<String>,
-    /// `resource_ids[]`.
     pub resource_ids: Vec<String>,
-    /// Tenant-scoped events only.
     pub tenant_only: Option<bool>,
-    /// Page size, 1-100.
     pub limit: Option<u32>,
     /// Cursor: events after this id.
     pub after: Option<String>,
@@ -263,9 +269,7 @@ pub struct CostsParams {
     pub start_time: i64,
     /// End (Unix seconds, exclusive).
     pub end_time: Option<i64>,
-    /// `project_ids[]`.
     pub project_ids: Vec<String>,
-    /// `api_key_ids[]`.
     pub api_key_ids: Vec<String>,
     /// `group_by[]`: `project_id`, `line_item`, `api_key_id`.
     pub group_by: Vec<String>,
@@ -317,7 +321,6 @@ pub enum UsageKind {
 }
 
 impl UsageKind {
-    /// The path segment.
     pub fn as_str(self) -> &'static str {
         match self {
             UsageKind::Completions => "completions",
@@ -343,19 +346,13 @@ pub struct UsageParams {
     pub end_time: Option<i64>,
     /// Bucket width (OpenAI's default is a day).
     pub bucket_width: Option<BucketWidth>,
-    /// `project_ids[]`.
     pub project_ids: Vec<String>,
-    /// `user_ids[]`.
     pub user_ids: Vec<String>,
-    /// `api_key_ids[]`.
     pub api_key_ids: Vec<String>,
-    /// `models[]`.
     pub models: Vec<String>,
     /// Batch requests only (completions).
     pub batch: Option<bool>,
-    /// `group_by[]`.
     pub group_by: Vec<String>,
-    /// Buckets per page.
     pub limit: Option<u32>,
     /// Cursor: the previous page's `next_page`.
     pub page: Option<String>,

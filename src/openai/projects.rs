@@ -14,7 +14,7 @@ use super::models::{
     Deleted, GroupType, ModifyProject, Project, ProjectApiKey, ProjectGroup, ProjectUser,
     ServiceAccount, ServiceAccountApiKey, UpdateServiceAccount,
 };
-use super::pagination::{CursorPage, RbacPage, paginate};
+use super::pagination::{CursorPage, RbacPage};
 use super::params::{CursorParams, ListProjectApiKeysParams, ListProjectsParams, RbacListParams};
 use super::users::LEGACY_MAX_LIMIT;
 
@@ -60,15 +60,12 @@ impl Client {
         &self,
         p: &ListProjectsParams,
     ) -> impl Stream<Item = Result<Project, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let mut p = p.clone();
-        p.limit.get_or_insert(LEGACY_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move { client.list_projects(&p).await.map(|r| r.data) }
-        })
+        self.stream::<_, CursorPage<_>>(
+            EndpointFamily::Projects,
+            &["organization", "projects"],
+            p,
+            LEGACY_MAX_LIMIT,
+        )
     }
 
     /// `GET /organization/projects/{project_id}`.
@@ -141,22 +138,12 @@ impl Client {
         project_id: &str,
         p: &CursorParams,
     ) -> impl Stream<Item = Result<ProjectUser, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let project_id = project_id.to_string();
-        let mut p = p.clone();
-        p.limit.get_or_insert(LEGACY_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let project_id = project_id.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move {
-                client
-                    .list_project_users(&project_id, &p)
-                    .await
-                    .map(|r| r.data)
-            }
-        })
+        self.stream::<_, CursorPage<_>>(
+            EndpointFamily::ProjectUsers,
+            &["organization", "projects", project_id, "users"],
+            p,
+            LEGACY_MAX_LIMIT,
+        )
     }
 
     /// `POST /organization/projects/{p}/users`: add an organization member to a project.
@@ -239,22 +226,12 @@ impl Client {
         project_id: &str,
         p: &CursorParams,
     ) -> impl Stream<Item = Result<ServiceAccount, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let project_id = project_id.to_string();
-        let mut p = p.clone();
-        p.limit.get_or_insert(LEGACY_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let project_id = project_id.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move {
-                client
-                    .list_project_service_accounts(&project_id, &p)
-                    .await
-                    .map(|r| r.data)
-            }
-        })
+        self.stream::<_, CursorPage<_>>(
+            EndpointFamily::ServiceAccounts,
+            &["organization", "projects", project_id, "service_accounts"],
+            p,
+            LEGACY_MAX_LIMIT,
+        )
     }
 
     /// `POST /organization/projects/{p}/service_accounts`. The answer holds the account's
@@ -375,22 +352,12 @@ impl Client {
         project_id: &str,
         p: &ListProjectApiKeysParams,
     ) -> impl Stream<Item = Result<ProjectApiKey, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let project_id = project_id.to_string();
-        let mut p = p.clone();
-        p.limit.get_or_insert(LEGACY_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let project_id = project_id.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move {
-                client
-                    .list_project_api_keys(&project_id, &p)
-                    .await
-                    .map(|r| r.data)
-            }
-        })
+        self.stream::<_, CursorPage<_>>(
+            EndpointFamily::ProjectApiKeys,
+            &["organization", "projects", project_id, "api_keys"],
+            p,
+            LEGACY_MAX_LIMIT,
+        )
     }
 
     /// `GET /organization/projects/{p}/api_keys/{key_id}`.
@@ -440,22 +407,12 @@ impl Client {
         project_id: &str,
         p: &RbacListParams,
     ) -> impl Stream<Item = Result<ProjectGroup, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let project_id = project_id.to_string();
-        let mut p = p.clone();
-        p.limit.get_or_insert(PROJECT_GROUPS_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let project_id = project_id.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move {
-                client
-                    .list_project_groups(&project_id, &p)
-                    .await
-                    .map(|r| r.data)
-            }
-        })
+        self.stream::<_, RbacPage<_>>(
+            EndpointFamily::ProjectGroups,
+            &["organization", "projects", project_id, "groups"],
+            p,
+            PROJECT_GROUPS_MAX_LIMIT,
+        )
     }
 
     /// `POST /organization/projects/{p}/groups`: give a group a project role (`role` is a

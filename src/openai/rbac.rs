@@ -14,7 +14,7 @@ use super::models::{
     AssignedRole, CreateRole, Deleted, Group, GroupUser, GroupUserAssignment, OrgUser, Role,
     UpdateRole,
 };
-use super::pagination::{RbacPage, paginate};
+use super::pagination::RbacPage;
 use super::params::RbacListParams;
 
 /// Largest page of groups, group users, roles and role assignments.
@@ -82,13 +82,11 @@ impl Assignee {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RoleAssignment {
-    /// `user.role` or `group.role`.
     pub object: String,
     /// Set for user assignments.
     pub user: Option<OrgUser>,
     /// Set for group assignments.
     pub group: Option<Group>,
-    /// The role assigned.
     pub role: Role,
 }
 
@@ -131,15 +129,12 @@ impl Client {
         &self,
         p: &RbacListParams,
     ) -> impl Stream<Item = Result<Group, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let mut p = p.clone();
-        p.limit.get_or_insert(RBAC_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move { client.list_groups(&p).await.map(|r| r.data) }
-        })
+        self.stream::<_, RbacPage<_>>(
+            EndpointFamily::Groups,
+            &["organization", "groups"],
+            p,
+            RBAC_MAX_LIMIT,
+        )
     }
 
     /// `POST /organization/groups` (not repeated after an unknown outcome).
@@ -153,7 +148,6 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/groups/{group_id}`.
     pub async fn get_group(&self, group_id: &str) -> Result<Reply<Group>, OpenAiError> {
         self.get(
             EndpointFamily::Groups,
@@ -163,7 +157,6 @@ impl Client {
         .await
     }
 
-    /// `POST /organization/groups/{group_id}`: rename.
     pub async fn update_group(
         &self,
         group_id: &str,
@@ -178,7 +171,6 @@ impl Client {
         .await
     }
 
-    /// `DELETE /organization/groups/{group_id}`.
     pub async fn delete_group(&self, group_id: &str) -> Result<Reply<Deleted>, OpenAiError> {
         self.delete(
             EndpointFamily::Groups,
@@ -207,17 +199,12 @@ impl Client {
         group_id: &str,
         p: &RbacListParams,
     ) -> impl Stream<Item = Result<GroupUser, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let group_id = group_id.to_string();
-        let mut p = p.clone();
-        p.limit.get_or_insert(RBAC_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let group_id = group_id.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move { client.list_group_users(&group_id, &p).await.map(|r| r.data) }
-        })
+        self.stream::<_, RbacPage<_>>(
+            EndpointFamily::Groups,
+            &["organization", "groups", group_id, "users"],
+            p,
+            RBAC_MAX_LIMIT,
+        )
     }
 
     /// `POST /organization/groups/{g}/users`: add a user to a group.
@@ -235,7 +222,6 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/groups/{g}/users/{user_id}`.
     pub async fn get_group_user(
         &self,
         group_id: &str,
@@ -249,7 +235,6 @@ impl Client {
         .await
     }
 
-    /// `DELETE /organization/groups/{g}/users/{user_id}`.
     pub async fn remove_group_user(
         &self,
         group_id: &str,
@@ -296,17 +281,7 @@ impl Client {
         scope: &RoleScope,
         p: &RbacListParams,
     ) -> impl Stream<Item = Result<Role, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let scope = scope.clone();
-        let mut p = p.clone();
-        p.limit.get_or_insert(RBAC_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let scope = scope.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move { client.list_scoped_roles(&scope, &p).await.map(|r| r.data) }
-        })
+        self.stream::<_, RbacPage<_>>(EndpointFamily::Roles, &scope.path(), p, RBAC_MAX_LIMIT)
     }
 
     /// Create a custom role in `scope` (not repeated after an unknown outcome).
@@ -380,22 +355,12 @@ impl Client {
         assignee: &Assignee,
         p: &RbacListParams,
     ) -> impl Stream<Item = Result<AssignedRole, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let assignee = assignee.clone();
-        let mut p = p.clone();
-        p.limit.get_or_insert(RBAC_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let assignee = assignee.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move {
-                client
-                    .list_role_assignments(&assignee, &p)
-                    .await
-                    .map(|r| r.data)
-            }
-        })
+        self.stream::<_, RbacPage<_>>(
+            EndpointFamily::RoleAssignments,
+            &assignee.path(),
+            p,
+            RBAC_MAX_LIMIT,
+        )
     }
 
     /// Assign a role to `assignee` (assigning twice is harmless, so it may be repeated).

@@ -8,7 +8,7 @@ use super::budget::EndpointFamily;
 use super::client::{Client, Reply};
 use super::error::OpenAiError;
 use super::models::{AuditLog, CostBucket, UsageBucket};
-use super::pagination::{CursorPage, UsagePage, paginate};
+use super::pagination::{CursorPage, UsagePage};
 use super::params::{AuditLogParams, CostsParams, UsageKind, UsageParams};
 use super::users::LEGACY_MAX_LIMIT;
 
@@ -34,15 +34,12 @@ impl Client {
         &self,
         p: &AuditLogParams,
     ) -> impl Stream<Item = Result<AuditLog, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let mut p = p.clone();
-        p.limit.get_or_insert(LEGACY_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move { client.list_audit_logs(&p).await.map(|r| r.data) }
-        })
+        self.stream::<_, CursorPage<_>>(
+            EndpointFamily::AuditLogs,
+            &["organization", "audit_logs"],
+            p,
+            LEGACY_MAX_LIMIT,
+        )
     }
 
     /// `GET /organization/costs`: one page of daily cost buckets (`start_time` required).
@@ -59,15 +56,12 @@ impl Client {
         &self,
         p: &CostsParams,
     ) -> impl Stream<Item = Result<CostBucket, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let mut p = p.clone();
-        p.limit.get_or_insert(COSTS_MAX_LIMIT);
-        paginate(p.page.clone(), move |page| {
-            let client = client.clone();
-            let mut p = p.clone();
-            p.page = page;
-            async move { client.list_costs(&p).await.map(|r| r.data) }
-        })
+        self.stream::<_, UsagePage<_>>(
+            EndpointFamily::Usage,
+            &["organization", "costs"],
+            p,
+            COSTS_MAX_LIMIT,
+        )
     }
 
     /// `GET /organization/usage/{kind}`: one page of usage buckets (`start_time` required).
@@ -90,16 +84,13 @@ impl Client {
         kind: UsageKind,
         p: &UsageParams,
     ) -> impl Stream<Item = Result<UsageBucket, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let mut p = p.clone();
-        let width = p.bucket_width.unwrap_or_default();
-        p.limit.get_or_insert(width.max_usage_limit());
-        paginate(p.page.clone(), move |page| {
-            let client = client.clone();
-            let mut p = p.clone();
-            p.page = page;
-            async move { client.list_usage(kind, &p).await.map(|r| r.data) }
-        })
+        let limit = p.bucket_width.unwrap_or_default().max_usage_limit();
+        self.stream::<_, UsagePage<_>>(
+            EndpointFamily::Usage,
+            &["organization", "usage", kind.as_str()],
+            p,
+            limit,
+        )
     }
 }
 

@@ -8,7 +8,7 @@ use super::budget::EndpointFamily;
 use super::client::{Client, Idempotency, Reply};
 use super::error::OpenAiError;
 use super::models::{AdminApiKey, CreateInvite, Deleted, Invite, ModifyUser, OrgUser};
-use super::pagination::{CursorPage, paginate};
+use super::pagination::CursorPage;
 use super::params::{CursorParams, RbacListParams};
 
 /// Largest page of the legacy `after=last_id` lists.
@@ -29,15 +29,12 @@ impl Client {
         &self,
         p: &super::params::ListUsersParams,
     ) -> impl Stream<Item = Result<OrgUser, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let mut p = p.clone();
-        p.limit.get_or_insert(LEGACY_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move { client.list_users(&p).await.map(|r| r.data) }
-        })
+        self.stream::<_, CursorPage<_>>(
+            EndpointFamily::Users,
+            &["organization", "users"],
+            p,
+            LEGACY_MAX_LIMIT,
+        )
     }
 
     /// The organization member with this id, or else with this email (case-insensitive);
@@ -119,15 +116,12 @@ impl Client {
         &self,
         p: &CursorParams,
     ) -> impl Stream<Item = Result<Invite, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let mut p = p.clone();
-        p.limit.get_or_insert(LEGACY_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move { client.list_invites(&p).await.map(|r| r.data) }
-        })
+        self.stream::<_, CursorPage<_>>(
+            EndpointFamily::Invites,
+            &["organization", "invites"],
+            p,
+            LEGACY_MAX_LIMIT,
+        )
     }
 
     /// `POST /organization/invites`. Not retried after an unknown outcome (it would invite
@@ -179,15 +173,12 @@ impl Client {
         &self,
         p: &RbacListParams,
     ) -> impl Stream<Item = Result<AdminApiKey, OpenAiError>> + Send + use<> {
-        let client = self.clone();
-        let mut p = p.clone();
-        p.limit.get_or_insert(LEGACY_MAX_LIMIT);
-        paginate(p.after.clone(), move |after| {
-            let client = client.clone();
-            let mut p = p.clone();
-            p.after = after;
-            async move { client.list_admin_api_keys(&p).await.map(|r| r.data) }
-        })
+        self.stream::<_, CursorPage<_>>(
+            EndpointFamily::AdminApiKeys,
+            &["organization", "admin_api_keys"],
+            p,
+            LEGACY_MAX_LIMIT,
+        )
     }
 
     /// `GET /organization/admin_api_keys/{key_id}`.

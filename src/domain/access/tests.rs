@@ -1,0 +1,188 @@
+//! Tests of person access and project reach over hand-built snapshots.
+
+use super::*;
+use serde_json::json;
+
+fn snap(item: Item) -> SnapshotItem {
+    SnapshotItem {
+        connection_id: "0192f000-0000-7000-8000-000000000001".parse().unwrap(),
+        connection_name: "acme".into(),
+        sync_id: "0192f000-0000-7000-8000-000000000002".parse().unwrap(),
+        synced_at: Utc::now(),
+        item,
+    }
+}
+
+fn alice_items() -> Vec<Item> {
+    vec![
+        Item::new(
+            ItemKind::User,
+            "user-a",
+            json!({"id": "user-a", "email": "alice@corp.com", "role": "reader", "name": "Alice"}),
+        )
+        .subject("user-a"),
+        Item::new(
+            ItemKind::ProjectMember,
+            "proj_A/user-a",
+            json!({"id": "user-a", "email": "alice@corp.com", "role": "member"}),
+        )
+        .parent("proj_A")
+        .subject("user-a"),
+        Item::new(
+            ItemKind::GroupMember,
+            "group_1/user-a",
+            json!({"id": "user-a", "email": "alice@corp.com"}),
+        )
+        .parent("group_1")
+        .subject("user-a"),
+        Item::new(
+            ItemKind::Group,
+            "group_1",
+            json!({"id": "group_1", "name": "eng"}),
+        ),
+        Item::new(
+            ItemKind::ProjectGroup,
+            "proj_B/group_1",
+            json!({"group_id": "group_1", "group_name": "eng"}),
+        )
+        .parent("proj_B")
+        .subject("group_1"),
+        Item::new(
+            ItemKind::Invite,
+            "invite-1",
+            json!({"email": "alice@corp.com", "role": "reader", "status": "pending",
+                   "projects": [{"id": "proj_C", "role": "owner"}]}),
+        ),
+        Item::new(
+            ItemKind::Project,
+            "proj_A",
+            json!({"name": "A", "status": "active"}),
+        ),
+    ]
+}
+
+#[test]
+fn a_person_s_paths_are_named_with_their_permissions() {
+    let out = person_access(alice_items().into_iter().map(snap).collect());
+    assert_eq!(out.len(), 1);
+    let c = &out[0];
+    let user = c.user.as_ref().unwrap();
+    assert_eq!(user.role.as_deref(), Some("reader"));
+    assert_eq!(user.permissions_source, PermissionSource::Predefined);
+    let vias: Vec<(String, Via, Option<String>)> = c
+        .projects
+        .iter()
+        .flat_map(|p| {
+            p.paths
+                .iter()
+                .map(|x| (p.project_id.clone(), x.via, x.role.clone()))
+        })
+        .collect();
+    assert_eq!(
+        vias,
+        [
+            ("proj_A".into(), Via::Direct, Some("member".into())),
+            ("proj_B".into(), Via::Group, None),
+            ("proj_C".into(), Via::Invite, Some("owner".into())),
+        ]
+    );
+    assert_eq!(c.projects[0].project_name.as_deref(), Some("A"));
+    assert_eq!(c.projects[1].paths[0].group_name.as_deref(), Some("eng"));
+    assert!(
+        c.projects[2]
+            .permissions
+            .contains(&"api.organization.projects.write".to_owned())
+    );
+    assert_eq!(c.groups[0].name.as_deref(), Some("eng"));
+    let refs = referenced_projects(&alice_items().into_iter().map(snap).collect::<Vec<_>>());
+    assert_eq!(
+        refs.values().next().unwrap().iter().collect::<Vec<_>>(),
+        ["proj_A", "proj_B", "proj_C"]
+    );
+}
+
+#[test]
+fn who_can_reach_merges_paths_per_person_and_filters_by_permission() {
+    let mut items = alice_items();
+    items.push(
+        Item::new(
+            ItemKind::GroupMember,
+            "group_1/user-b",
+            json!({"id": "user-b", "email": "bob@corp.com", "name": "Bob"}),
+        )
+        .parent("group_1")
+        .subject("user-b"),
+    );
+    items.push(
+        Item::new(
+            ItemKind::ProjectMember,
+            "proj_B/user-b",
+            json!({"id": "user-b", "email": "bob@corp.com", "role": "owner"}),
+        )
+        .parent("proj_B")
+        .subject("user-b"),
+    );
+    let project = Item::new(ItemKind::Project, "proj_B", json!({"name": "B"}));
+    let reach = project_reach(&project, SyncId::new(), Utc::now(), &items);
+    let who: Vec<(Option<&str>, Vec<Via>)> = reach
+        .people
+        .iter()
+        .map(|r| (r.email.as_deref(), r.paths.iter().map(|p| p.via).collect()))
+        .collect();
+    assert_eq!(
+        who,
+        [
+            (Some("alice@corp.com"), vec![Via::Group]),
+            (Some("bob@corp.com"), vec![Via::Direct, Via::Group]),
+        ]
+    );
+    let writers = reach.granting("api.organization.projects.write");
+    assert_eq!(writers.people.len(), 1);
+    assert_eq!(writers.people[0].paths.len(), 1, "only the owner path");
+}
+
+#[test]
+fn a_group_path_holds_the_roles_assigned_to_the_group_in_the_project() {
+    let mut items = alice_items();
+    items.push(
+        Item::new(
+            ItemKind::RoleAssignment,
+            "proj_B/group/group_1/role_x",
+            json!({"id": "role_x", "name": "deployer", "permissions": ["api.deploy"]}),
+        )
+        .parent("proj_B")
+        .subject("group_1")
+        .role(Some("deployer".into()))
+        .status(Some("group".into())),
+    );
+    // The group's organization-level assignment does not grant anything in a project.
+    items.push(
+        Item::new(
+            ItemKind::RoleAssignment,
+            "organization/group/group_1/role_y",
+            json!({"id": "role_y", "name": "auditor", "permissions": ["api.audit"]}),
+        )
+        .subject("group_1")
+        .role(Some("auditor".into()))
+        .status(Some("group".into())),
+    );
+    let out = person_access(items.iter().cloned().map(snap).collect());
+    let b = &out[0].projects[1];
+    assert_eq!(b.project_id, "proj_B");
+    assert_eq!(b.paths.len(), 1);
+    let path = &b.paths[0];
+    assert_eq!(
+        (path.via, path.role.as_deref(), path.role_id.as_deref()),
+        (Via::Group, Some("deployer"), Some("role_x"))
+    );
+    assert_eq!(path.permissions, ["api.deploy"]);
+    assert_eq!(path.permissions_source, PermissionSource::Role);
+    let project = Item::new(ItemKind::Project, "proj_B", json!({"name": "B"}));
+    let reach = project_reach(&project, SyncId::new(), Utc::now(), &items);
+    assert_eq!(reach.people[0].paths[0].role.as_deref(), Some("deployer"));
+    assert_eq!(
+        reach.granting("api.deploy").people.len(),
+        1,
+        "the assigned role's permissions count"
+    );
+}

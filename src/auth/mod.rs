@@ -16,25 +16,19 @@ pub use jwt::{AuthError, JwtVerifier, mint_hs256};
 /// What a caller may do. Granted through the token's `scope` / `scp` / `permissions` claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Scope {
-    /// Read connections and their test reports.
     #[serde(rename = "connections:read")]
     ConnectionsRead,
-    /// Create, change, delete and test connections.
     #[serde(rename = "connections:write")]
     ConnectionsWrite,
-    /// Read the synced inventory.
     #[serde(rename = "inventory:read")]
     InventoryRead,
-    /// Grant and revoke access.
     #[serde(rename = "access:write")]
     AccessWrite,
-    /// Read the audit trail.
     #[serde(rename = "audit:read")]
     AuditRead,
 }
 
 impl Scope {
-    /// Every scope.
     pub const ALL: [Scope; 5] = [
         Scope::ConnectionsRead,
         Scope::ConnectionsWrite,
@@ -67,14 +61,12 @@ impl fmt::Display for Scope {
     }
 }
 
-/// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The token's `sub`: recorded on every write.
     pub subject: String,
     /// The OAuth client (`azp` or `client_id` claim), when the token names one.
     pub client_id: Option<String>,
-    /// Granted scopes.
     pub scopes: BTreeSet<Scope>,
 }
 

@@ -27,7 +27,6 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
-    /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Added => "added",
@@ -52,15 +51,12 @@ impl FromStr for ChangeKind {
 /// The second half of an event name: what happened to the item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventVerb {
-    /// Appeared.
     Added,
-    /// Disappeared.
     Removed,
     /// A project's status became `archived`.
     Archived,
     /// A project's status left `archived`.
     Unarchived,
-    /// The role differs.
     RoleChanged,
     /// The status differs (invite accepted or expired, key access, ...).
     StatusChanged,
@@ -69,7 +65,6 @@ pub enum EventVerb {
 }
 
 impl EventVerb {
-    /// Every verb.
     pub const ALL: [EventVerb; 7] = [
         Self::Added,
         Self::Removed,
@@ -98,9 +93,7 @@ impl EventVerb {
 /// `project_member.role_changed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChangeEvent {
-    /// The kind of item.
     pub kind: ItemKind,
-    /// What happened to it.
     pub verb: EventVerb,
 }
 
@@ -163,17 +156,13 @@ pub type ChangeId = i64;
 pub struct Change {
     /// Identifier (also the feed's cursor).
     pub id: ChangeId,
-    /// The organization it happened in.
     pub connection_id: ConnectionId,
-    /// The sync that saw it.
     pub sync_id: SyncId,
     /// When that sync finished: the change happened between the previous sync and then.
     pub seen_at: DateTime<Utc>,
-    /// The kind of item.
     pub kind: ItemKind,
     /// The item's key (as in the inventory).
     pub key: String,
-    /// Added, removed or changed.
     pub change: ChangeKind,
     /// The item's project or group (new value when changed).
     pub parent_id: Option<String>,
@@ -185,9 +174,7 @@ pub struct Change {
     pub role_before: Option<String>,
     /// Role after (`None` when removed).
     pub role_after: Option<String>,
-    /// Status before.
     pub status_before: Option<String>,
-    /// Status after.
     pub status_after: Option<String>,
     /// The object as the previous sync saw it.
     pub before: Option<serde_json::Value>,
@@ -212,14 +199,10 @@ impl Change {
     }
 }
 
-/// Which changes to read.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChangeQuery {
-    /// Only this connection's.
     pub connection_id: Option<ConnectionId>,
-    /// Only items of this kind.
     pub kind: Option<ItemKind>,
-    /// Only this event.
     pub event: Option<ChangeEvent>,
     /// Only changes seen at or after this time.
     pub since: Option<DateTime<Utc>>,
@@ -227,7 +210,6 @@ pub struct ChangeQuery {
     pub drift: Option<bool>,
     /// Cursor: the last id of the previous page.
     pub after: Option<ChangeId>,
-    /// Page size.
     pub limit: u32,
 }
 
@@ -236,17 +218,12 @@ pub struct ChangeQuery {
 /// match the item's new values (ignored for removals).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpectedChange {
-    /// The organization.
     pub connection_id: ConnectionId,
-    /// The kind of item.
     pub kind: ItemKind,
     /// The item's key as the inventory will hold it (e.g. `proj_1/user_1`).
     pub key: String,
-    /// Added, removed or changed.
     pub change: ChangeKind,
-    /// Expected role after the change.
     pub role: Option<String>,
-    /// Expected status after the change.
     pub status: Option<String>,
     /// After this time the expectation no longer matches (a sync must see it before).
     pub until: DateTime<Utc>,

@@ -9,7 +9,6 @@ use super::{ConnectionId, TestReport};
 /// A connection as stored and served. The admin key itself is never part of it: only its hint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
-    /// Identifier.
     pub id: ConnectionId,
     /// Unique human name, e.g. `acme-prod`.
     pub name: String,
@@ -27,13 +26,9 @@ pub struct Connection {
     pub test_required: bool,
     /// The last connection-test report, if the connection was ever tested.
     pub last_test: Option<TestReport>,
-    /// When created.
     pub created_at: DateTime<Utc>,
-    /// JWT subject of the creator.
     pub created_by: String,
-    /// When last changed.
     pub updated_at: DateTime<Utc>,
-    /// JWT subject of the last writer.
     pub updated_by: String,
 }
 
@@ -63,9 +58,7 @@ impl std::fmt::Debug for SealedSecret {
 /// A field that breaks a rule, with a message a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationError {
-    /// The offending field.
     pub field: &'static str,
-    /// What is wrong.
     pub message: String,
 }
 

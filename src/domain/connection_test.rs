@@ -247,7 +247,6 @@ impl Feature {
         Feature::Offboarding,
     ];
 
-    /// Name for a person.
     pub fn name(self) -> &'static str {
         match self {
             Feature::Sync => "sync",

@@ -13,7 +13,6 @@ use uuid::Uuid;
 pub struct ConnectionId(pub Uuid);
 
 impl ConnectionId {
-    /// A fresh, time-ordered id.
     pub fn new() -> Self {
         Self(Uuid::now_v7())
     }
@@ -45,7 +44,6 @@ impl FromStr for ConnectionId {
 pub struct GrantId(pub Uuid);
 
 impl GrantId {
-    /// A fresh, time-ordered id.
     pub fn new() -> Self {
         Self(Uuid::now_v7())
     }

@@ -103,7 +103,6 @@ impl FromStr for ItemKind {
 /// One object of an organization's inventory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
-    /// What it is.
     pub kind: ItemKind,
     /// Unique among the items of its kind in one snapshot (an id, or `parent/id`).
     pub key: String,
@@ -158,13 +157,11 @@ impl Item {
         self
     }
 
-    /// Overrides the role.
     pub fn role(mut self, role: Option<String>) -> Item {
         self.role = role;
         self
     }
 
-    /// Overrides the status.
     pub fn status(mut self, status: Option<String>) -> Item {
         self.status = status;
         self
@@ -177,7 +174,6 @@ impl Item {
 pub struct SyncId(pub Uuid);
 
 impl SyncId {
-    /// A fresh, time-ordered id.
     pub fn new() -> Self {
         Self(Uuid::now_v7())
     }
@@ -215,7 +211,6 @@ pub enum SyncStatus {
 }
 
 impl SyncStatus {
-    /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
@@ -318,19 +313,14 @@ pub struct SyncStats {
 pub struct SyncRun {
     /// Identifier (also names its snapshot).
     pub id: SyncId,
-    /// The connection synced.
     pub connection_id: ConnectionId,
-    /// Where it is.
     pub status: SyncStatus,
     /// Who asked (JWT subject, or `scheduler`).
     pub requested_by: String,
-    /// Start.
     pub started_at: DateTime<Utc>,
-    /// End (success or failure).
     pub finished_at: Option<DateTime<Utc>>,
     /// Counts and costs (final once finished).
     pub stats: SyncStats,
-    /// Why it failed.
     pub error: Option<String>,
 }
 
@@ -356,7 +346,6 @@ impl SyncRun {
 pub enum Replaced {
     /// Every item of a kind (e.g. all invites).
     Kind(ItemKind),
-    /// One item.
     Key(ItemKind, String),
     /// The items of a kind under a project or group (e.g. one project's members).
     Parent(ItemKind, String),
@@ -370,7 +359,6 @@ pub enum Replaced {
 /// Which items of a connection's current snapshot to read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemQuery {
-    /// Kind.
     pub kind: ItemKind,
     /// Only items of this project or group.
     pub parent_id: Option<String>,
@@ -378,13 +366,10 @@ pub struct ItemQuery {
     pub subject_id: Option<String>,
     /// Only items of this email (compared lower-cased).
     pub email: Option<String>,
-    /// Only items with this role.
     pub role: Option<String>,
-    /// Only items with this status.
     pub status: Option<String>,
     /// Cursor: the last key of the previous page.
     pub after: Option<String>,
-    /// Page size.
     pub limit: u32,
 }
 
@@ -409,9 +394,7 @@ impl ItemQuery {
 pub struct ItemPage {
     /// The sync whose snapshot answered (`None` before the first successful sync).
     pub sync_id: Option<SyncId>,
-    /// When that sync finished.
     pub synced_at: Option<DateTime<Utc>>,
-    /// The items, ordered by key.
     pub items: Vec<Item>,
 }
 

@@ -108,7 +108,6 @@ pub struct RoleDef {
     pub resource_type: String,
     /// The project it was listed in (project roles); `None` for organization-wide ones.
     pub project_id: Option<String>,
-    /// What it grants.
     pub permissions: Vec<String>,
 }
 

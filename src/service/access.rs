@@ -18,7 +18,6 @@ use crate::store::{AccessStore, ConnectionStore, InventoryStore, Store};
 /// Items read per query while exporting.
 pub const EXPORT_CHUNK: u32 = 1000;
 
-/// The access use cases.
 #[derive(Clone)]
 pub struct AccessService {
     store: Arc<dyn AccessStore>,
@@ -33,13 +32,10 @@ pub type ExportPage = (ItemKind, Vec<Item>);
 /// empty, kinds in [`ItemKind::ALL`] order). The stream fails if another sync publishes
 /// while it is read: the export would otherwise mix two snapshots.
 pub struct Export {
-    /// The connection exported.
     pub connection: Connection,
     /// The snapshot (`None` before the first successful sync: every kind is then empty).
     pub sync_id: Option<SyncId>,
-    /// When it was taken.
     pub synced_at: Option<DateTime<Utc>>,
-    /// The pages.
     pub pages: BoxStream<'static, Result<ExportPage, AppError>>,
 }
 

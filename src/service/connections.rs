@@ -24,13 +24,10 @@ use crate::store::{
 /// Largest page of connections a caller can ask for.
 pub const MAX_PAGE: u32 = 200;
 
-/// A connection to create.
 pub struct NewConnectionInput {
-    /// Unique name.
     pub name: String,
     /// The admin key, accepted once.
     pub admin_key: SecretString,
-    /// Expected organization id.
     pub expected_organization_id: Option<String>,
     /// Base URL; the default when absent.
     pub base_url: Option<String>,
@@ -39,27 +36,21 @@ pub struct NewConnectionInput {
 /// Changes to a connection; absent fields stay.
 #[derive(Default)]
 pub struct ConnectionPatchInput {
-    /// New name.
     pub name: Option<String>,
-    /// Replacement admin key.
     pub admin_key: Option<SecretString>,
     /// New expected organization; `Some(None)` clears it.
     pub expected_organization_id: Option<Option<String>>,
-    /// New base URL.
     pub base_url: Option<String>,
 }
 
 /// A key to test without saving it.
 pub struct KeyTestInput {
-    /// The admin key.
     pub admin_key: SecretString,
     /// Base URL; the default when absent.
     pub base_url: Option<String>,
-    /// Expected organization id.
     pub expected_organization_id: Option<String>,
 }
 
-/// The connections use cases.
 #[derive(Clone)]
 pub struct ConnectionService {
     store: Arc<dyn ConnectionStore>,

@@ -10,9 +10,7 @@ use crate::store::{ConnectionStore, SealedKey, StoreError};
 /// What a rekey run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RekeyReport {
-    /// Rows sealed under an older key.
     pub examined: usize,
-    /// Rows re-sealed.
     pub resealed: usize,
     /// Rows changed by another writer during the run (already re-sealed by it).
     pub raced: usize,

@@ -9,9 +9,8 @@ use std::collections::HashSet;
 use std::future::Future;
 
 use futures::{Stream, TryStreamExt, stream};
-use serde::{Deserialize, Serialize};
-
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::budget::EndpointFamily;
 use super::client::Client;

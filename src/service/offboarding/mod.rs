@@ -15,6 +15,9 @@
 //! anything is sent to OpenAI, and runs in a task of its own: a caller that times out or
 //! disconnects does not cancel it half-way. The caller waits for it a while
 //! (`OG_OFFBOARDING_WAIT`), then gets a `202` and polls `GET /v1/offboardings/{id}`.
+//!
+//! The request's life (record, lease, wait, resume) is in `runs`, the request's checks in
+//! `validate`; this module holds the offboarding itself.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +29,7 @@ use super::audit::AuditService;
 use super::clients::OpenAiClients;
 use super::connections::not_found;
 use super::grants::{EndInput, Finished, GrantService};
-use super::problems::{field, upstream_message};
+use super::problems::upstream_message;
 use crate::auth::Principal;
 use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::grants::{GrantQuery, GrantStatus};
@@ -36,15 +39,16 @@ use crate::domain::offboarding::{
 use crate::domain::{
     ChangeKind, Connection, ConnectionId, ExpectedChange, Item, ItemKind, ItemQuery,
 };
-use crate::domain::{Email, UserId};
 use crate::error::{AppError, ErrorCode};
 use crate::openai::{
     Client, ErrorKind, InviteStatus, ListProjectApiKeysParams, OpenAiError, OrgUser,
     OwnerAccessFilter,
 };
 use crate::store::Store;
+use validate::{Valid, validate};
 
 mod runs;
+mod validate;
 pub use runs::Started;
 
 /// An offboarding to do.
@@ -76,17 +80,6 @@ pub struct OffboardingService {
     wait: std::time::Duration,
     /// This process's name on the leases it takes.
     instance: Arc<str>,
-}
-
-/// A request that passed [`validate`].
-#[derive(Debug, Clone)]
-struct Valid {
-    email: Option<String>,
-    user_id: Option<String>,
-    connection_id: Option<ConnectionId>,
-    delete_api_keys: bool,
-    reason: String,
-    ticket: Option<String>,
 }
 
 /// Who asks and under which offboarding, for the audit entries.
@@ -121,51 +114,6 @@ impl Failure {
             message: upstream_message(e),
         }
     }
-}
-
-/// Checks a request, naming every invalid field.
-fn validate(input: &OffboardInput) -> Result<Valid, AppError> {
-    let mut errors = Vec::new();
-    let email = input.email.as_ref().map(|e| e.trim().to_lowercase());
-    if let Some(Err(m)) = email.as_deref().map(Email::parse) {
-        errors.push(field("email", m));
-    }
-    let user_id = input.user_id.as_ref().map(|u| u.trim().to_owned());
-    if let Some(Err(m)) = user_id.as_deref().map(UserId::parse) {
-        errors.push(field("user_id", m));
-    }
-    if email.is_none() && user_id.is_none() {
-        errors.push(field("email", "give the person's email or user_id"));
-    }
-    match (input.connection_id, input.all_connections) {
-        (None, false) => errors.push(field(
-            "connection_id",
-            "give a connection_id, or all_connections: true",
-        )),
-        (Some(_), true) => errors.push(field(
-            "all_connections",
-            "give a connection_id or all_connections: true, not both",
-        )),
-        _ => {}
-    }
-    let reason = input.reason.trim();
-    if reason.is_empty() || reason.len() > 1000 {
-        errors.push(field("reason", "required, at most 1000 characters"));
-    }
-    if input.ticket.as_ref().is_some_and(|t| t.len() > 200) {
-        errors.push(field("ticket", "at most 200 characters"));
-    }
-    if !errors.is_empty() {
-        return Err(AppError::validation(errors));
-    }
-    Ok(Valid {
-        email,
-        user_id,
-        connection_id: input.connection_id,
-        delete_api_keys: input.delete_api_keys,
-        reason: reason.to_owned(),
-        ticket: input.ticket.as_ref().map(|t| t.trim().to_owned()),
-    })
 }
 
 /// What the person holds in one organization, read before any write.
@@ -756,44 +704,5 @@ impl OffboardingService {
         }));
         self.audit.record(&e).await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn input() -> OffboardInput {
-        OffboardInput {
-            email: Some(" Alice@Corp.io ".into()),
-            connection_id: Some(ConnectionId::new()),
-            reason: "left".into(),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn validation_names_every_field() {
-        let v = validate(&input()).unwrap();
-        assert_eq!(v.email.as_deref(), Some("alice@corp.io"));
-        let bad = OffboardInput {
-            email: None,
-            user_id: Some("bob".into()),
-            connection_id: Some(ConnectionId::new()),
-            all_connections: true,
-            reason: " ".into(),
-            ..Default::default()
-        };
-        let e = validate(&bad).unwrap_err();
-        let fields: Vec<_> = e.errors.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, ["user_id", "all_connections", "reason"]);
-        let none = OffboardInput {
-            connection_id: None,
-            email: None,
-            ..input()
-        };
-        let e = validate(&none).unwrap_err();
-        let fields: Vec<_> = e.errors.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, ["email", "connection_id"]);
     }
 }

@@ -9,10 +9,9 @@ use tokio::net::TcpListener;
 
 use crate::auth::JwtVerifier;
 use crate::config::Config;
+use crate::http::AppState;
 use crate::http::limits::Limits;
 use crate::http::{self, HttpSettings};
-// Until `http::grants` and `http::offboarding` import it from `http` themselves.
-pub use crate::http::AppState;
 use crate::openai::ClientConfig;
 use crate::service::idempotency::IdempotencyService;
 use crate::service::{

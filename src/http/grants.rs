@@ -13,11 +13,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::connections::connection_id;
 use super::extract::{Json, Path, Query};
 use super::idempotency::idempotent;
-use crate::app::AppState;
 use crate::auth::{Principal, Scope};
 use crate::domain::GrantId;
 use crate::domain::grants::{Grant, GrantQuery, GrantStatus};
 use crate::error::{AppError, ErrorCode, Problem};
+use crate::http::AppState;
 use crate::service::grants::{EndInput, Finished, GrantInput, MAX_PAGE};
 
 /// Routes under `/v1/grants`.
@@ -119,18 +119,6 @@ pub struct GrantList {
     /// Pass as `after` to get the next page.
     #[schema(value_type = Option<String>)]
     pub next_cursor: Option<GrantId>,
-}
-
-fn grant_id(raw: &str) -> Result<GrantId, AppError> {
-    raw.parse().map_err(|_| {
-        AppError::new(
-            ErrorCode::InvalidParameter,
-            format!(
-                "`{}` is not a grant id (a UUID)",
-                raw.chars().take(64).collect::<String>()
-            ),
-        )
-    })
 }
 
 /// `201`/`200` with the grant when its outcome is stored, `202` while it is reconciled.
@@ -256,7 +244,7 @@ async fn list_grants(
         status,
         email: p.email,
         project_id: p.project_id,
-        after: p.after.as_deref().map(grant_id).transpose()?,
+        after: p.after.as_deref().map(GrantId::parse).transpose()?,
         limit: limit + 1,
     };
     let mut data = state.grants.list(&who, q).await?;
@@ -289,9 +277,9 @@ async fn list_grants(
 async fn get_grant(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    Path(id): Path<GrantId>,
 ) -> Result<Json<Grant>, AppError> {
-    Ok(Json(state.grants.get(&who, grant_id(&id)?).await?))
+    Ok(Json(state.grants.get(&who, id).await?))
 }
 
 /// Change a live grant's expiry (extend it, or shorten it).
@@ -316,10 +304,9 @@ async fn update_grant(
     State(state): State<AppState>,
     who: Principal,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<GrantId>,
     Json(body): Json<GrantPatch>,
 ) -> Result<Response, AppError> {
-    let id = grant_id(&id)?;
     if body.expires_at.is_none() && body.expires_in_seconds.is_none() {
         return Err(AppError::validation(vec![crate::error::FieldError {
             field: "expires_at".into(),
@@ -380,10 +367,9 @@ async fn revoke_grant(
     State(state): State<AppState>,
     who: Principal,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    Path(id): Path<GrantId>,
     Json(body): Json<RevokeIn>,
 ) -> Result<Response, AppError> {
-    let id = grant_id(&id)?;
     let op = format!("POST /v1/grants/{id}/revoke");
     idempotent(
         &state,

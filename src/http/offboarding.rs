@@ -13,10 +13,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::connections::connection_id;
 use super::extract::{Json, Path};
 use super::idempotency::idempotent;
-use crate::app::AppState;
 use crate::auth::{Principal, Scope};
 use crate::domain::offboarding::{Offboarding, OffboardingRun};
 use crate::error::{AppError, Problem};
+use crate::http::AppState;
 use crate::service::offboarding::OffboardInput;
 
 /// Routes under `/v1/offboardings`.

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use openai_governor::auth::{Scope, mint_hs256};
 use openai_governor::config::{Config, Settings};
-use openai_governor::{app, http, sandbox, service, store, telemetry};
+use openai_governor::{app, http, service, store, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -33,7 +33,8 @@ enum Command {
     /// Print the OpenAPI document (JSON) to stdout.
     Openapi,
     /// Run the fake OpenAI admin API for tests and demos.
-    Sandbox(sandbox::SandboxArgs),
+    #[cfg(feature = "sandbox")]
+    Sandbox(openai_governor_sandbox::SandboxArgs),
     /// Mint a JWT signed with the configured HS256 secret, for local use.
     Token(TokenArgs),
     /// Re-encrypt every stored admin key under the newest encryption key.
@@ -113,8 +114,9 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&http::openapi())?);
             Ok(())
         }
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => {
-            sandbox::run_cli(args, app::shutdown_signal()).await?;
+            openai_governor_sandbox::run_cli(args, app::shutdown_signal()).await?;
             Ok(())
         }
         Command::Token(args) => {

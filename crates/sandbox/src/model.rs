@@ -1028,7 +1028,7 @@ pub fn check_project_role(role: &str) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::{SandboxConfig, build_state};
+    use crate::{SandboxConfig, build_state};
 
     fn invite(org: &mut Org, email: &str, projects: Vec<InviteProject>) -> String {
         let now = org.now();

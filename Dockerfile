@@ -1,10 +1,13 @@
-# Build stage: compile the release binary.
+# Build stage: compile the release binary, without the sandbox (the fake OpenAI API for tests
+# and demos): the production image has no `sandbox` subcommand.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
+# The workspace member must be present for Cargo to read the workspace, even when unused.
+COPY crates ./crates
 COPY src ./src
 COPY migrations ./migrations
-RUN cargo build --release --locked --bin openai-governor
+RUN cargo build --release --locked --no-default-features --bin openai-governor
 
 # Runtime stage: a small image with only the binary and CA certificates.
 FROM debian:bookworm-slim

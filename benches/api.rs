@@ -9,8 +9,8 @@ mod common;
 
 use common::{Args, ScratchDb, Service, measure, row};
 
-use openai_governor::sandbox::{self, Faults, KeyProfile, SandboxConfig};
 use openai_governor::store::Backend;
+use openai_governor_sandbox::{self as sandbox, Faults, KeyProfile, SandboxConfig};
 use serde_json::{Value, json};
 
 async fn run(backend: Backend, database_url: String, args: &Args) {

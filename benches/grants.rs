@@ -22,9 +22,9 @@ use openai_governor::crypto::KeyRing;
 use openai_governor::openai::{
     Client, ClientConfig, CreateProject, ErrorKind, RateBudgetConfig, RetryPolicy,
 };
-use openai_governor::sandbox::{self, KeyProfile, SandboxConfig, SandboxHandle};
 use openai_governor::service::{GrantService, GrantSettings, OpenAiClients};
 use openai_governor::{app, auth, config, http, store};
+use openai_governor_sandbox::{self as sandbox, KeyProfile, SandboxConfig, SandboxHandle};
 use serde_json::{Value, json};
 
 const ADD_MEMBER: &str = "POST /organization/projects/{project_id}/users";

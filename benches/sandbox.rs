@@ -11,7 +11,7 @@ mod common;
 use std::time::Instant;
 
 use common::{Args, Stats, measure, row};
-use openai_governor::sandbox::{self, KeyProfile, OrgShape, SandboxConfig};
+use openai_governor_sandbox::{self as sandbox, KeyProfile, OrgShape, SandboxConfig};
 use serde_json::{Value, json};
 
 /// Seeds `shape` without serving it and prints how long that took and what it made.

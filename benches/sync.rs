@@ -12,7 +12,9 @@
 mod common;
 
 use common::{ScratchDb, Service};
-use openai_governor::sandbox::{self, Faults, KeyProfile, OrgShape, RateLimit, SandboxConfig};
+use openai_governor_sandbox::{
+    self as sandbox, Faults, KeyProfile, OrgShape, RateLimit, SandboxConfig,
+};
 use serde_json::{Value, json};
 
 /// Resident memory (current, peak) in MiB, from `/proc/self/status` (Linux).

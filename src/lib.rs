@@ -10,7 +10,6 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod openai;
-pub mod sandbox;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use openai_governor::auth::{Scope, mint_hs256};
-use openai_governor::config::{Config, Settings};
-use openai_governor::{app, http, sandbox, service, store, telemetry};
+use openai_governor::config::{Config, LogSettings, Settings};
+use openai_governor::{app, http, service, store, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -19,25 +19,28 @@ use openai_governor::{app, http, sandbox, service, store, telemetry};
 )]
 struct Cli {
     #[command(flatten)]
-    settings: Settings,
+    log: LogSettings,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
+/// Each subcommand takes only its own flags: the service's settings (database, keys, JWT, …)
+/// are flattened into the subcommands that use them, so `sandbox --help` does not list them.
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API (the default).
     Serve(ServeArgs),
     /// Apply database migrations and exit.
-    Migrate,
+    Migrate(SettingsArgs),
     /// Print the OpenAPI document (JSON) to stdout.
     Openapi,
     /// Run the fake OpenAI admin API for tests and demos.
-    Sandbox(sandbox::SandboxArgs),
+    #[cfg(feature = "sandbox")]
+    Sandbox(openai_governor_sandbox::SandboxArgs),
     /// Mint a JWT signed with the configured HS256 secret, for local use.
     Token(TokenArgs),
     /// Re-encrypt every stored admin key under the newest encryption key.
-    Rekey,
+    Rekey(SettingsArgs),
     /// Audit trail tools.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -46,11 +49,19 @@ enum Command {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Check the audit trail's hash chain; exits non-zero naming the first gap or edit.
-    Verify,
+    Verify(SettingsArgs),
+}
+
+#[derive(Args)]
+struct SettingsArgs {
+    #[command(flatten)]
+    settings: Settings,
 }
 
 #[derive(Args)]
 struct ServeArgs {
+    #[command(flatten)]
+    settings: Settings,
     /// Address to listen on.
     #[arg(long, env = "OG_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -58,6 +69,8 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct TokenArgs {
+    #[command(flatten)]
+    settings: Settings,
     /// The token's subject (who the caller is).
     #[arg(long, default_value = "local-admin")]
     sub: String,
@@ -79,7 +92,7 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut cli = Cli::parse();
-    telemetry::init(&cli.settings.log_format, &cli.settings.log);
+    telemetry::init(&cli.log.log_format, &cli.log.log);
     let command = match cli.command.take() {
         Some(command) => command,
         // No subcommand: serve, with `serve`'s flags read from the environment.
@@ -89,7 +102,7 @@ async fn main() -> ExitCode {
             None => return ExitCode::FAILURE,
         },
     };
-    match run(cli.settings, command).await {
+    match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -98,10 +111,10 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
+async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => serve(&settings, args).await,
-        Command::Migrate => {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(SettingsArgs { settings }) => {
             let store = store::connect(&settings.database_url)
                 .await
                 .context("opening the store")?;
@@ -113,12 +126,13 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&http::openapi())?);
             Ok(())
         }
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => {
-            sandbox::run_cli(args, app::shutdown_signal()).await?;
+            openai_governor_sandbox::run_cli(args, app::shutdown_signal()).await?;
             Ok(())
         }
         Command::Token(args) => {
-            let config = Config::load(&settings)?;
+            let config = Config::load(&args.settings)?;
             let secret = config.hs256_secret().context(
                 "this service verifies tokens with RS256/ES256 keys (OG_JWT_PUBLIC_KEY_FILE or \
                  OG_JWT_JWKS_URL): mint tokens with your identity provider instead",
@@ -147,8 +161,10 @@ async fn run(settings: Settings, command: Command) -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Audit(AuditCommand::Verify) => audit_verify(&settings).await,
-        Command::Rekey => {
+        Command::Audit(AuditCommand::Verify(SettingsArgs { settings })) => {
+            audit_verify(&settings).await
+        }
+        Command::Rekey(SettingsArgs { settings }) => {
             let config = Config::load(&settings)?;
             let store = store::connect(&config.database_url)
                 .await
@@ -197,8 +213,8 @@ async fn audit_verify(settings: &Settings) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<()> {
-    let config = Config::load(settings)?;
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.settings)?;
     if let Some(path) = &config.dev.encryption_key_file {
         tracing::warn!(
             path = %path.display(),

@@ -3,8 +3,8 @@
 //! synced RBAC role's own `permissions`. Plain data; imports nothing else of ours.
 //!
 //! The lists follow the predefined roles OpenAI's Roles API reports (`predefined_role: true`)
-//! and the sandbox seeds (`src/sandbox/seed.rs`); a test in `tests/api/access.rs` checks that
-//! a synced sandbox's predefined roles still agree with this table.
+//! and the sandbox seeds (`crates/sandbox/src/seed.rs`); a test in `tests/api/access.rs` checks
+//! that a synced sandbox's predefined roles still agree with this table.
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use openai_governor::auth::Scope;
 use openai_governor::domain::permissions::{ORG_ROLES, PROJECT_ROLES};
 use openai_governor::openai::{CreateInvite, CreateProject, InviteProject};
-use openai_governor::sandbox::{KeyProfile, OrgShape, SandboxConfig};
 use openai_governor::store::Backend;
+use openai_governor_sandbox::{KeyProfile, OrgShape, SandboxConfig};
 use serde_json::{Value, json};
 
 use crate::helpers::{Options, TestApp, assert_problem, openai_client, test_client_config};

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use openai_governor::auth::Scope;
-use openai_governor::sandbox::{Faults, KeyProfile};
 use openai_governor::store::Backend;
+use openai_governor_sandbox::{Faults, KeyProfile};
 use serde_json::{Value, json};
 
 use crate::helpers::{Options, TestApp, assert_problem};

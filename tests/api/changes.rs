@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use openai_governor::auth::Scope;
-use openai_governor::sandbox::{Faults, KeyProfile, PageFault};
 use openai_governor::store::Backend;
+use openai_governor_sandbox::{Faults, KeyProfile, PageFault};
 use serde_json::Value;
 
 use crate::helpers::{TestApp, assert_problem};
@@ -58,7 +58,7 @@ struct Drift {
 fn change_in_dashboard(app: &TestApp) -> Drift {
     app.sandbox.state().write(|org| {
         let now = org.now();
-        let owns_key = |org: &openai_governor::sandbox::Org, p: &str, u: &str| {
+        let owns_key = |org: &openai_governor_sandbox::Org, p: &str, u: &str| {
             org.api_keys.get(p).is_some_and(|t| {
                 t.iter()
                     .any(|k| org.api_key_json(p, k)["owner"]["user"]["id"] == u)

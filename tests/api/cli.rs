@@ -1,5 +1,5 @@
 //! The real binary, as an operator runs it: `sandbox`, `token`, `serve`, `migrate`,
-//! `openapi`, `rekey`, each a separate process talking over loopback.
+//! `openapi`, `rekey`, each a separate process talking over loopback; and what `--help` lists.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -312,4 +312,17 @@ async fn refusals_and_openapi() {
     let (ok, _, err) = run(&[], &["token", "--scope", "root"]).await;
     assert!(!ok);
     assert!(err.contains("unknown scope"), "{err}");
+}
+
+#[tokio::test]
+async fn each_subcommand_lists_only_its_own_flags() {
+    let (ok, sandbox, err) = run(&[], &["sandbox", "--help"]).await;
+    assert!(ok, "{err}");
+    assert!(sandbox.contains("--seed"), "{sandbox}");
+    assert!(!sandbox.contains("--jwt-"), "{sandbox}");
+    assert!(!sandbox.contains("--database-url"), "{sandbox}");
+    let (ok, serve, err) = run(&[], &["serve", "--help"]).await;
+    assert!(ok, "{err}");
+    assert!(serve.contains("--jwt-"), "{serve}");
+    assert!(serve.contains("--database-url"), "{serve}");
 }

@@ -13,7 +13,7 @@ use openai_governor::openai::{
     ProjectStatus, RbacListParams, Reply, RoleScope, TimeRange, UpdateRole, UpdateServiceAccount,
     UsageKind, UsageParams,
 };
-use openai_governor::sandbox::{KeyProfile, SandboxConfig, SandboxHandle};
+use openai_governor_sandbox::{KeyProfile, SandboxConfig, SandboxHandle};
 use secrecy::ExposeSecret;
 
 use crate::helpers::{CheckedSandbox, openai_client, start_sandbox, test_client_config};

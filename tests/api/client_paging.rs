@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use openai_governor::openai::{
     BucketWidth, CostsParams, ListUsersParams, RbacListParams, UsageKind, UsageParams,
 };
-use openai_governor::sandbox::{KeyProfile, OrgShape, SandboxConfig};
+use openai_governor_sandbox::{KeyProfile, OrgShape, SandboxConfig};
 
 use crate::helpers::{openai_client, start_sandbox, test_client_config};
 

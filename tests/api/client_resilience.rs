@@ -9,7 +9,7 @@ use openai_governor::openai::{
     ClientConfig, CostsParams, CreateProject, ErrorKind, ListUsersParams, ModifyProject,
     RateBudgetConfig, RbacListParams, RetryPolicy,
 };
-use openai_governor::sandbox::{
+use openai_governor_sandbox::{
     Faults, KeyProfile, OrgShape, PageFault, RateLimit, SandboxConfig, SandboxHandle,
 };
 

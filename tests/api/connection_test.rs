@@ -3,9 +3,9 @@
 //! and the admin key scrubbed from what OpenAI (or a proxy) echoes back.
 
 use openai_governor::openai::{Client, ListUsersParams};
-use openai_governor::sandbox::{Faults, KeyProfile, SandboxConfig};
 use openai_governor::service::Prober;
 use openai_governor::store::Backend;
+use openai_governor_sandbox::{Faults, KeyProfile, SandboxConfig};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,8 +1,8 @@
 //! `/v1/connections` end to end: the service over HTTP, its store, and the sandbox as OpenAI.
 
 use openai_governor::auth::Scope;
-use openai_governor::sandbox::KeyProfile;
 use openai_governor::store::Backend;
+use openai_governor_sandbox::KeyProfile;
 use serde_json::{Value, json};
 
 use crate::helpers::{DEAD_BASE_URL, TestApp, assert_problem};
@@ -449,7 +449,7 @@ crate::backend_tests!(
 /// of the report, never a 500 from us.
 #[tokio::test]
 async fn upstream_faults_are_reported_not_raised() {
-    use openai_governor::sandbox::Faults;
+    use openai_governor_sandbox::Faults;
     let options = crate::helpers::Options {
         openai_request_timeout: std::time::Duration::from_millis(800),
         ..Default::default()

@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use openai_governor::sandbox::{
-    self, Faults, KeyProfile, RateLimit, RecordedResponse, Recording, SandboxConfig, SandboxHandle,
+use openai_governor_sandbox::{
+    self as sandbox, Faults, KeyProfile, RateLimit, RecordedResponse, Recording, SandboxConfig,
+    SandboxHandle,
 };
 use reqwest::Method;
 use serde_json::{Value, json};

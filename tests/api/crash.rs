@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use openai_governor::auth::{Scope, mint_hs256};
 use openai_governor::openai::CreateProject;
-use openai_governor::sandbox::{Faults, HoldAfterApply, KeyProfile, SandboxConfig};
 use openai_governor::store::Backend;
+use openai_governor_sandbox::{Faults, HoldAfterApply, KeyProfile, SandboxConfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};

@@ -9,8 +9,8 @@ use futures::TryStreamExt;
 
 use openai_governor::auth::Scope;
 use openai_governor::openai::{Assignee, CreateRole, RoleScope};
-use openai_governor::sandbox::{Faults, HoldAfterApply, KeyProfile, SandboxHandle};
 use openai_governor::store::Backend;
+use openai_governor_sandbox::{Faults, HoldAfterApply, KeyProfile, SandboxHandle};
 use serde_json::{Value, json};
 
 use crate::helpers::{

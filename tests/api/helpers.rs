@@ -7,8 +7,8 @@ use std::time::Duration;
 use openai_governor::app;
 use openai_governor::auth::{Scope, mint_hs256};
 use openai_governor::config::{Config, JwtKeys};
-use openai_governor::sandbox::{self, SandboxConfig, SandboxHandle};
 use openai_governor::store::{self, Backend, Store};
+use openai_governor_sandbox::{self as sandbox, SandboxConfig, SandboxHandle};
 use secrecy::SecretString;
 use sqlx::Connection as _;
 

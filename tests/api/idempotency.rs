@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use openai_governor::auth::Scope;
-use openai_governor::sandbox::{Faults, HoldAfterApply};
 use openai_governor::store::Backend;
+use openai_governor_sandbox::{Faults, HoldAfterApply};
 use serde_json::{Value, json};
 
 use crate::helpers::{

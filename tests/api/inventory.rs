@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use openai_governor::auth::Scope;
-use openai_governor::sandbox::{Faults, KeyProfile, OrgShape, PageFault, RateLimit, SandboxConfig};
 use openai_governor::store::Backend;
+use openai_governor_sandbox::{Faults, KeyProfile, OrgShape, PageFault, RateLimit, SandboxConfig};
 use serde_json::{Value, json};
 
 use crate::helpers::{Options, TestApp, assert_problem};
@@ -204,7 +204,7 @@ async fn assert_store_matches_sandbox(app: &TestApp, id: &str, run_id: &Value) -
             .collect::<BTreeSet<_>>())
     );
 
-    let active = |org: &openai_governor::sandbox::Org, pid: &str| {
+    let active = |org: &openai_governor_sandbox::Org, pid: &str| {
         org.projects.get(pid).is_some_and(|p| !p.archived())
     };
     let (accounts, _) = items(app, id, "service_account", "").await;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use openai_governor::auth::Scope;
 use openai_governor::config::CallerLimits;
-use openai_governor::sandbox::{Faults, KeyProfile};
 use openai_governor::store::Backend;
+use openai_governor_sandbox::{Faults, KeyProfile};
 use serde_json::json;
 
 use crate::helpers::{Options, TestApp, assert_problem};

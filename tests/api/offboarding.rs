@@ -4,8 +4,8 @@
 
 use openai_governor::auth::Scope;
 use openai_governor::openai::CreateInvite;
-use openai_governor::sandbox::{KeyOwner, KeyProfile, ProjectApiKey, SandboxHandle};
 use openai_governor::store::Backend;
+use openai_governor_sandbox::{KeyOwner, KeyProfile, ProjectApiKey, SandboxHandle};
 use serde_json::{Value, json};
 
 use crate::helpers::{

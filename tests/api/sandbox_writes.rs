@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use openai_governor::sandbox::{KeyProfile, SandboxConfig, SandboxHandle};
+use openai_governor_sandbox::{KeyProfile, SandboxConfig, SandboxHandle};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 

@@ -8,9 +8,9 @@ use chrono::Utc;
 use openai_governor::auth::Scope;
 use openai_governor::crypto::{CURRENT_BINDING, KeyRing};
 use openai_governor::domain::ConnectionId;
-use openai_governor::sandbox::{self, KeyProfile, SandboxConfig};
 use openai_governor::service::OpenAiClients;
 use openai_governor::store::{Backend, NewConnection};
+use openai_governor_sandbox::{self as sandbox, KeyProfile, SandboxConfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sqlx::Connection as _;
@@ -475,7 +475,7 @@ async fn an_offboarding_outlives_its_caller(backend: Backend) {
     // longer than the 1 s wait.
     app.sandbox
         .state()
-        .set_faults(openai_governor::sandbox::Faults {
+        .set_faults(openai_governor_sandbox::Faults {
             latency_ms: 400,
             ..Default::default()
         });

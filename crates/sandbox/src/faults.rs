@@ -417,7 +417,7 @@ async fn truncate_body(resp: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::{SandboxConfig, build_state, router};
+    use crate::{SandboxConfig, build_state, router};
     use tower::ServiceExt;
 
     /// A sandbox state (not served), its `all` key, the default project and a member of the

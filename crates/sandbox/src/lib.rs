@@ -4,7 +4,8 @@
 //! Served under `/v1` with scoped admin keys, OpenAI's headers and error bodies; a control API
 //! under `/_sandbox/` reads counters, sets faults, accepts invites and makes "dashboard"
 //! changes (drift). Used by tests (port 0) and by the `openai-governor sandbox` subcommand.
-//! Must not depend on the rest of the crate (store, service, http, openai client).
+//! Its own crate so that it cannot reach into the service (store, http, OpenAI client) and the
+//! production build (`--no-default-features`) leaves it out.
 
 mod admin;
 mod control;

@@ -28,6 +28,9 @@ macro_rules! backend {
         #[path = "connections_sql.rs"]
         mod connections_sql;
         #[allow(clippy::duplicate_mod)]
+        #[path = "database_sql.rs"]
+        mod database_sql;
+        #[allow(clippy::duplicate_mod)]
         #[path = "grants_sql.rs"]
         mod grants_sql;
         #[allow(clippy::duplicate_mod)]

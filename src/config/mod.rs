@@ -32,7 +32,6 @@ pub enum ConfigError {
     Io {
         /// What the file is for.
         what: &'static str,
-        /// Its path.
         path: PathBuf,
         /// The cause.
         #[source]
@@ -48,25 +47,20 @@ pub enum JwtKeys {
     Pem {
         /// `RS256` or `ES256`.
         algorithm: Algorithm,
-        /// PEM bytes.
         pem: Vec<u8>,
     },
     /// A JWKS endpoint; keys may use any of `algorithms`.
     Jwks {
         /// Where to fetch the key set.
         url: Url,
-        /// Accepted algorithms.
         algorithms: Vec<Algorithm>,
     },
 }
 
 /// Caller authentication settings.
 pub struct JwtConfig {
-    /// Verification keys.
     pub keys: JwtKeys,
-    /// Required issuer.
     pub issuer: Option<String>,
-    /// Required audience.
     pub audience: Option<String>,
     /// Tolerated clock skew.
     pub leeway: Duration,
@@ -134,11 +128,8 @@ pub struct DevBootstrap {
 
 /// The checked configuration the service runs with.
 pub struct Config {
-    /// Store URL.
     pub database_url: String,
-    /// Store backend.
     pub backend: Backend,
-    /// Admin-key encryption.
     pub key_ring: KeyRing,
     /// Caller JWT verification.
     pub jwt: JwtConfig,

@@ -114,7 +114,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Middleware settings.
 pub struct HttpSettings {
-    /// Per-request timeout.
     pub request_timeout: Duration,
     /// Body size limit in bytes.
     pub body_limit_bytes: usize,

@@ -24,7 +24,6 @@ pub enum ErrorKind {
     NotFound,
     /// HTTP 400/422 or another 4xx, or an argument rejected before sending.
     BadRequest,
-    /// HTTP 409.
     Conflict,
     /// HTTP 429, after the retries allowed by the policy.
     RateLimited {

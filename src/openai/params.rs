@@ -52,9 +52,7 @@ fn push_all(q: &mut Query, name: &str, values: &[String]) {
 /// Sort order of RBAC lists and admin keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortOrder {
-    /// Oldest first.
     Asc,
-    /// Newest first.
     Desc,
 }
 

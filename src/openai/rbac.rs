@@ -46,17 +46,10 @@ pub enum Assignee {
     /// An organization group: `/organization/groups/{g}/roles`.
     OrgGroup(String),
     /// A user in a project: `/projects/{p}/users/{u}/roles`.
-    ProjectUser {
-        /// Project id.
-        project_id: String,
-        /// User id.
-        user_id: String,
-    },
+    ProjectUser { project_id: String, user_id: String },
     /// A group in a project: `/projects/{p}/groups/{g}/roles`.
     ProjectGroup {
-        /// Project id.
         project_id: String,
-        /// Group id.
         group_id: String,
     },
 }

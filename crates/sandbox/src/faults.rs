@@ -59,7 +59,6 @@ pub struct RateLimit {
 /// Make the n-th page of a list fail.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PageFault {
-    /// Endpoint pattern.
     pub endpoint: String,
     /// 1-based page number: page 1 is a request without cursor, each cursor request is the next.
     pub page: u32,
@@ -130,7 +129,6 @@ pub struct Faults {
 /// Requests counted for one endpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EndpointCount {
-    /// Requests received.
     pub requests: u64,
     /// Answers by status code.
     pub statuses: BTreeMap<u16, u64>,

@@ -15,9 +15,7 @@ use super::table::UnknownCursor;
 /// An error answered in OpenAI's shape: `{"error": {message, type, param, code}}`.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    /// HTTP status.
     pub status: StatusCode,
-    /// Human message.
     pub message: String,
     /// `type` field.
     pub kind: &'static str,

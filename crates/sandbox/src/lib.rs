@@ -117,7 +117,6 @@ pub struct SandboxKey {
     pub name: String,
     /// Plaintext `sk-admin-...`.
     pub value: String,
-    /// Granted scopes.
     pub scopes: Vec<String>,
 }
 

@@ -21,7 +21,6 @@ pub struct RecordedResponse {
     pub template: String,
     /// The concrete path and query, without `/v1`.
     pub path: String,
-    /// HTTP status.
     pub status: u16,
     /// The body as sent (normally JSON).
     pub body: String,

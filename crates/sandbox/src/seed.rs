@@ -28,7 +28,6 @@ pub struct OrgShape {
     pub archived_share: f64,
     /// Members per project (capped by `users`).
     pub members_per_project: usize,
-    /// RBAC groups.
     pub groups: usize,
     /// Members per group (capped by `users`).
     pub members_per_group: usize,

@@ -143,7 +143,6 @@ impl Write {
 /// What a grant or a revoke did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// A grant's.
     Grant(GrantOutcome),
     /// A revoke's or an expiry's.
     Revoke(RevokeOutcome),

@@ -9,7 +9,6 @@ use super::rbac::GroupType;
 open_enum! {
     /// Status of a project.
     ProjectStatus {
-        /// In use.
         Active = "active",
         /// Archived: read-only, hidden from lists unless asked.
         Archived = "archived",
@@ -29,7 +28,6 @@ open_enum! {
 open_enum! {
     /// Who owns a project API key.
     ApiKeyOwnerType {
-        /// A person.
         User = "user",
         /// A project service account.
         ServiceAccount = "service_account",

@@ -11,7 +11,6 @@ open_enum! {
         Pending = "pending",
         /// Accepted: the person is a member.
         Accepted = "accepted",
-        /// Expired unanswered.
         Expired = "expired",
     }
 }

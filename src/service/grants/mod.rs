@@ -70,7 +70,6 @@ impl Default for GrantSettings {
 /// A grant to make.
 #[derive(Debug, Clone, Default)]
 pub struct GrantInput {
-    /// The organization.
     pub connection_id: Option<ConnectionId>,
     /// The person's email.
     pub email: Option<String>,
@@ -88,9 +87,7 @@ pub struct GrantInput {
     pub organization_role: Option<String>,
     /// The project role (project grants only).
     pub role: Option<String>,
-    /// Why.
     pub reason: String,
-    /// Ticket reference.
     pub ticket: Option<String>,
     /// Revoke at this time.
     pub expires_at: Option<DateTime<Utc>>,
@@ -101,9 +98,7 @@ pub struct GrantInput {
 /// A revocation or expiry change requested on a grant.
 #[derive(Debug, Clone, Default)]
 pub struct EndInput {
-    /// Why.
     pub reason: Option<String>,
-    /// Ticket reference.
     pub ticket: Option<String>,
 }
 

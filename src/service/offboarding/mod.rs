@@ -58,15 +58,12 @@ pub struct OffboardInput {
     pub email: Option<String>,
     /// Or their OpenAI user id.
     pub user_id: Option<String>,
-    /// One organization…
     pub connection_id: Option<ConnectionId>,
     /// …or every connected one.
     pub all_connections: bool,
     /// Also delete the project API keys they own.
     pub delete_api_keys: bool,
-    /// Why.
     pub reason: String,
-    /// Ticket reference.
     pub ticket: Option<String>,
 }
 

@@ -165,7 +165,6 @@ fn refreshes(event: &AuditLog, user_roles: bool) -> Vec<Refresh> {
 pub struct Changes {
     /// Items of the previous snapshot not to carry over.
     pub replaced: Vec<Replaced>,
-    /// Fresh items.
     pub items: Vec<Item>,
     /// Audit-log events read.
     pub events: u64,

@@ -11,13 +11,11 @@ use crate::table::Keyed;
 pub struct User {
     /// `user-...`
     pub id: String,
-    /// Display name.
     pub name: String,
     /// Email, unique in the organization (compared case-insensitively).
     pub email: String,
     /// Legacy org role: `owner` or `reader`.
     pub role: String,
-    /// Unix seconds.
     pub added_at: i64,
 }
 
@@ -39,7 +37,6 @@ impl User {
 /// A project invite carried by an org invite.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InviteProject {
-    /// Project id.
     pub id: String,
     /// `member` or `owner`.
     pub role: String,
@@ -50,13 +47,10 @@ pub struct InviteProject {
 pub struct Invite {
     /// `invite-...`
     pub id: String,
-    /// Invitee's email.
     pub email: String,
     /// `owner` or `reader`.
     pub role: String,
-    /// Unix seconds.
     pub created_at: i64,
-    /// Unix seconds.
     pub expires_at: i64,
     /// Set once accepted.
     pub accepted_at: Option<i64>,
@@ -100,9 +94,7 @@ impl Invite {
 pub struct Project {
     /// `proj_...`
     pub id: String,
-    /// Name.
     pub name: String,
-    /// Unix seconds.
     pub created_at: i64,
     /// Set when archived.
     pub archived_at: Option<i64>,
@@ -140,7 +132,6 @@ pub struct Membership {
     pub user_id: String,
     /// `owner` or `member`.
     pub role: String,
-    /// Unix seconds.
     pub added_at: i64,
 }
 
@@ -155,11 +146,9 @@ impl Keyed for Membership {
 pub struct ServiceAccount {
     /// `svc_acct_...`
     pub id: String,
-    /// Name.
     pub name: String,
     /// `owner`, `member` or `none`.
     pub role: String,
-    /// Unix seconds.
     pub created_at: i64,
 }
 
@@ -191,15 +180,11 @@ pub enum KeyOwner {
 pub struct ProjectApiKey {
     /// `key_...`
     pub id: String,
-    /// Name.
     pub name: String,
     /// `sk-proj-...abcd` style.
     pub redacted_value: String,
-    /// Unix seconds.
     pub created_at: i64,
-    /// Unix seconds.
     pub last_used_at: Option<i64>,
-    /// Owner.
     pub owner: KeyOwner,
 }
 
@@ -214,9 +199,7 @@ impl Keyed for ProjectApiKey {
 pub struct Group {
     /// `group_...`
     pub id: String,
-    /// Name.
     pub name: String,
-    /// Unix seconds.
     pub created_at: i64,
     /// Managed by SCIM.
     pub is_scim_managed: bool,
@@ -245,9 +228,7 @@ impl Group {
 /// A group member (keyed by user id).
 #[derive(Debug, Clone)]
 pub struct GroupMember {
-    /// User id.
     pub user_id: String,
-    /// Unix seconds.
     pub added_at: i64,
 }
 
@@ -262,9 +243,7 @@ impl Keyed for GroupMember {
 pub struct Role {
     /// `role_...`
     pub id: String,
-    /// Name.
     pub name: String,
-    /// Description.
     pub description: Option<String>,
     /// Permissions, e.g. `api.groups.read`.
     pub permissions: Vec<String>,
@@ -274,9 +253,7 @@ pub struct Role {
     pub predefined: bool,
     /// For a custom project role, its project; predefined project roles apply to all.
     pub project_id: Option<String>,
-    /// Unix seconds.
     pub created_at: i64,
-    /// Unix seconds.
     pub updated_at: i64,
 }
 
@@ -304,9 +281,7 @@ impl Role {
 /// A role given to a principal (keyed by role id).
 #[derive(Debug, Clone)]
 pub struct Assignment {
-    /// Role id.
     pub role_id: String,
-    /// Unix seconds.
     pub created_at: i64,
     /// Who assigned it (user id), if known.
     pub created_by: Option<String>,
@@ -332,11 +307,9 @@ impl Assignment {
 /// A group's access to a project.
 #[derive(Debug, Clone)]
 pub struct ProjectGroup {
-    /// Group id.
     pub group_id: String,
     /// Project role id given to the group.
     pub role_id: String,
-    /// Unix seconds.
     pub created_at: i64,
 }
 
@@ -351,13 +324,10 @@ impl Keyed for ProjectGroup {
 pub struct AdminKey {
     /// `key_...`
     pub id: String,
-    /// Name.
     pub name: String,
     /// Plaintext `sk-admin-...`.
     pub value: String,
-    /// Granted scopes.
     pub scopes: Vec<String>,
-    /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds, or never.
     pub expires_at: Option<i64>,
@@ -403,17 +373,14 @@ pub struct AuditEvent {
     pub id: String,
     /// Event type, e.g. `user.added`.
     pub kind: String,
-    /// Unix seconds.
     pub effective_at: i64,
     /// Project id and name.
     pub project: Option<(String, String)>,
     /// Actor user id, email, and key id when made with a key.
     pub actor_user_id: String,
-    /// Actor email.
     pub actor_email: String,
     /// Actor admin key id.
     pub actor_key_id: Option<String>,
-    /// Actor JSON.
     pub actor: Value,
     /// Id of the resource the event is about.
     pub resource_id: String,

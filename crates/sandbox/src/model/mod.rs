@@ -42,7 +42,6 @@ pub enum Actor {
         key_id: String,
         /// Owner's user id.
         user_id: String,
-        /// Owner's email.
         email: String,
     },
     /// A person signed in to the dashboard.
@@ -101,11 +100,9 @@ pub struct Org {
     pub id: String,
     /// Seed it was generated from (also drives usage figures).
     pub seed: u64,
-    /// Members.
     pub users: Table<User>,
     /// Lower-cased email → user id.
     pub emails: HashMap<String, String>,
-    /// Invites.
     pub invites: Table<Invite>,
     /// Projects (the default project first).
     pub projects: Table<Project>,
@@ -119,7 +116,6 @@ pub struct Org {
     pub api_keys: HashMap<String, Table<ProjectApiKey>>,
     /// Project id → groups with access.
     pub project_groups: HashMap<String, Table<ProjectGroup>>,
-    /// Groups.
     pub groups: Table<Group>,
     /// Group id → members.
     pub group_users: HashMap<String, Table<GroupMember>>,
@@ -141,7 +137,6 @@ pub struct Org {
     pub audit: Table<AuditEvent>,
     /// Fixed "now" for deterministic output, or the wall clock when `None`.
     pub fixed_now: Option<i64>,
-    /// Id generator.
     pub rng: StdRng,
 }
 

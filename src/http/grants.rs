@@ -14,11 +14,14 @@ use super::connections::connection_id;
 use super::extract::{Json, Path, Query};
 use super::idempotency::idempotent;
 use crate::auth::{Principal, Scope};
-use crate::domain::GrantId;
-use crate::domain::grants::{Grant, GrantQuery, GrantStatus};
+use crate::domain::grants::{
+    Grant, GrantIn, GrantOutcome, GrantQuery, GrantStatus, GrantTarget, Grantee, PendingOp,
+    RevokeOutcome,
+};
+use crate::domain::{ConnectionId, GrantId};
 use crate::error::{AppError, ErrorCode, Problem};
 use crate::http::AppState;
-use crate::service::grants::{EndInput, Finished, GrantInput, MAX_PAGE};
+use crate::service::grants::{EndInput, Finished, MAX_PAGE};
 
 /// Routes under `/v1/grants`.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -28,42 +31,93 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_grant))
 }
 
-/// A grant to make: who (a person by email or OpenAI user id, or a group) and what (project
-/// access with a role, a group membership, a role, or an organization role).
+/// A grant and everything that happened to it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GrantIn {
-    /// The organization (connection id).
-    #[schema(format = Uuid)]
-    pub connection_id: String,
-    /// The person's email. Needed to invite someone who is not yet in the organization.
-    pub email: Option<String>,
-    /// Or the person's OpenAI user id (`user-…`).
-    pub user_id: Option<String>,
-    /// Or a group (`group_…`) instead of a person: it gets project access (`project_id` with
-    /// `role`) or a role (`role_id`), and so does everyone in it.
-    pub grantee_group_id: Option<String>,
-    /// The project (`proj_…`): with `role`, project membership; with `role_id`, a role
-    /// assignment in that project.
-    pub project_id: Option<String>,
-    /// The group (`group_…`) to add the person to, instead of a project.
-    pub group_id: Option<String>,
-    /// With `project_id`: `owner`, `member`, or a custom project role's name (for a group, a
-    /// role id too).
-    pub role: Option<String>,
-    /// An RBAC role (`role_…`) to assign to the person: an organization role, or with
-    /// `project_id` a project role.
-    pub role_id: Option<String>,
-    /// The organization role to give the person: `owner` or `reader`.
-    pub organization_role: Option<String>,
-    /// Why (kept in the audit trail).
+#[schema(as = Grant)]
+pub struct GrantOut {
+    /// Identifier.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: GrantId,
+    /// The organization.
+    #[schema(value_type = String, format = Uuid)]
+    pub connection_id: ConnectionId,
+    /// Who receives the access (`user_id` is filled in once known).
+    pub grantee: Grantee,
+    /// What access.
+    pub target: GrantTarget,
+    /// Why, as the requester gave it.
     pub reason: String,
-    /// The ticket of the request, e.g. `SEC-123`.
+    /// The requester's ticket reference.
     pub ticket: Option<String>,
-    /// Revoke at this time (RFC 3339).
+    /// The JWT subject that asked.
+    pub requested_by: String,
+    /// The OAuth client that asked, when the token names one.
+    pub client_id: Option<String>,
+    /// When the access is revoked by itself (`None`: until revoked).
     pub expires_at: Option<DateTime<Utc>>,
-    /// Or this many seconds from now (1 to 366 days).
-    pub expires_in_seconds: Option<i64>,
+    /// Where it is.
+    pub status: GrantStatus,
+    /// What granting did (once known).
+    pub outcome: Option<GrantOutcome>,
+    /// What the person held of the target before (see [`AccessState::held`]; `None`:
+    /// nothing), so that a revoke restores it.
+    pub previous_role: Option<String>,
+    /// The organization invite sent for this grant, when the person was not a member.
+    pub invite_id: Option<String>,
+    /// Why it failed: our reason or OpenAI's message.
+    pub error: Option<String>,
+    /// OpenAI's request id of the last write.
+    pub upstream_request_id: Option<String>,
+    /// A write in flight (see [`PendingOp`]).
+    pub pending: Option<PendingOp>,
+    /// Writes attempted so far for the pending operation (bounded, so a grant never loops).
+    pub attempts: u32,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it was revoked or expired.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Who revoked it (the expiry worker is `openai-governor`).
+    pub ended_by: Option<String>,
+    /// Why it was revoked.
+    pub end_reason: Option<String>,
+    /// The revoke's ticket.
+    pub end_ticket: Option<String>,
+    /// What revoking did.
+    pub revoke_outcome: Option<RevokeOutcome>,
+}
+
+impl From<Grant> for GrantOut {
+    fn from(g: Grant) -> Self {
+        let s = g.flat_state();
+        Self {
+            id: g.id,
+            connection_id: g.connection_id,
+            grantee: g.grantee,
+            target: g.target,
+            reason: g.reason,
+            ticket: g.ticket,
+            requested_by: g.requested_by,
+            client_id: g.client_id,
+            expires_at: g.expires_at,
+            status: s.status,
+            outcome: s.outcome,
+            previous_role: g.previous_role,
+            invite_id: g.invite_id,
+            error: s.error,
+            upstream_request_id: g.upstream_request_id,
+            pending: s.pending,
+            attempts: s.attempts,
+            created_at: g.created_at,
+            updated_at: g.updated_at,
+            ended_at: s.ended_at,
+            ended_by: s.ended_by,
+            end_reason: s.end_reason,
+            end_ticket: s.end_ticket,
+            revoke_outcome: s.revoke_outcome,
+        }
+    }
 }
 
 /// Why and under which ticket a grant is revoked.
@@ -113,7 +167,7 @@ pub struct GrantParams {
 #[derive(Serialize, ToSchema)]
 pub struct GrantList {
     /// Grants, oldest first.
-    pub data: Vec<Grant>,
+    pub data: Vec<GrantOut>,
     /// Whether another page follows.
     pub has_more: bool,
     /// Pass as `after` to get the next page.
@@ -132,7 +186,7 @@ fn answer(result: Result<Finished, AppError>, done: StatusCode) -> Response {
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/grants/{}", grant.id)) {
         headers.insert(header::LOCATION, location);
     }
-    (status, headers, Json(grant)).into_response()
+    (status, headers, Json(GrantOut::from(grant))).into_response()
 }
 
 /// Grant a person access to a project (or membership of a group).
@@ -150,8 +204,8 @@ fn answer(result: Result<Finished, AppError>, done: StatusCode) -> Response {
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body return the first answer")),
     request_body = GrantIn,
     responses(
-        (status = 201, description = "The grant's outcome (active, invited)", body = Grant),
-        (status = 202, description = "Outcome unknown for now: reconciling", body = Grant),
+        (status = 201, description = "The grant's outcome (active, invited)", body = GrantOut),
+        (status = 202, description = "Outcome unknown for now: reconciling", body = GrantOut),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -174,33 +228,9 @@ async fn create_grant(
         &headers,
         "POST /v1/grants",
         &body,
-        || async {
-            let input = match grant_input(&body) {
-                Ok(i) => i,
-                Err(e) => return e.into_response(),
-            };
-            answer(state.grants.grant(&who, input).await, StatusCode::CREATED)
-        },
+        || async { answer(state.grants.grant(&who, &body).await, StatusCode::CREATED) },
     )
     .await
-}
-
-fn grant_input(body: &GrantIn) -> Result<GrantInput, AppError> {
-    Ok(GrantInput {
-        connection_id: Some(connection_id(&body.connection_id)?),
-        email: body.email.clone(),
-        user_id: body.user_id.clone(),
-        grantee_group_id: body.grantee_group_id.clone(),
-        project_id: body.project_id.clone(),
-        group_id: body.group_id.clone(),
-        role_id: body.role_id.clone(),
-        organization_role: body.organization_role.clone(),
-        role: body.role.clone(),
-        reason: body.reason.clone(),
-        ticket: body.ticket.clone(),
-        expires_at: body.expires_at,
-        expires_in_seconds: body.expires_in_seconds,
-    })
 }
 
 /// List grants.
@@ -247,7 +277,13 @@ async fn list_grants(
         after: p.after.as_deref().map(GrantId::parse).transpose()?,
         limit: limit + 1,
     };
-    let mut data = state.grants.list(&who, q).await?;
+    let mut data: Vec<GrantOut> = state
+        .grants
+        .list(&who, q)
+        .await?
+        .into_iter()
+        .map(GrantOut::from)
+        .collect();
     let has_more = data.len() > limit as usize;
     data.truncate(limit as usize);
     let next_cursor = if has_more {
@@ -267,7 +303,7 @@ async fn list_grants(
     get, path = "/{grant_id}", operation_id = "get_grant", tag = "grants",
     params(("grant_id" = String, Path, description = "Grant id (UUID)")),
     responses(
-        (status = 200, body = Grant),
+        (status = 200, body = GrantOut),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -278,8 +314,8 @@ async fn get_grant(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<GrantId>,
-) -> Result<Json<Grant>, AppError> {
-    Ok(Json(state.grants.get(&who, id).await?))
+) -> Result<Json<GrantOut>, AppError> {
+    Ok(Json(state.grants.get(&who, id).await?.into()))
 }
 
 /// Change a live grant's expiry (extend it, or shorten it).
@@ -291,7 +327,7 @@ async fn get_grant(
     ),
     request_body = GrantPatch,
     responses(
-        (status = 200, body = Grant),
+        (status = 200, body = GrantOut),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -331,7 +367,7 @@ async fn update_grant(
                 .set_expiry(&who, id, body.expires_at, body.expires_in_seconds, end)
                 .await
             {
-                Ok(g) => Json(g).into_response(),
+                Ok(g) => Json(GrantOut::from(g)).into_response(),
                 Err(e) => e.into_response(),
             }
         },
@@ -353,8 +389,8 @@ async fn update_grant(
     ),
     request_body(content = RevokeIn, description = "Why (optional)"),
     responses(
-        (status = 200, description = "Revoked (see `revoke_outcome`)", body = Grant),
-        (status = 202, description = "Outcome unknown for now: reconciling", body = Grant),
+        (status = 200, description = "Revoked (see `revoke_outcome`)", body = GrantOut),
+        (status = 202, description = "Outcome unknown for now: reconciling", body = GrantOut),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),

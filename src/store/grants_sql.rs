@@ -16,6 +16,7 @@ use sqlx::types::Json;
 use super::audit_sql::insert_audit;
 use super::changes_sql::{INSERT_EXPECTED, bind_expected};
 use super::{Conn, POSTGRES, Query, This};
+use crate::store::grant_record::{GrantRecord, decode};
 use crate::domain::grants::{Grant, GrantQuery, GrantStatus};
 use crate::domain::{ConnectionId, GrantId, Item, ItemKind};
 use crate::store::{GrantSaveExtras, GrantStore, StoreError, grant_write_error};
@@ -123,11 +124,11 @@ pub(super) const HEAD_UPSERT_ITEM: &str = "INSERT INTO inventory_items \
 fn bind_save<'q>(query: Query<'q>, g: &Grant, release: bool, owner: &str) -> Query<'q> {
     query
         .bind(g.id.to_string())
-        .bind(g.status.as_str())
+        .bind(g.status().as_str())
         .bind(email_of(g))
         .bind(&g.grantee.user_id)
         .bind(g.expires_at)
-        .bind(Json(g))
+        .bind(Json(GrantRecord::from(g)))
         .bind(release)
         .bind(owner)
 }
@@ -181,7 +182,7 @@ impl GrantStore for This {
             let inserted = sqlx::query(INSERT_GRANT)
                 .bind(g.id.to_string())
                 .bind(g.connection_id.to_string())
-                .bind(g.status.as_str())
+                .bind(g.status().as_str())
                 .bind(email_of(g))
                 .bind(&g.grantee.user_id)
                 .bind(g.target.project_id())
@@ -190,7 +191,7 @@ impl GrantStore for This {
                 .bind(owner)
                 .bind(until)
                 .bind(g.created_at)
-                .bind(Json(g))
+                .bind(Json(GrantRecord::from(g)))
                 .execute(&self.lazy)
                 .await
                 .map_err(grant_write_error);
@@ -213,21 +214,21 @@ impl GrantStore for This {
     }
 
     async fn get_grant(&self, id: GrantId) -> Result<Grant, StoreError> {
-        let (g,): (Json<Grant>,) = sqlx::query_as(GET_GRANT)
+        let (g,): (Json<GrantRecord>,) = sqlx::query_as(GET_GRANT)
             .bind(id.to_string())
             .fetch_one(&self.pool)
             .await?;
-        Ok(g.0)
+        Ok(decode(g)?)
     }
 
     async fn list_grants(&self, q: &GrantQuery) -> Result<Vec<Grant>, StoreError> {
         let (sql, binds) = grant_page_sql(q);
-        let mut query = sqlx::query_as::<_, (Json<Grant>,)>(AssertSqlSafe(sql));
+        let mut query = sqlx::query_as::<_, (Json<GrantRecord>,)>(AssertSqlSafe(sql));
         for b in binds {
             query = query.bind(b);
         }
         let rows = query.fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(|(g,)| g.0).collect())
+        Ok(rows.into_iter().map(|(g,)| decode(g)).collect::<Result<_, _>>()?)
     }
 
     async fn claim_grant(
@@ -250,7 +251,7 @@ impl GrantStore for This {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let row: Option<(Json<Grant>,)> = sqlx::query_as(CLAIM_GRANT)
+        let row: Option<(Json<GrantRecord>,)> = sqlx::query_as(CLAIM_GRANT)
             .bind(id.to_string())
             .bind(owner)
             .bind(until)
@@ -265,7 +266,7 @@ impl GrantStore for This {
             // Not claimable, or absent: tell the two apart.
             self.get_grant(id).await?;
         }
-        Ok(row.map(|(g,)| g.0))
+        Ok(row.map(|(g,)| decode(g)).transpose()?)
     }
 
     async fn save_grant(
@@ -321,12 +322,12 @@ impl GrantStore for This {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Grant>, StoreError> {
-        let rows: Vec<(Json<Grant>,)> = sqlx::query_as(GRANTS_NEEDING_WORK)
+        let rows: Vec<(Json<GrantRecord>,)> = sqlx::query_as(GRANTS_NEEDING_WORK)
             .bind(now)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(|(g,)| g.0).collect())
+        Ok(rows.into_iter().map(|(g,)| decode(g)).collect::<Result<_, _>>()?)
     }
 
     async fn patch_head(

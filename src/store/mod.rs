@@ -53,6 +53,7 @@ macro_rules! backend {
     };
 }
 
+mod grant_record;
 mod postgres;
 mod sqlite;
 

@@ -194,7 +194,7 @@ async fn a_killed_service_leaves_no_grant_half_done(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(grants.len(), 1);
-    assert_eq!(grants[0].status.as_str(), "pending");
+    assert_eq!(grants[0].status().as_str(), "pending");
     let id = grants[0].id;
 
     // Round 2 starts the service again: its worker reconciles once the lease runs out.

@@ -212,60 +212,32 @@ impl PendingOp {
     }
 }
 
-/// A grant and everything that happened to it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// A grant and everything that happened to it. Not a wire type: the API shows it through its
+/// own type and the store keeps it as a versioned record, so each can change on its own.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
-    /// Identifier.
-    #[schema(value_type = String, format = Uuid)]
     pub id: GrantId,
-    /// The organization.
-    #[schema(value_type = String, format = Uuid)]
     pub connection_id: ConnectionId,
-    /// Who receives the access (`user_id` is filled in once known).
+    /// `user_id` and `email` become what OpenAI calls the person once they are found.
     pub grantee: Grantee,
-    /// What access.
     pub target: GrantTarget,
-    /// Why, as the requester gave it.
     pub reason: String,
-    /// The requester's ticket reference.
     pub ticket: Option<String>,
-    /// The JWT subject that asked.
+    /// The JWT subject that asked, and its OAuth client.
     pub requested_by: String,
-    /// The OAuth client that asked, when the token names one.
     pub client_id: Option<String>,
     /// When the access is revoked by itself (`None`: until revoked).
     pub expires_at: Option<DateTime<Utc>>,
-    /// Where it is.
-    pub status: GrantStatus,
-    /// What granting did (once known).
-    pub outcome: Option<GrantOutcome>,
+    pub state: GrantState,
     /// What the person held of the target before (see [`AccessState::held`]; `None`:
     /// nothing), so that a revoke restores it.
     pub previous_role: Option<String>,
     /// The organization invite sent for this grant, when the person was not a member.
     pub invite_id: Option<String>,
-    /// Why it failed: our reason or OpenAI's message.
-    pub error: Option<String>,
     /// OpenAI's request id of the last write.
     pub upstream_request_id: Option<String>,
-    /// A write in flight (see [`PendingOp`]).
-    pub pending: Option<PendingOp>,
-    /// Writes attempted so far for the pending operation (bounded, so a grant never loops).
-    pub attempts: u32,
-    /// When it was asked for.
     pub created_at: DateTime<Utc>,
-    /// When it last changed.
     pub updated_at: DateTime<Utc>,
-    /// When it was revoked or expired.
-    pub ended_at: Option<DateTime<Utc>>,
-    /// Who revoked it (the expiry worker is `openai-governor`).
-    pub ended_by: Option<String>,
-    /// Why it was revoked.
-    pub end_reason: Option<String>,
-    /// The revoke's ticket.
-    pub end_ticket: Option<String>,
-    /// What revoking did.
-    pub revoke_outcome: Option<RevokeOutcome>,
 }
 
 impl Grant {
@@ -321,6 +293,8 @@ pub struct GrantQuery {
 }
 
 mod plan;
+mod request;
+mod state;
 #[cfg(test)]
 mod tests;
 
@@ -328,3 +302,5 @@ pub use plan::{
     AccessState, GroupAccessState, OrgRoleState, Outcome, ProjectAccessState, ProjectGroupState,
     Refusal, RoleAccessState, Step, Write, landed, plan_grant, plan_revoke,
 };
+pub use request::{GrantIn, GrantRequest, RequestError, check_end, expiry};
+pub use state::{Attempt, BadTransition, End, EndKind, FlatState, GrantState, Held};

@@ -362,7 +362,7 @@ pub(super) fn plan_project_grant(
 pub fn plan_revoke(grant: &Grant, state: &AccessState) -> Result<Step, Refusal> {
     let done = |o| Ok(Step::Done(Outcome::Revoke(o)));
     let write = |w, o| Ok(Step::Write(w, Outcome::Revoke(o)));
-    if grant.outcome == Some(GrantOutcome::AlreadyHeld) {
+    if grant.outcome() == Some(GrantOutcome::AlreadyHeld) {
         return done(RevokeOutcome::NothingToUndo);
     }
     match state {
@@ -466,7 +466,7 @@ pub(super) fn plan_project_revoke(
 /// The outcome of an operation re-planned after one of its writes was sent: what holds now
 /// is that write's doing, not the state the person was already in.
 pub fn landed(grant: &Grant, planned: Outcome) -> Outcome {
-    if grant.attempts == 0 {
+    if grant.attempts() == 0 {
         return planned;
     }
     match planned {
@@ -475,7 +475,7 @@ pub fn landed(grant: &Grant, planned: Outcome) -> Outcome {
         }
         Outcome::Grant(GrantOutcome::AlreadyHeld) => Outcome::Grant(GrantOutcome::Granted),
         Outcome::Revoke(RevokeOutcome::AlreadyAbsent)
-            if grant.invite_id.is_some() && grant.outcome == Some(GrantOutcome::Invited) =>
+            if grant.invite_id.is_some() && grant.outcome() == Some(GrantOutcome::Invited) =>
         {
             Outcome::Revoke(RevokeOutcome::InviteDeleted)
         }

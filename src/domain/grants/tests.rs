@@ -2,7 +2,7 @@
 
 use super::plan::{plan_project_grant, plan_project_revoke};
 use super::*;
-use crate::domain::{ConnectionId, GrantId};
+use crate::domain::ConnectionId;
 use chrono::Utc;
 
 fn state() -> ProjectAccessState {
@@ -29,8 +29,7 @@ fn target(role: &str) -> GrantTarget {
 
 fn grant(outcome: GrantOutcome, previous: Option<&str>) -> Grant {
     let now = Utc::now();
-    Grant {
-        id: GrantId::new(),
+    let request = GrantRequest {
         connection_id: ConnectionId::new(),
         grantee: Grantee {
             email: Some("a@x.io".into()),
@@ -39,25 +38,16 @@ fn grant(outcome: GrantOutcome, previous: Option<&str>) -> Grant {
         target: target("member"),
         reason: "r".into(),
         ticket: None,
-        requested_by: "s".into(),
-        client_id: None,
         expires_at: None,
-        status: GrantStatus::Active,
-        outcome: Some(outcome),
-        previous_role: previous.map(str::to_owned),
-        invite_id: None,
-        error: None,
-        upstream_request_id: None,
-        pending: None,
-        attempts: 0,
-        created_at: now,
-        updated_at: now,
-        ended_at: None,
-        ended_by: None,
-        end_reason: None,
-        end_ticket: None,
-        revoke_outcome: None,
-    }
+    };
+    let mut g = Grant::new(request, "s".into(), None, now);
+    g.state = GrantState::Live(if outcome == GrantOutcome::Invited {
+        Held::Invited
+    } else {
+        Held::Active(outcome)
+    });
+    g.previous_role = previous.map(str::to_owned);
+    g
 }
 
 #[test]
@@ -373,7 +363,19 @@ fn a_write_that_landed_is_reported_as_ours() {
     let mut g = grant(GrantOutcome::Granted, None);
     let held = Outcome::Grant(GrantOutcome::AlreadyHeld);
     assert_eq!(landed(&g, held), held);
-    g.attempts = 1;
+    g.state = GrantState::Ending {
+        held: Held::Active(GrantOutcome::Granted),
+        end: End {
+            kind: EndKind::Revoke,
+            by: "s".into(),
+            reason: None,
+            ticket: None,
+        },
+        attempt: Attempt {
+            count: 1,
+            error: None,
+        },
+    };
     assert_eq!(landed(&g, held), Outcome::Grant(GrantOutcome::Granted));
     assert_eq!(
         landed(&g, Outcome::Revoke(RevokeOutcome::AlreadyAbsent)),

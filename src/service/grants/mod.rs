@@ -9,12 +9,12 @@
 //! invites sent for people who were not yet members.
 //!
 //! This module holds the use cases (grant, revoke, set_expiry, list, get); the other jobs
-//! are one module each: [`validate`] (requests), [`read`] (OpenAI's state), [`write`] (the one
-//! write), [`record`] (outcomes and audit entries), [`worker`] (expiry, reconcile, invites).
+//! are one module each: [`read`] (OpenAI's state), [`write`] (the one write), [`record`]
+//! (outcomes and audit entries), [`worker`] (expiry, reconcile, invites). Requests are parsed
+//! by the domain ([`GrantIn::parse`]) and the grant moves through its state's transitions.
 
 mod read;
 mod record;
-mod validate;
 mod worker;
 mod write;
 
@@ -27,11 +27,13 @@ use super::clients::OpenAiClients;
 use super::connections::not_found;
 use crate::auth::{Principal, Scope};
 use crate::domain::audit::{AuditAction, AuditOutcome, SYSTEM_ACTOR};
-use crate::domain::grants::{Grant, GrantQuery, GrantStatus, PendingOp};
+use crate::domain::grants::{
+    BadTransition, End, EndKind, Grant, GrantIn, GrantQuery, GrantStatus, check_end, expiry,
+};
 use crate::domain::{ConnectionId, GrantId};
 use crate::error::{AppError, ErrorCode};
-use crate::store::{GrantSaveExtras, Store, StoreError};
-use validate::{Valid, check_end_input, expiry, validate};
+use crate::service::problems::invalid;
+use crate::store::{ConnectionStore, GrantSaveExtras, GrantStore, Store, StoreError};
 
 /// Largest page of grants a caller can ask for.
 pub const MAX_PAGE: u32 = 200;
@@ -67,39 +69,27 @@ impl Default for GrantSettings {
     }
 }
 
-/// A grant to make.
-#[derive(Debug, Clone, Default)]
-pub struct GrantInput {
-    pub connection_id: Option<ConnectionId>,
-    /// The person's email.
-    pub email: Option<String>,
-    /// Or their OpenAI user id.
-    pub user_id: Option<String>,
-    /// Or a group, instead of a person (project access or a role only).
-    pub grantee_group_id: Option<String>,
-    /// The project (with `role`, or with `role_id`)...
-    pub project_id: Option<String>,
-    /// ...or the group to join.
-    pub group_id: Option<String>,
-    /// Or the RBAC role to assign (with `project_id`: a project-level assignment)...
-    pub role_id: Option<String>,
-    /// ...or the organization role to set (`owner`, `reader`).
-    pub organization_role: Option<String>,
-    /// The project role (project grants only).
-    pub role: Option<String>,
-    pub reason: String,
-    pub ticket: Option<String>,
-    /// Revoke at this time.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Or this many seconds from now.
-    pub expires_in_seconds: Option<i64>,
-}
-
 /// A revocation or expiry change requested on a grant.
 #[derive(Debug, Clone, Default)]
 pub struct EndInput {
     pub reason: Option<String>,
     pub ticket: Option<String>,
+}
+
+impl EndInput {
+    fn check(&self) -> Result<(), AppError> {
+        check_end(self.reason.as_deref(), self.ticket.as_deref()).map_err(invalid)
+    }
+
+    /// The end this asks for, by `actor`.
+    fn end(self, kind: EndKind, actor: &Actor) -> End {
+        End {
+            kind,
+            by: actor.subject.clone(),
+            reason: self.reason.map(|r| r.trim().to_owned()),
+            ticket: self.ticket.map(|t| t.trim().to_owned()),
+        }
+    }
 }
 
 /// Who acts: a caller, or the service itself.
@@ -128,7 +118,8 @@ impl Actor {
 /// The grant use cases and the worker.
 #[derive(Clone)]
 pub struct GrantService {
-    store: Arc<dyn Store>,
+    store: Arc<dyn GrantStore>,
+    connections: Arc<dyn ConnectionStore>,
     clients: OpenAiClients,
     settings: Arc<GrantSettings>,
     /// This process, as a lease owner.
@@ -141,6 +132,13 @@ fn grant_not_found(id: GrantId) -> impl FnOnce(StoreError) -> AppError {
             AppError::new(ErrorCode::GrantNotFound, format!("no grant has id {id}"))
         }
         other => other.into(),
+    }
+}
+
+/// A transition the state refused: our bug, reported as an internal error.
+impl From<BadTransition> for AppError {
+    fn from(e: BadTransition) -> Self {
+        AppError::internal(e)
     }
 }
 
@@ -160,6 +158,7 @@ impl GrantService {
     /// Wires the use cases to their dependencies.
     pub fn new(store: Arc<dyn Store>, clients: OpenAiClients, settings: GrantSettings) -> Self {
         Self {
+            connections: store.clone(),
             store,
             clients,
             settings: Arc::new(settings),
@@ -204,47 +203,18 @@ impl GrantService {
     }
 
     /// Grants project access. Requires `access:write`.
-    pub async fn grant(&self, who: &Principal, input: GrantInput) -> Result<Finished, AppError> {
+    pub async fn grant(&self, who: &Principal, input: &GrantIn) -> Result<Finished, AppError> {
         who.require(Scope::AccessWrite)?;
         let now = Utc::now();
-        let Valid {
-            connection_id,
-            grantee,
-            target,
-            expires_at,
-        } = validate(&input, now)?;
+        let request = input.parse(now)?;
+        let connection_id = request.connection_id;
         let connection = self
-            .store
+            .connections
             .get_connection(connection_id)
             .await
             .map_err(not_found(connection_id))?;
         let client = self.clients.client(&connection).await?;
-        let mut grant = Grant {
-            id: GrantId::new(),
-            connection_id,
-            grantee,
-            target,
-            reason: input.reason.trim().to_owned(),
-            ticket: input.ticket.map(|t| t.trim().to_owned()),
-            requested_by: who.subject.clone(),
-            client_id: who.client_id.clone(),
-            expires_at,
-            status: GrantStatus::Pending,
-            outcome: None,
-            previous_role: None,
-            invite_id: None,
-            error: None,
-            upstream_request_id: None,
-            pending: Some(PendingOp::Apply),
-            attempts: 0,
-            created_at: now,
-            updated_at: now,
-            ended_at: None,
-            ended_by: None,
-            end_reason: None,
-            end_ticket: None,
-            revoke_outcome: None,
-        };
+        let mut grant = Grant::new(request, who.subject.clone(), who.client_id.clone(), now);
         // The intent, with the access lock: a concurrent identical grant waits here and then
         // finds the access held, so OpenAI sees one write.
         let deadline = tokio::time::Instant::now() + self.settings.lock_wait;
@@ -265,9 +235,7 @@ impl GrantService {
                 Err(e) => return Err(e.into()),
             }
         }
-        let actor = Actor::of(who);
-        self.drive(&client, &mut grant, &actor, PendingOp::Apply)
-            .await
+        self.drive(&client, &mut grant, &Actor::of(who)).await
     }
 
     /// Revokes a grant: undoes what it did (removes the membership it added, restores the
@@ -279,23 +247,20 @@ impl GrantService {
         input: EndInput,
     ) -> Result<Finished, AppError> {
         who.require(Scope::AccessWrite)?;
-        check_end_input(&input)?;
+        input.check()?;
         let actor = Actor::of(who);
         let Some(mut grant) = self.claim_live(id).await? else {
             // Already ended by a revoke or expiry: a success that says so.
             return Ok(Finished::Done(self.store.get_grant(id).await?));
         };
         let connection = self
-            .store
+            .connections
             .get_connection(grant.connection_id)
             .await
             .map_err(not_found(grant.connection_id))?;
         let client = self.clients.client(&connection).await?;
-        grant.end_reason = input.reason.map(|r| r.trim().to_owned());
-        grant.end_ticket = input.ticket.map(|t| t.trim().to_owned());
-        grant.ended_by = Some(actor.subject.clone());
-        self.end(&client, &mut grant, PendingOp::Revoke, &actor)
-            .await
+        grant.ending(input.end(EndKind::Revoke, &actor), Utc::now())?;
+        self.drive(&client, &mut grant, &actor).await
     }
 
     /// Revokes every live grant on a connection (before it is deleted), one at a time, and
@@ -340,7 +305,7 @@ impl GrantService {
                         )
                         .await;
                     match ended {
-                        Ok(Finished::Done(g)) if !g.status.is_live() => {}
+                        Ok(Finished::Done(g)) if !g.status().is_live() => {}
                         Ok(Finished::Done(g) | Finished::Pending(g)) => still_live.push(g.id),
                         Err(e) => {
                             tracing::warn!(grant_id = %grant.id, error = %e.message, "revoke before deleting the connection failed");
@@ -364,20 +329,21 @@ impl GrantService {
         input: EndInput,
     ) -> Result<Grant, AppError> {
         who.require(Scope::AccessWrite)?;
-        check_end_input(&input)?;
+        input.check()?;
         let now = Utc::now();
-        let expires_at = expiry(expires_at, expires_in_seconds, now)?;
+        let expires_at =
+            expiry(expires_at, expires_in_seconds, now).map_err(|e| invalid(vec![e]))?;
         let grant = self
             .store
             .get_grant(id)
             .await
             .map_err(grant_not_found(id))?;
-        if !grant.status.is_live() {
+        if !grant.status().is_live() {
             return Err(AppError::new(
                 ErrorCode::GrantNotLive,
                 format!(
                     "grant {id} is {}; only a live grant's expiry can change",
-                    grant.status
+                    grant.status()
                 ),
             ));
         }
@@ -449,7 +415,7 @@ impl GrantService {
                         .get_grant(id)
                         .await
                         .map_err(grant_not_found(id))?;
-                    match g.status {
+                    match g.status() {
                         GrantStatus::Revoked | GrantStatus::Expired => return Ok(None),
                         GrantStatus::Failed => {
                             return Err(AppError::new(

@@ -1,13 +1,13 @@
 //! Reading what OpenAI holds now about a grant's person and target (the state the rules plan
-//! from), and resolving the person's user id.
+//! from), and who the person is there. Reads change nothing: what they learn is returned.
 
 use futures::{StreamExt, TryStreamExt};
 
 use super::write::assignee;
 use super::{DEFAULT_PROJECT_NAME, GrantService};
 use crate::domain::grants::{
-    AccessState, Grant, GrantTarget, GroupAccessState, OrgRoleState, PendingOp, ProjectAccessState,
-    ProjectGroupState, RoleAccessState,
+    AccessState, Grant, GrantTarget, Grantee, GroupAccessState, OrgRoleState, PendingOp,
+    ProjectAccessState, ProjectGroupState, RoleAccessState,
 };
 use crate::openai::{Assignee, Client, ErrorKind, InviteStatus, OpenAiError, OrgUser, RoleScope};
 use crate::service::sync::is_archived;
@@ -24,15 +24,17 @@ pub(super) async fn present<T>(
 }
 
 impl GrantService {
-    /// Reads what OpenAI holds now about the grant's person and target.
+    /// Reads what OpenAI holds now about the grant's person and target, and the grantee as
+    /// OpenAI names them (user id and email filled in once the person is found).
     pub(super) async fn read_state(
         &self,
         client: &Client,
-        grant: &mut Grant,
-    ) -> Result<AccessState, OpenAiError> {
-        Ok(match grant.target.clone() {
+        grant: &Grant,
+    ) -> Result<(AccessState, Grantee), OpenAiError> {
+        let mut who = grant.grantee.clone();
+        let state = match grant.target.clone() {
             GrantTarget::Project { project_id, role }
-                if let Some(group_id) = grant.grantee.group_id.clone() =>
+                if let Some(group_id) = who.group_id.clone() =>
             {
                 client.get_group(&group_id).await?;
                 AccessState::ProjectGroup(
@@ -40,11 +42,11 @@ impl GrantService {
                 )
             }
             GrantTarget::Project { project_id, .. } => {
-                AccessState::Project(self.read_project_state(client, grant, &project_id).await?)
+                AccessState::Project(read_project_state(client, &mut who, &project_id).await?)
             }
             GrantTarget::Group { group_id } => {
                 let group = client.get_group(&group_id).await?.data;
-                let member = self.resolve_user(client, grant).await?.map(|u| u.id);
+                let member = resolve_user(client, &mut who).await?.map(|u| u.id);
                 let in_group = match &member {
                     Some(uid) => present(client.get_group_user(&group_id, uid)).await?,
                     None => false,
@@ -65,8 +67,8 @@ impl GrantService {
                 };
                 let scope = project_id.map_or(RoleScope::Organization, RoleScope::Project);
                 client.get_role(&scope, &role_id).await?;
-                let member = self.principal(client, grant).await?;
-                let assigned = match assignee(grant) {
+                let member = principal(client, &mut who).await?;
+                let assigned = match assignee(&who, &grant.target) {
                     Some(who) => present(client.get_role_assignment(&who, &role_id)).await?,
                     None => false,
                 };
@@ -77,12 +79,11 @@ impl GrantService {
                 })
             }
             GrantTarget::OrganizationRole { role } => {
-                let member = self
-                    .resolve_user(client, grant)
+                let member = resolve_user(client, &mut who)
                     .await?
                     .map(|u| (u.id, u.role.unwrap_or_default()));
                 // Counting owners reads every user: only when an owner would be demoted.
-                let demoting = grant.pending != Some(PendingOp::Apply) || role != "owner";
+                let demoting = grant.pending() != Some(PendingOp::Apply) || role != "owner";
                 let owners = match &member {
                     Some((_, current)) if current == "owner" && demoting => {
                         client
@@ -96,105 +97,93 @@ impl GrantService {
                 };
                 AccessState::OrganizationRole(OrgRoleState { member, owners })
             }
-        })
-    }
-
-    /// The grantee's id in the organization: its group's (which must exist), or the
-    /// person's user id (`None` if not a member).
-    pub(super) async fn principal(
-        &self,
-        client: &Client,
-        grant: &mut Grant,
-    ) -> Result<Option<String>, OpenAiError> {
-        match grant.grantee.group_id.clone() {
-            Some(group_id) => {
-                client.get_group(&group_id).await?;
-                Ok(Some(group_id))
-            }
-            None => Ok(self.resolve_user(client, grant).await?.map(|u| u.id)),
-        }
-    }
-
-    /// What OpenAI holds now about the person and a project.
-    pub(super) async fn read_project_state(
-        &self,
-        client: &Client,
-        grant: &mut Grant,
-        project_id: &str,
-    ) -> Result<ProjectAccessState, OpenAiError> {
-        let project = client.get_project(project_id).await?.data;
-        let archived = is_archived(&project);
-        let is_default = project
-            .name
-            .as_deref()
-            .is_some_and(|n| n.eq_ignore_ascii_case(DEFAULT_PROJECT_NAME));
-        let member = self.resolve_user(client, grant).await?;
-        let mut state = ProjectAccessState {
-            archived,
-            is_default,
-            member: member
-                .as_ref()
-                .map(|u| (u.id.clone(), u.role.clone().unwrap_or_default())),
-            project_role: None,
-            project_owners: 0,
-            invite: None,
         };
-        if let Some(u) = &member
-            && !archived
-        {
-            state.project_role = match client.get_project_user(project_id, &u.id).await {
-                Ok(r) => Some(r.data.role),
-                Err(e) if e.kind == ErrorKind::NotFound => None,
-                Err(e) => return Err(e),
-            };
-            if state.project_role.as_deref() == Some("owner") {
-                state.project_owners = client
-                    .project_users(project_id, &Default::default())
-                    .try_fold(0usize, |n, m| async move {
-                        Ok(n + usize::from(m.role == "owner"))
-                    })
-                    .await?;
-            }
-        }
-        if member.is_none()
-            && let Some(email) = &grant.grantee.email
-        {
-            let email = email.clone();
-            let mut invites = Box::pin(client.invites(&Default::default()));
-            while let Some(inv) = invites.next().await {
-                let inv = inv?;
-                if inv.status == InviteStatus::Pending && inv.email.eq_ignore_ascii_case(&email) {
-                    let projects = inv.projects.iter().map(|p| (p.id.clone(), p.role.clone()));
-                    state.invite = Some((inv.id.clone(), projects.collect()));
-                    break;
-                }
-            }
-        }
-        Ok(state)
+        Ok((state, who))
     }
+}
 
-    /// The person as an organization member (by id or by email), filling in the grant's
-    /// grantee; `None` if not a member.
-    pub(super) async fn resolve_user(
-        &self,
-        client: &Client,
-        grant: &mut Grant,
-    ) -> Result<Option<OrgUser>, OpenAiError> {
-        let user = client
-            .find_user(
-                grant.grantee.user_id.as_deref(),
-                grant.grantee.email.as_deref(),
-            )
-            .await?;
-        if let Some(u) = &user {
-            // What OpenAI calls the person is the truth from now on.
-            grant.grantee.user_id = Some(u.id.clone());
-            if let Some(m) = &u.email {
-                grant.grantee.email = Some(m.to_lowercase());
+/// The grantee's id in the organization: its group's (which must exist), or the person's
+/// user id (`None` if not a member).
+async fn principal(client: &Client, who: &mut Grantee) -> Result<Option<String>, OpenAiError> {
+    match who.group_id.clone() {
+        Some(group_id) => {
+            client.get_group(&group_id).await?;
+            Ok(Some(group_id))
+        }
+        None => Ok(resolve_user(client, who).await?.map(|u| u.id)),
+    }
+}
+
+/// What OpenAI holds now about the person and a project.
+async fn read_project_state(
+    client: &Client,
+    who: &mut Grantee,
+    project_id: &str,
+) -> Result<ProjectAccessState, OpenAiError> {
+    let project = client.get_project(project_id).await?.data;
+    let archived = is_archived(&project);
+    let is_default = project
+        .name
+        .as_deref()
+        .is_some_and(|n| n.eq_ignore_ascii_case(DEFAULT_PROJECT_NAME));
+    let member = resolve_user(client, who).await?;
+    let mut state = ProjectAccessState {
+        archived,
+        is_default,
+        member: member
+            .as_ref()
+            .map(|u| (u.id.clone(), u.role.clone().unwrap_or_default())),
+        project_role: None,
+        project_owners: 0,
+        invite: None,
+    };
+    if let Some(u) = &member
+        && !archived
+    {
+        state.project_role = match client.get_project_user(project_id, &u.id).await {
+            Ok(r) => Some(r.data.role),
+            Err(e) if e.kind == ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        if state.project_role.as_deref() == Some("owner") {
+            state.project_owners = client
+                .project_users(project_id, &Default::default())
+                .try_fold(0usize, |n, m| async move {
+                    Ok(n + usize::from(m.role == "owner"))
+                })
+                .await?;
+        }
+    }
+    if member.is_none()
+        && let Some(email) = &who.email
+    {
+        let email = email.clone();
+        let mut invites = Box::pin(client.invites(&Default::default()));
+        while let Some(inv) = invites.next().await {
+            let inv = inv?;
+            if inv.status == InviteStatus::Pending && inv.email.eq_ignore_ascii_case(&email) {
+                let projects = inv.projects.iter().map(|p| (p.id.clone(), p.role.clone()));
+                state.invite = Some((inv.id.clone(), projects.collect()));
+                break;
             }
         }
-        Ok(user)
     }
+    Ok(state)
+}
+
+/// The person as an organization member (by id or by email), `None` if not a member; `who`
+/// takes what OpenAI calls them, the truth from now on.
+async fn resolve_user(client: &Client, who: &mut Grantee) -> Result<Option<OrgUser>, OpenAiError> {
+    let user = client
+        .find_user(who.user_id.as_deref(), who.email.as_deref())
+        .await?;
+    if let Some(u) = &user {
+        who.user_id = Some(u.id.clone());
+        if let Some(m) = &u.email {
+            who.email = Some(m.to_lowercase());
+        }
+    }
+    Ok(user)
 }
 
 /// What OpenAI holds now about a group grantee's access to a project; `role` is the

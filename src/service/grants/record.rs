@@ -7,7 +7,7 @@ use super::write::{Written, access_item};
 use super::{Actor, Finished, GrantService};
 use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome, SYSTEM_ACTOR};
 use crate::domain::grants::{
-    AccessState, Grant, GrantOutcome, GrantStatus, GrantTarget, Outcome, PendingOp, RevokeOutcome,
+    AccessState, EndKind, Grant, GrantOutcome, GrantTarget, Outcome, RevokeOutcome,
 };
 use crate::domain::{Item, ItemKind};
 use crate::error::{AppError, ErrorCode};
@@ -28,20 +28,18 @@ fn access_json(target: &GrantTarget, held: Option<String>) -> serde_json::Value 
 
 impl GrantService {
     /// Records an operation's outcome.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn settle(
         &self,
         client: &Client,
         grant: &mut Grant,
         actor: &Actor,
-        op: PendingOp,
         outcome: Outcome,
         state: Option<&AccessState>,
         known: Option<Item>,
     ) -> Result<Finished, AppError> {
         match outcome {
             Outcome::Grant(o) => self.applied(client, grant, actor, o, state, known).await,
-            Outcome::Revoke(o) => self.ended(client, grant, actor, op, o).await,
+            Outcome::Revoke(o) => self.ended(client, grant, actor, o).await,
         }
     }
 
@@ -55,26 +53,20 @@ impl GrantService {
         state: Option<&AccessState>,
         known: Option<Item>,
     ) -> Result<Finished, AppError> {
+        let reconciled = grant.attempts() > 0 && actor.subject == SYSTEM_ACTOR;
         if outcome == GrantOutcome::AlreadyHeld
             && let Some(state) = state
         {
             grant.previous_role = state.held();
         }
-        grant.outcome = Some(outcome);
-        grant.status = if outcome == GrantOutcome::Invited {
-            GrantStatus::Invited
-        } else {
-            GrantStatus::Active
+        // An invite found pending (rather than sent by this write) is the grant's from now on.
+        let found_invite = match state {
+            Some(AccessState::Project(s)) if outcome == GrantOutcome::Invited => {
+                s.invite.as_ref().map(|(id, _)| id.clone())
+            }
+            _ => None,
         };
-        if outcome == GrantOutcome::Invited
-            && let Some(AccessState::Project(s)) = state
-            && let Some((id, _)) = &s.invite
-        {
-            grant.invite_id = Some(id.clone());
-        }
-        grant.pending = None;
-        grant.error = None;
-        grant.updated_at = Utc::now();
+        grant.granted(outcome, found_invite, Utc::now())?;
         let written = match known {
             Some(item) => Written {
                 upserts: vec![item],
@@ -82,7 +74,7 @@ impl GrantService {
             },
             None => self.observed(client, grant).await,
         };
-        let action = if grant.attempts > 0 && actor.subject == SYSTEM_ACTOR {
+        let action = if reconciled {
             AuditAction::GrantReconciled
         } else {
             AuditAction::GrantCreated
@@ -135,30 +127,12 @@ impl GrantService {
         code: ErrorCode,
         message: String,
     ) -> Result<Finished, AppError> {
-        let op = grant.pending.take();
-        grant.updated_at = Utc::now();
-        grant.attempts = 0;
-        let action = match op {
-            Some(PendingOp::Revoke) => AuditAction::GrantRevoked,
-            Some(PendingOp::Expire) => AuditAction::GrantExpired,
-            _ => AuditAction::GrantCreated,
+        // A failed end leaves the grant holding what it held.
+        let action = match grant.failed(message.clone(), Utc::now())? {
+            Some(EndKind::Revoke) => AuditAction::GrantRevoked,
+            Some(EndKind::Expire) => AuditAction::GrantExpired,
+            None => AuditAction::GrantCreated,
         };
-        if matches!(op, Some(PendingOp::Revoke | PendingOp::Expire)) {
-            // The revoke did not happen: the grant keeps what it held.
-            grant.status =
-                if grant.invite_id.is_some() && grant.outcome == Some(GrantOutcome::Invited) {
-                    GrantStatus::Invited
-                } else {
-                    GrantStatus::Active
-                };
-            grant.ended_at = None;
-            grant.ended_by = None;
-            grant.end_reason = None;
-            grant.end_ticket = None;
-        } else {
-            grant.status = GrantStatus::Failed;
-            grant.error = Some(message.clone());
-        }
         let mut entry = self.entry(grant, actor, action);
         entry.outcome = AuditOutcome::Failed;
         entry.detail = Some(serde_json::json!({ "code": code.as_str(), "message": message }));
@@ -182,7 +156,9 @@ impl GrantService {
         ) {
             e.message = format!(
                 "{} (grant {} is recorded as {})",
-                e.message, grant.id, grant.status
+                e.message,
+                grant.id,
+                grant.status()
             );
         }
         Err(e)
@@ -196,33 +172,12 @@ impl GrantService {
         e: &OpenAiError,
     ) -> Result<Finished, AppError> {
         tracing::warn!(grant_id = %grant.id, error = %upstream_message(e), "grant outcome unknown; the worker will reconcile it");
-        grant.error = Some(format!(
-            "outcome unknown, reconciling: {}",
-            upstream_message(e)
-        ));
-        grant.updated_at = Utc::now();
+        let why = format!("outcome unknown, reconciling: {}", upstream_message(e));
+        grant.reconciling(why, Utc::now())?;
         self.store
             .save_grant(grant, &self.instance, false, GrantSaveExtras::default())
             .await?;
         Ok(Finished::Pending(grant.clone()))
-    }
-
-    /// Ends a claimed grant: undo what it did (revoke or expiry).
-    pub(super) async fn end(
-        &self,
-        client: &Client,
-        grant: &mut Grant,
-        op: PendingOp,
-        actor: &Actor,
-    ) -> Result<Finished, AppError> {
-        if grant.pending != Some(op) {
-            grant.pending = Some(op);
-            grant.attempts = 0;
-        }
-        // Stored with the intent, before a write; until then the claim's lease is enough.
-        grant.status = GrantStatus::Pending;
-        grant.updated_at = Utc::now();
-        self.drive(client, grant, actor, op).await
     }
 
     /// The revoke or expiry is done: record it with the write-through.
@@ -231,21 +186,13 @@ impl GrantService {
         client: &Client,
         grant: &mut Grant,
         actor: &Actor,
-        op: PendingOp,
         outcome: RevokeOutcome,
     ) -> Result<Finished, AppError> {
-        let now = Utc::now();
-        grant.status = if op == PendingOp::Expire {
-            GrantStatus::Expired
-        } else {
-            GrantStatus::Revoked
-        };
-        grant.revoke_outcome = Some(outcome);
-        grant.pending = None;
-        grant.error = None;
-        grant.ended_at = Some(now);
-        grant.ended_by.get_or_insert_with(|| actor.subject.clone());
-        grant.updated_at = now;
+        grant.ended(outcome, Utc::now())?;
+        let end = grant.end().cloned().ok_or_else(|| {
+            AppError::internal(format!("grant {} ended without an end", grant.id))
+        })?;
+        let expired = end.kind == EndKind::Expire;
         let written = match outcome {
             // The person stays in the organization: only their access item goes.
             RevokeOutcome::Removed | RevokeOutcome::AlreadyAbsent => Written {
@@ -266,16 +213,16 @@ impl GrantService {
             RevokeOutcome::RoleRestored => self.observed(client, grant).await,
             RevokeOutcome::NothingToUndo => Written::default(),
         };
-        let action = if op == PendingOp::Expire {
+        let action = if expired {
             AuditAction::GrantExpired
         } else {
             AuditAction::GrantRevoked
         };
         let mut entry = self.entry(grant, actor, action);
-        entry.reason = grant.end_reason.clone().or_else(|| {
-            (op == PendingOp::Expire).then(|| "the grant reached its expiry".to_owned())
-        });
-        entry.ticket = grant.end_ticket.clone().or_else(|| grant.ticket.clone());
+        entry.reason = end
+            .reason
+            .or_else(|| expired.then(|| "the grant reached its expiry".to_owned()));
+        entry.ticket = end.ticket.or_else(|| grant.ticket.clone());
         entry.outcome = match outcome {
             RevokeOutcome::AlreadyAbsent | RevokeOutcome::NothingToUndo => AuditOutcome::Unchanged,
             _ => AuditOutcome::Succeeded,

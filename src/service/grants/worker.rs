@@ -7,7 +7,7 @@ use super::write::Written;
 use super::{Actor, GrantService, add};
 use crate::domain::ItemKind;
 use crate::domain::audit::{AuditAction, AuditOutcome, SYSTEM_ACTOR};
-use crate::domain::grants::{Grant, GrantStatus, PendingOp};
+use crate::domain::grants::{End, EndKind, Grant, GrantStatus};
 use crate::error::{AppError, ErrorCode};
 use crate::openai::{Client, ErrorKind, InviteStatus, OpenAiError};
 use crate::service::problems::upstream_message;
@@ -70,25 +70,18 @@ impl GrantService {
                 }
             }
         };
-        let connection = match self.store.get_connection(g.connection_id).await {
+        let connection = match self.connections.get_connection(g.connection_id).await {
             Ok(c) => c,
             Err(_) => return Ok(false),
         };
         let client = self.clients.client(&connection).await?;
-        match g.status {
+        match g.status() {
             GrantStatus::Pending => {
                 let Some(mut grant) = claim(&[GrantStatus::Pending], true, lease).await? else {
                     return Ok(false);
                 };
-                let result = match grant.pending {
-                    Some(PendingOp::Apply) | None => {
-                        self.drive(&client, &mut grant, &actor, PendingOp::Apply)
-                            .await
-                    }
-                    Some(op) => self.end(&client, &mut grant, op, &actor).await,
-                };
                 // A refusal found while reconciling is recorded on the grant; nothing to raise.
-                let _ = result;
+                let _ = self.drive(&client, &mut grant, &actor).await;
                 Ok(true)
             }
             GrantStatus::Active | GrantStatus::Invited if due => {
@@ -97,10 +90,14 @@ impl GrantService {
                 else {
                     return Ok(false);
                 };
-                grant.ended_by = Some(SYSTEM_ACTOR.to_owned());
-                let _ = self
-                    .end(&client, &mut grant, PendingOp::Expire, &actor)
-                    .await;
+                let end = End {
+                    kind: EndKind::Expire,
+                    by: SYSTEM_ACTOR.to_owned(),
+                    reason: None,
+                    ticket: None,
+                };
+                grant.ending(end, Utc::now())?;
+                let _ = self.drive(&client, &mut grant, &actor).await;
                 Ok(true)
             }
             GrantStatus::Invited => {
@@ -134,13 +131,13 @@ impl GrantService {
         match status {
             Some(InviteStatus::Pending) => Ok(()),
             Some(InviteStatus::Accepted) => {
-                let state = self
+                let (state, who) = self
                     .read_state(client, grant)
                     .await
                     .map_err(|e| upstream_unavailable(&e))?;
+                grant.grantee = who;
                 if state.held().as_deref() == Some(grant.target.role()) {
-                    grant.status = GrantStatus::Active;
-                    grant.updated_at = Utc::now();
+                    grant.accepted(Utc::now())?;
                     let mut written = self.observed(client, grant).await;
                     written.removals.push((ItemKind::Invite, invite_id.clone()));
                     if let Ok(r) = client.get_invite(&invite_id).await {
@@ -176,9 +173,7 @@ impl GrantService {
         actor: &Actor,
         message: String,
     ) -> Result<(), AppError> {
-        grant.status = GrantStatus::Failed;
-        grant.error = Some(message.clone());
-        grant.updated_at = Utc::now();
+        grant.failed(message.clone(), Utc::now())?;
         let mut entry = self.entry(grant, actor, AuditAction::GrantActivated);
         entry.outcome = AuditOutcome::Failed;
         entry.detail = Some(serde_json::json!({ "message": message }));

@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use super::{Actor, Finished, GrantService};
 use crate::domain::grants::{
-    Grant, GrantStatus, GrantTarget, PendingOp, Refusal, Step, Write, landed, plan_grant,
+    Grant, GrantStatus, GrantTarget, Grantee, PendingOp, Refusal, Step, Write, landed, plan_grant,
     plan_revoke,
 };
 use crate::domain::{ChangeKind, ExpectedChange, Item, ItemKind};
@@ -77,9 +77,9 @@ fn missing(grant: &Grant) -> (ErrorCode, String) {
 
 /// Who holds a role-assignment grant's role: its group, or its person once their user id is
 /// known; in the target's project, if it names one.
-pub(super) fn assignee(grant: &Grant) -> Option<Assignee> {
-    let project_id = grant.target.project_id().map(str::to_owned);
-    Some(match (&grant.grantee.group_id, project_id) {
+pub(super) fn assignee(who: &Grantee, target: &GrantTarget) -> Option<Assignee> {
+    let project_id = target.project_id().map(str::to_owned);
+    Some(match (&who.group_id, project_id) {
         (Some(group_id), Some(project_id)) => Assignee::ProjectGroup {
             project_id,
             group_id: group_id.clone(),
@@ -87,9 +87,9 @@ pub(super) fn assignee(grant: &Grant) -> Option<Assignee> {
         (Some(group_id), None) => Assignee::OrgGroup(group_id.clone()),
         (None, Some(project_id)) => Assignee::ProjectUser {
             project_id,
-            user_id: grant.grantee.user_id.clone()?,
+            user_id: who.user_id.clone()?,
         },
-        (None, None) => Assignee::OrgUser(grant.grantee.user_id.clone()?),
+        (None, None) => Assignee::OrgUser(who.user_id.clone()?),
     })
 }
 
@@ -103,7 +103,7 @@ pub(super) fn access_item(grant: &Grant) -> Option<(ItemKind, String)> {
             }
             GrantTarget::Role { role_id, .. } => (
                 ItemKind::RoleAssignment,
-                assignment_key(&assignee(grant)?, role_id),
+                assignment_key(&assignee(&grant.grantee, &grant.target)?, role_id),
             ),
             _ => return None,
         });
@@ -116,7 +116,7 @@ pub(super) fn access_item(grant: &Grant) -> Option<(ItemKind, String)> {
         GrantTarget::Group { group_id } => (ItemKind::GroupMember, format!("{group_id}/{uid}")),
         GrantTarget::Role { role_id, .. } => (
             ItemKind::RoleAssignment,
-            assignment_key(&assignee(grant)?, role_id),
+            assignment_key(&assignee(&grant.grantee, &grant.target)?, role_id),
         ),
         GrantTarget::OrganizationRole { .. } => (ItemKind::User, uid.to_owned()),
     })
@@ -155,6 +155,29 @@ pub(super) fn ambiguous(e: &OpenAiError) -> bool {
     e.is_transient() || matches!(e.kind, ErrorKind::InvalidResponse)
 }
 
+/// OpenAI's answer to a write: its request id, the new state as an inventory item when the
+/// answer carries it, and the invite a `Write::Invite` sent.
+pub(super) struct Sent {
+    request_id: Option<String>,
+    item: Option<Item>,
+    invite_id: Option<String>,
+}
+
+/// A write whose answer is not the new state.
+fn no_item<T>(r: Reply<T>) -> Sent {
+    Sent::new(r.meta.request_id, None)
+}
+
+impl Sent {
+    fn new(request_id: Option<String>, item: Option<Item>) -> Self {
+        Self {
+            request_id,
+            item,
+            invite_id: None,
+        }
+    }
+}
+
 /// What a write did, for the record.
 #[derive(Default)]
 pub(super) struct Written {
@@ -172,13 +195,21 @@ impl GrantService {
         client: &Client,
         grant: &mut Grant,
         actor: &Actor,
-        op: PendingOp,
     ) -> Result<Finished, AppError> {
+        let Some(op) = grant.pending() else {
+            return Err(AppError::internal(format!(
+                "grant {} has no operation in flight",
+                grant.id
+            )));
+        };
         let mut last_error: Option<OpenAiError> = None;
         loop {
-            let first = op == PendingOp::Apply && grant.attempts == 0;
+            let first = op == PendingOp::Apply && grant.attempts() == 0;
             let state = match self.read_state(client, grant).await {
-                Ok(s) => s,
+                Ok((state, who)) => {
+                    grant.grantee = who;
+                    state
+                }
                 Err(e) if first && e.kind == ErrorKind::NotFound => {
                     let (code, message) = missing(grant);
                     return self.fail(grant, actor, code, message).await;
@@ -203,7 +234,7 @@ impl GrantService {
                 Ok(Step::Done(o)) => {
                     let o = landed(grant, o);
                     return self
-                        .settle(client, grant, actor, op, o, Some(&state), None)
+                        .settle(client, grant, actor, o, Some(&state), None)
                         .await;
                 }
                 Ok(Step::Write(w, o)) => (w, o),
@@ -219,7 +250,7 @@ impl GrantService {
                         .fail(grant, actor, ErrorCode::UpstreamRefused, message)
                         .await;
                 }
-                if grant.attempts >= self.settings.max_attempts {
+                if grant.attempts() >= self.settings.max_attempts {
                     return self.leave_pending(grant, &e).await;
                 }
             }
@@ -227,8 +258,7 @@ impl GrantService {
             if op == PendingOp::Apply {
                 grant.previous_role = state.held();
             }
-            grant.attempts += 1;
-            grant.updated_at = Utc::now();
+            grant.attempted(Utc::now())?;
             let expect = expected_for(grant, &write);
             let extras = GrantSaveExtras {
                 expect: expect.as_ref(),
@@ -242,10 +272,13 @@ impl GrantService {
                 return Ok(Finished::Pending(self.store.get_grant(grant.id).await?));
             }
             match self.execute(client, grant, &write).await {
-                Ok((request_id, item)) => {
-                    grant.upstream_request_id = request_id;
+                Ok(sent) => {
+                    grant.upstream_request_id = sent.request_id;
+                    if sent.invite_id.is_some() {
+                        grant.invite_id = sent.invite_id;
+                    }
                     return self
-                        .settle(client, grant, actor, op, outcome, None, item)
+                        .settle(client, grant, actor, outcome, None, sent.item)
                         .await;
                 }
                 Err(e) => {
@@ -264,23 +297,22 @@ impl GrantService {
     pub(super) async fn execute(
         &self,
         client: &Client,
-        grant: &mut Grant,
+        grant: &Grant,
         write: &Write,
-    ) -> Result<(Option<String>, Option<Item>), OpenAiError> {
-        let target = grant.target.clone();
+    ) -> Result<Sent, OpenAiError> {
+        let target = &grant.target;
         let pid = target.project_id().unwrap_or_default();
         let gid = target.group_id().unwrap_or_default();
         let role = target.role();
-        let no_item = |r: Reply<_>| (r.meta.request_id, None);
         match write {
             Write::AddProjectUser { user_id } => client
                 .add_project_user(pid, user_id, role)
                 .await
-                .map(|r| (r.meta.request_id, Some(member_item(pid, &r.data)))),
+                .map(|r| Sent::new(r.meta.request_id, Some(member_item(pid, &r.data)))),
             Write::SetProjectRole { user_id, role } => client
                 .modify_project_user(pid, user_id, role)
                 .await
-                .map(|r| (r.meta.request_id, Some(member_item(pid, &r.data)))),
+                .map(|r| Sent::new(r.meta.request_id, Some(member_item(pid, &r.data)))),
             Write::RemoveProjectUser { user_id } => {
                 client.remove_project_user(pid, user_id).await.map(no_item)
             }
@@ -296,32 +328,27 @@ impl GrantService {
                     }]),
                 };
                 let r = client.create_invite(&body).await?;
-                grant.invite_id = Some(r.data.id.clone());
-                Ok((r.meta.request_id, Some(invite_item(&r.data))))
+                Ok(Sent {
+                    invite_id: Some(r.data.id.clone()),
+                    ..Sent::new(r.meta.request_id, Some(invite_item(&r.data)))
+                })
             }
-            Write::DeleteInvite { invite_id } => client
-                .delete_invite(invite_id)
-                .await
-                .map(|r| (r.meta.request_id, None)),
-            Write::AddGroupUser { user_id } => client
-                .add_group_user(gid, user_id)
-                .await
-                .map(|r| (r.meta.request_id, None)),
+            Write::DeleteInvite { invite_id } => client.delete_invite(invite_id).await.map(no_item),
+            Write::AddGroupUser { user_id } => {
+                client.add_group_user(gid, user_id).await.map(no_item)
+            }
             Write::RemoveGroupUser { user_id } => {
                 client.remove_group_user(gid, user_id).await.map(no_item)
             }
             Write::AssignRole { .. } | Write::UnassignRole { .. } => {
-                let Some(who) = assignee(grant) else {
+                let Some(who) = assignee(&grant.grantee, &grant.target) else {
                     return Err(OpenAiError::new(
                         ErrorKind::InvalidResponse,
                         "a role assignment without the person's user id",
                     ));
                 };
                 if matches!(write, Write::AssignRole { .. }) {
-                    client
-                        .assign_role(&who, role)
-                        .await
-                        .map(|r| (r.meta.request_id, None))
+                    client.assign_role(&who, role).await.map(no_item)
                 } else {
                     client.unassign_role(&who, role).await.map(no_item)
                 }
@@ -331,7 +358,7 @@ impl GrantService {
                 client
                     .add_project_group(pid, &group, role_id)
                     .await
-                    .map(|r| (r.meta.request_id, Some(project_group_item(pid, &r.data))))
+                    .map(|r| Sent::new(r.meta.request_id, Some(project_group_item(pid, &r.data))))
             }
             Write::RemoveProjectGroup => {
                 let group = grant.grantee.group_id.clone().unwrap_or_default();
@@ -345,7 +372,7 @@ impl GrantService {
                 client
                     .modify_user(user_id, &body)
                     .await
-                    .map(|r| (r.meta.request_id, Some(user_item(&r.data))))
+                    .map(|r| Sent::new(r.meta.request_id, Some(user_item(&r.data))))
             }
         }
     }
@@ -357,7 +384,7 @@ impl GrantService {
         let user = grant.grantee.user_id.as_deref();
         let item = match (&grant.target, group, user) {
             (GrantTarget::Project { .. }, None, _)
-                if grant.status == GrantStatus::Invited
+                if grant.status() == GrantStatus::Invited
                     && let Some(invite_id) = &grant.invite_id =>
             {
                 client
@@ -369,13 +396,15 @@ impl GrantService {
                 .get_project_group(project_id, gid, None)
                 .await
                 .map(|r| project_group_item(project_id, &r.data)),
-            (GrantTarget::Role { role_id, .. }, _, _) => match assignee(grant) {
-                Some(who) => client
-                    .get_role_assignment(&who, role_id)
-                    .await
-                    .map(|r| assignment_item(&who, &r.data)),
-                None => return Written::default(),
-            },
+            (GrantTarget::Role { role_id, .. }, _, _) => {
+                match assignee(&grant.grantee, &grant.target) {
+                    Some(who) => client
+                        .get_role_assignment(&who, role_id)
+                        .await
+                        .map(|r| assignment_item(&who, &r.data)),
+                    None => return Written::default(),
+                }
+            }
             (_, _, None) => return Written::default(),
             (GrantTarget::Project { project_id, .. }, None, Some(uid)) => client
                 .get_project_user(project_id, uid)

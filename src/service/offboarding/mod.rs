@@ -44,7 +44,9 @@ use crate::openai::{
     Client, ErrorKind, InviteStatus, ListProjectApiKeysParams, OpenAiError, OrgUser,
     OwnerAccessFilter,
 };
-use crate::store::Store;
+use crate::store::{
+    ChangesStore, ConnectionStore, GrantStore, InventoryStore, OffboardingStore, Store,
+};
 use validate::{Valid, validate};
 
 mod runs;
@@ -70,7 +72,12 @@ pub struct OffboardInput {
 /// The offboarding use case.
 #[derive(Clone)]
 pub struct OffboardingService {
-    store: Arc<dyn Store>,
+    offboardings: Arc<dyn OffboardingStore>,
+    connections: Arc<dyn ConnectionStore>,
+    inventory: Arc<dyn InventoryStore>,
+    changes: Arc<dyn ChangesStore>,
+    /// Grants are read here (which ones to revoke) but changed through `grants`.
+    grant_records: Arc<dyn GrantStore>,
     clients: OpenAiClients,
     grants: GrantService,
     audit: AuditService,
@@ -134,7 +141,11 @@ impl OffboardingService {
         wait: std::time::Duration,
     ) -> Self {
         Self {
-            store,
+            offboardings: store.clone(),
+            connections: store.clone(),
+            inventory: store.clone(),
+            changes: store.clone(),
+            grant_records: store,
             clients,
             grants,
             audit,
@@ -200,7 +211,7 @@ impl OffboardingService {
         let mut all = Vec::new();
         let mut after = None;
         loop {
-            let page = self.store.list_connections(after, 100).await?;
+            let page = self.connections.list_connections(after, 100).await?;
             let done = page.len() < 100;
             after = page.last().map(|c| c.id);
             all.extend(page);
@@ -444,7 +455,7 @@ impl OffboardingService {
         }
         let mut q = ItemQuery::all(ItemKind::User, 1);
         q.email = v.email.clone();
-        let page = self.store.list_items(connection_id, &q).await.ok()?;
+        let page = self.inventory.list_items(connection_id, &q).await.ok()?;
         page.items.into_iter().next().map(|i| i.key)
     }
 
@@ -462,7 +473,7 @@ impl OffboardingService {
             let mut q = ItemQuery::all(kind, 500);
             q.subject_id = Some(user_id.to_owned());
             loop {
-                match self.store.list_items(connection_id, &q).await {
+                match self.inventory.list_items(connection_id, &q).await {
                     Ok(page) => {
                         let more = page.items.len() == 500;
                         q.after = page.items.last().map(|i| i.key.clone());
@@ -527,7 +538,7 @@ impl OffboardingService {
                 status,
                 until,
             };
-            self.store
+            self.changes
                 .expect_change(&e)
                 .await
                 .map_err(not_found(connection_id))?;
@@ -557,7 +568,7 @@ impl OffboardingService {
                 after: None,
                 limit: 200,
             };
-            let grants = match self.store.list_grants(&q).await {
+            let grants = match self.grant_records.list_grants(&q).await {
                 Ok(g) => g,
                 Err(e) => {
                     tracing::warn!(%connection_id, error = %e, "listing grants to revoke after offboarding failed");
@@ -570,7 +581,7 @@ impl OffboardingService {
                     ticket: ctx.v.ticket.clone(),
                 };
                 match self.grants.revoke(ctx.who, g.id, input).await {
-                    Ok(Finished::Done(g)) if g.status == GrantStatus::Revoked => {
+                    Ok(Finished::Done(g)) if g.status() == GrantStatus::Revoked => {
                         rec.grants_revoked.push(g.id);
                     }
                     Ok(_) => {
@@ -625,7 +636,7 @@ impl OffboardingService {
             return;
         }
         if let Err(e) = self
-            .store
+            .grant_records
             .patch_head(connection_id, &upserts, &removals)
             .await
         {

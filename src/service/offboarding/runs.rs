@@ -36,7 +36,12 @@ impl OffboardingService {
         who.require(Scope::AccessWrite)?;
         let v = validate(&input)?;
         let connections = match v.connection_id {
-            Some(id) => vec![self.store.get_connection(id).await.map_err(not_found(id))?],
+            Some(id) => vec![
+                self.connections
+                    .get_connection(id)
+                    .await
+                    .map_err(not_found(id))?,
+            ],
             None => self.all_connections().await?,
         };
         let run = OffboardingRun {
@@ -55,7 +60,7 @@ impl OffboardingService {
             error: None,
         };
         let now = Utc::now();
-        self.store
+        self.offboardings
             .insert_offboarding(&run, &self.instance, now + self.lease())
             .await?;
         let mut e = AuditEntry::new(
@@ -85,7 +90,7 @@ impl OffboardingService {
                 code: err.code.as_str().to_owned(),
                 message: "not started: its audit entry could not be written".into(),
             });
-            if let Err(e) = self.store.save_offboarding(&closed).await {
+            if let Err(e) = self.offboardings.save_offboarding(&closed).await {
                 tracing::error!(offboarding_id = %run.id, error = %e, "could not close an offboarding that never started");
             }
             return Err(err);
@@ -133,7 +138,7 @@ impl OffboardingService {
                     tokio::time::sleep(every).await;
                     let now = Utc::now();
                     match svc
-                        .store
+                        .offboardings
                         .claim_offboarding(&id, &svc.instance, now, now + svc.lease())
                         .await
                     {
@@ -162,7 +167,7 @@ impl OffboardingService {
                 });
             }
         }
-        if let Err(e) = self.store.save_offboarding(&run).await {
+        if let Err(e) = self.offboardings.save_offboarding(&run).await {
             tracing::error!(offboarding_id = %run.id, error = %e, "could not record the end of an offboarding (its audit entries have it)");
         }
         result
@@ -174,9 +179,9 @@ impl OffboardingService {
     pub async fn work_once(&self) -> Result<usize, AppError> {
         let now = Utc::now();
         let mut resumed = 0;
-        for mut run in self.store.interrupted_offboardings(now, 20).await? {
+        for mut run in self.offboardings.interrupted_offboardings(now, 20).await? {
             if !self
-                .store
+                .offboardings
                 .claim_offboarding(&run.id, &self.instance, now, now + self.lease())
                 .await?
             {
@@ -210,7 +215,7 @@ impl OffboardingService {
                         code: e.code.as_str().to_owned(),
                         message: e.message,
                     });
-                    self.store.save_offboarding(&run).await?;
+                    self.offboardings.save_offboarding(&run).await?;
                     continue;
                 }
             };
@@ -218,7 +223,7 @@ impl OffboardingService {
             // connection, and so its key, are gone).
             let mut connections = Vec::with_capacity(run.connection_ids.len());
             for id in &run.connection_ids {
-                match self.store.get_connection(*id).await {
+                match self.connections.get_connection(*id).await {
                     Ok(c) => connections.push(c),
                     Err(crate::store::StoreError::NotFound) => {}
                     Err(e) => return Err(e.into()),
@@ -249,15 +254,18 @@ impl OffboardingService {
         if !who.has(Scope::AuditRead) {
             who.require(Scope::AccessWrite)?;
         }
-        self.store.get_offboarding(id).await.map_err(|e| match e {
-            crate::store::StoreError::NotFound => AppError::new(
-                ErrorCode::NotFound,
-                format!(
-                    "no offboarding has id {}",
-                    id.chars().take(64).collect::<String>()
+        self.offboardings
+            .get_offboarding(id)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::NotFound => AppError::new(
+                    ErrorCode::NotFound,
+                    format!(
+                        "no offboarding has id {}",
+                        id.chars().take(64).collect::<String>()
+                    ),
                 ),
-            ),
-            other => other.into(),
-        })
+                other => other.into(),
+            })
     }
 }

@@ -1,197 +1,74 @@
-//! The access queries' SQL, rows and [`AccessStore`] implementation, compiled for each
-//! backend like `inventory_sql.rs`. Readers only see the snapshot each
-//! connection's `inventory_heads` row names; every statement joins it with its items, so one
-//! statement never mixes two snapshots of a connection.
+//! The access questions, answered from the read model (`read_model.rs`), and the statements
+//! that keep it in step with the database: loading a head whole, polling the heads, and
+//! re-reading the items a write-through of another replica touched. Compiled for each backend
+//! like `inventory_sql.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::AssertSqlSafe;
 use sqlx::types::Json;
 
-use super::This;
 use super::inventory_sql::corrupt;
-use crate::domain::access::{Person, ProjectItems, SnapshotItem, referenced_projects};
-use crate::domain::{ConnectionId, Item, ItemKind, SyncId};
+use crate::store::read_model::{HeadInfo, POLL, ReadModel};
+use super::{Db, POSTGRES, This};
+use crate::domain::access::{KINDS, Person, ProjectItems, SnapshotItem};
+use crate::domain::{ConnectionId, Item, ItemKind};
 use crate::store::{AccessStore, StoreError};
 
-/// The item columns the access queries select (`i` the items' alias).
-macro_rules! item_columns {
-    () => {
-        "i.kind, i.item_key, i.parent_id, i.subject_id, i.email, i.role, i.status, i.data"
-    };
-}
-const ITEM_COLUMNS: &str = item_columns!();
+type Pool = sqlx::Pool<Db>;
 
-/// Everything the current snapshots say about one person (`$1` email, lower-cased, `$2` user
-/// id; either may be NULL): their user item, memberships, group memberships with those
-/// groups, the groups' project accesses and project-level role assignments, their API keys,
-/// their pending invites (by the email given or the users' emails), and the role objects of
-/// the roles they hold (by name or id; organization-wide ones and those listed in the
-/// projects they are members of, reach through a group: a snapshot's other roles are not
-/// read). The email
-/// and subject indexes find the person; everything else is read by primary key or the
-/// parent index within a snapshot.
-pub(super) const PERSON_SQL: &str = concat!(
-    "WITH me AS MATERIALIZED ( \
-           SELECT h.connection_id, h.sync_id, h.synced_at, i.subject_id AS user_id, i.email \
-           FROM inventory_items i JOIN inventory_heads h ON h.sync_id = i.sync_id \
-           WHERE i.kind = 'user' AND (i.email = $1 OR i.subject_id = $2)), \
-         invited AS ( \
-           SELECT h.connection_id, h.sync_id, h.synced_at, ",
-    item_columns!(),
-    " \
-           FROM inventory_items i JOIN inventory_heads h ON h.sync_id = i.sync_id \
-           WHERE i.kind = 'invite' AND i.status = 'pending' AND i.email = $1 \
-           UNION \
-           SELECT h.connection_id, h.sync_id, h.synced_at, ",
-    item_columns!(),
-    " \
-           FROM me JOIN inventory_items i ON i.email = me.email \
-           JOIN inventory_heads h ON h.sync_id = i.sync_id \
-           WHERE i.kind = 'invite' AND i.status = 'pending'), \
-         held AS MATERIALIZED ( \
-           SELECT me.connection_id, me.sync_id, me.synced_at, ",
-    item_columns!(),
-    " \
-           FROM me JOIN inventory_items i ON i.sync_id = me.sync_id AND i.subject_id = me.user_id \
-             AND i.kind IN ('user', 'project_member', 'group_member', 'api_key') \
-           UNION ALL \
-           SELECT me.connection_id, me.sync_id, me.synced_at, ",
-    item_columns!(),
-    " \
-           FROM me JOIN inventory_items gm ON gm.sync_id = me.sync_id \
-             AND gm.kind = 'group_member' AND gm.subject_id = me.user_id \
-           JOIN inventory_items i ON i.sync_id = me.sync_id AND i.kind = 'group' \
-             AND i.item_key = gm.parent_id \
-           UNION ALL \
-           SELECT me.connection_id, me.sync_id, me.synced_at, ",
-    item_columns!(),
-    " \
-           FROM me JOIN inventory_items gm ON gm.sync_id = me.sync_id \
-             AND gm.kind = 'group_member' AND gm.subject_id = me.user_id \
-           JOIN inventory_items i ON i.sync_id = me.sync_id AND i.kind = 'project_group' \
-             AND i.subject_id = gm.parent_id \
-           UNION ALL \
-           SELECT me.connection_id, me.sync_id, me.synced_at, ",
-    item_columns!(),
-    " \
-           FROM me JOIN inventory_items gm ON gm.sync_id = me.sync_id \
-             AND gm.kind = 'group_member' AND gm.subject_id = me.user_id \
-           JOIN inventory_items i ON i.sync_id = me.sync_id AND i.kind = 'role_assignment' \
-             AND i.subject_id = gm.parent_id AND i.parent_id IS NOT NULL \
-           UNION ALL \
-           SELECT * FROM invited), \
-         held_roles AS MATERIALIZED ( \
-           SELECT DISTINCT connection_id, sync_id, synced_at, role FROM held \
-           WHERE role IS NOT NULL), \
-         held_projects AS MATERIALIZED ( \
-           SELECT DISTINCT sync_id, parent_id AS project_id FROM held \
-           WHERE kind IN ('project_member', 'project_group') AND parent_id IS NOT NULL), \
-         found AS ( \
-           SELECT * FROM held \
-           UNION ALL \
-           SELECT * FROM ( \
-             SELECT r.connection_id, r.sync_id, r.synced_at, ",
-    item_columns!(),
-    " \
-             FROM held_roles r JOIN inventory_items i ON i.sync_id = r.sync_id \
-               AND i.kind = 'role' AND i.parent_id IS NULL \
-               AND (i.role = r.role OR i.subject_id = r.role OR i.item_key = r.role) \
-             UNION \
-             SELECT r.connection_id, r.sync_id, r.synced_at, ",
-    item_columns!(),
-    " \
-             FROM held_projects p JOIN inventory_items i ON i.sync_id = p.sync_id \
-               AND i.kind = 'role' AND i.parent_id = p.project_id \
-             JOIN held_roles r ON r.sync_id = p.sync_id \
-               AND (i.role = r.role OR i.subject_id = r.role OR i.item_key = r.role)) AS r) \
-         SELECT f.connection_id, cn.name AS connection_name, f.sync_id, f.synced_at, f.kind, \
-           f.item_key, f.parent_id, f.subject_id, f.email, f.role, f.status, f.data \
-         FROM found f JOIN connections cn ON cn.connection_id = f.connection_id \
-         ORDER BY f.connection_id, f.kind, f.item_key"
-);
+/// Every head with its connection's name.
+pub(super) const HEADS: &str = "SELECT h.connection_id, c.name, h.sync_id, h.synced_at, \
+     h.version FROM inventory_heads h JOIN connections c ON c.connection_id = h.connection_id";
 
-/// Project ids per statement when reading the names of the projects a person reaches.
-pub(super) const PROJECT_CHUNK: usize = 500;
+/// One connection's head.
+pub(super) const HEAD_OF: &str = "SELECT h.connection_id, c.name, h.sync_id, h.synced_at, \
+     h.version FROM inventory_heads h JOIN connections c ON c.connection_id = h.connection_id \
+     WHERE h.connection_id = $1";
 
-/// The project items of some snapshots with some keys (`sync_ids` placeholders first, then
-/// `keys`); over-selects across snapshots, which is harmless.
-pub(super) fn projects_sql(sync_ids: usize, keys: usize) -> String {
-    let list = |from: usize, n: usize| {
-        (from..from + n)
-            .map(|k| format!("${k}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    format!(
-        "SELECT i.sync_id, {ITEM_COLUMNS} FROM inventory_items i \
-         WHERE i.kind = 'project' AND i.sync_id IN ({}) AND i.item_key IN ({})",
-        list(1, sync_ids),
-        list(1 + sync_ids, keys)
-    )
-}
+/// The items of a snapshot the read model holds (`$2`: the kinds, comma-separated).
+pub(super) const SNAPSHOT_ITEMS: &str = "SELECT kind, item_key, parent_id, subject_id, email, \
+     role, status, data FROM inventory_items WHERE sync_id = $1 \
+     AND (',' || $2 || ',') LIKE ('%,' || kind || ',%')";
 
-/// Everything about one project (`$2`) in a connection's (`$1`) current snapshot: the
-/// project, its members, group accesses and role assignments, those groups and their
-/// members, service accounts,
-/// pending invites that may name it (`$3`, a LIKE pattern over the invite's JSON; the
-/// caller keeps the exact matches), organization owners and the role objects of the
-/// organization and of this project.
-pub(super) const PROJECT_SQL: &str = concat!(
-    "WITH h AS (SELECT sync_id, synced_at FROM inventory_heads WHERE connection_id = $1), \
-         pg AS (SELECT i.subject_id AS group_id FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind = 'project_group' AND i.parent_id = $2) \
-         SELECT h.sync_id, h.synced_at, ",
-    item_columns!(),
-    " FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind = 'project' AND i.item_key = $2 \
-         UNION ALL \
-         SELECT h.sync_id, h.synced_at, ",
-    item_columns!(),
-    " FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id \
-           AND i.kind IN ('project_member', 'project_group', 'service_account', 'role_assignment') \
-           AND i.parent_id = $2 \
-         UNION ALL \
-         SELECT h.sync_id, h.synced_at, ",
-    item_columns!(),
-    " FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind = 'group' AND i.item_key IN (SELECT group_id FROM pg) \
-         UNION ALL \
-         SELECT h.sync_id, h.synced_at, ",
-    item_columns!(),
-    " FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind = 'group_member' \
-           AND i.parent_id IN (SELECT group_id FROM pg) \
-         UNION ALL \
-         SELECT h.sync_id, h.synced_at, ",
-    item_columns!(),
-    " FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind = 'invite' AND i.status = 'pending' \
-           AND CAST(i.data AS TEXT) LIKE $3 \
-         UNION ALL \
-         SELECT h.sync_id, h.synced_at, ",
-    item_columns!(),
-    " FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind = 'user' AND i.role = 'owner' \
-         UNION ALL \
-         SELECT h.sync_id, h.synced_at, ",
-    item_columns!(),
-    " FROM h JOIN inventory_items i \
-           ON i.sync_id = h.sync_id AND i.kind = 'role' \
-           AND (i.parent_id IS NULL OR i.parent_id = $2)"
-);
+/// The write-throughs of a connection after version `$2`, each with the item as it is now in
+/// the head (absent: removed), and the head they were read against: one statement, so the
+/// items and the head agree.
+pub(super) const PATCHES_AFTER: &str = "SELECT h.sync_id, p.version, p.kind, p.item_key, \
+     i.parent_id, i.subject_id, i.email, i.role, i.status, i.data \
+     FROM head_patches p JOIN inventory_heads h ON h.connection_id = p.connection_id \
+     LEFT JOIN inventory_items i ON i.sync_id = h.sync_id AND i.kind = p.kind \
+       AND i.item_key = p.item_key \
+     WHERE p.connection_id = $1 AND p.version > $2 ORDER BY p.version";
 
-/// The LIKE pattern finding invites whose JSON mentions `project_id` as a string.
-pub(super) fn mentions(project_id: &str) -> String {
-    format!("%\"{project_id}\"%")
-}
-
-/// An item as the access queries return it.
 #[derive(sqlx::FromRow)]
-pub(super) struct AccessRow {
+struct HeadRow {
+    connection_id: String,
+    name: String,
+    sync_id: String,
+    synced_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl TryFrom<HeadRow> for HeadInfo {
+    type Error = StoreError;
+    fn try_from(r: HeadRow) -> Result<Self, StoreError> {
+        Ok(HeadInfo {
+            connection_id: r
+                .connection_id
+                .parse()
+                .map_err(|_| corrupt("connection_id"))?,
+            name: r.name,
+            sync_id: r.sync_id.parse().map_err(|_| corrupt("sync_id"))?,
+            synced_at: r.synced_at,
+            version: r.version,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemRow {
     kind: String,
     item_key: String,
     parent_id: Option<String>,
@@ -202,9 +79,9 @@ pub(super) struct AccessRow {
     data: Json<serde_json::Value>,
 }
 
-impl TryFrom<AccessRow> for Item {
+impl TryFrom<ItemRow> for Item {
     type Error = StoreError;
-    fn try_from(r: AccessRow) -> Result<Item, StoreError> {
+    fn try_from(r: ItemRow) -> Result<Item, StoreError> {
         Ok(Item {
             kind: r.kind.parse::<ItemKind>().map_err(|_| corrupt("kind"))?,
             key: r.item_key,
@@ -218,146 +95,172 @@ impl TryFrom<AccessRow> for Item {
     }
 }
 
-/// A row of [`PERSON_SQL`].
 #[derive(sqlx::FromRow)]
-pub(super) struct PersonRow {
-    connection_id: String,
-    connection_name: String,
+struct PatchRow {
     sync_id: String,
-    synced_at: DateTime<Utc>,
-    #[sqlx(flatten)]
-    item: AccessRow,
+    version: i64,
+    kind: String,
+    item_key: String,
+    parent_id: Option<String>,
+    subject_id: Option<String>,
+    email: Option<String>,
+    role: Option<String>,
+    status: Option<String>,
+    data: Option<Json<serde_json::Value>>,
 }
 
-impl TryFrom<PersonRow> for SnapshotItem {
-    type Error = StoreError;
-    fn try_from(r: PersonRow) -> Result<SnapshotItem, StoreError> {
-        Ok(SnapshotItem {
-            connection_id: r
-                .connection_id
-                .parse::<ConnectionId>()
-                .map_err(|_| corrupt("connection_id"))?,
-            connection_name: r.connection_name,
-            sync_id: r.sync_id.parse().map_err(|_| corrupt("sync_id"))?,
-            synced_at: r.synced_at,
-            item: r.item.try_into()?,
-        })
-    }
+fn kinds() -> String {
+    KINDS.map(ItemKind::as_str).join(",")
 }
 
-/// A row of [`projects_sql`].
-#[derive(sqlx::FromRow)]
-pub(super) struct ProjectRow {
-    pub(super) sync_id: String,
-    #[sqlx(flatten)]
-    pub(super) item: AccessRow,
-}
-
-/// A row of [`PROJECT_SQL`].
-#[derive(sqlx::FromRow)]
-pub(super) struct SnapshotRow {
-    sync_id: String,
-    synced_at: DateTime<Utc>,
-    #[sqlx(flatten)]
-    item: AccessRow,
-}
-
-/// Turns [`PROJECT_SQL`]'s rows into the project's items, `None` when the connection has
-/// no snapshot or the project is not in it.
-pub(super) fn project_items(
-    project_id: &str,
-    rows: Vec<SnapshotRow>,
-) -> Result<Option<ProjectItems>, StoreError> {
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let sync_id: SyncId = first.sync_id.parse().map_err(|_| corrupt("sync_id"))?;
-    let synced_at = first.synced_at;
-    let mut project = None;
-    let mut items = Vec::with_capacity(rows.len());
-    for r in rows {
-        let item: Item = r.item.try_into()?;
-        if item.kind == ItemKind::Project && item.key == project_id {
-            project = Some(item);
-        } else {
-            items.push(item);
-        }
-    }
-    Ok(project.map(|project| ProjectItems {
-        sync_id,
-        synced_at,
-        project,
-        items,
-    }))
-}
-
-/// Adds the project items read by [`projects_sql`] to a person's items, each under the
-/// connection of its snapshot.
-pub(super) fn add_projects(
-    found: &mut Vec<SnapshotItem>,
-    rows: Vec<ProjectRow>,
+/// Loads a connection's head whole and swaps it in (drops it when there is none). The head
+/// row and its items are read in one transaction, so they belong to one snapshot.
+pub(super) async fn load_head(
+    pool: &Pool,
+    model: &ReadModel,
+    id: ConnectionId,
 ) -> Result<(), StoreError> {
-    let snapshots: BTreeMap<SyncId, (ConnectionId, String, DateTime<Utc>)> = found
+    let mut tx = pool.begin().await?;
+    if POSTGRES {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *tx)
+            .await?;
+    }
+    let head: Option<HeadRow> = sqlx::query_as(HEAD_OF)
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(head) = head else {
+        tx.commit().await?;
+        model.remove(id);
+        return Ok(());
+    };
+    let info = HeadInfo::try_from(head)?;
+    let rows: Vec<ItemRow> = sqlx::query_as(SNAPSHOT_ITEMS)
+        .bind(info.sync_id.to_string())
+        .bind(kinds())
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let items = rows
+        .into_iter()
+        .map(Item::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    model.replace(info, items);
+    Ok(())
+}
+
+/// Brings the model in step with the database: new or republished heads loaded, heads of
+/// deleted connections dropped, renames taken, other replicas' write-throughs applied.
+pub(super) async fn refresh(pool: &Pool, model: &ReadModel) -> Result<(), StoreError> {
+    let _one = model.refresh.lock().await;
+    let rows: Vec<HeadRow> = sqlx::query_as(HEADS).fetch_all(pool).await?;
+    let now = rows
+        .into_iter()
+        .map(HeadInfo::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let held = model.infos();
+    for gone in held
         .iter()
-        .map(|s| {
-            (
-                s.sync_id,
-                (s.connection_id, s.connection_name.clone(), s.synced_at),
-            )
-        })
-        .collect();
-    for r in rows {
-        let sync_id: SyncId = r.sync_id.parse().map_err(|_| corrupt("sync_id"))?;
-        if let Some((connection_id, name, synced_at)) = snapshots.get(&sync_id) {
-            found.push(SnapshotItem {
-                connection_id: *connection_id,
-                connection_name: name.clone(),
-                sync_id,
-                synced_at: *synced_at,
-                item: r.item.try_into()?,
-            });
+        .filter(|h| !now.iter().any(|n| n.connection_id == h.connection_id))
+    {
+        model.remove(gone.connection_id);
+    }
+    for head in now {
+        let mine = held.iter().find(|h| h.connection_id == head.connection_id);
+        match mine {
+            Some(m) if m.sync_id == head.sync_id => {
+                if m.name != head.name {
+                    model.rename(head.connection_id, &head.name);
+                }
+                if m.version < head.version && !apply_patches(pool, model, m).await? {
+                    load_head(pool, model, head.connection_id).await?;
+                }
+            }
+            _ => load_head(pool, model, head.connection_id).await?,
         }
     }
     Ok(())
 }
 
+/// Applies the write-throughs after `mine.version`; `false` if the head was republished
+/// meanwhile (the caller loads it whole).
+async fn apply_patches(pool: &Pool, model: &ReadModel, mine: &HeadInfo) -> Result<bool, StoreError> {
+    let rows: Vec<PatchRow> = sqlx::query_as(PATCHES_AFTER)
+        .bind(mine.connection_id.to_string())
+        .bind(mine.version)
+        .fetch_all(pool)
+        .await?;
+    let mut upserts = Vec::new();
+    let mut removals = Vec::new();
+    let mut version = None;
+    for r in rows {
+        if r.sync_id != mine.sync_id.to_string() {
+            return Ok(false);
+        }
+        version = Some(r.version);
+        let kind = r.kind.parse::<ItemKind>().map_err(|_| corrupt("kind"))?;
+        match r.data {
+            Some(data) => upserts.push(Item {
+                kind,
+                key: r.item_key,
+                parent_id: r.parent_id,
+                subject_id: r.subject_id,
+                email: r.email,
+                role: r.role,
+                status: r.status,
+                data: data.0,
+            }),
+            None => removals.push((kind, r.item_key)),
+        }
+    }
+    model.patch(mine.connection_id, upserts, &removals, version);
+    Ok(true)
+}
+
+/// Polls the database for the other replicas' changes while the model is alive.
+async fn poll(pool: Pool, model: Weak<ReadModel>) {
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(model) = model.upgrade() else {
+            return;
+        };
+        if let Err(e) = refresh(&pool, &model).await {
+            tracing::warn!(error = %e, "refreshing the read model failed; answers may lag until it succeeds");
+        }
+    }
+}
+
+impl This {
+    /// The read model, loaded (on first use, with its poller started).
+    async fn read_model(&self) -> Result<&ReadModel, StoreError> {
+        self.model
+            .ready
+            .get_or_try_init(|| async {
+                refresh(&self.pool, &self.model).await?;
+                tokio::spawn(poll(self.pool.clone(), Arc::downgrade(&self.model)));
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        Ok(&self.model)
+    }
+
+    /// After a publish: the new head, loaded now so this replica's next read sees it.
+    pub(super) async fn published(&self, id: ConnectionId) -> Result<(), StoreError> {
+        if self.model.ready.initialized() {
+            let _one = self.model.refresh.lock().await;
+            load_head(&self.pool, &self.model, id).await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl AccessStore for This {
     async fn person_items(&self, person: &Person) -> Result<Vec<SnapshotItem>, StoreError> {
-        let (email, user_id) = match person {
-            Person::Email(e) => (Some(e.to_lowercase()), None),
-            Person::UserId(u) => (None, Some(u.clone())),
-        };
-        let rows: Vec<PersonRow> = sqlx::query_as(PERSON_SQL)
-            .bind(email)
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut found = rows
-            .into_iter()
-            .map(SnapshotItem::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        let wanted = referenced_projects(&found);
-        let sync_ids: Vec<String> = wanted.keys().map(|s| s.to_string()).collect();
-        let keys: Vec<String> = wanted
-            .into_values()
-            .flatten()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        for chunk in keys.chunks(PROJECT_CHUNK) {
-            let sql = projects_sql(sync_ids.len(), chunk.len());
-            let mut q = sqlx::query_as::<_, ProjectRow>(AssertSqlSafe(sql));
-            for s in &sync_ids {
-                q = q.bind(s);
-            }
-            for k in chunk {
-                q = q.bind(k);
-            }
-            let rows = q.fetch_all(&self.pool).await?;
-            add_projects(&mut found, rows)?;
-        }
-        Ok(found)
+        Ok(self.read_model().await?.person_items(person))
     }
 
     async fn project_items(
@@ -365,30 +268,6 @@ impl AccessStore for This {
         connection_id: ConnectionId,
         project_id: &str,
     ) -> Result<Option<ProjectItems>, StoreError> {
-        let rows: Vec<SnapshotRow> = sqlx::query_as(PROJECT_SQL)
-            .bind(connection_id.to_string())
-            .bind(project_id)
-            .bind(mentions(project_id))
-            .fetch_all(&self.pool)
-            .await?;
-        project_items(project_id, rows)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statements_use_numbered_placeholders() {
-        assert!(PERSON_SQL.contains("i.email = $1 OR i.subject_id = $2"));
-        assert!(!PERSON_SQL.contains('?'));
-        let sql = projects_sql(2, 3);
-        assert!(
-            sql.contains("IN ($1,$2) AND i.item_key IN ($3,$4,$5)"),
-            "{sql}"
-        );
-        assert!(PROJECT_SQL.contains("LIKE $3"));
-        assert_eq!(mentions("proj_1"), "%\"proj_1\"%");
+        Ok(self.read_model().await?.project_items(connection_id, project_id))
     }
 }

@@ -255,7 +255,9 @@ impl ConnectionStore for This {
             .bind(sealed.as_ref().map(|s| i64::from(s.binding)))
             .fetch_one(&self.pool)
             .await?;
-        row.try_into()
+        let connection: Connection = row.try_into()?;
+        self.model.rename(id, &connection.name);
+        Ok(connection)
     }
 
     async fn delete_connection(&self, id: ConnectionId) -> Result<ConnectionDelete, StoreError> {
@@ -288,6 +290,7 @@ impl ConnectionStore for This {
             return Err(StoreError::NotFound);
         }
         tx.commit().await?;
+        self.model.remove(id);
         Ok(ConnectionDelete::Deleted)
     }
 

@@ -133,14 +133,46 @@ fn bind_save<'q>(query: Query<'q>, g: &Grant, release: bool, owner: &str) -> Que
         .bind(owner)
 }
 
-/// Replaces items of the connection's current snapshot on `conn`.
+/// Bumps a head's version for a write-through (no row: no head, nothing to patch).
+pub(super) const BUMP_HEAD: &str =
+    "UPDATE inventory_heads SET version = version + 1 WHERE connection_id = $1 RETURNING version";
+
+/// Logs an item a write-through touched, for the other replicas' read models.
+pub(super) const LOG_PATCH: &str = "INSERT INTO head_patches (connection_id, version, kind, \
+     item_key) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+
+/// Replaces items of the connection's current snapshot on `conn`, and logs them under a new
+/// head version (see `read_model.rs`).
 async fn patch_head_on(
     conn: &mut Conn,
     connection_id: ConnectionId,
     upserts: &[Item],
     removals: &[(ItemKind, String)],
 ) -> Result<(), StoreError> {
+    if upserts.is_empty() && removals.is_empty() {
+        return Ok(());
+    }
     let id = connection_id.to_string();
+    let version: Option<(i64,)> = sqlx::query_as(BUMP_HEAD)
+        .bind(&id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some((version,)) = version else {
+        return Ok(());
+    };
+    let touched = removals
+        .iter()
+        .map(|(k, key)| (*k, key))
+        .chain(upserts.iter().map(|i| (i.kind, &i.key)));
+    for (kind, key) in touched {
+        sqlx::query(LOG_PATCH)
+            .bind(&id)
+            .bind(version)
+            .bind(kind.as_str())
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+    }
     for (kind, key) in removals {
         sqlx::query(HEAD_DELETE_ITEM)
             .bind(&id)
@@ -314,6 +346,8 @@ impl GrantStore for This {
             insert_audit(&mut tx, entry).await?;
         }
         tx.commit().await?;
+        self.model
+            .patch(g.connection_id, extras.upserts.iter().cloned(), extras.removals, None);
         Ok(true)
     }
 
@@ -339,6 +373,8 @@ impl GrantStore for This {
         let mut tx = self.pool.begin().await?;
         patch_head_on(&mut tx, connection_id, upserts, removals).await?;
         tx.commit().await?;
+        self.model
+            .patch(connection_id, upserts.iter().cloned(), removals, None);
         Ok(())
     }
 }

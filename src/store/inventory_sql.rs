@@ -50,6 +50,8 @@ pub(super) const HEAD: &str = "SELECT sync_id FROM inventory_heads WHERE connect
 pub(super) const SET_HEAD: &str = "INSERT INTO inventory_heads (connection_id, sync_id, synced_at) \
      VALUES ($1, $2, $3) ON CONFLICT (connection_id) DO UPDATE \
      SET sync_id = excluded.sync_id, synced_at = excluded.synced_at";
+/// Forgets a connection's logged write-throughs (see `read_model.rs`).
+pub(super) const DROP_PATCHES: &str = "DELETE FROM head_patches WHERE connection_id = $1";
 /// Drops a snapshot's items.
 pub(super) const DELETE_ITEMS: &str = "DELETE FROM inventory_items WHERE sync_id = $1";
 
@@ -389,6 +391,11 @@ impl InventoryStore for This {
                 .bind(run.finished_at.unwrap_or(run.started_at))
                 .execute(&mut *tx)
                 .await?;
+            // A new head is loaded whole: the old one's write-throughs are done with.
+            sqlx::query(DROP_PATCHES)
+                .bind(&connection_id)
+                .execute(&mut *tx)
+                .await?;
             old.map(|(id,)| id)
         } else {
             Some(sync_id.clone())
@@ -408,6 +415,9 @@ impl InventoryStore for This {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        if held && run.status == SyncStatus::Succeeded {
+            self.published(run.connection_id).await?;
+        }
         // A full snapshot replaced the table's contents: refresh the planner's statistics so
         // the access queries keep their index plans (SQLite has none until asked; Postgres'
         // autovacuum would get there later). Best effort.

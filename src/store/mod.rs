@@ -55,6 +55,7 @@ macro_rules! backend {
 
 mod grant_record;
 mod postgres;
+mod read_model;
 mod sqlite;
 
 use std::sync::Arc;

@@ -17,6 +17,7 @@ pub struct PostgresStore {
     /// Sessions with `synchronous_commit = off`: commits that need not wait for the disk
     /// flush (see [`super::GrantStore`]).
     lazy: PgPool,
+    model: std::sync::Arc<super::read_model::ReadModel>,
 }
 
 impl PostgresStore {
@@ -37,7 +38,11 @@ impl PostgresStore {
             .test_before_acquire(false)
             .connect_with(options.options([("synchronous_commit", "off")]))
             .await?;
-        Ok(Self { pool, lazy })
+        Ok(Self {
+            pool,
+            lazy,
+            model: Default::default(),
+        })
     }
 }
 

@@ -19,6 +19,7 @@ pub struct SqliteStore {
     /// The same database with `synchronous = NORMAL`: commits that need not wait for the
     /// disk flush (see [`super::GrantStore`]).
     lazy: SqlitePool,
+    model: std::sync::Arc<super::read_model::ReadModel>,
 }
 
 impl SqliteStore {
@@ -49,7 +50,11 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await?;
-        Ok(Self { pool, lazy })
+        Ok(Self {
+            pool,
+            lazy,
+            model: Default::default(),
+        })
     }
 }
 

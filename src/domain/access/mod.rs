@@ -17,6 +17,35 @@ use utoipa::ToSchema;
 use super::permissions::{Grant, PermissionSource, RoleBook, RoleDef, RoleLevel};
 use super::{ConnectionId, Item, ItemKind, SyncId};
 
+/// The kinds of item the access questions read.
+pub const KINDS: [ItemKind; 11] = [
+    ItemKind::User,
+    ItemKind::Invite,
+    ItemKind::Project,
+    ItemKind::ProjectMember,
+    ItemKind::ProjectGroup,
+    ItemKind::ServiceAccount,
+    ItemKind::ApiKey,
+    ItemKind::Group,
+    ItemKind::GroupMember,
+    ItemKind::Role,
+    ItemKind::RoleAssignment,
+];
+
+/// The fields of an item's `data` the answers read (a read model may keep only these):
+/// keep this list in step with the `text`/`int`/`get` calls of this module.
+pub const DATA_FIELDS: [&str; 9] = [
+    "id",
+    "name",
+    "permissions",
+    "projects",
+    "group_name",
+    "expires_at",
+    "redacted_value",
+    "created_at",
+    "last_used_at",
+];
+
 /// Whom an access question is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Person {

@@ -1,0 +1,440 @@
+//! The read model: each connection's current snapshot held in memory, indexed by the keys the
+//! access questions follow (person → memberships → projects, group → members, project →
+//! everything on it), so an answer costs what it returns, not the size of the organization.
+//!
+//! The database stays the truth; this is a cache of it that is never partly updated:
+//! - a published snapshot is loaded whole, off to the side, then swapped in;
+//! - a write-through (a grant's outcome) is applied here by the replica that made it as soon as
+//!   it commits, and logged in `head_patches` with a new head `version`, which other replicas
+//!   poll ([`POLL`]) and apply by re-reading just those items;
+//! - every read and every change holds the lock for the microseconds it takes, so a reader
+//!   sees one state of each connection's snapshot.
+//!
+//! Only the kinds the access questions read are held ([`KINDS`]), and of `data` only the
+//! fields they read ([`DATA_FIELDS`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::RwLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::domain::access::{
+    DATA_FIELDS, KINDS, Person, ProjectItems, SnapshotItem, invite_projects,
+};
+use crate::domain::{ConnectionId, Item, ItemKind, SyncId};
+
+/// How often a replica looks for snapshots and write-throughs made by the others.
+pub(super) const POLL: Duration = Duration::from_millis(250);
+
+/// What a connection's `inventory_heads` row says, with the connection's name.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct HeadInfo {
+    pub(super) connection_id: ConnectionId,
+    pub(super) name: String,
+    pub(super) sync_id: SyncId,
+    pub(super) synced_at: DateTime<Utc>,
+    /// Write-throughs applied: the last `head_patches` version seen.
+    pub(super) version: i64,
+}
+
+/// One connection's snapshot. Items live in slots; the indexes hold slot numbers.
+struct Head {
+    info: HeadInfo,
+    slots: Vec<Option<Item>>,
+    free: Vec<u32>,
+    by_key: HashMap<(ItemKind, String), u32>,
+    by_subject: HashMap<String, Vec<u32>>,
+    by_parent: HashMap<String, Vec<u32>>,
+    by_email: HashMap<String, Vec<u32>>,
+    /// Pending invites by each project they name.
+    invites_by_project: HashMap<String, Vec<u32>>,
+    /// Organization owners, and organization-level roles: every project question needs both.
+    owners: BTreeSet<u32>,
+    org_roles: BTreeSet<u32>,
+}
+
+fn trimmed(mut item: Item) -> Item {
+    if let Value::Object(map) = &mut item.data {
+        map.retain(|k, _| DATA_FIELDS.contains(&k.as_str()));
+    }
+    item
+}
+
+fn push(map: &mut HashMap<String, Vec<u32>>, key: &Option<String>, slot: u32) {
+    if let Some(k) = key {
+        map.entry(k.clone()).or_default().push(slot);
+    }
+}
+
+fn pull(map: &mut HashMap<String, Vec<u32>>, key: &Option<String>, slot: u32) {
+    if let Some(k) = key
+        && let Some(v) = map.get_mut(k)
+    {
+        v.retain(|s| *s != slot);
+        if v.is_empty() {
+            map.remove(k);
+        }
+    }
+}
+
+fn pending_invite(i: &Item) -> bool {
+    i.kind == ItemKind::Invite && i.status.as_deref() == Some("pending")
+}
+
+impl Head {
+    fn new(info: HeadInfo, items: Vec<Item>) -> Self {
+        let mut head = Head {
+            info,
+            slots: Vec::with_capacity(items.len()),
+            free: Vec::new(),
+            by_key: HashMap::with_capacity(items.len()),
+            by_subject: HashMap::new(),
+            by_parent: HashMap::new(),
+            by_email: HashMap::new(),
+            invites_by_project: HashMap::new(),
+            owners: BTreeSet::new(),
+            org_roles: BTreeSet::new(),
+        };
+        for item in items {
+            head.upsert(item);
+        }
+        head
+    }
+
+    fn item(&self, slot: u32) -> Option<&Item> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    fn upsert(&mut self, item: Item) {
+        if !KINDS.contains(&item.kind) {
+            return;
+        }
+        self.remove(item.kind, &item.key);
+        let item = trimmed(item);
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.index(slot, &item, true);
+        self.by_key.insert((item.kind, item.key.clone()), slot);
+        self.slots[slot as usize] = Some(item);
+    }
+
+    fn remove(&mut self, kind: ItemKind, key: &str) {
+        let Some(slot) = self.by_key.remove(&(kind, key.to_owned())) else {
+            return;
+        };
+        if let Some(item) = self.slots[slot as usize].take() {
+            self.index(slot, &item, false);
+        }
+        self.free.push(slot);
+    }
+
+    /// Adds `slot` to (or with `add` false removes it from) the indexes `item` belongs in.
+    fn index(&mut self, slot: u32, item: &Item, add: bool) {
+        let each = if add { push } else { pull };
+        each(&mut self.by_subject, &item.subject_id, slot);
+        each(&mut self.by_parent, &item.parent_id, slot);
+        each(&mut self.by_email, &item.email, slot);
+        if pending_invite(item) {
+            for p in invite_projects(item) {
+                each(&mut self.invites_by_project, &Some(p.id), slot);
+            }
+        }
+        let set = match item.kind {
+            ItemKind::User if item.role.as_deref() == Some("owner") => Some(&mut self.owners),
+            ItemKind::Role if item.parent_id.is_none() => Some(&mut self.org_roles),
+            _ => None,
+        };
+        if let Some(set) = set {
+            if add {
+                set.insert(slot);
+            } else {
+                set.remove(&slot);
+            }
+        }
+    }
+
+    fn get(&self, kind: ItemKind, key: &str) -> Option<(u32, &Item)> {
+        let slot = *self.by_key.get(&(kind, key.to_owned()))?;
+        Some((slot, self.item(slot)?))
+    }
+
+    /// The items of `kind` among the slots `index` lists under `key`.
+    fn find<'a>(
+        &'a self,
+        index: &'a HashMap<String, Vec<u32>>,
+        key: &str,
+        kind: ItemKind,
+    ) -> impl Iterator<Item = (u32, &'a Item)> + 'a {
+        index
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(move |&s| Some((s, self.item(s)?)))
+            .filter(move |(_, i)| i.kind == kind)
+    }
+
+    /// The person's user items: by email, or by user id.
+    fn users(&self, email: Option<&str>, user_id: Option<&str>) -> Vec<&Item> {
+        let mut users = Vec::new();
+        if let Some(e) = email {
+            users.extend(self.find(&self.by_email, e, ItemKind::User).map(|(_, i)| i));
+        }
+        if let Some(u) = user_id {
+            users.extend(
+                self.find(&self.by_subject, u, ItemKind::User)
+                    .map(|(_, i)| i),
+            );
+        }
+        users
+    }
+
+    /// What [`AccessStore::person_items`](super::AccessStore::person_items) returns for this
+    /// snapshot: the person's user item, memberships, groups and their project accesses and
+    /// project role assignments, API keys, pending invites to any of `emails` (the one asked
+    /// for and the person's in every connection), the role objects of the roles those hold,
+    /// and the projects they name.
+    fn person(
+        &self,
+        email: Option<&str>,
+        user_id: Option<&str>,
+        emails: &BTreeSet<String>,
+    ) -> BTreeSet<u32> {
+        let mut found = BTreeSet::new();
+        for user in self.users(email, user_id) {
+            let Some(uid) = user.subject_id.as_deref() else {
+                continue;
+            };
+            for kind in [
+                ItemKind::User,
+                ItemKind::ProjectMember,
+                ItemKind::GroupMember,
+                ItemKind::ApiKey,
+            ] {
+                found.extend(self.find(&self.by_subject, uid, kind).map(|(s, _)| s));
+            }
+            for (_, gm) in self.find(&self.by_subject, uid, ItemKind::GroupMember) {
+                let Some(gid) = gm.parent_id.as_deref() else {
+                    continue;
+                };
+                found.extend(self.get(ItemKind::Group, gid).map(|(s, _)| s));
+                found.extend(
+                    self.find(&self.by_subject, gid, ItemKind::ProjectGroup)
+                        .map(|(s, _)| s),
+                );
+                found.extend(
+                    self.find(&self.by_subject, gid, ItemKind::RoleAssignment)
+                        .filter(|(_, a)| a.parent_id.is_some())
+                        .map(|(s, _)| s),
+                );
+            }
+        }
+        for e in emails {
+            found.extend(
+                self.find(&self.by_email, e, ItemKind::Invite)
+                    .filter(|(_, i)| pending_invite(i))
+                    .map(|(s, _)| s),
+            );
+        }
+        let held: Vec<&Item> = found.iter().filter_map(|&s| self.item(s)).collect();
+        let roles: BTreeSet<&str> = held.iter().filter_map(|i| i.role.as_deref()).collect();
+        let matches = |r: &Item| {
+            roles.iter().any(|&name| {
+                r.role.as_deref() == Some(name)
+                    || r.subject_id.as_deref() == Some(name)
+                    || r.key == name
+            })
+        };
+        let mut more = BTreeSet::new();
+        more.extend(
+            self.org_roles
+                .iter()
+                .filter(|&&s| self.item(s).is_some_and(matches)),
+        );
+        let mut projects = BTreeSet::new();
+        for i in &held {
+            match i.kind {
+                ItemKind::ProjectMember | ItemKind::ProjectGroup => {
+                    if let Some(p) = i.parent_id.as_deref() {
+                        more.extend(
+                            self.find(&self.by_parent, p, ItemKind::Role)
+                                .filter(|(_, r)| matches(r))
+                                .map(|(s, _)| s),
+                        );
+                        projects.insert(p.to_owned());
+                    }
+                }
+                ItemKind::ApiKey => projects.extend(i.parent_id.clone()),
+                ItemKind::Invite => projects.extend(invite_projects(i).into_iter().map(|p| p.id)),
+                _ => {}
+            }
+        }
+        for p in projects {
+            more.extend(self.get(ItemKind::Project, &p).map(|(s, _)| s));
+        }
+        found.extend(more);
+        found
+    }
+
+    /// What [`AccessStore::project_items`](super::AccessStore::project_items) returns: the
+    /// project, its members, group accesses, service accounts and role assignments, those
+    /// groups and their members, pending invites naming it, organization owners and the role
+    /// objects of the organization and of the project.
+    fn project(&self, project_id: &str) -> Option<(u32, BTreeSet<u32>)> {
+        let (project, _) = self.get(ItemKind::Project, project_id)?;
+        let mut found = BTreeSet::new();
+        for kind in [
+            ItemKind::ProjectMember,
+            ItemKind::ProjectGroup,
+            ItemKind::ServiceAccount,
+            ItemKind::RoleAssignment,
+            ItemKind::Role,
+        ] {
+            found.extend(self.find(&self.by_parent, project_id, kind).map(|(s, _)| s));
+        }
+        for (_, pg) in self.find(&self.by_parent, project_id, ItemKind::ProjectGroup) {
+            let Some(gid) = pg.subject_id.as_deref() else {
+                continue;
+            };
+            found.extend(self.get(ItemKind::Group, gid).map(|(s, _)| s));
+            found.extend(
+                self.find(&self.by_parent, gid, ItemKind::GroupMember)
+                    .map(|(s, _)| s),
+            );
+        }
+        found.extend(
+            self.invites_by_project
+                .get(project_id)
+                .into_iter()
+                .flatten(),
+        );
+        found.extend(&self.owners);
+        found.extend(&self.org_roles);
+        found.remove(&project);
+        Some((project, found))
+    }
+
+    /// Items of `slots`, in the order the SQL queries returned them (kind, then key).
+    fn items(&self, slots: &BTreeSet<u32>) -> Vec<Item> {
+        let mut out: Vec<Item> = slots
+            .iter()
+            .filter_map(|&s| self.item(s).cloned())
+            .collect();
+        out.sort_by(|a, b| (a.kind.as_str(), &a.key).cmp(&(b.kind.as_str(), &b.key)));
+        out
+    }
+}
+
+/// Every connection's head, and what has been loaded.
+#[derive(Default)]
+pub(super) struct ReadModel {
+    heads: RwLock<HashMap<ConnectionId, Head>>,
+    /// Serializes loads and applied patches, so a slower load never replaces a newer one.
+    pub(super) refresh: tokio::sync::Mutex<()>,
+    /// Set once every head was loaded and the poller started.
+    pub(super) ready: tokio::sync::OnceCell<()>,
+}
+
+impl ReadModel {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ConnectionId, Head>> {
+        // A panic while holding the lock leaves whole heads behind (each change is applied
+        // item by item, each complete), so a poisoned lock is still safe to read.
+        self.heads.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ConnectionId, Head>> {
+        self.heads.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The heads held now, for the poller to compare with the database's.
+    pub(super) fn infos(&self) -> Vec<HeadInfo> {
+        self.read().values().map(|h| h.info.clone()).collect()
+    }
+
+    /// Swaps in a loaded snapshot.
+    pub(super) fn replace(&self, info: HeadInfo, items: Vec<Item>) {
+        let head = Head::new(info, items);
+        self.write().insert(head.info.connection_id, head);
+    }
+
+    pub(super) fn remove(&self, id: ConnectionId) {
+        self.write().remove(&id);
+    }
+
+    pub(super) fn rename(&self, id: ConnectionId, name: &str) {
+        if let Some(h) = self.write().get_mut(&id) {
+            h.info.name = name.to_owned();
+        }
+    }
+
+    /// A write-through: items put in and taken out of a connection's head (nothing without
+    /// one, like the database). With `version`, the patches up to it are now applied.
+    pub(super) fn patch(
+        &self,
+        id: ConnectionId,
+        upserts: impl IntoIterator<Item = Item>,
+        removals: &[(ItemKind, String)],
+        version: Option<i64>,
+    ) {
+        let mut heads = self.write();
+        let Some(head) = heads.get_mut(&id) else {
+            return;
+        };
+        for (kind, key) in removals {
+            head.remove(*kind, key);
+        }
+        for item in upserts {
+            head.upsert(item);
+        }
+        if let Some(v) = version {
+            head.info.version = head.info.version.max(v);
+        }
+    }
+
+    pub(super) fn person_items(&self, person: &Person) -> Vec<SnapshotItem> {
+        let (email, user_id) = match person {
+            Person::Email(e) => (Some(e.to_lowercase()), None),
+            Person::UserId(u) => (None, Some(u.as_str())),
+        };
+        let heads = self.read();
+        let mut ids: Vec<&ConnectionId> = heads.keys().collect();
+        ids.sort();
+        // An invite is found by the person's email in any organization they belong to.
+        let mut emails: BTreeSet<String> = email.iter().cloned().collect();
+        for head in heads.values() {
+            let users = head.users(email.as_deref(), user_id);
+            emails.extend(users.into_iter().filter_map(|u| u.email.clone()));
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            let head = &heads[id];
+            let found = head.person(email.as_deref(), user_id, &emails);
+            out.extend(head.items(&found).into_iter().map(|item| SnapshotItem {
+                connection_id: head.info.connection_id,
+                connection_name: head.info.name.clone(),
+                sync_id: head.info.sync_id,
+                synced_at: head.info.synced_at,
+                item,
+            }));
+        }
+        out
+    }
+
+    pub(super) fn project_items(&self, id: ConnectionId, project_id: &str) -> Option<ProjectItems> {
+        let heads = self.read();
+        let head = heads.get(&id)?;
+        let (project, found) = head.project(project_id)?;
+        Some(ProjectItems {
+            sync_id: head.info.sync_id,
+            synced_at: head.info.synced_at,
+            project: head.item(project)?.clone(),
+            items: head.items(&found),
+        })
+    }
+}

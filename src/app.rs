@@ -20,22 +20,16 @@ use crate::service::{
 };
 use crate::store::{self, Store, StoreError};
 
-/// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The store could not be opened or migrated.
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    /// Token verification could not be set up.
     #[error("authentication: {0}")]
     Auth(#[from] crate::auth::AuthError),
 }
 
-/// A built application: its router and state.
 pub struct App {
-    /// The router with all middleware.
     pub router: axum::Router,
-    /// The state it shares.
     pub state: AppState,
     /// Scheduled syncs, when configured.
     pub schedule: Option<Schedule>,
@@ -51,10 +45,9 @@ impl App {
         ))
     }
 
-    /// Starts the grant worker (expiry, reconciliation after a crash, invite polling) and the
-    /// offboarding worker (resuming interrupted offboardings) in the background unless the
-    /// grant tick is zero. Every replica may run it: grants are claimed
-    /// before they are touched.
+    /// Starts the grant worker (expiry, crash reconciliation, invite polling) and the
+    /// offboarding worker (resuming interrupted offboardings) unless the grant tick is zero.
+    /// Every replica may run it: grants are claimed before they are touched.
     pub fn spawn_grant_worker(&self) -> Option<tokio::task::JoinHandle<()>> {
         let grants = self.state.grants.clone();
         let tick = grants.tick();

@@ -24,10 +24,8 @@ const KEY_LEN: usize = 32;
 /// Why sealing or opening failed. Never carries key material or plaintext.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
-    /// The key ring specification could not be parsed.
     #[error("invalid encryption key ring: {0}")]
     InvalidKeyRing(String),
-    /// The ciphertext names a key version the ring does not hold.
     #[error("no encryption key with version {0} is configured")]
     UnknownVersion(u32),
     /// Authentication failed: wrong key, wrong row, or tampered data.
@@ -35,7 +33,6 @@ pub enum CryptoError {
     Unauthentic,
 }
 
-/// The configured encryption keys, by version.
 pub struct KeyRing {
     ciphers: BTreeMap<u32, Aes256Gcm>,
     current: u32,
@@ -102,12 +99,10 @@ impl KeyRing {
         SecretString::from(format!("{version}:{}", B64.encode(key.as_slice())))
     }
 
-    /// The version new seals use.
     pub fn current_version(&self) -> u32 {
         self.current
     }
 
-    /// Encrypts `plaintext` for the connection `id` and `base_url` under the current key.
     pub fn seal(
         &self,
         id: ConnectionId,

@@ -9,7 +9,6 @@ use utoipa::ToSchema;
 
 use crate::store::StoreError;
 
-/// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Stable, machine-readable error codes. Adding one is fine; renaming one breaks callers.
@@ -192,7 +191,6 @@ impl ErrorCode {
         }
     }
 
-    /// The snake_case code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         use ErrorCode::*;
         match self {
@@ -295,7 +293,6 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// A problem for `code` with a human `detail`.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self {
             type_uri: format!("urn:openai-governor:problem:{}", code.as_str()),
@@ -327,11 +324,9 @@ impl Problem {
     }
 }
 
-/// The error every handler and service returns.
 #[derive(Debug, thiserror::Error)]
 #[error("{code:?}: {message}")]
 pub struct AppError {
-    /// What kind of failure, for the caller.
     pub code: ErrorCode,
     /// A message a person can act on. Never contains secrets or internal error text.
     pub message: String,
@@ -343,7 +338,6 @@ pub struct AppError {
 }
 
 impl AppError {
-    /// An error with a code and a human message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,

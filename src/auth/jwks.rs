@@ -51,7 +51,6 @@ impl State {
         }
     }
 
-    /// The answer for a `kid` the set does not hold.
     fn miss(&self) -> AuthError {
         match self.last_attempt {
             Some((_, true)) => AuthError::KeysUnavailable,
@@ -61,7 +60,6 @@ impl State {
 }
 
 impl JwksCache {
-    /// A cache of `url`'s keys usable with `algorithms`.
     pub(super) fn new(
         url: url::Url,
         algorithms: Vec<Algorithm>,
@@ -82,7 +80,6 @@ impl JwksCache {
         })
     }
 
-    /// Whether the algorithm may be used at all.
     pub(super) fn allows(&self, algorithm: Algorithm) -> bool {
         self.algorithms.contains(&algorithm)
     }
@@ -123,7 +120,6 @@ impl JwksCache {
             .ok_or_else(|| state.miss())
     }
 
-    /// Whether the last fetch is too recent for another.
     fn backing_off(&self, state: &State, now: Instant) -> bool {
         state
             .last_attempt

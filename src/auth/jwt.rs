@@ -18,28 +18,21 @@ use crate::config::{JwtConfig, JwtKeys};
 /// Why a token was refused. Every variant is a 401 to the caller.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
-    /// No `Authorization: Bearer` header.
     #[error("missing bearer token: send `Authorization: Bearer <jwt>`")]
     Missing,
     /// Not a JWT, or a claim has the wrong type.
     #[error("malformed token: {0}")]
     Malformed(String),
-    /// The token's algorithm is not the one configured.
     #[error("token algorithm is not accepted by this service")]
     WrongAlgorithm,
-    /// The signature does not verify.
     #[error("token signature is invalid")]
     BadSignature,
-    /// `exp` is in the past.
     #[error("token has expired")]
     Expired,
-    /// `nbf` is in the future.
     #[error("token is not valid yet")]
     NotYetValid,
-    /// `iss` is not the configured issuer.
     #[error("token issuer is not accepted")]
     WrongIssuer,
-    /// `aud` does not contain the configured audience.
     #[error("token audience is not accepted")]
     WrongAudience,
     /// A required claim (`exp`, `sub`) is absent.
@@ -48,7 +41,6 @@ pub enum AuthError {
     /// The `kid` is not in the key set, even after a refresh.
     #[error("token signing key is unknown")]
     UnknownKey,
-    /// The JWKS endpoint could not be read.
     #[error("the token verification keys could not be fetched")]
     KeysUnavailable,
     /// `exp - iat` (or `exp - now`) exceeds the configured maximum.
@@ -116,7 +108,6 @@ enum Keys {
     Jwks(Arc<JwksCache>),
 }
 
-/// Verifies bearer tokens into [`Principal`]s.
 pub struct JwtVerifier {
     keys: Keys,
     issuer: Option<String>,
@@ -126,7 +117,6 @@ pub struct JwtVerifier {
 }
 
 impl JwtVerifier {
-    /// Builds a verifier from the checked configuration.
     pub fn new(config: &JwtConfig) -> Result<Self, AuthError> {
         let keys = match &config.keys {
             JwtKeys::Hs256(secret) => Keys::Static {
@@ -193,7 +183,6 @@ impl JwtVerifier {
         v
     }
 
-    /// Verifies a compact JWT and returns the caller it names.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         // `alg: none` and unknown algorithms fail here: `Algorithm` has no such variant.
         let header = jsonwebtoken::decode_header(token)

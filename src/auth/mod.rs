@@ -71,7 +71,6 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Whether the caller holds `scope`.
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }

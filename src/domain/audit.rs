@@ -67,7 +67,6 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    /// Every action.
     pub const ALL: [AuditAction; 15] = [
         Self::ConnectionCreated,
         Self::ConnectionUpdated,
@@ -248,19 +247,13 @@ pub struct AuditEvent {
 /// Filters of an audit read; every `None` matches all.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuditQuery {
-    /// One connection.
     pub connection_id: Option<ConnectionId>,
-    /// One actor (JWT subject).
     pub actor: Option<String>,
     /// One person, by email (compared lower-cased).
     pub email: Option<String>,
-    /// One person, by OpenAI user id.
     pub user_id: Option<String>,
-    /// One project.
     pub project_id: Option<String>,
-    /// One grant.
     pub grant_id: Option<GrantId>,
-    /// One action.
     pub action: Option<AuditAction>,
     /// At or after.
     pub since: Option<DateTime<Utc>>,
@@ -268,7 +261,6 @@ pub struct AuditQuery {
     pub until: Option<DateTime<Utc>>,
     /// Cursor: entries after this id.
     pub after: Option<AuditId>,
-    /// Page size.
     pub limit: u32,
 }
 
@@ -290,9 +282,7 @@ pub struct ChainHead {
 /// One chained entry as stored, with its hash recomputed from its stored fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainLink {
-    /// Its sequence number.
     pub seq: i64,
-    /// Its id.
     pub event_id: AuditId,
     /// The previous entry's hash, as stored in this one.
     pub prev_hash: String,
@@ -308,48 +298,22 @@ pub enum ChainProblem {
     /// Entries are missing: `expected` was due after `after_event`; the next one found is
     /// `found` (`None`: none, the end of the chain was cut off).
     Gap {
-        /// The sequence number due.
         expected: i64,
-        /// The next one present.
         found: Option<i64>,
-        /// The last good entry before the gap.
         after_event: Option<AuditId>,
     },
     /// The entry's fields no longer hash to its stored hash: it was edited.
-    Edited {
-        /// Its sequence number.
-        seq: i64,
-        /// Its id.
-        event_id: AuditId,
-    },
+    Edited { seq: i64, event_id: AuditId },
     /// The entry's previous hash is not the previous entry's hash: an entry before it was
     /// replaced (hash recomputed) or the entry was forged.
-    BrokenLink {
-        /// Its sequence number.
-        seq: i64,
-        /// Its id.
-        event_id: AuditId,
-    },
+    BrokenLink { seq: i64, event_id: AuditId },
     /// The entry's id is not after the previous entry's (ids were rewritten).
-    OutOfOrder {
-        /// Its sequence number.
-        seq: i64,
-        /// Its id.
-        event_id: AuditId,
-    },
+    OutOfOrder { seq: i64, event_id: AuditId },
     /// An entry appended after the chain began carries no sequence number: it was written
     /// around the service.
-    Unchained {
-        /// Its id.
-        event_id: AuditId,
-    },
+    Unchained { event_id: AuditId },
     /// The head names another last entry than the chain's.
-    HeadMismatch {
-        /// The head's sequence number.
-        head_seq: i64,
-        /// The last entry's.
-        last_seq: i64,
-    },
+    HeadMismatch { head_seq: i64, last_seq: i64 },
 }
 
 impl fmt::Display for ChainProblem {
@@ -489,13 +453,11 @@ impl ChainWalk {
 /// What `audit verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainReport {
-    /// The head the walk ended at.
     pub head: ChainHead,
     /// Entries checked (all of the chain when there is no problem).
     pub verified: i64,
     /// Entries from before the chain began, not covered.
     pub legacy: u64,
-    /// The first problem, if any.
     pub problem: Option<ChainProblem>,
 }
 

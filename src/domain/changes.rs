@@ -75,7 +75,6 @@ impl EventVerb {
         Self::Updated,
     ];
 
-    /// The name used in events.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Added => "added",
@@ -148,31 +147,25 @@ pub fn event_verb(
     }
 }
 
-/// Identifier of a change: increases with each change recorded.
+/// Identifier of a change: increases with each change recorded (the feed's cursor).
 pub type ChangeId = i64;
 
-/// One difference between a connection's previous and new snapshot.
+/// One difference between a connection's previous and new snapshot. Parent, subject and
+/// email are the new values when the item changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
-    /// Identifier (also the feed's cursor).
     pub id: ChangeId,
     pub connection_id: ConnectionId,
     pub sync_id: SyncId,
     /// When that sync finished: the change happened between the previous sync and then.
     pub seen_at: DateTime<Utc>,
     pub kind: ItemKind,
-    /// The item's key (as in the inventory).
     pub key: String,
     pub change: ChangeKind,
-    /// The item's project or group (new value when changed).
     pub parent_id: Option<String>,
-    /// The user, group or service account it is about (new value when changed).
     pub subject_id: Option<String>,
-    /// The person's email (new value when changed).
     pub email: Option<String>,
-    /// Role before (`None` when added).
     pub role_before: Option<String>,
-    /// Role after (`None` when removed).
     pub role_after: Option<String>,
     pub status_before: Option<String>,
     pub status_after: Option<String>,
@@ -185,7 +178,6 @@ pub struct Change {
 }
 
 impl Change {
-    /// What happened, as a typed event.
     pub fn event(&self) -> ChangeEvent {
         ChangeEvent {
             kind: self.kind,

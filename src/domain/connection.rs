@@ -24,7 +24,6 @@ pub struct Connection {
     /// The key or base URL changed since the last successful test: nothing calls OpenAI
     /// with this connection until a test passes (and reaches the pinned organization).
     pub test_required: bool,
-    /// The last connection-test report, if the connection was ever tested.
     pub last_test: Option<TestReport>,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
@@ -36,12 +35,10 @@ pub struct Connection {
 /// `ciphertext` is nonce ‖ AEAD output. Opaque to everything but `crypto`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedSecret {
-    /// Version of the encryption key that sealed it.
     pub key_version: u32,
     /// What the associated data binds it to: 1 = row and key version (legacy, opened only to
     /// re-seal), 2 = also the base URL the key may be sent to.
     pub binding: u32,
-    /// Nonce followed by ciphertext and tag.
     pub ciphertext: Vec<u8>,
 }
 
@@ -71,7 +68,6 @@ impl ValidationError {
     }
 }
 
-/// Maximum length of a connection name.
 pub const MAX_NAME_LEN: usize = 100;
 
 /// Checks a connection name: 1–100 characters, no control characters, trimmed.
@@ -124,7 +120,6 @@ impl std::fmt::Debug for AdminKey {
     }
 }
 
-/// Prefix of every OpenAI admin key.
 pub const ADMIN_KEY_PREFIX: &str = "sk-admin-";
 
 impl AdminKey {

@@ -37,8 +37,7 @@ impl FromStr for ConnectionId {
     }
 }
 
-/// Identifier of a grant (a request for access, and what became of it). UUIDv7: sorts by
-/// creation time and makes a stable pagination cursor.
+/// Identifier of a grant (a request for access, and its fate). UUIDv7, like [`ConnectionId`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct GrantId(pub Uuid);
@@ -87,7 +86,6 @@ impl InvalidId {
     }
 }
 
-/// Parses the text form of an id named `what`.
 fn parse_id<T>(what: &'static str, raw: &str, id: fn(Uuid) -> T) -> Result<T, InvalidId> {
     Uuid::parse_str(raw)
         .map(id)
@@ -114,21 +112,18 @@ impl<T> serde::de::Visitor<'_> for IdVisitor<T> {
 }
 
 impl ConnectionId {
-    /// Parses a connection id, with the API's message for a malformed one.
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
         parse_id("connection id", raw, Self)
     }
 }
 
 impl GrantId {
-    /// Parses a grant id, with the API's message for a malformed one.
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
         parse_id("grant id", raw, Self)
     }
 }
 
 impl super::SyncId {
-    /// Parses a sync id, with the API's message for a malformed one.
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
         parse_id("sync id", raw, Self)
     }

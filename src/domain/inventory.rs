@@ -1,8 +1,6 @@
-//! The inventory of a connected organization as we keep it: a snapshot of items (users,
-//! projects, memberships, keys, ...) per sync, and the sync runs that produce snapshots.
-//!
-//! Every kind of object is one [`Item`]: the object as OpenAI described it (`data`) plus the
-//! few fields portals filter and join on (parent, subject, email, role, status). One shape
+//! The inventory of a connected organization as we keep it: a snapshot of items per sync, and
+//! the sync runs that produce snapshots. Every kind of object is one [`Item`]: the object as
+//! OpenAI described it (`data`) plus the few fields portals filter and join on. One shape
 //! keeps the store, the diff between snapshots and the read API the same for every kind.
 
 use std::collections::BTreeMap;
@@ -100,7 +98,6 @@ impl FromStr for ItemKind {
     }
 }
 
-/// One object of an organization's inventory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub kind: ItemKind,
@@ -137,19 +134,16 @@ impl Item {
         }
     }
 
-    /// Sets the parent (project or group).
     pub fn parent(mut self, id: impl Into<String>) -> Item {
         self.parent_id = Some(id.into());
         self
     }
 
-    /// Sets the subject (user, group, service account).
     pub fn subject(mut self, id: impl Into<String>) -> Item {
         self.subject_id = Some(id.into());
         self
     }
 
-    /// Sets the email (lower-cased), when known.
     pub fn email(mut self, email: Option<&str>) -> Item {
         if let Some(e) = email {
             self.email = Some(e.to_lowercase());
@@ -308,10 +302,8 @@ pub struct SyncStats {
     pub changes: Option<u64>,
 }
 
-/// One sync of one connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncRun {
-    /// Identifier (also names its snapshot).
     pub id: SyncId,
     pub connection_id: ConnectionId,
     pub status: SyncStatus,
@@ -325,7 +317,6 @@ pub struct SyncRun {
 }
 
 impl SyncRun {
-    /// A run that starts now.
     pub fn start(connection_id: ConnectionId, requested_by: &str, at: DateTime<Utc>) -> SyncRun {
         SyncRun {
             id: SyncId::new(),
@@ -351,8 +342,7 @@ pub enum Replaced {
     Parent(ItemKind, String),
     /// The items of a kind about one subject (e.g. a removed user's memberships).
     Subject(ItemKind, String),
-    /// The items of a kind whose key starts with a prefix (e.g. one group's role
-    /// assignments at one level: `organization/group/group_1/`).
+    /// The items of a kind whose key starts with a prefix (`organization/group/group_1/`).
     Prefix(ItemKind, String),
 }
 
@@ -360,9 +350,7 @@ pub enum Replaced {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemQuery {
     pub kind: ItemKind,
-    /// Only items of this project or group.
     pub parent_id: Option<String>,
-    /// Only items about this user, group or service account.
     pub subject_id: Option<String>,
     /// Only items of this email (compared lower-cased).
     pub email: Option<String>,
@@ -374,7 +362,6 @@ pub struct ItemQuery {
 }
 
 impl ItemQuery {
-    /// Every item of `kind`, first page of `limit`.
     pub fn all(kind: ItemKind, limit: u32) -> ItemQuery {
         ItemQuery {
             kind,
@@ -389,7 +376,6 @@ impl ItemQuery {
     }
 }
 
-/// A page of a snapshot, with which snapshot it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemPage {
     /// The sync whose snapshot answered (`None` before the first successful sync).

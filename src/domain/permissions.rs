@@ -25,7 +25,6 @@ pub enum RoleLevel {
 }
 
 impl RoleLevel {
-    /// The RBAC `resource_type` of roles at this level.
     pub fn resource_type(self) -> &'static str {
         match self {
             Self::Organization => ORG_RESOURCE,
@@ -52,7 +51,6 @@ pub const ORG_ROLES: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Predefined project roles: (name, permissions).
 pub const PROJECT_ROLES: &[(&str, &[&str])] = &[
     (
         "owner",
@@ -100,11 +98,9 @@ pub enum PermissionSource {
 /// A synced RBAC role, reduced to what the lookup needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoleDef {
-    /// `role_...`.
     pub id: String,
     /// Name (what legacy role strings match).
     pub name: String,
-    /// `api.organization` or `api.project`.
     pub resource_type: String,
     /// The project it was listed in (project roles); `None` for organization-wide ones.
     pub project_id: Option<String>,
@@ -125,7 +121,6 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Whether this grant includes `permission`.
     pub fn has(&self, permission: &str) -> bool {
         self.permissions.iter().any(|p| p == permission)
     }
@@ -139,7 +134,6 @@ pub struct RoleBook {
 }
 
 impl RoleBook {
-    /// A book over a snapshot's role objects.
     pub fn new(roles: Vec<RoleDef>) -> Self {
         Self { roles }
     }

@@ -25,12 +25,10 @@ use crate::domain::{ConnectionId, ItemKind, SyncId};
 use crate::error::{AppError, ErrorCode, Problem};
 use crate::service::access::ExportPage;
 
-/// Routes under `/v1/access`.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(person_access))
 }
 
-/// Routes under `/v1/connections`.
 pub fn connection_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(project_access))
@@ -200,7 +198,6 @@ async fn project_access(
     Ok(Json(reach))
 }
 
-/// The streaming writer's state.
 struct Writer {
     pages: BoxStream<'static, Result<ExportPage, AppError>>,
     current: Option<ItemKind>,

@@ -20,10 +20,8 @@ use crate::domain::{ConnectionId, GrantId};
 use crate::error::{AppError, ErrorCode, Problem};
 use crate::service::audit::MAX_PAGE;
 
-/// Media type of the export.
 const NDJSON: &str = "application/x-ndjson";
 
-/// Routes under `/v1/audit`.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_audit))

@@ -17,12 +17,10 @@ use crate::domain::{
 use crate::error::{AppError, ErrorCode, Problem};
 use crate::service::inventory::MAX_PAGE;
 
-/// Routes under `/v1/changes`.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_changes))
 }
 
-/// Routes under `/v1/connections`.
 pub fn connection_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_connection_changes))
 }

@@ -19,7 +19,6 @@ use crate::service::connections::MAX_PAGE;
 use crate::service::grants::EndInput;
 use crate::service::{ConnectionPatchInput, KeyTestInput, NewConnectionInput};
 
-/// Routes of this resource.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_connection, list_connections))

@@ -25,12 +25,10 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
-/// Path parameters, with problem-JSON rejections.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(AppError))]
 pub struct Path<T>(pub T);
 
-/// Query parameters, with problem-JSON rejections.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(AppError))]
 pub struct Query<T>(pub T);

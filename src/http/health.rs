@@ -9,7 +9,6 @@ use super::AppState;
 use super::extract::Json;
 use crate::error::{AppError, ErrorCode, Problem};
 
-/// Routes of the probes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))

@@ -19,7 +19,6 @@ use crate::auth::{Principal, Scope};
 use crate::error::{AppError, ErrorCode, PROBLEM_JSON, Problem};
 use crate::service::idempotency::{Begun, IdempotencyService};
 
-/// The request header.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// Set on a replayed answer.
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -62,7 +61,6 @@ impl Drop for Release {
     }
 }
 
-/// The stored answer.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     content_type: Option<String>,

@@ -19,14 +19,12 @@ use crate::domain::{
 use crate::error::{AppError, ErrorCode, Problem};
 use crate::service::inventory::MAX_PAGE;
 
-/// Routes under `/v1/connections`.
 pub fn connection_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(start_sync, list_syncs))
         .routes(routes!(list_inventory))
 }
 
-/// Routes under `/v1/syncs`.
 pub fn sync_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_sync))
 }

@@ -33,7 +33,6 @@ const MAX_KEYS: usize = 10_000;
 #[derive(Clone)]
 pub(super) struct Verified(pub(super) Result<Principal, AuthError>);
 
-/// The limiters, built once from the configuration.
 pub struct Limits {
     callers: Option<Keyed>,
     connection_tests: Option<Arc<Semaphore>>,
@@ -102,7 +101,6 @@ fn too_many(code: ErrorCode, message: &str, wait: Duration) -> Response {
     response
 }
 
-/// The bearer token of a request, if it carries one.
 fn bearer(req: &Request) -> Option<&str> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -110,7 +108,6 @@ fn bearer(req: &Request) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The middleware: see the module docs.
 pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let limits = state.limits.clone();
     let path = req.uri().path().to_owned();

@@ -112,7 +112,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes().1
 }
 
-/// Middleware settings.
 pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Body size limit in bytes.

@@ -19,7 +19,6 @@ use crate::error::{AppError, Problem};
 use crate::http::AppState;
 use crate::service::offboarding::OffboardInput;
 
-/// Routes under `/v1/offboardings`.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_offboarding))

@@ -133,7 +133,6 @@ async fn modify_user(
     })
 }
 
-/// The user id behind an actor.
 pub fn actor_user(actor: &Actor) -> String {
     match actor {
         Actor::ApiKey { user_id, .. } | Actor::Session { user_id, .. } => user_id.clone(),

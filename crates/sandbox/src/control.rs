@@ -16,7 +16,6 @@ use super::http::{ApiError, ApiResult, body};
 use super::model::{Actor, not_found};
 use super::{Faults, SandboxState};
 
-/// Routes mounted under `/_sandbox`.
 pub fn routes() -> Router<SandboxState> {
     Router::new()
         .route("/counters", get(counters).delete(reset_counters))
@@ -47,7 +46,6 @@ async fn set_faults(State(s): State<SandboxState>, raw: Bytes) -> ApiResult {
     Ok(Json(json!(s.faults())))
 }
 
-/// Releases the requests held by `hold_after_apply` (they answer 503); the faults stay.
 async fn release_held(State(s): State<SandboxState>) -> ApiResult {
     s.release_held();
     Ok(Json(json!(s.faults())))

@@ -1,8 +1,6 @@
-//! Fault injection and request counting for the sandbox's `/v1` routes.
-//!
-//! Faults are set at start ([`Faults`] in the config, CLI flags) and at run time
-//! (`PUT /_sandbox/faults`). Endpoints are named `"METHOD /path/{template}"` without `/v1`,
-//! e.g. `"GET /organization/projects/{project_id}/users"`. Must not depend on the handlers.
+//! Fault injection and request counting for the sandbox's `/v1` routes. Faults are set at
+//! start (config, CLI flags) and at run time (`PUT /_sandbox/faults`). Endpoints are named
+//! `"METHOD /path/{template}"` without `/v1`. Must not depend on the handlers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -19,11 +17,9 @@ use tokio::sync::watch;
 use super::SandboxState;
 use super::http::ApiError;
 
-/// Which endpoints a rule applies to.
-///
-/// `"*"` = all; `"GET /organization/users"` = one method and path; `"/organization/users"` =
-/// every method on that path; a trailing `*` matches a prefix (`"GET /organization/*"`).
-/// Paths are the spec's templates (`{project_id}`) or concrete paths.
+/// Which endpoints a rule applies to: `"*"` = all; `"GET /organization/users"` = one method
+/// and path; a bare path = every method on it; a trailing `*` matches a prefix
+/// (`"GET /organization/*"`). Paths are the spec's templates (`{project_id}`) or concrete paths.
 pub fn endpoint_matches(pattern: &str, method: &str, template: &str, concrete: &str) -> bool {
     let pattern = pattern.trim();
     if pattern == "*" || pattern.is_empty() {
@@ -50,7 +46,6 @@ pub fn endpoint_matches(pattern: &str, method: &str, template: &str, concrete: &
 pub struct RateLimit {
     /// Endpoint pattern (see [`endpoint_matches`]); each matching endpoint has its own window.
     pub endpoint: String,
-    /// Requests allowed per window.
     pub max_requests: u32,
     /// Window length in seconds (at least 1).
     pub window_secs: u64,
@@ -62,7 +57,6 @@ pub struct PageFault {
     pub endpoint: String,
     /// 1-based page number: page 1 is a request without cursor, each cursor request is the next.
     pub page: u32,
-    /// Status answered (default 500).
     #[serde(default = "default_status")]
     pub status: u16,
     /// How many times that page fails before it succeeds (0 = always).
@@ -75,33 +69,25 @@ fn default_status() -> u16 {
 }
 
 /// Apply matching requests, then withhold their answers: a write that landed at OpenAI while
-/// the caller crashed or timed out before hearing back.
-///
-/// The request is handled normally (state changes, audit events), the answer is dropped, and
-/// the connection is held until the faults are set again (`PUT /_sandbox/faults`), held
-/// requests are released (`POST /_sandbox/faults/release`) or the sandbox shuts down; then it
-/// answers 503. A client that gives up first just disconnects.
+/// the caller crashed or timed out. The connection is held until the faults are set again,
+/// held requests are released (`POST /_sandbox/faults/release`) or the sandbox shuts down;
+/// then it answers 503. A client that gives up first just disconnects.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HoldAfterApply {
-    /// Endpoint pattern (see [`endpoint_matches`]).
     pub endpoint: String,
-    /// How many matching requests are held (0 = all); counts down, and the fault is removed
-    /// once the last one is held.
+    /// How many matching requests are held (0 = all); the fault is removed after the last.
     #[serde(default)]
     pub times: u32,
 }
 
-/// The faults in force.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Faults {
-    /// Delay added before every answer, in milliseconds.
     pub latency_ms: u64,
     /// Share (0.0 – 1.0) of requests answered with an injected 5xx.
     pub error_rate: f64,
     /// The next N matching requests answer an injected 5xx (a burst), then it stops.
     pub error_burst: u32,
-    /// Status of injected server errors (default 500).
     pub error_status: Option<u16>,
     /// Share of requests that never get an answer.
     pub hang_rate: f64,
@@ -109,39 +95,30 @@ pub struct Faults {
     pub malformed_rate: f64,
     /// Restricts latency, error, hang and malformed faults to matching endpoints (`None` = all).
     pub only: Option<String>,
-    /// Per-endpoint rate limits.
     pub rate_limits: Vec<RateLimit>,
-    /// Failure of the n-th page of a list.
     pub page_fault: Option<PageFault>,
     /// Lists on matching endpoints ignore their cursor (`after` / `page`), so the same cursor
     /// comes back forever.
     pub repeat_cursor: Option<String>,
-    /// Matching requests are applied, then their answers withheld (see [`HoldAfterApply`]).
-    /// Applies only to requests no other fault refused (rate limit, page fault, error, hang).
+    /// See [`HoldAfterApply`]; only for requests no other fault refused.
     pub hold_after_apply: Option<HoldAfterApply>,
-    /// Answer like an API that validates a request before checking the key's scopes: a key
-    /// lacking the scope gets the validation error (400/404) of an invalid request, and the
-    /// missing-scope 401 only when the request is valid (which then changes nothing). Off:
-    /// scopes are checked first, as the sandbox (and, we believe, OpenAI) does.
+    /// Validate before checking the key's scopes: a key lacking the scope gets the 400/404 of
+    /// an invalid request, and the missing-scope 401 only for a valid one (which then changes
+    /// nothing). Off: scopes first, as (we believe) OpenAI does.
     pub validation_before_permission: bool,
 }
 
-/// Requests counted for one endpoint.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct EndpointCount {
     pub requests: u64,
-    /// Answers by status code.
     pub statuses: BTreeMap<u16, u64>,
-    /// Requests left hanging.
     pub hung: u64,
-    /// Requests answered with a malformed body.
     pub malformed: u64,
     /// Requests applied whose answers were withheld (`hold_after_apply`).
     #[serde(default)]
     pub held: u64,
 }
 
-/// A snapshot of the request counters.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Counters {
     /// All `/v1` requests.
@@ -151,8 +128,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// Requests to an endpoint: `"GET /organization/users"` exactly, or every method when
-    /// given only a path, or a `*` prefix pattern.
+    /// Requests to the endpoints `endpoint` matches (see [`endpoint_matches`]).
     pub fn requests(&self, endpoint: &str) -> u64 {
         self.endpoints
             .iter()
@@ -176,7 +152,6 @@ impl Counters {
 /// Mutable fault bookkeeping (windows, burst and page counters).
 #[derive(Debug, Default)]
 pub struct FaultRuntime {
-    /// The faults in force.
     pub faults: Faults,
     windows: HashMap<(usize, String), (Instant, u32)>,
     pages: HashMap<String, u32>,
@@ -184,7 +159,6 @@ pub struct FaultRuntime {
 }
 
 impl FaultRuntime {
-    /// Replaces the faults and resets their bookkeeping.
     pub fn set(&mut self, faults: Faults) {
         *self = Self {
             faults,
@@ -262,7 +236,6 @@ fn decide(
         slot.1 += 1;
     }
 
-    // The n-th page of a list.
     if let Some(pf) = &f.page_fault
         && endpoint_matches(&pf.endpoint, method, template, &concrete)
     {
@@ -582,7 +555,6 @@ mod tests {
             .unwrap();
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!is_member(&state, &project, &user));
-        // Another endpoint answers.
         let res = app
             .oneshot(
                 Request::get("/v1/organization/users?limit=1")

@@ -1,7 +1,5 @@
 //! HTTP plumbing shared by the sandbox handlers: OpenAI-style errors, query parsing
-//! (`name[]=a&name[]=b`), JSON bodies, and the three list envelopes.
-//!
-//! Knows axum and the OpenAI wire format; must not depend on anything outside `sandbox`.
+//! (`name[]=a&name[]=b`), JSON bodies and the list envelopes. Nothing outside `sandbox`.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -19,9 +17,7 @@ pub struct ApiError {
     pub message: String,
     /// `type` field.
     pub kind: &'static str,
-    /// `param` field.
     pub param: Option<String>,
-    /// `code` field.
     pub code: Option<&'static str>,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
@@ -78,7 +74,6 @@ impl ApiError {
         }
     }
 
-    /// A 429 with `Retry-After`.
     pub fn rate_limited(retry_after: u64) -> Self {
         Self {
             status: StatusCode::TOO_MANY_REQUESTS,
@@ -91,7 +86,6 @@ impl ApiError {
         }
     }
 
-    /// An injected server error with the given status.
     pub fn server(status: StatusCode) -> Self {
         Self {
             status,
@@ -104,7 +98,6 @@ impl ApiError {
         }
     }
 
-    /// The JSON body.
     pub fn body(&self) -> Value {
         json!({"error": {"message": self.message, "type": self.kind, "param": self.param,
             "code": self.code}})
@@ -146,7 +139,6 @@ impl From<Refusal> for ApiError {
     }
 }
 
-/// Handler result.
 pub type ApiResult = Result<Json<Value>, ApiError>;
 
 /// Parsed query string that keeps repeated keys and accepts `name[]` for `name`.
@@ -154,7 +146,6 @@ pub type ApiResult = Result<Json<Value>, ApiError>;
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    /// Parses a raw query string.
     pub fn parse(raw: Option<&str>) -> Self {
         Self(
             url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())

@@ -1,6 +1,5 @@
 //! The sandbox: a stateful in-memory fake of OpenAI's administration API, faithful enough
 //! that the official SDKs work against it (point their base URL at [`SandboxHandle::base_url`]).
-//!
 //! Served under `/v1` with scoped admin keys, OpenAI's headers and error bodies; a control API
 //! under `/_sandbox/` reads counters, sets faults, accepts invites and makes "dashboard"
 //! changes (drift). Used by tests (port 0) and by the `openai-governor sandbox` subcommand.
@@ -41,14 +40,11 @@ pub use seed::{KeySpec, OrgShape};
 
 use http::ApiError;
 
-/// What the sandbox starts with.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// Seed of the generated organization (same seed → same ids).
     pub seed: u64,
-    /// Size of the generated organization.
     pub org: OrgShape,
-    /// Faults in force from the start.
     pub faults: Faults,
     /// Admin keys beyond the three profile keys: (name, scopes).
     pub extra_keys: Vec<KeySpec>,
@@ -71,21 +67,15 @@ impl Default for SandboxConfig {
 /// The admin-key scope sets the sandbox always issues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyProfile {
-    /// All three scopes.
     All,
-    /// `api.management.read` + `api.usage.read`.
     ReadOnly,
-    /// `api.management.read` + `api.management.write` (no usage).
     NoUsage,
-    /// `api.usage.read` only.
     UsageOnly,
 }
 
 impl KeyProfile {
-    /// Every profile.
     pub const ALL: [KeyProfile; 4] = [Self::All, Self::ReadOnly, Self::NoUsage, Self::UsageOnly];
 
-    /// The key's name.
     pub fn name(self) -> &'static str {
         match self {
             Self::All => "all",
@@ -95,7 +85,6 @@ impl KeyProfile {
         }
     }
 
-    /// The key's scopes.
     pub fn scopes(self) -> &'static [&'static str] {
         match self {
             Self::All => &[
@@ -113,9 +102,7 @@ impl KeyProfile {
 /// A plaintext admin key the sandbox accepts (for tests and the CLI printout only).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SandboxKey {
-    /// Key name (`all`, `read-only`, ...).
     pub name: String,
-    /// Plaintext `sk-admin-...`.
     pub value: String,
     pub scopes: Vec<String>,
 }
@@ -148,7 +135,6 @@ pub struct SandboxState {
 }
 
 impl SandboxState {
-    /// Reads the organization.
     pub fn read<R>(&self, f: impl FnOnce(&Org) -> R) -> R {
         let guard = self.inner.org.read().unwrap_or_else(|e| e.into_inner());
         f(&guard)
@@ -165,12 +151,10 @@ impl SandboxState {
         f(&mut guard)
     }
 
-    /// The organization id.
     pub fn organization_id(&self) -> &str {
         &self.inner.org_id
     }
 
-    /// The faults in force.
     pub fn faults(&self) -> Faults {
         self.lock_faults().faults.clone()
     }
@@ -183,14 +167,12 @@ impl SandboxState {
         self.inner.release.send_modify(|g| *g += 1);
     }
 
-    /// Releases the requests held by `hold_after_apply` (they answer 503), leaving the faults
-    /// as they are.
+    /// Releases the requests held by `hold_after_apply` (they answer 503); the faults stay.
     pub fn release_held(&self) {
         let _rt = self.lock_faults();
         self.inner.release.send_modify(|g| *g += 1);
     }
 
-    /// A snapshot of the request counters.
     pub fn counters(&self) -> Counters {
         self.inner
             .counters
@@ -199,7 +181,6 @@ impl SandboxState {
             .clone()
     }
 
-    /// Zeroes the request counters.
     pub fn reset_counters(&self) {
         *self
             .inner
@@ -213,7 +194,6 @@ impl SandboxState {
         self.write(|org| org.accept_invite(invite_id))
     }
 
-    /// Makes a pending invite expire now, as if its expiry date had passed.
     pub fn expire_invite(&self, invite_id: &str) -> Result<(), Refusal> {
         self.write(|org| org.expire_invite(invite_id))
     }
@@ -228,7 +208,6 @@ impl SandboxState {
         });
     }
 
-    /// Stops recording and returns what was recorded.
     pub fn stop_recording(&self) -> Recording {
         self.lock_recorder()
             .take()
@@ -236,8 +215,7 @@ impl SandboxState {
             .unwrap_or_default()
     }
 
-    /// Returns what was recorded so far and clears it (recording goes on, the budget is not
-    /// restored).
+    /// Takes what was recorded so far; recording goes on (the budget is not restored).
     pub fn take_recorded(&self) -> Recording {
         self.lock_recorder()
             .as_mut()
@@ -328,7 +306,6 @@ impl SandboxHandle {
         self.state.organization_id()
     }
 
-    /// The plaintext admin key of a profile.
     pub fn key(&self, profile: KeyProfile) -> &str {
         self.keys
             .iter()
@@ -336,28 +313,23 @@ impl SandboxHandle {
             .map_or("", |k| k.value.as_str())
     }
 
-    /// Every admin key the sandbox was started with.
     pub fn keys(&self) -> &[SandboxKey] {
         &self.keys
     }
 
-    /// Requests received by an endpoint (`"GET /organization/users"`, a bare path for every
-    /// method, or a `*` prefix pattern).
+    /// Requests received by an endpoint: see [`Counters::requests`].
     pub fn request_count(&self, endpoint: &str) -> u64 {
         self.state.counters().requests(endpoint)
     }
 
-    /// A snapshot of all request counters.
     pub fn counters(&self) -> Counters {
         self.state.counters()
     }
 
-    /// The state, to inspect or change directly.
     pub fn state(&self) -> &SandboxState {
         &self.state
     }
 
-    /// Stops the server and waits for it to finish.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
         match self.task.take() {
@@ -486,7 +458,6 @@ tokio::task_local! {
     static DRY_RUN: ();
 }
 
-/// The scope an operation needs.
 fn required_scope(method: &Method, path: &str) -> &'static str {
     let p = path.strip_prefix("/v1").unwrap_or(path);
     if p.starts_with("/organization/usage/") || p == "/organization/costs" {
@@ -673,7 +644,6 @@ fn parse_page_fault(s: &str) -> Result<PageFault, String> {
 }
 
 impl SandboxArgs {
-    /// The configuration these flags describe.
     pub fn config(&self) -> SandboxConfig {
         let mut org = if self.large {
             OrgShape::large()

@@ -18,7 +18,6 @@ use super::model::{
 };
 use super::table::Table;
 
-/// Routes under `/organization/projects`.
 pub fn routes() -> Router<SandboxState> {
     let p = "/organization/projects/{project_id}";
     Router::new()

@@ -18,7 +18,6 @@ use super::model::{
 };
 use super::table::Table;
 
-/// RBAC routes.
 pub fn routes() -> Router<SandboxState> {
     Router::new()
         .route("/organization/groups", get(list_groups).post(create_group))
@@ -87,8 +86,6 @@ pub fn routes() -> Router<SandboxState> {
             get(retrieve_project_group_role).delete(unassign_project_group_role),
         )
 }
-
-// ---- groups ----
 
 async fn list_groups(State(s): State<SandboxState>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref());
@@ -307,8 +304,6 @@ async fn remove_group_user(
         ))
     })
 }
-
-// ---- roles ----
 
 fn list_roles(s: &SandboxState, q: Option<&str>, project: Option<&str>) -> ApiResult {
     let p = Params::parse(q);
@@ -531,8 +526,6 @@ async fn delete_project_role(
 ) -> ApiResult {
     delete_role(&s, &a, &rid, Some(&pid))
 }
-
-// ---- role assignments ----
 
 /// Who holds an assignment.
 enum Principal {

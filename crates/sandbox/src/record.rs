@@ -1,9 +1,7 @@
-//! An opt-in recorder of the answers the sandbox gives on `/v1`, so contract tests can check
-//! every one against OpenAI's published schemas (`spec/openai-admin-api/openapi.admin.yaml`).
-//!
-//! Off by default; [`super::SandboxState::start_recording`] turns it on with a byte budget, and
-//! answers beyond the budget are counted, not kept. The sandbox itself has no schema validator:
-//! the tests bring one. Depends only on axum and the sandbox's state.
+//! An opt-in recorder of the sandbox's `/v1` answers, so contract tests can check each against
+//! OpenAI's published schemas (`spec/openai-admin-api/openapi.admin.yaml`; the tests bring the
+//! validator). [`super::SandboxState::start_recording`] turns it on with a byte budget; answers
+//! beyond it are counted, not kept. Depends only on axum and the sandbox's state.
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -15,29 +13,24 @@ use super::SandboxState;
 /// One answer given on `/v1`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedResponse {
-    /// `GET`, `POST`, ...
     pub method: String,
     /// The spec's path template without `/v1`, e.g. `/organization/projects/{project_id}/users`.
     pub template: String,
     /// The concrete path and query, without `/v1`.
     pub path: String,
     pub status: u16,
-    /// The body as sent (normally JSON).
     pub body: String,
     /// The body was deliberately truncated by the `malformed_rate` fault (not a contract breach).
     pub malformed_by_fault: bool,
 }
 
-/// What has been recorded so far.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recording {
-    /// Answers kept, in the order they were given.
     pub responses: Vec<RecordedResponse>,
     /// Answers not kept because the byte budget was spent.
     pub dropped: u64,
 }
 
-/// Recorder state inside the sandbox.
 #[derive(Debug, Default)]
 pub(super) struct Recorder {
     pub(super) recording: Recording,

@@ -28,7 +28,6 @@ const USAGE_KINDS: &[&str] = &[
     "web_search_calls",
 ];
 
-/// Routes for the audit log, usage and costs.
 pub fn routes() -> Router<SandboxState> {
     let mut r = Router::new()
         .route("/organization/audit_logs", get(list_audit_logs))

@@ -1,7 +1,5 @@
-//! The seed generator: a deterministic organization of a chosen size.
-//!
-//! Same seed and shape → same ids, names and memberships. Builds plain [`Org`] data only;
-//! must not depend on HTTP.
+//! The seed generator: a deterministic organization of a chosen size (same seed and shape →
+//! same ids, names and memberships). Builds plain [`Org`] data only, no HTTP.
 
 use std::collections::HashMap;
 
@@ -150,7 +148,6 @@ const ORG_ROLES: &[(&str, &[&str])] = &[
         &["api.groups.read", "api.roles.read", "api.organization.read"],
     ),
 ];
-/// Predefined project roles.
 const PROJECT_ROLES: &[(&str, &[&str])] = &[
     (
         "owner",
@@ -293,7 +290,6 @@ pub fn generate(seed: u64, shape: &OrgShape, keys: &[KeySpec], now: i64, fixed_n
         org.project_users.insert(pid.clone(), members);
     }
 
-    // Service accounts and API keys.
     for pid in &active {
         let mut sas = Table::default();
         let mut keys_t = Table::default();
@@ -459,7 +455,6 @@ pub fn generate(seed: u64, shape: &OrgShape, keys: &[KeySpec], now: i64, fixed_n
                 .insert((pid.clone(), gid.clone()), t);
         }
     }
-    // A few direct org role assignments to users.
     for (i, rid) in custom.iter().enumerate() {
         if let Some(uid) = user_ids.get(1 + i) {
             let mut t = Table::default();
@@ -495,7 +490,6 @@ pub fn generate(seed: u64, shape: &OrgShape, keys: &[KeySpec], now: i64, fixed_n
         });
     }
 
-    // Admin keys, owned by the first user.
     for (name, scopes) in keys {
         let id = format!("key_{}", alnum(&mut rng, 16));
         let value = format!("sk-admin-{}", alnum(&mut rng, 48));

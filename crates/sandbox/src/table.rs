@@ -1,8 +1,6 @@
-//! An insertion-ordered table keyed by string id, with cursor pagination.
-//!
-//! Cursors are item ids; an id keeps its place after the item is removed, so a client paging
-//! while someone deletes the item it last saw carries on where it was. Depends on nothing else
-//! of ours.
+//! An insertion-ordered table keyed by string id, with cursor pagination. Cursors are item
+//! ids; an id keeps its place after the item is removed, so a client paging while someone
+//! deletes the item it last saw carries on where it was. Depends on nothing else of ours.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -48,12 +46,10 @@ impl<T: Keyed> Table<T> {
         self.rows.insert(seq, item);
     }
 
-    /// The live item with this id.
     pub fn get(&self, id: &str) -> Option<&T> {
         self.index.get(id).and_then(|seq| self.rows.get(seq))
     }
 
-    /// The live item with this id, mutably.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut T> {
         match self.index.get(id) {
             Some(seq) => self.rows.get_mut(seq),
@@ -61,38 +57,31 @@ impl<T: Keyed> Table<T> {
         }
     }
 
-    /// Whether a live item has this id.
     pub fn contains(&self, id: &str) -> bool {
         self.get(id).is_some()
     }
 
-    /// Removes and returns the live item with this id.
     pub fn remove(&mut self, id: &str) -> Option<T> {
         let seq = *self.index.get(id)?;
         self.rows.remove(&seq)
     }
 
-    /// Removes every item the predicate rejects.
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
         self.rows.retain(|_, item| keep(item));
     }
 
-    /// Number of live items.
     pub fn len(&self) -> usize {
         self.rows.len()
     }
 
-    /// Whether the table holds no live item.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
-    /// Live items in insertion order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
         self.rows.values()
     }
 
-    /// Live items in insertion order, mutably.
     pub fn iter_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut T> {
         self.rows.values_mut()
     }

@@ -1,11 +1,7 @@
 //! Who can reach what, answered from synced snapshots: a person's access across every
 //! connection, everyone who can reach one project, each path with the role it holds and the
 //! permissions that role grants. Pure assembly over [`Item`]s the store read; imports
-//! nothing else of ours (no axum, no sqlx).
-//!
-//! Paths to a project: `direct` (a project member), `group` (a member of a group that has
-//! access to the project), `invite` (a pending invite that will grant it) and, on the
-//! who-can-reach side only, `organization_owner` (org owners can manage every project).
+//! nothing else of ours (no axum, no sqlx). The paths to a project are the [`Via`]s.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,26 +54,18 @@ pub enum Person {
 /// An item of a connection's current snapshot, with the snapshot it belongs to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotItem {
-    /// The connection.
     pub connection_id: ConnectionId,
-    /// Its name.
     pub connection_name: String,
-    /// The snapshot (sync) the item belongs to.
     pub sync_id: SyncId,
-    /// When that sync finished.
     pub synced_at: DateTime<Utc>,
-    /// The item.
     pub item: Item,
 }
 
 /// What a connection's current snapshot holds about one project, as the store read it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectItems {
-    /// The snapshot.
     pub sync_id: SyncId,
-    /// When it was taken.
     pub synced_at: DateTime<Utc>,
-    /// The project.
     pub project: Item,
     /// Members, group accesses, groups and their members, service accounts, candidate
     /// invites, organization owners and role objects.
@@ -134,13 +122,11 @@ impl AccessPath {
         }
     }
 
-    /// Whether this path grants `permission`.
     pub fn has(&self, permission: &str) -> bool {
         self.permissions.iter().any(|p| p == permission)
     }
 }
 
-/// The union of the permissions of some paths, sorted.
 fn union(paths: &[AccessPath]) -> Vec<String> {
     paths
         .iter()

@@ -143,9 +143,8 @@ fn pending_invite(book: &RoleBook, i: &Item) -> PendingInvite {
     }
 }
 
-/// Assembles what the snapshots say about one person from the items the store read: per
-/// connection their user and pending invites, every project with each path, their groups
-/// and API keys. Connections come out in the order of their ids.
+/// Assembles what the snapshots say about one person from the items the store read.
+/// Connections come out in the order of their ids.
 pub fn person_access(items: Vec<SnapshotItem>) -> Vec<ConnectionAccess> {
     let mut by_connection: BTreeMap<ConnectionId, Vec<SnapshotItem>> = BTreeMap::new();
     for s in items {

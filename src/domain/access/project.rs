@@ -83,10 +83,8 @@ fn add(people: &mut BTreeMap<String, Reacher>, id: Option<&String>, item: &Item,
     r.paths.push(path);
 }
 
-/// Assembles who can reach `project` from the items the store read about it (members,
-/// group accesses with those groups and their members, candidate invites, service accounts,
-/// organization owners, role objects). Invites not naming the project are ignored (the
-/// store may over-select them).
+/// Assembles who can reach `project` from the items the store read about it. Invites not
+/// naming the project are ignored (the store may over-select them).
 pub fn project_reach(
     project: &Item,
     sync_id: SyncId,

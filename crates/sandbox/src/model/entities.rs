@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 use super::PROJECT_RESOURCE;
 use crate::table::Keyed;
 
-/// An organization member.
 #[derive(Debug, Clone)]
 pub struct User {
     /// `user-...`
@@ -26,7 +25,6 @@ impl Keyed for User {
 }
 
 impl User {
-    /// The `organization.user` object.
     pub fn to_json(&self) -> Value {
         json!({"object": "organization.user", "id": self.id, "name": self.name,
             "email": self.email, "role": self.role, "added_at": self.added_at,
@@ -42,7 +40,6 @@ pub struct InviteProject {
     pub role: String,
 }
 
-/// An invitation to join the organization.
 #[derive(Debug, Clone)]
 pub struct Invite {
     /// `invite-...`
@@ -89,7 +86,6 @@ impl Invite {
     }
 }
 
-/// A project.
 #[derive(Debug, Clone)]
 pub struct Project {
     /// `proj_...`
@@ -100,7 +96,6 @@ pub struct Project {
     pub archived_at: Option<i64>,
     /// Data residency, e.g. `GLOBAL`.
     pub residency: String,
-    /// Optional external key id.
     pub external_key_id: Option<String>,
 }
 
@@ -111,12 +106,10 @@ impl Keyed for Project {
 }
 
 impl Project {
-    /// Whether the project is archived.
     pub fn archived(&self) -> bool {
         self.archived_at.is_some()
     }
 
-    /// The `organization.project` object.
     pub fn to_json(&self) -> Value {
         json!({"id": self.id, "object": "organization.project", "name": self.name,
             "created_at": self.created_at, "archived_at": self.archived_at,
@@ -128,7 +121,6 @@ impl Project {
 /// A user's membership of a project (keyed by user id).
 #[derive(Debug, Clone)]
 pub struct Membership {
-    /// The member's user id.
     pub user_id: String,
     /// `owner` or `member`.
     pub role: String,
@@ -141,7 +133,6 @@ impl Keyed for Membership {
     }
 }
 
-/// A project service account.
 #[derive(Debug, Clone)]
 pub struct ServiceAccount {
     /// `svc_acct_...`
@@ -159,7 +150,6 @@ impl Keyed for ServiceAccount {
 }
 
 impl ServiceAccount {
-    /// The `organization.project.service_account` object.
     pub fn to_json(&self) -> Value {
         json!({"object": "organization.project.service_account", "id": self.id,
             "name": self.name, "role": self.role, "created_at": self.created_at})
@@ -194,7 +184,6 @@ impl Keyed for ProjectApiKey {
     }
 }
 
-/// An RBAC group.
 #[derive(Debug, Clone)]
 pub struct Group {
     /// `group_...`
@@ -264,7 +253,6 @@ impl Keyed for Role {
 }
 
 impl Role {
-    /// The `role` object.
     pub fn to_json(&self) -> Value {
         json!({"object": "role", "id": self.id, "name": self.name,
             "description": self.description, "permissions": self.permissions,
@@ -325,13 +313,11 @@ pub struct AdminKey {
     /// `key_...`
     pub id: String,
     pub name: String,
-    /// Plaintext `sk-admin-...`.
     pub value: String,
     pub scopes: Vec<String>,
     pub created_at: i64,
     /// Unix seconds, or never.
     pub expires_at: Option<i64>,
-    /// Owner's user id.
     pub owner_user_id: String,
 }
 
@@ -366,7 +352,6 @@ pub fn redact(value: &str) -> String {
     format!("{head}...{tail}")
 }
 
-/// One audit-log event.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     /// `audit_log-...`
@@ -379,7 +364,6 @@ pub struct AuditEvent {
     /// Actor user id, email, and key id when made with a key.
     pub actor_user_id: String,
     pub actor_email: String,
-    /// Actor admin key id.
     pub actor_key_id: Option<String>,
     pub actor: Value,
     /// Id of the resource the event is about.

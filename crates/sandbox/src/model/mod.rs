@@ -1,8 +1,6 @@
-//! The sandbox's in-memory organization: entities, their JSON shapes (as in
-//! `openapi.admin.yaml`) and the membership rules shared by the admin and control APIs.
-//!
-//! Plain data and rules: no HTTP, no axum. Must not depend on the rest of the crate.
-//! The entities and their JSON are in `entities`; this module holds `Org` and its rules.
+//! The sandbox's in-memory organization: [`Org`] and the membership rules shared by the admin
+//! and control APIs (the entities and their JSON, as in `openapi.admin.yaml`, are in
+//! `entities`). Plain data and rules: no HTTP, no axum, nothing else of the crate.
 
 use std::collections::HashMap;
 
@@ -40,17 +38,11 @@ pub enum Actor {
     ApiKey {
         /// Admin key id (`key_...`).
         key_id: String,
-        /// Owner's user id.
         user_id: String,
         email: String,
     },
     /// A person signed in to the dashboard.
-    Session {
-        /// The person's user id.
-        user_id: String,
-        /// The person's email.
-        email: String,
-    },
+    Session { user_id: String, email: String },
 }
 
 impl Actor {
@@ -88,7 +80,6 @@ pub enum Refusal {
     Invalid(String, Option<&'static str>),
 }
 
-/// Convenience constructor for a 404 refusal.
 pub fn not_found(what: &str, id: &str) -> Refusal {
     Refusal::NotFound(format!("No {what} found with id '{id}'."))
 }
@@ -106,7 +97,6 @@ pub struct Org {
     pub invites: Table<Invite>,
     /// Projects (the default project first).
     pub projects: Table<Project>,
-    /// Id of the default project.
     pub default_project_id: String,
     /// Project id → members.
     pub project_users: HashMap<String, Table<Membership>>,
@@ -119,7 +109,6 @@ pub struct Org {
     pub groups: Table<Group>,
     /// Group id → members.
     pub group_users: HashMap<String, Table<GroupMember>>,
-    /// Roles (org and project level).
     pub roles: Table<Role>,
     /// User id → org-level role assignments.
     pub user_roles: HashMap<String, Table<Assignment>>,
@@ -129,7 +118,6 @@ pub struct Org {
     pub project_user_roles: HashMap<(String, String), Table<Assignment>>,
     /// (project id, group id) → project-level role assignments.
     pub project_group_roles: HashMap<(String, String), Table<Assignment>>,
-    /// Admin API keys.
     pub admin_keys: Table<AdminKey>,
     /// Plaintext admin key → key id.
     pub admin_key_values: HashMap<String, String>,
@@ -142,7 +130,6 @@ pub struct Org {
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/// `n` random alphanumerics from `rng`.
 pub fn alnum(rng: &mut impl RngCore, n: usize) -> String {
     (0..n)
         .map(|_| ALNUM[rng.random_range(0..ALNUM.len())] as char)
@@ -161,19 +148,17 @@ impl Org {
         format!("{prefix}{}", alnum(&mut self.rng, 24))
     }
 
-    /// A user by id.
     pub fn user(&self, id: &str) -> Result<&User, Refusal> {
         self.users.get(id).ok_or_else(|| not_found("user", id))
     }
 
-    /// A user id by email (case-insensitive).
+    /// A user by email (case-insensitive).
     pub fn user_by_email(&self, email: &str) -> Option<&User> {
         self.emails
             .get(&email.to_lowercase())
             .and_then(|id| self.users.get(id))
     }
 
-    /// A project by id.
     pub fn project(&self, id: &str) -> Result<&Project, Refusal> {
         self.projects
             .get(id)
@@ -194,22 +179,18 @@ impl Org {
         Ok(p)
     }
 
-    /// A group by id.
     pub fn group(&self, id: &str) -> Result<&Group, Refusal> {
         self.groups.get(id).ok_or_else(|| not_found("group", id))
     }
 
-    /// A role by id.
     pub fn role(&self, id: &str) -> Result<&Role, Refusal> {
         self.roles.get(id).ok_or_else(|| not_found("role", id))
     }
 
-    /// Number of org owners.
     pub fn owner_count(&self) -> usize {
         self.users.iter().filter(|u| u.role == "owner").count()
     }
 
-    /// The `organization.project.user` object for a membership.
     pub fn project_user_json(&self, m: &Membership) -> Value {
         let (name, email) = match self.users.get(&m.user_id) {
             Some(u) => (Some(u.name.as_str()), Some(u.email.as_str())),
@@ -278,7 +259,6 @@ impl Org {
             "expires_at": k.expires_at, "last_used_at": null, "owner": owner})
     }
 
-    /// Appends an audit event made by `actor` about `resource_id`.
     pub fn audit(
         &mut self,
         actor: &Actor,

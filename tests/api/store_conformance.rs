@@ -1,6 +1,7 @@
 //! One contract, every backend: the same checks against SQLite and Postgres.
 
 use chrono::{DateTime, SubsecRound, Utc};
+use openai_governor::domain::access::Person;
 use openai_governor::domain::audit::{
     AuditAction, AuditEntry, AuditOutcome, AuditQuery, SYSTEM_ACTOR,
 };
@@ -977,8 +978,171 @@ async fn audit_trail(backend: Backend) {
     );
 }
 
+/// Publishes `items` as the connection's snapshot through `store`.
+async fn publish(store: &dyn Store, c: ConnectionId, items: &[Item]) -> SyncRun {
+    let t0 = now().timestamp_millis();
+    let run = SyncRun::start(c, "alice", now());
+    assert_eq!(
+        store.start_sync(&run, t0 + 60_000, t0).await.unwrap(),
+        SyncStart::Started
+    );
+    store.insert_items(run.id, items).await.unwrap();
+    assert!(
+        store
+            .finish_sync(&finished(run.clone(), SyncStatus::Succeeded))
+            .await
+            .unwrap()
+    );
+    run
+}
+
+/// Who the access read model says reaches project `p` (user ids of its members).
+async fn members_of(store: &dyn Store, c: ConnectionId, p: &str) -> Option<Vec<String>> {
+    let found = store.project_items(c, p).await.unwrap()?;
+    let mut ids: Vec<String> = found
+        .items
+        .iter()
+        .filter(|i| i.kind == ItemKind::ProjectMember)
+        .filter_map(|i| i.subject_id.clone())
+        .collect();
+    ids.sort();
+    Some(ids)
+}
+
+/// Waits up to a second for `check` to hold on `store`: another replica's change must reach
+/// this one's read model within that.
+async fn within_a_second<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not seen by the other replica within a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The access read model on two replicas (two stores over one database): what one publishes,
+/// writes through, renames or deletes is seen by itself at once and by the other within a
+/// second, and a reader never sees a snapshot mixed with another.
+async fn the_read_model_follows_other_replicas(backend: Backend) {
+    let Some((db, a)) = store_of(backend).await else {
+        return;
+    };
+    let b = db.store().await;
+    let c = a.insert_connection(new_connection("prod")).await.unwrap();
+    let project = Item::new(ItemKind::Project, "proj_1", json!({"name": "One"}));
+    let base = [
+        project.clone(),
+        user("user_1", "one@x.com"),
+        member("proj_1", "user_1", "member"),
+    ];
+    assert_eq!(
+        members_of(&*b, c.id, "proj_1").await,
+        None,
+        "no snapshot yet"
+    );
+    publish(&*a, c.id, &base).await;
+    assert_eq!(
+        members_of(&*a, c.id, "proj_1").await,
+        Some(vec!["user_1".to_owned()]),
+        "the publishing replica sees its snapshot at once"
+    );
+    within_a_second("a publish", || async {
+        members_of(&*b, c.id, "proj_1").await == Some(vec!["user_1".to_owned()])
+    })
+    .await;
+
+    // A write-through: user_2 added, user_1 removed.
+    a.patch_head(
+        c.id,
+        &[
+            user("user_2", "two@x.com"),
+            member("proj_1", "user_2", "owner"),
+        ],
+        &[(ItemKind::ProjectMember, "proj_1/user_1".to_owned())],
+    )
+    .await
+    .unwrap();
+    let after = Some(vec!["user_2".to_owned()]);
+    assert_eq!(members_of(&*a, c.id, "proj_1").await, after, "at once here");
+    within_a_second("a write-through", || async {
+        members_of(&*b, c.id, "proj_1").await == after
+    })
+    .await;
+    let two = b
+        .person_items(&Person::Email("TWO@x.com".into()))
+        .await
+        .unwrap();
+    let kinds: Vec<_> = two
+        .iter()
+        .map(|s| (s.item.kind, s.item.key.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ItemKind::Project, "proj_1"),
+            (ItemKind::ProjectMember, "proj_1/user_2"),
+            (ItemKind::User, "user_2"),
+        ],
+        "the patched person, with the project they reach, in kind and key order"
+    );
+
+    // A rename on the other replica, then a new snapshot replacing the patched one whole.
+    b.update_connection(
+        c.id,
+        ConnectionChanges {
+            name: Some("production".into()),
+            ..ConnectionChanges::default()
+        },
+        now(),
+        "bob",
+    )
+    .await
+    .unwrap();
+    within_a_second("a rename", || async {
+        let found = a
+            .person_items(&Person::UserId("user_2".into()))
+            .await
+            .unwrap();
+        found.first().map(|s| s.connection_name.as_str()) == Some("production")
+    })
+    .await;
+    let next = publish(&*b, c.id, &[project, user("user_3", "three@x.com")]).await;
+    within_a_second("a second publish", || async {
+        members_of(&*a, c.id, "proj_1").await == Some(Vec::new())
+    })
+    .await;
+    let three = a
+        .person_items(&Person::Email("three@x.com".into()))
+        .await
+        .unwrap();
+    assert!(three.iter().all(|s| s.sync_id == next.id), "one snapshot");
+    assert!(
+        a.person_items(&Person::Email("two@x.com".into()))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the write-through of the old snapshot went with it"
+    );
+
+    assert_eq!(
+        b.delete_connection(c.id).await.unwrap(),
+        openai_governor::store::ConnectionDelete::Deleted
+    );
+    within_a_second("a delete", || async {
+        members_of(&*a, c.id, "proj_1").await.is_none()
+    })
+    .await;
+}
+
 crate::backend_tests!(
     audit_trail,
+    the_read_model_follows_other_replicas,
     changes_between_snapshots,
     sync_runs_and_snapshots,
     insert_get_roundtrip,

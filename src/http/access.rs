@@ -20,7 +20,7 @@ use super::AppState;
 use super::extract::{Json, Path, Query};
 use super::inventory::ItemOut;
 use crate::auth::Principal;
-use crate::domain::access::{ConnectionAccess, Person, ProjectReach};
+use crate::domain::access::{ConnectionAccess, Person, ProjectReach, ReachCursor};
 use crate::domain::{ConnectionId, ItemKind, SyncId};
 use crate::error::{AppError, ErrorCode, Problem};
 use crate::service::access::ExportPage;
@@ -66,7 +66,14 @@ pub struct ReachParams {
     /// Only paths whose role grants this permission, e.g.
     /// `api.organization.projects.write` (who can manage the project's members).
     pub permission: Option<String>,
+    /// People per page, 1–1000 (default 1000).
+    pub limit: Option<u32>,
+    /// Cursor: the `next_cursor` of the previous page.
+    pub after: Option<String>,
 }
+
+/// The largest page of people who can reach a project.
+pub const MAX_REACH_PAGE: u32 = 1000;
 
 /// The connection an export comes from.
 #[derive(Serialize, ToSchema)]
@@ -157,6 +164,8 @@ async fn person_access(
 /// Every person with a path to the project — `direct` member, member of a `group` with
 /// access, pending `invite`, `organization_owner` — with the role and permissions of each
 /// path, plus the project's service accounts. `permission` keeps only the paths granting it.
+/// People come in pages ordered by email then user id (`limit`, `after` = `next_cursor`);
+/// service accounts come with the first page.
 /// A group's project role is not synced, so group paths carry `role: null` and match no
 /// permission filter.
 #[utoipa::path(
@@ -191,11 +200,21 @@ async fn project_access(
             "permission must be a permission name, e.g. api.organization.projects.write",
         ));
     }
+    let limit = params.limit.unwrap_or(MAX_REACH_PAGE);
+    if !(1..=MAX_REACH_PAGE).contains(&limit) {
+        return Err(bad(format!("limit must be between 1 and {MAX_REACH_PAGE}")));
+    }
+    let after = match params.after.as_deref() {
+        Some(raw) => Some(ReachCursor::decode(raw).ok_or_else(|| {
+            bad("after must be the next_cursor of a previous page of this project's access")
+        })?),
+        None => None,
+    };
     let reach = state
         .access
         .project_reach(&who, id, &project_id, permission.as_deref())
         .await?;
-    Ok(Json(reach))
+    Ok(Json(reach.page(after.as_ref(), limit as usize)))
 }
 
 struct Writer {

@@ -628,10 +628,88 @@ async fn access_errors_are_clear(backend: Backend) {
     }
 }
 
+/// A project with hundreds of members comes in pages: every person once, in order, the
+/// service accounts on the first page, and a cursor that is not ours is refused.
+async fn who_can_reach_a_large_project_comes_in_pages(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let project = app.sandbox.state().write(|org| {
+        let now = org.now();
+        let project = org.default_project_id.clone();
+        for n in 0..230 {
+            let id = org
+                .add_user(
+                    &format!("P{n}"),
+                    &format!("p{n:03}@corp.com"),
+                    "reader",
+                    now,
+                )
+                .unwrap();
+            org.add_project_user(&project, &id, "member").ok();
+        }
+        project
+    });
+    let id = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sync(&app, &id).await;
+    let path = format!("/v1/connections/{id}/projects/{project}/access");
+    let whole = get_json(&app, &path).await;
+    assert_eq!(whole["has_more"], false);
+    let everyone: Vec<Value> = whole["people"].as_array().unwrap().clone();
+    assert!(everyone.len() > 230, "{}", everyone.len());
+
+    let mut paged: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}?limit=100&after={c}"),
+            None => format!("{path}?limit=100"),
+        };
+        let page = get_json(&app, &url).await;
+        let people = page["people"].as_array().unwrap();
+        assert!(people.len() <= 100);
+        let accounts = page["service_accounts"].as_array().unwrap();
+        assert_eq!(
+            accounts.is_empty(),
+            pages > 0,
+            "service accounts come with the first page only"
+        );
+        paged.extend(people.iter().cloned());
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(c) => {
+                assert_eq!(page["has_more"], true);
+                cursor = Some(c.to_owned());
+            }
+            None => {
+                assert_eq!(page["has_more"], false);
+                break;
+            }
+        }
+    }
+    assert_eq!(pages, everyone.len().div_ceil(100));
+    assert_eq!(
+        paged, everyone,
+        "the pages are the whole answer, once, in order"
+    );
+
+    for bad in ["limit=0", "limit=1001", "after=not-a-cursor", "after=bm90IGpzb24"] {
+        let res = app.get(&format!("{path}?{bad}"), &reader(&app)).await;
+        assert_problem(res, 400, "invalid_parameter").await;
+    }
+}
+
 crate::backend_tests!(
     a_person_s_access_across_connections_path_by_path,
     who_can_reach_a_project_by_each_path,
     predefined_roles_agree_with_the_synced_ones,
     export_streams_the_whole_snapshot,
     access_errors_are_clear,
+    who_can_reach_a_large_project_comes_in_pages,
 );

@@ -55,10 +55,46 @@ pub struct ProjectReach {
     pub sync_id: SyncId,
     /// When it was taken.
     pub synced_at: DateTime<Utc>,
-    /// People, ordered by email then user id.
+    /// People, ordered by email then user id: one page of them.
     pub people: Vec<Reacher>,
-    /// The project's service accounts.
+    /// The project's service accounts (on the first page).
     pub service_accounts: Vec<ServiceAccountReach>,
+    /// Whether more people follow.
+    pub has_more: bool,
+    /// Pass as `after` to get the next page of people.
+    pub next_cursor: Option<String>,
+}
+
+/// Where a page of [`ProjectReach::people`] starts: after this person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ReachCursor {
+    email: Option<String>,
+    user_id: Option<String>,
+}
+
+impl ReachCursor {
+    fn of(r: &Reacher) -> Self {
+        Self {
+            email: r.email.clone(),
+            user_id: r.user_id.clone(),
+        }
+    }
+
+    /// The opaque text form callers pass back.
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    /// Reads [`Self::encode`]'s form; `None` for anything else.
+    pub fn decode(raw: &str) -> Option<Self> {
+        use base64::Engine;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .ok()?;
+        serde_json::from_slice(&json).ok()
+    }
 }
 
 /// Adds a path to the person `item` names (by user id, or by email when only invited).
@@ -177,10 +213,31 @@ pub fn project_reach(
         synced_at,
         people,
         service_accounts,
+        has_more: false,
+        next_cursor: None,
     }
 }
 
 impl ProjectReach {
+    /// Keeps the page of at most `limit` people after `after` (service accounts only on the
+    /// first page), saying whether more follow.
+    pub fn page(mut self, after: Option<&ReachCursor>, limit: usize) -> Self {
+        if let Some(a) = after {
+            let key = (a.email.as_ref(), a.user_id.as_ref());
+            self.people
+                .retain(|r| (r.email.as_ref(), r.user_id.as_ref()) > key);
+            self.service_accounts.clear();
+        }
+        self.has_more = self.people.len() > limit;
+        self.people.truncate(limit);
+        self.next_cursor = if self.has_more {
+            self.people.last().map(|r| ReachCursor::of(r).encode())
+        } else {
+            None
+        };
+        self
+    }
+
     /// Keeps only the paths (and so the people and service accounts) granting `permission`.
     pub fn granting(mut self, permission: &str) -> Self {
         for r in &mut self.people {

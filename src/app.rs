@@ -66,6 +66,7 @@ pub fn openai_client_config(config: &Config) -> ClientConfig {
     let mut client = ClientConfig {
         connect_timeout: config.openai_connect_timeout,
         request_timeout: config.openai_request_timeout,
+        rate: config.openai_rate.clone(),
         ..ClientConfig::default()
     };
     client.retry.max_retries = config.openai_max_retries;

@@ -141,6 +141,9 @@ pub struct Config {
     pub openai_request_timeout: Duration,
     /// Retries of a failed OpenAI call (syncs; the connection test never retries).
     pub openai_max_retries: u32,
+    /// The OpenAI client's rate budget: the adaptive default, not a setting; tests and
+    /// benchmarks against the sandbox lift it.
+    pub openai_rate: crate::openai::RateBudgetConfig,
     /// Whether the connection test trusts OpenAI to check permission before validation.
     pub openai_checks_permission_first: bool,
     /// Time between scheduled syncs (zero = off).
@@ -284,6 +287,7 @@ impl Config {
             openai_connect_timeout: settings.openai_connect_timeout,
             openai_request_timeout: settings.openai_request_timeout,
             openai_max_retries: settings.openai_max_retries,
+            openai_rate: Default::default(),
             openai_checks_permission_first: settings.openai_checks_permission_first,
             sync_interval: settings.sync_interval,
             sync_cost_days: settings.sync_cost_days,
@@ -342,6 +346,7 @@ impl Config {
             openai_connect_timeout: Duration::from_secs(5),
             openai_request_timeout: Duration::from_secs(20),
             openai_max_retries: 6,
+            openai_rate: Default::default(),
             openai_checks_permission_first: false,
             sync_interval: Duration::ZERO,
             sync_cost_days: 30,

@@ -20,6 +20,10 @@ use crate::helpers::{Options, TestApp, assert_problem, openai_client, test_clien
 
 /// Starts a sync and waits for it to succeed; returns the run.
 async fn sync(app: &TestApp, connection: &str) -> Value {
+    sync_within(app, connection, Duration::from_secs(60)).await
+}
+
+async fn sync_within(app: &TestApp, connection: &str, limit: Duration) -> Value {
     let res = app
         .post(
             &format!("/v1/connections/{connection}/syncs"),
@@ -29,7 +33,7 @@ async fn sync(app: &TestApp, connection: &str) -> Value {
         .await;
     assert_eq!(res.status(), 202);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + limit;
     loop {
         let run: Value = app
             .get(&location, &app.admin_token())
@@ -699,9 +703,143 @@ async fn who_can_reach_a_large_project_comes_in_pages(backend: Backend) {
         "the pages are the whole answer, once, in order"
     );
 
-    for bad in ["limit=0", "limit=1001", "after=not-a-cursor", "after=bm90IGpzb24"] {
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "after=not-a-cursor",
+        "after=bm90IGpzb24",
+    ] {
         let res = app.get(&format!("{path}?{bad}"), &reader(&app)).await;
         assert_problem(res, 400, "invalid_parameter").await;
+    }
+}
+
+/// The 50,000-user organization (`OrgShape::large()`), synced, then asked about: for a spread
+/// of people and projects, the answers hold exactly what the sandbox's own state holds.
+async fn the_large_organization_answers_like_the_sandbox(backend: Backend) {
+    let options = Options {
+        sandbox: SandboxConfig {
+            org: OrgShape::large(),
+            ..SandboxConfig::default()
+        },
+        configure: Some(Box::new(|c| {
+            c.openai_rate = openai_governor::openai::RateBudgetConfig::unlimited();
+        })),
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
+    let id = app
+        .create_connection("large", app.sandbox.key(KeyProfile::All))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sync_within(&app, &id, Duration::from_secs(600)).await;
+    type Expected = (String, BTreeMap<String, String>, Vec<String>);
+    // Per sampled person: org role, active project -> role, groups.
+    let (people, projects) = app.sandbox.state().read(|org| {
+        let active: BTreeMap<&str, bool> = org
+            .projects
+            .iter()
+            .map(|p| (p.id.as_str(), p.archived_at.is_none()))
+            .collect();
+        let people: Vec<(String, Expected)> = org
+            .users
+            .iter()
+            .step_by(997)
+            .map(|u| {
+                let projects = org
+                    .project_users
+                    .iter()
+                    .filter(|(p, _)| active.get(p.as_str()) == Some(&true))
+                    .filter_map(|(p, members)| Some((p.clone(), members.get(&u.id)?.role.clone())))
+                    .collect();
+                let mut groups: Vec<String> = org
+                    .group_users
+                    .iter()
+                    .filter(|(_, m)| m.get(&u.id).is_some())
+                    .map(|(g, _)| g.clone())
+                    .collect();
+                groups.sort();
+                (u.email.to_lowercase(), (u.role.clone(), projects, groups))
+            })
+            .collect();
+        let projects: Vec<(String, BTreeMap<String, String>)> = org
+            .projects
+            .iter()
+            .filter(|p| p.archived_at.is_none())
+            .step_by(97)
+            .map(|p| {
+                let members = org
+                    .project_users
+                    .get(&p.id)
+                    .map(|m| {
+                        m.iter()
+                            .map(|m| (m.user_id.clone(), m.role.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (p.id.clone(), members)
+            })
+            .collect();
+        (people, projects)
+    });
+    assert!(people.len() >= 50 && projects.len() >= 18);
+    for (email, (role, expected_projects, groups)) in &people {
+        let answer = get_json(&app, &format!("/v1/access?email={email}")).await;
+        let c = &answer["connections"][0];
+        assert_eq!(c["user"]["role"], role.as_str(), "{email}");
+        let direct: BTreeMap<String, String> = c["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| {
+                let path = p["paths"]
+                    .as_array()?
+                    .iter()
+                    .find(|x| x["via"] == "direct")?;
+                Some((
+                    p["project_id"].as_str()?.to_owned(),
+                    path["role"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        assert_eq!(&direct, expected_projects, "{email}: direct projects");
+        let got: Vec<String> = c["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(&got, groups, "{email}: groups");
+    }
+    for (project, members) in &projects {
+        let path = format!("/v1/connections/{id}/projects/{project}/access");
+        let mut people: Vec<Value> = Vec::new();
+        let mut page = get_json(&app, &path).await;
+        loop {
+            people.extend(page["people"].as_array().unwrap().iter().cloned());
+            let Some(next) = page["next_cursor"].as_str() else {
+                break;
+            };
+            page = get_json(&app, &format!("{path}?after={next}")).await;
+        }
+        let direct: BTreeMap<String, String> = people
+            .iter()
+            .filter_map(|r| {
+                let path = r["paths"]
+                    .as_array()?
+                    .iter()
+                    .find(|x| x["via"] == "direct")?;
+                Some((
+                    r["user_id"].as_str()?.to_owned(),
+                    path["role"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        assert_eq!(&direct, members, "{project}: direct members");
     }
 }
 
@@ -712,4 +850,5 @@ crate::backend_tests!(
     export_streams_the_whole_snapshot,
     access_errors_are_clear,
     who_can_reach_a_large_project_comes_in_pages,
+    the_large_organization_answers_like_the_sandbox,
 );

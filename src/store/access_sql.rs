@@ -24,15 +24,12 @@ macro_rules! item_columns {
 }
 const ITEM_COLUMNS: &str = item_columns!();
 
-/// Everything the current snapshots say about one person (`$1` email, lower-cased, `$2` user
-/// id; either may be NULL): their user item, memberships, group memberships with those
-/// groups, the groups' project accesses and project-level role assignments, their API keys,
-/// their pending invites (by the email given or the users' emails), and the role objects of
-/// the roles they hold (by name or id; organization-wide ones and those listed in the
-/// projects they are members of, reach through a group: a snapshot's other roles are not
-/// read). The email
-/// and subject indexes find the person; everything else is read by primary key or the
-/// parent index within a snapshot.
+/// Everything the current snapshots say about one person (`$1` lower-cased email, `$2` user id;
+/// either may be NULL): user item, memberships, group memberships with those groups, the groups'
+/// project accesses and project-level role assignments, API keys, pending invites (by `$1` or the
+/// users' emails), and the role objects of the roles held (by name or id; only organization-wide
+/// ones and those of projects reached as a member or through a group). The email and subject
+/// indexes find the person; the rest is read by primary key or parent index within a snapshot.
 pub(super) const PERSON_SQL: &str = concat!(
     "WITH me AS MATERIALIZED ( \
            SELECT h.connection_id, h.sync_id, h.synced_at, i.subject_id AS user_id, i.email \
@@ -133,12 +130,10 @@ pub(super) fn projects_sql(sync_ids: usize, keys: usize) -> String {
     )
 }
 
-/// Everything about one project (`$2`) in a connection's (`$1`) current snapshot: the
-/// project, its members, group accesses and role assignments, those groups and their
-/// members, service accounts,
-/// pending invites that may name it (`$3`, a LIKE pattern over the invite's JSON; the
-/// caller keeps the exact matches), organization owners and the role objects of the
-/// organization and of this project.
+/// Everything about one project (`$2`) in a connection's (`$1`) current snapshot: the project,
+/// its members, group accesses and role assignments, those groups and their members, service
+/// accounts, pending invites that may name it (`$3`, a LIKE pattern over the invite's JSON; the
+/// caller keeps the exact matches), organization owners and the organization's and project's roles.
 pub(super) const PROJECT_SQL: &str = concat!(
     "WITH h AS (SELECT sync_id, synced_at FROM inventory_heads WHERE connection_id = $1), \
          pg AS (SELECT i.subject_id AS group_id FROM h JOIN inventory_items i \

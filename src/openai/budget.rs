@@ -15,22 +15,16 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::config::RateBudgetConfig;
 
-/// Groups of endpoints that share one token bucket.
+/// Groups of endpoints that share one token bucket; each is the endpoint of its name (and its
+/// items) unless noted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EndpointFamily {
-    /// `/organization/users` (and one user).
     Users,
-    /// `/organization/invites`.
     Invites,
-    /// `/organization/projects` and one project.
     Projects,
-    /// `/organization/projects/{p}/users`.
     ProjectUsers,
-    /// `/organization/projects/{p}/service_accounts`.
     ServiceAccounts,
-    /// `/organization/projects/{p}/api_keys`.
     ProjectApiKeys,
-    /// `/organization/projects/{p}/groups`.
     ProjectGroups,
     /// `/organization/groups` and group users.
     Groups,
@@ -38,9 +32,7 @@ pub enum EndpointFamily {
     Roles,
     /// Role assignments of users and groups, org and project level.
     RoleAssignments,
-    /// `/organization/admin_api_keys`.
     AdminApiKeys,
-    /// `/organization/audit_logs`.
     AuditLogs,
     /// `/organization/usage/*` and `/organization/costs`.
     Usage,
@@ -87,7 +79,6 @@ struct Bucket {
 /// A snapshot of one family's budget.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FamilyBudget {
-    /// Current rate in requests per second.
     pub rate_per_second: f64,
     /// 429s seen for this family.
     pub throttled: u64,
@@ -132,7 +123,6 @@ impl RateBudget {
         f(bucket)
     }
 
-    /// Waits until the family's bucket lets one request go.
     pub(crate) async fn acquire(&self, family: EndpointFamily) -> Ticket {
         loop {
             let (limiter, paused_until, generation) = self.with_bucket(family, |b| {
@@ -193,7 +183,6 @@ impl RateBudget {
         });
     }
 
-    /// The current state of every family used so far.
     pub(crate) fn snapshot(&self) -> HashMap<EndpointFamily, FamilyBudget> {
         let buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         buckets

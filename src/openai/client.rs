@@ -25,7 +25,6 @@ use super::params::Query;
 #[derive(Debug, Clone)]
 pub struct Reply<T> {
     pub data: T,
-    /// Status, request id, organization, timing.
     pub meta: ResponseMeta,
 }
 
@@ -57,11 +56,9 @@ pub struct OrganizationPin {
     on_learn: Option<OnLearn>,
 }
 
-/// Hears the organization a learning pin was set to.
 type OnLearn = Box<dyn Fn(&str) + Send + Sync>;
 
 impl OrganizationPin {
-    /// Answers must name `organization`.
     pub fn fixed(organization: String) -> Self {
         Self {
             organization: std::sync::OnceLock::from(organization),
@@ -77,7 +74,6 @@ impl OrganizationPin {
         }
     }
 
-    /// The organization pinned so far.
     pub fn organization(&self) -> Option<&str> {
         self.organization.get().map(String::as_str)
     }
@@ -138,7 +134,6 @@ pub(crate) enum Idempotency {
     NonIdempotent,
 }
 
-/// One operation to perform.
 pub(crate) struct Call<'a> {
     pub method: Method,
     pub path: &'a [&'a str],
@@ -154,9 +149,6 @@ mod transport;
 
 impl Client {
     /// A client for the admin API at `base_url` (e.g. `https://api.openai.com/v1`).
-    ///
-    /// Fails on a base URL that is not http(s), an admin key that cannot be sent in a header,
-    /// or when the HTTP stack cannot start. Redirects are never followed.
     pub fn new(
         base_url: Url,
         admin_key: SecretString,
@@ -228,12 +220,10 @@ impl Client {
         self.pin.as_deref().and_then(OrganizationPin::organization)
     }
 
-    /// The base URL requests go to.
     pub fn base_url(&self) -> &Url {
         &self.inner.base
     }
 
-    /// The configuration this client was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.inner.config
     }
@@ -285,7 +275,6 @@ impl Client {
         Ok(url)
     }
 
-    /// GET `path` with `query`.
     pub(crate) async fn get<T: DeserializeOwned>(
         &self,
         family: EndpointFamily,
@@ -304,7 +293,6 @@ impl Client {
         .await
     }
 
-    /// DELETE `path`.
     pub(crate) async fn delete<T: DeserializeOwned>(
         &self,
         family: EndpointFamily,
@@ -322,7 +310,6 @@ impl Client {
         .await
     }
 
-    /// POST `body` as JSON to `path`.
     pub(crate) async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         family: EndpointFamily,

@@ -9,17 +9,13 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 /// How one client talks to OpenAI. `Default` gives sane production values.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// Time allowed to establish a TCP/TLS connection.
     pub connect_timeout: Duration,
-    /// Time allowed for one HTTP attempt, from sending to the end of the response body.
+    /// Per HTTP attempt, up to the end of the response body.
     pub request_timeout: Duration,
-    /// When and how often failed attempts are retried.
     pub retry: RetryPolicy,
-    /// The `User-Agent` header.
     pub user_agent: String,
     /// Most HTTP requests in flight at once, over all clones of the client.
     pub max_concurrency: usize,
-    /// The per-endpoint-family token buckets shared by all clones of the client.
     pub rate: RateBudgetConfig,
 }
 
@@ -43,15 +39,11 @@ impl Default for ClientConfig {
 /// (see `Client::retrying_writes`); connection failures before anything was sent always.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
-    /// Retries after the first attempt (0 = no retries).
+    /// Retries after the first attempt.
     pub max_retries: u32,
-    /// First backoff delay.
     pub min_delay: Duration,
-    /// Longest backoff delay.
     pub max_delay: Duration,
-    /// Growth factor between delays.
     pub factor: f32,
-    /// Randomise delays so that clients do not retry in lockstep.
     pub jitter: bool,
     /// A `Retry-After` longer than this is not waited for: the 429 is returned at once, and
     /// the endpoint family pauses for at most this long.
@@ -67,7 +59,6 @@ impl RetryPolicy {
         }
     }
 
-    /// The backoff delays for one operation, from the `backon` crate.
     pub(crate) fn backoff(&self) -> impl Iterator<Item = Duration> + Send + use<> {
         let mut builder = ExponentialBuilder::new()
             .with_min_delay(self.min_delay)
@@ -98,22 +89,16 @@ impl Default for RetryPolicy {
 ///
 /// Each family starts at `initial_per_second`; a 429 divides its rate by `decrease_factor`
 /// (at most once per burst of concurrent 429s) and pauses it for `Retry-After`; every
-/// `increase_after` successes add `increase_step` again, up to `max_per_second`.
+/// `increase_after` successes in a row add `increase_step`, up to `max_per_second`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateBudgetConfig {
-    /// Rate a family starts with (requests per second).
     pub initial_per_second: f64,
-    /// Rate never exceeded.
     pub max_per_second: f64,
-    /// Rate never gone below.
     pub min_per_second: f64,
     /// Requests that may go at once after an idle period.
     pub burst: u32,
-    /// Divisor applied to the rate on a 429 (2.0 halves it).
     pub decrease_factor: f64,
-    /// Requests per second added after `increase_after` successes in a row.
     pub increase_step: f64,
-    /// Successes in a row before the rate grows.
     pub increase_after: u32,
     /// Pause after a 429 without `Retry-After`.
     pub default_pause: Duration,

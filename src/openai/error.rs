@@ -39,14 +39,12 @@ pub enum ErrorKind {
     /// A 2xx (or error) response whose body is not what the API documents, a redirect, or a
     /// pagination cursor that does not advance.
     InvalidResponse,
-    /// The answer came from an organization other than the one the client is pinned to (its
-    /// `openai-organization` header): the key or base URL now reaches another organization.
-    /// Never retried, never taken as an answer.
+    /// The answer's `openai-organization` is not the pinned one: the key or base URL now
+    /// reaches another organization. Never retried, never taken as an answer.
     OrganizationMismatch,
 }
 
 impl ErrorKind {
-    /// A short human label for the kind.
     pub fn label(&self) -> &'static str {
         match self {
             ErrorKind::Unauthorized => "unauthorized (invalid admin key)",
@@ -69,7 +67,6 @@ impl ErrorKind {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}", render(self))]
 pub struct OpenAiError {
-    /// What went wrong.
     pub kind: ErrorKind,
     /// HTTP status of the last response, if one was received.
     pub status: Option<u16>,
@@ -79,7 +76,6 @@ pub struct OpenAiError {
     pub error_type: Option<String>,
     /// OpenAI's error `code` (e.g. `invalid_api_key`), if given.
     pub code: Option<String>,
-    /// OpenAI's error `param`, if given.
     pub param: Option<String>,
     /// The `x-request-id` header of the last response.
     pub request_id: Option<String>,
@@ -143,12 +139,10 @@ impl OpenAiError {
         )
     }
 
-    /// Removes the admin key from every text OpenAI (or a proxy) sent back: message, `type`,
-    /// `code`, `param` and the echoed headers; then truncates. Scrubbing comes first so that
-    /// a cut can never leave part of a key behind. Besides the whole key it removes any
-    /// token holding a long run of the key, and any `sk-...` token with key characters after
-    /// its prefix (a partial or foreign key); OpenAI's own masked form `sk-admin-****abcd`
-    /// survives, as it is useful and harmless.
+    /// Removes the admin key, any token holding a long run of it and any other `sk-...` key
+    /// from every text sent back (message, `type`, `code`, `param`, echoed headers), then
+    /// truncates: scrubbing first, so a cut never leaves part of a key behind. OpenAI's masked
+    /// `sk-admin-****abcd` survives (harmless and useful).
     pub(crate) fn scrub(mut self, secret: &str) -> Self {
         let clean = |s: &str, max: usize| one_line(&scrub_text(s, secret), max);
         self.message = clean(&self.message, MAX_MESSAGE);
@@ -170,7 +164,6 @@ impl OpenAiError {
 /// Shortest run of the key's secret part that counts as an echo of it.
 const MIN_ECHO: usize = 8;
 
-/// Characters an admin key is made of; a key echo is a run of them.
 fn is_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_'
 }
@@ -183,13 +176,11 @@ fn secret_part(secret: &str) -> &str {
         .unwrap_or(secret)
 }
 
-/// True for a token that starts like an OpenAI key and carries key characters after the
-/// prefix: `sk-abcd...`, `sk-admin-abcd...`, `sk-proj-abcd...`.
+/// `sk-`, an optional lowercase kind (`admin-`, `proj-`, `svcacct-`), then 4+ key characters.
 fn looks_like_a_key(token: &str) -> bool {
     let Some(rest) = token.strip_prefix("sk-") else {
         return false;
     };
-    // One lowercase kind segment (`admin-`, `proj-`, `svcacct-`) may follow the `sk-`.
     let body = match rest.split_once('-') {
         Some((kind, body)) if !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_lowercase()) => {
             body
@@ -248,7 +239,6 @@ const MAX_UNSCRUBBED: usize = 16 * 1024;
 /// Longest `type`, `code`, `param` or header text kept.
 const MAX_FIELD: usize = 200;
 
-/// Longest message we keep from a response body.
 const MAX_MESSAGE: usize = 500;
 
 /// Collapses whitespace runs (newlines included) and truncates on a char boundary.
@@ -301,7 +291,6 @@ enum ErrorBody {
     Text(String),
 }
 
-/// Fields parsed from an error response body.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct ParsedError {
     pub message: String,
@@ -318,8 +307,7 @@ fn value_to_string(v: Option<serde_json::Value>) -> Option<String> {
     }
 }
 
-/// Parses an error body leniently: JSON object, JSON string error, or any text. Texts are
-/// not truncated to display length here: that happens after scrubbing.
+/// Lenient: a JSON error object, a JSON string error or any text; kept whole until scrubbed.
 pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> ParsedError {
     if let Ok(env) = serde_json::from_slice::<ErrorEnvelope>(body) {
         return match env.error {
@@ -341,7 +329,6 @@ pub(crate) fn parse_error_body(status: u16, body: &[u8]) -> ParsedError {
         };
     }
     let text = String::from_utf8_lossy(body);
-    // Kept whole here; `OpenAiError::scrub` removes the key and then truncates.
     let text = one_line(&text, MAX_UNSCRUBBED);
     let message = if text.is_empty() || text.starts_with('<') {
         // An empty body or an HTML error page from a proxy says nothing useful.
@@ -381,7 +368,6 @@ pub(crate) fn missing_scopes(message: &str) -> Option<Vec<String>> {
     Some(scopes)
 }
 
-/// Maps an HTTP error status and its parsed body to a kind.
 pub(crate) fn kind_for_status(
     status: u16,
     parsed: &ParsedError,

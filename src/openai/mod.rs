@@ -5,6 +5,10 @@
 //! It knows nothing of our database, HTTP server or domain: callers hand it a base URL, an
 //! admin key and a `ClientConfig`. It retries with backoff, keeps a rate budget per endpoint
 //! family, bounds concurrency, never follows redirects and never logs secrets or bodies.
+//!
+//! Operations are `Client` methods: `list_*` fetches one page, the plural (`projects`,
+//! `groups`, ...) streams every item page by page. Creates are not repeated after an unknown
+//! outcome unless the client is `retrying_writes`.
 
 // OpenAiError carries what the brief asks for (status, message, request id, organization,
 // timing); errors cost a network round trip anyway, so its size does not matter.

@@ -28,13 +28,11 @@ pub struct CursorPage<T> {
     pub object: String,
     #[serde(default = "Vec::new")]
     pub data: Vec<T>,
-    /// Id of the first item.
     #[serde(default)]
     pub first_id: Option<String>,
     /// Id of the last item: the next page's `after`.
     #[serde(default)]
     pub last_id: Option<String>,
-    /// Whether another page follows.
     #[serde(default)]
     pub has_more: bool,
 }
@@ -47,7 +45,6 @@ pub struct RbacPage<T> {
     pub object: String,
     #[serde(default = "Vec::new")]
     pub data: Vec<T>,
-    /// Whether another page follows.
     #[serde(default)]
     pub has_more: bool,
     /// The next page's `after`.
@@ -63,7 +60,6 @@ pub struct UsagePage<T> {
     pub object: String,
     #[serde(default = "Vec::new")]
     pub data: Vec<T>,
-    /// Whether another page follows.
     #[serde(default)]
     pub has_more: bool,
     /// The next page's `page`.
@@ -73,7 +69,6 @@ pub struct UsagePage<T> {
 
 /// Items of legacy lists, whose id may serve as the cursor when `last_id` is absent.
 pub trait HasId {
-    /// The item's id.
     fn id(&self) -> &str;
 }
 

@@ -68,7 +68,6 @@ impl SortOrder {
 /// `after`/`limit` of the legacy `after=last_id` lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CursorParams {
-    /// Id of the last item of the previous page.
     pub after: Option<String>,
     pub limit: Option<u32>,
 }
@@ -128,9 +127,7 @@ pub enum OwnerAccessFilter {
     /// All keys (the only complete inventory; the default here).
     #[default]
     Any,
-    /// Keys whose owner is still a member.
     Active,
-    /// Keys whose owner left.
     Inactive,
     /// Send no filter: OpenAI then applies hidden visibility rules and may omit keys.
     Unset,
@@ -139,7 +136,6 @@ pub enum OwnerAccessFilter {
 /// Parameters of `GET /organization/projects/{p}/api_keys`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListProjectApiKeysParams {
-    /// `owner_project_access` filter; defaults to `any`.
     pub owner_project_access: OwnerAccessFilter,
     pub after: Option<String>,
     pub limit: Option<u32>,
@@ -165,7 +161,6 @@ impl ListProjectApiKeysParams {
 /// groups) and of admin keys: `after` is the previous page's `next`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RbacListParams {
-    /// Cursor (the previous page's `next`).
     pub after: Option<String>,
     /// Page size (0-1000; project groups 0-100).
     pub limit: Option<u32>,
@@ -229,14 +224,10 @@ impl AuditLogParams {
     }
 }
 
-/// Width of usage buckets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BucketWidth {
-    /// One minute (limit up to 1440).
     Minute,
-    /// One hour (limit up to 168).
     Hour,
-    /// One day (limit up to 31; costs up to 180).
     #[default]
     Day,
 }
@@ -273,7 +264,6 @@ pub struct CostsParams {
     pub group_by: Vec<String>,
     /// Buckets per page, 1-180.
     pub limit: Option<u32>,
-    /// Cursor: the previous page's `next_page`.
     pub page: Option<String>,
 }
 
@@ -296,25 +286,15 @@ impl CostsParams {
 /// The usage endpoints (`/organization/usage/{kind}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UsageKind {
-    /// `completions`.
     Completions,
-    /// `embeddings`.
     Embeddings,
-    /// `moderations`.
     Moderations,
-    /// `images`.
     Images,
-    /// `audio_speeches`.
     AudioSpeeches,
-    /// `audio_transcriptions`.
     AudioTranscriptions,
-    /// `vector_stores`.
     VectorStores,
-    /// `code_interpreter_sessions`.
     CodeInterpreterSessions,
-    /// `file_search_calls`.
     FileSearchCalls,
-    /// `web_search_calls`.
     WebSearchCalls,
 }
 
@@ -352,7 +332,6 @@ pub struct UsageParams {
     pub batch: Option<bool>,
     pub group_by: Vec<String>,
     pub limit: Option<u32>,
-    /// Cursor: the previous page's `next_page`.
     pub page: Option<String>,
 }
 

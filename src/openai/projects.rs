@@ -18,7 +18,6 @@ use super::pagination::{CursorPage, RbacPage};
 use super::params::{CursorParams, ListProjectApiKeysParams, ListProjectsParams, RbacListParams};
 use super::users::LEGACY_MAX_LIMIT;
 
-/// Largest page of project groups.
 const PROJECT_GROUPS_MAX_LIMIT: u32 = 100;
 
 #[derive(Serialize)]
@@ -42,7 +41,6 @@ struct AddGroup<'a> {
 struct Empty {}
 
 impl Client {
-    /// `GET /organization/projects`: one page of projects.
     pub async fn list_projects(
         &self,
         p: &ListProjectsParams,
@@ -55,7 +53,6 @@ impl Client {
         .await
     }
 
-    /// Every project matching `p`, fetched page by page.
     pub fn projects(
         &self,
         p: &ListProjectsParams,
@@ -68,7 +65,6 @@ impl Client {
         )
     }
 
-    /// `GET /organization/projects/{project_id}`.
     pub async fn get_project(&self, project_id: &str) -> Result<Reply<Project>, OpenAiError> {
         self.get(
             EndpointFamily::Projects,
@@ -78,7 +74,6 @@ impl Client {
         .await
     }
 
-    /// `POST /organization/projects` (not repeated after an unknown outcome).
     pub async fn create_project(
         &self,
         body: &CreateProject,
@@ -92,7 +87,6 @@ impl Client {
         .await
     }
 
-    /// `POST /organization/projects/{project_id}`: rename or change the key id.
     pub async fn modify_project(
         &self,
         project_id: &str,
@@ -107,7 +101,7 @@ impl Client {
         .await
     }
 
-    /// `POST /organization/projects/{project_id}/archive` (projects cannot be deleted).
+    /// Projects cannot be deleted, only archived.
     pub async fn archive_project(&self, project_id: &str) -> Result<Reply<Project>, OpenAiError> {
         self.post(
             EndpointFamily::Projects,
@@ -118,7 +112,7 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/projects/{p}/users`: one page of members (400 on archived projects).
+    /// 400 on archived projects.
     pub async fn list_project_users(
         &self,
         project_id: &str,
@@ -132,7 +126,6 @@ impl Client {
         .await
     }
 
-    /// Every member of a project, fetched page by page.
     pub fn project_users(
         &self,
         project_id: &str,
@@ -146,8 +139,7 @@ impl Client {
         )
     }
 
-    /// `POST /organization/projects/{p}/users`: add an organization member to a project.
-    /// Adding an existing member is a 400 (not repeated after an unknown outcome).
+    /// Adds an organization member; an existing member answers 400.
     pub async fn add_project_user(
         &self,
         project_id: &str,
@@ -163,7 +155,6 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/projects/{p}/users/{user_id}`.
     pub async fn get_project_user(
         &self,
         project_id: &str,
@@ -177,7 +168,6 @@ impl Client {
         .await
     }
 
-    /// `POST /organization/projects/{p}/users/{user_id}`: set a member's project role.
     pub async fn modify_project_user(
         &self,
         project_id: &str,
@@ -193,7 +183,6 @@ impl Client {
         .await
     }
 
-    /// `DELETE /organization/projects/{p}/users/{user_id}`: remove a member from a project.
     pub async fn remove_project_user(
         &self,
         project_id: &str,
@@ -206,7 +195,6 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/projects/{p}/service_accounts`: one page.
     pub async fn list_project_service_accounts(
         &self,
         project_id: &str,
@@ -220,7 +208,6 @@ impl Client {
         .await
     }
 
-    /// Every service account of a project, fetched page by page.
     pub fn project_service_accounts(
         &self,
         project_id: &str,
@@ -234,8 +221,7 @@ impl Client {
         )
     }
 
-    /// `POST /organization/projects/{p}/service_accounts`. The answer holds the account's
-    /// key, shown once: it is a `SecretString`, and the call is never repeated blindly.
+    /// The answer holds the account's key, shown once (a `SecretString`).
     pub async fn create_project_service_account(
         &self,
         project_id: &str,
@@ -249,7 +235,6 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/projects/{p}/service_accounts/{sa}`.
     pub async fn get_project_service_account(
         &self,
         project_id: &str,
@@ -269,7 +254,6 @@ impl Client {
         .await
     }
 
-    /// `POST /organization/projects/{p}/service_accounts/{sa}`: rename or change role.
     pub async fn modify_project_service_account(
         &self,
         project_id: &str,
@@ -291,7 +275,7 @@ impl Client {
         .await
     }
 
-    /// `DELETE /organization/projects/{p}/service_accounts/{sa}` (and its keys).
+    /// Also deletes the account's keys.
     pub async fn delete_project_service_account(
         &self,
         project_id: &str,
@@ -310,7 +294,7 @@ impl Client {
         .await
     }
 
-    /// `POST .../service_accounts/{sa}/api_keys`: mint a key, whose value is shown once.
+    /// The key's value is shown once.
     pub async fn create_service_account_api_key(
         &self,
         project_id: &str,
@@ -332,7 +316,6 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/projects/{p}/api_keys`: one page (filter defaults to `any`).
     pub async fn list_project_api_keys(
         &self,
         project_id: &str,
@@ -346,7 +329,6 @@ impl Client {
         .await
     }
 
-    /// Every API key of a project, fetched page by page.
     pub fn project_api_keys(
         &self,
         project_id: &str,
@@ -360,7 +342,6 @@ impl Client {
         )
     }
 
-    /// `GET /organization/projects/{p}/api_keys/{key_id}`.
     pub async fn get_project_api_key(
         &self,
         project_id: &str,
@@ -374,7 +355,7 @@ impl Client {
         .await
     }
 
-    /// `DELETE /organization/projects/{p}/api_keys/{key_id}` (service-account keys: 400).
+    /// Service-account keys answer 400.
     pub async fn delete_project_api_key(
         &self,
         project_id: &str,
@@ -387,7 +368,6 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/projects/{p}/groups`: one page of groups with project access.
     pub async fn list_project_groups(
         &self,
         project_id: &str,
@@ -401,7 +381,6 @@ impl Client {
         .await
     }
 
-    /// Every group with access to a project, fetched page by page.
     pub fn project_groups(
         &self,
         project_id: &str,
@@ -415,8 +394,6 @@ impl Client {
         )
     }
 
-    /// `POST /organization/projects/{p}/groups`: give a group a project role (`role` is a
-    /// role **id**).
     pub async fn add_project_group(
         &self,
         project_id: &str,
@@ -435,7 +412,7 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/projects/{p}/groups/{group_id}` (`group_type` defaults to `group`).
+    /// `group_type: None` lets OpenAI default to `group`.
     pub async fn get_project_group(
         &self,
         project_id: &str,
@@ -453,7 +430,6 @@ impl Client {
         .await
     }
 
-    /// `DELETE /organization/projects/{p}/groups/{group_id}`.
     pub async fn remove_project_group(
         &self,
         project_id: &str,

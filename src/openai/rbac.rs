@@ -17,15 +17,12 @@ use super::models::{
 use super::pagination::RbacPage;
 use super::params::RbacListParams;
 
-/// Largest page of groups, group users, roles and role assignments.
 const RBAC_MAX_LIMIT: u32 = 1000;
 
 /// Where roles are defined: the organization or one project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoleScope {
-    /// `/organization/roles`.
     Organization,
-    /// `/projects/{project_id}/roles`.
     Project(String),
 }
 
@@ -41,13 +38,12 @@ impl RoleScope {
 /// Who holds role assignments, and at which level.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Assignee {
-    /// An organization user: `/organization/users/{u}/roles`.
     OrgUser(String),
-    /// An organization group: `/organization/groups/{g}/roles`.
     OrgGroup(String),
-    /// A user in a project: `/projects/{p}/users/{u}/roles`.
-    ProjectUser { project_id: String, user_id: String },
-    /// A group in a project: `/projects/{p}/groups/{g}/roles`.
+    ProjectUser {
+        project_id: String,
+        user_id: String,
+    },
     ProjectGroup {
         project_id: String,
         group_id: String,
@@ -76,9 +72,7 @@ impl Assignee {
 #[serde(default)]
 pub struct RoleAssignment {
     pub object: String,
-    /// Set for user assignments.
     pub user: Option<OrgUser>,
-    /// Set for group assignments.
     pub group: Option<Group>,
     pub role: Role,
 }
@@ -104,7 +98,6 @@ fn with<'a>(mut base: Vec<&'a str>, more: &[&'a str]) -> Vec<&'a str> {
 }
 
 impl Client {
-    /// `GET /organization/groups`: one page of groups.
     pub async fn list_groups(
         &self,
         p: &RbacListParams,
@@ -117,7 +110,6 @@ impl Client {
         .await
     }
 
-    /// Every group, fetched page by page.
     pub fn groups(
         &self,
         p: &RbacListParams,
@@ -130,7 +122,6 @@ impl Client {
         )
     }
 
-    /// `POST /organization/groups` (not repeated after an unknown outcome).
     pub async fn create_group(&self, name: &str) -> Result<Reply<Group>, OpenAiError> {
         self.post(
             EndpointFamily::Groups,
@@ -172,7 +163,6 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/groups/{g}/users`: one page of a group's members.
     pub async fn list_group_users(
         &self,
         group_id: &str,
@@ -186,7 +176,6 @@ impl Client {
         .await
     }
 
-    /// Every member of a group, fetched page by page.
     pub fn group_users(
         &self,
         group_id: &str,
@@ -200,7 +189,6 @@ impl Client {
         )
     }
 
-    /// `POST /organization/groups/{g}/users`: add a user to a group.
     pub async fn add_group_user(
         &self,
         group_id: &str,
@@ -240,7 +228,6 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/roles`: one page of organization roles.
     pub async fn list_roles(
         &self,
         p: &RbacListParams,
@@ -248,7 +235,6 @@ impl Client {
         self.list_scoped_roles(&RoleScope::Organization, p).await
     }
 
-    /// `GET /projects/{project_id}/roles`: one page of a project's roles.
     pub async fn list_project_roles(
         &self,
         project_id: &str,
@@ -258,7 +244,6 @@ impl Client {
             .await
     }
 
-    /// One page of the roles of `scope`.
     pub async fn list_scoped_roles(
         &self,
         scope: &RoleScope,
@@ -268,7 +253,6 @@ impl Client {
             .await
     }
 
-    /// Every role of `scope`, fetched page by page.
     pub fn roles(
         &self,
         scope: &RoleScope,
@@ -277,7 +261,7 @@ impl Client {
         self.stream::<_, RbacPage<_>>(EndpointFamily::Roles, &scope.path(), p, RBAC_MAX_LIMIT)
     }
 
-    /// Create a custom role in `scope` (not repeated after an unknown outcome).
+    /// Only custom roles can be created, updated or deleted.
     pub async fn create_role(
         &self,
         scope: &RoleScope,
@@ -292,7 +276,6 @@ impl Client {
         .await
     }
 
-    /// Retrieve a role of `scope`.
     pub async fn get_role(
         &self,
         scope: &RoleScope,
@@ -306,7 +289,6 @@ impl Client {
         .await
     }
 
-    /// Update a custom role of `scope`.
     pub async fn update_role(
         &self,
         scope: &RoleScope,
@@ -322,7 +304,6 @@ impl Client {
         .await
     }
 
-    /// Delete a custom role of `scope`.
     pub async fn delete_role(
         &self,
         scope: &RoleScope,
@@ -332,7 +313,6 @@ impl Client {
             .await
     }
 
-    /// One page of the roles assigned to `assignee`.
     pub async fn list_role_assignments(
         &self,
         assignee: &Assignee,
@@ -342,7 +322,6 @@ impl Client {
             .await
     }
 
-    /// Every role assigned to `assignee`, fetched page by page.
     pub fn role_assignments(
         &self,
         assignee: &Assignee,
@@ -356,7 +335,7 @@ impl Client {
         )
     }
 
-    /// Assign a role to `assignee` (assigning twice is harmless, so it may be repeated).
+    /// Assigning twice is harmless, so this may be repeated.
     pub async fn assign_role(
         &self,
         assignee: &Assignee,
@@ -371,7 +350,6 @@ impl Client {
         .await
     }
 
-    /// Retrieve one role assigned to `assignee`.
     pub async fn get_role_assignment(
         &self,
         assignee: &Assignee,
@@ -385,7 +363,6 @@ impl Client {
         .await
     }
 
-    /// Remove a role from `assignee`.
     pub async fn unassign_role(
         &self,
         assignee: &Assignee,

@@ -12,11 +12,10 @@ use super::pagination::{CursorPage, UsagePage};
 use super::params::{AuditLogParams, CostsParams, UsageKind, UsageParams};
 use super::users::LEGACY_MAX_LIMIT;
 
-/// Largest page of cost buckets.
 const COSTS_MAX_LIMIT: u32 = 180;
 
 impl Client {
-    /// `GET /organization/audit_logs`: one page of events (oldest first unless filtered).
+    /// Oldest first unless filtered.
     pub async fn list_audit_logs(
         &self,
         p: &AuditLogParams,
@@ -29,7 +28,6 @@ impl Client {
         .await
     }
 
-    /// Every audit-log event matching `p`, fetched page by page.
     pub fn audit_logs(
         &self,
         p: &AuditLogParams,
@@ -42,7 +40,6 @@ impl Client {
         )
     }
 
-    /// `GET /organization/costs`: one page of daily cost buckets (`start_time` required).
     pub async fn list_costs(
         &self,
         p: &CostsParams,
@@ -51,7 +48,6 @@ impl Client {
             .await
     }
 
-    /// Every cost bucket matching `p`, fetched page by page.
     pub fn costs(
         &self,
         p: &CostsParams,
@@ -64,7 +60,6 @@ impl Client {
         )
     }
 
-    /// `GET /organization/usage/{kind}`: one page of usage buckets (`start_time` required).
     pub async fn list_usage(
         &self,
         kind: UsageKind,
@@ -78,7 +73,6 @@ impl Client {
         .await
     }
 
-    /// Every usage bucket of `kind` matching `p`, fetched page by page.
     pub fn usage(
         &self,
         kind: UsageKind,

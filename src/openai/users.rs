@@ -11,11 +11,9 @@ use super::models::{AdminApiKey, CreateInvite, Deleted, Invite, ModifyUser, OrgU
 use super::pagination::CursorPage;
 use super::params::{CursorParams, RbacListParams};
 
-/// Largest page of the legacy `after=last_id` lists.
 pub(crate) const LEGACY_MAX_LIMIT: u32 = 100;
 
 impl Client {
-    /// `GET /organization/users`: one page of organization members.
     pub async fn list_users(
         &self,
         p: &super::params::ListUsersParams,
@@ -24,7 +22,6 @@ impl Client {
             .await
     }
 
-    /// Every organization member matching `p`, fetched page by page.
     pub fn users(
         &self,
         p: &super::params::ListUsersParams,
@@ -37,8 +34,7 @@ impl Client {
         )
     }
 
-    /// The organization member with this id, or else with this email (case-insensitive);
-    /// `None` if there is no such member.
+    /// By id, else by email (case-insensitive); `None` if there is no such member.
     pub async fn find_user(
         &self,
         user_id: Option<&str>,
@@ -67,7 +63,6 @@ impl Client {
         }
     }
 
-    /// `GET /organization/users/{user_id}`.
     pub async fn get_user(&self, user_id: &str) -> Result<Reply<OrgUser>, OpenAiError> {
         self.get(
             EndpointFamily::Users,
@@ -77,7 +72,6 @@ impl Client {
         .await
     }
 
-    /// `POST /organization/users/{user_id}`: change the organization role (legacy or custom).
     pub async fn modify_user(
         &self,
         user_id: &str,
@@ -92,13 +86,11 @@ impl Client {
         .await
     }
 
-    /// `DELETE /organization/users/{user_id}`: remove someone from the organization.
     pub async fn delete_user(&self, user_id: &str) -> Result<Reply<Deleted>, OpenAiError> {
         self.delete(EndpointFamily::Users, &["organization", "users", user_id])
             .await
     }
 
-    /// `GET /organization/invites`: one page of invites.
     pub async fn list_invites(
         &self,
         p: &CursorParams,
@@ -111,7 +103,6 @@ impl Client {
         .await
     }
 
-    /// Every invite, fetched page by page.
     pub fn invites(
         &self,
         p: &CursorParams,
@@ -124,8 +115,6 @@ impl Client {
         )
     }
 
-    /// `POST /organization/invites`. Not retried after an unknown outcome (it would invite
-    /// twice) unless the client is `retrying_writes`.
     pub async fn create_invite(&self, body: &CreateInvite) -> Result<Reply<Invite>, OpenAiError> {
         self.post(
             EndpointFamily::Invites,
@@ -136,7 +125,7 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/invites/{invite_id}` (poll it for `status`).
+    /// Poll it for `status`.
     pub async fn get_invite(&self, invite_id: &str) -> Result<Reply<Invite>, OpenAiError> {
         self.get(
             EndpointFamily::Invites,
@@ -146,7 +135,7 @@ impl Client {
         .await
     }
 
-    /// `DELETE /organization/invites/{invite_id}` (pending invites only).
+    /// Pending invites only.
     pub async fn delete_invite(&self, invite_id: &str) -> Result<Reply<Deleted>, OpenAiError> {
         self.delete(
             EndpointFamily::Invites,
@@ -155,7 +144,6 @@ impl Client {
         .await
     }
 
-    /// `GET /organization/admin_api_keys`: one page of admin keys (redacted).
     pub async fn list_admin_api_keys(
         &self,
         p: &RbacListParams,
@@ -168,7 +156,6 @@ impl Client {
         .await
     }
 
-    /// Every admin key, fetched page by page.
     pub fn admin_api_keys(
         &self,
         p: &RbacListParams,
@@ -181,7 +168,6 @@ impl Client {
         )
     }
 
-    /// `GET /organization/admin_api_keys/{key_id}`.
     pub async fn get_admin_api_key(&self, key_id: &str) -> Result<Reply<AdminApiKey>, OpenAiError> {
         self.get(
             EndpointFamily::AdminApiKeys,

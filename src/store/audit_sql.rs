@@ -57,7 +57,6 @@ pub(super) const APPEND_PG: &str = concat!(
      $14, $15, $16, $17, seq, prev_hash, hash FROM head RETURNING event_id"
 );
 
-/// The head as it is.
 pub(super) const READ_HEAD: &str =
     "SELECT seq, hash, legacy_through FROM audit_chain_head WHERE id = 1";
 

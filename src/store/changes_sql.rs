@@ -97,7 +97,6 @@ pub(super) const DROP_MET_EXPECTATIONS: &str = "DELETE FROM expected_changes \
        WHERE c.sync_id = $3 AND c.by_governor AND c.kind = expected_changes.kind \
        AND c.item_key = expected_changes.item_key AND c.change = expected_changes.change))";
 
-/// Records an expected change.
 pub(super) const INSERT_EXPECTED: &str = "INSERT INTO expected_changes \
      (connection_id, kind, item_key, change, role, status, until_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -233,7 +232,6 @@ impl TryFrom<ChangeRow> for Change {
 }
 
 impl Bind {
-    /// Binds the value to the next parameter of `q`.
     pub(super) fn bind<'q, O>(self, q: QueryAs<'q, O>) -> QueryAs<'q, O> {
         match self {
             Bind::Text(v) => q.bind(v),

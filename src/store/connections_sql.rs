@@ -77,14 +77,12 @@ const LOCK_CONNECTION_PG: &str = "SELECT 1 FROM connections WHERE connection_id 
 const LOCK_CONNECTION_SQLITE: &str =
     "UPDATE connections SET connection_id = connection_id WHERE connection_id = $1";
 
-/// The connection's live grants.
 const LIVE_GRANTS: &str = "SELECT grant_id FROM grants WHERE connection_id = $1 \
      AND status IN ('pending', 'active', 'invited') ORDER BY grant_id";
 
 /// Deletes a connection (its sealed key and snapshots go with it).
 const DELETE_CONNECTION: &str = "DELETE FROM connections WHERE connection_id = $1";
 
-/// One connection's sealed key.
 const SEALED_KEY: &str = concat!(
     "SELECT ",
     sealed_key_columns!(),
@@ -96,7 +94,6 @@ const PIN_ORGANIZATION: &str = "UPDATE connections SET organization_id = $2, \
      test_required = CASE WHEN $3 THEN FALSE ELSE test_required END \
      WHERE connection_id = $1 AND (organization_id IS NULL OR organization_id = $2)";
 
-/// Stores the last test report.
 const SAVE_TEST_REPORT: &str =
     "UPDATE connections SET last_test_report = $2 WHERE connection_id = $1";
 
@@ -159,7 +156,6 @@ impl TryFrom<ConnectionRow> for Connection {
     }
 }
 
-/// The sealed key columns.
 #[derive(sqlx::FromRow)]
 struct SealedKeyRow {
     connection_id: String,

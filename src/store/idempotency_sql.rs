@@ -17,7 +17,6 @@ pub(super) const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency_keys (subje
 pub(super) const GET_IDEMPOTENCY: &str = "SELECT operation, fingerprint, status_code, \
      response, created_at FROM idempotency_keys WHERE subject = $1 AND idem_key = $2";
 
-/// Stores the answer.
 pub(super) const FINISH_IDEMPOTENCY: &str = "UPDATE idempotency_keys SET status_code = $3, \
      response = $4 WHERE subject = $1 AND idem_key = $2";
 

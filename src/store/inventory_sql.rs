@@ -22,9 +22,7 @@ pub(super) const TAKE_LEASE: &str = "INSERT INTO sync_leases (connection_id, syn
      VALUES ($1, $2, $3) ON CONFLICT (connection_id) DO UPDATE \
      SET sync_id = excluded.sync_id, expires_at = excluded.expires_at \
      WHERE sync_leases.expires_at < $4 RETURNING sync_id";
-/// Who holds the lease.
 pub(super) const LEASE_HOLDER: &str = "SELECT sync_id FROM sync_leases WHERE connection_id = $1";
-/// Extends a held lease.
 pub(super) const RENEW_LEASE: &str =
     "UPDATE sync_leases SET expires_at = $3 WHERE connection_id = $1 AND sync_id = $2";
 /// Releases a held lease (one row affected = it was still ours).
@@ -37,11 +35,9 @@ pub(super) const DELETE_ABANDONED_ITEMS: &str = "DELETE FROM inventory_items WHE
 pub(super) const FAIL_ABANDONED: &str = "UPDATE inventory_syncs SET status = 'failed', \
      finished_at = $2, error = 'abandoned: the process running this sync stopped before it finished' \
      WHERE connection_id = $1 AND status = 'running'";
-/// Records a new run.
 pub(super) const INSERT_SYNC: &str = "INSERT INTO inventory_syncs \
      (sync_id, connection_id, status, requested_by, started_at, finished_at, stats, error) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-/// Records how a run ended.
 pub(super) const UPDATE_SYNC: &str = "UPDATE inventory_syncs \
      SET status = $2, finished_at = $3, stats = $4, error = $5 WHERE sync_id = $1";
 /// The snapshot readers see.
@@ -52,7 +48,6 @@ pub(super) const SET_HEAD: &str = "INSERT INTO inventory_heads (connection_id, s
      SET sync_id = excluded.sync_id, synced_at = excluded.synced_at";
 /// Forgets a connection's logged write-throughs (see `read_model.rs`).
 pub(super) const DROP_PATCHES: &str = "DELETE FROM head_patches WHERE connection_id = $1";
-/// Drops a snapshot's items.
 pub(super) const DELETE_ITEMS: &str = "DELETE FROM inventory_items WHERE sync_id = $1";
 
 pub(super) const GET_SYNC: &str = "SELECT sync_id, connection_id, status, requested_by, \
@@ -126,7 +121,6 @@ pub(super) fn copy_items_sql(replaced: &[Replaced]) -> (String, Vec<String>) {
 /// Items per multi-row INSERT (9 binds each: well under both backends' limits).
 pub(super) const INSERT_CHUNK: usize = 1000;
 
-/// `INSERT` of `rows` items.
 pub(super) fn insert_items_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO inventory_items \

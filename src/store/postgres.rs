@@ -10,7 +10,6 @@ use super::StoreError;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-/// Postgres implementation of [`Store`].
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -21,7 +20,6 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to the database a `postgres:` URL names.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         // No ping before each use: it doubles the round trips of a short query, and a

@@ -12,7 +12,6 @@ use super::StoreError;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
-/// SQLite implementation of [`Store`].
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,

@@ -215,7 +215,6 @@ impl Client {
         }
     }
 
-    /// One HTTP exchange, classified.
     async fn attempt(&self, call: &Call<'_>, url: &Url) -> Attempt {
         let sent = Instant::now();
         let mut request = self
@@ -329,7 +328,6 @@ fn with_headers(failure: Attempt, status: StatusCode, headers: &HeaderMap) -> At
     }
 }
 
-/// Reads the body up to `MAX_BODY`.
 async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, Attempt> {
     let mut body = Vec::new();
     loop {

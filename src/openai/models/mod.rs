@@ -3,7 +3,7 @@
 //! Lenient on purpose: unknown fields are ignored, missing fields default, roles are open
 //! strings and closed-looking enums keep unknown values (`Unknown(String)`), so a field or
 //! value OpenAI adds next month does not break a sync. Secrets returned once are
-//! `SecretString`. Plain data: depends on nothing else of ours.
+//! `SecretString`; timestamps are Unix seconds. Plain data: depends on nothing else of ours.
 
 use serde::{Deserialize, Deserializer, Serialize};
 

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use super::rbac::GroupType;
 
 open_enum! {
-    /// Status of a project.
     ProjectStatus {
         Active = "active",
         /// Archived: read-only, hidden from lists unless asked.
@@ -18,7 +17,6 @@ open_enum! {
 open_enum! {
     /// Whether an API key's owner still has access to its project.
     OwnerProjectAccess {
-        /// The owner is still a member.
         Active = "active",
         /// The owner left; the key stays listed.
         Inactive = "inactive",
@@ -26,10 +24,8 @@ open_enum! {
 }
 
 open_enum! {
-    /// Who owns a project API key.
     ApiKeyOwnerType {
         User = "user",
-        /// A project service account.
         ServiceAccount = "service_account",
     }
 }
@@ -42,9 +38,7 @@ pub struct Project {
     pub id: String,
     pub name: Option<String>,
     pub created_at: i64,
-    /// Unix seconds, when archived.
     pub archived_at: Option<i64>,
-    /// `active`, `archived` or a new value.
     pub status: Option<ProjectStatus>,
     /// Customer-managed encryption key id.
     pub external_key_id: Option<String>,
@@ -56,10 +50,8 @@ pub struct Project {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CreateProject {
     pub name: String,
-    /// Data residency, if not the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub residency: Option<String>,
-    /// Customer-managed encryption key id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_key_id: Option<String>,
 }
@@ -69,7 +61,6 @@ pub struct CreateProject {
 pub struct ModifyProject {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// New encryption key id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_key_id: Option<String>,
 }
@@ -175,15 +166,12 @@ pub struct ApiKeyOwnerServiceAccount {
     pub role: Option<String>,
 }
 
-/// Owner of a project API key.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ApiKeyOwner {
     #[serde(rename = "type")]
     pub owner_type: Option<ApiKeyOwnerType>,
-    /// Set when owned by a user.
     pub user: Option<ApiKeyOwnerUser>,
-    /// Set when owned by a service account.
     pub service_account: Option<ApiKeyOwnerServiceAccount>,
 }
 
@@ -197,7 +185,6 @@ pub struct ProjectApiKey {
     pub redacted_value: String,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
-    /// Whether the owner still has access.
     pub owner_project_access: Option<OwnerProjectAccess>,
     pub owner: ApiKeyOwner,
 }

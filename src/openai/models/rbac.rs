@@ -6,11 +6,8 @@ use super::null_as_default;
 use super::users::OrgUser;
 
 open_enum! {
-    /// Kind of group.
     GroupType {
-        /// An ordinary group.
         Group = "group",
-        /// A tenant group.
         TenantGroup = "tenant_group",
     }
 }
@@ -27,7 +24,7 @@ pub struct Group {
     /// Managed by the identity provider: writes may fail or be overwritten.
     #[serde(alias = "scim_managed")]
     pub is_scim_managed: bool,
-    /// `group` or `tenant_group` (absent in update answers).
+    /// Absent in update answers.
     pub group_type: Option<GroupType>,
 }
 
@@ -98,7 +95,6 @@ pub struct UpdateRole {
 #[serde(default)]
 pub struct AssignmentSource {
     pub principal_id: String,
-    /// Principal type (open string).
     pub principal_type: String,
 }
 
@@ -111,7 +107,6 @@ pub struct AssignedRole {
     #[serde(deserialize_with = "null_as_default")]
     pub permissions: Vec<String>,
     pub resource_type: String,
-    /// Whether OpenAI defines it.
     pub predefined_role: bool,
     pub description: Option<String>,
     pub created_at: Option<i64>,

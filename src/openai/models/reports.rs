@@ -5,16 +5,13 @@ use serde::{Deserialize, Serialize};
 use super::null_as_default;
 
 open_enum! {
-    /// Who acted in an audit-log event.
     AuditActorType {
         /// A person in the dashboard.
         Session = "session",
-        /// An API key.
         ApiKey = "api_key",
     }
 }
 
-/// A project named in an audit-log event.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuditLogProject {
@@ -22,7 +19,6 @@ pub struct AuditLogProject {
     pub name: Option<String>,
 }
 
-/// A user named as an audit-log actor.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuditLogActorUser {
@@ -38,14 +34,12 @@ pub struct AuditLogActorSession {
     pub ip_address: Option<String>,
 }
 
-/// A service account named as an audit-log actor.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuditLogActorServiceAccount {
     pub id: Option<String>,
 }
 
-/// An API key that acted.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuditLogActorApiKey {
@@ -57,15 +51,12 @@ pub struct AuditLogActorApiKey {
     pub service_account: Option<AuditLogActorServiceAccount>,
 }
 
-/// Who performed an audit-logged action.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuditLogActor {
     #[serde(rename = "type")]
     pub actor_type: Option<AuditActorType>,
-    /// Set for dashboard sessions.
     pub session: Option<AuditLogActorSession>,
-    /// Set for API keys.
     pub api_key: Option<AuditLogActorApiKey>,
 }
 
@@ -75,7 +66,6 @@ pub struct AuditLogActor {
 #[serde(default)]
 pub struct AuditLog {
     pub id: String,
-    /// Event type, e.g. `user.added` (open string).
     #[serde(rename = "type")]
     pub event_type: String,
     pub effective_at: i64,
@@ -118,42 +108,34 @@ pub struct Amount {
     pub currency: String,
 }
 
-/// One cost result (`organization.costs.result`).
+/// One cost result (`organization.costs.result`); the grouping fields are set only when
+/// grouped by them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CostResult {
     pub object: String,
     pub amount: Option<Amount>,
-    /// Line item when grouped by it.
     pub line_item: Option<String>,
-    /// Project when grouped by it.
     pub project_id: Option<String>,
-    /// API key when grouped by it.
     pub api_key_id: Option<String>,
     pub quantity: Option<f64>,
     /// Unit of `quantity` (open string).
     pub quantity_unit: Option<String>,
 }
 
-/// One usage result of any usage endpoint: the common grouping fields typed, the counters
-/// (which differ per endpoint) kept in `metrics`.
+/// One usage result of any usage endpoint. Typed: the grouping fields (set only when grouped
+/// by them) and the common counters (where the endpoint counts them); the counters that differ
+/// per endpoint stay in `metrics`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UsageResult {
     pub object: String,
-    /// Project when grouped by it.
     pub project_id: Option<String>,
-    /// User when grouped by it.
     pub user_id: Option<String>,
-    /// API key when grouped by it.
     pub api_key_id: Option<String>,
-    /// Model when grouped by it.
     pub model: Option<String>,
-    /// Number of model requests, where the endpoint counts them.
     pub num_model_requests: Option<i64>,
-    /// Input tokens, where the endpoint counts them.
     pub input_tokens: Option<i64>,
-    /// Output tokens, where the endpoint counts them.
     pub output_tokens: Option<i64>,
     #[serde(flatten)]
     pub metrics: serde_json::Map<String, serde_json::Value>,

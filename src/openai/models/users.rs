@@ -5,11 +5,8 @@ use serde::{Deserialize, Serialize};
 use super::null_as_default;
 
 open_enum! {
-    /// Status of an invite.
     InviteStatus {
-        /// Not yet answered.
         Pending = "pending",
-        /// Accepted: the person is a member.
         Accepted = "accepted",
         Expired = "expired",
     }
@@ -31,11 +28,10 @@ pub struct OrgUser {
     pub email: Option<String>,
     /// Organization role: `owner`, `reader` or a custom value (open string).
     pub role: Option<String>,
-    /// When the user joined (Unix seconds).
     pub added_at: i64,
     pub is_service_account: Option<bool>,
     pub is_scim_managed: Option<bool>,
-    /// Last use of one of the user's API keys (Unix seconds).
+    /// Last use of any of the user's API keys.
     pub api_key_last_used_at: Option<i64>,
 }
 
@@ -113,7 +109,7 @@ pub struct AdminApiKey {
     /// `sk-admin...xyz`: match the suffix to find one's own key.
     pub redacted_value: String,
     pub created_at: i64,
-    /// Unix seconds; `None` for keys that do not expire.
+    /// `None`: never expires.
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub owner: AdminApiKeyOwner,

@@ -20,7 +20,7 @@ use super::AppState;
 use super::extract::{Json, Path, Query};
 use super::inventory::ItemOut;
 use crate::auth::Principal;
-use crate::domain::access::{ConnectionAccess, Person, ProjectReach, ReachCursor};
+use crate::domain::access::{ConnectionAccess, Owners, Person, ProjectReach, ReachCursor};
 use crate::domain::{ConnectionId, ItemKind, SyncId};
 use crate::error::{AppError, ErrorCode, Problem};
 use crate::service::access::ExportPage;
@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub fn connection_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(project_access))
+        .routes(routes!(connection_owners))
         .routes(routes!(export_inventory))
 }
 
@@ -74,6 +75,17 @@ pub struct ReachParams {
 
 /// The largest page of people who can reach a project.
 pub const MAX_REACH_PAGE: u32 = 1000;
+
+/// Paging of a connection's owners.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OwnerParams {
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<u32>,
+    /// Cursor: the `next_cursor` of the previous page (a user id).
+    pub after: Option<String>,
+}
 
 /// The connection an export comes from.
 #[derive(Serialize, ToSchema)]
@@ -157,6 +169,45 @@ async fn person_access(
         user_id,
         connections,
     }))
+}
+
+/// A connection's organization owners.
+///
+/// Everyone whose organization role is `owner` (they can manage every project), with what the
+/// role grants, from the connection's last sync; ordered by user id, in pages. Empty before
+/// the first sync.
+#[utoipa::path(
+    get, path = "/{connection_id}/owners", operation_id = "list_connection_owners",
+    tag = "inventory",
+    params(
+        ("connection_id" = String, Path, description = "Connection id (UUID)"),
+        OwnerParams,
+    ),
+    responses(
+        (status = 200, body = Owners),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown connection", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["inventory:read"]))
+)]
+async fn connection_owners(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<ConnectionId>,
+    Query(params): Query<OwnerParams>,
+) -> Result<Json<Owners>, AppError> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=MAX_REACH_PAGE).contains(&limit) {
+        return Err(bad(format!("limit must be between 1 and {MAX_REACH_PAGE}")));
+    }
+    let after = params.after.as_deref().map(str::trim);
+    if after.is_some_and(|a| a.is_empty() || a.len() > 200) {
+        return Err(bad("after must be the next_cursor of a previous page"));
+    }
+    let owners = state.access.owners(&who, id, after, limit as usize).await?;
+    Ok(Json(owners))
 }
 
 /// Who can reach a project.

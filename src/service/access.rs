@@ -10,7 +10,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use super::connections::not_found;
 use crate::auth::{Principal, Scope};
-use crate::domain::access::{self, ConnectionAccess, Person, ProjectReach};
+use crate::domain::access::{self, ConnectionAccess, Owners, Person, ProjectReach};
 use crate::domain::{Connection, ConnectionId, Item, ItemKind, ItemQuery, SyncId};
 use crate::error::{AppError, ErrorCode};
 use crate::store::{AccessStore, ConnectionStore, InventoryStore, Store};
@@ -100,6 +100,25 @@ impl AccessService {
         Ok(match permission {
             Some(p) => reach.granting(p),
             None => reach,
+        })
+    }
+
+    /// A page of a connection's organization owners (empty before its first sync).
+    pub async fn owners(
+        &self,
+        who: &Principal,
+        id: ConnectionId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Owners, AppError> {
+        who.require(Scope::InventoryRead)?;
+        self.connections
+            .get_connection(id)
+            .await
+            .map_err(not_found(id))?;
+        Ok(match self.store.owner_items(id, after, limit).await? {
+            Some(found) => access::owners(&found),
+            None => Owners::none(),
         })
     }
 

@@ -12,7 +12,7 @@ use sqlx::types::Json;
 use super::inventory_sql::corrupt;
 use crate::store::read_model::{HeadInfo, POLL, ReadModel};
 use super::{Db, POSTGRES, This};
-use crate::domain::access::{KINDS, Person, ProjectItems, SnapshotItem};
+use crate::domain::access::{KINDS, OwnerItems, Person, ProjectItems, SnapshotItem};
 use crate::domain::{ConnectionId, Item, ItemKind};
 use crate::store::{AccessStore, StoreError};
 
@@ -269,5 +269,17 @@ impl AccessStore for This {
         project_id: &str,
     ) -> Result<Option<ProjectItems>, StoreError> {
         Ok(self.read_model().await?.project_items(connection_id, project_id))
+    }
+
+    async fn owner_items(
+        &self,
+        connection_id: ConnectionId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<OwnerItems>, StoreError> {
+        Ok(self
+            .read_model()
+            .await?
+            .owner_items(connection_id, after, limit))
     }
 }

@@ -541,6 +541,14 @@ pub trait AccessStore: Send + Sync {
         connection_id: ConnectionId,
         project_id: &str,
     ) -> Result<Option<crate::domain::access::ProjectItems>, StoreError>;
+    /// A page of the connection's organization owners ordered by user id, after `after`,
+    /// with the organization's roles; `None` without a snapshot.
+    async fn owner_items(
+        &self,
+        connection_id: ConnectionId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<crate::domain::access::OwnerItems>, StoreError>;
 }
 
 /// Which backend a database URL selects.

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::domain::access::{
-    DATA_FIELDS, KINDS, Person, ProjectItems, SnapshotItem, invite_projects,
+    DATA_FIELDS, KINDS, OwnerItems, Person, ProjectItems, SnapshotItem, invite_projects,
 };
 use crate::domain::{ConnectionId, Item, ItemKind, SyncId};
 
@@ -435,6 +435,34 @@ impl ReadModel {
             synced_at: head.info.synced_at,
             project: head.item(project)?.clone(),
             items: head.items(&found),
+        })
+    }
+
+    /// A page of the connection's organization owners by user id, after `after`.
+    pub(super) fn owner_items(
+        &self,
+        id: ConnectionId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Option<OwnerItems> {
+        let heads = self.read();
+        let head = heads.get(&id)?;
+        let mut users: Vec<Item> = head
+            .owners
+            .iter()
+            .filter_map(|&s| head.item(s))
+            .filter(|u| after.is_none_or(|a| u.subject_id.as_deref() > Some(a)))
+            .cloned()
+            .collect();
+        users.sort_by(|a, b| a.subject_id.cmp(&b.subject_id));
+        let has_more = users.len() > limit;
+        users.truncate(limit);
+        Some(OwnerItems {
+            sync_id: head.info.sync_id,
+            synced_at: head.info.synced_at,
+            users,
+            roles: head.items(&head.org_roles),
+            has_more,
         })
     }
 }

@@ -843,6 +843,71 @@ async fn the_large_organization_answers_like_the_sandbox(backend: Backend) {
     }
 }
 
+/// A connection's organization owners: every owner the sandbox has, in pages by user id, each
+/// with the owner role's permissions; empty before the first sync; the usual errors.
+async fn a_connection_s_owners_come_in_pages(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let id = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v1/connections/{id}/owners");
+    let before = get_json(&app, &path).await;
+    assert_eq!(before["data"], json!([]));
+    assert_eq!(before["sync_id"], Value::Null);
+    let mut expected: Vec<String> = app.sandbox.state().write(|org| {
+        let now = org.now();
+        for n in 0..4 {
+            org.add_user(&format!("O{n}"), &format!("o{n}@corp.com"), "owner", now)
+                .unwrap();
+        }
+        org.users
+            .iter()
+            .filter(|u| u.role == "owner")
+            .map(|u| u.id.clone())
+            .collect()
+    });
+    expected.sort();
+    assert!(expected.len() >= 5);
+    sync(&app, &id).await;
+    let mut seen = Vec::new();
+    let mut url = format!("{path}?limit=2");
+    loop {
+        let page = get_json(&app, &url).await;
+        assert!(page["sync_id"].is_string());
+        for u in page["data"].as_array().unwrap() {
+            assert_eq!(u["role"], "owner");
+            assert_eq!(strings(&u["permissions"]), table(ORG_ROLES, "owner"));
+            seen.push(u["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => url = format!("{path}?limit=2&after={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+
+    for bad in ["limit=0", "limit=1001", "after=", "colour=red"] {
+        let res = app.get(&format!("{path}?{bad}"), &reader(&app)).await;
+        assert_problem(res, 400, "invalid_parameter").await;
+    }
+    let res = app
+        .get(&path, &app.token("portal", &[Scope::AccessWrite]))
+        .await;
+    assert_problem(res, 403, "insufficient_scope").await;
+    let res = app
+        .get(
+            "/v1/connections/0192f000-0000-7000-8000-000000000000/owners",
+            &reader(&app),
+        )
+        .await;
+    assert_problem(res, 404, "connection_not_found").await;
+}
+
 crate::backend_tests!(
     a_person_s_access_across_connections_path_by_path,
     who_can_reach_a_project_by_each_path,
@@ -851,4 +916,5 @@ crate::backend_tests!(
     access_errors_are_clear,
     who_can_reach_a_large_project_comes_in_pages,
     the_large_organization_answers_like_the_sandbox,
+    a_connection_s_owners_come_in_pages,
 );

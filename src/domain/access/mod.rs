@@ -285,10 +285,12 @@ fn group_paths(
         .collect()
 }
 
+mod owners;
 mod person;
 mod project;
 #[cfg(test)]
 mod tests;
 
+pub use owners::*;
 pub use person::*;
 pub use project::*;

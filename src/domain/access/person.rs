@@ -118,7 +118,7 @@ pub struct ConnectionAccess {
     pub api_keys: Vec<OwnedKey>,
 }
 
-fn grant_user(book: &RoleBook, i: &Item) -> OrgUser {
+pub(super) fn grant_user(book: &RoleBook, i: &Item) -> OrgUser {
     let g = book.grant(RoleLevel::Organization, i.role.as_deref());
     OrgUser {
         id: i.subject_id.clone().unwrap_or_else(|| i.key.clone()),

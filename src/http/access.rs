@@ -20,13 +20,17 @@ use super::AppState;
 use super::extract::{Json, Path, Query};
 use super::inventory::ItemOut;
 use crate::auth::Principal;
-use crate::domain::access::{ConnectionAccess, Owners, Person, ProjectReach, ReachCursor};
+use crate::domain::access::{
+    ConnectionAccess, HolderCursor, Holders, Owners, Person, ProjectReach, ReachCursor,
+};
 use crate::domain::{ConnectionId, ItemKind, SyncId};
 use crate::error::{AppError, ErrorCode, Problem};
 use crate::service::access::ExportPage;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(person_access))
+    OpenApiRouter::new()
+        .routes(routes!(person_access))
+        .routes(routes!(permission_holders))
 }
 
 pub fn connection_routes() -> OpenApiRouter<AppState> {
@@ -75,6 +79,19 @@ pub struct ReachParams {
 
 /// The largest page of people who can reach a project.
 pub const MAX_REACH_PAGE: u32 = 1000;
+
+/// Which permission, and paging.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HolderParams {
+    /// The permission, e.g. `api.organization.projects.api_keys.write`.
+    pub permission: String,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<u32>,
+    /// Cursor: the `next_cursor` of the previous page.
+    pub after: Option<String>,
+}
 
 /// Paging of a connection's owners.
 #[derive(Deserialize, IntoParams)]
@@ -169,6 +186,51 @@ async fn person_access(
         user_id,
         connections,
     }))
+}
+
+/// Everyone holding a permission, anywhere.
+///
+/// Across every connection's last sync: who holds `permission` organization-wide through
+/// their organization role, and who holds it in each project, with every path granting it
+/// there. Ordered by connection, then the organization-wide holders by user id, then project
+/// by project (people by email then user id); in pages.
+#[utoipa::path(
+    get, path = "/holders", operation_id = "list_permission_holders", tag = "inventory",
+    params(HolderParams),
+    responses(
+        (status = 200, body = Holders),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["inventory:read"]))
+)]
+async fn permission_holders(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(params): Query<HolderParams>,
+) -> Result<Json<Holders>, AppError> {
+    let permission = params.permission.trim();
+    if permission.is_empty() || permission.len() > 200 {
+        return Err(bad(
+            "permission must be a permission name, e.g. api.organization.projects.api_keys.write",
+        ));
+    }
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=MAX_REACH_PAGE).contains(&limit) {
+        return Err(bad(format!("limit must be between 1 and {MAX_REACH_PAGE}")));
+    }
+    let after = match params.after.as_deref() {
+        Some(raw) => Some(HolderCursor::decode(raw).ok_or_else(|| {
+            bad("after must be the next_cursor of a previous page of this listing")
+        })?),
+        None => None,
+    };
+    let holders = state
+        .access
+        .holders(&who, permission, after, limit as usize)
+        .await?;
+    Ok(Json(holders))
 }
 
 /// A connection's organization owners.

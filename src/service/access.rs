@@ -10,7 +10,9 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use super::connections::not_found;
 use crate::auth::{Principal, Scope};
-use crate::domain::access::{self, ConnectionAccess, Owners, Person, ProjectReach};
+use crate::domain::access::{
+    self, ConnectionAccess, HolderCursor, Holders, Owners, Person, ProjectReach,
+};
 use crate::domain::{Connection, ConnectionId, Item, ItemKind, ItemQuery, SyncId};
 use crate::error::{AppError, ErrorCode};
 use crate::store::{AccessStore, ConnectionStore, InventoryStore, Store};
@@ -119,6 +121,94 @@ impl AccessService {
         Ok(match self.store.owner_items(id, after, limit).await? {
             Some(found) => access::owners(&found),
             None => Owners::none(),
+        })
+    }
+
+    /// A page of everyone holding `permission` anywhere: per connection (by id), through
+    /// their organization role (by user id), then in each project (by id) through the paths
+    /// granting it. Requires `inventory:read`.
+    pub async fn holders(
+        &self,
+        who: &Principal,
+        permission: &str,
+        after: Option<HolderCursor>,
+        limit: usize,
+    ) -> Result<Holders, AppError> {
+        who.require(Scope::InventoryRead)?;
+        let want = limit + 1;
+        let mut out = Vec::new();
+        for (conn, name) in self.store.snapshot_heads().await? {
+            if out.len() >= want {
+                break;
+            }
+            if after.as_ref().is_some_and(|a| conn < a.connection_id) {
+                continue;
+            }
+            let here = (conn, name.as_str());
+            let resume = after.as_ref().filter(|a| a.connection_id == conn);
+            if resume.is_none_or(|c| c.project_id.is_none()) {
+                let roles = self.store.org_role_items(conn).await?;
+                let roles = access::org_roles_granting(&roles, permission);
+                if !roles.is_empty() {
+                    let after_user = resume.and_then(|c| c.user_id.as_deref());
+                    let users = self
+                        .store
+                        .users_with_roles(conn, &roles, after_user, want - out.len())
+                        .await?;
+                    out.extend(access::org_holders(here, &users));
+                }
+            }
+            // Resuming inside a project: that project again (after the cursor's person),
+            // then the ones after it.
+            let mut skip = resume
+                .filter(|c| c.project_id.is_some())
+                .map(|c| (c.email.clone(), c.user_id.clone()));
+            let mut again = resume.and_then(|c| c.project_id.clone());
+            let mut after_project = again.clone();
+            while out.len() < want {
+                let ids = match again.take() {
+                    Some(p) => vec![p],
+                    None => {
+                        self.store
+                            .project_ids(conn, after_project.as_deref(), 64)
+                            .await?
+                    }
+                };
+                if ids.is_empty() {
+                    break;
+                }
+                for p in ids {
+                    after_project = Some(p.clone());
+                    let Some(found) = self.store.project_items(conn, &p).await? else {
+                        continue;
+                    };
+                    let reach = access::project_reach(
+                        &found.project,
+                        found.sync_id,
+                        found.synced_at,
+                        &found.items,
+                    )
+                    .granting(permission);
+                    let mut rows = access::project_holders(here, reach);
+                    if let Some(key) = skip.take() {
+                        rows.retain(|h| (h.email.clone(), h.user_id.clone()) > key);
+                    }
+                    out.extend(rows);
+                    if out.len() >= want {
+                        break;
+                    }
+                }
+            }
+        }
+        let has_more = out.len() > limit;
+        out.truncate(limit);
+        Ok(Holders {
+            permission: permission.to_owned(),
+            next_cursor: has_more
+                .then(|| out.last().map(|h| HolderCursor::of(h).encode()))
+                .flatten(),
+            has_more,
+            data: out,
         })
     }
 

@@ -282,4 +282,37 @@ impl AccessStore for This {
             .await?
             .owner_items(connection_id, after, limit))
     }
+
+    async fn snapshot_heads(&self) -> Result<Vec<(ConnectionId, String)>, StoreError> {
+        Ok(self.read_model().await?.heads())
+    }
+
+    async fn org_role_items(&self, connection_id: ConnectionId) -> Result<Vec<Item>, StoreError> {
+        Ok(self.read_model().await?.org_roles(connection_id))
+    }
+
+    async fn users_with_roles(
+        &self,
+        connection_id: ConnectionId,
+        roles: &[String],
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        Ok(self
+            .read_model()
+            .await?
+            .users_with_roles(connection_id, roles, after, limit))
+    }
+
+    async fn project_ids(
+        &self,
+        connection_id: ConnectionId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .read_model()
+            .await?
+            .project_ids(connection_id, after, limit))
+    }
 }

@@ -549,6 +549,26 @@ pub trait AccessStore: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Option<crate::domain::access::OwnerItems>, StoreError>;
+    /// The connections with a snapshot, ordered by id, with their names.
+    async fn snapshot_heads(&self) -> Result<Vec<(ConnectionId, String)>, StoreError>;
+    /// The organization-level role objects of a connection's snapshot.
+    async fn org_role_items(&self, connection_id: ConnectionId) -> Result<Vec<Item>, StoreError>;
+    /// Up to `limit` users of a connection's snapshot whose organization role is one of
+    /// `roles`, ordered by user id, after `after`.
+    async fn users_with_roles(
+        &self,
+        connection_id: ConnectionId,
+        roles: &[String],
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError>;
+    /// Up to `limit` project ids of a connection's snapshot, in order, after `after`.
+    async fn project_ids(
+        &self,
+        connection_id: ConnectionId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// Which backend a database URL selects.

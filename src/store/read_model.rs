@@ -13,7 +13,7 @@
 //! Only the kinds the access questions read are held ([`KINDS`]), and of `data` only the
 //! fields they read ([`DATA_FIELDS`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -53,6 +53,9 @@ struct Head {
     /// Organization owners, and organization-level roles: every project question needs both.
     owners: BTreeSet<u32>,
     org_roles: BTreeSet<u32>,
+    /// Users by user id and projects by id, in order: the holders listing walks them.
+    users: BTreeMap<String, u32>,
+    projects: BTreeMap<String, u32>,
 }
 
 fn trimmed(mut item: Item) -> Item {
@@ -96,6 +99,8 @@ impl Head {
             invites_by_project: HashMap::new(),
             owners: BTreeSet::new(),
             org_roles: BTreeSet::new(),
+            users: BTreeMap::new(),
+            projects: BTreeMap::new(),
         };
         for item in items {
             head.upsert(item);
@@ -156,6 +161,19 @@ impl Head {
                 set.insert(slot);
             } else {
                 set.remove(&slot);
+            }
+        }
+        let ordered = match item.kind {
+            ItemKind::User => Some(&mut self.users),
+            ItemKind::Project => Some(&mut self.projects),
+            _ => None,
+        };
+        if let Some(map) = ordered {
+            let id = item.subject_id.clone().unwrap_or_else(|| item.key.clone());
+            if add {
+                map.insert(id, slot);
+            } else {
+                map.remove(&id);
             }
         }
     }
@@ -464,5 +482,73 @@ impl ReadModel {
             roles: head.items(&head.org_roles),
             has_more,
         })
+    }
+
+    /// The connections with a snapshot, by id, with their names.
+    pub(super) fn heads(&self) -> Vec<(ConnectionId, String)> {
+        let mut out: Vec<_> = self
+            .read()
+            .values()
+            .map(|h| (h.info.connection_id, h.info.name.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The organization-level role objects of a connection's snapshot.
+    pub(super) fn org_roles(&self, id: ConnectionId) -> Vec<Item> {
+        let heads = self.read();
+        heads
+            .get(&id)
+            .map(|h| h.items(&h.org_roles))
+            .unwrap_or_default()
+    }
+
+    /// Up to `limit` users holding one of `roles` as organization role, by user id after
+    /// `after`.
+    pub(super) fn users_with_roles(
+        &self,
+        id: ConnectionId,
+        roles: &[String],
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<Item> {
+        let heads = self.read();
+        let Some(head) = heads.get(&id) else {
+            return Vec::new();
+        };
+        let from = match after {
+            Some(a) => std::ops::Bound::Excluded(a.to_owned()),
+            None => std::ops::Bound::Unbounded,
+        };
+        head.users
+            .range((from, std::ops::Bound::Unbounded))
+            .filter_map(|(_, &s)| head.item(s))
+            .filter(|u| u.role.as_ref().is_some_and(|r| roles.contains(r)))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Up to `limit` project ids of a connection's snapshot after `after`, in order.
+    pub(super) fn project_ids(
+        &self,
+        id: ConnectionId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<String> {
+        let heads = self.read();
+        let Some(head) = heads.get(&id) else {
+            return Vec::new();
+        };
+        let from = match after {
+            Some(a) => std::ops::Bound::Excluded(a.to_owned()),
+            None => std::ops::Bound::Unbounded,
+        };
+        head.projects
+            .range((from, std::ops::Bound::Unbounded))
+            .take(limit)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 }

@@ -908,6 +908,124 @@ async fn a_connection_s_owners_come_in_pages(backend: Backend) {
     assert_problem(res, 404, "connection_not_found").await;
 }
 
+/// Everyone holding a permission anywhere, paged three at a time, is exactly what each
+/// connection's users (by organization role) and each project's who-can-reach (filtered by
+/// the permission) say, in connection, user id, project, person order.
+async fn holders_of_a_permission_agree_with_every_project_s_answer(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let w = world(&app).await;
+    let mut connections = [w.acme.clone(), w.globex.clone()];
+    connections.sort();
+    type Row = (String, Option<String>, Option<String>, Option<String>);
+    for permission in [
+        "api.organization.projects.api_keys.write",
+        "api.organization.read",
+        "api.organization.admin",
+    ] {
+        let mut expected: Vec<Row> = Vec::new();
+        for c in &connections {
+            let users = get_json(
+                &app,
+                &format!("/v1/connections/{c}/inventory/user?limit=500"),
+            )
+            .await;
+            let mut org: Vec<Row> = users["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|u| {
+                    let role = u["role"].as_str().unwrap_or_default();
+                    ORG_ROLES
+                        .iter()
+                        .any(|(n, perms)| *n == role && perms.contains(&permission))
+                })
+                .map(|u| {
+                    (
+                        c.clone(),
+                        None,
+                        u["email"].as_str().map(str::to_owned),
+                        u["subject_id"].as_str().map(str::to_owned),
+                    )
+                })
+                .collect();
+            org.sort_by(|a, b| a.3.cmp(&b.3));
+            expected.extend(org);
+            let projects = get_json(
+                &app,
+                &format!("/v1/connections/{c}/inventory/project?limit=500"),
+            )
+            .await;
+            let mut ids: Vec<String> = projects["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["key"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            for p in ids {
+                let reach = get_json(
+                    &app,
+                    &format!("/v1/connections/{c}/projects/{p}/access?permission={permission}"),
+                )
+                .await;
+                for r in reach["people"].as_array().unwrap() {
+                    expected.push((
+                        c.clone(),
+                        Some(p.clone()),
+                        r["email"].as_str().map(str::to_owned),
+                        r["user_id"].as_str().map(str::to_owned),
+                    ));
+                }
+            }
+        }
+        assert!(!expected.is_empty(), "{permission}");
+        let mut got: Vec<Row> = Vec::new();
+        let base = format!("/v1/access/holders?permission={permission}&limit=3");
+        let mut url = base.clone();
+        loop {
+            let page = get_json(&app, &url).await;
+            assert_eq!(page["permission"], permission);
+            let data = page["data"].as_array().unwrap();
+            assert!(data.len() <= 3);
+            for h in data {
+                if h["project_id"].is_null() {
+                    assert!(h["organization_role"].is_string(), "{h}");
+                } else {
+                    assert!(!h["paths"].as_array().unwrap().is_empty(), "{h}");
+                }
+                got.push((
+                    h["connection_id"].as_str().unwrap().to_owned(),
+                    h["project_id"].as_str().map(str::to_owned),
+                    h["email"].as_str().map(str::to_owned),
+                    h["user_id"].as_str().map(str::to_owned),
+                ));
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => url = format!("{base}&after={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(got, expected, "{permission}");
+    }
+    for bad in [
+        "/v1/access/holders",
+        "/v1/access/holders?permission=",
+        "/v1/access/holders?permission=x&limit=0",
+        "/v1/access/holders?permission=x&after=zzz",
+    ] {
+        assert_problem(app.get(bad, &reader(&app)).await, 400, "invalid_parameter").await;
+    }
+    let res = app
+        .get(
+            "/v1/access/holders?permission=x",
+            &app.token("portal", &[Scope::AccessWrite]),
+        )
+        .await;
+    assert_problem(res, 403, "insufficient_scope").await;
+}
+
 crate::backend_tests!(
     a_person_s_access_across_connections_path_by_path,
     who_can_reach_a_project_by_each_path,
@@ -917,4 +1035,5 @@ crate::backend_tests!(
     who_can_reach_a_large_project_comes_in_pages,
     the_large_organization_answers_like_the_sandbox,
     a_connection_s_owners_come_in_pages,
+    holders_of_a_permission_agree_with_every_project_s_answer,
 );

@@ -285,12 +285,14 @@ fn group_paths(
         .collect()
 }
 
+mod holders;
 mod owners;
 mod person;
 mod project;
 #[cfg(test)]
 mod tests;
 
+pub use holders::*;
 pub use owners::*;
 pub use person::*;
 pub use project::*;

@@ -100,6 +100,15 @@ pub struct Service {
 impl Service {
     /// Migrates `database_url`, serves the app on port 0 with `allowed` base URLs allowed.
     pub async fn start(database_url: &str, allowed: &[&str]) -> Service {
+        Self::start_with(database_url, allowed, |_| {}).await
+    }
+
+    /// [`Self::start`] with a change to the configuration.
+    pub async fn start_with(
+        database_url: &str,
+        allowed: &[&str],
+        configure: impl FnOnce(&mut openai_governor::config::Config),
+    ) -> Service {
         use openai_governor::{app, auth, config, store};
         let secret =
             secrecy::SecretString::from("bench-secret-bench-secret-bench-secret".to_owned());
@@ -108,6 +117,7 @@ impl Service {
         // believed to): a full key's connection test is then `ok`, as in production with
         // OG_OPENAI_CHECKS_PERMISSION_FIRST=true.
         config.openai_checks_permission_first = true;
+        configure(&mut config);
         let store = store::connect(database_url).await.unwrap();
         store.migrate().await.unwrap();
         let built = app::build_with_store(config, store).unwrap();

@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
+
+use crate::service::policy::PolicyGate;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -124,6 +126,7 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         offboarding_wait,
         idempotency_ttl,
         limits,
+        policy,
         ..
     } = config;
     let key_ring = Arc::new(key_ring);
@@ -132,16 +135,18 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         key_ring.clone(),
         allowed_base_urls.clone(),
         prober,
-    );
+    )
+    .with_policy(policy.clone());
     let clients = OpenAiClients::new(
         store.clone(),
         key_ring,
         sync.client.clone(),
         allowed_base_urls,
     );
-    let inventory = InventoryService::new(store.clone(), clients.clone(), sync);
+    let inventory =
+        InventoryService::new(store.clone(), clients.clone(), sync).with_policy(policy.clone());
     let changes = ChangesService::new(store.clone());
-    let access = AccessService::new(store.clone());
+    let access = AccessService::new(store.clone()).with_policy(policy.clone());
     let grant_settings = GrantSettings {
         lease: grant_lease,
         lock_wait: grant_lock_wait,
@@ -150,14 +155,18 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
         ..GrantSettings::default()
     };
     let grants = GrantService::new(store.clone(), clients.clone(), grant_settings);
-    let audit = AuditService::new(store.clone());
+    let audit = AuditService::new(store.clone()).with_policy(policy.clone(), store.clone());
+    // The offboarding is authorized whole; the grants it revokes go through an unpoliced
+    // grant service.
     let offboarding = OffboardingService::new(
         store.clone(),
         clients,
         grants.clone(),
         audit.clone(),
         offboarding_wait,
-    );
+    )
+    .with_policy(policy.clone());
+    let grants = grants.with_policy(policy.clone());
     let state = AppState {
         idempotency: IdempotencyService::new(
             store.clone(),
@@ -166,6 +175,7 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
             grant_lease,
         ),
         limits: Arc::new(Limits::new(limits)),
+        policy,
         offboarding,
         access,
         audit,
@@ -200,6 +210,23 @@ pub async fn serve(
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
+/// Reads the policy file again on every SIGHUP; a file that is not valid is logged and the
+/// policy in force stays.
+pub fn reload_policy_on_sighup(policy: PolicyGate) -> Option<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).ok()?;
+    Some(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match policy.reload() {
+                Ok(rules) => tracing::info!(rules, "policy reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "policy reload refused; the previous policy stays in force")
+                }
+            }
+        }
+    }))
+}
+
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     Unauthenticated,
     /// The token is valid but lacks the scope the operation needs.
     InsufficientScope,
+    /// The operator's policy does not allow this caller to do this (`policy_rule` names the rule).
+    PolicyDenied,
     /// No route matches the path.
     NotFound,
     /// The connection does not exist (or was deleted).
@@ -107,7 +109,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             Unauthenticated => StatusCode::UNAUTHORIZED,
-            InsufficientScope => StatusCode::FORBIDDEN,
+            InsufficientScope | PolicyDenied => StatusCode::FORBIDDEN,
             NotFound | ConnectionNotFound | SyncNotFound | ProjectNotFound => StatusCode::NOT_FOUND,
             GrantNotFound => StatusCode::NOT_FOUND,
             GrantNotLive => StatusCode::CONFLICT,
@@ -148,6 +150,7 @@ impl ErrorCode {
         match self {
             Unauthenticated => "Authentication required",
             InsufficientScope => "Insufficient scope",
+            PolicyDenied => "Denied by policy",
             NotFound => "Not found",
             ConnectionNotFound => "Connection not found",
             SyncNotFound => "Sync not found",
@@ -196,6 +199,7 @@ impl ErrorCode {
         match self {
             Unauthenticated => "unauthenticated",
             InsufficientScope => "insufficient_scope",
+            PolicyDenied => "policy_denied",
             NotFound => "not_found",
             ConnectionNotFound => "connection_not_found",
             SyncNotFound => "sync_not_found",
@@ -290,6 +294,9 @@ pub struct Problem {
     /// Invalid fields, for `validation_failed`.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub errors: Vec<FieldError>,
+    /// The policy rule that refused, for `policy_denied` (`default-deny` when none allowed it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_rule: Option<String>,
 }
 
 impl Problem {
@@ -303,6 +310,7 @@ impl Problem {
             instance: None,
             request_id: None,
             errors: Vec::new(),
+            policy_rule: None,
         }
     }
 
@@ -332,6 +340,8 @@ pub struct AppError {
     pub message: String,
     /// Field-level details for validation failures.
     pub errors: Vec<FieldError>,
+    /// The policy rule that refused, for `policy_denied`.
+    pub policy_rule: Option<String>,
     /// The internal cause, logged, never served.
     #[source]
     pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -343,6 +353,7 @@ impl AppError {
             code,
             message: message.into(),
             errors: Vec::new(),
+            policy_rule: None,
             source: None,
         }
     }
@@ -401,6 +412,7 @@ impl IntoResponse for AppError {
         }
         let mut problem = Problem::new(self.code, self.message);
         problem.errors = self.errors;
+        problem.policy_rule = self.policy_rule;
         problem.into_response_with_status()
     }
 }

@@ -44,6 +44,18 @@ enum Command {
     /// Audit trail tools.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Policy file tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Check a policy file; exits non-zero naming the line of the first problem.
+    Check {
+        /// The policy file (YAML).
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -120,6 +132,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .context("opening the store")?;
             store.migrate().await.context("applying migrations")?;
             println!("migrations applied ({})", store.backend());
+            Ok(())
+        }
+        Command::Policy(PolicyCommand::Check { file }) => {
+            let policy = openai_governor::service::policy::load(&file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!(
+                "{}: {} caller(s), {} rule(s): valid",
+                file.display(),
+                policy.callers.len(),
+                policy.rules.len()
+            );
             Ok(())
         }
         Command::Openapi => {
@@ -228,6 +251,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
              `openai-governor token --scope connections:read --scope connections:write`."
         );
     }
+    if config.policy.enforced() {
+        tracing::info!("policy in force: callers may do only what OG_POLICY_FILE allows");
+    } else {
+        tracing::warn!(
+            "NO POLICY: OG_POLICY_FILE is not set, so every token with a scope may use it on \
+             every connection (any role, any duration, any caller's grants). Set OG_POLICY_FILE \
+             before handing the service to more than one caller."
+        );
+    }
     let backend = config
         .database_url
         .split(':')
@@ -243,6 +275,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     let _scheduler = app.spawn_scheduler();
     let _grant_worker = app.spawn_grant_worker();
+    let _reloader = app::reload_policy_on_sighup(app.state.policy.clone());
     app::serve(listener, app.router, app::shutdown_signal()).await?;
     Ok(())
 }

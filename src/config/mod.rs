@@ -176,6 +176,8 @@ pub struct Config {
     pub idempotency_ttl: Duration,
     /// Rate limits and caps on callers.
     pub limits: CallerLimits,
+    /// The operator's policy (open when no policy file is given).
+    pub policy: crate::service::policy::PolicyGate,
     /// What was generated in development mode.
     pub dev: DevBootstrap,
 }
@@ -277,6 +279,28 @@ impl Config {
                 "OG_BODY_LIMIT_BYTES must be at least 1024".into(),
             ));
         }
+        let policy = match settings
+            .policy_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            Some(path) => {
+                let gate = crate::service::policy::PolicyGate::from_file(path).map_err(|e| {
+                    ConfigError::Invalid(format!("OG_POLICY_FILE {}: {e}", path.display()))
+                })?;
+                if matches!(jwt.keys, JwtKeys::Hs256(_)) && !settings.policy_allow_hs256 {
+                    return Err(ConfigError::Invalid(
+                        "OG_POLICY_FILE names callers, but tokens are verified with the HS256 \
+                         shared secret: every holder of it can mint any caller's token. Use \
+                         OG_JWT_PUBLIC_KEY_FILE or OG_JWT_JWKS_URL (one signer per caller), or \
+                         set OG_POLICY_ALLOW_HS256=true for development"
+                            .into(),
+                    ));
+                }
+                gate
+            }
+            None => crate::service::policy::PolicyGate::open(),
+        };
 
         Ok(Config {
             database_url: settings.database_url.clone(),
@@ -309,6 +333,7 @@ impl Config {
                 concurrent_connection_tests: settings.max_concurrent_connection_tests,
                 syncs_per_minute: settings.sync_requests_per_minute,
             },
+            policy,
             dev,
         })
     }
@@ -363,6 +388,7 @@ impl Config {
             cors_allowed_origins: Vec::new(),
             idempotency_ttl: Duration::from_secs(24 * 3600),
             limits: CallerLimits::OFF,
+            policy: crate::service::policy::PolicyGate::open(),
             dev: DevBootstrap::default(),
         })
     }

@@ -151,6 +151,15 @@ pub struct Settings {
     /// Origins allowed by CORS (comma-separated); none by default.
     #[arg(long, env = "OG_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
+    /// The policy file (YAML): which caller may do what, where, for how long. Without one,
+    /// every token with the scope may do anything (a warning at start and in `/readyz`).
+    /// Reloaded on SIGHUP.
+    #[arg(long, env = "OG_POLICY_FILE")]
+    pub policy_file: Option<PathBuf>,
+    /// Accept a policy with the HS256 shared secret (development only: every holder of the
+    /// secret can mint any caller's token, so the policy cannot tell callers apart).
+    #[arg(long, env = "OG_POLICY_ALLOW_HS256", default_value_t = false, action = clap::ArgAction::Set)]
+    pub policy_allow_hs256: bool,
 }
 
 /// Logging, for every subcommand (the sandbox logs too).

@@ -132,6 +132,9 @@ pub enum AuditOutcome {
     Pending,
     /// Refused or failed; `detail.message` says why.
     Failed,
+    /// Refused by the operator's policy before anything was written; `detail.policy_rule`
+    /// names the rule.
+    Denied,
 }
 
 impl AuditOutcome {
@@ -142,6 +145,7 @@ impl AuditOutcome {
             Self::Unchanged => "unchanged",
             Self::Pending => "pending",
             Self::Failed => "failed",
+            Self::Denied => "denied",
         }
     }
 }
@@ -154,6 +158,7 @@ impl FromStr for AuditOutcome {
             "unchanged" => Ok(Self::Unchanged),
             "pending" => Ok(Self::Pending),
             "failed" => Ok(Self::Failed),
+            "denied" => Ok(Self::Denied),
             _ => Err(()),
         }
     }
@@ -201,6 +206,16 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
+    /// Adds `more`'s fields to `detail` (an object), keeping what is there.
+    pub fn add_detail(&mut self, more: serde_json::Value) {
+        match (&mut self.detail, more) {
+            (Some(serde_json::Value::Object(have)), serde_json::Value::Object(add)) => {
+                have.extend(add);
+            }
+            (slot, more) => *slot = Some(more),
+        }
+    }
+
     /// An entry with only who, what and how filled in; the rest is set field by field.
     pub fn new(
         at: DateTime<Utc>,

@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod offboarding;
 pub mod permissions;
 pub mod person;
+pub mod policy;
 
 pub use changes::{
     Change, ChangeEvent, ChangeId, ChangeKind, ChangeQuery, EventVerb, ExpectedChange, event_verb,

@@ -21,7 +21,8 @@ use super::extract::{Json, Path, Query};
 use super::inventory::ItemOut;
 use crate::auth::Principal;
 use crate::domain::access::{
-    ConnectionAccess, HolderCursor, Holders, Owners, Person, ProjectReach, ReachCursor,
+    ConnectionAccess, HolderCursor, Holders, Owners, Person, PersonCursor, ProjectReach,
+    ReachCursor,
 };
 use crate::domain::{ConnectionId, ItemKind, SyncId};
 use crate::error::{AppError, ErrorCode, Problem};
@@ -49,6 +50,10 @@ pub struct PersonParams {
     pub email: Option<String>,
     /// The person's OpenAI user id (`user-...`), the same in every organization.
     pub user_id: Option<String>,
+    /// Projects per page, across connections, 1–1000 (default 1000).
+    pub limit: Option<u32>,
+    /// Cursor: the `next_cursor` of the previous page.
+    pub after: Option<String>,
 }
 
 /// A person's access across every connection.
@@ -59,8 +64,15 @@ pub struct PersonAccessOut {
     /// The user id asked about, if asked by id.
     pub user_id: Option<String>,
     /// One entry per connection where the person is a user or has a pending invite, each
-    /// from that connection's last successful sync (`synced_at`); empty for unknown people.
+    /// from that connection's last successful sync (`synced_at`), in connection id order;
+    /// empty for unknown people. A page holds at most `limit` projects: a connection
+    /// continued from the previous page repeats its `user`, `invites`, `groups` and
+    /// `api_keys`, and its `projects` go on where the previous page stopped.
     pub connections: Vec<ConnectionAccess>,
+    /// Whether another page follows.
+    pub has_more: bool,
+    /// Pass as `after` for the next page.
+    pub next_cursor: Option<String>,
 }
 
 /// Filter of who-can-reach.
@@ -132,9 +144,9 @@ fn bad(message: impl Into<String>) -> AppError {
     AppError::new(ErrorCode::InvalidParameter, message)
 }
 
-fn person(params: PersonParams) -> Result<Person, AppError> {
+fn person(email: Option<String>, user_id: Option<String>) -> Result<Person, AppError> {
     let clean = |v: Option<String>| v.map(|s| s.trim().to_owned());
-    match (clean(params.email), clean(params.user_id)) {
+    match (clean(email), clean(user_id)) {
         (Some(email), None) => {
             if email.len() > 320 || !email.contains('@') || email.starts_with('@') {
                 return Err(bad("email must be an email address"));
@@ -175,8 +187,21 @@ async fn person_access(
     who: Principal,
     Query(params): Query<PersonParams>,
 ) -> Result<Json<PersonAccessOut>, AppError> {
-    let person = person(params)?;
-    let connections = state.access.person_access(&who, &person).await?;
+    let person = person(params.email, params.user_id)?;
+    let limit = params.limit.unwrap_or(MAX_REACH_PAGE);
+    if !(1..=MAX_REACH_PAGE).contains(&limit) {
+        return Err(bad(format!("limit must be between 1 and {MAX_REACH_PAGE}")));
+    }
+    let after = match params.after.as_deref() {
+        Some(raw) => Some(PersonCursor::decode(raw).ok_or_else(|| {
+            bad("after must be the next_cursor of a previous page of this person's access")
+        })?),
+        None => None,
+    };
+    let page = state
+        .access
+        .person_access(&who, &person, after.as_ref(), limit as usize)
+        .await?;
     let (email, user_id) = match person {
         Person::Email(e) => (Some(e), None),
         Person::UserId(u) => (None, Some(u)),
@@ -184,7 +209,9 @@ async fn person_access(
     Ok(Json(PersonAccessOut {
         email,
         user_id,
-        connections,
+        connections: page.connections,
+        has_more: page.has_more,
+        next_cursor: page.next_cursor,
     }))
 }
 

@@ -72,6 +72,12 @@ pub struct GrantOut {
     pub pending: Option<PendingOp>,
     /// Writes attempted so far for the pending operation (bounded, so a grant never loops).
     pub attempts: u32,
+    /// How many times the expiry was changed (a policy may cap it).
+    #[serde(default)]
+    pub extensions: u32,
+    /// The policy rule that allowed the grant (`null` when no policy is in force).
+    #[serde(default)]
+    pub policy_rule: Option<String>,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -109,6 +115,8 @@ impl From<Grant> for GrantOut {
             upstream_request_id: g.upstream_request_id,
             pending: s.pending,
             attempts: s.attempts,
+            extensions: g.extensions,
+            policy_rule: g.policy_rule,
             created_at: g.created_at,
             updated_at: g.updated_at,
             ended_at: s.ended_at,

@@ -23,6 +23,10 @@ pub struct Health {
     /// Store backend, on readiness.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<&'static str>,
+    /// On readiness: `enforced` when a policy file is in force, `none` when every token with
+    /// a scope may use it everywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<&'static str>,
 }
 
 /// The process is up.
@@ -32,6 +36,7 @@ async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok",
         store: None,
+        policy: None,
     })
 }
 
@@ -49,5 +54,10 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, AppError>
     Ok(Json(Health {
         status: "ok",
         store: Some(state.store.backend()),
+        policy: Some(if state.policy.enforced() {
+            "enforced"
+        } else {
+            "none"
+        }),
     }))
 }

@@ -27,4 +27,6 @@ pub struct AppState {
     pub offboarding: OffboardingService,
     pub idempotency: IdempotencyService,
     pub limits: Arc<Limits>,
+    /// The operator's policy (for `/readyz`; the services enforce it).
+    pub policy: crate::service::policy::PolicyGate,
 }

@@ -11,10 +11,12 @@ use futures::stream::{self, BoxStream, StreamExt};
 use super::connections::not_found;
 use crate::auth::{Principal, Scope};
 use crate::domain::access::{
-    self, ConnectionAccess, HolderCursor, Holders, Owners, Person, ProjectReach,
+    self, HolderCursor, Holders, Owners, Person, PersonCursor, PersonPage, ProjectReach,
 };
+use crate::domain::policy::Action;
 use crate::domain::{Connection, ConnectionId, Item, ItemKind, ItemQuery, SyncId};
 use crate::error::{AppError, ErrorCode};
+use crate::service::policy::PolicyGate;
 use crate::store::{AccessStore, ConnectionStore, InventoryStore, Store};
 
 /// Items read per query while exporting.
@@ -25,6 +27,7 @@ pub struct AccessService {
     store: Arc<dyn AccessStore>,
     connections: Arc<dyn ConnectionStore>,
     inventory: Arc<dyn InventoryStore>,
+    policy: PolicyGate,
 }
 
 /// A page of an export: items of one kind, in key order.
@@ -57,19 +60,45 @@ impl AccessService {
             connections: store.clone(),
             inventory: store.clone(),
             store,
+            policy: PolicyGate::open(),
         }
     }
 
+    /// The same service under the operator's policy.
+    pub fn with_policy(self, policy: PolicyGate) -> Self {
+        Self { policy, ..self }
+    }
+
+    /// The connection `id`, if the policy lets `who` read it.
+    async fn readable(&self, who: &Principal, id: ConnectionId) -> Result<Connection, AppError> {
+        let c = self
+            .connections
+            .get_connection(id)
+            .await
+            .map_err(not_found(id))?;
+        self.policy.require_on(who, Action::Read, &c)?;
+        Ok(c)
+    }
+
     /// What every connection's snapshot says about a person: connections where they are a
-    /// user or have a pending invite. Unknown people get an empty list.
+    /// user or have a pending invite, at most `limit` projects a page. Unknown people get an
+    /// empty list.
     pub async fn person_access(
         &self,
         who: &Principal,
         person: &Person,
-    ) -> Result<Vec<ConnectionAccess>, AppError> {
+        after: Option<&PersonCursor>,
+        limit: usize,
+    ) -> Result<PersonPage, AppError> {
         who.require(Scope::InventoryRead)?;
         let items = self.store.person_items(person).await?;
-        Ok(access::person_access(items))
+        // Only the organizations the policy lets this caller read.
+        let mut all = access::person_access(items);
+        all.retain(|c| {
+            self.policy
+                .sees(who, Action::Read, c.connection_id, &c.connection_name)
+        });
+        Ok(access::person_page(all, after, limit))
     }
 
     /// Everyone who can reach a project of a connection, with each path; with `permission`,
@@ -83,10 +112,7 @@ impl AccessService {
         permission: Option<&str>,
     ) -> Result<ProjectReach, AppError> {
         who.require(Scope::InventoryRead)?;
-        self.connections
-            .get_connection(id)
-            .await
-            .map_err(not_found(id))?;
+        self.readable(who, id).await?;
         let Some(found) = self.store.project_items(id, project_id).await? else {
             return Err(AppError::new(
                 ErrorCode::ProjectNotFound,
@@ -114,10 +140,7 @@ impl AccessService {
         limit: usize,
     ) -> Result<Owners, AppError> {
         who.require(Scope::InventoryRead)?;
-        self.connections
-            .get_connection(id)
-            .await
-            .map_err(not_found(id))?;
+        self.readable(who, id).await?;
         Ok(match self.store.owner_items(id, after, limit).await? {
             Some(found) => access::owners(&found),
             None => Owners::none(),
@@ -140,6 +163,9 @@ impl AccessService {
         for (conn, name) in self.store.snapshot_heads().await? {
             if out.len() >= want {
                 break;
+            }
+            if !self.policy.sees(who, Action::Read, conn, &name) {
+                continue;
             }
             if after.as_ref().is_some_and(|a| conn < a.connection_id) {
                 continue;
@@ -216,11 +242,7 @@ impl AccessService {
     /// snapshot is known before anything is sent) and the rest as the stream is polled.
     pub async fn export(&self, who: &Principal, id: ConnectionId) -> Result<Export, AppError> {
         who.require(Scope::InventoryRead)?;
-        let connection = self
-            .connections
-            .get_connection(id)
-            .await
-            .map_err(not_found(id))?;
+        let connection = self.readable(who, id).await?;
         let first = self
             .inventory
             .list_items(id, &ItemQuery::all(ItemKind::ALL[0], EXPORT_CHUNK))

@@ -2,16 +2,20 @@
 //! caller's scopes themselves) and read entries back (`audit:read`). There is deliberately no
 //! use case that changes or deletes an entry; the store's tables refuse it too.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::auth::{Principal, Scope};
+use crate::domain::ConnectionId;
 use crate::domain::audit::{
     AuditEntry, AuditEvent, AuditId, AuditQuery, ChainProblem, ChainReport, ChainWalk,
 };
+use crate::domain::policy::Action;
 use crate::error::AppError;
-use crate::store::{AuditStore, StoreError};
+use crate::service::policy::PolicyGate;
+use crate::store::{AuditStore, ConnectionStore, StoreError};
 
 /// Largest page of entries a caller can ask for.
 pub const MAX_PAGE: u32 = 500;
@@ -23,12 +27,37 @@ const EXPORT_CHUNK: u32 = 500;
 #[derive(Clone)]
 pub struct AuditService {
     store: Arc<dyn AuditStore>,
+    /// The policy, and where connection names come from (rules name connections by name).
+    policy: Option<(PolicyGate, Arc<dyn ConnectionStore>)>,
 }
 
 impl AuditService {
     /// Wires the use cases to the store.
     pub fn new(store: Arc<dyn AuditStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            policy: None,
+        }
+    }
+
+    /// The same service under the operator's policy: readers see the entries of the
+    /// connections they may `audit`, and entries naming none only if they may audit all.
+    pub fn with_policy(self, policy: PolicyGate, connections: Arc<dyn ConnectionStore>) -> Self {
+        Self {
+            policy: Some((policy, connections)),
+            ..self
+        }
+    }
+
+    /// A filter keeping what `who` may read, or `None` when it may read everything.
+    fn scope_for(&self, who: &Principal) -> Option<Visible> {
+        let (policy, connections) = self.policy.as_ref()?;
+        (policy.enforced() && !policy.allows_everywhere(who, Action::Audit)).then(|| Visible {
+            who: who.clone(),
+            policy: policy.clone(),
+            connections: connections.clone(),
+            names: BTreeMap::new(),
+        })
     }
 
     /// Appends `entry`. A failure is logged (what was being recorded, never the entry's
@@ -58,7 +87,25 @@ impl AuditService {
     ) -> Result<Vec<AuditEvent>, AppError> {
         who.require(Scope::AuditRead)?;
         query.limit = query.limit.clamp(1, MAX_PAGE + 1);
-        Ok(self.store.list_audit(&query).await?)
+        let Some(mut visible) = self.scope_for(who) else {
+            return Ok(self.store.list_audit(&query).await?);
+        };
+        // Read on until the page is full or the trail ends: the cursor stays the entry id.
+        let mut out = Vec::new();
+        loop {
+            let page = self.store.list_audit(&query).await?;
+            let end = page.len() < query.limit as usize;
+            query.after = page.last().map(|e| e.id).or(query.after);
+            for e in page {
+                if visible.keeps(&e).await {
+                    out.push(e);
+                }
+            }
+            if end || out.len() >= query.limit as usize {
+                out.truncate(query.limit as usize);
+                return Ok(out);
+            }
+        }
     }
 
     /// Every entry matching `query` (its `after` is where to start, its `limit` ignored), as
@@ -72,26 +119,66 @@ impl AuditService {
     ) -> Result<BoxStream<'static, Result<Vec<AuditEvent>, AppError>>, AppError> {
         who.require(Scope::AuditRead)?;
         let store = self.store.clone();
-        let start = Some(AuditQuery {
-            limit: EXPORT_CHUNK,
-            ..query
-        });
+        let start = Some((
+            AuditQuery {
+                limit: EXPORT_CHUNK,
+                ..query
+            },
+            self.scope_for(who),
+        ));
         Ok(stream::unfold(start, move |next| {
             let store = store.clone();
             async move {
-                let mut query = next?;
+                let (mut query, mut visible) = next?;
                 match store.list_audit(&query).await {
                     Ok(page) if page.is_empty() => None,
                     Ok(page) => {
                         let more = page.len() == EXPORT_CHUNK as usize;
                         query.after = page.last().map(|e| e.id);
-                        Some((Ok(page), more.then_some(query)))
+                        let mut kept = Vec::with_capacity(page.len());
+                        for e in page {
+                            let keep = match visible.as_mut() {
+                                Some(v) => v.keeps(&e).await,
+                                None => true,
+                            };
+                            if keep {
+                                kept.push(e);
+                            }
+                        }
+                        Some((Ok(kept), more.then_some((query, visible))))
                     }
                     Err(e) => Some((Err(e.into()), None)),
                 }
             }
         })
         .boxed())
+    }
+}
+
+/// What a caller whose policy limits its audit reads may see, with the connection names
+/// looked up once per read.
+struct Visible {
+    who: Principal,
+    policy: PolicyGate,
+    connections: Arc<dyn ConnectionStore>,
+    names: BTreeMap<ConnectionId, String>,
+}
+
+impl Visible {
+    async fn keeps(&mut self, e: &AuditEvent) -> bool {
+        let Some(id) = e.entry.connection_id else {
+            return false;
+        };
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.names.entry(id) {
+            // A deleted connection is known by its id alone.
+            let name = match self.connections.get_connection(id).await {
+                Ok(c) => c.name,
+                Err(_) => String::new(),
+            };
+            slot.insert(name);
+        }
+        let name = self.names.get(&id).map(String::as_str).unwrap_or_default();
+        self.policy.sees(&self.who, Action::Audit, id, name)
     }
 }
 

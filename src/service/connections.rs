@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::domain::policy::Action;
+use crate::service::policy::PolicyGate;
+
 use chrono::Utc;
 use secrecy::SecretString;
 use url::Url;
@@ -58,6 +61,7 @@ pub struct ConnectionService {
     allowed_base_urls: Arc<Vec<Url>>,
     prober: Prober,
     audit: AuditService,
+    policy: PolicyGate,
 }
 
 /// Collects every invalid field of a request, so the caller hears about all of them at once.
@@ -124,7 +128,26 @@ impl ConnectionService {
             keys,
             allowed_base_urls: Arc::new(allowed_base_urls),
             prober,
+            policy: PolicyGate::open(),
         }
+    }
+
+    /// The same service under the operator's policy.
+    pub fn with_policy(self, policy: PolicyGate) -> Self {
+        Self { policy, ..self }
+    }
+
+    /// Whether `who` sees the connection at all: it may read or manage it.
+    fn sees(&self, who: &Principal, c: &Connection) -> bool {
+        self.policy.sees(who, Action::Read, c.id, &c.name)
+            || self.policy.sees(who, Action::Manage, c.id, &c.name)
+    }
+
+    /// The connection `id`, if `who` may do `action` on it.
+    async fn managed(&self, who: &Principal, id: ConnectionId) -> Result<Connection, AppError> {
+        let c = self.store.get_connection(id).await.map_err(not_found(id))?;
+        self.policy.require_on(who, Action::Manage, &c)?;
+        Ok(c)
     }
 
     /// Appends what `who` did to connection `id`. The change is already made when this runs:
@@ -212,6 +235,14 @@ impl ConnectionService {
         input: NewConnectionInput,
     ) -> Result<Connection, AppError> {
         who.require(Scope::ConnectionsWrite)?;
+        // A new connection is known by its name (its id does not exist yet).
+        self.policy.decide(
+            who,
+            &crate::domain::policy::Scope::new(Action::Manage).on(crate::domain::policy::Named {
+                id: "",
+                name: Some(input.name.trim()),
+            }),
+        )?;
         let mut checks = Checks::default();
         let name = checks.check(validate_name(&input.name));
         let target = self.key_target(
@@ -266,7 +297,11 @@ impl ConnectionService {
     /// One connection. Requires `connections:read`.
     pub async fn get(&self, who: &Principal, id: ConnectionId) -> Result<Connection, AppError> {
         who.require(Scope::ConnectionsRead)?;
-        self.store.get_connection(id).await.map_err(not_found(id))
+        let c = self.store.get_connection(id).await.map_err(not_found(id))?;
+        if !self.sees(who, &c) {
+            self.policy.require_on(who, Action::Read, &c)?;
+        }
+        Ok(c)
     }
 
     /// A page of connections in creation order, and whether more follow. Requires `connections:read`.
@@ -278,7 +313,17 @@ impl ConnectionService {
     ) -> Result<(Vec<Connection>, bool), AppError> {
         who.require(Scope::ConnectionsRead)?;
         let limit = limit.clamp(1, MAX_PAGE);
-        let mut page = self.store.list_connections(after, limit + 1).await?;
+        // Filtered by the policy: read on until the page is full or the list ends.
+        let (mut page, mut cursor) = (Vec::new(), after);
+        loop {
+            let got = self.store.list_connections(cursor, limit + 1).await?;
+            let end = got.len() <= limit as usize;
+            cursor = got.last().map(|c| c.id);
+            page.extend(got.into_iter().filter(|c| self.sees(who, c)));
+            if end || page.len() > limit as usize {
+                break;
+            }
+        }
         let more = page.len() > limit as usize;
         page.truncate(limit as usize);
         Ok((page, more))
@@ -294,6 +339,7 @@ impl ConnectionService {
         patch: ConnectionPatchInput,
     ) -> Result<Connection, AppError> {
         who.require(Scope::ConnectionsWrite)?;
+        self.managed(who, id).await?;
         let mut checks = Checks::default();
         let name = patch
             .name
@@ -409,7 +455,7 @@ impl ConnectionService {
     pub async fn delete(&self, who: &Principal, id: ConnectionId) -> Result<(), AppError> {
         who.require(Scope::ConnectionsWrite)?;
         // Read first: the entry outlives the row and should say what was deleted.
-        let before = self.store.get_connection(id).await.map_err(not_found(id))?;
+        let before = self.managed(who, id).await?;
         match self
             .store
             .delete_connection(id)
@@ -455,14 +501,14 @@ impl ConnectionService {
         id: ConnectionId,
     ) -> Result<Connection, AppError> {
         who.require(Scope::ConnectionsWrite)?;
-        self.store.get_connection(id).await.map_err(not_found(id))
+        self.managed(who, id).await
     }
 
     /// Tests a saved connection with its stored key and stores the report.
     /// Requires `connections:write` (it uses the secret and records a result).
     pub async fn test(&self, who: &Principal, id: ConnectionId) -> Result<TestReport, AppError> {
         who.require(Scope::ConnectionsWrite)?;
-        let connection = self.store.get_connection(id).await.map_err(not_found(id))?;
+        let connection = self.managed(who, id).await?;
         let stored = self.store.sealed_key(id).await.map_err(not_found(id))?;
         super::clients::still_allowed(&self.allowed_base_urls, id, &stored.base_url)?;
         let key = self

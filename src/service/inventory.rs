@@ -17,12 +17,14 @@ use super::scheduler::SCHEDULER;
 use super::sync::{Changes, FetchPlan, NotIncremental, audit_mark, fetch, fetch_changes};
 use crate::auth::{Principal, Scope};
 use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome, SYSTEM_ACTOR};
+use crate::domain::policy::Action;
 use crate::domain::{
     AuditMark, ConnectionId, Item, ItemPage, ItemQuery, SyncId, SyncMode, SyncRun, SyncStats,
     SyncStatus,
 };
 use crate::error::{AppError, ErrorCode};
 use crate::openai::{Client, ClientConfig};
+use crate::service::policy::PolicyGate;
 use crate::store::{ConnectionStore, InventoryStore, Store, StoreError, SyncStart};
 
 /// Largest page of inventory items or syncs a caller can ask for.
@@ -71,6 +73,7 @@ pub struct InventoryService {
     /// One OpenAI client per connection, shared with grants.
     clients: OpenAiClients,
     audit: AuditService,
+    policy: PolicyGate,
 }
 
 fn sync_not_found(id: SyncId) -> impl FnOnce(StoreError) -> AppError {
@@ -137,7 +140,29 @@ impl InventoryService {
             store,
             settings: Arc::new(settings),
             clients,
+            policy: PolicyGate::open(),
         }
+    }
+
+    /// The same service under the operator's policy.
+    pub fn with_policy(self, policy: PolicyGate) -> Self {
+        Self { policy, ..self }
+    }
+
+    /// The connection `id`, if `who` may do `action` on it.
+    async fn allowed(
+        &self,
+        who: &Principal,
+        id: ConnectionId,
+        action: Action,
+    ) -> Result<(), AppError> {
+        let c = self
+            .connections
+            .get_connection(id)
+            .await
+            .map_err(not_found(id))?;
+        self.policy.require_on(who, action, &c)?;
+        Ok(())
     }
 
     /// The inventory store (for the scheduler).
@@ -159,6 +184,9 @@ impl InventoryService {
         full: bool,
     ) -> Result<SyncRun, AppError> {
         who.require(Scope::ConnectionsWrite)?;
+        if self.policy.enforced() {
+            self.allowed(who, id, Action::Manage).await?;
+        }
         self.start_for(id, &who.subject, who.client_id.clone(), full)
             .await
     }
@@ -462,7 +490,9 @@ impl InventoryService {
     /// One run. Requires `inventory:read`.
     pub async fn get_sync(&self, who: &Principal, id: SyncId) -> Result<SyncRun, AppError> {
         who.require(Scope::InventoryRead)?;
-        self.store.get_sync(id).await.map_err(sync_not_found(id))
+        let run = self.store.get_sync(id).await.map_err(sync_not_found(id))?;
+        self.allowed(who, run.connection_id, Action::Read).await?;
+        Ok(run)
     }
 
     /// A connection's runs, newest first. Requires `inventory:read`.
@@ -474,10 +504,7 @@ impl InventoryService {
         limit: u32,
     ) -> Result<Vec<SyncRun>, AppError> {
         who.require(Scope::InventoryRead)?;
-        self.connections
-            .get_connection(id)
-            .await
-            .map_err(not_found(id))?;
+        self.allowed(who, id, Action::Read).await?;
         Ok(self
             .store
             .list_syncs(id, before, limit.clamp(1, MAX_PAGE))
@@ -493,10 +520,7 @@ impl InventoryService {
     ) -> Result<ItemPage, AppError> {
         who.require(Scope::InventoryRead)?;
         query.limit = query.limit.clamp(1, MAX_PAGE);
-        self.connections
-            .get_connection(id)
-            .await
-            .map_err(not_found(id))?;
+        self.allowed(who, id, Action::Read).await?;
         Ok(self.store.list_items(id, &query).await?)
     }
 }

@@ -11,6 +11,7 @@ pub mod grants;
 pub mod idempotency;
 pub mod inventory;
 pub mod offboarding;
+pub mod policy;
 pub mod problems;
 pub mod rekey;
 pub mod scheduler;

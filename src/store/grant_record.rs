@@ -21,6 +21,10 @@ fn v1() -> u32 {
     1
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct GrantRecord {
     #[serde(default = "v1")]
@@ -40,6 +44,11 @@ pub(super) struct GrantRecord {
     invite_id: Option<String>,
     error: Option<String>,
     upstream_request_id: Option<String>,
+    // Added after v1's first rows: absent in older ones.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    extensions: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    policy_rule: Option<String>,
     pending: Option<PendingOp>,
     attempts: u32,
     created_at: DateTime<Utc>,
@@ -76,6 +85,8 @@ impl From<&Grant> for GrantRecord {
             invite_id: g.invite_id.clone(),
             error: s.error,
             upstream_request_id: g.upstream_request_id.clone(),
+            extensions: g.extensions,
+            policy_rule: g.policy_rule.clone(),
             pending: s.pending,
             attempts: s.attempts,
             created_at: g.created_at,
@@ -122,6 +133,8 @@ impl TryFrom<GrantRecord> for Grant {
             previous_role: r.previous_role,
             invite_id: r.invite_id,
             upstream_request_id: r.upstream_request_id,
+            extensions: r.extensions,
+            policy_rule: r.policy_rule,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })

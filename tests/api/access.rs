@@ -60,6 +60,30 @@ async fn get_json(app: &TestApp, path: &str) -> Value {
     res.json().await.unwrap()
 }
 
+/// A person's access through every page, each connection's projects joined again.
+async fn person_all_pages(app: &TestApp, email: &str) -> Value {
+    let path = format!("/v1/access?email={email}");
+    let mut whole = get_json(app, &path).await;
+    while let Some(cursor) = whole["next_cursor"].as_str().map(str::to_owned) {
+        let page = get_json(app, &format!("{path}&after={cursor}")).await;
+        let have = whole["connections"].as_array_mut().unwrap();
+        for c in page["connections"].as_array().unwrap() {
+            match have
+                .iter_mut()
+                .find(|h| h["connection_id"] == c["connection_id"])
+            {
+                Some(h) => h["projects"]
+                    .as_array_mut()
+                    .unwrap()
+                    .extend(c["projects"].as_array().unwrap().iter().cloned()),
+                None => have.push(c.clone()),
+            }
+        }
+        whole["next_cursor"] = page["next_cursor"].clone();
+    }
+    whole
+}
+
 fn strings(v: &Value) -> Vec<String> {
     let mut out: Vec<String> = v
         .as_array()
@@ -714,6 +738,109 @@ async fn who_can_reach_a_large_project_comes_in_pages(backend: Backend) {
     }
 }
 
+/// Someone in hundreds of projects, seen through two connections: the pages hold every
+/// project of each connection once, in order, at most `limit` a page.
+async fn a_person_in_hundreds_of_projects_comes_in_pages(backend: Backend) {
+    let options = Options {
+        sandbox: SandboxConfig {
+            org: OrgShape {
+                projects: 250,
+                archived_share: 0.0,
+                ..OrgShape::small()
+            },
+            ..SandboxConfig::default()
+        },
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
+    let email = app.sandbox.state().write(|org| {
+        let now = org.now();
+        let id = org
+            .add_user("Busy", "busy@corp.com", "reader", now)
+            .unwrap();
+        let projects: Vec<String> = org.projects.iter().map(|p| p.id.clone()).collect();
+        for p in projects {
+            org.add_project_user(&p, &id, "member").ok();
+        }
+        "busy@corp.com".to_owned()
+    });
+    for name in ["acme", "acme-eu"] {
+        let id = app
+            .create_connection(name, app.sandbox.key(KeyProfile::All))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        sync(&app, &id).await;
+    }
+    let path = format!("/v1/access?email={email}");
+    let whole = get_json(&app, &path).await;
+    assert_eq!(whole["has_more"], false);
+    let flatten = |connections: &[Value]| -> Vec<(String, String)> {
+        connections
+            .iter()
+            .flat_map(|c| {
+                let conn = c["connection_id"].as_str().unwrap().to_owned();
+                c["projects"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(move |p| (conn.clone(), p["project_id"].as_str().unwrap().to_owned()))
+            })
+            .collect()
+    };
+    let all = flatten(whole["connections"].as_array().unwrap());
+    assert_eq!(whole["connections"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        all.len(),
+        2 * 250,
+        "every project, through both connections"
+    );
+
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}&limit=120&after={c}"),
+            None => format!("{path}&limit=120"),
+        };
+        let page = get_json(&app, &url).await;
+        let connections = page["connections"].as_array().unwrap();
+        for c in connections {
+            assert_eq!(c["user"]["email"], email.as_str(), "each page stands alone");
+        }
+        let got = flatten(connections);
+        assert!(got.len() <= 120);
+        paged.extend(got);
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(c) => {
+                assert_eq!(page["has_more"], true);
+                cursor = Some(c.to_owned());
+            }
+            None => {
+                assert_eq!(page["has_more"], false);
+                break;
+            }
+        }
+    }
+    assert_eq!(pages, all.len().div_ceil(120));
+    assert_eq!(paged, all, "the pages are the whole answer, once, in order");
+
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "after=not-a-cursor",
+        "after=bm90IGpzb24",
+    ] {
+        let res = app.get(&format!("{path}&{bad}"), &reader(&app)).await;
+        assert_problem(res, 400, "invalid_parameter").await;
+    }
+}
+
 /// The 50,000-user organization (`OrgShape::large()`), synced, then asked about: for a spread
 /// of people and projects, the answers hold exactly what the sandbox's own state holds.
 async fn the_large_organization_answers_like_the_sandbox(backend: Backend) {
@@ -788,7 +915,7 @@ async fn the_large_organization_answers_like_the_sandbox(backend: Backend) {
     });
     assert!(people.len() >= 50 && projects.len() >= 18);
     for (email, (role, expected_projects, groups)) in &people {
-        let answer = get_json(&app, &format!("/v1/access?email={email}")).await;
+        let answer = person_all_pages(&app, email).await;
         let c = &answer["connections"][0];
         assert_eq!(c["user"]["role"], role.as_str(), "{email}");
         let direct: BTreeMap<String, String> = c["projects"]
@@ -1033,6 +1160,7 @@ crate::backend_tests!(
     export_streams_the_whole_snapshot,
     access_errors_are_clear,
     who_can_reach_a_large_project_comes_in_pages,
+    a_person_in_hundreds_of_projects_comes_in_pages,
     the_large_organization_answers_like_the_sandbox,
     a_connection_s_owners_come_in_pages,
     holders_of_a_permission_agree_with_every_project_s_answer,

@@ -29,6 +29,7 @@ mod jwks;
 mod limits;
 mod offboarding;
 mod openapi;
+mod policy;
 mod sandbox_writes;
 mod store_conformance;
 mod trust;

@@ -59,18 +59,12 @@ impl HolderCursor {
     }
 
     pub fn encode(&self) -> String {
-        use base64::Engine;
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        super::encode_cursor(self)
     }
 
     /// Reads [`Self::encode`]'s form; `None` for anything else.
     pub fn decode(raw: &str) -> Option<Self> {
-        use base64::Engine;
-        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(raw)
-            .ok()?;
-        serde_json::from_slice(&json).ok()
+        super::decode_cursor(raw)
     }
 }
 

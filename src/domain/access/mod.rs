@@ -285,6 +285,22 @@ fn group_paths(
         .collect()
 }
 
+/// The opaque text form of a page cursor callers pass back (base64url of its JSON).
+pub(crate) fn encode_cursor<T: Serialize>(cursor: &T) -> String {
+    use base64::Engine;
+    let json = serde_json::to_vec(cursor).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+/// Reads [`encode_cursor`]'s form; `None` for anything else.
+pub(crate) fn decode_cursor<T: serde::de::DeserializeOwned>(raw: &str) -> Option<T> {
+    use base64::Engine;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
 mod holders;
 mod owners;
 mod person;

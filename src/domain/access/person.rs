@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
@@ -242,4 +242,79 @@ pub fn person_access(items: Vec<SnapshotItem>) -> Vec<ConnectionAccess> {
         });
     }
     out
+}
+
+/// Where a page of a person's access starts: in `connection_id` (and every later connection),
+/// after project `after_project` (`""`: from that connection's first project).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonCursor {
+    pub connection_id: ConnectionId,
+    pub after_project: String,
+}
+
+impl PersonCursor {
+    /// The opaque text form callers pass back.
+    pub fn encode(&self) -> String {
+        super::encode_cursor(self)
+    }
+
+    /// Reads [`Self::encode`]'s form; `None` for anything else.
+    pub fn decode(raw: &str) -> Option<Self> {
+        super::decode_cursor(raw)
+    }
+}
+
+/// A page of a person's access: at most `limit` projects, across connections in id order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonPage {
+    /// A connection continued from the previous page repeats its user, invites, groups and
+    /// keys (small, and each page then stands alone); its `projects` go on where it stopped.
+    pub connections: Vec<ConnectionAccess>,
+    pub has_more: bool,
+    pub next_cursor: Option<String>,
+}
+
+/// Cuts [`person_access`]'s answer (connections in id order, projects in id order) into the
+/// page starting at `after`, holding at most `limit` (≥ 1) projects.
+pub fn person_page(
+    all: Vec<ConnectionAccess>,
+    after: Option<&PersonCursor>,
+    limit: usize,
+) -> PersonPage {
+    let mut budget = limit.max(1);
+    let mut connections = Vec::new();
+    let mut next = None;
+    for mut c in all {
+        if let Some(a) = after {
+            if c.connection_id < a.connection_id {
+                continue;
+            }
+            if c.connection_id == a.connection_id {
+                c.projects.retain(|p| p.project_id > a.after_project);
+            }
+        }
+        if budget == 0 {
+            next = Some(PersonCursor {
+                connection_id: c.connection_id,
+                after_project: String::new(),
+            });
+            break;
+        }
+        if c.projects.len() > budget {
+            c.projects.truncate(budget);
+            next = c.projects.last().map(|p| PersonCursor {
+                connection_id: c.connection_id,
+                after_project: p.project_id.clone(),
+            });
+            connections.push(c);
+            break;
+        }
+        budget -= c.projects.len();
+        connections.push(c);
+    }
+    PersonPage {
+        connections,
+        has_more: next.is_some(),
+        next_cursor: next.as_ref().map(PersonCursor::encode),
+    }
 }

@@ -186,3 +186,77 @@ fn a_group_path_holds_the_roles_assigned_to_the_group_in_the_project() {
         "the assigned role's permissions count"
     );
 }
+
+fn connection(n: u8, projects: &[&str]) -> ConnectionAccess {
+    ConnectionAccess {
+        connection_id: format!("0192f000-0000-7000-8000-00000000000{n}")
+            .parse()
+            .unwrap(),
+        connection_name: format!("c{n}"),
+        sync_id: "0192f000-0000-7000-8000-000000000002".parse().unwrap(),
+        synced_at: Utc::now(),
+        user: None,
+        invites: vec![],
+        projects: projects
+            .iter()
+            .map(|p| ProjectAccess {
+                project_id: (*p).to_owned(),
+                project_name: None,
+                project_status: None,
+                paths: vec![],
+                permissions: vec![],
+            })
+            .collect(),
+        groups: vec![],
+        api_keys: vec![],
+    }
+}
+
+#[test]
+fn a_person_s_pages_hold_every_project_once_and_every_connection() {
+    let all = vec![
+        connection(1, &["p1", "p2", "p3"]),
+        connection(2, &[]),
+        connection(3, &["p1", "p4"]),
+    ];
+    for limit in 1..=6 {
+        let mut seen: Vec<(String, String)> = Vec::new();
+        let mut connections = BTreeSet::new();
+        let mut after = None;
+        for _ in 0..10 {
+            let page = person_page(all.clone(), after.as_ref(), limit);
+            let held: usize = page.connections.iter().map(|c| c.projects.len()).sum();
+            assert!(held <= limit, "limit {limit}: {held} projects");
+            for c in &page.connections {
+                connections.insert(c.connection_name.clone());
+                for p in &c.projects {
+                    seen.push((c.connection_name.clone(), p.project_id.clone()));
+                }
+            }
+            assert_eq!(page.has_more, page.next_cursor.is_some());
+            match page.next_cursor {
+                Some(raw) => after = Some(PersonCursor::decode(&raw).unwrap()),
+                None => break,
+            }
+        }
+        let want: Vec<(String, String)> = [
+            ("c1", "p1"),
+            ("c1", "p2"),
+            ("c1", "p3"),
+            ("c3", "p1"),
+            ("c3", "p4"),
+        ]
+        .map(|(c, p)| (c.to_owned(), p.to_owned()))
+        .to_vec();
+        assert_eq!(seen, want, "limit {limit}");
+        assert_eq!(
+            connections.len(),
+            3,
+            "limit {limit}: a connection without projects is kept"
+        );
+    }
+    let whole = person_page(all.clone(), None, 1000);
+    assert_eq!(whole.connections, all);
+    assert!(!whole.has_more);
+    assert_eq!(PersonCursor::decode("not a cursor"), None);
+}

@@ -236,6 +236,10 @@ pub struct Grant {
     pub invite_id: Option<String>,
     /// OpenAI's request id of the last write.
     pub upstream_request_id: Option<String>,
+    /// How many times the expiry was changed (policies cap it).
+    pub extensions: u32,
+    /// The policy rule that allowed the grant (`None` without a policy).
+    pub policy_rule: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

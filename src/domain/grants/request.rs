@@ -301,6 +301,8 @@ impl Grant {
             previous_role: None,
             invite_id: None,
             upstream_request_id: None,
+            extensions: 0,
+            policy_rule: None,
             created_at: now,
             updated_at: now,
         }

@@ -13,6 +13,7 @@
 //! (outcomes and audit entries), [`worker`] (expiry, reconcile, invites). Requests are parsed
 //! by the domain ([`GrantIn::parse`]) and the grant moves through its state's transitions.
 
+mod policy;
 mod read;
 mod record;
 mod worker;
@@ -30,10 +31,12 @@ use crate::domain::audit::{AuditAction, AuditOutcome, SYSTEM_ACTOR};
 use crate::domain::grants::{
     BadTransition, End, EndKind, Grant, GrantIn, GrantQuery, GrantStatus, check_end, expiry,
 };
+use crate::domain::policy::Action;
 use crate::domain::{ConnectionId, GrantId};
 use crate::error::{AppError, ErrorCode};
+use crate::service::policy::PolicyGate;
 use crate::service::problems::invalid;
-use crate::store::{ConnectionStore, GrantSaveExtras, GrantStore, Store, StoreError};
+use crate::store::{AuditStore, ConnectionStore, GrantSaveExtras, GrantStore, Store, StoreError};
 
 /// Largest page of grants a caller can ask for.
 pub const MAX_PAGE: u32 = 200;
@@ -120,6 +123,8 @@ impl Actor {
 pub struct GrantService {
     store: Arc<dyn GrantStore>,
     connections: Arc<dyn ConnectionStore>,
+    audit: Arc<dyn AuditStore>,
+    policy: PolicyGate,
     clients: OpenAiClients,
     settings: Arc<GrantSettings>,
     /// This process, as a lease owner.
@@ -159,11 +164,18 @@ impl GrantService {
     pub fn new(store: Arc<dyn Store>, clients: OpenAiClients, settings: GrantSettings) -> Self {
         Self {
             connections: store.clone(),
+            audit: store.clone(),
+            policy: PolicyGate::open(),
             store,
             clients,
             settings: Arc::new(settings),
             instance: uuid::Uuid::now_v7().to_string().into(),
         }
+    }
+
+    /// The same service under the operator's policy.
+    pub fn with_policy(self, policy: PolicyGate) -> Self {
+        Self { policy, ..self }
     }
 
     /// The same service under a new lease-owner identity: what another replica sharing the
@@ -190,7 +202,20 @@ impl GrantService {
         if !who.has(Scope::AuditRead) {
             who.require(Scope::AccessWrite)?;
         }
-        self.store.get_grant(id).await.map_err(grant_not_found(id))
+        let grant = self
+            .store
+            .get_grant(id)
+            .await
+            .map_err(grant_not_found(id))?;
+        if self.policy.enforced() {
+            let c = self
+                .connections
+                .get_connection(grant.connection_id)
+                .await
+                .map_err(not_found(grant.connection_id))?;
+            self.policy.require_on(who, Action::Read, &c)?;
+        }
+        Ok(grant)
     }
 
     /// A page of grants. Requires `access:write` or `audit:read`.
@@ -199,7 +224,41 @@ impl GrantService {
             who.require(Scope::AccessWrite)?;
         }
         q.limit = q.limit.clamp(1, MAX_PAGE);
-        Ok(self.store.list_grants(&q).await?)
+        if !self.policy.enforced() {
+            return Ok(self.store.list_grants(&q).await?);
+        }
+        // Only the grants of connections this caller may read; read on until the page is
+        // full or the list ends (the cursor stays the grant id).
+        let mut names = std::collections::BTreeMap::new();
+        let mut out = Vec::new();
+        loop {
+            let page = self.store.list_grants(&q).await?;
+            let end = page.len() < q.limit as usize;
+            q.after = page.last().map(|g| g.id).or(q.after);
+            for g in page {
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    names.entry(g.connection_id)
+                {
+                    // A deleted connection is known by its id alone.
+                    let name = match self.connections.get_connection(g.connection_id).await {
+                        Ok(c) => c.name,
+                        Err(_) => String::new(),
+                    };
+                    slot.insert(name);
+                }
+                let name = names
+                    .get(&g.connection_id)
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                if self.policy.sees(who, Action::Read, g.connection_id, name) {
+                    out.push(g);
+                }
+            }
+            if end || out.len() >= q.limit as usize {
+                out.truncate(q.limit as usize);
+                return Ok(out);
+            }
+        }
     }
 
     /// Grants project access. Requires `access:write`.
@@ -213,8 +272,15 @@ impl GrantService {
             .get_connection(connection_id)
             .await
             .map_err(not_found(connection_id))?;
-        let client = self.clients.client(&connection).await?;
         let mut grant = Grant::new(request, who.subject.clone(), who.client_id.clone(), now);
+        if let Some(rule) = self
+            .authorize(who, Action::Grant, &connection, &grant)
+            .await?
+        {
+            grant.expires_at = self.limit_grant(who, &rule, &grant, now).await?;
+            grant.policy_rule = Some(rule.id);
+        }
+        let client = self.clients.client(&connection).await?;
         // The intent, with the access lock: a concurrent identical grant waits here and then
         // finds the access held, so OpenAI sees one write.
         let deadline = tokio::time::Instant::now() + self.settings.lock_wait;
@@ -249,6 +315,21 @@ impl GrantService {
         who.require(Scope::AccessWrite)?;
         input.check()?;
         let actor = Actor::of(who);
+        if self.policy.enforced() {
+            // Asked before the claim, so a refused caller never holds the grant's lease.
+            let grant = self
+                .store
+                .get_grant(id)
+                .await
+                .map_err(grant_not_found(id))?;
+            let connection = self
+                .connections
+                .get_connection(grant.connection_id)
+                .await
+                .map_err(not_found(grant.connection_id))?;
+            self.authorize(who, Action::Revoke, &connection, &grant)
+                .await?;
+        }
         let Some(mut grant) = self.claim_live(id).await? else {
             // Already ended by a revoke or expiry: a success that says so.
             return Ok(Finished::Done(self.store.get_grant(id).await?));
@@ -347,6 +428,27 @@ impl GrantService {
                 ),
             ));
         }
+        if self.policy.enforced() {
+            let connection = self
+                .connections
+                .get_connection(grant.connection_id)
+                .await
+                .map_err(not_found(grant.connection_id))?;
+            if let Some(rule) = self
+                .authorize(who, Action::Extend, &connection, &grant)
+                .await?
+            {
+                self.limit_extension(
+                    who,
+                    &rule,
+                    &grant,
+                    expires_at,
+                    input.ticket.as_deref(),
+                    input.reason.as_deref(),
+                )
+                .await?;
+            }
+        }
         let claimed = self
             .store
             .claim_grant(
@@ -367,6 +469,7 @@ impl GrantService {
         };
         let before = grant.expires_at;
         grant.expires_at = expires_at;
+        grant.extensions += 1;
         grant.updated_at = now;
         let mut entry = self.entry(&grant, &Actor::of(who), AuditAction::GrantExtended);
         entry.outcome = AuditOutcome::Succeeded;

@@ -135,7 +135,7 @@ impl GrantService {
         };
         let mut entry = self.entry(grant, actor, action);
         entry.outcome = AuditOutcome::Failed;
-        entry.detail = Some(serde_json::json!({ "code": code.as_str(), "message": message }));
+        entry.add_detail(serde_json::json!({ "code": code.as_str(), "message": message }));
         self.store
             .save_grant(
                 grant,
@@ -238,7 +238,7 @@ impl GrantService {
             _ => None,
         };
         entry.after = Some(access_json(&grant.target, after));
-        entry.detail = Some(serde_json::json!({ "revoke_outcome": outcome }));
+        entry.add_detail(serde_json::json!({ "revoke_outcome": outcome }));
         self.finish(grant, &entry, written).await
     }
 
@@ -264,6 +264,9 @@ impl GrantService {
         e.reason = Some(grant.reason.clone());
         e.ticket = grant.ticket.clone();
         e.upstream_request_id = grant.upstream_request_id.clone();
+        if let Some(rule) = &grant.policy_rule {
+            e.add_detail(serde_json::json!({ "policy_rule": rule }));
+        }
         e
     }
 }

@@ -145,7 +145,7 @@ impl GrantService {
                     }
                     let mut entry = self.entry(grant, actor, AuditAction::GrantActivated);
                     entry.after = Some(serde_json::json!({ "project_role": grant.target.role() }));
-                    entry.detail = Some(serde_json::json!({ "invite_id": invite_id }));
+                    entry.add_detail(serde_json::json!({ "invite_id": invite_id }));
                     self.finish(grant, &entry, written).await?;
                 } else {
                     let message = format!(
@@ -176,7 +176,7 @@ impl GrantService {
         grant.failed(message.clone(), Utc::now())?;
         let mut entry = self.entry(grant, actor, AuditAction::GrantActivated);
         entry.outcome = AuditOutcome::Failed;
-        entry.detail = Some(serde_json::json!({ "message": message }));
+        entry.add_detail(serde_json::json!({ "message": message }));
         let removals = grant
             .invite_id
             .iter()

@@ -22,6 +22,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::service::policy::PolicyGate;
+
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 
@@ -81,6 +83,8 @@ pub struct OffboardingService {
     clients: OpenAiClients,
     grants: GrantService,
     audit: AuditService,
+    /// Asked once, for the whole offboarding: the grants it revokes are part of it.
+    policy: PolicyGate,
     wait: std::time::Duration,
     /// This process's name on the leases it takes.
     instance: Arc<str>,
@@ -149,9 +153,15 @@ impl OffboardingService {
             clients,
             grants,
             audit,
+            policy: PolicyGate::open(),
             wait,
             instance: uuid::Uuid::now_v7().to_string().into(),
         }
+    }
+
+    /// The same service under the operator's policy.
+    pub fn with_policy(self, policy: PolicyGate) -> Self {
+        Self { policy, ..self }
     }
 
     /// The offboarding itself, organization by organization.

@@ -6,11 +6,14 @@ use chrono::Utc;
 
 use super::super::connections::not_found;
 use super::{OffboardInput, OffboardingService, Valid, validate};
-use crate::auth::{Principal, Scope};
+use crate::auth::Principal;
+use crate::auth::Scope as TokenScope;
 use crate::domain::Connection;
 use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::offboarding::{OffboardError, Offboarding, OffboardingRun, RunStatus};
+use crate::domain::policy::{Action, Denied, Named, Scope};
 use crate::error::{AppError, ErrorCode};
+use crate::service::policy::denied;
 
 /// An offboarding that was recorded and is running in its own task.
 pub struct Started {
@@ -23,6 +26,56 @@ pub struct Started {
 }
 
 impl OffboardingService {
+    /// The policy's word on offboarding from `connections` (every one must be allowed, and
+    /// `all_connections` needs a rule that says so); a refusal is audited.
+    async fn authorize(
+        &self,
+        who: &Principal,
+        v: &Valid,
+        connections: &[Connection],
+    ) -> Result<(), AppError> {
+        for c in connections {
+            let id = c.id.to_string();
+            let scope = Scope::new(Action::Offboard).on(Named {
+                id: &id,
+                name: Some(&c.name),
+            });
+            let refusal = match self.policy.check(who, &scope) {
+                Ok(Some(rule)) if v.connection_id.is_none() && !rule.all_connections => Denied {
+                    message: format!(
+                        "policy rule `{}` allows offboarding one connection at a time: give                          connection_id instead of all_connections",
+                        rule.id
+                    ),
+                    rule: rule.id,
+                },
+                Ok(_) => continue,
+                Err(d) => d,
+            };
+            let mut e = AuditEntry::new(
+                Utc::now(),
+                who.subject.clone(),
+                who.client_id.clone(),
+                AuditAction::OffboardingStarted,
+                AuditOutcome::Denied,
+            );
+            e.connection_id = Some(c.id);
+            e.user_id = v.user_id.clone();
+            e.email = v.email.clone();
+            e.reason = Some(v.reason.clone());
+            e.ticket = v.ticket.clone();
+            e.detail = Some(serde_json::json!({
+                "policy_rule": refusal.rule,
+                "message": refusal.message,
+                "all_connections": v.connection_id.is_none(),
+            }));
+            if let Err(err) = self.audit.record(&e).await {
+                tracing::warn!(error = %err, "could not audit a policy refusal");
+            }
+            return Err(denied(refusal));
+        }
+        Ok(())
+    }
+
     /// How long a runner's lease lasts (the grant lease: `OG_GRANT_LEASE`).
     fn lease(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.grants.settings().lease)
@@ -33,7 +86,7 @@ impl OffboardingService {
     /// Requires `access:write`; an invalid request or an unknown connection is refused before
     /// anything is recorded.
     pub async fn start(&self, who: &Principal, input: OffboardInput) -> Result<Started, AppError> {
-        who.require(Scope::AccessWrite)?;
+        who.require(TokenScope::AccessWrite)?;
         let v = validate(&input)?;
         let connections = match v.connection_id {
             Some(id) => vec![
@@ -44,6 +97,7 @@ impl OffboardingService {
             ],
             None => self.all_connections().await?,
         };
+        self.authorize(who, &v, &connections).await?;
         let run = OffboardingRun {
             id: uuid::Uuid::now_v7().to_string(),
             status: RunStatus::Running,
@@ -191,7 +245,7 @@ impl OffboardingService {
             let who = Principal {
                 subject: run.requested_by.clone(),
                 client_id: None,
-                scopes: [Scope::AccessWrite].into_iter().collect(),
+                scopes: [TokenScope::AccessWrite].into_iter().collect(),
             };
             let input = OffboardInput {
                 email: run.email.clone(),
@@ -251,8 +305,8 @@ impl OffboardingService {
 
     /// An offboarding's record. Requires `access:write` or `audit:read`.
     pub async fn get(&self, who: &Principal, id: &str) -> Result<OffboardingRun, AppError> {
-        if !who.has(Scope::AuditRead) {
-            who.require(Scope::AccessWrite)?;
+        if !who.has(TokenScope::AuditRead) {
+            who.require(TokenScope::AccessWrite)?;
         }
         self.offboardings
             .get_offboarding(id)

@@ -1,0 +1,410 @@
+//! The operator's policy, tried as two portals and a break-glass admin would: each refusal is
+//! a `403 policy_denied` naming its rule, writes nothing upstream and is in the audit trail;
+//! reads show only the organizations a caller may read; a reload changes the answers.
+
+use openai_governor::auth::Scope;
+use openai_governor::domain::policy;
+use openai_governor::service::policy::PolicyGate;
+use openai_governor::store::Backend;
+use openai_governor_sandbox::SandboxHandle;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    Options, TestApp, assert_problem, sandbox_person, sandbox_project, synced_connection,
+};
+
+/// Two portals on their own organizations, a reader of the audit trail, a break-glass admin
+/// (`admin@test`, the helpers' admin token, which also creates the connections).
+const POLICY: &str = r#"
+version: 1
+callers:
+  portal-a: {subjects: [portal-a]}
+  portal-b: {subjects: [portal-b]}
+  auditor: {subjects: [auditor]}
+  breakglass: {subjects: [admin@test]}
+rules:
+  - id: no-org-owner
+    effect: deny
+    callers: ["*"]
+    except: [breakglass]
+    actions: [grant]
+    kinds: [organization_role]
+    roles: [owner]
+    message: only the break-glass admin may make organization owners
+  - id: no-project-owner
+    effect: deny
+    callers: ["*"]
+    actions: [grant]
+    kinds: [project]
+    roles: [owner]
+  - id: portal-a
+    effect: allow
+    callers: [portal-a]
+    actions: [read, grant, extend, revoke, offboard]
+    connections: [acme]
+    duration: {default: 7d, max: 30d}
+    extensions: {max: 2, total: 60d}
+    ticket: {required: true, pattern: "^SEC-[0-9]+$"}
+  - id: portal-b
+    effect: allow
+    callers: [portal-b]
+    actions: [read, grant, revoke]
+    connections: [acme, beta]
+  - id: auditor
+    effect: allow
+    callers: [auditor]
+    actions: [audit]
+    connections: [beta]
+  - id: breakglass
+    effect: allow
+    callers: [breakglass]
+    actions: ["*"]
+    others_grants: true
+    all_connections: true
+"#;
+
+fn gate(text: &str) -> PolicyGate {
+    PolicyGate::with(policy::parse(text).expect("policy parses"))
+}
+
+async fn app(backend: Backend) -> Option<TestApp> {
+    let options = Options {
+        configure: Some(Box::new(|c| c.policy = gate(POLICY))),
+        ..Options::default()
+    };
+    TestApp::spawn_with(backend, options).await
+}
+
+fn portal(app: &TestApp, who: &str) -> String {
+    app.token(
+        who,
+        &[
+            Scope::AccessWrite,
+            Scope::InventoryRead,
+            Scope::ConnectionsRead,
+            Scope::AuditRead,
+        ],
+    )
+}
+
+/// Every request to OpenAI that is not a read.
+fn upstream_writes(sandbox: &SandboxHandle) -> u64 {
+    sandbox
+        .counters()
+        .endpoints
+        .iter()
+        .filter(|(k, _)| !k.starts_with("GET "))
+        .map(|(_, c)| c.requests)
+        .sum()
+}
+
+async fn denied(res: reqwest::Response, rule: &str) -> Value {
+    if res.status() != 403 {
+        panic!(
+            "expected a refusal by `{rule}`, got {}: {}",
+            res.status(),
+            res.text().await.unwrap()
+        );
+    }
+    let p = assert_problem(res, 403, "policy_denied").await;
+    assert_eq!(p["policy_rule"], rule, "{p}");
+    assert!(p["detail"].as_str().is_some_and(|d| d.len() > 20), "{p}");
+    p
+}
+
+async fn ok(res: reqwest::Response, status: u16) -> Value {
+    assert_eq!(res.status().as_u16(), status);
+    res.json().await.unwrap()
+}
+
+async fn refusals_are_403_write_nothing_and_are_audited(backend: Backend) {
+    let Some(app) = app(backend).await else {
+        return;
+    };
+    let pid = sandbox_project(&app.sandbox, "Payments").await;
+    sandbox_person(&app.sandbox, "alice@corp.io", "reader");
+    let acme = synced_connection(&app, "acme").await;
+    let beta = synced_connection(&app, "beta").await;
+    let (a, b) = (portal(&app, "portal-a"), portal(&app, "portal-b"));
+    let body = |conn: &str, extra: Value| {
+        let mut v = json!({"connection_id": conn, "email": "alice@corp.io", "project_id": pid,
+                           "role": "member", "reason": "on-call", "ticket": "SEC-1"});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    let before = upstream_writes(&app.sandbox);
+    let cases = [
+        (
+            "another organization",
+            body(&beta, json!({})),
+            "default-deny",
+        ),
+        (
+            "a forbidden role",
+            body(&acme, json!({"role": "owner"})),
+            "no-project-owner",
+        ),
+        (
+            "too long",
+            body(&acme, json!({"expires_in_seconds": 31 * 86_400})),
+            "portal-a",
+        ),
+        (
+            "no ticket",
+            body(&acme, json!({"ticket": null})),
+            "portal-a",
+        ),
+        (
+            "a ticket of the wrong form",
+            body(&acme, json!({"ticket": "JIRA-9"})),
+            "portal-a",
+        ),
+        (
+            "an organization owner",
+            json!({"connection_id": acme, "email": "alice@corp.io",
+                   "organization_role": "owner", "reason": "x", "ticket": "SEC-1"}),
+            "no-org-owner",
+        ),
+    ];
+    for (what, body, rule) in &cases {
+        let p = denied(app.post("/v1/grants", &a, body.clone()).await, rule).await;
+        assert!(!p["detail"].as_str().unwrap().is_empty(), "{what}: {p}");
+    }
+    assert_eq!(
+        upstream_writes(&app.sandbox),
+        before,
+        "refusals write nothing upstream"
+    );
+
+    // The dry part is over: allowed, with the rule's default expiry and the rule recorded.
+    let g = ok(
+        app.post("/v1/grants", &a, body(&acme, json!({}))).await,
+        201,
+    )
+    .await;
+    assert_eq!(g["policy_rule"], "portal-a");
+    let expires: chrono::DateTime<chrono::Utc> = g["expires_at"].as_str().unwrap().parse().unwrap();
+    let week = chrono::Utc::now() + chrono::Duration::days(7);
+    assert!((expires - week).num_seconds().abs() < 60, "{g}");
+    let id = g["id"].as_str().unwrap().to_owned();
+    let after_grant = upstream_writes(&app.sandbox);
+
+    // Another caller's grant: portal-b may revoke on acme, but only its own grants.
+    let path = format!("/v1/grants/{id}/revoke");
+    denied(
+        app.post(&path, &b, json!({"reason": "mine now"})).await,
+        "portal-b",
+    )
+    .await;
+    // Extensions: two allowed, the third refused; past the total lifetime refused.
+    let extend = |days: i64| json!({"expires_in_seconds": days * 86_400, "reason": "more", "ticket": "SEC-2"});
+    let far = app.patch(&format!("/v1/grants/{id}"), &a, extend(29)).await;
+    assert_eq!(far.status(), 200);
+    denied(
+        // Beyond the 30 days the rule allows.
+        app.patch(&format!("/v1/grants/{id}"), &a, extend(45)).await,
+        "portal-a",
+    )
+    .await;
+    let g2 = ok(
+        app.patch(&format!("/v1/grants/{id}"), &a, extend(1)).await,
+        200,
+    )
+    .await;
+    assert_eq!(g2["extensions"], 2);
+    denied(
+        app.patch(&format!("/v1/grants/{id}"), &a, extend(2)).await,
+        "portal-a",
+    )
+    .await;
+    // Offboarding: portal-b may not; portal-a may per connection but not everywhere.
+    let off = |extra: Value| {
+        let mut v = json!({"email": "alice@corp.io", "reason": "left", "ticket": "SEC-3"});
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        v
+    };
+    denied(
+        app.post("/v1/offboardings", &b, off(json!({"connection_id": acme})))
+            .await,
+        "default-deny",
+    )
+    .await;
+    denied(
+        app.post(
+            "/v1/offboardings",
+            &a,
+            off(json!({"all_connections": true})),
+        )
+        .await,
+        "portal-a",
+    )
+    .await;
+    assert_eq!(
+        upstream_writes(&app.sandbox),
+        after_grant,
+        "no write for any refusal"
+    );
+
+    // Every refusal is on record, with its rule.
+    let trail = ok(
+        app.get("/v1/audit?limit=500", &app.admin_token()).await,
+        200,
+    )
+    .await;
+    let refused: Vec<&Value> = trail["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "denied")
+        .collect();
+    assert_eq!(refused.len(), cases.len() + 5, "{refused:#?}");
+    assert!(
+        refused
+            .iter()
+            .all(|e| e["detail"]["policy_rule"].is_string())
+    );
+    let created = trail["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "grant.created" && e["outcome"] == "succeeded")
+        .unwrap();
+    assert_eq!(created["detail"]["policy_rule"], "portal-a");
+
+    // Revoking its own grant is fine.
+    let r = ok(app.post(&path, &a, json!({"reason": "done"})).await, 200).await;
+    assert_eq!(r["status"], "revoked");
+}
+
+async fn reads_show_only_the_organizations_a_caller_may_read(backend: Backend) {
+    let Some(app) = app(backend).await else {
+        return;
+    };
+    let pid = sandbox_project(&app.sandbox, "Payments").await;
+    sandbox_person(&app.sandbox, "alice@corp.io", "reader");
+    let acme = synced_connection(&app, "acme").await;
+    let beta = synced_connection(&app, "beta").await;
+    let a = portal(&app, "portal-a");
+    let list = ok(app.get("/v1/connections", &a).await, 200).await;
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme"]);
+    denied(
+        app.get(&format!("/v1/connections/{beta}"), &a).await,
+        "default-deny",
+    )
+    .await;
+    denied(
+        app.get(&format!("/v1/connections/{beta}/projects/{pid}/access"), &a)
+            .await,
+        "default-deny",
+    )
+    .await;
+    denied(
+        app.get(&format!("/v1/connections/{beta}/inventory/user"), &a)
+            .await,
+        "default-deny",
+    )
+    .await;
+    let person = ok(app.get("/v1/access?email=alice@corp.io", &a).await, 200).await;
+    let seen: Vec<&str> = person["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["connection_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen, [acme.as_str()]);
+    let admin = ok(
+        app.get("/v1/access?email=alice@corp.io", &app.admin_token())
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(admin["connections"].as_array().unwrap().len(), 2);
+
+    // The auditor reads beta's entries only; entries naming no connection are not its.
+    let auditor = portal(&app, "auditor");
+    let trail = ok(app.get("/v1/audit?limit=500", &auditor).await, 200).await;
+    let entries = trail["data"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    assert!(
+        entries.iter().all(|e| e["connection_id"] == beta.as_str()),
+        "{entries:#?}"
+    );
+    let all = ok(
+        app.get("/v1/audit?limit=500", &app.admin_token()).await,
+        200,
+    )
+    .await;
+    assert!(all["data"].as_array().unwrap().len() > entries.len());
+
+    let ready = ok(app.get("/readyz", &a).await, 200).await;
+    assert_eq!(ready["policy"], "enforced");
+}
+
+async fn a_policy_file_reloads_and_a_bad_one_is_refused(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("policy.yaml");
+    std::fs::write(&file, POLICY).unwrap();
+    let gate = PolicyGate::from_file(&file).unwrap();
+    let options = Options {
+        configure: Some(Box::new({
+            let gate = gate.clone();
+            move |c| c.policy = gate
+        })),
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
+    let acme = synced_connection(&app, "acme").await;
+    let a = portal(&app, "portal-a");
+    assert_eq!(
+        app.get(&format!("/v1/connections/{acme}"), &a)
+            .await
+            .status(),
+        200
+    );
+    // portal-a loses acme.
+    std::fs::write(
+        &file,
+        POLICY.replace(
+            "connections: [acme]\n    duration",
+            "connections: [beta]\n    duration",
+        ),
+    )
+    .unwrap();
+    assert_eq!(gate.reload().unwrap(), 6);
+    denied(
+        app.get(&format!("/v1/connections/{acme}"), &a).await,
+        "default-deny",
+    )
+    .await;
+    // A broken file: refused with its line, the previous policy stays.
+    std::fs::write(
+        &file,
+        "rules:\n  - id: x\n    effect: allow\n    callers: [nobody]\n    actions: [read]\n",
+    )
+    .unwrap();
+    let e = gate.reload().unwrap_err();
+    assert_eq!(e.line, Some(2), "{e}");
+    denied(
+        app.get(&format!("/v1/connections/{acme}"), &a).await,
+        "default-deny",
+    )
+    .await;
+}
+
+crate::backend_tests!(
+    refusals_are_403_write_nothing_and_are_audited,
+    reads_show_only_the_organizations_a_caller_may_read,
+    a_policy_file_reloads_and_a_bad_one_is_refused,
+);

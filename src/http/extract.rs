@@ -178,3 +178,13 @@ mod tests {
         assert_eq!(elide_values("missing field `name`"), "missing field `name`");
     }
 }
+
+/// `?dry_run=true` on a write: answer what it would do without writing or storing anything
+/// (the policy's decision and rule, and what OpenAI's current state would make of it).
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DryRunParams {
+    /// `true`: a dry run.
+    pub dry_run: Option<bool>,
+}

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::connections::connection_id;
-use super::extract::{Json, Path, Query};
+use super::extract::{DryRunParams, Json, Path, Query};
 use super::idempotency::idempotent;
 use crate::auth::{Principal, Scope};
 use crate::domain::grants::{
@@ -21,7 +21,7 @@ use crate::domain::grants::{
 use crate::domain::{ConnectionId, GrantId};
 use crate::error::{AppError, ErrorCode, Problem};
 use crate::http::AppState;
-use crate::service::grants::{EndInput, Finished, MAX_PAGE};
+use crate::service::grants::{EndInput, Finished, GrantPreview, MAX_PAGE};
 
 /// Routes under `/v1/grants`.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -209,9 +209,13 @@ fn answer(result: Result<Finished, AppError>, done: StatusCode) -> Response {
 /// `Location`).
 #[utoipa::path(
     post, path = "", operation_id = "create_grant", tag = "grants",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body return the first answer")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body return the first answer"),
+        DryRunParams,
+    ),
     request_body = GrantIn,
     responses(
+        (status = 200, description = "With `dry_run=true`: what the grant would do; nothing was written", body = GrantPreview),
         (status = 201, description = "The grant's outcome (active, invited)", body = GrantOut),
         (status = 202, description = "Outcome unknown for now: reconciling", body = GrantOut),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -227,8 +231,14 @@ async fn create_grant(
     State(state): State<AppState>,
     who: Principal,
     headers: HeaderMap,
+    Query(params): Query<DryRunParams>,
     Json(body): Json<GrantIn>,
 ) -> Result<Response, AppError> {
+    if params.dry_run == Some(true) {
+        // A question, not a write: no idempotency record either.
+        let preview = state.grants.dry_run(&who, &body).await?;
+        return Ok((StatusCode::OK, Json(preview)).into_response());
+    }
     idempotent(
         &state,
         &who,

@@ -11,13 +11,22 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::connections::connection_id;
-use super::extract::{Json, Path};
+use super::extract::{DryRunParams, Json, Path, Query};
 use super::idempotency::idempotent;
 use crate::auth::{Principal, Scope};
 use crate::domain::offboarding::{Offboarding, OffboardingRun};
 use crate::error::{AppError, Problem};
 use crate::http::AppState;
-use crate::service::offboarding::OffboardInput;
+use crate::service::offboarding::{OffboardInput, OffboardingPreview};
+
+/// The `200` of an offboarding: what was done, or (dry run) what would be.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Only its schema is used: the handler serializes either body directly.
+pub enum OffboardingAnswer {
+    Done(Offboarding),
+    Preview(OffboardingPreview),
+}
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -71,10 +80,13 @@ pub struct OffboardingIn {
 /// to poll (`GET /v1/offboardings/{id}`).
 #[utoipa::path(
     post, path = "", operation_id = "create_offboarding", tag = "offboarding",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body return the first answer")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body return the first answer"),
+        DryRunParams,
+    ),
     request_body = OffboardingIn,
     responses(
-        (status = 200, description = "What was removed, per organization", body = Offboarding),
+        (status = 200, description = "What was removed, per organization; with `dry_run=true`, what would be", body = OffboardingAnswer),
         (status = 202, description = "Still running: poll the `Location`", body = OffboardingRun),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -90,8 +102,15 @@ async fn create_offboarding(
     State(state): State<AppState>,
     who: Principal,
     headers: HeaderMap,
+    Query(params): Query<DryRunParams>,
     Json(body): Json<OffboardingIn>,
 ) -> Result<Response, AppError> {
+    if params.dry_run == Some(true) {
+        // A question, not a write: no idempotency record, no offboarding record.
+        let input = offboard_input(&body)?;
+        let preview = state.offboarding.preview(&who, input).await?;
+        return Ok((StatusCode::OK, Json(preview)).into_response());
+    }
     idempotent(
         &state,
         &who,

@@ -326,3 +326,125 @@ async fn each_subcommand_lists_only_its_own_flags() {
     assert!(serve.contains("--jwt-"), "{serve}");
     assert!(serve.contains("--database-url"), "{serve}");
 }
+
+#[tokio::test]
+async fn a_policy_file_is_checked_at_start_and_reloaded_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = "callers:\n  portal: {subjects: [portal]}\n  ops: {subjects: [ops@corp]}\nrules:\n  - id: ops\n    effect: allow\n    callers: [ops]\n    actions: [\"*\"]\n  - id: portal-reads\n    effect: allow\n    callers: [portal]\n    actions: [read]\n    connections: [prod]\n";
+    let bad = "rules:\n  - id: portal-reads\n    effect: allow\n    callers: [portal]\n    actions: [read]\n    colour: red\n";
+    let file = dir.path().join("policy.yaml");
+    let file_s = file.display().to_string();
+    std::fs::write(&file, bad).unwrap();
+    let (ok, _, err) = run(&[], &["policy", "check", &file_s]).await;
+    assert!(!ok);
+    assert!(err.contains("line 6") && err.contains("colour"), "{err}");
+    std::fs::write(&file, good).unwrap();
+    let (ok, out, err) = run(&[], &["policy", "check", &file_s]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("2 caller(s), 2 rule(s): valid"), "{out}");
+
+    let sb = sandbox().await;
+    let db = format!("sqlite://{}", dir.path().join("gov.db").display());
+    let keys = key_spec(1);
+    let jwt = "a-shared-secret-of-at-least-32-bytes!!";
+    let mut env = vec![
+        ("DATABASE_URL", db.as_str()),
+        ("OG_ENCRYPTION_KEYS", keys.as_str()),
+        ("OG_JWT_HS256_SECRET", jwt),
+        ("OG_OPENAI_ALLOWED_BASE_URLS", sb.base_url.as_str()),
+        ("OG_POLICY_FILE", file_s.as_str()),
+    ];
+    // HS256 cannot tell callers apart: refused with a policy unless allowed for development.
+    let (ok, _, err) = run(&env, &["serve", "--listen", "127.0.0.1:0"]).await;
+    assert!(!ok);
+    assert!(err.contains("OG_POLICY_ALLOW_HS256"), "{err}");
+    env.push(("OG_POLICY_ALLOW_HS256", "true"));
+    std::fs::write(&file, bad).unwrap();
+    let (ok, _, err) = run(&env, &["serve", "--listen", "127.0.0.1:0"]).await;
+    assert!(!ok, "a bad policy file stops the start");
+    assert!(
+        err.contains("OG_POLICY_FILE") && err.contains("line 6"),
+        "{err}"
+    );
+
+    std::fs::write(&file, good).unwrap();
+    let log = dir.path().join("serve.log");
+    let (server, base) = serve(&env, &log).await;
+    let http = reqwest::Client::new();
+    let ready: Value = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["policy"], "enforced");
+    let secret = secrecy::SecretString::from(jwt.to_owned());
+    let token = |sub: &str| {
+        openai_governor::auth::mint_hs256(
+            &secret,
+            sub,
+            &openai_governor::auth::Scope::ALL,
+            Duration::from_secs(600),
+            None,
+            None,
+        )
+        .unwrap()
+    };
+    let res = http
+        .post(format!("{base}/v1/connections"))
+        .bearer_auth(token("ops@corp"))
+        .json(&json!({"name": "prod", "admin_key": sb.full_key, "base_url": sb.base_url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let portal_reads = || async {
+        http.get(format!("{base}/v1/connections/{id}"))
+            .bearer_auth(token("portal"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(portal_reads().await, 200);
+
+    // The portal loses `prod`; SIGHUP; the next answers are refusals.
+    std::fs::write(
+        &file,
+        good.replace("connections: [prod]", "connections: [staging]"),
+    )
+    .unwrap();
+    let pid = server.child.id().unwrap().to_string();
+    let hup = |pid: String| async move {
+        let status = Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    };
+    hup(pid.clone()).await;
+    let mut refused = false;
+    for _ in 0..50 {
+        if portal_reads().await == 403 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the reloaded policy applies");
+    // A broken file on reload: logged, the policy in force stays, the service serves on.
+    std::fs::write(&file, bad).unwrap();
+    hup(pid).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(portal_reads().await, 403);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("policy reload refused"), "{logged}");
+}

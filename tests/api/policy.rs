@@ -112,6 +112,15 @@ async fn denied(res: reqwest::Response, rule: &str) -> Value {
     p
 }
 
+async fn audit_len(app: &TestApp) -> usize {
+    let trail = ok(
+        app.get("/v1/audit?limit=500", &app.admin_token()).await,
+        200,
+    )
+    .await;
+    trail["data"].as_array().unwrap().len()
+}
+
 async fn ok(res: reqwest::Response, status: u16) -> Value {
     assert_eq!(res.status().as_u16(), status);
     res.json().await.unwrap()
@@ -168,6 +177,45 @@ async fn refusals_are_403_write_nothing_and_are_audited(backend: Backend) {
             "no-org-owner",
         ),
     ];
+    // The dry run says the same, with the rule, and leaves no trace.
+    let trail_before = audit_len(&app).await;
+    for (what, body, rule) in &cases {
+        let d = ok(
+            app.post("/v1/grants?dry_run=true", &a, body.clone()).await,
+            200,
+        )
+        .await;
+        assert_eq!(d["dry_run"], true);
+        assert_eq!(d["decision"], "denied", "{what}: {d}");
+        assert_eq!(d["policy_rule"], *rule, "{what}: {d}");
+        assert!(d["message"].is_string(), "{what}: {d}");
+    }
+    let d = ok(
+        app.post("/v1/grants?dry_run=true", &a, body(&acme, json!({})))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(d["decision"], "allowed", "{d}");
+    assert_eq!(d["policy_rule"], "portal-a");
+    assert_eq!(d["outcome"], "granted");
+    assert_eq!(d["write"], "add_project_user");
+    assert!(
+        d["expires_at"].is_string(),
+        "the rule's default expiry: {d}"
+    );
+    assert_eq!(
+        audit_len(&app).await,
+        trail_before,
+        "a dry run is not an attempt"
+    );
+    let grants = ok(app.get("/v1/grants", &app.admin_token()).await, 200).await;
+    assert_eq!(
+        grants["data"].as_array().unwrap().len(),
+        0,
+        "nothing stored"
+    );
+
     for (what, body, rule) in &cases {
         let p = denied(app.post("/v1/grants", &a, body.clone()).await, rule).await;
         assert!(!p["detail"].as_str().unwrap().is_empty(), "{what}: {p}");
@@ -243,10 +291,45 @@ async fn refusals_are_403_write_nothing_and_are_audited(backend: Backend) {
         "portal-a",
     )
     .await;
+    // The same as dry runs, and what an allowed one would remove.
+    let dry = "/v1/offboardings?dry_run=true";
+    for (token, extra, want, rule) in [
+        (
+            &b,
+            json!({"connection_id": acme}),
+            "denied",
+            Some("default-deny"),
+        ),
+        (
+            &a,
+            json!({"all_connections": true}),
+            "denied",
+            Some("portal-a"),
+        ),
+        (&a, json!({"connection_id": acme}), "allowed", None),
+    ] {
+        let d = ok(app.post(dry, token, off(extra)).await, 200).await;
+        assert_eq!(d["dry_run"], true);
+        assert_eq!(d["decision"], want, "{d}");
+        assert_eq!(d["policy_rule"].as_str(), rule, "{d}");
+        if want == "allowed" {
+            let c = &d["connections"][0];
+            assert_eq!(c["policy_rule"], "portal-a", "{d}");
+            assert_eq!(c["status"], "would_remove", "{d}");
+            assert!(
+                c["projects"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["project_id"] == pid.as_str()),
+                "the granted project is among those she would leave: {d}"
+            );
+        }
+    }
     assert_eq!(
         upstream_writes(&app.sandbox),
         after_grant,
-        "no write for any refusal"
+        "no write for any refusal or dry run"
     );
 
     // Every refusal is on record, with its rule.

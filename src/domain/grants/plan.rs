@@ -127,6 +127,24 @@ pub enum Write {
 }
 
 impl Write {
+    /// Its name in a dry run's answer.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AddProjectUser { .. } => "add_project_user",
+            Self::SetProjectRole { .. } => "set_project_role",
+            Self::RemoveProjectUser { .. } => "remove_project_user",
+            Self::Invite => "invite",
+            Self::DeleteInvite { .. } => "delete_invite",
+            Self::AddGroupUser { .. } => "add_group_user",
+            Self::RemoveGroupUser { .. } => "remove_group_user",
+            Self::AssignRole { .. } => "assign_role",
+            Self::UnassignRole { .. } => "unassign_role",
+            Self::AddProjectGroup { .. } => "add_project_group",
+            Self::RemoveProjectGroup => "remove_project_group",
+            Self::SetOrganizationRole { .. } => "set_organization_role",
+        }
+    }
+
     /// Whether it takes access away (OpenAI's "not found" then means it is already gone).
     pub fn is_removal(&self) -> bool {
         matches!(

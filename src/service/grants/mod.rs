@@ -13,6 +13,7 @@
 //! (outcomes and audit entries), [`worker`] (expiry, reconcile, invites). Requests are parsed
 //! by the domain ([`GrantIn::parse`]) and the grant moves through its state's transitions.
 
+mod dry_run;
 mod policy;
 mod read;
 mod record;
@@ -20,6 +21,8 @@ mod worker;
 mod write;
 
 use std::sync::Arc;
+
+pub use dry_run::GrantPreview;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};

@@ -23,7 +23,7 @@ pub fn kind(target: &GrantTarget) -> &'static str {
 }
 
 /// What the policy is asked about `action` on `grant`'s access.
-fn scope<'a>(action: Action, id: &'a str, name: &'a str, grant: &'a Grant) -> Scope<'a> {
+pub(super) fn scope<'a>(action: Action, id: &'a str, name: &'a str, grant: &'a Grant) -> Scope<'a> {
     let project = grant.target.project_id().map(|id| Named { id, name: None });
     Scope::new(action)
         .on(Named {

@@ -38,7 +38,7 @@ pub(super) fn refusal_error(r: &Refusal, target: &GrantTarget) -> AppError {
 
 /// The target (or a grantee group) does not exist (found on the first read, before anything
 /// was written).
-fn missing(grant: &Grant) -> (ErrorCode, String) {
+pub(super) fn missing(grant: &Grant) -> (ErrorCode, String) {
     if let Some(group) = &grant.grantee.group_id {
         return (
             ErrorCode::NotFound,

@@ -51,8 +51,10 @@ use crate::store::{
 };
 use validate::{Valid, validate};
 
+mod preview;
 mod runs;
 mod validate;
+pub use preview::{ConnectionPreview, OffboardingPreview};
 pub use runs::Started;
 
 /// An offboarding to do.

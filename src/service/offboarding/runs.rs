@@ -8,10 +8,10 @@ use super::super::connections::not_found;
 use super::{OffboardInput, OffboardingService, Valid, validate};
 use crate::auth::Principal;
 use crate::auth::Scope as TokenScope;
-use crate::domain::Connection;
 use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome};
 use crate::domain::offboarding::{OffboardError, Offboarding, OffboardingRun, RunStatus};
 use crate::domain::policy::{Action, Denied, Named, Scope};
+use crate::domain::{Connection, ConnectionId};
 use crate::error::{AppError, ErrorCode};
 use crate::service::policy::denied;
 
@@ -26,54 +26,75 @@ pub struct Started {
 }
 
 impl OffboardingService {
-    /// The policy's word on offboarding from `connections` (every one must be allowed, and
-    /// `all_connections` needs a rule that says so); a refusal is audited.
-    async fn authorize(
+    /// The policy's word on offboarding from `connections`: every one must be allowed, and
+    /// `all_connections` needs a rule that says so. The deciding rule of each (`None`
+    /// without a policy), or the first refusal with its connection.
+    pub(super) fn decide(
         &self,
         who: &Principal,
         v: &Valid,
         connections: &[Connection],
-    ) -> Result<(), AppError> {
+    ) -> Result<Vec<Option<String>>, (ConnectionId, Denied)> {
+        let mut rules = Vec::with_capacity(connections.len());
         for c in connections {
             let id = c.id.to_string();
             let scope = Scope::new(Action::Offboard).on(Named {
                 id: &id,
                 name: Some(&c.name),
             });
-            let refusal = match self.policy.check(who, &scope) {
-                Ok(Some(rule)) if v.connection_id.is_none() && !rule.all_connections => Denied {
-                    message: format!(
-                        "policy rule `{}` allows offboarding one connection at a time: give                          connection_id instead of all_connections",
+            match self.policy.check(who, &scope) {
+                Ok(Some(rule)) if v.connection_id.is_none() && !rule.all_connections => {
+                    let message = format!(
+                        "policy rule `{}` allows offboarding one connection at a time: give \
+                         connection_id instead of all_connections",
                         rule.id
-                    ),
-                    rule: rule.id,
-                },
-                Ok(_) => continue,
-                Err(d) => d,
-            };
-            let mut e = AuditEntry::new(
-                Utc::now(),
-                who.subject.clone(),
-                who.client_id.clone(),
-                AuditAction::OffboardingStarted,
-                AuditOutcome::Denied,
-            );
-            e.connection_id = Some(c.id);
-            e.user_id = v.user_id.clone();
-            e.email = v.email.clone();
-            e.reason = Some(v.reason.clone());
-            e.ticket = v.ticket.clone();
-            e.detail = Some(serde_json::json!({
-                "policy_rule": refusal.rule,
-                "message": refusal.message,
-                "all_connections": v.connection_id.is_none(),
-            }));
-            if let Err(err) = self.audit.record(&e).await {
-                tracing::warn!(error = %err, "could not audit a policy refusal");
+                    );
+                    return Err((
+                        c.id,
+                        Denied {
+                            message,
+                            rule: rule.id,
+                        },
+                    ));
+                }
+                Ok(rule) => rules.push(rule.map(|r| r.id)),
+                Err(d) => return Err((c.id, d)),
             }
-            return Err(denied(refusal));
         }
-        Ok(())
+        Ok(rules)
+    }
+
+    /// [`Self::decide`], a refusal audited.
+    async fn authorize(
+        &self,
+        who: &Principal,
+        v: &Valid,
+        connections: &[Connection],
+    ) -> Result<(), AppError> {
+        let Err((connection_id, refusal)) = self.decide(who, v, connections) else {
+            return Ok(());
+        };
+        let mut e = AuditEntry::new(
+            Utc::now(),
+            who.subject.clone(),
+            who.client_id.clone(),
+            AuditAction::OffboardingStarted,
+            AuditOutcome::Denied,
+        );
+        e.connection_id = Some(connection_id);
+        e.user_id = v.user_id.clone();
+        e.email = v.email.clone();
+        e.reason = Some(v.reason.clone());
+        e.ticket = v.ticket.clone();
+        e.detail = Some(serde_json::json!({
+            "policy_rule": refusal.rule,
+            "message": refusal.message,
+            "all_connections": v.connection_id.is_none(),
+        }));
+        if let Err(err) = self.audit.record(&e).await {
+            tracing::warn!(error = %err, "could not audit a policy refusal");
+        }
+        Err(denied(refusal))
     }
 
     /// How long a runner's lease lasts (the grant lease: `OG_GRANT_LEASE`).
@@ -82,21 +103,26 @@ impl OffboardingService {
             .unwrap_or(chrono::Duration::minutes(2))
     }
 
+    /// The connections an offboarding covers (one, or all).
+    pub(super) async fn covered(&self, v: &Valid) -> Result<Vec<Connection>, AppError> {
+        match v.connection_id {
+            Some(id) => Ok(vec![
+                self.connections
+                    .get_connection(id)
+                    .await
+                    .map_err(not_found(id))?,
+            ]),
+            None => self.all_connections().await,
+        }
+    }
+
     /// Records an offboarding and starts it in a task of its own (see the module docs).
     /// Requires `access:write`; an invalid request or an unknown connection is refused before
     /// anything is recorded.
     pub async fn start(&self, who: &Principal, input: OffboardInput) -> Result<Started, AppError> {
         who.require(TokenScope::AccessWrite)?;
         let v = validate(&input)?;
-        let connections = match v.connection_id {
-            Some(id) => vec![
-                self.connections
-                    .get_connection(id)
-                    .await
-                    .map_err(not_found(id))?,
-            ],
-            None => self.all_connections().await?,
-        };
+        let connections = self.covered(&v).await?;
         self.authorize(who, &v, &connections).await?;
         let run = OffboardingRun {
             id: uuid::Uuid::now_v7().to_string(),

@@ -89,9 +89,12 @@ struct Claims {
     exp: Option<f64>,
     #[serde(default)]
     iat: Option<f64>,
+    /// Every other claim (the groups claim is configurable).
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Scope names from a space-separated string or an array of strings.
+/// Scope (or group) names from a space-separated string or an array of strings.
 fn scope_names(value: &serde_json::Value) -> Vec<&str> {
     match value {
         serde_json::Value::String(s) => s.split_whitespace().collect(),
@@ -114,6 +117,7 @@ pub struct JwtVerifier {
     audience: Option<String>,
     leeway: Duration,
     max_lifetime: Duration,
+    groups_claim: Option<String>,
 }
 
 impl JwtVerifier {
@@ -153,6 +157,7 @@ impl JwtVerifier {
             audience: config.audience.clone(),
             leeway: config.leeway,
             max_lifetime: config.max_lifetime,
+            groups_claim: config.groups_claim.clone(),
         })
     }
 
@@ -207,7 +212,7 @@ impl JwtVerifier {
             }
         };
         self.check_lifetime(&claims)?;
-        principal(claims)
+        principal(claims, self.groups_claim.as_deref())
     }
 
     /// Refuses tokens valid for longer than the maximum. Without `iat` the remaining lifetime
@@ -229,7 +234,7 @@ impl JwtVerifier {
     }
 }
 
-fn principal(claims: Claims) -> Result<Principal, AuthError> {
+fn principal(mut claims: Claims, groups_claim: Option<&str>) -> Result<Principal, AuthError> {
     let subject = claims
         .sub
         .filter(|s| !s.is_empty())
@@ -241,10 +246,15 @@ fn principal(claims: Claims) -> Result<Principal, AuthError> {
     {
         scopes.extend(scope_names(value).into_iter().filter_map(Scope::parse));
     }
+    let groups = groups_claim
+        .and_then(|c| claims.other.remove(c))
+        .map(|v| scope_names(&v).into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
     Ok(Principal {
         subject,
         client_id: claims.azp.or(claims.client_id),
         scopes,
+        groups,
     })
 }
 

@@ -68,6 +68,8 @@ pub struct Principal {
     /// The OAuth client (`azp` or `client_id` claim), when the token names one.
     pub client_id: Option<String>,
     pub scopes: BTreeSet<Scope>,
+    /// The configured groups claim's values (`OG_JWT_GROUPS_CLAIM`), for the policy.
+    pub groups: Vec<String>,
 }
 
 impl Principal {
@@ -98,6 +100,7 @@ mod tests {
             subject: "alice".into(),
             client_id: None,
             scopes: [Scope::ConnectionsRead].into_iter().collect(),
+            groups: Vec::new(),
         };
         assert!(p.require(Scope::ConnectionsRead).is_ok());
         let err = p.require(Scope::ConnectionsWrite).unwrap_err();

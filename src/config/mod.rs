@@ -68,6 +68,8 @@ pub struct JwtConfig {
     pub max_lifetime: Duration,
     /// How a JWKS is cached.
     pub jwks: JwksSettings,
+    /// The claim naming the caller's groups, which policy callers may match.
+    pub groups_claim: Option<String>,
 }
 
 /// How a JWKS is cached: its `Cache-Control: max-age` clamped to `[min_ttl, max_ttl]`, and
@@ -227,6 +229,7 @@ impl Config {
             audience: settings.jwt_audience.clone().filter(|s| !s.is_empty()),
             leeway: Duration::from_secs(settings.jwt_leeway_secs),
             max_lifetime: settings.jwt_max_lifetime,
+            groups_claim: non_empty(&settings.jwt_groups_claim).map(str::to_owned),
             jwks: JwksSettings {
                 min_ttl: settings.jwks_min_ttl,
                 max_ttl: settings.jwks_max_ttl,
@@ -365,6 +368,7 @@ impl Config {
                 audience: None,
                 leeway: Duration::from_secs(30),
                 max_lifetime: Duration::from_secs(24 * 3600),
+                groups_claim: None,
                 jwks: JwksSettings::default(),
             },
             allowed_base_urls,

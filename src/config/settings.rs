@@ -53,6 +53,10 @@ pub struct Settings {
     /// accepts any.
     #[arg(long, env = "OG_JWT_MAX_LIFETIME", default_value = "24h", value_parser = humantime::parse_duration)]
     pub jwt_max_lifetime: Duration,
+    /// The token claim listing the caller's groups (a string array or a space-separated
+    /// string), matched by `groups:` of the policy's callers.
+    #[arg(long, env = "OG_JWT_GROUPS_CLAIM")]
+    pub jwt_groups_claim: Option<String>,
     /// Shortest time a fetched JWKS is kept (its `Cache-Control: max-age` is raised to this).
     #[arg(long, env = "OG_JWKS_MIN_TTL", default_value = "1m", value_parser = humantime::parse_duration)]
     pub jwks_min_ttl: Duration,

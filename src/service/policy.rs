@@ -148,7 +148,7 @@ fn caller(who: &Principal) -> Caller<'_> {
     Caller {
         subject: &who.subject,
         client_id: who.client_id.as_deref(),
-        groups: &[],
+        groups: &who.groups,
     }
 }
 

@@ -315,4 +315,15 @@ impl AccessStore for This {
             .await?
             .project_ids(connection_id, after, limit))
     }
+
+    async fn project_name(
+        &self,
+        connection_id: ConnectionId,
+        project_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .read_model()
+            .await?
+            .project_name(connection_id, project_id))
+    }
 }

@@ -569,6 +569,12 @@ pub trait AccessStore: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
+    /// A project's name in the connection's snapshot (`None` when it is not there).
+    async fn project_name(
+        &self,
+        connection_id: ConnectionId,
+        project_id: &str,
+    ) -> Result<Option<String>, StoreError>;
 }
 
 /// Which backend a database URL selects.

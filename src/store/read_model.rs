@@ -551,4 +551,12 @@ impl ReadModel {
             .map(|(id, _)| id.clone())
             .collect()
     }
+
+    /// A project's name in the connection's snapshot.
+    pub(super) fn project_name(&self, id: ConnectionId, project_id: &str) -> Option<String> {
+        let heads = self.read();
+        let head = heads.get(&id)?;
+        let item = head.item(*head.projects.get(project_id)?)?;
+        item.data.get("name")?.as_str().map(str::to_owned)
+    }
 }

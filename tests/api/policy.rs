@@ -486,7 +486,42 @@ async fn a_policy_file_reloads_and_a_bad_one_is_refused(backend: Backend) {
     .await;
 }
 
+/// A caller known by a group in a configured claim: `security` reads the whole audit trail,
+/// the same token without the group reads none of it.
+async fn a_caller_is_known_by_its_groups_claim(backend: Backend) {
+    let text = "callers:\n  security: {groups: [security]}\n  ops: {subjects: [admin@test]}\nrules:\n  - id: security-audit\n    effect: allow\n    callers: [security]\n    actions: [audit]\n  - id: ops\n    effect: allow\n    callers: [ops]\n    actions: [\"*\"]\n";
+    let options = Options {
+        configure: Some(Box::new(move |c| {
+            c.policy = gate(text);
+            c.jwt.groups_claim = Some("groups".into());
+        })),
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
+    synced_connection(&app, "acme").await;
+    let mint = |groups: &[&str]| {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = json!({"sub": "siem", "iat": now, "exp": now + 600,
+                            "scope": "audit:read", "groups": groups});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(
+                secrecy::ExposeSecret::expose_secret(&app.jwt_secret).as_bytes(),
+            ),
+        )
+        .unwrap()
+    };
+    let with = ok(app.get("/v1/audit", &mint(&["eng", "security"])).await, 200).await;
+    assert!(!with["data"].as_array().unwrap().is_empty());
+    let without = ok(app.get("/v1/audit", &mint(&["eng"])).await, 200).await;
+    assert!(without["data"].as_array().unwrap().is_empty(), "{without}");
+}
+
 crate::backend_tests!(
+    a_caller_is_known_by_its_groups_claim,
     refusals_are_403_write_nothing_and_are_audited,
     reads_show_only_the_organizations_a_caller_may_read,
     a_policy_file_reloads_and_a_bad_one_is_refused,

@@ -238,3 +238,21 @@ fn globs() {
         assert_eq!(Glob::new(g).matches(t), want, "{g} {t}");
     }
 }
+
+#[test]
+fn projects_match_by_id_or_name() {
+    let p = parse(
+        "callers:\n  a: {subjects: [a]}\nrules:\n  - id: ml\n    effect: allow\n    callers: [a]\n    actions: [grant]\n    projects: [\"ml-*\", proj_fixed]\n",
+    )
+    .unwrap();
+    let a = caller("a");
+    let ask = |id: &'static str, name: Option<&'static str>| {
+        Scope::new(Action::Grant)
+            .on(ACME)
+            .target("project", "member", Some(Named { id, name }))
+    };
+    assert!(p.decide(&a, &ask("proj_1", Some("ml-research"))).is_ok());
+    assert!(p.decide(&a, &ask("proj_fixed", None)).is_ok());
+    assert!(p.decide(&a, &ask("proj_2", Some("payments"))).is_err());
+    assert!(p.decide(&a, &ask("proj_2", None)).is_err());
+}

@@ -69,24 +69,26 @@ impl GrantService {
             refused: None,
         };
         let id = connection.id.to_string();
-        let decided = self
-            .policy
-            .check(
-                who,
-                &super::policy::scope(Action::Grant, &id, &connection.name, &grant),
-            )
-            .and_then(|rule| match rule {
-                Some(rule) => {
-                    let at = rule.check_grant(
-                        now,
-                        grant.expires_at,
-                        grant.ticket.as_deref(),
-                        &grant.reason,
-                    )?;
-                    Ok(Some((rule.id, at)))
-                }
-                None => Ok(None),
-            });
+        let project = self.project_name(&connection, &grant).await;
+        let scope = super::policy::scope(
+            Action::Grant,
+            &id,
+            &connection.name,
+            &grant,
+            project.as_deref(),
+        );
+        let decided = self.policy.check(who, &scope).and_then(|rule| match rule {
+            Some(rule) => {
+                let at = rule.check_grant(
+                    now,
+                    grant.expires_at,
+                    grant.ticket.as_deref(),
+                    &grant.reason,
+                )?;
+                Ok(Some((rule.id, at)))
+            }
+            None => Ok(None),
+        });
         match decided {
             Ok(Some((rule, at))) => {
                 preview.policy_rule = Some(rule);

@@ -39,7 +39,9 @@ use crate::domain::{ConnectionId, GrantId};
 use crate::error::{AppError, ErrorCode};
 use crate::service::policy::PolicyGate;
 use crate::service::problems::invalid;
-use crate::store::{AuditStore, ConnectionStore, GrantSaveExtras, GrantStore, Store, StoreError};
+use crate::store::{
+    AccessStore, AuditStore, ConnectionStore, GrantSaveExtras, GrantStore, Store, StoreError,
+};
 
 /// Largest page of grants a caller can ask for.
 pub const MAX_PAGE: u32 = 200;
@@ -127,6 +129,8 @@ pub struct GrantService {
     store: Arc<dyn GrantStore>,
     connections: Arc<dyn ConnectionStore>,
     audit: Arc<dyn AuditStore>,
+    /// Project names for the policy.
+    access: Arc<dyn AccessStore>,
     policy: PolicyGate,
     clients: OpenAiClients,
     settings: Arc<GrantSettings>,
@@ -168,6 +172,7 @@ impl GrantService {
         Self {
             connections: store.clone(),
             audit: store.clone(),
+            access: store.clone(),
             policy: PolicyGate::open(),
             store,
             clients,

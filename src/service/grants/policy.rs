@@ -23,8 +23,17 @@ pub fn kind(target: &GrantTarget) -> &'static str {
 }
 
 /// What the policy is asked about `action` on `grant`'s access.
-pub(super) fn scope<'a>(action: Action, id: &'a str, name: &'a str, grant: &'a Grant) -> Scope<'a> {
-    let project = grant.target.project_id().map(|id| Named { id, name: None });
+pub(super) fn scope<'a>(
+    action: Action,
+    id: &'a str,
+    name: &'a str,
+    grant: &'a Grant,
+    project_name: Option<&'a str>,
+) -> Scope<'a> {
+    let project = grant.target.project_id().map(|id| Named {
+        id,
+        name: project_name,
+    });
     Scope::new(action)
         .on(Named {
             id,
@@ -39,6 +48,26 @@ fn granted_by(grant: &Grant, who: &Principal) -> bool {
 }
 
 impl GrantService {
+    /// The name of the grant's project in the snapshot, so rules may name projects by name
+    /// (`None`: no project, not synced yet, or no policy to ask).
+    pub(super) async fn project_name(
+        &self,
+        connection: &Connection,
+        grant: &Grant,
+    ) -> Option<String> {
+        let project = grant.target.project_id()?;
+        if !self.policy.enforced() {
+            return None;
+        }
+        self.access
+            .project_name(connection.id, project)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "project name lookup for the policy failed");
+                None
+            })
+    }
+
     /// The rule allowing `action` on `grant` (new, or live for revoke and extend), or the
     /// refusal, audited. A revoke or extend of another caller's grant needs a rule with
     /// `others_grants`.
@@ -50,9 +79,11 @@ impl GrantService {
         grant: &Grant,
     ) -> Result<Allowed, AppError> {
         let id = connection.id.to_string();
-        let decided = self
-            .policy
-            .check(who, &scope(action, &id, &connection.name, grant));
+        let project = self.project_name(connection, grant).await;
+        let decided = self.policy.check(
+            who,
+            &scope(action, &id, &connection.name, grant, project.as_deref()),
+        );
         let refusal = match decided {
             Ok(Some(rule))
                 if action != Action::Grant && !rule.any_granter && !granted_by(grant, who) =>

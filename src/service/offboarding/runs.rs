@@ -272,6 +272,7 @@ impl OffboardingService {
                 subject: run.requested_by.clone(),
                 client_id: None,
                 scopes: [TokenScope::AccessWrite].into_iter().collect(),
+                groups: Vec::new(),
             };
             let input = OffboardInput {
                 email: run.email.clone(),

@@ -145,7 +145,7 @@ pub fn build_with_store(config: Config, store: Arc<dyn Store>) -> Result<App, St
     );
     let inventory =
         InventoryService::new(store.clone(), clients.clone(), sync).with_policy(policy.clone());
-    let changes = ChangesService::new(store.clone());
+    let changes = ChangesService::new(store.clone()).with_policy(policy.clone());
     let access = AccessService::new(store.clone()).with_policy(policy.clone());
     let grant_settings = GrantSettings {
         lease: grant_lease,

@@ -2,13 +2,16 @@
 //! openai-governor is about to make so that they are not reported as drift. The changes
 //! themselves are recorded by the store when a sync publishes (see `Store::finish_sync`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::connections::not_found;
 use super::inventory::MAX_PAGE;
 use crate::auth::{Principal, Scope};
-use crate::domain::{Change, ChangeQuery, ExpectedChange};
+use crate::domain::policy::Action;
+use crate::domain::{Change, ChangeQuery, ConnectionId, ExpectedChange};
 use crate::error::AppError;
+use crate::service::policy::PolicyGate;
 use crate::store::{ChangesStore, ConnectionStore, Store};
 
 /// The changes feed use cases.
@@ -16,6 +19,7 @@ use crate::store::{ChangesStore, ConnectionStore, Store};
 pub struct ChangesService {
     store: Arc<dyn ChangesStore>,
     connections: Arc<dyn ConnectionStore>,
+    policy: PolicyGate,
 }
 
 impl ChangesService {
@@ -24,7 +28,14 @@ impl ChangesService {
         Self {
             connections: store.clone(),
             store,
+            policy: PolicyGate::open(),
         }
+    }
+
+    /// The same service under the operator's policy: readers see the changes of the
+    /// connections they may read.
+    pub fn with_policy(self, policy: PolicyGate) -> Self {
+        Self { policy, ..self }
     }
 
     /// Changes matching `query`, oldest first. `connection_not_found` if the query names a
@@ -37,12 +48,46 @@ impl ChangesService {
         who.require(Scope::InventoryRead)?;
         query.limit = query.limit.clamp(1, MAX_PAGE + 1);
         if let Some(id) = query.connection_id {
-            self.connections
+            let c = self
+                .connections
                 .get_connection(id)
                 .await
                 .map_err(not_found(id))?;
+            self.policy.require_on(who, Action::Read, &c)?;
         }
-        Ok(self.store.list_changes(&query).await?)
+        if !self.policy.enforced() || query.connection_id.is_some() {
+            return Ok(self.store.list_changes(&query).await?);
+        }
+        // Only the connections this caller may read; read on until the page is full.
+        let mut names: BTreeMap<ConnectionId, String> = BTreeMap::new();
+        let mut out = Vec::new();
+        loop {
+            let page = self.store.list_changes(&query).await?;
+            let end = page.len() < query.limit as usize;
+            query.after = page.last().map(|c| c.id).or(query.after);
+            for c in page {
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    names.entry(c.connection_id)
+                {
+                    let name = match self.connections.get_connection(c.connection_id).await {
+                        Ok(conn) => conn.name,
+                        Err(_) => String::new(),
+                    };
+                    slot.insert(name);
+                }
+                let name = names
+                    .get(&c.connection_id)
+                    .map(String::as_str)
+                    .unwrap_or_default();
+                if self.policy.sees(who, Action::Read, c.connection_id, name) {
+                    out.push(c);
+                }
+            }
+            if end || out.len() >= query.limit as usize {
+                out.truncate(query.limit as usize);
+                return Ok(out);
+            }
+        }
     }
 
     /// Announces a change openai-governor is about to make in an organization (for the grant

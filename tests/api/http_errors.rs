@@ -131,7 +131,10 @@ async fn health_and_readiness() {
         .json()
         .await
         .unwrap();
-    assert_eq!(body, json!({"status": "ok", "store": "sqlite"}));
+    assert_eq!(
+        body,
+        json!({"status": "ok", "store": "sqlite", "policy": "none"})
+    );
     assert!(
         app.http
             .get(app.url("/healthz"))

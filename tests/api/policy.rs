@@ -397,6 +397,26 @@ async fn reads_show_only_the_organizations_a_caller_may_read(backend: Backend) {
         "default-deny",
     )
     .await;
+    denied(
+        app.get(&format!("/v1/changes?connection_id={beta}"), &a)
+            .await,
+        "default-deny",
+    )
+    .await;
+    // A change in the organization, seen by both connections' next syncs: portal-a's feed
+    // holds acme's only.
+    sandbox_person(&app.sandbox, "bob@corp.io", "reader");
+    crate::inventory::full_sync(&app, &acme).await;
+    crate::inventory::full_sync(&app, &beta).await;
+    let all = ok(app.get("/v1/changes", &app.admin_token()).await, 200).await;
+    let mine = ok(app.get("/v1/changes", &a).await, 200).await;
+    let mine = mine["data"].as_array().unwrap();
+    assert!(!mine.is_empty());
+    assert!(
+        mine.iter().all(|c| c["connection_id"] == acme.as_str()),
+        "{mine:#?}"
+    );
+    assert!(all["data"].as_array().unwrap().len() > mine.len());
     let person = ok(app.get("/v1/access?email=alice@corp.io", &a).await, 200).await;
     let seen: Vec<&str> = person["connections"]
         .as_array()

@@ -2,19 +2,17 @@
 //! caller's scopes themselves) and read entries back (`audit:read`). There is deliberately no
 //! use case that changes or deletes an entry; the store's tables refuse it too.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::auth::{Principal, Scope};
-use crate::domain::ConnectionId;
 use crate::domain::audit::{
     AuditEntry, AuditEvent, AuditId, AuditQuery, ChainProblem, ChainReport, ChainWalk,
 };
 use crate::domain::policy::Action;
 use crate::error::AppError;
-use crate::service::policy::PolicyGate;
+use crate::service::policy::{Names, PolicyGate};
 use crate::store::{AuditStore, ConnectionStore, StoreError};
 
 /// Largest page of entries a caller can ask for.
@@ -55,8 +53,7 @@ impl AuditService {
         (policy.enforced() && !policy.allows_everywhere(who, Action::Audit)).then(|| Visible {
             who: who.clone(),
             policy: policy.clone(),
-            connections: connections.clone(),
-            names: BTreeMap::new(),
+            names: Names::new(connections.clone()),
         })
     }
 
@@ -160,8 +157,7 @@ impl AuditService {
 struct Visible {
     who: Principal,
     policy: PolicyGate,
-    connections: Arc<dyn ConnectionStore>,
-    names: BTreeMap<ConnectionId, String>,
+    names: Names,
 }
 
 impl Visible {
@@ -169,16 +165,9 @@ impl Visible {
         let Some(id) = e.entry.connection_id else {
             return false;
         };
-        if let std::collections::btree_map::Entry::Vacant(slot) = self.names.entry(id) {
-            // A deleted connection is known by its id alone.
-            let name = match self.connections.get_connection(id).await {
-                Ok(c) => c.name,
-                Err(_) => String::new(),
-            };
-            slot.insert(name);
-        }
-        let name = self.names.get(&id).map(String::as_str).unwrap_or_default();
-        self.policy.sees(&self.who, Action::Audit, id, name)
+        self.names
+            .sees(&self.policy, &self.who, Action::Audit, id)
+            .await
     }
 }
 

@@ -2,16 +2,15 @@
 //! openai-governor is about to make so that they are not reported as drift. The changes
 //! themselves are recorded by the store when a sync publishes (see `Store::finish_sync`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::connections::not_found;
 use super::inventory::MAX_PAGE;
 use crate::auth::{Principal, Scope};
 use crate::domain::policy::Action;
-use crate::domain::{Change, ChangeQuery, ConnectionId, ExpectedChange};
+use crate::domain::{Change, ChangeQuery, ExpectedChange};
 use crate::error::AppError;
-use crate::service::policy::PolicyGate;
+use crate::service::policy::{Names, PolicyGate};
 use crate::store::{ChangesStore, ConnectionStore, Store};
 
 /// The changes feed use cases.
@@ -59,27 +58,17 @@ impl ChangesService {
             return Ok(self.store.list_changes(&query).await?);
         }
         // Only the connections this caller may read; read on until the page is full.
-        let mut names: BTreeMap<ConnectionId, String> = BTreeMap::new();
+        let mut names = Names::new(self.connections.clone());
         let mut out = Vec::new();
         loop {
             let page = self.store.list_changes(&query).await?;
             let end = page.len() < query.limit as usize;
             query.after = page.last().map(|c| c.id).or(query.after);
             for c in page {
-                if let std::collections::btree_map::Entry::Vacant(slot) =
-                    names.entry(c.connection_id)
+                if names
+                    .sees(&self.policy, who, Action::Read, c.connection_id)
+                    .await
                 {
-                    let name = match self.connections.get_connection(c.connection_id).await {
-                        Ok(conn) => conn.name,
-                        Err(_) => String::new(),
-                    };
-                    slot.insert(name);
-                }
-                let name = names
-                    .get(&c.connection_id)
-                    .map(String::as_str)
-                    .unwrap_or_default();
-                if self.policy.sees(who, Action::Read, c.connection_id, name) {
                     out.push(c);
                 }
             }

@@ -3,6 +3,8 @@
 //! Without a policy file every caller with the scope may do anything (as before policies),
 //! and [`PolicyGate::enforced`] says so for `/readyz`.
 
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -12,6 +14,7 @@ use crate::domain::policy::{
 };
 use crate::domain::{Connection, ConnectionId};
 use crate::error::{AppError, ErrorCode};
+use crate::store::ConnectionStore;
 
 /// The policy in force, shared by every service of the process.
 #[derive(Clone, Default)]
@@ -134,6 +137,41 @@ impl PolicyGate {
     pub fn sees(&self, who: &Principal, action: Action, id: ConnectionId, name: &str) -> bool {
         let id = id.to_string();
         self.allows(who, action, named(&id, name))
+    }
+}
+
+/// What a list filtered by the policy needs: connection names (rules name connections by
+/// name), each looked up once per read; a deleted connection is known by its id alone.
+pub struct Names {
+    connections: Arc<dyn ConnectionStore>,
+    seen: BTreeMap<ConnectionId, String>,
+}
+
+impl Names {
+    pub fn new(connections: Arc<dyn ConnectionStore>) -> Self {
+        Self {
+            connections,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `who` may do `action` on connection `id`.
+    pub async fn sees(
+        &mut self,
+        policy: &PolicyGate,
+        who: &Principal,
+        action: Action,
+        id: ConnectionId,
+    ) -> bool {
+        if let Entry::Vacant(slot) = self.seen.entry(id) {
+            let name = match self.connections.get_connection(id).await {
+                Ok(c) => c.name,
+                Err(_) => String::new(),
+            };
+            slot.insert(name);
+        }
+        let name = self.seen.get(&id).map(String::as_str).unwrap_or_default();
+        policy.sees(who, action, id, name)
     }
 }
 

@@ -37,7 +37,7 @@ use crate::domain::grants::{
 use crate::domain::policy::Action;
 use crate::domain::{ConnectionId, GrantId};
 use crate::error::{AppError, ErrorCode};
-use crate::service::policy::PolicyGate;
+use crate::service::policy::{Names, PolicyGate};
 use crate::service::problems::invalid;
 use crate::store::{
     AccessStore, AuditStore, ConnectionStore, GrantSaveExtras, GrantStore, Store, StoreError,
@@ -237,28 +237,17 @@ impl GrantService {
         }
         // Only the grants of connections this caller may read; read on until the page is
         // full or the list ends (the cursor stays the grant id).
-        let mut names = std::collections::BTreeMap::new();
+        let mut names = Names::new(self.connections.clone());
         let mut out = Vec::new();
         loop {
             let page = self.store.list_grants(&q).await?;
             let end = page.len() < q.limit as usize;
             q.after = page.last().map(|g| g.id).or(q.after);
             for g in page {
-                if let std::collections::btree_map::Entry::Vacant(slot) =
-                    names.entry(g.connection_id)
+                if names
+                    .sees(&self.policy, who, Action::Read, g.connection_id)
+                    .await
                 {
-                    // A deleted connection is known by its id alone.
-                    let name = match self.connections.get_connection(g.connection_id).await {
-                        Ok(c) => c.name,
-                        Err(_) => String::new(),
-                    };
-                    slot.insert(name);
-                }
-                let name = names
-                    .get(&g.connection_id)
-                    .map(String::as_str)
-                    .unwrap_or_default();
-                if self.policy.sees(who, Action::Read, g.connection_id, name) {
                     out.push(g);
                 }
             }

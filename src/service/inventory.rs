@@ -280,7 +280,9 @@ impl InventoryService {
         stats.rate_limited = throttled(&client) - throttled_before;
         run.stats = stats;
         run.finished_at = Some(Utc::now());
-        let published = match self.store.finish_sync(&run).await {
+        let entry =
+            |recorded: &SyncRun, published| sync_finished(recorded, client_id.clone(), published);
+        match self.store.finish_sync(&run, &entry).await {
             Ok(true) => {
                 tracing::info!(
                     connection_id = %run.connection_id, sync_id = %run.id,
@@ -288,27 +290,19 @@ impl InventoryService {
                     requests = run.stats.upstream_requests,
                     error = run.error.as_deref().unwrap_or(""), "sync finished"
                 );
-                true
             }
             Ok(false) => {
                 tracing::warn!(sync_id = %run.id, "sync lost its lease; nothing published");
-                run.status = SyncStatus::Failed;
-                run.error
-                    .get_or_insert_with(|| "the sync lost its lease to another run".into());
-                false
             }
             Err(e) => {
                 tracing::error!(sync_id = %run.id, error = %e, "recording the end of a sync failed");
                 run.status = SyncStatus::Failed;
                 run.error = Some("the store failed while recording the end of the sync".into());
-                false
+                // Nobody waits on this task: a failed append is logged by `record` and goes no
+                // further.
+                let _ = self.audit.record(&entry(&run, false)).await;
             }
-        };
-        // Nobody waits on this task: a failed append is logged by `record` and goes no further.
-        let _ = self
-            .audit
-            .record(&sync_finished(&run, client_id, published))
-            .await;
+        }
     }
 
     /// Why this run must read everything, or `None` when it may read only what the audit

@@ -10,12 +10,15 @@ use sqlx::types::Json;
 
 use super::POSTGRES;
 use super::This;
+use super::audit_sql::insert_audit;
 use super::changes_sql::record_changes;
 use crate::domain::{
     ConnectionId, Item, ItemKind, ItemPage, ItemQuery, Replaced, SyncId, SyncMode, SyncRun,
     SyncStats, SyncStatus,
 };
-use crate::store::{InventoryStore, StoreError, SyncStart, not_found_on_foreign_key};
+use crate::store::{
+    InventoryStore, StoreError, SyncAudit, SyncStart, not_found_on_foreign_key,
+};
 
 /// Takes the connection's lease unless a live one exists; returns the sync id on success.
 pub(super) const TAKE_LEASE: &str = "INSERT INTO sync_leases (connection_id, sync_id, expires_at) \
@@ -350,7 +353,7 @@ impl InventoryStore for This {
         Ok(())
     }
 
-    async fn finish_sync(&self, run: &SyncRun) -> Result<bool, StoreError> {
+    async fn finish_sync(&self, run: &SyncRun, audit: SyncAudit<'_>) -> Result<bool, StoreError> {
         let connection_id = run.connection_id.to_string();
         let sync_id = run.id.to_string();
         let mut run = run.clone();
@@ -408,6 +411,8 @@ impl InventoryStore for This {
             .bind(&run.error)
             .execute(&mut *tx)
             .await?;
+        // Last, so the audit chain's head is held only for the commit.
+        insert_audit(&mut tx, &audit(&run, held)).await?;
         tx.commit().await?;
         if held && run.status == SyncStatus::Succeeded {
             self.published(run.connection_id).await?;

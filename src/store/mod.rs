@@ -282,9 +282,11 @@ pub trait InventoryStore: Send + Sync {
     async fn insert_items(&self, sync_id: SyncId, items: &[Item]) -> Result<(), StoreError>;
     /// Ends a run in one transaction: on `Succeeded` its snapshot replaces the connection's
     /// current one (whose items are dropped, after the changes between the two are recorded),
-    /// on `Failed` its own items are dropped; the lease is released. Returns `false`, recording the run as failed, if the lease had
-    /// been lost.
-    async fn finish_sync(&self, run: &SyncRun) -> Result<bool, StoreError>;
+    /// on `Failed` its own items are dropped; the lease is released. Returns `false`, recording
+    /// the run as failed, if the lease had been lost. The audit entry `audit(run as recorded,
+    /// published)` commits in the same transaction: whoever sees the run finished finds it in
+    /// the audit trail too.
+    async fn finish_sync(&self, run: &SyncRun, audit: SyncAudit<'_>) -> Result<bool, StoreError>;
     /// One run; `NotFound` if absent.
     async fn get_sync(&self, id: SyncId) -> Result<SyncRun, StoreError>;
     /// A connection's runs, newest first, before the cursor, at most `limit`.
@@ -312,6 +314,11 @@ pub trait InventoryStore: Send + Sync {
         query: &ItemQuery,
     ) -> Result<ItemPage, StoreError>;
 }
+
+/// Builds the audit entry of a finished run from the run as recorded and whether it was
+/// published.
+pub type SyncAudit<'a> =
+    &'a (dyn Fn(&SyncRun, bool) -> crate::domain::audit::AuditEntry + Send + Sync);
 
 /// The changes feed (`finish_sync` records the diff of the snapshot it publishes).
 #[async_trait]

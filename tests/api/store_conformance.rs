@@ -284,6 +284,21 @@ fn user(id: &str, email: &str) -> Item {
     .subject(id)
 }
 
+/// The audit entry a finished run commits with: which run, and whether it was published.
+fn sync_audit(run: &SyncRun, published: bool) -> AuditEntry {
+    let mut e = AuditEntry::new(
+        now(),
+        SYSTEM_ACTOR,
+        None,
+        AuditAction::SyncFinished,
+        AuditOutcome::Succeeded,
+    );
+    e.connection_id = Some(run.connection_id);
+    e.detail =
+        Some(json!({"sync_id": run.id, "status": run.status.as_str(), "published": published}));
+    e
+}
+
 fn finished(mut run: SyncRun, status: SyncStatus) -> SyncRun {
     run.status = status;
     run.finished_at = Some(now());
@@ -333,7 +348,7 @@ async fn sync_runs_and_snapshots(backend: Backend) {
     );
     assert!(
         store
-            .finish_sync(&finished(first.clone(), SyncStatus::Succeeded))
+            .finish_sync(&finished(first.clone(), SyncStatus::Succeeded), &sync_audit)
             .await
             .unwrap()
     );
@@ -369,7 +384,7 @@ async fn sync_runs_and_snapshots(backend: Backend) {
         .unwrap();
     let mut failed = finished(failing.clone(), SyncStatus::Failed);
     failed.error = Some("OpenAI: upstream".into());
-    assert!(store.finish_sync(&failed).await.unwrap());
+    assert!(store.finish_sync(&failed, &sync_audit).await.unwrap());
     assert_eq!(
         page(ItemQuery::all(ItemKind::User, 10)).await.items.len(),
         2
@@ -405,7 +420,7 @@ async fn sync_runs_and_snapshots(backend: Backend) {
     // The dead run wakes up and tries to publish: refused, recorded as failed.
     assert!(
         !store
-            .finish_sync(&finished(dead.clone(), SyncStatus::Succeeded))
+            .finish_sync(&finished(dead.clone(), SyncStatus::Succeeded), &sync_audit)
             .await
             .unwrap()
     );
@@ -413,13 +428,30 @@ async fn sync_runs_and_snapshots(backend: Backend) {
         store.get_sync(dead.id).await.unwrap().status,
         SyncStatus::Failed
     );
+    // Its audit entry committed with it, from the run as recorded: failed, not published.
+    let trail = store
+        .list_audit(&AuditQuery {
+            action: Some(AuditAction::SyncFinished),
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let of_dead: Vec<_> = trail
+        .iter()
+        .filter_map(|e| e.entry.detail.as_ref())
+        .filter(|d| d["sync_id"] == json!(dead.id))
+        .collect();
+    assert_eq!(of_dead.len(), 1, "{trail:?}");
+    assert_eq!(of_dead[0]["status"], "failed");
+    assert_eq!(of_dead[0]["published"], false);
     store
         .insert_items(next.id, &[user("user_e", "e@x.com")])
         .await
         .unwrap();
     assert!(
         store
-            .finish_sync(&finished(next.clone(), SyncStatus::Succeeded))
+            .finish_sync(&finished(next.clone(), SyncStatus::Succeeded), &sync_audit)
             .await
             .unwrap()
     );
@@ -472,7 +504,7 @@ async fn run_sync(
             .skipped
             .insert(*kind, "the key cannot read this".into());
     }
-    assert!(store.finish_sync(&run).await.unwrap());
+    assert!(store.finish_sync(&run, &sync_audit).await.unwrap());
     store.get_sync(run.id).await.unwrap()
 }
 
@@ -989,7 +1021,7 @@ async fn publish(store: &dyn Store, c: ConnectionId, items: &[Item]) -> SyncRun 
     store.insert_items(run.id, items).await.unwrap();
     assert!(
         store
-            .finish_sync(&finished(run.clone(), SyncStatus::Succeeded))
+            .finish_sync(&finished(run.clone(), SyncStatus::Succeeded), &sync_audit)
             .await
             .unwrap()
     );

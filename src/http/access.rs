@@ -22,7 +22,7 @@ use super::inventory::ItemOut;
 use crate::auth::Principal;
 use crate::domain::access::{
     ConnectionAccess, HolderCursor, Holders, Owners, Person, PersonCursor, ProjectReach,
-    ReachCursor,
+    ReachCursor, ReachPage,
 };
 use crate::domain::{ConnectionId, ItemKind, SyncId};
 use crate::error::{AppError, ErrorCode, Problem};
@@ -350,11 +350,15 @@ async fn project_access(
         })?),
         None => None,
     };
+    let page = ReachPage {
+        after,
+        limit: limit as usize,
+    };
     let reach = state
         .access
-        .project_reach(&who, id, &project_id, permission.as_deref())
+        .project_reach(&who, id, &project_id, permission.as_deref(), &page)
         .await?;
-    Ok(Json(reach.page(after.as_ref(), limit as usize)))
+    Ok(Json(reach))
 }
 
 struct Writer {

@@ -12,6 +12,7 @@ use super::connections::not_found;
 use crate::auth::{Principal, Scope};
 use crate::domain::access::{
     self, HolderCursor, Holders, Owners, Person, PersonCursor, PersonPage, ProjectReach,
+    ReachCursor, ReachPage,
 };
 use crate::domain::policy::Action;
 use crate::domain::{Connection, ConnectionId, Item, ItemKind, ItemQuery, SyncId};
@@ -110,10 +111,11 @@ impl AccessService {
         id: ConnectionId,
         project_id: &str,
         permission: Option<&str>,
+        page: &ReachPage,
     ) -> Result<ProjectReach, AppError> {
         who.require(Scope::InventoryRead)?;
         self.readable(who, id).await?;
-        let Some(found) = self.store.project_items(id, project_id).await? else {
+        let Some(found) = self.store.project_items(id, project_id, page).await? else {
             return Err(AppError::new(
                 ErrorCode::ProjectNotFound,
                 format!(
@@ -123,12 +125,7 @@ impl AccessService {
                 ),
             ));
         };
-        let reach =
-            access::project_reach(&found.project, found.sync_id, found.synced_at, &found.items);
-        Ok(match permission {
-            Some(p) => reach.granting(p),
-            None => reach,
-        })
+        Ok(access::project_reach(&found, permission, page))
     }
 
     /// A page of a connection's organization owners (empty before its first sync).
@@ -188,7 +185,10 @@ impl AccessService {
             // then the ones after it.
             let mut skip = resume
                 .filter(|c| c.project_id.is_some())
-                .map(|c| (c.email.clone(), c.user_id.clone()));
+                .map(|c| ReachCursor {
+                    email: c.email.clone(),
+                    user_id: c.user_id.clone(),
+                });
             let mut again = resume.and_then(|c| c.project_id.clone());
             let mut after_project = again.clone();
             while out.len() < want {
@@ -205,21 +205,15 @@ impl AccessService {
                 }
                 for p in ids {
                     after_project = Some(p.clone());
-                    let Some(found) = self.store.project_items(conn, &p).await? else {
+                    let page = ReachPage {
+                        after: skip.take(),
+                        limit: want - out.len(),
+                    };
+                    let Some(found) = self.store.project_items(conn, &p, &page).await? else {
                         continue;
                     };
-                    let reach = access::project_reach(
-                        &found.project,
-                        found.sync_id,
-                        found.synced_at,
-                        &found.items,
-                    )
-                    .granting(permission);
-                    let mut rows = access::project_holders(here, reach);
-                    if let Some(key) = skip.take() {
-                        rows.retain(|h| (h.email.clone(), h.user_id.clone()) > key);
-                    }
-                    out.extend(rows);
+                    let reach = access::project_reach(&found, Some(permission), &page);
+                    out.extend(access::project_holders(here, reach));
                     if out.len() >= want {
                         break;
                     }

@@ -12,7 +12,7 @@ use sqlx::types::Json;
 use super::inventory_sql::corrupt;
 use crate::store::read_model::{HeadInfo, POLL, ReadModel};
 use super::{Db, POSTGRES, This};
-use crate::domain::access::{KINDS, OwnerItems, Person, ProjectItems, SnapshotItem};
+use crate::domain::access::{KINDS, OwnerItems, Person, ProjectItems, ReachPage, SnapshotItem};
 use crate::domain::{ConnectionId, Item, ItemKind};
 use crate::store::{AccessStore, StoreError};
 
@@ -267,8 +267,12 @@ impl AccessStore for This {
         &self,
         connection_id: ConnectionId,
         project_id: &str,
+        page: &ReachPage,
     ) -> Result<Option<ProjectItems>, StoreError> {
-        Ok(self.read_model().await?.project_items(connection_id, project_id))
+        Ok(self
+            .read_model()
+            .await?
+            .project_items(connection_id, project_id, page))
     }
 
     async fn owner_items(

@@ -541,12 +541,15 @@ pub trait AccessStore: Send + Sync {
         person: &crate::domain::access::Person,
     ) -> Result<Vec<crate::domain::access::SnapshotItem>, StoreError>;
     /// What the connection's current snapshot holds about a project (members, groups and
-    /// their members, service accounts, invites that may name it, org owners, roles);
-    /// `None` without a snapshot or when the project is not in it.
+    /// their members, service accounts, invites that may name it, roles, the owners among
+    /// those people) and the organization owners `page` needs (see
+    /// [`ProjectItems::owners`](crate::domain::access::ProjectItems::owners)); `None`
+    /// without a snapshot or when the project is not in it.
     async fn project_items(
         &self,
         connection_id: ConnectionId,
         project_id: &str,
+        page: &crate::domain::access::ReachPage,
     ) -> Result<Option<crate::domain::access::ProjectItems>, StoreError>;
     /// A page of the connection's organization owners ordered by user id, after `after`,
     /// with the organization's roles; `None` without a snapshot.

@@ -14,6 +14,7 @@
 //! fields they read ([`DATA_FIELDS`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::domain::access::{
-    DATA_FIELDS, KINDS, OwnerItems, Person, ProjectItems, SnapshotItem, invite_projects,
+    DATA_FIELDS, KINDS, OwnerItems, Person, ProjectItems, ReachPage, SnapshotItem, invite_projects,
 };
 use crate::domain::{ConnectionId, Item, ItemKind, SyncId};
 
@@ -50,12 +51,30 @@ struct Head {
     by_email: HashMap<String, Vec<u32>>,
     /// Pending invites by each project they name.
     invites_by_project: HashMap<String, Vec<u32>>,
-    /// Organization owners, and organization-level roles: every project question needs both.
-    owners: BTreeSet<u32>,
+    /// Organization owners by user id, and in the order a project's people are listed (by
+    /// email, then user id): they reach every project, so pages of them are read in order.
+    owners: BTreeMap<String, u32>,
+    owners_in_order: BTreeMap<PersonKey, u32>,
+    /// Organization-level roles: every project question needs them.
     org_roles: BTreeSet<u32>,
     /// Users by user id and projects by id, in order: the holders listing walks them.
     users: BTreeMap<String, u32>,
     projects: BTreeMap<String, u32>,
+}
+
+/// Where a person is listed among a project's people: (email, user id).
+type PersonKey = (Option<String>, Option<String>);
+
+fn person_key(user: &Item) -> PersonKey {
+    (user.email.clone(), user.subject_id.clone())
+}
+
+fn user_id(user: &Item) -> String {
+    user.subject_id.clone().unwrap_or_else(|| user.key.clone())
+}
+
+fn is_owner(i: &Item) -> bool {
+    i.kind == ItemKind::User && i.role.as_deref() == Some("owner")
 }
 
 fn trimmed(mut item: Item) -> Item {
@@ -97,7 +116,8 @@ impl Head {
             by_parent: HashMap::new(),
             by_email: HashMap::new(),
             invites_by_project: HashMap::new(),
-            owners: BTreeSet::new(),
+            owners: BTreeMap::new(),
+            owners_in_order: BTreeMap::new(),
             org_roles: BTreeSet::new(),
             users: BTreeMap::new(),
             projects: BTreeMap::new(),
@@ -151,16 +171,20 @@ impl Head {
                 each(&mut self.invites_by_project, &Some(p.id), slot);
             }
         }
-        let set = match item.kind {
-            ItemKind::User if item.role.as_deref() == Some("owner") => Some(&mut self.owners),
-            ItemKind::Role if item.parent_id.is_none() => Some(&mut self.org_roles),
-            _ => None,
-        };
-        if let Some(set) = set {
+        if is_owner(item) {
             if add {
-                set.insert(slot);
+                self.owners.insert(user_id(item), slot);
+                self.owners_in_order.insert(person_key(item), slot);
             } else {
-                set.remove(&slot);
+                self.owners.remove(&user_id(item));
+                self.owners_in_order.remove(&person_key(item));
+            }
+        }
+        if item.kind == ItemKind::Role && item.parent_id.is_none() {
+            if add {
+                self.org_roles.insert(slot);
+            } else {
+                self.org_roles.remove(&slot);
             }
         }
         let ordered = match item.kind {
@@ -302,9 +326,14 @@ impl Head {
 
     /// What [`AccessStore::project_items`](super::AccessStore::project_items) returns: the
     /// project, its members, group accesses, service accounts and role assignments, those
-    /// groups and their members, pending invites naming it, organization owners and the role
-    /// objects of the organization and of the project.
-    fn project(&self, project_id: &str) -> Option<(u32, BTreeSet<u32>)> {
+    /// groups and their members, pending invites naming it, the role objects of the
+    /// organization and of the project, and the owners among those people; and the page's
+    /// share of the other owners, in order.
+    fn project(
+        &self,
+        project_id: &str,
+        page: &ReachPage,
+    ) -> Option<(u32, BTreeSet<u32>, Vec<u32>)> {
         let (project, _) = self.get(ItemKind::Project, project_id)?;
         let mut found = BTreeSet::new();
         for kind in [
@@ -332,10 +361,41 @@ impl Head {
                 .into_iter()
                 .flatten(),
         );
-        found.extend(&self.owners);
+        // The owners among the people found: their paths merge with the owner's path.
+        let mut merged = BTreeSet::new();
+        for &s in &found {
+            let Some(i) = self.item(s) else { continue };
+            match i.kind {
+                ItemKind::ProjectMember | ItemKind::GroupMember => {
+                    if let Some(&o) = i.subject_id.as_ref().and_then(|u| self.owners.get(u)) {
+                        merged.insert(o);
+                    }
+                }
+                ItemKind::Invite => {
+                    let owners = i
+                        .email
+                        .iter()
+                        .flat_map(|e| self.find(&self.by_email, e, ItemKind::User));
+                    merged.extend(owners.filter(|(_, u)| is_owner(u)).map(|(s, _)| s));
+                }
+                _ => {}
+            }
+        }
+        found.extend(&merged);
         found.extend(&self.org_roles);
         found.remove(&project);
-        Some((project, found))
+        let from = match &page.after {
+            Some(a) => Bound::Excluded((a.email.clone(), a.user_id.clone())),
+            None => Bound::Unbounded,
+        };
+        let owners = self
+            .owners_in_order
+            .range((from, Bound::Unbounded))
+            .map(|(_, &s)| s)
+            .filter(|s| !merged.contains(s))
+            .take(page.limit + 1)
+            .collect();
+        Some((project, found, owners))
     }
 
     /// Items of `slots`, in the order the SQL queries returned them (kind, then key).
@@ -444,15 +504,24 @@ impl ReadModel {
         out
     }
 
-    pub(super) fn project_items(&self, id: ConnectionId, project_id: &str) -> Option<ProjectItems> {
+    pub(super) fn project_items(
+        &self,
+        id: ConnectionId,
+        project_id: &str,
+        page: &ReachPage,
+    ) -> Option<ProjectItems> {
         let heads = self.read();
         let head = heads.get(&id)?;
-        let (project, found) = head.project(project_id)?;
+        let (project, found, owners) = head.project(project_id, page)?;
         Some(ProjectItems {
             sync_id: head.info.sync_id,
             synced_at: head.info.synced_at,
             project: head.item(project)?.clone(),
             items: head.items(&found),
+            owners: owners
+                .into_iter()
+                .filter_map(|s| head.item(s).cloned())
+                .collect(),
         })
     }
 
@@ -465,14 +534,17 @@ impl ReadModel {
     ) -> Option<OwnerItems> {
         let heads = self.read();
         let head = heads.get(&id)?;
+        let from = match after {
+            Some(a) => Bound::Excluded(a.to_owned()),
+            None => Bound::Unbounded,
+        };
         let mut users: Vec<Item> = head
             .owners
-            .iter()
-            .filter_map(|&s| head.item(s))
-            .filter(|u| after.is_none_or(|a| u.subject_id.as_deref() > Some(a)))
+            .range((from, Bound::Unbounded))
+            .filter_map(|(_, &s)| head.item(s))
+            .take(limit + 1)
             .cloned()
             .collect();
-        users.sort_by(|a, b| a.subject_id.cmp(&b.subject_id));
         let has_more = users.len() > limit;
         users.truncate(limit);
         Some(OwnerItems {
@@ -518,11 +590,11 @@ impl ReadModel {
             return Vec::new();
         };
         let from = match after {
-            Some(a) => std::ops::Bound::Excluded(a.to_owned()),
-            None => std::ops::Bound::Unbounded,
+            Some(a) => Bound::Excluded(a.to_owned()),
+            None => Bound::Unbounded,
         };
         head.users
-            .range((from, std::ops::Bound::Unbounded))
+            .range((from, Bound::Unbounded))
             .filter_map(|(_, &s)| head.item(s))
             .filter(|u| u.role.as_ref().is_some_and(|r| roles.contains(r)))
             .take(limit)
@@ -542,11 +614,11 @@ impl ReadModel {
             return Vec::new();
         };
         let from = match after {
-            Some(a) => std::ops::Bound::Excluded(a.to_owned()),
-            None => std::ops::Bound::Unbounded,
+            Some(a) => Bound::Excluded(a.to_owned()),
+            None => Bound::Unbounded,
         };
         head.projects
-            .range((from, std::ops::Bound::Unbounded))
+            .range((from, Bound::Unbounded))
             .take(limit)
             .map(|(id, _)| id.clone())
             .collect()

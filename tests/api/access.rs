@@ -6,7 +6,7 @@
 //! changes (the person leaves, a new project, an invite) and a second connection is synced;
 //! each connection keeps its own snapshot, as two organizations would.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use openai_governor::auth::Scope;
@@ -866,7 +866,7 @@ async fn the_large_organization_answers_like_the_sandbox(backend: Backend) {
     sync_within(&app, &id, Duration::from_secs(600)).await;
     type Expected = (String, BTreeMap<String, String>, Vec<String>);
     // Per sampled person: org role, active project -> role, groups.
-    let (people, projects) = app.sandbox.state().read(|org| {
+    let (people, projects, owners) = app.sandbox.state().read(|org| {
         let active: BTreeMap<&str, bool> = org
             .projects
             .iter()
@@ -911,9 +911,15 @@ async fn the_large_organization_answers_like_the_sandbox(backend: Backend) {
                 (p.id.clone(), members)
             })
             .collect();
-        (people, projects)
+        let owners: BTreeSet<String> = org
+            .users
+            .iter()
+            .filter(|u| u.role == "owner")
+            .map(|u| u.id.clone())
+            .collect();
+        (people, projects, owners)
     });
-    assert!(people.len() >= 50 && projects.len() >= 18);
+    assert!(people.len() >= 50 && projects.len() >= 18 && owners.len() > 1_000);
     for (email, (role, expected_projects, groups)) in &people {
         let answer = person_all_pages(&app, email).await;
         let c = &answer["connections"][0];
@@ -967,6 +973,26 @@ async fn the_large_organization_answers_like_the_sandbox(backend: Backend) {
             })
             .collect();
         assert_eq!(&direct, members, "{project}: direct members");
+        // Every owner reaches it, once: the pages of owners neither skip nor repeat anyone.
+        let as_owner: Vec<&str> = people
+            .iter()
+            .filter(|r| {
+                r["paths"]
+                    .as_array()
+                    .is_some_and(|p| p.iter().any(|x| x["via"] == "organization_owner"))
+            })
+            .filter_map(|r| r["user_id"].as_str())
+            .collect();
+        assert_eq!(as_owner.len(), owners.len(), "{project}: owners once each");
+        assert!(as_owner.iter().all(|o| owners.contains(*o)), "{project}");
+        let mut ids: Vec<&str> = people
+            .iter()
+            .filter_map(|r| r["user_id"].as_str())
+            .collect();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "{project}: nobody twice");
     }
 }
 

@@ -1030,7 +1030,14 @@ async fn publish(store: &dyn Store, c: ConnectionId, items: &[Item]) -> SyncRun 
 
 /// Who the access read model says reaches project `p` (user ids of its members).
 async fn members_of(store: &dyn Store, c: ConnectionId, p: &str) -> Option<Vec<String>> {
-    let found = store.project_items(c, p).await.unwrap()?;
+    let found = store
+        .project_items(
+            c,
+            p,
+            &openai_governor::domain::access::ReachPage::first(100),
+        )
+        .await
+        .unwrap()?;
     let mut ids: Vec<String> = found
         .items
         .iter()

@@ -68,8 +68,12 @@ pub struct ProjectItems {
     pub synced_at: DateTime<Utc>,
     pub project: Item,
     /// Members, group accesses, groups and their members, service accounts, candidate
-    /// invites, organization owners and role objects.
+    /// invites, role objects, and the user items of the organization owners among those
+    /// people (by user id, or by email for the invited).
     pub items: Vec<Item>,
+    /// The other organization owners' user items, by email then user id, after the page's
+    /// start: the first `limit + 1` of them (or all there are).
+    pub owners: Vec<Item>,
 }
 
 /// How a project is reached.

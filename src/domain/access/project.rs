@@ -1,13 +1,16 @@
 //! Everyone who can reach one project of one connection: members, group members, invitees,
 //! service accounts and organization owners, each with every path and its permissions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{AccessPath, Via, group_paths, invite_path, invite_projects, role_book, text, union};
+use super::{
+    AccessPath, ProjectItems, Via, group_paths, invite_path, invite_projects, role_book, text,
+    union,
+};
 use crate::domain::permissions::{PermissionSource, RoleLevel};
 use crate::domain::{Item, ItemKind, SyncId};
 
@@ -68,8 +71,8 @@ pub struct ProjectReach {
 /// Where a page of [`ProjectReach::people`] starts: after this person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ReachCursor {
-    email: Option<String>,
-    user_id: Option<String>,
+    pub email: Option<String>,
+    pub user_id: Option<String>,
 }
 
 impl ReachCursor {
@@ -80,6 +83,11 @@ impl ReachCursor {
         }
     }
 
+    /// The order of people on a project: by email, then user id.
+    pub fn key(&self) -> (Option<&String>, Option<&String>) {
+        (self.email.as_ref(), self.user_id.as_ref())
+    }
+
     /// The opaque text form callers pass back.
     pub fn encode(&self) -> String {
         super::encode_cursor(self)
@@ -88,6 +96,28 @@ impl ReachCursor {
     /// Reads [`Self::encode`]'s form; `None` for anything else.
     pub fn decode(raw: &str) -> Option<Self> {
         super::decode_cursor(raw)
+    }
+}
+
+/// Which page of a project's people to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReachPage {
+    /// After this person (service accounts come only with the first page).
+    pub after: Option<ReachCursor>,
+    /// At most this many people.
+    pub limit: usize,
+}
+
+impl ReachPage {
+    /// The first page of at most `limit` people.
+    pub fn first(limit: usize) -> Self {
+        Self { after: None, limit }
+    }
+
+    fn admits(&self, r: &Reacher) -> bool {
+        self.after
+            .as_ref()
+            .is_none_or(|a| (r.email.as_ref(), r.user_id.as_ref()) > a.key())
     }
 }
 
@@ -113,14 +143,21 @@ fn add(people: &mut BTreeMap<String, Reacher>, id: Option<&String>, item: &Item,
     r.paths.push(path);
 }
 
-/// Assembles who can reach `project` from the items the store read about it. Invites not
+/// Assembles one page of who can reach a project from what the store read about it; with
+/// `permission`, only the paths granting it (and the people holding one). Invites not
 /// naming the project are ignored (the store may over-select them).
+///
+/// The organization's owners reach every project, so in a large organization they are most
+/// of the answer: they come from `found.owners`, already in page order, and only a page of
+/// them is made into [`Reacher`]s. The owners who also reach the project another way are
+/// among `found.items` (their user items), so their paths are merged.
 pub fn project_reach(
-    project: &Item,
-    sync_id: SyncId,
-    synced_at: DateTime<Utc>,
-    items: &[Item],
+    found: &ProjectItems,
+    permission: Option<&str>,
+    page: &ReachPage,
 ) -> ProjectReach {
+    let project = &found.project;
+    let items = found.items.as_slice();
     let pid = project.key.as_str();
     let of = |kind: ItemKind| items.iter().filter(move |i| i.kind == kind);
     let book = role_book(items.iter());
@@ -148,14 +185,14 @@ pub fn project_reach(
             }
         }
     }
+    // Org owners act as project owners everywhere: one path, the same for each.
+    let mut owner_path = AccessPath::new(
+        Via::OrganizationOwner,
+        book.grant_in(RoleLevel::Project, Some(pid), Some("owner")),
+    );
+    owner_path.role = Some("owner".into());
     for u in of(ItemKind::User).filter(|u| u.role.as_deref() == Some("owner")) {
-        // Org owners act as project owners everywhere.
-        let mut path = AccessPath::new(
-            Via::OrganizationOwner,
-            book.grant_in(RoleLevel::Project, Some(pid), Some("owner")),
-        );
-        path.role = Some("owner".into());
-        add(&mut people, u.subject_id.as_ref(), u, path);
+        add(&mut people, u.subject_id.as_ref(), u, owner_path.clone());
     }
     // Invitees: matched to a member of the same email when there is one.
     let by_email: BTreeMap<String, String> = people
@@ -176,18 +213,49 @@ pub fn project_reach(
             }
         }
     }
-    let mut people: Vec<Reacher> = people
+    let granting = |p: &AccessPath| permission.is_none_or(|want| p.has(want));
+    let mut others: Vec<Reacher> = people
         .into_values()
-        .map(|mut r| {
+        .filter_map(|mut r| {
+            r.paths.retain(granting);
             r.paths
                 .sort_by(|a, b| (a.via, &a.group_id).cmp(&(b.via, &b.group_id)));
             r.permissions = union(&r.paths);
-            r
+            (!r.paths.is_empty() && page.admits(&r)).then_some(r)
         })
         .collect();
-    people.sort_by(|a, b| (&a.email, &a.user_id).cmp(&(&b.email, &b.user_id)));
+    others.sort_by(|a, b| (&a.email, &a.user_id).cmp(&(&b.email, &b.user_id)));
+    // The owners who reach it only as owners, in the same order, when their path counts.
+    let merged: BTreeSet<&str> = of(ItemKind::User)
+        .filter_map(|u| u.subject_id.as_deref())
+        .collect();
+    let owners = found
+        .owners
+        .iter()
+        .filter(|_| granting(&owner_path))
+        .filter(|u| {
+            u.subject_id
+                .as_deref()
+                .is_none_or(|id| !merged.contains(id))
+        })
+        .map(|u| Reacher {
+            user_id: u.subject_id.clone(),
+            email: u.email.clone(),
+            name: text(&u.data, "name"),
+            permissions: owner_path.permissions.clone(),
+            paths: vec![owner_path.clone()],
+        })
+        .filter(|r| page.admits(r));
+    let mut people = merge_sorted(others.into_iter(), owners, page.limit + 1);
+    let has_more = people.len() > page.limit;
+    people.truncate(page.limit);
+    let next_cursor = if has_more {
+        people.last().map(|r| ReachCursor::of(r).encode())
+    } else {
+        None
+    };
     let service_accounts = of(ItemKind::ServiceAccount)
-        .filter(|s| s.parent_id.as_deref() == Some(pid))
+        .filter(|s| s.parent_id.as_deref() == Some(pid) && page.after.is_none())
         .map(|s| {
             let g = book.grant_in(RoleLevel::Project, Some(pid), s.role.as_deref());
             ServiceAccountReach {
@@ -198,49 +266,37 @@ pub fn project_reach(
                 permissions_source: g.permissions_source,
             }
         })
+        .filter(|s| permission.is_none_or(|want| s.permissions.iter().any(|p| p == want)))
         .collect();
     ProjectReach {
         project_id: pid.to_owned(),
         project_name: text(&project.data, "name"),
         project_status: project.status.clone(),
-        sync_id,
-        synced_at,
+        sync_id: found.sync_id,
+        synced_at: found.synced_at,
         people,
         service_accounts,
-        has_more: false,
-        next_cursor: None,
+        has_more,
+        next_cursor,
     }
 }
 
-impl ProjectReach {
-    /// Keeps the page of at most `limit` people after `after` (service accounts only on the
-    /// first page), saying whether more follow.
-    pub fn page(mut self, after: Option<&ReachCursor>, limit: usize) -> Self {
-        if let Some(a) = after {
-            let key = (a.email.as_ref(), a.user_id.as_ref());
-            self.people
-                .retain(|r| (r.email.as_ref(), r.user_id.as_ref()) > key);
-            self.service_accounts.clear();
-        }
-        self.has_more = self.people.len() > limit;
-        self.people.truncate(limit);
-        self.next_cursor = if self.has_more {
-            self.people.last().map(|r| ReachCursor::of(r).encode())
-        } else {
-            None
+/// The first `n` of two sequences each ordered by (email, user id), in that order.
+fn merge_sorted(
+    a: impl Iterator<Item = Reacher>,
+    b: impl Iterator<Item = Reacher>,
+    n: usize,
+) -> Vec<Reacher> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    let mut out = Vec::with_capacity(n.min(256));
+    while out.len() < n {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => (&x.email, &x.user_id) <= (&y.email, &y.user_id),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
         };
-        self
+        out.extend(if take_a { a.next() } else { b.next() });
     }
-
-    /// Keeps only the paths (and so the people and service accounts) granting `permission`.
-    pub fn granting(mut self, permission: &str) -> Self {
-        for r in &mut self.people {
-            r.paths.retain(|p| p.has(permission));
-            r.permissions = union(&r.paths);
-        }
-        self.people.retain(|r| !r.paths.is_empty());
-        self.service_accounts
-            .retain(|s| s.permissions.iter().any(|p| p == permission));
-        self
-    }
+    out
 }

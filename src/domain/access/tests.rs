@@ -101,6 +101,18 @@ fn a_person_s_paths_are_named_with_their_permissions() {
     );
 }
 
+/// The first page of who reaches `project`, from `items` (no owners but those among them).
+fn reach(project: Item, items: Vec<Item>, permission: Option<&str>) -> ProjectReach {
+    let found = ProjectItems {
+        sync_id: SyncId::new(),
+        synced_at: Utc::now(),
+        project,
+        items,
+        owners: Vec::new(),
+    };
+    project_reach(&found, permission, &ReachPage::first(100))
+}
+
 #[test]
 fn who_can_reach_merges_paths_per_person_and_filters_by_permission() {
     let mut items = alice_items();
@@ -123,7 +135,7 @@ fn who_can_reach_merges_paths_per_person_and_filters_by_permission() {
         .subject("user-b"),
     );
     let project = Item::new(ItemKind::Project, "proj_B", json!({"name": "B"}));
-    let reach = project_reach(&project, SyncId::new(), Utc::now(), &items);
+    let reach = reach(project, items.clone(), None);
     let who: Vec<(Option<&str>, Vec<Via>)> = reach
         .people
         .iter()
@@ -136,7 +148,11 @@ fn who_can_reach_merges_paths_per_person_and_filters_by_permission() {
             (Some("bob@corp.com"), vec![Via::Direct, Via::Group]),
         ]
     );
-    let writers = reach.granting("api.organization.projects.write");
+    let writers = self::reach(
+        Item::new(ItemKind::Project, "proj_B", json!({"name": "B"})),
+        items,
+        Some("api.organization.projects.write"),
+    );
     assert_eq!(writers.people.len(), 1);
     assert_eq!(writers.people[0].paths.len(), 1, "only the owner path");
 }
@@ -178,10 +194,11 @@ fn a_group_path_holds_the_roles_assigned_to_the_group_in_the_project() {
     assert_eq!(path.permissions, ["api.deploy"]);
     assert_eq!(path.permissions_source, PermissionSource::Role);
     let project = Item::new(ItemKind::Project, "proj_B", json!({"name": "B"}));
-    let reach = project_reach(&project, SyncId::new(), Utc::now(), &items);
+    let deploy = reach(project.clone(), items.clone(), Some("api.deploy"));
+    let reach = reach(project, items, None);
     assert_eq!(reach.people[0].paths[0].role.as_deref(), Some("deployer"));
     assert_eq!(
-        reach.granting("api.deploy").people.len(),
+        deploy.people.len(),
         1,
         "the assigned role's permissions count"
     );
@@ -259,4 +276,102 @@ fn a_person_s_pages_hold_every_project_once_and_every_connection() {
     assert_eq!(whole.connections, all);
     assert!(!whole.has_more);
     assert_eq!(PersonCursor::decode("not a cursor"), None);
+}
+
+fn owner(id: &str, email: &str) -> Item {
+    Item::new(
+        ItemKind::User,
+        id,
+        json!({"id": id, "email": email, "name": id}),
+    )
+    .subject(id)
+    .email(Some(email.into()))
+    .role(Some("owner".into()))
+}
+
+#[test]
+fn owners_come_a_page_at_a_time_merged_with_their_other_paths() {
+    let project = Item::new(ItemKind::Project, "proj_B", json!({"name": "B"}));
+    // Bob is a member and an owner: his user item is among the items, not the owners.
+    let items = vec![
+        Item::new(
+            ItemKind::ProjectMember,
+            "proj_B/user-b",
+            json!({"id": "user-b", "email": "bob@corp.com", "role": "member"}),
+        )
+        .parent("proj_B")
+        .subject("user-b")
+        .email(Some("bob@corp.com".into())),
+        owner("user-b", "bob@corp.com"),
+    ];
+    let owners = vec![
+        owner("user-a", "ann@corp.com"),
+        owner("user-c", "cy@corp.com"),
+        owner("user-d", "dee@corp.com"),
+    ];
+    let read = |after: Option<ReachCursor>, permission: Option<&str>| {
+        let page = ReachPage { after, limit: 2 };
+        let found = ProjectItems {
+            sync_id: SyncId::new(),
+            synced_at: Utc::now(),
+            project: project.clone(),
+            items: items.clone(),
+            // What the store gives: the owners after the cursor, in order.
+            owners: owners
+                .iter()
+                .filter(|o| {
+                    page.after
+                        .as_ref()
+                        .is_none_or(|a| (o.email.as_ref(), o.subject_id.as_ref()) > a.key())
+                })
+                .cloned()
+                .collect(),
+        };
+        project_reach(&found, permission, &page)
+    };
+    let vias = |r: &ProjectReach| -> Vec<(String, Vec<Via>)> {
+        r.people
+            .iter()
+            .map(|p| {
+                (
+                    p.email.clone().unwrap_or_default(),
+                    p.paths.iter().map(|x| x.via).collect(),
+                )
+            })
+            .collect()
+    };
+    let first = read(None, None);
+    assert_eq!(
+        vias(&first),
+        [
+            ("ann@corp.com".into(), vec![Via::OrganizationOwner]),
+            (
+                "bob@corp.com".into(),
+                vec![Via::Direct, Via::OrganizationOwner]
+            ),
+        ]
+    );
+    assert!(first.has_more);
+    let cursor = ReachCursor::decode(first.next_cursor.as_deref().unwrap()).unwrap();
+    let second = read(Some(cursor), None);
+    assert_eq!(
+        vias(&second),
+        [
+            ("cy@corp.com".into(), vec![Via::OrganizationOwner]),
+            ("dee@corp.com".into(), vec![Via::OrganizationOwner]),
+        ]
+    );
+    assert!(!second.has_more && second.next_cursor.is_none());
+    assert!(second.service_accounts.is_empty());
+    // A permission only a member's role grants, not an owner's: nobody; one owners hold:
+    // everyone, with only the owner path.
+    assert!(read(None, Some("api.not.a.permission")).people.is_empty());
+    let writers = read(None, Some("api.organization.projects.write"));
+    assert_eq!(writers.people.len(), 2);
+    assert!(
+        writers
+            .people
+            .iter()
+            .all(|p| p.paths.iter().all(|x| x.via == Via::OrganizationOwner))
+    );
 }

@@ -285,7 +285,7 @@ fn owner(id: &str, email: &str) -> Item {
         json!({"id": id, "email": email, "name": id}),
     )
     .subject(id)
-    .email(Some(email.into()))
+    .email(Some(email))
     .role(Some("owner".into()))
 }
 
@@ -301,10 +301,10 @@ fn owners_come_a_page_at_a_time_merged_with_their_other_paths() {
         )
         .parent("proj_B")
         .subject("user-b")
-        .email(Some("bob@corp.com".into())),
+        .email(Some("bob@corp.com")),
         owner("user-b", "bob@corp.com"),
     ];
-    let owners = vec![
+    let owners = [
         owner("user-a", "ann@corp.com"),
         owner("user-c", "cy@corp.com"),
         owner("user-d", "dee@corp.com"),

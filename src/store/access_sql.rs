@@ -6,11 +6,12 @@
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
 use super::inventory_sql::corrupt;
-use crate::store::read_model::{HeadInfo, POLL, ReadModel};
+use crate::store::read_model::{Head, HeadInfo, POLL, ReadModel};
 use super::{Db, POSTGRES, This};
 use crate::domain::access::{KINDS, OwnerItems, Person, ProjectItems, ReachPage, SnapshotItem};
 use crate::domain::{ConnectionId, Item, ItemKind};
@@ -136,17 +137,21 @@ pub(super) async fn load_head(
         return Ok(());
     };
     let info = HeadInfo::try_from(head)?;
-    let rows: Vec<ItemRow> = sqlx::query_as(SNAPSHOT_ITEMS)
-        .bind(info.sync_id.to_string())
-        .bind(kinds())
-        .fetch_all(&mut *tx)
-        .await?;
+    let sync_id = info.sync_id.to_string();
+    let mut head = Head::new(info);
+    {
+        // Row by row: each is trimmed into the head as it arrives, so the snapshot's full
+        // JSON is never in memory at once (at 50,000 users that was most of the peak).
+        let mut rows = sqlx::query_as::<_, ItemRow>(SNAPSHOT_ITEMS)
+            .bind(sync_id)
+            .bind(kinds())
+            .fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await? {
+            head.upsert(Item::try_from(row)?);
+        }
+    }
     tx.commit().await?;
-    let items = rows
-        .into_iter()
-        .map(Item::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    model.replace(info, items);
+    model.install(head);
     Ok(())
 }
 

@@ -41,7 +41,7 @@ pub(super) struct HeadInfo {
 }
 
 /// One connection's snapshot. Items live in slots; the indexes hold slot numbers.
-struct Head {
+pub(super) struct Head {
     info: HeadInfo,
     slots: Vec<Option<Item>>,
     free: Vec<u32>,
@@ -106,12 +106,14 @@ fn pending_invite(i: &Item) -> bool {
 }
 
 impl Head {
-    fn new(info: HeadInfo, items: Vec<Item>) -> Self {
-        let mut head = Head {
+    /// An empty head, filled item by item with [`Self::upsert`] as the rows stream in (the
+    /// snapshot's rows are never all held at once) and swapped in by [`ReadModel::install`].
+    pub(super) fn new(info: HeadInfo) -> Self {
+        Head {
             info,
-            slots: Vec::with_capacity(items.len()),
+            slots: Vec::new(),
             free: Vec::new(),
-            by_key: HashMap::with_capacity(items.len()),
+            by_key: HashMap::new(),
             by_subject: HashMap::new(),
             by_parent: HashMap::new(),
             by_email: HashMap::new(),
@@ -121,18 +123,14 @@ impl Head {
             org_roles: BTreeSet::new(),
             users: BTreeMap::new(),
             projects: BTreeMap::new(),
-        };
-        for item in items {
-            head.upsert(item);
         }
-        head
     }
 
     fn item(&self, slot: u32) -> Option<&Item> {
         self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
-    fn upsert(&mut self, item: Item) {
+    pub(super) fn upsert(&mut self, item: Item) {
         if !KINDS.contains(&item.kind) {
             return;
         }
@@ -436,8 +434,7 @@ impl ReadModel {
     }
 
     /// Swaps in a loaded snapshot.
-    pub(super) fn replace(&self, info: HeadInfo, items: Vec<Item>) {
-        let head = Head::new(info, items);
+    pub(super) fn install(&self, head: Head) {
         self.write().insert(head.info.connection_id, head);
     }
 

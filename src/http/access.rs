@@ -83,7 +83,7 @@ pub struct ReachParams {
     /// Only paths whose role grants this permission, e.g.
     /// `api.organization.projects.write` (who can manage the project's members).
     pub permission: Option<String>,
-    /// People per page, 1–1000 (default 1000).
+    /// People per page, 1–1000 (default 100, like the other lists).
     pub limit: Option<u32>,
     /// Cursor: the `next_cursor` of the previous page.
     pub after: Option<String>,
@@ -91,6 +91,10 @@ pub struct ReachParams {
 
 /// The largest page of people who can reach a project.
 pub const MAX_REACH_PAGE: u32 = 1000;
+/// A page of people who can reach a project when the caller does not say: every
+/// organization owner reaches every project, so in a large organization the whole answer is
+/// thousands of people.
+const DEFAULT_REACH_PAGE: u32 = 100;
 
 /// Which permission, and paging.
 #[derive(Deserialize, IntoParams)]
@@ -340,7 +344,7 @@ async fn project_access(
             "permission must be a permission name, e.g. api.organization.projects.write",
         ));
     }
-    let limit = params.limit.unwrap_or(MAX_REACH_PAGE);
+    let limit = params.limit.unwrap_or(DEFAULT_REACH_PAGE);
     if !(1..=MAX_REACH_PAGE).contains(&limit) {
         return Err(bad(format!("limit must be between 1 and {MAX_REACH_PAGE}")));
     }

@@ -171,13 +171,25 @@ pub(super) fn item_page_sql(connection_id: &str, q: &ItemQuery) -> (String, Vec<
             on.push_str(&format!(" AND {condition}${}", binds.len()));
         }
     }
-    let sql = format!(
-        "SELECT h.sync_id AS head_sync_id, h.synced_at, i.item_key, i.parent_id, i.subject_id, \
-         i.email, i.role, i.status, i.data \
-         FROM inventory_heads h LEFT JOIN inventory_items i ON {on} \
-         WHERE h.connection_id = $1 ORDER BY i.item_key LIMIT ${}",
-        binds.len() + 1
-    );
+    let limit = binds.len() + 1;
+    let sql = if POSTGRES {
+        // Postgres plans the plain join as "every item of the kind, then the top of a sort"
+        // (27 ms a page at 50,000 users); the lateral page walks the index and stops.
+        format!(
+            "SELECT h.sync_id AS head_sync_id, h.synced_at, i.item_key, i.parent_id, \
+             i.subject_id, i.email, i.role, i.status, i.data \
+             FROM inventory_heads h LEFT JOIN LATERAL (SELECT * FROM inventory_items i \
+             WHERE {on} ORDER BY i.item_key LIMIT ${limit}) i ON true \
+             WHERE h.connection_id = $1 ORDER BY i.item_key"
+        )
+    } else {
+        format!(
+            "SELECT h.sync_id AS head_sync_id, h.synced_at, i.item_key, i.parent_id, \
+             i.subject_id, i.email, i.role, i.status, i.data \
+             FROM inventory_heads h LEFT JOIN inventory_items i ON {on} \
+             WHERE h.connection_id = $1 ORDER BY i.item_key LIMIT ${limit}"
+        )
+    };
     (sql, binds)
 }
 
@@ -507,7 +519,7 @@ mod tests {
         let (sql, binds) = item_page_sql("c1", &q);
         assert_eq!(binds, ["c1", "project_member", "proj_1", "ada@x.com"]);
         assert!(sql.contains("i.parent_id = $3 AND i.email = $4"), "{sql}");
-        assert!(sql.ends_with("LIMIT $5"), "{sql}");
+        assert!(sql.contains("LIMIT $5"), "{sql}");
     }
 
     #[test]

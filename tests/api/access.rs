@@ -686,7 +686,16 @@ async fn who_can_reach_a_large_project_comes_in_pages(backend: Backend) {
         .to_owned();
     sync(&app, &id).await;
     let path = format!("/v1/connections/{id}/projects/{project}/access");
-    let whole = get_json(&app, &path).await;
+    let first = get_json(&app, &path).await;
+    assert_eq!(
+        (
+            first["people"].as_array().unwrap().len(),
+            &first["has_more"]
+        ),
+        (100, &json!(true)),
+        "a page of 100 unless asked"
+    );
+    let whole = get_json(&app, &format!("{path}?limit=1000")).await;
     assert_eq!(whole["has_more"], false);
     let everyone: Vec<Value> = whole["people"].as_array().unwrap().clone();
     assert!(everyone.len() > 230, "{}", everyone.len());

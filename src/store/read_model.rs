@@ -43,7 +43,7 @@ pub(super) struct HeadInfo {
 /// One connection's snapshot. Items live in slots; the indexes hold slot numbers.
 pub(super) struct Head {
     info: HeadInfo,
-    slots: Vec<Option<Item>>,
+    slots: Vec<Option<Stored>>,
     free: Vec<u32>,
     by_key: HashMap<(ItemKind, String), u32>,
     by_subject: HashMap<String, Vec<u32>>,
@@ -65,43 +65,92 @@ pub(super) struct Head {
 /// Where a person is listed among a project's people: (email, user id).
 type PersonKey = (Option<String>, Option<String>);
 
-fn person_key(user: &Item) -> PersonKey {
-    (user.email.clone(), user.subject_id.clone())
+fn person_key(user: &Stored) -> PersonKey {
+    (owned(&user.email), owned(&user.subject_id))
 }
 
-fn user_id(user: &Item) -> String {
-    user.subject_id.clone().unwrap_or_else(|| user.key.clone())
+fn user_id(user: &Stored) -> String {
+    user.subject_id.as_deref().unwrap_or(&user.key).to_owned()
 }
 
-fn is_owner(i: &Item) -> bool {
+fn is_owner(i: &Stored) -> bool {
     i.kind == ItemKind::User && i.role.as_deref() == Some("owner")
 }
 
-fn trimmed(mut item: Item) -> Item {
-    if let Value::Object(map) = &mut item.data {
-        map.retain(|k, _| DATA_FIELDS.contains(&k.as_str()));
-    }
-    item
+/// An item as the model keeps it: the fields the questions follow, and of `data` only
+/// [`DATA_FIELDS`], as compact JSON text. A parsed map costs a B-tree node (about 600
+/// bytes) an item, which at 50,000 users was most of the model; the text is parsed again
+/// only for the items an answer returns.
+struct Stored {
+    kind: ItemKind,
+    key: Box<str>,
+    parent_id: Option<Box<str>>,
+    subject_id: Option<Box<str>>,
+    email: Option<Box<str>>,
+    role: Option<Box<str>>,
+    status: Option<Box<str>>,
+    data: Box<str>,
 }
 
-fn push(map: &mut HashMap<String, Vec<u32>>, key: &Option<String>, slot: u32) {
-    if let Some(k) = key {
-        map.entry(k.clone()).or_default().push(slot);
-    }
+fn boxed(s: Option<String>) -> Option<Box<str>> {
+    s.map(String::into_boxed_str)
 }
 
-fn pull(map: &mut HashMap<String, Vec<u32>>, key: &Option<String>, slot: u32) {
-    if let Some(k) = key
-        && let Some(v) = map.get_mut(k)
-    {
-        v.retain(|s| *s != slot);
-        if v.is_empty() {
-            map.remove(k);
+fn owned(s: &Option<Box<str>>) -> Option<String> {
+    s.as_deref().map(str::to_owned)
+}
+
+impl Stored {
+    fn of(mut item: Item) -> Self {
+        if let Value::Object(map) = &mut item.data {
+            map.retain(|k, _| DATA_FIELDS.contains(&k.as_str()));
+        }
+        Stored {
+            kind: item.kind,
+            key: item.key.into_boxed_str(),
+            parent_id: boxed(item.parent_id),
+            subject_id: boxed(item.subject_id),
+            email: boxed(item.email),
+            role: boxed(item.role),
+            status: boxed(item.status),
+            data: item.data.to_string().into_boxed_str(),
+        }
+    }
+
+    /// The item again (its trimmed `data`).
+    fn item(&self) -> Item {
+        Item {
+            kind: self.kind,
+            key: self.key.to_string(),
+            parent_id: owned(&self.parent_id),
+            subject_id: owned(&self.subject_id),
+            email: owned(&self.email),
+            role: owned(&self.role),
+            status: owned(&self.status),
+            // Written by `of` from a parsed value: it parses.
+            data: serde_json::from_str(&self.data).unwrap_or_default(),
         }
     }
 }
 
-fn pending_invite(i: &Item) -> bool {
+fn push(map: &mut HashMap<String, Vec<u32>>, key: &Option<Box<str>>, slot: u32) {
+    if let Some(k) = key {
+        map.entry(k.to_string()).or_default().push(slot);
+    }
+}
+
+fn pull(map: &mut HashMap<String, Vec<u32>>, key: &Option<Box<str>>, slot: u32) {
+    if let Some(k) = key
+        && let Some(v) = map.get_mut(&**k)
+    {
+        v.retain(|s| *s != slot);
+        if v.is_empty() {
+            map.remove(&**k);
+        }
+    }
+}
+
+fn pending_invite(i: &Stored) -> bool {
     i.kind == ItemKind::Invite && i.status.as_deref() == Some("pending")
 }
 
@@ -126,7 +175,7 @@ impl Head {
         }
     }
 
-    fn item(&self, slot: u32) -> Option<&Item> {
+    fn item(&self, slot: u32) -> Option<&Stored> {
         self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
@@ -135,7 +184,7 @@ impl Head {
             return;
         }
         self.remove(item.kind, &item.key);
-        let item = trimmed(item);
+        let item = Stored::of(item);
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -144,7 +193,7 @@ impl Head {
             }
         };
         self.index(slot, &item, true);
-        self.by_key.insert((item.kind, item.key.clone()), slot);
+        self.by_key.insert((item.kind, item.key.to_string()), slot);
         self.slots[slot as usize] = Some(item);
     }
 
@@ -159,14 +208,14 @@ impl Head {
     }
 
     /// Adds `slot` to (or with `add` false removes it from) the indexes `item` belongs in.
-    fn index(&mut self, slot: u32, item: &Item, add: bool) {
+    fn index(&mut self, slot: u32, item: &Stored, add: bool) {
         let each = if add { push } else { pull };
         each(&mut self.by_subject, &item.subject_id, slot);
         each(&mut self.by_parent, &item.parent_id, slot);
         each(&mut self.by_email, &item.email, slot);
         if pending_invite(item) {
-            for p in invite_projects(item) {
-                each(&mut self.invites_by_project, &Some(p.id), slot);
+            for p in invite_projects(&item.item()) {
+                each(&mut self.invites_by_project, &Some(p.id.into()), slot);
             }
         }
         if is_owner(item) {
@@ -191,7 +240,7 @@ impl Head {
             _ => None,
         };
         if let Some(map) = ordered {
-            let id = item.subject_id.clone().unwrap_or_else(|| item.key.clone());
+            let id = user_id(item);
             if add {
                 map.insert(id, slot);
             } else {
@@ -200,7 +249,7 @@ impl Head {
         }
     }
 
-    fn get(&self, kind: ItemKind, key: &str) -> Option<(u32, &Item)> {
+    fn get(&self, kind: ItemKind, key: &str) -> Option<(u32, &Stored)> {
         let slot = *self.by_key.get(&(kind, key.to_owned()))?;
         Some((slot, self.item(slot)?))
     }
@@ -211,7 +260,7 @@ impl Head {
         index: &'a HashMap<String, Vec<u32>>,
         key: &str,
         kind: ItemKind,
-    ) -> impl Iterator<Item = (u32, &'a Item)> + 'a {
+    ) -> impl Iterator<Item = (u32, &'a Stored)> + 'a {
         index
             .get(key)
             .into_iter()
@@ -221,7 +270,7 @@ impl Head {
     }
 
     /// The person's user items: by email, or by user id.
-    fn users(&self, email: Option<&str>, user_id: Option<&str>) -> Vec<&Item> {
+    fn users(&self, email: Option<&str>, user_id: Option<&str>) -> Vec<&Stored> {
         let mut users = Vec::new();
         if let Some(e) = email {
             users.extend(self.find(&self.by_email, e, ItemKind::User).map(|(_, i)| i));
@@ -282,13 +331,13 @@ impl Head {
                     .map(|(s, _)| s),
             );
         }
-        let held: Vec<&Item> = found.iter().filter_map(|&s| self.item(s)).collect();
+        let held: Vec<&Stored> = found.iter().filter_map(|&s| self.item(s)).collect();
         let roles: BTreeSet<&str> = held.iter().filter_map(|i| i.role.as_deref()).collect();
-        let matches = |r: &Item| {
+        let matches = |r: &Stored| {
             roles.iter().any(|&name| {
                 r.role.as_deref() == Some(name)
                     || r.subject_id.as_deref() == Some(name)
-                    || r.key == name
+                    || &*r.key == name
             })
         };
         let mut more = BTreeSet::new();
@@ -310,8 +359,10 @@ impl Head {
                         projects.insert(p.to_owned());
                     }
                 }
-                ItemKind::ApiKey => projects.extend(i.parent_id.clone()),
-                ItemKind::Invite => projects.extend(invite_projects(i).into_iter().map(|p| p.id)),
+                ItemKind::ApiKey => projects.extend(owned(&i.parent_id)),
+                ItemKind::Invite => {
+                    projects.extend(invite_projects(&i.item()).into_iter().map(|p| p.id))
+                }
                 _ => {}
             }
         }
@@ -365,7 +416,7 @@ impl Head {
             let Some(i) = self.item(s) else { continue };
             match i.kind {
                 ItemKind::ProjectMember | ItemKind::GroupMember => {
-                    if let Some(&o) = i.subject_id.as_ref().and_then(|u| self.owners.get(u)) {
+                    if let Some(&o) = i.subject_id.as_deref().and_then(|u| self.owners.get(u)) {
                         merged.insert(o);
                     }
                 }
@@ -400,7 +451,7 @@ impl Head {
     fn items(&self, slots: &BTreeSet<u32>) -> Vec<Item> {
         let mut out: Vec<Item> = slots
             .iter()
-            .filter_map(|&s| self.item(s).cloned())
+            .filter_map(|&s| self.item(s).map(Stored::item))
             .collect();
         out.sort_by(|a, b| (a.kind.as_str(), &a.key).cmp(&(b.kind.as_str(), &b.key)));
         out
@@ -484,7 +535,7 @@ impl ReadModel {
         let mut emails: BTreeSet<String> = email.iter().cloned().collect();
         for head in heads.values() {
             let users = head.users(email.as_deref(), user_id);
-            emails.extend(users.into_iter().filter_map(|u| u.email.clone()));
+            emails.extend(users.into_iter().filter_map(|u| owned(&u.email)));
         }
         let mut out = Vec::new();
         for id in ids {
@@ -513,11 +564,11 @@ impl ReadModel {
         Some(ProjectItems {
             sync_id: head.info.sync_id,
             synced_at: head.info.synced_at,
-            project: head.item(project)?.clone(),
+            project: head.item(project)?.item(),
             items: head.items(&found),
             owners: owners
                 .into_iter()
-                .filter_map(|s| head.item(s).cloned())
+                .filter_map(|s| head.item(s).map(Stored::item))
                 .collect(),
         })
     }
@@ -540,7 +591,7 @@ impl ReadModel {
             .range((from, Bound::Unbounded))
             .filter_map(|(_, &s)| head.item(s))
             .take(limit + 1)
-            .cloned()
+            .map(Stored::item)
             .collect();
         let has_more = users.len() > limit;
         users.truncate(limit);
@@ -593,9 +644,13 @@ impl ReadModel {
         head.users
             .range((from, Bound::Unbounded))
             .filter_map(|(_, &s)| head.item(s))
-            .filter(|u| u.role.as_ref().is_some_and(|r| roles.contains(r)))
+            .filter(|u| {
+                u.role
+                    .as_deref()
+                    .is_some_and(|r| roles.iter().any(|x| x == r))
+            })
             .take(limit)
-            .cloned()
+            .map(Stored::item)
             .collect()
     }
 
@@ -626,6 +681,6 @@ impl ReadModel {
         let heads = self.read();
         let head = heads.get(&id)?;
         let item = head.item(*head.projects.get(project_id)?)?;
-        item.data.get("name")?.as_str().map(str::to_owned)
+        item.item().data.get("name")?.as_str().map(str::to_owned)
     }
 }

@@ -134,8 +134,14 @@ impl Stored {
 }
 
 fn push(map: &mut HashMap<String, Vec<u32>>, key: &Option<Box<str>>, slot: u32) {
+    // Looked up first: `entry` would allocate the key for every item, most of them already in.
     if let Some(k) = key {
-        map.entry(k.to_string()).or_default().push(slot);
+        match map.get_mut(&**k) {
+            Some(slots) => slots.push(slot),
+            None => {
+                map.insert(k.to_string(), vec![slot]);
+            }
+        }
     }
 }
 

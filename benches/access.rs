@@ -1,7 +1,8 @@
 //! Access read benchmark: what portals ask most, at the organization sizes users have.
 //!
 //! `TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench access`
-//! (release; `-- --small` for CI). For a 2,000-user / 300-project organization and the
+//! (release; `-- --small` for CI; `-- --only 50k` or `-- --only sqlite` runs the sizes and
+//! backends whose label contains the word, e.g. for profiling one). For a 2,000-user / 300-project organization and the
 //! 50,000-user / 2,000-project one (`OrgShape::large()`), on SQLite and (with
 //! `TEST_POSTGRES_URL`) Postgres: the sandbox's organization is synced into a fresh database,
 //! then the real `openai-governor serve` binary is started on it in its own process and
@@ -109,10 +110,15 @@ async fn serve(database_url: &str, secret: &SecretString, sandbox_url: &str) -> 
 
 /// The process's peak resident memory (`VmHWM`), in MiB.
 fn peak_rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmHWM:")
+}
+
+/// A memory figure of `/proc/{pid}/status` (`VmRSS:`, `VmHWM:`), in MiB.
+fn status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -232,6 +238,7 @@ async fn run(backend: &str, database_url: &str, size: &Size, args: &Args) -> Run
         .unwrap();
     assert_eq!(first.status(), 200);
     let load = t.elapsed();
+    let (loaded_rss, load_peak) = (status_mib(pid, "VmRSS:"), peak_rss_mib(pid));
 
     let (one, many) = if args.small {
         (50, 200)
@@ -307,9 +314,11 @@ async fn run(backend: &str, database_url: &str, size: &Size, args: &Args) -> Run
         verdict(load <= Duration::from_secs(5))
     );
     println!(
-        "  service peak RSS                          {:>8.1} MiB (idle {:.1} MiB; ≤ 128 MiB: {})",
+        "  service peak RSS                          {:>8.1} MiB (idle {:.1} MiB, after the load {:.1} MiB with a peak of {:.1} MiB during it; ≤ 128 MiB: {})",
         rss,
         idle_rss,
+        loaded_rss,
+        load_peak,
         verdict(rss <= 128.0)
     );
     lines.push(format!(
@@ -335,12 +344,30 @@ async fn main() {
     // Per backend, the runs from the smaller size to the larger.
     let mut by_backend: Vec<(&str, Vec<Run>)> =
         vec![("sqlite", Vec::new()), ("postgres", Vec::new())];
+    let argv: Vec<String> = std::env::args().collect();
+    let only: Vec<&str> = argv
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .map(|w| w[1].as_str())
+        .collect();
+    let (backends, size_words): (Vec<&str>, Vec<&str>) = only
+        .into_iter()
+        .partition(|o| ["sqlite", "postgres"].contains(o));
+    let backend_wanted = |b: &str| backends.is_empty() || backends.contains(&b);
     for size in sizes(args.small) {
+        if !size_words.is_empty() && !size_words.iter().any(|w| size.name.contains(w)) {
+            continue;
+        }
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-        by_backend[0]
-            .1
-            .push(run("sqlite", &url, &size, &args).await);
+        if backend_wanted("sqlite") {
+            by_backend[0]
+                .1
+                .push(run("sqlite", &url, &size, &args).await);
+        }
+        if !backend_wanted("postgres") {
+            continue;
+        }
         if let Some(db) = ScratchDb::create("access").await {
             by_backend[1]
                 .1

@@ -26,6 +26,10 @@ use crate::domain::access::{
 };
 use crate::domain::{ConnectionId, Item, ItemKind, SyncId};
 
+mod strings;
+
+use strings::{Strings, Sym};
+
 /// How often a replica looks for snapshots and write-throughs made by the others.
 pub(super) const POLL: Duration = Duration::from_millis(250);
 
@@ -40,124 +44,63 @@ pub(super) struct HeadInfo {
     pub(super) version: i64,
 }
 
-/// One connection's snapshot. Items live in slots; the indexes hold slot numbers.
+/// One connection's snapshot. Items live in slots; the indexes hold slot numbers; every id
+/// and name is a symbol of the head's [`Strings`].
 pub(super) struct Head {
     info: HeadInfo,
+    strings: Strings,
     slots: Vec<Option<Stored>>,
     free: Vec<u32>,
-    by_key: HashMap<(ItemKind, String), u32>,
-    by_subject: HashMap<String, Vec<u32>>,
-    by_parent: HashMap<String, Vec<u32>>,
-    by_email: HashMap<String, Vec<u32>>,
+    by_key: HashMap<(ItemKind, Sym), u32>,
+    by_subject: HashMap<Sym, Vec<u32>>,
+    by_parent: HashMap<Sym, Vec<u32>>,
+    by_email: HashMap<Sym, Vec<u32>>,
     /// Pending invites by each project they name.
-    invites_by_project: HashMap<String, Vec<u32>>,
+    invites_by_project: HashMap<Sym, Vec<u32>>,
     /// Organization owners by user id, and in the order a project's people are listed (by
     /// email, then user id): they reach every project, so pages of them are read in order.
-    owners: BTreeMap<String, u32>,
+    owners: BTreeMap<Box<str>, u32>,
     owners_in_order: BTreeMap<PersonKey, u32>,
     /// Organization-level roles: every project question needs them.
     org_roles: BTreeSet<u32>,
     /// Users by user id and projects by id, in order: the holders listing walks them.
-    users: BTreeMap<String, u32>,
-    projects: BTreeMap<String, u32>,
+    users: BTreeMap<Box<str>, u32>,
+    projects: BTreeMap<Box<str>, u32>,
 }
 
 /// Where a person is listed among a project's people: (email, user id).
 type PersonKey = (Option<String>, Option<String>);
 
-fn person_key(user: &Stored) -> PersonKey {
-    (owned(&user.email), owned(&user.subject_id))
-}
-
-fn user_id(user: &Stored) -> String {
-    user.subject_id.as_deref().unwrap_or(&user.key).to_owned()
-}
-
-fn is_owner(i: &Stored) -> bool {
-    i.kind == ItemKind::User && i.role.as_deref() == Some("owner")
-}
-
-/// An item as the model keeps it: the fields the questions follow, and of `data` only
-/// [`DATA_FIELDS`], as compact JSON text. A parsed map costs a B-tree node (about 600
-/// bytes) an item, which at 50,000 users was most of the model; the text is parsed again
+/// An item as the model keeps it: the fields the questions follow, as symbols, and of `data`
+/// only [`DATA_FIELDS`], as compact JSON text. A parsed map costs a B-tree node (about 600
+/// bytes) an item, and a `String` per field its own heap block; the text is parsed again
 /// only for the items an answer returns.
 struct Stored {
     kind: ItemKind,
-    key: Box<str>,
-    parent_id: Option<Box<str>>,
-    subject_id: Option<Box<str>>,
-    email: Option<Box<str>>,
-    role: Option<Box<str>>,
-    status: Option<Box<str>>,
+    key: Sym,
+    parent_id: Option<Sym>,
+    subject_id: Option<Sym>,
+    email: Option<Sym>,
+    role: Option<Sym>,
+    status: Option<Sym>,
     data: Box<str>,
 }
 
-fn boxed(s: Option<String>) -> Option<Box<str>> {
-    s.map(String::into_boxed_str)
-}
-
-fn owned(s: &Option<Box<str>>) -> Option<String> {
-    s.as_deref().map(str::to_owned)
-}
-
-impl Stored {
-    fn of(mut item: Item) -> Self {
-        if let Value::Object(map) = &mut item.data {
-            map.retain(|k, _| DATA_FIELDS.contains(&k.as_str()));
-        }
-        Stored {
-            kind: item.kind,
-            key: item.key.into_boxed_str(),
-            parent_id: boxed(item.parent_id),
-            subject_id: boxed(item.subject_id),
-            email: boxed(item.email),
-            role: boxed(item.role),
-            status: boxed(item.status),
-            data: item.data.to_string().into_boxed_str(),
-        }
-    }
-
-    /// The item again (its trimmed `data`).
-    fn item(&self) -> Item {
-        Item {
-            kind: self.kind,
-            key: self.key.to_string(),
-            parent_id: owned(&self.parent_id),
-            subject_id: owned(&self.subject_id),
-            email: owned(&self.email),
-            role: owned(&self.role),
-            status: owned(&self.status),
-            // Written by `of` from a parsed value: it parses.
-            data: serde_json::from_str(&self.data).unwrap_or_default(),
-        }
-    }
-}
-
-fn push(map: &mut HashMap<String, Vec<u32>>, key: &Option<Box<str>>, slot: u32) {
-    // Looked up first: `entry` would allocate the key for every item, most of them already in.
+fn push(map: &mut HashMap<Sym, Vec<u32>>, key: Option<Sym>, slot: u32) {
     if let Some(k) = key {
-        match map.get_mut(&**k) {
-            Some(slots) => slots.push(slot),
-            None => {
-                map.insert(k.to_string(), vec![slot]);
-            }
-        }
+        map.entry(k).or_default().push(slot);
     }
 }
 
-fn pull(map: &mut HashMap<String, Vec<u32>>, key: &Option<Box<str>>, slot: u32) {
+fn pull(map: &mut HashMap<Sym, Vec<u32>>, key: Option<Sym>, slot: u32) {
     if let Some(k) = key
-        && let Some(v) = map.get_mut(&**k)
+        && let Some(v) = map.get_mut(&k)
     {
         v.retain(|s| *s != slot);
         if v.is_empty() {
-            map.remove(&**k);
+            map.remove(&k);
         }
     }
-}
-
-fn pending_invite(i: &Stored) -> bool {
-    i.kind == ItemKind::Invite && i.status.as_deref() == Some("pending")
 }
 
 impl Head {
@@ -166,6 +109,7 @@ impl Head {
     pub(super) fn new(info: HeadInfo) -> Self {
         Head {
             info,
+            strings: Strings::default(),
             slots: Vec::new(),
             free: Vec::new(),
             by_key: HashMap::new(),
@@ -185,12 +129,73 @@ impl Head {
         self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
-    pub(super) fn upsert(&mut self, item: Item) {
+    fn text(&self, sym: Option<Sym>) -> Option<&str> {
+        self.strings.opt(sym)
+    }
+
+    /// The item again (its trimmed `data`).
+    fn full(&self, i: &Stored) -> Item {
+        let owned = |s: Option<Sym>| self.text(s).map(str::to_owned);
+        Item {
+            kind: i.kind,
+            key: self.strings.str(i.key).to_owned(),
+            parent_id: owned(i.parent_id),
+            subject_id: owned(i.subject_id),
+            email: owned(i.email),
+            role: owned(i.role),
+            status: owned(i.status),
+            // Written by `upsert` from a parsed value: it parses.
+            data: serde_json::from_str(&i.data).unwrap_or_default(),
+        }
+    }
+
+    fn is_owner(&self, i: &Stored) -> bool {
+        i.kind == ItemKind::User && self.text(i.role) == Some("owner")
+    }
+
+    fn pending_invite(&self, i: &Stored) -> bool {
+        i.kind == ItemKind::Invite && self.text(i.status) == Some("pending")
+    }
+
+    fn user_id(&self, user: &Stored) -> Box<str> {
+        self.strings.str(user.subject_id.unwrap_or(user.key)).into()
+    }
+
+    fn person_key(&self, user: &Stored) -> PersonKey {
+        let owned = |s: Option<Sym>| self.text(s).map(str::to_owned);
+        (owned(user.email), owned(user.subject_id))
+    }
+
+    pub(super) fn upsert(&mut self, mut item: Item) {
         if !KINDS.contains(&item.kind) {
             return;
         }
         self.remove(item.kind, &item.key);
-        let item = Stored::of(item);
+        // Pending invites are indexed by the projects they name, read before `data` is text.
+        let invited: Vec<Sym> = if item.kind == ItemKind::Invite
+            && item.status.as_deref() == Some("pending")
+        {
+            invite_projects(&item)
+                .iter()
+                .map(|p| self.strings.intern(&p.id))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if let Value::Object(map) = &mut item.data {
+            map.retain(|k, _| DATA_FIELDS.contains(&k.as_str()));
+        }
+        let s = &mut self.strings;
+        let stored = Stored {
+            kind: item.kind,
+            key: s.intern(&item.key),
+            parent_id: s.intern_opt(item.parent_id.as_deref()),
+            subject_id: s.intern_opt(item.subject_id.as_deref()),
+            email: s.intern_opt(item.email.as_deref()),
+            role: s.intern_opt(item.role.as_deref()),
+            status: s.intern_opt(item.status.as_deref()),
+            data: item.data.to_string().into_boxed_str(),
+        };
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -198,39 +203,52 @@ impl Head {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.index(slot, &item, true);
-        self.by_key.insert((item.kind, item.key.to_string()), slot);
-        self.slots[slot as usize] = Some(item);
+        self.index(slot, &stored, &invited, true);
+        self.by_key.insert((stored.kind, stored.key), slot);
+        self.slots[slot as usize] = Some(stored);
     }
 
     fn remove(&mut self, kind: ItemKind, key: &str) {
-        let Some(slot) = self.by_key.remove(&(kind, key.to_owned())) else {
+        let Some(key) = self.strings.get(key) else {
+            return;
+        };
+        let Some(slot) = self.by_key.remove(&(kind, key)) else {
             return;
         };
         if let Some(item) = self.slots[slot as usize].take() {
-            self.index(slot, &item, false);
+            let invited: Vec<Sym> = if self.pending_invite(&item) {
+                let data = serde_json::from_str(&item.data).unwrap_or_default();
+                let invite = Item::new(ItemKind::Invite, "", data);
+                invite_projects(&invite)
+                    .iter()
+                    .filter_map(|p| self.strings.get(&p.id))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            self.index(slot, &item, &invited, false);
         }
         self.free.push(slot);
     }
 
-    /// Adds `slot` to (or with `add` false removes it from) the indexes `item` belongs in.
-    fn index(&mut self, slot: u32, item: &Stored, add: bool) {
+    /// Adds `slot` to (or with `add` false removes it from) the indexes `item` belongs in;
+    /// `invited` are the projects a pending invite names.
+    fn index(&mut self, slot: u32, item: &Stored, invited: &[Sym], add: bool) {
         let each = if add { push } else { pull };
-        each(&mut self.by_subject, &item.subject_id, slot);
-        each(&mut self.by_parent, &item.parent_id, slot);
-        each(&mut self.by_email, &item.email, slot);
-        if pending_invite(item) {
-            for p in invite_projects(&item.item()) {
-                each(&mut self.invites_by_project, &Some(p.id.into()), slot);
-            }
+        each(&mut self.by_subject, item.subject_id, slot);
+        each(&mut self.by_parent, item.parent_id, slot);
+        each(&mut self.by_email, item.email, slot);
+        for &p in invited {
+            each(&mut self.invites_by_project, Some(p), slot);
         }
-        if is_owner(item) {
+        if self.is_owner(item) {
+            let (id, order) = (self.user_id(item), self.person_key(item));
             if add {
-                self.owners.insert(user_id(item), slot);
-                self.owners_in_order.insert(person_key(item), slot);
+                self.owners.insert(id, slot);
+                self.owners_in_order.insert(order, slot);
             } else {
-                self.owners.remove(&user_id(item));
-                self.owners_in_order.remove(&person_key(item));
+                self.owners.remove(&id);
+                self.owners_in_order.remove(&order);
             }
         }
         if item.kind == ItemKind::Role && item.parent_id.is_none() {
@@ -240,13 +258,13 @@ impl Head {
                 self.org_roles.remove(&slot);
             }
         }
+        let id = self.user_id(item);
         let ordered = match item.kind {
             ItemKind::User => Some(&mut self.users),
             ItemKind::Project => Some(&mut self.projects),
             _ => None,
         };
         if let Some(map) = ordered {
-            let id = user_id(item);
             if add {
                 map.insert(id, slot);
             } else {
@@ -255,20 +273,19 @@ impl Head {
         }
     }
 
-    fn get(&self, kind: ItemKind, key: &str) -> Option<(u32, &Stored)> {
-        let slot = *self.by_key.get(&(kind, key.to_owned()))?;
+    fn get_sym(&self, kind: ItemKind, key: Sym) -> Option<(u32, &Stored)> {
+        let slot = *self.by_key.get(&(kind, key))?;
         Some((slot, self.item(slot)?))
     }
 
     /// The items of `kind` among the slots `index` lists under `key`.
     fn find<'a>(
         &'a self,
-        index: &'a HashMap<String, Vec<u32>>,
-        key: &str,
+        index: &'a HashMap<Sym, Vec<u32>>,
+        key: Option<Sym>,
         kind: ItemKind,
     ) -> impl Iterator<Item = (u32, &'a Stored)> + 'a {
-        index
-            .get(key)
+        key.and_then(|k| index.get(&k))
             .into_iter()
             .flatten()
             .filter_map(move |&s| Some((s, self.item(s)?)))
@@ -279,9 +296,11 @@ impl Head {
     fn users(&self, email: Option<&str>, user_id: Option<&str>) -> Vec<&Stored> {
         let mut users = Vec::new();
         if let Some(e) = email {
+            let e = self.strings.get(e);
             users.extend(self.find(&self.by_email, e, ItemKind::User).map(|(_, i)| i));
         }
         if let Some(u) = user_id {
+            let u = self.strings.get(u);
             users.extend(
                 self.find(&self.by_subject, u, ItemKind::User)
                     .map(|(_, i)| i),
@@ -303,7 +322,7 @@ impl Head {
     ) -> BTreeSet<u32> {
         let mut found = BTreeSet::new();
         for user in self.users(email, user_id) {
-            let Some(uid) = user.subject_id.as_deref() else {
+            let Some(uid) = user.subject_id else {
                 continue;
             };
             for kind in [
@@ -312,19 +331,19 @@ impl Head {
                 ItemKind::GroupMember,
                 ItemKind::ApiKey,
             ] {
-                found.extend(self.find(&self.by_subject, uid, kind).map(|(s, _)| s));
+                found.extend(self.find(&self.by_subject, Some(uid), kind).map(|(s, _)| s));
             }
-            for (_, gm) in self.find(&self.by_subject, uid, ItemKind::GroupMember) {
-                let Some(gid) = gm.parent_id.as_deref() else {
+            for (_, gm) in self.find(&self.by_subject, Some(uid), ItemKind::GroupMember) {
+                let Some(gid) = gm.parent_id else {
                     continue;
                 };
-                found.extend(self.get(ItemKind::Group, gid).map(|(s, _)| s));
+                found.extend(self.get_sym(ItemKind::Group, gid).map(|(s, _)| s));
                 found.extend(
-                    self.find(&self.by_subject, gid, ItemKind::ProjectGroup)
+                    self.find(&self.by_subject, Some(gid), ItemKind::ProjectGroup)
                         .map(|(s, _)| s),
                 );
                 found.extend(
-                    self.find(&self.by_subject, gid, ItemKind::RoleAssignment)
+                    self.find(&self.by_subject, Some(gid), ItemKind::RoleAssignment)
                         .filter(|(_, a)| a.parent_id.is_some())
                         .map(|(s, _)| s),
                 );
@@ -332,18 +351,18 @@ impl Head {
         }
         for e in emails {
             found.extend(
-                self.find(&self.by_email, e, ItemKind::Invite)
-                    .filter(|(_, i)| pending_invite(i))
+                self.find(&self.by_email, self.strings.get(e), ItemKind::Invite)
+                    .filter(|(_, i)| self.pending_invite(i))
                     .map(|(s, _)| s),
             );
         }
         let held: Vec<&Stored> = found.iter().filter_map(|&s| self.item(s)).collect();
-        let roles: BTreeSet<&str> = held.iter().filter_map(|i| i.role.as_deref()).collect();
+        // Role names held, as symbols: a role object matches by name, subject or key, which
+        // are interned in the same table, so equal text is an equal symbol.
+        let roles: BTreeSet<Sym> = held.iter().filter_map(|i| i.role).collect();
         let matches = |r: &Stored| {
             roles.iter().any(|&name| {
-                r.role.as_deref() == Some(name)
-                    || r.subject_id.as_deref() == Some(name)
-                    || &*r.key == name
+                r.role == Some(name) || r.subject_id == Some(name) || r.key == name
             })
         };
         let mut more = BTreeSet::new();
@@ -356,24 +375,26 @@ impl Head {
         for i in &held {
             match i.kind {
                 ItemKind::ProjectMember | ItemKind::ProjectGroup => {
-                    if let Some(p) = i.parent_id.as_deref() {
+                    if let Some(p) = i.parent_id {
                         more.extend(
-                            self.find(&self.by_parent, p, ItemKind::Role)
+                            self.find(&self.by_parent, Some(p), ItemKind::Role)
                                 .filter(|(_, r)| matches(r))
                                 .map(|(s, _)| s),
                         );
-                        projects.insert(p.to_owned());
+                        projects.insert(p);
                     }
                 }
-                ItemKind::ApiKey => projects.extend(owned(&i.parent_id)),
-                ItemKind::Invite => {
-                    projects.extend(invite_projects(&i.item()).into_iter().map(|p| p.id))
-                }
+                ItemKind::ApiKey => projects.extend(i.parent_id),
+                ItemKind::Invite => projects.extend(
+                    invite_projects(&self.full(i))
+                        .iter()
+                        .filter_map(|p| self.strings.get(&p.id)),
+                ),
                 _ => {}
             }
         }
         for p in projects {
-            more.extend(self.get(ItemKind::Project, &p).map(|(s, _)| s));
+            more.extend(self.get_sym(ItemKind::Project, p).map(|(s, _)| s));
         }
         found.extend(more);
         found
@@ -389,7 +410,8 @@ impl Head {
         project_id: &str,
         page: &ReachPage,
     ) -> Option<(u32, BTreeSet<u32>, Vec<u32>)> {
-        let (project, _) = self.get(ItemKind::Project, project_id)?;
+        let pid = self.strings.get(project_id)?;
+        let (project, _) = self.get_sym(ItemKind::Project, pid)?;
         let mut found = BTreeSet::new();
         for kind in [
             ItemKind::ProjectMember,
@@ -398,40 +420,31 @@ impl Head {
             ItemKind::RoleAssignment,
             ItemKind::Role,
         ] {
-            found.extend(self.find(&self.by_parent, project_id, kind).map(|(s, _)| s));
+            found.extend(self.find(&self.by_parent, Some(pid), kind).map(|(s, _)| s));
         }
-        for (_, pg) in self.find(&self.by_parent, project_id, ItemKind::ProjectGroup) {
-            let Some(gid) = pg.subject_id.as_deref() else {
+        for (_, pg) in self.find(&self.by_parent, Some(pid), ItemKind::ProjectGroup) {
+            let Some(gid) = pg.subject_id else {
                 continue;
             };
-            found.extend(self.get(ItemKind::Group, gid).map(|(s, _)| s));
+            found.extend(self.get_sym(ItemKind::Group, gid).map(|(s, _)| s));
             found.extend(
-                self.find(&self.by_parent, gid, ItemKind::GroupMember)
+                self.find(&self.by_parent, Some(gid), ItemKind::GroupMember)
                     .map(|(s, _)| s),
             );
         }
-        found.extend(
-            self.invites_by_project
-                .get(project_id)
-                .into_iter()
-                .flatten(),
-        );
+        found.extend(self.invites_by_project.get(&pid).into_iter().flatten());
         // The owners among the people found: their paths merge with the owner's path.
         let mut merged = BTreeSet::new();
         for &s in &found {
             let Some(i) = self.item(s) else { continue };
             match i.kind {
                 ItemKind::ProjectMember | ItemKind::GroupMember => {
-                    if let Some(&o) = i.subject_id.as_deref().and_then(|u| self.owners.get(u)) {
-                        merged.insert(o);
-                    }
+                    let owner = self.text(i.subject_id).and_then(|u| self.owners.get(u));
+                    merged.extend(owner.copied());
                 }
                 ItemKind::Invite => {
-                    let owners = i
-                        .email
-                        .iter()
-                        .flat_map(|e| self.find(&self.by_email, e, ItemKind::User));
-                    merged.extend(owners.filter(|(_, u)| is_owner(u)).map(|(s, _)| s));
+                    let owners = self.find(&self.by_email, i.email, ItemKind::User);
+                    merged.extend(owners.filter(|(_, u)| self.is_owner(u)).map(|(s, _)| s));
                 }
                 _ => {}
             }
@@ -457,10 +470,17 @@ impl Head {
     fn items(&self, slots: &BTreeSet<u32>) -> Vec<Item> {
         let mut out: Vec<Item> = slots
             .iter()
-            .filter_map(|&s| self.item(s).map(Stored::item))
+            .filter_map(|&s| self.item(s).map(|i| self.full(i)))
             .collect();
         out.sort_by(|a, b| (a.kind.as_str(), &a.key).cmp(&(b.kind.as_str(), &b.key)));
         out
+    }
+
+    fn items_at(&self, slots: impl IntoIterator<Item = u32>) -> Vec<Item> {
+        slots
+            .into_iter()
+            .filter_map(|s| self.item(s).map(|i| self.full(i)))
+            .collect()
     }
 }
 
@@ -541,7 +561,11 @@ impl ReadModel {
         let mut emails: BTreeSet<String> = email.iter().cloned().collect();
         for head in heads.values() {
             let users = head.users(email.as_deref(), user_id);
-            emails.extend(users.into_iter().filter_map(|u| owned(&u.email)));
+            emails.extend(
+                users
+                    .into_iter()
+                    .filter_map(|u| head.text(u.email).map(str::to_owned)),
+            );
         }
         let mut out = Vec::new();
         for id in ids {
@@ -570,12 +594,9 @@ impl ReadModel {
         Some(ProjectItems {
             sync_id: head.info.sync_id,
             synced_at: head.info.synced_at,
-            project: head.item(project)?.item(),
+            project: head.full(head.item(project)?),
             items: head.items(&found),
-            owners: owners
-                .into_iter()
-                .filter_map(|s| head.item(s).map(Stored::item))
-                .collect(),
+            owners: head.items_at(owners),
         })
     }
 
@@ -588,17 +609,13 @@ impl ReadModel {
     ) -> Option<OwnerItems> {
         let heads = self.read();
         let head = heads.get(&id)?;
-        let from = match after {
-            Some(a) => Bound::Excluded(a.to_owned()),
-            None => Bound::Unbounded,
-        };
-        let mut users: Vec<Item> = head
-            .owners
-            .range((from, Bound::Unbounded))
-            .filter_map(|(_, &s)| head.item(s))
-            .take(limit + 1)
-            .map(Stored::item)
-            .collect();
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut users = head.items_at(
+            head.owners
+                .range::<str, _>((from, Bound::Unbounded))
+                .map(|(_, &s)| s)
+                .take(limit + 1),
+        );
         let has_more = users.len() > limit;
         users.truncate(limit);
         Some(OwnerItems {
@@ -643,21 +660,18 @@ impl ReadModel {
         let Some(head) = heads.get(&id) else {
             return Vec::new();
         };
-        let from = match after {
-            Some(a) => Bound::Excluded(a.to_owned()),
-            None => Bound::Unbounded,
-        };
-        head.users
-            .range((from, Bound::Unbounded))
-            .filter_map(|(_, &s)| head.item(s))
-            .filter(|u| {
-                u.role
-                    .as_deref()
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let users = head
+            .users
+            .range::<str, _>((from, Bound::Unbounded))
+            .filter(|&(_, &s)| {
+                head.item(s)
+                    .and_then(|u| head.text(u.role))
                     .is_some_and(|r| roles.iter().any(|x| x == r))
             })
-            .take(limit)
-            .map(Stored::item)
-            .collect()
+            .map(|(_, &s)| s)
+            .take(limit);
+        head.items_at(users)
     }
 
     /// Up to `limit` project ids of a connection's snapshot after `after`, in order.
@@ -671,14 +685,11 @@ impl ReadModel {
         let Some(head) = heads.get(&id) else {
             return Vec::new();
         };
-        let from = match after {
-            Some(a) => Bound::Excluded(a.to_owned()),
-            None => Bound::Unbounded,
-        };
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         head.projects
-            .range((from, Bound::Unbounded))
+            .range::<str, _>((from, Bound::Unbounded))
             .take(limit)
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.to_string())
             .collect()
     }
 
@@ -686,7 +697,7 @@ impl ReadModel {
     pub(super) fn project_name(&self, id: ConnectionId, project_id: &str) -> Option<String> {
         let heads = self.read();
         let head = heads.get(&id)?;
-        let item = head.item(*head.projects.get(project_id)?)?;
-        item.item().data.get("name")?.as_str().map(str::to_owned)
+        let item = head.full(head.item(*head.projects.get(project_id)?)?);
+        item.data.get("name")?.as_str().map(str::to_owned)
     }
 }

@@ -81,7 +81,8 @@ async fn serve(database_url: &str, secret: &SecretString, sandbox_url: &str) -> 
     let mut child = Command::new(BIN)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("OG_LOG", "warn")
+        // The read model logs what each loaded snapshot takes.
+        .env("OG_LOG", "warn,openai_governor::store::read_model=info")
         .env("DATABASE_URL", database_url)
         .env("OG_ENCRYPTION_KEYS", keys.expose_secret())
         .env("OG_JWT_HS256_SECRET", secret.expose_secret())
@@ -106,6 +107,60 @@ async fn serve(database_url: &str, secret: &SecretString, sandbox_url: &str) -> 
         .expect("a listening line")
         .to_owned();
     (child, base)
+}
+
+/// `--static-server N`: this benchmark run again as a bare axum server on tokio's default
+/// runtime (as `serve` uses) that answers every request with the same N bytes of JSON from
+/// memory. Measured like the real answers, it is the most the machine gives for answers of
+/// that size over loopback with the load generator beside it: no auth, no lookup, no JSON to
+/// build.
+async fn static_server(bytes: usize) {
+    use axum::http::header::CONTENT_TYPE;
+    let body = axum::body::Bytes::from(format!(
+        "{{\"pad\":\"{}\"}}",
+        "x".repeat(bytes.saturating_sub(10))
+    ));
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move { ([(CONTENT_TYPE, "application/json")], body) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("listening on http://{}", listener.local_addr().unwrap());
+    axum::serve(listener, app).await.unwrap();
+}
+
+/// The static server of [`static_server`] in its own process, answering `bytes` bytes.
+async fn spawn_static(bytes: usize) -> (Child, String) {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .args(["--static-server", &bytes.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the static server");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .expect("read")
+        .expect("the static server printed nothing");
+    let base = line
+        .strip_prefix("listening on ")
+        .expect("a listening line")
+        .to_owned();
+    (child, base)
+}
+
+/// The mean size of the answers to `paths` (a sample of them).
+async fn mean_bytes(http: &reqwest::Client, token: &str, paths: &[String]) -> usize {
+    let sample = &paths[..paths.len().min(20)];
+    let mut total = 0;
+    for p in sample {
+        let r = http.get(p).bearer_auth(token).send().await.unwrap();
+        total += r.bytes().await.unwrap().len();
+    }
+    total / sample.len().max(1)
 }
 
 /// The process's peak resident memory (`VmHWM`), in MiB.
@@ -276,7 +331,19 @@ async fn run(backend: &str, database_url: &str, size: &Size, args: &Args) -> Run
     let project = get_both(&http, &token, &project_paths, one, many).await;
     let page = get_both(&http, &token, &page_paths, one / 4, many / 4).await;
     let rss = peak_rss_mib(pid);
+    let mut sizes = Vec::new();
+    for paths in [&person_paths, &project_paths, &page_paths] {
+        sizes.push(mean_bytes(&http, &token, paths).await);
+    }
     drop(child);
+    // The ceiling for each answer's size: the same bytes sent by a bare server.
+    let mut ceilings = Vec::new();
+    for &bytes in &sizes {
+        let (server, base) = spawn_static(bytes).await;
+        let url = vec![format!("{base}/")];
+        ceilings.push(get_both(&http, &token, &url, 1, many).await.many.per_sec);
+        drop(server);
+    }
 
     let label = format!("{backend}, {}", size.name);
     println!("\n{label} (synced in {:.1} s)", synced.as_secs_f64());
@@ -285,11 +352,14 @@ async fn run(backend: &str, database_url: &str, size: &Size, args: &Args) -> Run
         health.per_sec
     );
     let mut lines = Vec::new();
-    for (what, m) in [
+    for (k, (what, m)) in [
         ("GET /v1/access?email=", &person),
         ("GET …/projects/{p}/access", &project),
         ("GET …/inventory/{kind}?limit=100", &page),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let share = m.many.per_sec / health.per_sec;
         println!(
             "  {what:<34} 1 in flight p50 {:>6.2} ms p99 {:>6.2} ms (≤ 2 ms: {}) · 16 in flight {:>7.0} req/s = {:>5.1}% of /healthz (≥ 25%: {})",
@@ -299,6 +369,14 @@ async fn run(backend: &str, database_url: &str, size: &Size, args: &Args) -> Run
             m.many.per_sec,
             share * 100.0,
             verdict(share >= 0.25)
+        );
+        println!(
+            "  {:<34} answers of {:.1} KB; a bare server sending the same bytes: {:>7.0} req/s = {:>5.1}% of /healthz (the answer reaches {:.0}% of it)",
+            "",
+            sizes[k] as f64 / 1024.0,
+            ceilings[k],
+            ceilings[k] / health.per_sec * 100.0,
+            m.many.per_sec / ceilings[k] * 100.0
         );
         lines.push(format!(
             "{label}|{what}|{:.2}|{:.2}|{:.0}|{:.1}",
@@ -335,6 +413,14 @@ async fn run(backend: &str, database_url: &str, size: &Size, args: &Args) -> Run
 
 #[tokio::main]
 async fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(bytes) = argv
+        .windows(2)
+        .find(|w| w[0] == "--static-server")
+        .and_then(|w| w[1].parse().ok())
+    {
+        return static_server(bytes).await;
+    }
     let args = Args::parse(0, 0);
     println!(
         "openai-governor access benchmark{}",
@@ -344,7 +430,6 @@ async fn main() {
     // Per backend, the runs from the smaller size to the larger.
     let mut by_backend: Vec<(&str, Vec<Run>)> =
         vec![("sqlite", Vec::new()), ("postgres", Vec::new())];
-    let argv: Vec<String> = std::env::args().collect();
     let only: Vec<&str> = argv
         .windows(2)
         .filter(|w| w[0] == "--only")

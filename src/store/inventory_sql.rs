@@ -2,6 +2,7 @@
 //! backend (see [`crate::store`]).
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -192,6 +193,9 @@ pub(super) fn item_page_sql(connection_id: &str, q: &ItemQuery) -> (String, Vec<
     };
     (sql, binds)
 }
+
+/// How long reading a finished run waits for this replica to load the snapshot it published.
+const PUBLISH_WAIT: Duration = Duration::from_secs(10);
 
 /// A stored value that does not parse: the database was edited by hand or by a newer version.
 pub(super) fn corrupt(what: &str) -> StoreError {
@@ -425,10 +429,14 @@ impl InventoryStore for This {
             .await?;
         // Last, so the audit chain's head is held only for the commit.
         insert_audit(&mut tx, &audit(&run, held)).await?;
+        // Before the commit: whoever reads the run as finished from now on waits for this
+        // replica to answer from its snapshot (`get_sync`).
+        let publishing = self.model.publishing(run.connection_id);
         tx.commit().await?;
         if held && run.status == SyncStatus::Succeeded {
             self.published(run.connection_id).await?;
         }
+        drop(publishing);
         // A full snapshot replaced the table's contents: refresh the planner's statistics so
         // the access queries keep their index plans (SQLite has none until asked; Postgres'
         // autovacuum would get there later). Best effort.
@@ -450,7 +458,13 @@ impl InventoryStore for This {
             .bind(id.to_string())
             .fetch_one(&self.pool)
             .await?;
-        row.try_into()
+        let run: SyncRun = row.try_into()?;
+        if run.status != SyncStatus::Running {
+            // Finished, perhaps a moment ago by this replica: once its snapshot is loaded
+            // here, a read made after seeing the run finished answers from it.
+            self.model.settled(run.connection_id, PUBLISH_WAIT).await;
+        }
+        Ok(run)
     }
 
     async fn list_syncs(

@@ -74,6 +74,21 @@ impl Strings {
     pub(super) fn opt(&self, sym: Option<Sym>) -> Option<&str> {
         sym.map(|s| self.str(s))
     }
+
+    /// Gives back what the buffers grew into but do not use (a doubling buffer leaves up to
+    /// half of it free).
+    pub(super) fn shrink(&mut self) {
+        self.text.shrink_to_fit();
+        self.spans.shrink_to_fit();
+    }
+
+    /// How many strings are held, and the bytes their text, spans and table take.
+    pub(super) fn footprint(&self) -> (usize, usize) {
+        let bytes = self.text.capacity()
+            + self.spans.capacity() * std::mem::size_of::<(u32, u32)>()
+            + self.table.capacity() * (std::mem::size_of::<Sym>() + 1);
+        (self.spans.len(), bytes)
+    }
 }
 
 #[cfg(test)]

@@ -154,21 +154,24 @@ impl RoleBook {
                 permissions_source: PermissionSource::Unknown,
             };
         };
+        // The cheap tests first: most roles of a book are other projects' (a person's answer
+        // holds the roles of every project they are in), and every resource type shares the
+        // prefix `api.`.
         let matches = |r: &&RoleDef| {
-            r.resource_type == level.resource_type() && (r.id == name || r.name == name)
+            (r.id == name || r.name == name) && r.resource_type == level.resource_type()
         };
         let synced = project
             .and_then(|p| {
                 self.roles
                     .iter()
-                    .filter(matches)
-                    .find(|r| r.project_id.as_deref() == Some(p))
+                    .filter(|r| r.project_id.as_deref() == Some(p))
+                    .find(matches)
             })
             .or_else(|| {
                 self.roles
                     .iter()
-                    .filter(matches)
-                    .find(|r| r.project_id.is_none())
+                    .filter(|r| r.project_id.is_none())
+                    .find(matches)
             });
         if let Some(r) = synced {
             return Grant {

@@ -78,7 +78,7 @@ fn sizes(small: bool) -> Vec<Size> {
 /// `serve` from the release binary on `database_url`; the process and its base URL.
 async fn serve(database_url: &str, secret: &SecretString, sandbox_url: &str) -> (Child, String) {
     let keys = KeyRing::generate_spec(1);
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         // The read model logs what each loaded snapshot takes.
@@ -95,13 +95,18 @@ async fn serve(database_url: &str, secret: &SecretString, sandbox_url: &str) -> 
         .kill_on_drop(true)
         .spawn()
         .expect("spawn serve");
+    listening(child).await
+}
+
+/// A started server process and the base URL its first line (`listening on …`) gives.
+async fn listening(mut child: Child) -> (Child, String) {
     let stdout = child.stdout.take().expect("stdout");
     let line = BufReader::new(stdout)
         .lines()
         .next_line()
         .await
         .expect("read")
-        .expect("serve printed nothing");
+        .expect("the server printed nothing");
     let base = line
         .strip_prefix("listening on ")
         .expect("a listening line")
@@ -131,25 +136,14 @@ async fn static_server(bytes: usize) {
 
 /// The static server of [`static_server`] in its own process, answering `bytes` bytes.
 async fn spawn_static(bytes: usize) -> (Child, String) {
-    let mut child = Command::new(std::env::current_exe().expect("own path"))
+    let child = Command::new(std::env::current_exe().expect("own path"))
         .args(["--static-server", &bytes.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("spawn the static server");
-    let stdout = child.stdout.take().expect("stdout");
-    let line = BufReader::new(stdout)
-        .lines()
-        .next_line()
-        .await
-        .expect("read")
-        .expect("the static server printed nothing");
-    let base = line
-        .strip_prefix("listening on ")
-        .expect("a listening line")
-        .to_owned();
-    (child, base)
+    listening(child).await
 }
 
 /// The mean size of the answers to `paths` (a sample of them).

@@ -26,6 +26,8 @@ use crate::domain::access::{
 };
 use crate::domain::{ConnectionId, Item, ItemKind, SyncId};
 
+mod footprint;
+mod publish;
 mod strings;
 
 use strings::{Strings, Sym};
@@ -66,38 +68,6 @@ pub(super) struct Head {
     /// Users by user id and projects by id, in order: the holders listing walks them.
     users: BTreeMap<Box<str>, u32>,
     projects: BTreeMap<Box<str>, u32>,
-}
-
-/// A publish under way, from [`ReadModel::publishing`].
-pub(super) struct Publishing {
-    model: std::sync::Arc<ReadModel>,
-    id: ConnectionId,
-}
-
-impl Drop for Publishing {
-    fn drop(&mut self) {
-        let mut pending = self.model.pending();
-        if let Some(n) = pending.get_mut(&self.id) {
-            *n -= 1;
-            if *n == 0 {
-                pending.remove(&self.id);
-            }
-        }
-        drop(pending);
-        self.model.published.notify_waiters();
-    }
-}
-
-/// What a head's parts take on the heap, by the sizes of what they hold (the allocator's own
-/// overhead on top is not counted).
-struct Footprint {
-    items: usize,
-    strings: usize,
-    /// The items' trimmed `data` text.
-    data: usize,
-    strings_bytes: usize,
-    slots: usize,
-    indexes: usize,
 }
 
 /// Where a person is listed among a project's people: (email, user id).
@@ -159,45 +129,6 @@ impl Head {
 
     fn item(&self, slot: u32) -> Option<&Stored> {
         self.slots.get(slot as usize).and_then(Option::as_ref)
-    }
-
-    fn footprint(&self) -> Footprint {
-        use std::mem::size_of;
-        let (strings, strings_bytes) = self.strings.footprint();
-        // A hashbrown table keeps a control byte per bucket besides the entry.
-        let lists = |m: &HashMap<Sym, Vec<u32>>| {
-            m.capacity() * (size_of::<(Sym, Vec<u32>)>() + 1)
-                + m.values().map(|v| v.capacity() * 4).sum::<usize>()
-        };
-        let ordered = |m: &BTreeMap<Box<str>, u32>| {
-            m.keys()
-                .map(|k| size_of::<(Box<str>, u32)>() + k.len())
-                .sum::<usize>()
-        };
-        let by_order = self.owners_in_order.keys().map(|(e, u)| {
-            size_of::<(PersonKey, u32)>()
-                + e.as_ref().map_or(0, String::len)
-                + u.as_ref().map_or(0, String::len)
-        });
-        let indexes = self.by_key.capacity() * (size_of::<((ItemKind, Sym), u32)>() + 1)
-            + lists(&self.by_subject)
-            + lists(&self.by_parent)
-            + lists(&self.by_email)
-            + lists(&self.invites_by_project)
-            + ordered(&self.owners)
-            + ordered(&self.users)
-            + ordered(&self.projects)
-            + by_order.sum::<usize>()
-            + self.org_roles.len() * 4
-            + self.free.capacity() * 4;
-        Footprint {
-            items: self.by_key.len(),
-            strings,
-            data: self.slots.iter().flatten().map(|i| i.data.len()).sum(),
-            strings_bytes,
-            slots: self.slots.capacity() * size_of::<Option<Stored>>(),
-            indexes,
-        }
     }
 
     fn text(&self, sym: Option<Sym>) -> Option<&str> {
@@ -579,36 +510,6 @@ impl ReadModel {
         self.heads.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Marks a publish of `id` under way until the guard is dropped (after the new head is
-    /// loaded, or the publish failed).
-    pub(super) fn publishing(self: &std::sync::Arc<Self>, id: ConnectionId) -> Publishing {
-        *self.pending().entry(id).or_default() += 1;
-        Publishing {
-            model: self.clone(),
-            id,
-        }
-    }
-
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<ConnectionId, usize>> {
-        self.publishing.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Waits (up to `limit`) until no publish of `id` is under way on this replica.
-    pub(super) async fn settled(&self, id: ConnectionId, limit: Duration) {
-        let wait = async {
-            loop {
-                // Created before the check: a wake-up between the two is not lost.
-                let woken = self.published.notified();
-                if !self.pending().contains_key(&id) {
-                    return;
-                }
-                woken.await;
-            }
-        };
-        // A stuck load must not hang the caller: past the limit it reads what is committed.
-        let _ = tokio::time::timeout(limit, wait).await;
-    }
-
     /// The heads held now, for the poller to compare with the database's.
     pub(super) fn infos(&self) -> Vec<HeadInfo> {
         self.read().values().map(|h| h.info.clone()).collect()
@@ -817,56 +718,5 @@ impl ReadModel {
         let head = heads.get(&id)?;
         let item = head.full(head.item(*head.projects.get(project_id)?)?);
         item.data.get("name")?.as_str().map(str::to_owned)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Arc;
-    use std::time::Instant;
-
-    #[tokio::test]
-    async fn a_finished_run_is_read_once_this_replica_holds_its_snapshot() {
-        let model = Arc::new(ReadModel::default());
-        let (id, other) = (ConnectionId::new(), ConnectionId::new());
-        let t = Instant::now();
-        model.settled(id, Duration::from_secs(5)).await;
-        assert!(
-            t.elapsed() < Duration::from_millis(100),
-            "nothing under way"
-        );
-
-        let guard = model.publishing(id);
-        let second = model.publishing(id);
-        let waiter = tokio::spawn({
-            let model = model.clone();
-            async move {
-                let t = Instant::now();
-                model.settled(id, Duration::from_secs(5)).await;
-                t.elapsed()
-            }
-        });
-        // Another connection's publish does not hold this one up.
-        let t = Instant::now();
-        model.settled(other, Duration::from_secs(5)).await;
-        assert!(t.elapsed() < Duration::from_millis(100));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        drop(guard);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(
-            !waiter.is_finished(),
-            "one of two publishes is still under way"
-        );
-        drop(second);
-        let waited = waiter.await.unwrap();
-        assert!(waited >= Duration::from_millis(100), "{waited:?}");
-        assert!(waited < Duration::from_secs(5), "{waited:?}");
-
-        // A publish that never ends holds a reader only up to the limit.
-        let _stuck = model.publishing(id);
-        let t = Instant::now();
-        model.settled(id, Duration::from_millis(30)).await;
-        assert!(t.elapsed() >= Duration::from_millis(30));
     }
 }

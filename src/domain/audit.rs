@@ -252,8 +252,20 @@ pub type AuditId = i64;
 /// An appended entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {
-    /// Its position in the log.
+    /// Its position in the log, the cursor (`after`). Ids are handed out in commit order:
+    /// once a reader sees id N, every entry below N is readable too, so polling with `after`
+    /// never skips one.
     pub id: AuditId,
+    /// Its place in the hash chain: 1, 2, 3, ... without holes, in the order of `id`. A
+    /// reader of the whole trail checks each `seq` is one more than the last it kept and each
+    /// `prev_hash` is that entry's `hash`: then it holds every entry. `null` for entries
+    /// from before the chain.
+    pub seq: Option<i64>,
+    /// The previous entry's `hash` (64 zeros for the first).
+    pub prev_hash: Option<String>,
+    /// SHA-256 (hex) of `seq`, `prev_hash` and the entry's content, as `audit verify`
+    /// checks it.
+    pub hash: Option<String>,
     /// The entry.
     #[serde(flatten)]
     pub entry: AuditEntry,

@@ -154,7 +154,10 @@ pub type ChangeId = i64;
 /// email are the new values when the item changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
+    /// Its place in the feed: dense, in commit order.
     pub id: ChangeId,
+    /// The previous change of the same connection (`None` for its first).
+    pub previous_id: Option<ChangeId>,
     pub connection_id: ConnectionId,
     pub sync_id: SyncId,
     /// When that sync finished: the change happened between the previous sync and then.

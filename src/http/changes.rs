@@ -28,8 +28,15 @@ pub fn connection_routes() -> OpenApiRouter<AppState> {
 /// One change between two successive snapshots of an organization.
 #[derive(Serialize, ToSchema)]
 pub struct ChangeOut {
-    /// Identifier; increases with each change recorded (pass as `after` to read on).
+    /// Its place in the feed (pass as `after` to read on). Ids are handed out in commit
+    /// order and without holes: once a reader sees id N, every change below N is readable
+    /// too, so polling with `after` never skips one.
     pub id: ChangeId,
+    /// The id of the previous change of the same connection (`null` for its first): a reader
+    /// following one connection checks each change's `previous_id` is the last id it kept.
+    /// (Ids are dense across connections except where a deleted connection's changes went
+    /// with it.)
+    pub previous_id: Option<ChangeId>,
     /// What happened, `<kind>.<verb>`: `user.added`, `user.removed`, `project.archived`,
     /// `project_member.role_changed`, `invite.status_changed`, `api_key.removed`, ...
     /// Verbs: `added`, `removed`, `archived`, `unarchived` (projects), `role_changed`,
@@ -79,6 +86,7 @@ impl From<Change> for ChangeOut {
     fn from(c: Change) -> Self {
         Self {
             id: c.id,
+            previous_id: c.previous_id,
             event: c.event().to_string(),
             connection_id: c.connection_id,
             sync_id: c.sync_id,

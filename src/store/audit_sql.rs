@@ -220,7 +220,7 @@ pub(super) fn audit_page_sql(q: &AuditQuery) -> (String, Vec<Bind>) {
     let sql = format!(
         "SELECT event_id, at, actor, client_id, action, outcome, connection_id, grant_id, \
          user_id, email, project_id, group_id, reason, ticket, upstream_request_id, \
-         before_state, after_state, detail FROM audit_events {filter} \
+         before_state, after_state, detail, seq, prev_hash, hash FROM audit_events {filter} \
          ORDER BY event_id LIMIT ${limit}"
     );
     (sql, binds)
@@ -302,11 +302,25 @@ impl From<ChainRow> for ChainLink {
     }
 }
 
-impl TryFrom<AuditRow> for AuditEvent {
+/// One listed `audit_events` row, with its place in the chain (none before the chain).
+#[derive(sqlx::FromRow)]
+pub(super) struct ListedRow {
+    #[sqlx(flatten)]
+    row: AuditRow,
+    seq: Option<i64>,
+    prev_hash: Option<String>,
+    hash: Option<String>,
+}
+
+impl TryFrom<ListedRow> for AuditEvent {
     type Error = StoreError;
-    fn try_from(r: AuditRow) -> Result<Self, StoreError> {
+    fn try_from(listed: ListedRow) -> Result<Self, StoreError> {
+        let r = listed.row;
         Ok(AuditEvent {
             id: r.event_id,
+            seq: listed.seq,
+            prev_hash: listed.prev_hash,
+            hash: listed.hash,
             entry: AuditEntry {
                 at: r.at,
                 actor: r.actor,
@@ -427,7 +441,7 @@ impl AuditStore for This {
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         let (sql, binds) = audit_page_sql(query);
-        let mut q = sqlx::query_as::<_, AuditRow>(AssertSqlSafe(sql));
+        let mut q = sqlx::query_as::<_, ListedRow>(AssertSqlSafe(sql));
         for b in binds {
             q = b.bind(q);
         }

@@ -164,19 +164,17 @@ pub(super) fn change_page_sql(q: &ChangeQuery) -> (String, Vec<Bind>) {
     }
     if let Some(after) = q.after {
         let p = bind(&mut binds, Bind::Int(after));
-        conditions.push(format!("c.change_id > {p}"));
+        conditions.push(format!("c.seq > {p}"));
     }
     let limit = bind(&mut binds, Bind::Int(i64::from(q.limit)));
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
+    // Every committed change has its seq; the condition keeps any other out of the feed.
+    conditions.push("c.seq IS NOT NULL".to_owned());
+    let filter = format!("WHERE {}", conditions.join(" AND "));
     let sql = format!(
-        "SELECT c.change_id, c.connection_id, c.sync_id, c.seen_at, c.kind, c.item_key, \
+        "SELECT c.seq, c.previous_seq, c.connection_id, c.sync_id, c.seen_at, c.kind, c.item_key, \
          c.change, c.parent_id, c.subject_id, c.email, c.role_before, c.role_after, \
          c.status_before, c.status_after, c.data_before, c.data_after, c.by_governor \
-         FROM inventory_changes c {filter} ORDER BY c.change_id LIMIT {limit}"
+         FROM inventory_changes c {filter} ORDER BY c.seq LIMIT {limit}"
     );
     (sql, binds)
 }
@@ -184,7 +182,9 @@ pub(super) fn change_page_sql(q: &ChangeQuery) -> (String, Vec<Bind>) {
 /// One `inventory_changes` row.
 #[derive(sqlx::FromRow)]
 pub(super) struct ChangeRow {
-    change_id: i64,
+    /// The public id (`change_id` is the insertion order, not shown).
+    seq: i64,
+    previous_seq: Option<i64>,
     connection_id: String,
     sync_id: String,
     seen_at: DateTime<Utc>,
@@ -207,7 +207,8 @@ impl TryFrom<ChangeRow> for Change {
     type Error = StoreError;
     fn try_from(r: ChangeRow) -> Result<Self, StoreError> {
         Ok(Change {
-            id: r.change_id,
+            id: r.seq,
+            previous_id: r.previous_seq,
             connection_id: r
                 .connection_id
                 .parse()
@@ -252,8 +253,61 @@ pub(super) fn bind_expected<'q>(q: Query<'q>, e: &ExpectedChange) -> Query<'q> {
         .bind(e.until)
 }
 
+/// Takes the feed's head (its row lock, held to the commit, serializes the publishers that
+/// recorded changes) and moves it past `$1` new changes; returns the seq before them.
+pub(super) const CLAIM_CHANGES: &str =
+    "UPDATE changes_head SET seq = seq + $1 WHERE id = 1 RETURNING seq - $1";
+
+/// The last sequenced change of connection `$1`.
+pub(super) const LAST_OF_CONNECTION: &str =
+    "SELECT MAX(seq) FROM inventory_changes WHERE connection_id = $1";
+
+/// Numbers connection `$1`'s unsequenced changes (the publishing transaction's own: no other
+/// transaction's are visible, and a connection publishes one sync at a time) from `$2 + 1` in
+/// the order they were recorded, each linked to the one before (`$3` before the first).
+pub(super) const SEQUENCE_CHANGES: &str = "UPDATE inventory_changes \
+     SET seq = $2 + r.n, previous_seq = CASE WHEN r.n = 1 THEN $3 ELSE $2 + r.n - 1 END \
+     FROM (SELECT change_id, row_number() OVER (ORDER BY change_id) AS n \
+           FROM inventory_changes WHERE connection_id = $1 AND seq IS NULL) r \
+     WHERE inventory_changes.change_id = r.change_id";
+
+/// Gives the `count` changes just recorded for `connection_id` their place in the feed. Call
+/// last before the commit: the feed's head is held from here to the commit, so a reader that
+/// sees seq N sees every seq below it, and seqs are dense. A publish without changes takes
+/// no lock.
+pub(super) async fn sequence_changes(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    connection_id: &str,
+    count: u64,
+) -> Result<(), StoreError> {
+    if count == 0 {
+        return Ok(());
+    }
+    let n = i64::try_from(count).map_err(|_| corrupt("change count"))?;
+    let (base,): (i64,) = sqlx::query_as(CLAIM_CHANGES)
+        .bind(n)
+        .fetch_one(&mut **tx)
+        .await?;
+    let (previous,): (Option<i64>,) = sqlx::query_as(LAST_OF_CONNECTION)
+        .bind(connection_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let numbered = sqlx::query(SEQUENCE_CHANGES)
+        .bind(connection_id)
+        .bind(base)
+        .bind(previous)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if numbered != count {
+        return Err(corrupt("unsequenced changes"));
+    }
+    Ok(())
+}
+
 /// Records the diff of snapshot `old` against `run`'s in the publishing transaction (call
-/// before `old`'s items are dropped); returns how many changes.
+/// before `old`'s items are dropped, and [`sequence_changes`] before the commit); returns
+/// how many changes.
 pub(super) async fn record_changes(
     tx: &mut sqlx::Transaction<'_, Db>,
     old: &str,
@@ -339,7 +393,7 @@ mod tests {
             "{sql}"
         );
         assert!(
-            sql.contains("NOT c.by_governor AND c.change_id > $3"),
+            sql.contains("NOT c.by_governor AND c.seq > $3"),
             "{sql}"
         );
         assert!(sql.ends_with("LIMIT $4"), "{sql}");

@@ -12,7 +12,7 @@ use sqlx::types::Json;
 use super::POSTGRES;
 use super::This;
 use super::audit_sql::insert_audit;
-use super::changes_sql::record_changes;
+use super::changes_sql::{record_changes, sequence_changes};
 use crate::domain::{
     ConnectionId, Item, ItemKind, ItemPage, ItemQuery, Replaced, SyncId, SyncMode, SyncRun,
     SyncStats, SyncStatus,
@@ -389,6 +389,7 @@ impl InventoryStore for This {
                     .to_owned(),
             );
         }
+        let mut recorded = 0;
         let drop_items = if run.status == SyncStatus::Succeeded {
             let old: Option<(String,)> = sqlx::query_as(HEAD)
                 .bind(&connection_id)
@@ -396,7 +397,8 @@ impl InventoryStore for This {
                 .await?;
             // The changes feed: diffed before the old items go (none for a baseline).
             if let Some((old,)) = &old {
-                run.stats.changes = Some(record_changes(&mut tx, old, &run).await?);
+                recorded = record_changes(&mut tx, old, &run).await?;
+                run.stats.changes = Some(recorded);
             }
             sqlx::query(SET_HEAD)
                 .bind(&connection_id)
@@ -427,7 +429,9 @@ impl InventoryStore for This {
             .bind(&run.error)
             .execute(&mut *tx)
             .await?;
-        // Last, so the audit chain's head is held only for the commit.
+        // Last, so the feed's head and the audit chain's are held only for the commit (in
+        // this order: nothing takes them the other way round).
+        sequence_changes(&mut tx, &connection_id, recorded).await?;
         insert_audit(&mut tx, &audit(&run, held)).await?;
         // Before the commit: whoever reads the run as finished from now on waits for this
         // replica to answer from its snapshot (`get_sync`).

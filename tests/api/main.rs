@@ -21,6 +21,7 @@ mod connection_test;
 mod connections;
 mod contract;
 mod crash;
+mod feeds;
 mod grants;
 mod http_errors;
 mod idempotency;

@@ -6,8 +6,8 @@
 //! ids, each entry's link to the one before checks, and the figures are printed.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openai_governor::auth::Scope;
@@ -46,6 +46,8 @@ CREATE TRIGGER og_pause AFTER INSERT OR UPDATE ON connections
 #[derive(Default)]
 struct Kept {
     entries: Vec<Value>,
+    /// When the reader first held each entry.
+    seen: Vec<Instant>,
     /// Pages read.
     polls: u64,
     /// The longest drain (reading pages until one says there is no more): a reader that
@@ -71,8 +73,9 @@ async fn drain(app: &TestApp, token: &str, path: &str, kept: &mut Kept) {
         assert_eq!(res.status(), 200, "{path}");
         let page: Value = res.json().await.unwrap();
         kept.polls += 1;
-        kept.entries
-            .extend(page["data"].as_array().unwrap().iter().cloned());
+        let data = page["data"].as_array().unwrap();
+        kept.entries.extend(data.iter().cloned());
+        kept.seen.extend(data.iter().map(|_| Instant::now()));
         if page["has_more"] != true {
             break;
         }
@@ -115,9 +118,38 @@ impl Db {
     }
 }
 
+/// When a writer learned that its write committed (its answer came back), by `grant:<id>`
+/// or `sync:<id>`.
+type Committed = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// The longest time from a writer learning its write committed to the reader holding the
+/// first entry that records it (`key` names an entry's write; entries seen before the
+/// writer's answer count as no lag).
+fn largest_lag(
+    kept: &Kept,
+    committed: &Committed,
+    key: impl Fn(&Value) -> Option<String>,
+) -> (Duration, usize) {
+    let committed = committed.lock().unwrap();
+    let mut first: HashMap<String, Instant> = HashMap::new();
+    for (e, at) in kept.entries.iter().zip(&kept.seen) {
+        if let Some(k) = key(e) {
+            first.entry(k).or_insert(*at);
+        }
+    }
+    let lags = first.iter().filter_map(|(k, seen)| {
+        committed
+            .get(k)
+            .map(|done| seen.saturating_duration_since(*done))
+    });
+    let n = first.keys().filter(|k| committed.contains_key(*k)).count();
+    (lags.max().unwrap_or_default(), n)
+}
+
 /// Grants project membership to fresh people one after another and revokes each.
 async fn grant_and_revoke(
     app: Arc<TestApp>,
+    committed: Committed,
     connection: String,
     project: String,
     people: Vec<String>,
@@ -135,6 +167,10 @@ async fn grant_and_revoke(
         assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
         let g: Value = res.json().await.unwrap();
         let id = g["id"].as_str().unwrap();
+        committed
+            .lock()
+            .unwrap()
+            .insert(format!("grant:{id}"), Instant::now());
         let res = app
             .post(&format!("/v1/grants/{id}/revoke"), &token, json!({}))
             .await;
@@ -143,10 +179,22 @@ async fn grant_and_revoke(
 }
 
 /// Syncs `connection` `rounds` times, a person joining the organization before each.
-async fn sync_rounds(app: Arc<TestApp>, connection: String, tag: &'static str, rounds: usize) {
+async fn sync_rounds(
+    app: Arc<TestApp>,
+    committed: Committed,
+    connection: String,
+    tag: &'static str,
+    rounds: usize,
+) {
     for round in 0..rounds {
         sandbox_person(&app.sandbox, &format!("{tag}-{round}@feeds.test"), "reader");
-        full_sync(&app, &connection).await;
+        let run = full_sync(&app, &connection).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let id = run["id"].as_str().unwrap();
+        committed
+            .lock()
+            .unwrap()
+            .insert(format!("sync:{id}"), Instant::now());
     }
 }
 
@@ -245,18 +293,26 @@ async fn a_polling_reader_misses_no_entry(backend: Backend) {
             }
         })
     };
+    let committed = Committed::default();
     let started = Instant::now();
     let mut writers = Vec::new();
     for people in people {
         writers.push(tokio::spawn(grant_and_revoke(
             app.clone(),
+            committed.clone(),
             granting.clone(),
             project.clone(),
             people,
         )));
     }
     for (id, tag) in syncing.iter().zip(["a", "b", "c", "d"]) {
-        writers.push(tokio::spawn(sync_rounds(app.clone(), id.clone(), tag, 4)));
+        writers.push(tokio::spawn(sync_rounds(
+            app.clone(),
+            committed.clone(),
+            id.clone(),
+            tag,
+            4,
+        )));
     }
     writers.push(tokio::spawn(connection_changes(app.clone(), renamed, 6)));
     for w in writers {
@@ -320,17 +376,29 @@ async fn a_polling_reader_misses_no_entry(backend: Backend) {
         .ids("SELECT change_id FROM inventory_changes ORDER BY seq")
         .await;
     let reordered = inserted.windows(2).filter(|w| w[1] < w[0]).count();
+    let (audit_lag, grants) = largest_lag(&audit, &committed, |e| {
+        (e["action"] == "grant.created")
+            .then(|| format!("grant:{}", e["grant_id"].as_str().unwrap()))
+    });
+    let (changes_lag, syncs) = largest_lag(&changes, &committed, |c| {
+        Some(format!("sync:{}", c["sync_id"].as_str().unwrap()))
+    });
+    assert_eq!(grants, 12, "every grant's entry was matched");
+    assert!(syncs > 0);
     eprintln!(
         "feeds ({backend:?}): writers ran {:.1} s; audit: {} entries, {} pages read, longest \
-         drain {} ms; changes: {} entries, {} pages read, longest drain {} ms; changes \
-         committed out of insert order: {reordered}",
+         drain {} ms, largest lag {} ms ({grants} grants); changes: {} entries, {} pages read, \
+         longest drain {} ms, largest lag {} ms ({syncs} syncs); changes committed out of \
+         insert order: {reordered}",
         wrote_for.as_secs_f64(),
         audit.entries.len(),
         audit.polls,
         audit.longest_drain.as_millis(),
+        audit_lag.as_millis(),
         changes.entries.len(),
         changes.polls,
         changes.longest_drain.as_millis(),
+        changes_lag.as_millis(),
     );
 }
 

@@ -483,7 +483,15 @@ impl InventoryStore for This {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter().map(TryInto::try_into).collect()
+        let runs: Vec<SyncRun> = rows
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect::<Result<_, _>>()?;
+        // As `get_sync`: a list that shows a run finished is followed by reads of its snapshot.
+        if runs.iter().any(|r| r.status != SyncStatus::Running) {
+            self.model.settled(connection_id, PUBLISH_WAIT).await;
+        }
+        Ok(runs)
     }
 
     async fn head_sync(&self, connection_id: ConnectionId) -> Result<Option<SyncRun>, StoreError> {

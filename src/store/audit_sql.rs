@@ -279,32 +279,9 @@ impl AuditRow {
     }
 }
 
-/// One chained `audit_events` row.
+/// One `audit_events` row with its place in the chain (none for entries from before it).
 #[derive(sqlx::FromRow)]
 pub(super) struct ChainRow {
-    #[sqlx(flatten)]
-    row: AuditRow,
-    seq: i64,
-    prev_hash: Option<String>,
-    hash: Option<String>,
-}
-
-impl From<ChainRow> for ChainLink {
-    fn from(r: ChainRow) -> Self {
-        let prev_hash = r.prev_hash.unwrap_or_default();
-        ChainLink {
-            seq: r.seq,
-            event_id: r.row.event_id,
-            computed: link_hash(r.seq, &prev_hash, &content_hash(&r.row.binds())),
-            prev_hash,
-            hash: r.hash.unwrap_or_default(),
-        }
-    }
-}
-
-/// One listed `audit_events` row, with its place in the chain (none before the chain).
-#[derive(sqlx::FromRow)]
-pub(super) struct ListedRow {
     #[sqlx(flatten)]
     row: AuditRow,
     seq: Option<i64>,
@@ -312,9 +289,25 @@ pub(super) struct ListedRow {
     hash: Option<String>,
 }
 
-impl TryFrom<ListedRow> for AuditEvent {
+impl TryFrom<ChainRow> for ChainLink {
     type Error = StoreError;
-    fn try_from(listed: ListedRow) -> Result<Self, StoreError> {
+    fn try_from(r: ChainRow) -> Result<Self, StoreError> {
+        // The chain's page selects `seq > n`: a row without one is not in it.
+        let seq = r.seq.ok_or_else(|| corrupt("audit seq"))?;
+        let prev_hash = r.prev_hash.unwrap_or_default();
+        Ok(ChainLink {
+            seq,
+            event_id: r.row.event_id,
+            computed: link_hash(seq, &prev_hash, &content_hash(&r.row.binds())),
+            prev_hash,
+            hash: r.hash.unwrap_or_default(),
+        })
+    }
+}
+
+impl TryFrom<ChainRow> for AuditEvent {
+    type Error = StoreError;
+    fn try_from(listed: ChainRow) -> Result<Self, StoreError> {
         let r = listed.row;
         Ok(AuditEvent {
             id: r.event_id,
@@ -421,7 +414,7 @@ impl AuditStore for This {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     async fn audit_unchained(
@@ -441,7 +434,7 @@ impl AuditStore for This {
 
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         let (sql, binds) = audit_page_sql(query);
-        let mut q = sqlx::query_as::<_, ListedRow>(AssertSqlSafe(sql));
+        let mut q = sqlx::query_as::<_, ChainRow>(AssertSqlSafe(sql));
         for b in binds {
             q = b.bind(q);
         }

@@ -99,7 +99,7 @@ impl FromStr for ItemKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Item {
+pub struct Item<D = serde_json::Value> {
     pub kind: ItemKind,
     /// Unique among the items of its kind in one snapshot (an id, or `parent/id`).
     pub key: String,
@@ -113,8 +113,29 @@ pub struct Item {
     pub role: Option<String>,
     /// Kind-specific state (project status, invite status, key owner access, role level).
     pub status: Option<String>,
-    /// The object as OpenAI returned it.
-    pub data: serde_json::Value,
+    /// The object as OpenAI returned it: parsed, or as the store's JSON text ([`DataText`]).
+    pub data: D,
+}
+
+/// An item's `data` as the store holds it: JSON text, passed through to a page's answer
+/// without being parsed and serialized again (that was most of what serving a page cost).
+pub type DataText = Box<serde_json::value::RawValue>;
+
+impl Item<DataText> {
+    /// The item with its `data` parsed.
+    pub fn parsed(self) -> Item {
+        Item {
+            // Text the store read as valid JSON parses (into `null` were it ever not).
+            data: serde_json::from_str(self.data.get()).unwrap_or_default(),
+            kind: self.kind,
+            key: self.key,
+            parent_id: self.parent_id,
+            subject_id: self.subject_id,
+            email: self.email,
+            role: self.role,
+            status: self.status,
+        }
+    }
 }
 
 impl Item {
@@ -377,11 +398,22 @@ impl ItemQuery {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ItemPage {
+pub struct ItemPage<D = serde_json::Value> {
     /// The sync whose snapshot answered (`None` before the first successful sync).
     pub sync_id: Option<SyncId>,
     pub synced_at: Option<DateTime<Utc>>,
-    pub items: Vec<Item>,
+    pub items: Vec<Item<D>>,
+}
+
+impl ItemPage<DataText> {
+    /// The page with its items' `data` parsed.
+    pub fn parsed(self) -> ItemPage {
+        ItemPage {
+            sync_id: self.sync_id,
+            synced_at: self.synced_at,
+            items: self.items.into_iter().map(Item::parsed).collect(),
+        }
+    }
 }
 
 #[cfg(test)]

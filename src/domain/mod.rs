@@ -25,7 +25,7 @@ pub use connection_test::{
 };
 pub use ids::{ConnectionId, GrantId};
 pub use inventory::{
-    AuditMark, Item, ItemKind, ItemPage, ItemQuery, Replaced, SyncId, SyncMode, SyncRun, SyncStats,
-    SyncStatus,
+    AuditMark, DataText, Item, ItemKind, ItemPage, ItemQuery, Replaced, SyncId, SyncMode, SyncRun,
+    SyncStats, SyncStatus,
 };
 pub use person::{Email, UserId};

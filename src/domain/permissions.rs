@@ -6,7 +6,10 @@
 //! and the sandbox seeds (`crates/sandbox/src/seed.rs`); a test in `tests/api/access.rs` checks
 //! that a synced sandbox's predefined roles still agree with this table.
 
-use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use serde::{Serialize, Serializer};
 use utoipa::ToSchema;
 
 /// `resource_type` of organization-level roles.
@@ -83,6 +86,75 @@ pub fn predefined(level: RoleLevel, name: &str) -> Option<&'static [&'static str
         .map(|(_, p)| *p)
 }
 
+/// A list of permissions, shared: a role's list is built once, and every grant and path that
+/// comes from it points at it (an answer repeats the owner path for each of a page's owners;
+/// copying the strings each time was most of what building it cost). Serialized as an array.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permissions(Arc<[Box<str>]>);
+
+impl Default for Permissions {
+    /// None (one shared empty list: an `Arc` allocates even when empty).
+    fn default() -> Self {
+        static NONE: LazyLock<Permissions> = LazyLock::new(|| Permissions(Arc::new([])));
+        NONE.clone()
+    }
+}
+
+impl Permissions {
+    pub fn contains(&self, permission: &str) -> bool {
+        self.0.iter().any(|p| &**p == permission)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|p| &**p)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether both are the same shared list (then their union is either).
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Permissions {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        Self(iter.into_iter().map(|p| p.as_ref().into()).collect())
+    }
+}
+
+impl<const N: usize> PartialEq<[&str; N]> for Permissions {
+    fn eq(&self, other: &[&str; N]) -> bool {
+        self.iter().eq(other.iter().copied())
+    }
+}
+
+impl Serialize for Permissions {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+/// The predefined roles' lists, shared like a synced role's.
+static PREDEFINED: LazyLock<Vec<(RoleLevel, &'static str, Permissions)>> = LazyLock::new(|| {
+    let level = |l: RoleLevel, t: &'static [(&'static str, &'static [&'static str])]| {
+        t.iter().map(move |(n, p)| (l, *n, p.iter().collect()))
+    };
+    level(RoleLevel::Organization, ORG_ROLES)
+        .chain(level(RoleLevel::Project, PROJECT_ROLES))
+        .collect()
+});
+
+/// [`predefined`]'s list, shared.
+fn predefined_shared(level: RoleLevel, name: &str) -> Option<&'static Permissions> {
+    PREDEFINED
+        .iter()
+        .find(|(l, n, _)| *l == level && n.eq_ignore_ascii_case(name))
+        .map(|(_, _, p)| p)
+}
+
 /// Where a list of permissions came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -104,7 +176,7 @@ pub struct RoleDef {
     pub resource_type: String,
     /// The project it was listed in (project roles); `None` for organization-wide ones.
     pub project_id: Option<String>,
-    pub permissions: Vec<String>,
+    pub permissions: Permissions,
 }
 
 /// A role held, with what it grants.
@@ -115,14 +187,15 @@ pub struct Grant {
     /// The RBAC role object the permissions come from, when one matched.
     pub role_id: Option<String>,
     /// What the role grants (empty when unknown).
-    pub permissions: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub permissions: Permissions,
     /// Where `permissions` came from.
     pub permissions_source: PermissionSource,
 }
 
 impl Grant {
     pub fn has(&self, permission: &str) -> bool {
-        self.permissions.iter().any(|p| p == permission)
+        self.permissions.contains(permission)
     }
 }
 
@@ -131,11 +204,36 @@ impl Grant {
 #[derive(Debug, Clone, Default)]
 pub struct RoleBook {
     roles: Vec<RoleDef>,
+    /// Each project's roles in book order (a person's book holds the roles of every project
+    /// they are in, and each path looks in one), and the organization-wide ones.
+    by_project: HashMap<String, Vec<usize>>,
+    org: Vec<usize>,
 }
 
 impl RoleBook {
     pub fn new(roles: Vec<RoleDef>) -> Self {
-        Self { roles }
+        let mut by_project: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut org = Vec::new();
+        for (i, r) in roles.iter().enumerate() {
+            match &r.project_id {
+                Some(p) => by_project.entry(p.clone()).or_default().push(i),
+                None => org.push(i),
+            }
+        }
+        Self {
+            roles,
+            by_project,
+            org,
+        }
+    }
+
+    /// The first role listed in `project` (`None`: organization-wide) that `test` accepts.
+    fn find(&self, project: Option<&str>, test: impl Fn(&RoleDef) -> bool) -> Option<&RoleDef> {
+        let listed = match project {
+            Some(p) => self.by_project.get(p)?,
+            None => &self.org,
+        };
+        listed.iter().map(|&i| &self.roles[i]).find(|r| test(r))
     }
 
     /// What holding `role` at `level` grants, from the organization-wide roles or the table.
@@ -150,29 +248,16 @@ impl RoleBook {
             return Grant {
                 role: None,
                 role_id: None,
-                permissions: Vec::new(),
+                permissions: Permissions::default(),
                 permissions_source: PermissionSource::Unknown,
             };
         };
-        // The cheap tests first: most roles of a book are other projects' (a person's answer
-        // holds the roles of every project they are in), and every resource type shares the
-        // prefix `api.`.
-        let matches = |r: &&RoleDef| {
+        let matches = |r: &RoleDef| {
             (r.id == name || r.name == name) && r.resource_type == level.resource_type()
         };
         let synced = project
-            .and_then(|p| {
-                self.roles
-                    .iter()
-                    .filter(|r| r.project_id.as_deref() == Some(p))
-                    .find(matches)
-            })
-            .or_else(|| {
-                self.roles
-                    .iter()
-                    .filter(|r| r.project_id.is_none())
-                    .find(matches)
-            });
+            .and_then(|p| self.find(Some(p), matches))
+            .or_else(|| self.find(None, matches));
         if let Some(r) = synced {
             return Grant {
                 role: Some(r.name.clone()),
@@ -181,17 +266,17 @@ impl RoleBook {
                 permissions_source: PermissionSource::Role,
             };
         }
-        match predefined(level, name) {
+        match predefined_shared(level, name) {
             Some(p) => Grant {
                 role: Some(name.to_owned()),
                 role_id: None,
-                permissions: p.iter().map(|s| (*s).to_owned()).collect(),
+                permissions: p.clone(),
                 permissions_source: PermissionSource::Predefined,
             },
             None => Grant {
                 role: Some(name.to_owned()),
                 role_id: None,
-                permissions: Vec::new(),
+                permissions: Permissions::default(),
                 permissions_source: PermissionSource::Unknown,
             },
         }
@@ -219,7 +304,7 @@ mod tests {
             name: "owner".into(),
             resource_type: ORG_RESOURCE.into(),
             project_id: None,
-            permissions: vec!["api.custom".into()],
+            permissions: ["api.custom"].into_iter().collect(),
         }]);
         let org = book.grant(RoleLevel::Organization, Some("owner"));
         assert_eq!(org.permissions_source, PermissionSource::Role);
@@ -245,7 +330,7 @@ mod tests {
             name: "member".into(),
             resource_type: PROJECT_RESOURCE.into(),
             project_id: project.map(str::to_owned),
-            permissions: vec![perm.into()],
+            permissions: [perm].into_iter().collect(),
         };
         let book = RoleBook::new(vec![
             role("role_a", Some("proj_a"), "api.a"),

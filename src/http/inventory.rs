@@ -14,7 +14,7 @@ use super::AppState;
 use super::extract::{Json, Path, Query};
 use crate::auth::Principal;
 use crate::domain::{
-    ConnectionId, Item, ItemKind, ItemQuery, SyncId, SyncRun, SyncStats, SyncStatus,
+    ConnectionId, DataText, Item, ItemKind, ItemQuery, SyncId, SyncRun, SyncStats, SyncStatus,
 };
 use crate::error::{AppError, ErrorCode, Problem};
 use crate::service::inventory::MAX_PAGE;
@@ -100,11 +100,11 @@ pub struct ItemOut {
     pub status: Option<String>,
     /// The object as OpenAI returned it at the last sync.
     #[schema(value_type = Object)]
-    pub data: serde_json::Value,
+    pub data: DataText,
 }
 
-impl From<Item> for ItemOut {
-    fn from(i: Item) -> Self {
+impl From<Item<DataText>> for ItemOut {
+    fn from(i: Item<DataText>) -> Self {
         Self {
             kind: i.kind,
             key: i.key,

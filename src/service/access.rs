@@ -15,7 +15,7 @@ use crate::domain::access::{
     ReachCursor, ReachPage,
 };
 use crate::domain::policy::Action;
-use crate::domain::{Connection, ConnectionId, Item, ItemKind, ItemQuery, SyncId};
+use crate::domain::{Connection, ConnectionId, DataText, Item, ItemKind, ItemQuery, SyncId};
 use crate::error::{AppError, ErrorCode};
 use crate::service::policy::PolicyGate;
 use crate::store::{AccessStore, ConnectionStore, InventoryStore, Store};
@@ -32,7 +32,7 @@ pub struct AccessService {
 }
 
 /// A page of an export: items of one kind, in key order.
-pub type ExportPage = (ItemKind, Vec<Item>);
+pub type ExportPage = (ItemKind, Vec<Item<DataText>>);
 
 /// An export under way: which snapshot, and its pages (every kind at least once, possibly
 /// empty, kinds in [`ItemKind::ALL`] order). The stream fails if another sync publishes
@@ -51,7 +51,7 @@ struct ExportCursor {
     expect: Option<SyncId>,
     kind: usize,
     after: Option<String>,
-    first: Option<Vec<Item>>,
+    first: Option<Vec<Item<DataText>>>,
 }
 
 impl AccessService {

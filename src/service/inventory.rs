@@ -19,8 +19,8 @@ use crate::auth::{Principal, Scope};
 use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome, SYSTEM_ACTOR};
 use crate::domain::policy::Action;
 use crate::domain::{
-    AuditMark, ConnectionId, Item, ItemPage, ItemQuery, SyncId, SyncMode, SyncRun, SyncStats,
-    SyncStatus,
+    AuditMark, ConnectionId, DataText, Item, ItemPage, ItemQuery, SyncId, SyncMode, SyncRun,
+    SyncStats, SyncStatus,
 };
 use crate::error::{AppError, ErrorCode};
 use crate::openai::{Client, ClientConfig};
@@ -511,7 +511,7 @@ impl InventoryService {
         who: &Principal,
         id: ConnectionId,
         mut query: ItemQuery,
-    ) -> Result<ItemPage, AppError> {
+    ) -> Result<ItemPage<DataText>, AppError> {
         who.require(Scope::InventoryRead)?;
         query.limit = query.limit.clamp(1, MAX_PAGE);
         self.allowed(who, id, Action::Read).await?;

@@ -14,7 +14,7 @@ use super::This;
 use super::audit_sql::insert_audit;
 use super::changes_sql::{record_changes, sequence_changes};
 use crate::domain::{
-    ConnectionId, Item, ItemKind, ItemPage, ItemQuery, Replaced, SyncId, SyncMode, SyncRun,
+    ConnectionId, DataText, Item, ItemKind, ItemPage, ItemQuery, Replaced, SyncId, SyncMode, SyncRun,
     SyncStats, SyncStatus,
 };
 use crate::store::{
@@ -247,11 +247,14 @@ pub(super) struct ItemRow {
     email: Option<String>,
     role: Option<String>,
     status: Option<String>,
-    data: Option<Json<serde_json::Value>>,
+    data: Option<DataText>,
 }
 
 /// Turns the rows of a page query of `kind` into a page (no rows = never synced).
-pub(super) fn item_page(kind: ItemKind, rows: Vec<ItemRow>) -> Result<ItemPage, StoreError> {
+pub(super) fn item_page(
+    kind: ItemKind,
+    rows: Vec<ItemRow>,
+) -> Result<ItemPage<DataText>, StoreError> {
     let Some(first) = rows.first() else {
         return Ok(ItemPage {
             sync_id: None,
@@ -276,7 +279,7 @@ pub(super) fn item_page(kind: ItemKind, rows: Vec<ItemRow>) -> Result<ItemPage, 
                 email: r.email,
                 role: r.role,
                 status: r.status,
-                data: r.data.map(|d| d.0).unwrap_or_default(),
+                data: r.data.unwrap_or_default(),
             })
         })
         .collect();
@@ -522,7 +525,7 @@ impl InventoryStore for This {
         &self,
         connection_id: ConnectionId,
         query: &ItemQuery,
-    ) -> Result<ItemPage, StoreError> {
+    ) -> Result<ItemPage<DataText>, StoreError> {
         let (sql, binds) = item_page_sql(&connection_id.to_string(), query);
         let mut q = sqlx::query_as::<_, ItemRow>(AssertSqlSafe(sql));
         for b in binds {

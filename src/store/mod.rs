@@ -65,8 +65,8 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::domain::{
-    Change, ChangeQuery, Connection, ConnectionId, ExpectedChange, Item, ItemPage, ItemQuery,
-    Replaced, SealedSecret, SyncId, SyncRun, TestReport,
+    Change, ChangeQuery, Connection, ConnectionId, DataText, ExpectedChange, Item, ItemPage,
+    ItemQuery, Replaced, SealedSecret, SyncId, SyncRun, TestReport,
 };
 
 pub use postgres::PostgresStore;
@@ -307,12 +307,12 @@ pub trait InventoryStore: Send + Sync {
         replaced: &[Replaced],
     ) -> Result<u64, StoreError>;
     /// A page of the connection's current snapshot (empty with no `sync_id` before the
-    /// first successful sync).
+    /// first successful sync), each item's `data` as the stored text.
     async fn list_items(
         &self,
         connection_id: ConnectionId,
         query: &ItemQuery,
-    ) -> Result<ItemPage, StoreError>;
+    ) -> Result<ItemPage<DataText>, StoreError>;
 }
 
 /// Builds the audit entry of a finished run from the run as recorded and whether it was

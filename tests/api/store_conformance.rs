@@ -319,7 +319,7 @@ async fn sync_runs_and_snapshots(backend: Backend) {
     let t0 = now().timestamp_millis();
     let page = |q: ItemQuery| {
         let store = store.clone();
-        async move { store.list_items(c.id, &q).await.unwrap() }
+        async move { store.list_items(c.id, &q).await.unwrap().parsed() }
     };
 
     let first = SyncRun::start(c.id, "alice", now());

@@ -81,8 +81,7 @@ pub fn org_roles_granting(roles: &[Item], permission: &str) -> Vec<String> {
         .filter(|n| {
             book.grant(RoleLevel::Organization, Some(n))
                 .permissions
-                .iter()
-                .any(|p| p == permission)
+                .contains(permission)
         })
         .collect()
 }

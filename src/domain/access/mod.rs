@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::permissions::{Grant, PermissionSource, RoleBook, RoleDef, RoleLevel};
+use super::permissions::{Grant, PermissionSource, Permissions, RoleBook, RoleDef, RoleLevel};
 use super::{ConnectionId, Item, ItemKind, SyncId};
 
 /// The kinds of item the access questions read.
@@ -107,7 +107,8 @@ pub struct AccessPath {
     /// The RBAC role object the permissions come from, when one matched.
     pub role_id: Option<String>,
     /// What the role grants in the project.
-    pub permissions: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub permissions: Permissions,
     /// `role` (a synced role object), `predefined` (the legacy role table) or `unknown`.
     pub permissions_source: PermissionSource,
 }
@@ -127,14 +128,22 @@ impl AccessPath {
     }
 
     pub fn has(&self, permission: &str) -> bool {
-        self.permissions.iter().any(|p| p == permission)
+        self.permissions.contains(permission)
     }
 }
 
-fn union(paths: &[AccessPath]) -> Vec<String> {
+/// The permissions of all `paths`, sorted and once each; when they all share one list (one
+/// path, or an owner's same path), that list when it is already sorted.
+fn union(paths: &[AccessPath]) -> Permissions {
+    if let Some(first) = paths.first()
+        && paths.iter().all(|p| p.permissions.same(&first.permissions))
+        && first.permissions.iter().is_sorted_by(|a, b| a < b)
+    {
+        return first.permissions.clone();
+    }
     paths
         .iter()
-        .flat_map(|p| p.permissions.iter().cloned())
+        .flat_map(|p| p.permissions.iter())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
@@ -179,14 +188,10 @@ fn role_book<'a>(items: impl Iterator<Item = &'a Item>) -> RoleBook {
 }
 
 /// A role object's (or an assigned role's) `permissions`.
-fn permissions(data: &Value) -> Vec<String> {
+fn permissions(data: &Value) -> Permissions {
     data.get("permissions")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p.as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default()
 }
 

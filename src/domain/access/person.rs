@@ -11,7 +11,7 @@ use super::{
     AccessPath, InvitedProject, SnapshotItem, Via, group_paths, int, invite_path, invite_projects,
     role_book, text, union,
 };
-use crate::domain::permissions::{PermissionSource, RoleBook, RoleLevel};
+use crate::domain::permissions::{PermissionSource, Permissions, RoleBook, RoleLevel};
 use crate::domain::{ConnectionId, Item, ItemKind, SyncId};
 
 /// A person's organization membership.
@@ -26,7 +26,8 @@ pub struct OrgUser {
     /// Organization role (`owner`, `reader`, ...).
     pub role: Option<String>,
     /// What the organization role grants.
-    pub permissions: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub permissions: Permissions,
     /// Where `permissions` came from.
     pub permissions_source: PermissionSource,
 }
@@ -41,7 +42,8 @@ pub struct PendingInvite {
     /// Organization role on acceptance.
     pub role: Option<String>,
     /// What that role grants.
-    pub permissions: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub permissions: Permissions,
     /// Where `permissions` came from.
     pub permissions_source: PermissionSource,
     /// Unix seconds.
@@ -62,7 +64,8 @@ pub struct ProjectAccess {
     /// Every way the person reaches it.
     pub paths: Vec<AccessPath>,
     /// The union of the paths' permissions.
-    pub permissions: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub permissions: Permissions,
 }
 
 /// A group the person belongs to.

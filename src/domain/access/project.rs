@@ -11,7 +11,7 @@ use super::{
     AccessPath, ProjectItems, Via, group_paths, invite_path, invite_projects, role_book, text,
     union,
 };
-use crate::domain::permissions::{PermissionSource, RoleLevel};
+use crate::domain::permissions::{PermissionSource, Permissions, RoleLevel};
 use crate::domain::{Item, ItemKind, SyncId};
 
 /// A person who can reach a project, with every path.
@@ -26,7 +26,8 @@ pub struct Reacher {
     /// Every way they reach the project.
     pub paths: Vec<AccessPath>,
     /// The union of the paths' permissions.
-    pub permissions: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub permissions: Permissions,
 }
 
 /// A service account of the project.
@@ -39,7 +40,8 @@ pub struct ServiceAccountReach {
     /// Project role (`owner`, `member`, `none`).
     pub role: Option<String>,
     /// What the role grants.
-    pub permissions: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub permissions: Permissions,
     /// Where `permissions` came from.
     pub permissions_source: PermissionSource,
 }
@@ -132,7 +134,7 @@ fn add(people: &mut BTreeMap<String, Reacher>, id: Option<&String>, item: &Item,
         email: item.email.clone(),
         name: text(&item.data, "name"),
         paths: Vec::new(),
-        permissions: Vec::new(),
+        permissions: Permissions::default(),
     });
     if r.email.is_none() {
         r.email = item.email.clone();
@@ -191,6 +193,7 @@ pub fn project_reach(
         book.grant_in(RoleLevel::Project, Some(pid), Some("owner")),
     );
     owner_path.role = Some("owner".into());
+    let owner_permissions = union(std::slice::from_ref(&owner_path));
     for u in of(ItemKind::User).filter(|u| u.role.as_deref() == Some("owner")) {
         add(&mut people, u.subject_id.as_ref(), u, owner_path.clone());
     }
@@ -242,7 +245,7 @@ pub fn project_reach(
             user_id: u.subject_id.clone(),
             email: u.email.clone(),
             name: text(&u.data, "name"),
-            permissions: owner_path.permissions.clone(),
+            permissions: owner_permissions.clone(),
             paths: vec![owner_path.clone()],
         })
         .filter(|r| page.admits(r));
@@ -266,7 +269,7 @@ pub fn project_reach(
                 permissions_source: g.permissions_source,
             }
         })
-        .filter(|s| permission.is_none_or(|want| s.permissions.iter().any(|p| p == want)))
+        .filter(|s| permission.is_none_or(|want| s.permissions.contains(want)))
         .collect();
     ProjectReach {
         project_id: pid.to_owned(),

@@ -91,7 +91,7 @@ fn a_person_s_paths_are_named_with_their_permissions() {
     assert!(
         c.projects[2]
             .permissions
-            .contains(&"api.organization.projects.write".to_owned())
+            .contains("api.organization.projects.write")
     );
     assert_eq!(c.groups[0].name.as_deref(), Some("eng"));
     let refs = referenced_projects(&alice_items().into_iter().map(snap).collect::<Vec<_>>());
@@ -221,7 +221,7 @@ fn connection(n: u8, projects: &[&str]) -> ConnectionAccess {
                 project_name: None,
                 project_status: None,
                 paths: vec![],
-                permissions: vec![],
+                permissions: Default::default(),
             })
             .collect(),
         groups: vec![],

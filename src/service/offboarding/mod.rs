@@ -489,7 +489,7 @@ impl OffboardingService {
                     Ok(page) => {
                         let more = page.items.len() == 500;
                         q.after = page.items.last().map(|i| i.key.clone());
-                        items.extend(page.items);
+                        items.extend(page.items.into_iter().map(Item::parsed));
                         if !more {
                             break;
                         }

@@ -81,6 +81,12 @@ impl AccessService {
         Ok(c)
     }
 
+    async fn may_read(&self, who: &Principal, id: ConnectionId) -> Result<(), AppError> {
+        self.policy
+            .require_read(who, id, &*self.store, &*self.connections)
+            .await
+    }
+
     /// What every connection's snapshot says about a person: connections where they are a
     /// user or have a pending invite, at most `limit` projects a page. Unknown people get an
     /// empty list.
@@ -114,7 +120,7 @@ impl AccessService {
         page: &ReachPage,
     ) -> Result<ProjectReach, AppError> {
         who.require(Scope::InventoryRead)?;
-        self.readable(who, id).await?;
+        self.may_read(who, id).await?;
         let Some(found) = self.store.project_items(id, project_id, page).await? else {
             return Err(AppError::new(
                 ErrorCode::ProjectNotFound,
@@ -137,7 +143,7 @@ impl AccessService {
         limit: usize,
     ) -> Result<Owners, AppError> {
         who.require(Scope::InventoryRead)?;
-        self.readable(who, id).await?;
+        self.may_read(who, id).await?;
         Ok(match self.store.owner_items(id, after, limit).await? {
             Some(found) => access::owners(&found),
             None => Owners::none(),

@@ -25,7 +25,7 @@ use crate::domain::{
 use crate::error::{AppError, ErrorCode};
 use crate::openai::{Client, ClientConfig};
 use crate::service::policy::PolicyGate;
-use crate::store::{ConnectionStore, InventoryStore, Store, StoreError, SyncStart};
+use crate::store::{AccessStore, ConnectionStore, InventoryStore, Store, StoreError, SyncStart};
 
 /// Largest page of inventory items or syncs a caller can ask for.
 pub const MAX_PAGE: u32 = 500;
@@ -69,6 +69,8 @@ impl Default for SyncSettings {
 pub struct InventoryService {
     store: Arc<dyn InventoryStore>,
     connections: Arc<dyn ConnectionStore>,
+    /// The read model's heads, for read checks.
+    access: Arc<dyn AccessStore>,
     settings: Arc<SyncSettings>,
     /// One OpenAI client per connection, shared with grants.
     clients: OpenAiClients,
@@ -137,6 +139,7 @@ impl InventoryService {
         Self {
             audit: AuditService::new(store.clone()),
             connections: store.clone(),
+            access: store.clone(),
             store,
             settings: Arc::new(settings),
             clients,
@@ -514,7 +517,9 @@ impl InventoryService {
     ) -> Result<ItemPage<DataText>, AppError> {
         who.require(Scope::InventoryRead)?;
         query.limit = query.limit.clamp(1, MAX_PAGE);
-        self.allowed(who, id, Action::Read).await?;
+        self.policy
+            .require_read(who, id, &*self.access, &*self.connections)
+            .await?;
         Ok(self.store.list_items(id, &query).await?)
     }
 }

@@ -14,7 +14,7 @@ use crate::domain::policy::{
 };
 use crate::domain::{Connection, ConnectionId};
 use crate::error::{AppError, ErrorCode};
-use crate::store::ConnectionStore;
+use crate::store::{AccessStore, ConnectionStore};
 
 /// The policy in force, shared by every service of the process.
 #[derive(Clone, Default)]
@@ -129,8 +129,44 @@ impl PolicyGate {
         action: Action,
         connection: &Connection,
     ) -> Result<Allowed, AppError> {
-        let id = connection.id.to_string();
-        self.decide(who, &Scope::new(action).on(named(&id, &connection.name)))
+        self.require_named(who, action, connection.id, &connection.name)
+    }
+
+    /// [`Self::require_on`] for the connection `id` named `name`.
+    pub fn require_named(
+        &self,
+        who: &Principal,
+        action: Action,
+        id: ConnectionId,
+        name: &str,
+    ) -> Result<Allowed, AppError> {
+        let id = id.to_string();
+        self.decide(who, &Scope::new(action).on(named(&id, name)))
+    }
+
+    /// `Ok` when `who` may read the connection `id`: checked against the name its snapshot
+    /// is held under in the read model (no database round trip on the reads portals make
+    /// most; a rename or delete reaches the model at once here, within its poll elsewhere),
+    /// or, without a snapshot, against the stored connection (`connection_not_found` when
+    /// there is none).
+    pub async fn require_read(
+        &self,
+        who: &Principal,
+        id: ConnectionId,
+        access: &dyn AccessStore,
+        connections: &dyn ConnectionStore,
+    ) -> Result<(), AppError> {
+        match access.snapshot_name(id).await? {
+            Some(name) => self.require_named(who, Action::Read, id, &name),
+            None => {
+                let c = connections
+                    .get_connection(id)
+                    .await
+                    .map_err(super::connections::not_found(id))?;
+                self.require_on(who, Action::Read, &c)
+            }
+        }
+        .map(drop)
     }
 
     /// Whether `who` may see (`action`) the connection `id` named `name`: what lists filter by.

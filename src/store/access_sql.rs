@@ -296,6 +296,13 @@ impl AccessStore for This {
         Ok(self.read_model().await?.heads())
     }
 
+    async fn snapshot_name(
+        &self,
+        connection_id: ConnectionId,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self.read_model().await?.head_name(connection_id))
+    }
+
     async fn org_role_items(&self, connection_id: ConnectionId) -> Result<Vec<Item>, StoreError> {
         Ok(self.read_model().await?.org_roles(connection_id))
     }

@@ -657,6 +657,11 @@ impl ReadModel {
         out
     }
 
+    /// The name of a connection whose snapshot is held.
+    pub(super) fn head_name(&self, id: ConnectionId) -> Option<String> {
+        self.read().get(&id).map(|h| h.info.name.clone())
+    }
+
     /// The organization-level role objects of a connection's snapshot.
     pub(super) fn org_roles(&self, id: ConnectionId) -> Vec<Item> {
         let heads = self.read();

@@ -562,8 +562,10 @@ pub trait AccessStore: Send + Sync {
     /// The connections with a snapshot, ordered by id, with their names.
     async fn snapshot_heads(&self) -> Result<Vec<(ConnectionId, String)>, StoreError>;
     /// The name of the connection whose snapshot is held, `None` without one.
-    async fn snapshot_name(&self, connection_id: ConnectionId)
-    -> Result<Option<String>, StoreError>;
+    async fn snapshot_name(
+        &self,
+        connection_id: ConnectionId,
+    ) -> Result<Option<String>, StoreError>;
     /// The organization-level role objects of a connection's snapshot.
     async fn org_role_items(&self, connection_id: ConnectionId) -> Result<Vec<Item>, StoreError>;
     /// Up to `limit` users of a connection's snapshot whose organization role is one of

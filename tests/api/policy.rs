@@ -540,7 +540,44 @@ async fn a_caller_is_known_by_its_groups_claim(backend: Backend) {
     assert!(without["data"].as_array().unwrap().is_empty(), "{without}");
 }
 
+/// Reads of a synced connection are checked against the name its snapshot is held under:
+/// a rename changes what the policy allows on the next read, and a deleted connection is
+/// gone on the next read, though both reads are answered without reading the connection.
+async fn a_rename_or_delete_changes_reads_at_once(backend: Backend) {
+    let Some(app) = app(backend).await else {
+        return;
+    };
+    let pid = sandbox_project(&app.sandbox, "Payments").await;
+    let acme = synced_connection(&app, "acme").await;
+    let a = portal(&app, "portal-a");
+    let reads = [
+        format!("/v1/connections/{acme}/projects/{pid}/access"),
+        format!("/v1/connections/{acme}/inventory/user"),
+        format!("/v1/connections/{acme}/owners"),
+    ];
+    for path in &reads {
+        ok(app.get(path, &a).await, 200).await;
+    }
+    let admin = app.admin_token();
+    let path = format!("/v1/connections/{acme}");
+    ok(
+        app.patch(&path, &admin, json!({"name": "gamma"})).await,
+        200,
+    )
+    .await;
+    for path in &reads {
+        denied(app.get(path, &a).await, "default-deny").await;
+    }
+    ok(app.patch(&path, &admin, json!({"name": "acme"})).await, 200).await;
+    ok(app.get(&reads[0], &a).await, 200).await;
+    assert_eq!(app.delete(&path, &admin).await.status(), 204);
+    for path in &reads {
+        assert_problem(app.get(path, &a).await, 404, "connection_not_found").await;
+    }
+}
+
 crate::backend_tests!(
+    a_rename_or_delete_changes_reads_at_once,
     a_caller_is_known_by_its_groups_claim,
     refusals_are_403_write_nothing_and_are_audited,
     reads_show_only_the_organizations_a_caller_may_read,

@@ -86,9 +86,9 @@ pub fn predefined(level: RoleLevel, name: &str) -> Option<&'static [&'static str
         .map(|(_, p)| *p)
 }
 
-/// A list of permissions, shared: a role's list is built once, and every grant and path that
-/// comes from it points at it (an answer repeats the owner path for each of a page's owners;
-/// copying the strings each time was most of what building it cost). Serialized as an array.
+/// A list of permissions, shared: a role's list is built once an answer (once a process for
+/// the predefined roles), and every grant and path that comes from it points at it (a page
+/// of who can reach a project repeats the owner path for each owner). Serialized as an array.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Permissions(Arc<[Box<str>]>);
 

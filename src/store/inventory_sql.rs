@@ -322,15 +322,17 @@ fn item_rows(kind: ItemKind, rows: Vec<ItemRow>) -> Result<ItemPage<DataText>, S
 fn item_page(kind: ItemKind, row: Option<PageRow>) -> Result<ItemPage<DataText>, StoreError> {
     let head = head_of(row.as_ref().map(|r| (r.head_sync_id.as_str(), r.synced_at)))?;
     let mut items = Vec::new();
+    // `data` is NULL when nothing matched (joining no texts); the fields are then `[]`.
     if let Some(PageRow {
         fields: Some(fields),
-        data: Some(data),
+        data,
         ..
     }) = row
     {
         let fields: Vec<PageFields> =
             serde_json::from_str(&fields).map_err(|_| corrupt("item page"))?;
-        let data: Vec<DataText> = serde_json::from_str(&data).map_err(|_| corrupt("item page"))?;
+        let data: Vec<DataText> = serde_json::from_str(data.as_deref().unwrap_or("[]"))
+            .map_err(|_| corrupt("item page"))?;
         if fields.len() != data.len() {
             return Err(corrupt("item page"));
         }
@@ -657,6 +659,12 @@ mod tests {
         assert!(page.sync_id.is_some());
         // A page whose two halves disagree is refused, not paired wrongly.
         assert!(item_page(ItemKind::User, Some(row(fields, r#"[{"id":"u2"}]"#))).is_err());
+        // Fields without their data are refused too.
+        let halved = PageRow {
+            data: None,
+            ..row(fields, "")
+        };
+        assert!(item_page(ItemKind::User, Some(halved)).is_err());
         // Nothing matched: the head, no items.
         let empty = PageRow {
             fields: Some("[]".into()),

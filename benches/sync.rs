@@ -1,19 +1,34 @@
-//! Sync benchmark: a full inventory sync of a generated organization through the real service
-//! (HTTP API, store, OpenAI client) against the sandbox with latency and per-endpoint rate
-//! limits, printing wall time, OpenAI requests next to their lower bound, 429s met and peak
-//! memory; an incremental sync after ~1% of the memberships changed; the latency of the
-//! `access for a person` query; then the peak memory of syncing a 50,000-user organization.
+//! Sync benchmark: our full sync against the official Python SDK's crawl, under each upstream
+//! model the rate budget must be right for, with the physical bound next to each.
 //!
-//! `cargo bench --bench sync` (release; SQLite, and Postgres when `TEST_POSTGRES_URL` names a
-//! server); `-- --small` for CI (a small organization, no latency).
-//! Peak memory is the process's resident high-water mark (`VmHWM`), reset before each sync;
+//! `TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench sync`
+//! (release; SQLite, and Postgres when `TEST_POSTGRES_URL` names a server; `-- --small` for CI:
+//! a small organization and short limits). For each model a sandbox of the same generated
+//! organization is started and synced through the real service (HTTP API, store, OpenAI
+//! client with its default, learning rate budget: nothing is known at the first sync):
+//! - no limit, 20 ms an answer (2,000 users / 300 projects);
+//! - 20 requests a second per endpoint template, 20 ms (the same org): a first full sync
+//!   (nothing learned), a second (what the first learned), a grant on the connection while a
+//!   full sync runs against one on the idle connection, and an incremental sync after ~1% of
+//!   the memberships changed;
+//! - 60 requests a minute per endpoint template, and per concrete path (300 users / 40
+//!   projects).
+//!
+//! Printed: requests (and their lower bound), 429s, wall time, the physical bound (for a
+//! window of N requests per W seconds, the busiest endpoint's `(⌈requests ÷ N⌉ − 1) × W`, at
+//! least the users list's page chain × latency), where the time went, and the SDK crawl's
+//! requests, 429s and wall time on its own fresh sandbox. Then the peak memory of a full
+//! sync of the 50,000-user organization (no latency, no limits).
+//! Peak memory is the process's resident high-water mark (`VmHWM`), reset before that sync;
 //! the sandbox runs in the same process, so its organization is part of the baseline shown.
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{ScratchDb, Service};
 use openai_governor_sandbox::{
-    self as sandbox, Faults, KeyProfile, OrgShape, RateLimit, SandboxConfig,
+    self as sandbox, Counters, Faults, KeyProfile, OrgShape, RateLimit, SandboxConfig,
 };
 use serde_json::{Value, json};
 
@@ -112,113 +127,586 @@ fn lower_bound(sb: &sandbox::SandboxHandle, cost_days: u64) -> u64 {
     })
 }
 
-/// What else to measure after the full sync.
-#[derive(Clone, Copy)]
-struct Extras {
-    /// An incremental sync after changing ~1% of the memberships.
-    incremental: bool,
-    /// `GET /v1/access` latency and throughput, with this many queries.
-    access_queries: usize,
+/// One upstream model: an organization and how the sandbox limits and delays answers.
+#[derive(Clone)]
+struct Model {
+    name: &'static str,
+    shape: OrgShape,
+    latency_ms: u64,
+    /// At most N requests per W seconds, per template (or per concrete path).
+    limit: Option<(u32, u64)>,
+    per_path: bool,
+    /// The second sync, the grant during a sync and the incremental sync.
+    extras: bool,
 }
 
-async fn bench(label: &str, database_url: &str, shape: OrgShape, faults: Faults, extras: Extras) {
+impl Model {
+    fn faults(&self) -> Faults {
+        let rate_limits = match self.limit {
+            Some((n, w)) if self.per_path => vec![RateLimit::per_path("*", n, w)],
+            Some((n, w)) => vec![RateLimit::per_template("*", n, w)],
+            None => Vec::new(),
+        };
+        Faults {
+            latency_ms: self.latency_ms,
+            rate_limits,
+            ..Faults::default()
+        }
+    }
+
+    async fn sandbox(&self) -> sandbox::SandboxHandle {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        sandbox::start(
+            SandboxConfig {
+                org: self.shape.clone(),
+                faults: self.faults(),
+                ..SandboxConfig::default()
+            },
+            listener,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The least wall time any client could take for the requests in `spent`, and the
+    /// busiest endpoint with its requests.
+    fn bound(&self, spent: &Counters) -> (Duration, String) {
+        let ok =
+            |c: &sandbox::EndpointCount| c.requests - c.statuses.get(&429).copied().unwrap_or(0);
+        let pages = |endpoint: &str| spent.endpoints.get(endpoint).map_or(0, ok);
+        // The requests that must follow one another: the users list's pages, or the projects
+        // list's and then a project's groups and their role assignments.
+        let chain = pages("GET /organization/users").max(pages("GET /organization/projects") + 2);
+        let latency = Duration::from_millis(self.latency_ms * chain);
+        let busiest = spent
+            .endpoints
+            .iter()
+            // Per path: the id-free templates are one path each; a path with an id is read a
+            // page or two, far below any limit here.
+            .filter(|(endpoint, _)| !self.per_path || !endpoint.contains('{'))
+            .max_by_key(|(_, c)| ok(c));
+        let Some((endpoint, count)) = busiest else {
+            return (latency, String::new());
+        };
+        let busiest = format!("{endpoint}: {}", ok(count));
+        let Some((n, w)) = self.limit else {
+            return (latency, busiest);
+        };
+        let windows = ok(count).div_ceil(u64::from(n)).saturating_sub(1);
+        (latency.max(Duration::from_secs(windows * w)), busiest)
+    }
+}
+
+fn models(small: bool) -> Vec<Model> {
+    let (big, small_org) = if small {
+        (
+            OrgShape {
+                users: 100,
+                projects: 8,
+                members_per_project: 12,
+                ..OrgShape::small()
+            },
+            OrgShape {
+                users: 40,
+                projects: 5,
+                members_per_project: 6,
+                ..OrgShape::small()
+            },
+        )
+    } else {
+        (
+            OrgShape {
+                users: 2_000,
+                projects: 300,
+                archived_share: 0.1,
+                members_per_project: 12,
+                groups: 20,
+                members_per_group: 15,
+                custom_roles: 5,
+                service_accounts_per_project: 1,
+                api_keys_per_project: 2,
+                invites: 40,
+                audit_days: 7,
+            },
+            OrgShape {
+                users: 300,
+                projects: 40,
+                archived_share: 0.1,
+                members_per_project: 10,
+                groups: 10,
+                members_per_group: 10,
+                custom_roles: 3,
+                service_accounts_per_project: 1,
+                api_keys_per_project: 2,
+                invites: 10,
+                audit_days: 7,
+            },
+        )
+    };
+    // CI's small run keeps the limits' shape but not their waits.
+    let (per_second, per_minute) = if small {
+        ((5, 1), (8, 2))
+    } else {
+        ((20, 1), (60, 60))
+    };
+    let latency_ms = if small { 2 } else { 20 };
+    vec![
+        Model {
+            name: "no limit",
+            shape: big.clone(),
+            latency_ms,
+            limit: None,
+            per_path: false,
+            extras: false,
+        },
+        Model {
+            name: "20/s per template",
+            shape: big,
+            latency_ms,
+            limit: Some(per_second),
+            per_path: false,
+            extras: true,
+        },
+        Model {
+            name: "60/min per template",
+            shape: small_org.clone(),
+            latency_ms,
+            limit: Some(per_minute),
+            per_path: false,
+            extras: false,
+        },
+        Model {
+            name: "60/min per path",
+            shape: small_org,
+            latency_ms,
+            limit: Some(per_minute),
+            per_path: true,
+            extras: false,
+        },
+    ]
+}
+
+/// Requests (and 429s) of each endpoint between two readings of the counters.
+fn delta(after: &Counters, before: &Counters) -> Counters {
+    let mut out = Counters {
+        total: after.total - before.total,
+        ..Counters::default()
+    };
+    for (endpoint, a) in &after.endpoints {
+        let b = before.endpoints.get(endpoint);
+        let mut c = a.clone();
+        c.requests -= b.map_or(0, |b| b.requests);
+        for (status, n) in &mut c.statuses {
+            *n -= b.and_then(|b| b.statuses.get(status)).copied().unwrap_or(0);
+        }
+        out.endpoints.insert(endpoint.clone(), c);
+    }
+    out
+}
+
+/// One sync as measured: the sandbox's view of its requests and the run's own record.
+struct Measured {
+    requests: u64,
+    throttled: u64,
+    wall: Duration,
+    bound: Duration,
+    busiest: String,
+    time: Value,
+}
+
+impl Measured {
+    fn line(&self, label: &str) -> String {
+        let t = &self.time;
+        format!(
+            "{label:<34} {:>6} requests {:>4} × 429 ({:>4.1}%)  wall {:>6.2} s  bound {:>6.2} s  \
+             = {:>4.2} × bound   limited by {} (request-seconds waiting for the budget {:.1}, \
+             for OpenAI {:.1}; writing {:.1} s)",
+            self.requests,
+            self.throttled,
+            self.throttled as f64 / self.requests.max(1) as f64 * 100.0,
+            self.wall.as_secs_f64(),
+            self.bound.as_secs_f64(),
+            self.wall.as_secs_f64() / self.bound.as_secs_f64().max(1e-3),
+            t["limited_by"].as_str().unwrap_or("?"),
+            t["budget_wait_ms"].as_f64().unwrap_or(0.0) / 1e3,
+            t["upstream_ms"].as_f64().unwrap_or(0.0) / 1e3,
+            t["writing_ms"].as_f64().unwrap_or(0.0) / 1e3,
+        )
+    }
+}
+
+/// Starts a sync (`full` forces a full one) and waits for it; the run and its wall time.
+async fn sync(service: &Service, connection: &str, full: bool) -> (Value, Duration) {
+    let started = Instant::now();
+    let run = start_sync(service, connection, full).await;
+    let run = finish(service, &run).await;
+    (run, started.elapsed())
+}
+
+async fn start_sync(service: &Service, connection: &str, full: bool) -> String {
+    let run: Value = service
+        .http
+        .post(format!(
+            "{}/v1/connections/{connection}/syncs?full={full}",
+            service.base
+        ))
+        .bearer_auth(&service.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    run["id"].as_str().expect("a sync run").to_owned()
+}
+
+async fn finish(service: &Service, run: &str) -> Value {
+    let url = format!("{}/v1/syncs/{run}", service.base);
+    loop {
+        let run: Value = service
+            .http
+            .get(&url)
+            .bearer_auth(&service.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if run["status"] != "running" {
+            assert_eq!(run["status"], "succeeded", "the sync failed: {run}");
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn measured_sync(
+    model: &Model,
+    sb: &sandbox::SandboxHandle,
+    service: &Service,
+    connection: &str,
+    full: bool,
+) -> (Measured, Value) {
+    let before = sb.counters();
+    let (run, wall) = sync(service, connection, full).await;
+    let spent = delta(&sb.counters(), &before);
+    let (bound, busiest) = model.bound(&spent);
+    let m = Measured {
+        requests: spent.total,
+        throttled: spent.status(429),
+        wall,
+        bound,
+        busiest,
+        time: run["stats"]["time"].clone(),
+    };
+    (m, run)
+}
+
+/// `POST /v1/grants` making `user` a member of `project`; its latency.
+async fn grant(service: &Service, connection: &str, project: &str, user: &str) -> Duration {
+    let started = Instant::now();
+    let res = service
+        .http
+        .post(format!("{}/v1/grants", service.base))
+        .bearer_auth(&service.token)
+        .json(
+            &json!({"connection_id": connection, "user_id": user, "project_id": project,
+                      "role": "member", "reason": "bench"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or_default();
+    assert!(
+        status == 201 && body["outcome"] == "granted",
+        "grant: {status} {body}"
+    );
+    started.elapsed()
+}
+
+/// Pairs of (project, user not in it) for `n` grants.
+fn grant_targets(sb: &sandbox::SandboxHandle, n: usize) -> Vec<(String, String)> {
+    sb.state().read(|org| {
+        let mut out = Vec::new();
+        for p in org.projects.iter().filter(|p| !p.archived()) {
+            if p.id == org.default_project_id {
+                continue;
+            }
+            let members = org.project_users.get(&p.id);
+            if let Some(u) = org
+                .users
+                .iter()
+                .rev()
+                .find(|u| members.is_none_or(|m| !m.contains(u.id.as_str())))
+            {
+                out.push((p.id.clone(), u.id.clone()));
+            }
+            if out.len() == n {
+                break;
+            }
+        }
+        out
+    })
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// What one backend's runs of one model printed, and the figures the targets need.
+struct ModelRun {
+    lines: Vec<String>,
+    cold: Measured,
+}
+
+async fn run_model(model: &Model, backend: &str, database_url: &str) -> ModelRun {
+    let sb = model.sandbox().await;
+    let url = sb.base_url().to_string();
+    let service = &Service::start(database_url, &[url.as_str()]).await;
+    let connection = service
+        .connect(model.name, sb.key(KeyProfile::All), &url)
+        .await;
+    let bound = lower_bound(&sb, 30);
+    let (cold, run) = measured_sync(model, &sb, service, &connection, true).await;
+    let mut lines = vec![format!(
+        "{}  (lower bound {bound} requests: {:+.1}%; busiest {})",
+        cold.line(&format!("{backend}: first full sync")),
+        (cold.requests as f64 / bound as f64 - 1.0) * 100.0,
+        cold.busiest
+    )];
+    assert_eq!(run["stats"]["mode"], "full");
+    if model.extras {
+        let (warm, _) = measured_sync(model, &sb, service, &connection, true).await;
+        lines.push(warm.line(&format!("{backend}: second (learned)")));
+        // Grants on the idle connection, then the same while a full sync runs.
+        let targets = grant_targets(&sb, 10);
+        let (idle, busy) = targets.split_at(targets.len() / 2);
+        let mut idle_times = Vec::new();
+        for (p, u) in idle {
+            idle_times.push(grant(service, &connection, p, u).await);
+        }
+        let running = start_sync(service, &connection, true).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut busy_times = Vec::new();
+        for (p, u) in busy {
+            busy_times.push(grant(service, &connection, p, u).await);
+        }
+        finish(service, &running).await;
+        let (idle, busy) = (median(idle_times), median(busy_times));
+        let added = busy.as_secs_f64() - idle.as_secs_f64();
+        lines.push(format!(
+            "{:<34} median {:.1} ms on the idle connection, {:.1} ms during a full sync: \
+             {:+.1} ms (within 50 ms: {})",
+            format!("{backend}: a grant"),
+            idle.as_secs_f64() * 1e3,
+            busy.as_secs_f64() * 1e3,
+            added * 1e3,
+            verdict(added <= 0.050)
+        ));
+        let changed = change_one_percent(&sb).await;
+        let before = sb.counters();
+        let (run, wall) = sync(service, &connection, false).await;
+        let spent = delta(&sb.counters(), &before);
+        assert_eq!(run["stats"]["mode"], "incremental", "{run}");
+        lines.push(format!(
+            "{:<34} {:>6} requests {:>4} × 429 after {changed} changes: {:.1}% of a full \
+             sync's requests (< 5%: {}), {:.2} s",
+            format!("{backend}: incremental"),
+            spent.total,
+            spent.status(429),
+            spent.total as f64 / cold.requests.max(1) as f64 * 100.0,
+            verdict((spent.total as f64) < 0.05 * cold.requests as f64),
+            wall.as_secs_f64()
+        ));
+    }
+    ModelRun { lines, cold }
+}
+
+/// The SDK crawl on its own fresh sandbox of the model: requests, 429s and wall time.
+async fn sdk_crawl(model: &Model, python: &std::path::Path) -> Option<(Measured, usize)> {
+    let sb = model.sandbox().await;
+    let before = sb.counters();
+    let crawl = common::sdk::crawl(python, sb.base_url().as_str(), sb.key(KeyProfile::All)).await?;
+    let spent = delta(&sb.counters(), &before);
+    let (bound, busiest) = model.bound(&spent);
+    Some((
+        Measured {
+            requests: spent.total,
+            throttled: spent.status(429),
+            wall: crawl.wall,
+            bound,
+            busiest,
+            time: Value::Null,
+        },
+        crawl.kinds,
+    ))
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+/// A number no database file in `dir` uses yet.
+fn first_free(dir: &tempfile::TempDir) -> usize {
+    std::fs::read_dir(dir.path()).map_or(0, |d| d.count())
+}
+
+/// Each model's targets, from the first backend's run and the SDK crawl.
+fn targets(model: &Model, ours: &Measured, sdk: Option<&Measured>, concurrency: usize) {
+    let ratio = ours.wall.as_secs_f64() / ours.bound.as_secs_f64().max(1e-3);
+    let share = ours.throttled as f64 / ours.requests.max(1) as f64;
+    match model.limit {
+        None => {
+            let ideal = ours.requests as f64 * model.latency_ms as f64 / 1e3 / concurrency as f64;
+            println!(
+                "  target: wall ≤ 1.5 × requests × {} ms ÷ {concurrency} in flight = {:.2} s: \
+                 {:.2} s, {:.2} × ({})",
+                model.latency_ms,
+                1.5 * ideal,
+                ours.wall.as_secs_f64(),
+                ours.wall.as_secs_f64() / ideal.max(1e-3),
+                verdict(ours.wall.as_secs_f64() <= 1.5 * ideal)
+            );
+        }
+        Some(_) => {
+            println!(
+                "  target: wall ≤ 1.3 × bound: {ratio:.2} × ({}); 429s ≤ 2%: {:.1}% ({})",
+                verdict(ratio <= 1.3),
+                share * 100.0,
+                verdict(model.per_path || share <= 0.02)
+            );
+        }
+    }
+    if let Some(sdk) = sdk
+        && model.limit.is_some_and(|(n, _)| n == 20)
+    {
+        let faster = sdk.wall.as_secs_f64() / ours.wall.as_secs_f64().max(1e-3);
+        println!(
+            "  target: ≥ 2 × faster than the SDK crawl while fetching more: {faster:.2} × ({}), \
+             {} requests against its {}",
+            verdict(faster >= 2.0),
+            ours.requests,
+            sdk.requests
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let small = std::env::args().any(|a| a == "--small");
+    let dir = tempfile::tempdir().unwrap();
+    println!(
+        "openai-governor sync benchmark{}\n",
+        if small { " (--small)" } else { "" }
+    );
+    let concurrency = openai_governor::openai::ClientConfig::default().max_concurrency;
+    let python = common::sdk::ensure_venv();
+    for model in models(small) {
+        let limit = match model.limit {
+            None => "no limit".to_owned(),
+            Some((n, w)) => format!(
+                "{n} requests per {w} s per {}",
+                if model.per_path {
+                    "concrete path"
+                } else {
+                    "endpoint template"
+                }
+            ),
+        };
+        println!(
+            "{}: {limit}, {} ms an answer, {} users / {} projects",
+            model.name, model.latency_ms, model.shape.users, model.shape.projects
+        );
+        let mut first: Option<Measured> = None;
+        for (k, backend) in ["sqlite", "postgres"].into_iter().enumerate() {
+            let scratch = if backend == "postgres" {
+                match ScratchDb::create("sync").await {
+                    Some(db) => Some(db),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            let url = match &scratch {
+                Some(db) => db.url.clone(),
+                None => format!(
+                    "sqlite://{}/sync-{}-{k}.db",
+                    dir.path().display(),
+                    first_free(&dir)
+                ),
+            };
+            let run = run_model(&model, backend, &url).await;
+            if let Some(db) = scratch {
+                db.drop_now().await;
+            }
+            for l in &run.lines {
+                println!("  {l}");
+            }
+            first.get_or_insert(run.cold);
+        }
+        let sdk = match &python {
+            Some(python) => sdk_crawl(&model, python).await,
+            None => None,
+        };
+        if let Some((sdk, kinds)) = &sdk {
+            println!(
+                "  {:<34} {:>6} requests {:>4} × 429 ({:>4.1}%)  wall {:>6.2} s  ({kinds} kinds of list)",
+                "official Python SDK crawl",
+                sdk.requests,
+                sdk.throttled,
+                sdk.throttled as f64 / sdk.requests.max(1) as f64 * 100.0,
+                sdk.wall.as_secs_f64()
+            );
+        }
+        if let Some(ours) = &first {
+            targets(&model, ours, sdk.as_ref().map(|(m, _)| m), concurrency);
+        }
+        println!();
+    }
+    // Memory with the large organization (no latency or limits: only the size matters here).
+    let large = if small {
+        OrgShape {
+            users: 1_000,
+            projects: 10,
+            groups: 5,
+            ..OrgShape::large()
+        }
+    } else {
+        OrgShape::large()
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sb = sandbox::start(
         SandboxConfig {
-            org: shape.clone(),
-            faults,
+            org: large.clone(),
             ..SandboxConfig::default()
         },
         listener,
     )
     .await
     .unwrap();
-    let sandbox_url = sb.base_url().to_string();
-    let service = Service::start(database_url, &[&sandbox_url]).await;
+    let sqlite = format!("sqlite://{}/large.db", dir.path().display());
+    let service = Service::start(&sqlite, &[sb.base_url().as_str()]).await;
     let id = service
-        .connect("bench", sb.key(KeyProfile::All), &sandbox_url)
+        .connect("large", sb.key(KeyProfile::All), sb.base_url().as_str())
         .await;
-    let bound = lower_bound(&sb, 30);
     reset_peak();
     let (before, _) = memory();
     let (run, wall) = service.sync(&id).await;
     let (_, peak) = memory();
-    let stats = &run["stats"];
-    let requests = stats["upstream_requests"].as_u64().unwrap_or(0);
-    let items: u64 = stats["counts"]
-        .as_object()
-        .map(|m| m.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
     println!(
-        "{label:<9} {} users, {} projects: full sync {:>7.2} s, {items} items, {requests} requests \
-         (lower bound {bound}, {:+.1}%), {} × 429, RSS {before:.0} MiB before, peak {peak:.0} MiB (+{:.0})",
-        shape.users,
-        shape.projects,
+        "large org, sqlite: {} users, {} projects: full sync {:.2} s, {} requests (lower bound {}), \
+         RSS {before:.0} MiB before, peak {peak:.0} MiB (+{:.0})",
+        large.users,
+        large.projects,
         wall.as_secs_f64(),
-        (requests as f64 / bound as f64 - 1.0) * 100.0,
-        stats["rate_limited"],
-        peak - before,
+        run["stats"]["upstream_requests"],
+        lower_bound(&sb, 30),
+        peak - before
     );
-    if extras.incremental {
-        let changed = change_one_percent(&sb).await;
-        let (run, inc_wall) = service.sync(&id).await;
-        let stats = &run["stats"];
-        assert_eq!(stats["mode"], "incremental", "{run}");
-        let inc_requests = stats["upstream_requests"].as_u64().unwrap_or(0);
-        println!(
-            "{label:<9} incremental sync after {changed} changes ({} audit events): {:>7.2} s, \
-             {inc_requests} requests = {:.1}% of the full sync's, {} × 429",
-            stats["audit_events"],
-            inc_wall.as_secs_f64(),
-            inc_requests as f64 / requests.max(1) as f64 * 100.0,
-            stats["rate_limited"],
-        );
-    }
-    if extras.access_queries > 0 {
-        let emails: Vec<String> = sb
-            .state()
-            .read(|org| org.users.iter().map(|u| u.email.clone()).collect());
-        for (in_flight, what) in [(1, "latency"), (16, "throughput")] {
-            let (http, base, token) = (
-                service.http.clone(),
-                service.base.clone(),
-                service.token.clone(),
-            );
-            let emails = emails.clone();
-            let s = common::measure(extras.access_queries, in_flight, move |i| {
-                let req = http
-                    .get(format!("{base}/v1/access"))
-                    .query(&[("email", &emails[(i * 7919) % emails.len()])])
-                    .bearer_auth(&token);
-                async move {
-                    let res = match req.send().await {
-                        Ok(r) => r,
-                        Err(e) => {
-                            eprintln!("access query failed: {e}");
-                            return false;
-                        }
-                    };
-                    let status = res.status();
-                    let body: Value = res.json().await.unwrap_or_default();
-                    let found = body["connections"]
-                        .as_array()
-                        .is_some_and(|c| !c.is_empty());
-                    if status != 200 || !found {
-                        eprintln!("access query answered {status}: {body}");
-                    }
-                    status == 200 && found
-                }
-            })
-            .await;
-            common::row(
-                label,
-                &format!("GET /v1/access?email=, {in_flight} in flight ({what})"),
-                &s,
-            );
-        }
-    }
 }
-
 /// Changes about 1% of the project memberships in the dashboard (so the audit log has them):
 /// role changes, additions and removals, plus a few people joining. Returns how many.
 async fn change_one_percent(sb: &sandbox::SandboxHandle) -> usize {
@@ -274,75 +762,4 @@ async fn change_one_percent(sb: &sandbox::SandboxHandle) -> usize {
         );
     }
     plan.len()
-}
-
-#[tokio::main]
-async fn main() {
-    let small = std::env::args().any(|a| a == "--small");
-    let dir = tempfile::tempdir().unwrap();
-    let (shape, faults) = if small {
-        (
-            OrgShape {
-                users: 100,
-                projects: 8,
-                members_per_project: 12,
-                ..OrgShape::small()
-            },
-            Faults::default(),
-        )
-    } else {
-        (
-            OrgShape {
-                users: 2_000,
-                projects: 300,
-                archived_share: 0.1,
-                members_per_project: 12,
-                groups: 20,
-                members_per_group: 15,
-                custom_roles: 5,
-                service_accounts_per_project: 1,
-                api_keys_per_project: 2,
-                invites: 40,
-                audit_days: 7,
-            },
-            // OpenAI-like: 20 ms per answer and at most 20 requests a second per endpoint.
-            Faults {
-                latency_ms: 20,
-                rate_limits: vec![RateLimit {
-                    endpoint: "*".into(),
-                    max_requests: 20,
-                    window_secs: 1,
-                }],
-                ..Faults::default()
-            },
-        )
-    };
-    println!("openai-governor sync benchmark\n");
-    let sqlite = format!("sqlite://{}/sync.db", dir.path().display());
-    let extras = Extras {
-        incremental: true,
-        access_queries: if small { 200 } else { 2_000 },
-    };
-    bench("sqlite", &sqlite, shape.clone(), faults.clone(), extras).await;
-    if let Some(db) = ScratchDb::create("sync").await {
-        bench("postgres", &db.url, shape, faults, extras).await;
-        db.drop_now().await;
-    }
-    // Memory with the large organization (no latency or limits: only the size matters here).
-    let large = if small {
-        OrgShape {
-            users: 1_000,
-            projects: 10,
-            groups: 5,
-            ..OrgShape::large()
-        }
-    } else {
-        OrgShape::large()
-    };
-    let sqlite = format!("sqlite://{}/large.db", dir.path().display());
-    let memory_only = Extras {
-        incremental: false,
-        access_queries: 0,
-    };
-    bench("sqlite", &sqlite, large, Faults::default(), memory_only).await;
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod sdk;
+
 /// `--small` (CI size) and `--requests N`, with the sizes a benchmark gives for both cases.
 pub struct Args {
     pub small: bool,

@@ -31,6 +31,18 @@ pub struct Connection {
     pub updated_by: String,
 }
 
+/// A rate OpenAI was seen to allow on one endpoint scope of a connection: requests a second
+/// on a template (`GET /organization/projects/{}/users`) or, with `per_path`, on one concrete
+/// path. Kept so a restart or another replica does not learn it again from 429s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnedRate {
+    pub scope: String,
+    pub per_path: bool,
+    pub per_second: f64,
+    /// Unix milliseconds; the newest of two wins.
+    pub learned_at_ms: i64,
+}
+
 /// An admin key sealed by the key ring: `key_version` names the encryption key,
 /// `ciphertext` is nonce ‖ AEAD output. Opaque to everything but `crypto`.
 #[derive(Clone, PartialEq, Eq)]

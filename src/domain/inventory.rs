@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -314,6 +315,8 @@ pub struct SyncStats {
     pub upstream_requests: u64,
     /// 429 answers met.
     pub rate_limited: u64,
+    /// Where the time went: OpenAI, our rate budget or the store.
+    pub time: Option<SyncTime>,
     /// Parts of the inventory the key cannot read (kind → why), e.g. costs without
     /// `api.usage.read`. The sync still succeeds; those kinds stay empty.
     pub skipped: BTreeMap<ItemKind, String>,
@@ -321,6 +324,52 @@ pub struct SyncStats {
     /// first sync of a connection (the baseline) and for failed syncs.
     #[serde(default)]
     pub changes: Option<u64>,
+}
+
+/// Where a sync's time went. Request times are summed over the requests (several are in
+/// flight at once, so they add up to more than the wall time); the store's is the writer's,
+/// which writes one batch at a time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct SyncTime {
+    /// From the start of the fetch to the last write.
+    pub wall_ms: u64,
+    /// Requests waiting for the rate budget (pauses after 429s, the learned pace) and for a
+    /// free slot, before they were sent.
+    pub budget_wait_ms: u64,
+    /// Requests waiting for OpenAI's answers.
+    pub upstream_ms: u64,
+    /// The store writing what was fetched.
+    pub writing_ms: u64,
+    /// What held the sync back most: `store` when the writer was busy for most of the wall
+    /// time, else `rate_budget` when requests waited longer for the budget than for OpenAI,
+    /// else `openai`.
+    pub limited_by: String,
+}
+
+impl SyncTime {
+    pub fn new(
+        wall: Duration,
+        budget_wait: Duration,
+        upstream: Duration,
+        writing: Duration,
+    ) -> Self {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let limited_by = if writing.as_secs_f64() >= 0.8 * wall.as_secs_f64() {
+            "store"
+        } else if budget_wait > upstream {
+            "rate_budget"
+        } else {
+            "openai"
+        };
+        SyncTime {
+            wall_ms: ms(wall),
+            budget_wait_ms: ms(budget_wait),
+            upstream_ms: ms(upstream),
+            writing_ms: ms(writing),
+            limited_by: limited_by.to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

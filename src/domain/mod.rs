@@ -18,7 +18,7 @@ pub mod policy;
 pub use changes::{
     Change, ChangeEvent, ChangeId, ChangeKind, ChangeQuery, EventVerb, ExpectedChange, event_verb,
 };
-pub use connection::{AdminKey, Connection, SealedSecret, ValidationError};
+pub use connection::{AdminKey, Connection, LearnedRate, SealedSecret, ValidationError};
 pub use connection_test::{
     Capability, CapabilityCheck, CheckStatus, Feature, FeatureCheck, FeatureStatus, OverallStatus,
     ProbeResult, TestReport,
@@ -26,6 +26,6 @@ pub use connection_test::{
 pub use ids::{ConnectionId, GrantId};
 pub use inventory::{
     AuditMark, DataText, Item, ItemKind, ItemPage, ItemQuery, Replaced, SyncId, SyncMode, SyncRun,
-    SyncStats, SyncStatus,
+    SyncStats, SyncStatus, SyncTime,
 };
 pub use person::{Email, UserId};

@@ -1,22 +1,35 @@
-//! The per-connection rate budget: an adaptive token bucket per endpoint family.
+//! The per-connection rate budget: learns how fast OpenAI lets us go and spends it by priority.
 //!
-//! The buckets are `governor` GCRA limiters; this module only adds the policy around them
-//! (start conservative, slow down on 429, pause for `Retry-After`, speed up again on
-//! success). `governor` has no way to change a limiter's quota in place, so a rate change
-//! swaps in a new limiter. Depends on nothing else of ours but the config.
+//! OpenAI's admin limits are unknown in advance (as low as a few requests a minute on some
+//! endpoints), mostly come without rate-limit headers, and may be counted per endpoint
+//! template (`GET /organization/projects/{}/users`) or per concrete path. So the budget:
+//! - starts optimistic: nothing learned, nothing paced (the client's concurrency cap holds);
+//! - on a 429 pauses the scope (for `Retry-After`, else a pause that doubles while 429s go on)
+//!   and learns a rate from what the server let through before it: the successes since the
+//!   last pause over the time they took plus the pause (for a window of N requests this is N
+//!   over the window's length); refused again while paced, a tenth slower;
+//! - tells template limits from path limits by where the 429 lands: on a path that took most
+//!   of its template's recent requests it is learned for that path only (the other paths of
+//!   the template stay free), on a path barely used yet it can only be the template's limit;
+//! - paces a learned scope with a GCRA (one request every 1/rate, no burst, so no window of
+//!   the limit's length sees more than the limit), gives background work (syncs) only
+//!   `background_share` of it and lets interactive work (grants, tests) go first, and probes
+//!   upward slowly while the pace is what holds requests back, in case a limit was raised;
+//! - hands out what it learned ([`LearnedLimit`]) so the caller can keep it between runs and
+//!   replicas, and takes it back ([`RateBudget::seed`]).
+//!
+//! Depends on nothing else of ours but the config.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::sync::PoisonError;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::Method;
 
 use super::config::RateBudgetConfig;
 
-/// Groups of endpoints that share one token bucket; each is the endpoint of its name (and its
-/// items) unless noted.
+/// Groups of endpoints, for logs and error messages (the budget itself is per template).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EndpointFamily {
     Users,
@@ -59,229 +72,488 @@ impl EndpointFamily {
     }
 }
 
-/// What a caller got from `acquire`: the generation its request was sent under.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ticket {
-    generation: u64,
+/// Who is waiting: interactive work (a grant, a revoke, a connection test) goes before
+/// background work (a sync) on the same connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Priority {
+    #[default]
+    Interactive,
+    Background,
 }
 
-struct Bucket {
-    rate: f64,
-    limiter: Arc<DefaultDirectRateLimiter>,
+/// Every literal path segment of OpenAI's admin API (from `spec/openai-admin-api`): any other
+/// segment is an id, so a concrete path maps to its template. An id can never be one of these
+/// words (OpenAI ids carry a prefix: `user_…`, `proj_…`).
+const LITERAL_SEGMENTS: &[&str] = &[
+    "activate",
+    "admin_api_keys",
+    "api_keys",
+    "archive",
+    "audio_speeches",
+    "audio_transcriptions",
+    "audit_logs",
+    "certificates",
+    "code_interpreter_sessions",
+    "completions",
+    "costs",
+    "data_retention",
+    "deactivate",
+    "embeddings",
+    "file_search_calls",
+    "groups",
+    "hosted_tool_permissions",
+    "images",
+    "invites",
+    "model_permissions",
+    "moderations",
+    "organization",
+    "projects",
+    "rate_limits",
+    "roles",
+    "service_accounts",
+    "spend_alerts",
+    "spend_limit",
+    "usage",
+    "users",
+    "vector_stores",
+    "web_search_calls",
+];
+
+/// `GET /organization/projects/{}/users` for `["organization", "projects", "proj_1", "users"]`.
+pub(crate) fn template_key(method: &Method, path: &[&str]) -> String {
+    let mut key = method.as_str().to_owned();
+    key.push(' ');
+    for segment in path {
+        key.push('/');
+        key.push_str(if LITERAL_SEGMENTS.contains(segment) {
+            segment
+        } else {
+            "{}"
+        });
+    }
+    key
+}
+
+fn path_key(method: &Method, path: &[&str]) -> String {
+    let mut key = method.as_str().to_owned();
+    key.push(' ');
+    for segment in path {
+        key.push('/');
+        key.push_str(segment);
+    }
+    key
+}
+
+/// A rate the budget learned for one scope: what to keep between runs and replicas.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnedLimit {
+    /// `GET /organization/projects/{}/users` (a template) or, with `per_path`, a concrete path.
+    pub scope: String,
+    pub per_path: bool,
+    /// Requests a second the server let through.
+    pub per_second: f64,
+    /// 429s this scope drew (in this process).
+    pub throttled: u64,
+    /// When it was learned, in Unix milliseconds (the newer of two wins on a merge).
+    pub learned_at_ms: i64,
+}
+
+/// What a caller got from `acquire`: which scopes it was counted in, and their generation
+/// (so the other 429s of one burst, sent before the first came back, teach nothing again).
+#[derive(Debug, Clone)]
+pub(crate) struct Ticket {
+    template: String,
+    path: String,
+    template_generation: u64,
+    path_generation: Option<u64>,
+}
+
+/// One scope's pace.
+#[derive(Debug)]
+struct Scope {
+    /// Learned requests a second; `None`: nothing learned, not paced.
+    rate: Option<f64>,
+    learned_at_ms: i64,
+    /// GCRA's theoretical arrival time of the next request.
+    tat: Instant,
     paused_until: Option<Instant>,
-    successes: u32,
-    // Bumped on every slow-down, so the other 429s of the same burst (sent before it) do not
-    // divide the rate again.
+    /// The next pause after a 429 without `Retry-After` (doubles while they go on).
+    pause: Duration,
     generation: u64,
+    /// The first request since the scope was last paused, and the successes since.
+    run_started: Option<Instant>,
+    run_ok: u32,
+    /// Whether the pace held a request back since the last probe, and when that was.
+    binding: bool,
+    last_change: Instant,
     throttled: u64,
 }
 
-/// A snapshot of one family's budget.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FamilyBudget {
-    pub rate_per_second: f64,
-    /// 429s seen for this family.
-    pub throttled: u64,
+impl Scope {
+    fn new(config: &RateBudgetConfig, now: Instant) -> Self {
+        Scope {
+            rate: config.initial_per_second,
+            learned_at_ms: 0,
+            tat: now,
+            paused_until: None,
+            pause: config.default_pause,
+            generation: 0,
+            run_started: None,
+            run_ok: 0,
+            binding: false,
+            last_change: now,
+            throttled: 0,
+        }
+    }
+
+    /// The time between two requests of `priority`, if paced.
+    fn interval(&self, priority: Priority, config: &RateBudgetConfig) -> Option<Duration> {
+        let rate = self.rate?;
+        let share = match priority {
+            Priority::Interactive => 1.0,
+            Priority::Background => config.background_share.clamp(0.05, 1.0),
+        };
+        Some(Duration::from_secs_f64(1.0 / (rate * share).max(1e-6)))
+    }
+
+    /// How long a request of `priority` must wait before it may go.
+    fn wait(&mut self, now: Instant, priority: Priority, config: &RateBudgetConfig) -> Duration {
+        if let Some(until) = self.paused_until {
+            if until > now {
+                return until - now;
+            }
+            self.paused_until = None;
+        }
+        let Some(interval) = self.interval(priority, config) else {
+            return Duration::ZERO;
+        };
+        // Interactive work may take the next slot ahead of time: it jumps the queue of
+        // background requests, which leave it room by pacing at their share.
+        let allowed = match priority {
+            Priority::Interactive => now + interval,
+            Priority::Background => now,
+        };
+        if self.tat <= allowed {
+            Duration::ZERO
+        } else {
+            self.binding = true;
+            self.tat - allowed
+        }
+    }
+
+    fn take(&mut self, now: Instant, priority: Priority, config: &RateBudgetConfig) {
+        self.run_started.get_or_insert(now);
+        if let Some(interval) = self.interval(priority, config) {
+            self.tat = self.tat.max(now) + interval;
+        }
+    }
+
+    fn on_success(&mut self, now: Instant, config: &RateBudgetConfig) {
+        self.run_ok = self.run_ok.saturating_add(1);
+        self.pause = config.default_pause;
+        if let Some(rate) = self.rate
+            && self.binding
+            && now.duration_since(self.last_change) >= config.probe_after
+        {
+            self.rate = Some((rate * (1.0 + config.probe_step)).min(config.max_per_second));
+            self.binding = false;
+            self.last_change = now;
+        }
+    }
+
+    /// The first 429 of a burst: pause, and learn from what went through before it.
+    fn on_throttled(
+        &mut self,
+        now: Instant,
+        retry_after: Option<Duration>,
+        config: &RateBudgetConfig,
+        prior: Option<(u32, Instant)>,
+    ) {
+        self.generation += 1;
+        let pause = match retry_after {
+            Some(wait) => wait,
+            None => {
+                let pause = self.pause;
+                self.pause = (self.pause * 2).min(config.max_pause);
+                pause
+            }
+        };
+        let (ok, since) = match (self.run_started, prior) {
+            (Some(since), _) => (self.run_ok, since),
+            (None, Some(prior)) => prior,
+            (None, None) => (0, now),
+        };
+        let window = (now.duration_since(since) + pause).as_secs_f64();
+        let learned = if let Some(rate) = self.rate
+            && ok > 0
+        {
+            // Paced and still refused: a tenth slower (what went through says only how fast
+            // we sent).
+            Some(rate * 0.9)
+        } else if ok > 0 && window > 0.0 {
+            Some(f64::from(ok) / window)
+        } else {
+            // Nothing went through since the last pause: the pause was too short, and the
+            // requests waiting must not all go at once when it ends.
+            Some(
+                self.rate
+                    .map_or(1.0 / pause.as_secs_f64().max(1e-3), |rate| rate * 0.5),
+            )
+        };
+        if let Some(rate) = learned {
+            self.rate = Some(rate.clamp(config.min_per_second, config.max_per_second));
+            self.learned_at_ms = unix_ms();
+        }
+        let until = now + pause;
+        self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+        self.tat = self.tat.max(until);
+        self.run_started = None;
+        self.run_ok = 0;
+        self.binding = false;
+        self.last_change = now;
+    }
+
+    fn extend_pause(&mut self, now: Instant, retry_after: Option<Duration>) {
+        if let Some(wait) = retry_after {
+            let until = now + wait;
+            self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+        }
+    }
 }
 
-/// The buckets of one connection, shared by all clones of a client.
+/// A template's recent traffic per concrete path, to tell a path's limit from the template's.
+#[derive(Debug, Default)]
+struct Recent {
+    since: Option<Instant>,
+    sends: u32,
+    paths: HashMap<String, (u32, Instant)>,
+}
+
+/// How long the per-path counts cover before they start again.
+const RECENT: Duration = Duration::from_secs(60);
+
+impl Recent {
+    fn record(&mut self, now: Instant, path: &str) {
+        if self.since.is_none_or(|s| now.duration_since(s) > RECENT) {
+            *self = Recent {
+                since: Some(now),
+                ..Recent::default()
+            };
+        }
+        self.sends += 1;
+        self.paths
+            .entry(path.to_owned())
+            .and_modify(|(n, _)| *n += 1)
+            .or_insert((1, now));
+    }
+
+    /// Whether a 429 on `path` is that path's own limit: the path took at least two and at
+    /// least half of the template's recent requests.
+    fn path_limited(&self, path: &str) -> Option<(u32, Instant)> {
+        let &(n, first) = self.paths.get(path)?;
+        (n >= 2 && 2 * n >= self.sends).then_some((n.saturating_sub(1), first))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    templates: HashMap<String, (Scope, Recent)>,
+    paths: HashMap<String, Scope>,
+}
+
+/// The budget of one connection, shared by all clones of its client.
 pub(crate) struct RateBudget {
     config: RateBudgetConfig,
-    clock: DefaultClock,
-    buckets: Mutex<HashMap<EndpointFamily, Bucket>>,
+    state: Mutex<State>,
 }
 
-fn limiter(rate: f64, burst: u32) -> Arc<DefaultDirectRateLimiter> {
-    let period = Duration::from_secs_f64(1.0 / rate.max(1e-6)).max(Duration::from_nanos(1));
-    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-    let quota = Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(burst);
-    Arc::new(RateLimiter::direct(quota))
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl RateBudget {
     pub(crate) fn new(config: RateBudgetConfig) -> Self {
         RateBudget {
             config,
-            clock: DefaultClock::default(),
-            buckets: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
         }
     }
 
-    fn with_bucket<R>(&self, family: EndpointFamily, f: impl FnOnce(&mut Bucket) -> R) -> R {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock leaves only numbers behind: keep going.
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        let bucket = buckets.entry(family).or_insert_with(|| Bucket {
-            rate: self.config.initial_per_second,
-            limiter: limiter(self.config.initial_per_second, self.config.burst),
-            paused_until: None,
-            successes: 0,
-            generation: 0,
-            throttled: 0,
-        });
-        f(bucket)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) async fn acquire(&self, family: EndpointFamily) -> Ticket {
+    /// Waits until a request to `path` may go, and counts it.
+    pub(crate) async fn acquire(
+        &self,
+        method: &Method,
+        path: &[&str],
+        priority: Priority,
+    ) -> Ticket {
+        let template = template_key(method, path);
+        let concrete = path_key(method, path);
+        let config = &self.config;
         loop {
-            let (limiter, paused_until, generation) = self.with_bucket(family, |b| {
-                (b.limiter.clone(), b.paused_until, b.generation)
+            let wait = {
+                let now = Instant::now();
+                let mut state = self.state();
+                let State { templates, paths } = &mut *state;
+                let (scope, recent) = templates
+                    .entry(template.clone())
+                    .or_insert_with(|| (Scope::new(config, now), Recent::default()));
+                let mut wait = scope.wait(now, priority, config);
+                let path_generation = match paths.get_mut(&concrete) {
+                    Some(p) => {
+                        wait = wait.max(p.wait(now, priority, config));
+                        if wait.is_zero() {
+                            p.take(now, priority, config);
+                        }
+                        Some(p.generation)
+                    }
+                    None => None,
+                };
+                if wait.is_zero() {
+                    scope.take(now, priority, config);
+                    recent.record(now, &concrete);
+                    return Ticket {
+                        template_generation: scope.generation,
+                        template,
+                        path: concrete,
+                        path_generation,
+                    };
+                }
+                wait
+            };
+            // Re-checked after the wait: the pace may have changed meanwhile.
+            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+        }
+    }
+
+    /// Records an answer that was not a 429.
+    pub(crate) fn on_success(&self, ticket: &Ticket) {
+        let now = Instant::now();
+        let mut state = self.state();
+        if let Some((scope, _)) = state.templates.get_mut(&ticket.template) {
+            scope.on_success(now, &self.config);
+        }
+        if let Some(scope) = state.paths.get_mut(&ticket.path) {
+            scope.on_success(now, &self.config);
+        }
+    }
+
+    /// Records a 429: pauses and slows the scope it belongs to (once per burst).
+    pub(crate) fn on_throttled(&self, ticket: &Ticket, retry_after: Option<Duration>) {
+        if !self.config.learn {
+            return self.count_only(ticket);
+        }
+        let now = Instant::now();
+        let config = &self.config;
+        let mut state = self.state();
+        let State { templates, paths } = &mut *state;
+        let Some((template, recent)) = templates.get_mut(&ticket.template) else {
+            return;
+        };
+        template.throttled += 1;
+        let path_limited = recent.path_limited(&ticket.path);
+        let known_path = paths.contains_key(&ticket.path);
+        if path_limited.is_some() || known_path {
+            let scope = paths.entry(ticket.path.clone()).or_insert_with(|| {
+                let mut scope = Scope::new(config, now);
+                scope.rate = None;
+                scope
             });
-            if let Some(until) = paused_until
-                && until > Instant::now()
+            scope.throttled += 1;
+            if ticket.path_generation.is_none_or(|g| g == scope.generation) {
+                scope.on_throttled(now, retry_after, config, path_limited);
+            } else {
+                scope.extend_pause(now, retry_after);
+            }
+            return;
+        }
+        if ticket.template_generation == template.generation {
+            template.on_throttled(now, retry_after, config, None);
+        } else {
+            template.extend_pause(now, retry_after);
+        }
+    }
+
+    fn count_only(&self, ticket: &Ticket) {
+        if let Some((scope, _)) = self.state().templates.get_mut(&ticket.template) {
+            scope.throttled += 1;
+        }
+    }
+
+    /// 429s met so far, over all scopes (path scopes count in their template too).
+    pub(crate) fn throttled(&self) -> u64 {
+        self.state()
+            .templates
+            .values()
+            .map(|(s, _)| s.throttled)
+            .sum()
+    }
+
+    /// Every rate learned so far, templates first.
+    pub(crate) fn learned(&self) -> Vec<LearnedLimit> {
+        let state = self.state();
+        let mut out: Vec<LearnedLimit> = Vec::new();
+        let templates = state.templates.iter().map(|(k, (s, _))| (k, s, false));
+        let paths = state.paths.iter().map(|(k, s)| (k, s, true));
+        for (scope, s, per_path) in templates.chain(paths) {
+            if let Some(per_second) = s.rate
+                && s.learned_at_ms > 0
             {
-                tokio::time::sleep_until(until.into()).await;
+                out.push(LearnedLimit {
+                    scope: scope.clone(),
+                    per_path,
+                    per_second,
+                    throttled: s.throttled,
+                    learned_at_ms: s.learned_at_ms,
+                });
+            }
+        }
+        out.sort_by(|a, b| (a.per_path, &a.scope).cmp(&(b.per_path, &b.scope)));
+        out
+    }
+
+    /// Takes rates learned elsewhere (the store: an earlier run, another replica); a rate
+    /// learned here more recently is kept.
+    pub(crate) fn seed(&self, limits: &[LearnedLimit]) {
+        if !self.config.learn {
+            return;
+        }
+        let now = Instant::now();
+        let config = &self.config;
+        let mut state = self.state();
+        for limit in limits {
+            if !(limit.per_second.is_finite() && limit.per_second > 0.0) {
                 continue;
             }
-            match limiter.check() {
-                Ok(()) => return Ticket { generation },
-                Err(not_until) => {
-                    let wait = not_until.wait_time_from(self.clock.now());
-                    // Re-check after the wait: the limiter may have been swapped meanwhile.
-                    tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
-                }
+            let scope = if limit.per_path {
+                state
+                    .paths
+                    .entry(limit.scope.clone())
+                    .or_insert_with(|| Scope::new(config, now))
+            } else {
+                &mut state
+                    .templates
+                    .entry(limit.scope.clone())
+                    .or_insert_with(|| (Scope::new(config, now), Recent::default()))
+                    .0
+            };
+            if scope.learned_at_ms < limit.learned_at_ms {
+                scope.rate = Some(
+                    limit
+                        .per_second
+                        .clamp(config.min_per_second, config.max_per_second),
+                );
+                scope.learned_at_ms = limit.learned_at_ms;
             }
         }
-    }
-
-    /// Records a non-429 answer: after enough of them the rate grows again.
-    pub(crate) fn on_success(&self, family: EndpointFamily) {
-        let config = &self.config;
-        self.with_bucket(family, |b| {
-            b.successes += 1;
-            if b.successes >= config.increase_after && b.rate < config.max_per_second {
-                b.successes = 0;
-                b.rate = (b.rate + config.increase_step).min(config.max_per_second);
-                b.limiter = limiter(b.rate, config.burst);
-            }
-        });
-    }
-
-    /// Records a 429: slows the family down (once per burst) and pauses it.
-    pub(crate) fn on_throttled(
-        &self,
-        family: EndpointFamily,
-        ticket: Ticket,
-        retry_after: Option<Duration>,
-    ) {
-        let config = &self.config;
-        self.with_bucket(family, |b| {
-            b.throttled += 1;
-            b.successes = 0;
-            if ticket.generation == b.generation {
-                b.generation += 1;
-                b.rate = (b.rate / config.decrease_factor.max(1.0)).max(config.min_per_second);
-                // Burst 1 after a 429: the server just told us we were too fast.
-                b.limiter = limiter(b.rate, 1);
-            }
-            let pause = retry_after.unwrap_or(config.default_pause);
-            let until = Instant::now() + pause;
-            if b.paused_until.is_none_or(|p| p < until) {
-                b.paused_until = Some(until);
-            }
-        });
-    }
-
-    pub(crate) fn snapshot(&self) -> HashMap<EndpointFamily, FamilyBudget> {
-        let buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        buckets
-            .iter()
-            .map(|(family, b)| {
-                (
-                    *family,
-                    FamilyBudget {
-                        rate_per_second: b.rate,
-                        throttled: b.throttled,
-                    },
-                )
-            })
-            .collect()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config() -> RateBudgetConfig {
-        RateBudgetConfig {
-            initial_per_second: 100.0,
-            max_per_second: 104.0,
-            min_per_second: 10.0,
-            burst: 3,
-            decrease_factor: 2.0,
-            increase_step: 2.0,
-            increase_after: 3,
-            default_pause: Duration::from_millis(50),
-        }
-    }
-
-    #[tokio::test]
-    async fn burst_goes_at_once_then_the_rate_applies() {
-        let budget = RateBudget::new(RateBudgetConfig {
-            initial_per_second: 20.0,
-            burst: 3,
-            ..config()
-        });
-        let start = Instant::now();
-        for _ in 0..3 {
-            budget.acquire(EndpointFamily::Users).await;
-        }
-        assert!(start.elapsed() < Duration::from_millis(30));
-        for _ in 0..4 {
-            budget.acquire(EndpointFamily::Users).await;
-        }
-        // Four more at 20/s need about 200 ms.
-        let spent = start.elapsed();
-        assert!(spent >= Duration::from_millis(180), "{spent:?}");
-        assert!(spent < Duration::from_millis(600), "{spent:?}");
-        // Another family has its own bucket.
-        let other = Instant::now();
-        budget.acquire(EndpointFamily::Roles).await;
-        assert!(other.elapsed() < Duration::from_millis(30));
-    }
-
-    #[tokio::test]
-    async fn a_429_halves_once_per_burst_and_pauses() {
-        let budget = RateBudget::new(config());
-        let t1 = budget.acquire(EndpointFamily::Groups).await;
-        let t2 = budget.acquire(EndpointFamily::Groups).await;
-        budget.on_throttled(EndpointFamily::Groups, t1, Some(Duration::from_millis(120)));
-        budget.on_throttled(EndpointFamily::Groups, t2, None);
-        let snap = budget.snapshot();
-        let g = &snap[&EndpointFamily::Groups];
-        assert_eq!(g.rate_per_second, 50.0);
-        assert_eq!(g.throttled, 2);
-        let start = Instant::now();
-        let t3 = budget.acquire(EndpointFamily::Groups).await;
-        assert!(start.elapsed() >= Duration::from_millis(100));
-        budget.on_throttled(EndpointFamily::Groups, t3, Some(Duration::ZERO));
-        budget.on_throttled(EndpointFamily::Groups, t3, Some(Duration::ZERO));
-        assert_eq!(
-            budget.snapshot()[&EndpointFamily::Groups].rate_per_second,
-            25.0
-        );
-        let t4 = budget.acquire(EndpointFamily::Groups).await;
-        budget.on_throttled(EndpointFamily::Groups, t4, Some(Duration::ZERO));
-        let t5 = budget.acquire(EndpointFamily::Groups).await;
-        budget.on_throttled(EndpointFamily::Groups, t5, Some(Duration::ZERO));
-        // Never below the floor.
-        assert_eq!(
-            budget.snapshot()[&EndpointFamily::Groups].rate_per_second,
-            10.0
-        );
-    }
-
-    #[tokio::test]
-    async fn successes_raise_the_rate_up_to_the_cap() {
-        let budget = RateBudget::new(config());
-        for _ in 0..9 {
-            budget.on_success(EndpointFamily::Usage);
-        }
-        assert_eq!(
-            budget.snapshot()[&EndpointFamily::Usage].rate_per_second,
-            104.0
-        );
-    }
-}
+mod tests;

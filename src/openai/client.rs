@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use url::Url;
 
-use super::budget::{EndpointFamily, FamilyBudget, RateBudget};
+use super::budget::{EndpointFamily, LearnedLimit, Priority, RateBudget};
 use super::config::ClientConfig;
 use super::error::{ErrorKind, OpenAiError};
 use super::params::Query;
@@ -47,6 +47,50 @@ pub struct Client {
     inner: Arc<Inner>,
     retry_writes: bool,
     pin: Option<Arc<OrganizationPin>>,
+    priority: Priority,
+    meter: Option<Arc<Meter>>,
+}
+
+/// What the requests of one piece of work (a sync) cost, counted by the clone it used (see
+/// [`Client::metered`]). Times are summed over requests, so with several in flight they add
+/// up to more than the wall time.
+#[derive(Debug, Default)]
+pub struct Meter {
+    requests: AtomicU64,
+    throttled: AtomicU64,
+    budget_wait_us: AtomicU64,
+    upstream_us: AtomicU64,
+}
+
+/// A reading of a [`Meter`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MeterReading {
+    /// HTTP requests sent, retries included.
+    pub requests: u64,
+    /// 429 answers among them.
+    pub throttled: u64,
+    /// Time requests waited for the rate budget and a free slot before being sent.
+    pub budget_wait: Duration,
+    /// Time from sending a request to its whole answer (OpenAI's latency).
+    pub upstream: Duration,
+}
+
+impl Meter {
+    pub fn reading(&self) -> MeterReading {
+        MeterReading {
+            requests: self.requests.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+            budget_wait: Duration::from_micros(self.budget_wait_us.load(Ordering::Relaxed)),
+            upstream: Duration::from_micros(self.upstream_us.load(Ordering::Relaxed)),
+        }
+    }
+
+    fn add(counter: &AtomicU64, d: Duration) {
+        counter.fetch_add(
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
 }
 
 /// The organization every answer must come from: fixed, or learned from the first answer
@@ -111,7 +155,10 @@ struct Inner {
     key: SecretString,
     config: ClientConfig,
     budget: RateBudget,
+    /// Requests in flight, over all clones.
     permits: Semaphore,
+    /// Of those, what background work may hold: the rest stays free for interactive work.
+    background_permits: Semaphore,
     /// HTTP requests sent by this client and its clones (what a sync reports it cost).
     sent: AtomicU64,
 }
@@ -123,6 +170,12 @@ impl std::fmt::Debug for Client {
             .field("retry_writes", &self.retry_writes)
             .finish_non_exhaustive()
     }
+}
+
+/// Slots background work may hold of `total`: a quarter stays free for interactive work.
+fn background_slots(total: usize) -> usize {
+    let total = total.max(1);
+    (total - total / 4).max(1)
 }
 
 /// Whether repeating a request after an unknown outcome is harmless.
@@ -201,11 +254,14 @@ impl Client {
                 key: SecretString::from(key.to_string()),
                 budget: RateBudget::new(config.rate.clone()),
                 permits: Semaphore::new(config.max_concurrency.max(1)),
+                background_permits: Semaphore::new(background_slots(config.max_concurrency)),
                 sent: AtomicU64::new(0),
                 config,
             }),
             retry_writes: false,
             pin: None,
+            priority: Priority::Interactive,
+            meter: None,
         })
     }
 
@@ -233,17 +289,42 @@ impl Client {
     /// caller reconciles afterwards (e.g. re-adding a member answers 400 and is checked).
     pub fn retrying_writes(&self) -> Client {
         Client {
-            inner: self.inner.clone(),
             retry_writes: true,
-            pin: self.pin.clone(),
+            ..self.clone()
         }
     }
 
-    /// The current rate of each endpoint family used so far, and its 429 count.
-    pub fn rate_budget(&self) -> Vec<(EndpointFamily, FamilyBudget)> {
-        let mut all: Vec<_> = self.inner.budget.snapshot().into_iter().collect();
-        all.sort_by_key(|(family, _)| family.as_str());
-        all
+    /// A clone for background work (syncs): it waits behind interactive work on the same
+    /// connection, for the rate budget and for a free slot.
+    pub fn background(&self) -> Client {
+        Client {
+            priority: Priority::Background,
+            ..self.clone()
+        }
+    }
+
+    /// A clone whose requests are also counted in `meter`.
+    pub fn metered(&self, meter: Arc<Meter>) -> Client {
+        Client {
+            meter: Some(meter),
+            ..self.clone()
+        }
+    }
+
+    /// The rates the budget learned from OpenAI's 429s, to keep (see `seed_limits`).
+    pub fn learned_limits(&self) -> Vec<LearnedLimit> {
+        self.inner.budget.learned()
+    }
+
+    /// Rates learned before (by an earlier process or another replica); newer ones learned
+    /// here are kept.
+    pub fn seed_limits(&self, limits: &[LearnedLimit]) {
+        self.inner.budget.seed(limits);
+    }
+
+    /// 429s met so far by this client and its clones.
+    pub fn throttled(&self) -> u64 {
+        self.inner.budget.throttled()
     }
 
     /// HTTP requests sent so far by this client and its clones, retries included.

@@ -26,7 +26,9 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             user_agent: concat!("openai-governor/", env!("CARGO_PKG_VERSION")).to_string(),
-            max_concurrency: 8,
+            // Enough to keep 20 ms answers coming at 800 a second when nothing limits us, few
+            // enough that the first burst into an unknown limit costs a handful of 429s.
+            max_concurrency: 16,
             rate: RateBudgetConfig::default(),
         }
     }
@@ -48,6 +50,9 @@ pub struct RetryPolicy {
     /// A `Retry-After` longer than this is not waited for: the 429 is returned at once, and
     /// the endpoint family pauses for at most this long.
     pub max_retry_after: Duration,
+    /// Retries after a 429 (counted apart from `max_retries`: the request was refused, not
+    /// performed, so repeating it is always harmless; the budget paces the repeats).
+    pub max_rate_limited_retries: u32,
 }
 
 impl RetryPolicy {
@@ -55,6 +60,7 @@ impl RetryPolicy {
     pub fn none() -> Self {
         RetryPolicy {
             max_retries: 0,
+            max_rate_limited_retries: 0,
             ..RetryPolicy::default()
         }
     }
@@ -81,40 +87,47 @@ impl Default for RetryPolicy {
             factor: 2.0,
             jitter: true,
             max_retry_after: Duration::from_secs(120),
+            max_rate_limited_retries: 20,
         }
     }
 }
 
-/// The adaptive rate budget: one token bucket per endpoint family (users, projects, RBAC, ...).
-///
-/// Each family starts at `initial_per_second`; a 429 divides its rate by `decrease_factor`
-/// (at most once per burst of concurrent 429s) and pauses it for `Retry-After`; every
-/// `increase_after` successes in a row add `increase_step`, up to `max_per_second`.
+/// The rate budget of each connection (see `budget`): nothing paced until OpenAI answers 429,
+/// then the rate it let through, per endpoint template or concrete path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateBudgetConfig {
-    pub initial_per_second: f64,
+    /// Pace before anything is learned; `None`: none (the concurrency cap only).
+    pub initial_per_second: Option<f64>,
+    /// Bounds of a learned rate.
     pub max_per_second: f64,
     pub min_per_second: f64,
-    /// Requests that may go at once after an idle period.
-    pub burst: u32,
-    pub decrease_factor: f64,
-    pub increase_step: f64,
-    pub increase_after: u32,
-    /// Pause after a 429 without `Retry-After`.
+    /// Share of a learned rate background work (syncs) may use: the rest is interactive
+    /// work's (grants, revokes, tests), which also goes first.
+    pub background_share: f64,
+    /// Pause after a 429 without `Retry-After`; doubles while the 429s go on, up to `max_pause`.
     pub default_pause: Duration,
+    pub max_pause: Duration,
+    /// While the pace holds requests back and no 429 came for this long, the rate grows by
+    /// `probe_step` (a share), in case OpenAI raised the limit.
+    pub probe_after: Duration,
+    pub probe_step: f64,
+    /// Learn from 429s at all (off: never paced nor paused, 429s only counted; for tests and
+    /// benchmarks against a local sandbox).
+    pub learn: bool,
 }
 
 impl Default for RateBudgetConfig {
     fn default() -> Self {
         RateBudgetConfig {
-            initial_per_second: 5.0,
-            max_per_second: 50.0,
-            min_per_second: 0.2,
-            burst: 5,
-            decrease_factor: 2.0,
-            increase_step: 1.0,
-            increase_after: 20,
+            initial_per_second: None,
+            max_per_second: 1_000.0,
+            min_per_second: 1.0 / 600.0,
+            background_share: 0.95,
             default_pause: Duration::from_secs(1),
+            max_pause: Duration::from_secs(60),
+            probe_after: Duration::from_secs(5),
+            probe_step: 0.05,
+            learn: true,
         }
     }
 }
@@ -123,10 +136,7 @@ impl RateBudgetConfig {
     /// A budget that never limits (for tests and benchmarks against a local sandbox).
     pub fn unlimited() -> Self {
         RateBudgetConfig {
-            initial_per_second: 1_000_000.0,
-            max_per_second: 1_000_000.0,
-            min_per_second: 1_000_000.0,
-            burst: 1_000_000,
+            learn: false,
             ..RateBudgetConfig::default()
         }
     }
@@ -144,6 +154,7 @@ mod tests {
     #[test]
     fn backoff_grows_and_is_capped() {
         let policy = RetryPolicy {
+            max_rate_limited_retries: 0,
             max_retries: 5,
             min_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(500),
@@ -159,6 +170,7 @@ mod tests {
     #[test]
     fn jitter_stays_within_bounds() {
         let policy = RetryPolicy {
+            max_rate_limited_retries: 0,
             jitter: true,
             ..RetryPolicy::default()
         };

@@ -4,7 +4,7 @@
 //!
 //! It knows nothing of our database, HTTP server or domain: callers hand it a base URL, an
 //! admin key and a `ClientConfig`. It retries with backoff, keeps a rate budget per endpoint
-//! family, bounds concurrency, never follows redirects and never logs secrets or bodies.
+//! template (learned from 429s), bounds concurrency, never follows redirects and never logs secrets or bodies.
 //!
 //! Operations are `Client` methods: `list_*` fetches one page, the plural (`projects`,
 //! `groups`, ...) streams every item page by page. Creates are not repeated after an unknown
@@ -26,8 +26,8 @@ mod rbac;
 mod reports;
 mod users;
 
-pub use budget::{EndpointFamily, FamilyBudget};
-pub use client::{Client, OrganizationPin, Reply, ResponseMeta};
+pub use budget::{EndpointFamily, LearnedLimit, Priority};
+pub use client::{Client, Meter, MeterReading, OrganizationPin, Reply, ResponseMeta};
 pub use config::{ClientConfig, RateBudgetConfig, RetryPolicy};
 pub use error::{ErrorKind, OpenAiError};
 pub use models::*;

@@ -14,9 +14,9 @@ use url::Url;
 
 use super::connections::{crypto_failure, not_found};
 use crate::crypto::KeyRing;
-use crate::domain::{Connection, ConnectionId};
+use crate::domain::{Connection, ConnectionId, LearnedRate};
 use crate::error::{AppError, ErrorCode};
-use crate::openai::{Client, ClientConfig, OrganizationPin};
+use crate::openai::{Client, ClientConfig, LearnedLimit, OrganizationPin};
 use crate::store::ConnectionStore;
 
 /// A connection's client and the connection version (`updated_at`) it was built for.
@@ -115,9 +115,53 @@ impl OpenAiClients {
                 )
             })?
             .pinned(pin);
+        self.recall(id, &client).await;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.insert(id, (connection.updated_at, client.clone()));
         Ok(client)
+    }
+}
+
+impl OpenAiClients {
+    /// Gives `client` the rates learned for the connection before (by this process before a
+    /// restart, or by another replica). A store failure only costs the head start.
+    pub async fn recall(&self, id: ConnectionId, client: &Client) {
+        match self.store.learned_rates(id).await {
+            Ok(rates) => {
+                let limits: Vec<LearnedLimit> = rates.into_iter().map(limit).collect();
+                client.seed_limits(&limits);
+            }
+            Err(e) => {
+                tracing::warn!(connection_id = %id, error = %e, "could not read the learned OpenAI rates");
+            }
+        }
+    }
+
+    /// Keeps what `client`'s budget learned, for restarts and the other replicas.
+    pub async fn remember(&self, id: ConnectionId, client: &Client) {
+        let rates: Vec<LearnedRate> = client.learned_limits().into_iter().map(rate).collect();
+        if let Err(e) = self.store.save_learned_rates(id, &rates).await {
+            tracing::warn!(connection_id = %id, error = %e, "could not keep the learned OpenAI rates");
+        }
+    }
+}
+
+fn limit(r: LearnedRate) -> LearnedLimit {
+    LearnedLimit {
+        scope: r.scope,
+        per_path: r.per_path,
+        per_second: r.per_second,
+        throttled: 0,
+        learned_at_ms: r.learned_at_ms,
+    }
+}
+
+fn rate(l: LearnedLimit) -> LearnedRate {
+    LearnedRate {
+        scope: l.scope,
+        per_path: l.per_path,
+        per_second: l.per_second,
+        learned_at_ms: l.learned_at_ms,
     }
 }
 

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
@@ -20,10 +21,10 @@ use crate::domain::audit::{AuditAction, AuditEntry, AuditOutcome, SYSTEM_ACTOR};
 use crate::domain::policy::Action;
 use crate::domain::{
     AuditMark, ConnectionId, DataText, Item, ItemPage, ItemQuery, SyncId, SyncMode, SyncRun,
-    SyncStats, SyncStatus,
+    SyncStats, SyncStatus, SyncTime,
 };
 use crate::error::{AppError, ErrorCode};
-use crate::openai::{Client, ClientConfig};
+use crate::openai::{Client, ClientConfig, Meter};
 use crate::service::policy::PolicyGate;
 use crate::store::{AccessStore, ConnectionStore, InventoryStore, Store, StoreError, SyncStart};
 
@@ -54,7 +55,7 @@ impl Default for SyncSettings {
     fn default() -> Self {
         Self {
             cost_days: 30,
-            concurrency: 8,
+            concurrency: 16,
             lease: Duration::from_secs(120),
             client: ClientConfig::default(),
             full_every: Duration::from_secs(24 * 3600),
@@ -255,13 +256,16 @@ impl InventoryService {
         force_full: bool,
         client_id: Option<String>,
     ) {
-        // The client is shared across syncs: count this run's requests and 429s as deltas.
-        let throttled =
-            |c: &Client| -> u64 { c.rate_budget().iter().map(|(_, b)| b.throttled).sum() };
-        let (sent_before, throttled_before) = (client.requests_sent(), throttled(&client));
+        // The client is shared with grants and other syncs: this run counts its own requests,
+        // waits behind interactive work, and starts from what any replica learned.
+        let meter = Arc::new(Meter::default());
+        let client = client.background().metered(meter.clone());
+        self.clients.recall(run.connection_id, &client).await;
+        let writing = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
         let outcome = {
             let renew = self.renew_lease(&run);
-            let work = self.sync(&run, &client, force_full);
+            let work = self.sync(&run, &client, force_full, &writing);
             tokio::pin!(work);
             tokio::select! {
                 outcome = &mut work => outcome,
@@ -279,8 +283,16 @@ impl InventoryService {
                 stats
             }
         };
-        stats.upstream_requests = client.requests_sent() - sent_before;
-        stats.rate_limited = throttled(&client) - throttled_before;
+        let spent = meter.reading();
+        stats.upstream_requests = spent.requests;
+        stats.rate_limited = spent.throttled;
+        stats.time = Some(SyncTime::new(
+            started.elapsed(),
+            spent.budget_wait,
+            spent.upstream,
+            Duration::from_micros(writing.load(Ordering::Relaxed)),
+        ));
+        self.clients.remember(run.connection_id, &client).await;
         run.stats = stats;
         run.finished_at = Some(Utc::now());
         let entry =
@@ -346,6 +358,7 @@ impl InventoryService {
         run: &SyncRun,
         client: &Client,
         force_full: bool,
+        writing: &Arc<AtomicU64>,
     ) -> Result<SyncStats, (String, SyncStats)> {
         let plan = FetchPlan {
             cost_days: self.settings.cost_days,
@@ -365,12 +378,12 @@ impl InventoryService {
             previous.as_ref().and_then(|p| p.stats.audit_mark.as_ref()),
         ) {
             match fetch_changes(client, &plan, mark, self.settings.max_audit_events).await {
-                Ok(changes) => return self.apply(run, previous, changes).await,
+                Ok(changes) => return self.apply(run, previous, changes, writing).await,
                 Err(NotIncremental::Fallback(why)) => reason = Some(why),
                 Err(NotIncremental::Failed(e)) => return Err((upstream(&e), SyncStats::default())),
             }
         }
-        self.full(run, client, &plan, reason).await
+        self.full(run, client, &plan, reason, writing).await
     }
 
     /// An incremental sync: the previous snapshot carried over but for what was fetched again.
@@ -379,6 +392,7 @@ impl InventoryService {
         run: &SyncRun,
         previous: &SyncRun,
         changes: Changes,
+        writing: &AtomicU64,
     ) -> Result<SyncStats, (String, SyncStats)> {
         let mut stats = SyncStats {
             mode: SyncMode::Incremental,
@@ -391,13 +405,16 @@ impl InventoryService {
         for item in &changes.items {
             *stats.counts.entry(item.kind).or_insert(0) += 1;
         }
+        let started = Instant::now();
         let written = async {
             self.store
                 .copy_items(previous.id, run.id, &changes.replaced)
                 .await?;
             self.store.insert_items(run.id, &changes.items).await
-        };
-        match written.await {
+        }
+        .await;
+        add_micros(writing, started.elapsed());
+        match written {
             Ok(()) => Ok(stats),
             Err(e) => Err((store_failed(run, &e), stats)),
         }
@@ -410,6 +427,7 @@ impl InventoryService {
         client: &Client,
         plan: &FetchPlan,
         reason: Option<String>,
+        writing: &Arc<AtomicU64>,
     ) -> Result<SyncStats, (String, SyncStats)> {
         let mut stats = SyncStats {
             mode: SyncMode::Full,
@@ -433,6 +451,7 @@ impl InventoryService {
         let (tx, mut rx) = mpsc::channel::<Vec<Item>>(16);
         let store = self.store.clone();
         let sync_id = run.id;
+        let writing = writing.clone();
         // The writer: stores batches while the fetch goes on, counting items per kind.
         let writer = tokio::spawn(async move {
             let mut counts = BTreeMap::new();
@@ -440,7 +459,10 @@ impl InventoryService {
                 for item in &batch {
                     *counts.entry(item.kind).or_insert(0u64) += 1;
                 }
-                store.insert_items(sync_id, &batch).await?;
+                let started = Instant::now();
+                let written = store.insert_items(sync_id, &batch).await;
+                add_micros(&writing, started.elapsed());
+                written?;
             }
             Ok::<_, StoreError>(counts)
         });
@@ -522,4 +544,11 @@ impl InventoryService {
             .await?;
         Ok(self.store.list_items(id, &query).await?)
     }
+}
+
+fn add_micros(counter: &AtomicU64, d: Duration) {
+    counter.fetch_add(
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
 use super::{POSTGRES, This};
-use crate::domain::{Connection, ConnectionId, SealedSecret, TestReport};
+use crate::domain::{Connection, ConnectionId, LearnedRate, SealedSecret, TestReport};
 use crate::store::{
     ConnectionChanges, ConnectionDelete, ConnectionStore, NewConnection, SealedKey, StoreError,
 };
@@ -96,6 +96,16 @@ const PIN_ORGANIZATION: &str = "UPDATE connections SET organization_id = $2, \
 
 const SAVE_TEST_REPORT: &str =
     "UPDATE connections SET last_test_report = $2 WHERE connection_id = $1";
+
+const LEARNED_RATES: &str = "SELECT scope, per_path, per_second, learned_at_ms FROM learned_rates \
+     WHERE connection_id = $1";
+
+/// A learned rate, unless the one stored for its scope is as new or newer.
+const SAVE_LEARNED_RATE: &str = "INSERT INTO learned_rates \
+     (connection_id, scope, per_path, per_second, learned_at_ms) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (connection_id, scope, per_path) DO UPDATE SET \
+       per_second = excluded.per_second, learned_at_ms = excluded.learned_at_ms \
+     WHERE excluded.learned_at_ms > learned_rates.learned_at_ms";
 
 /// Sealed keys not sealed under version `$1` with binding `$2`.
 const KEYS_TO_RESEAL: &str = concat!(
@@ -330,6 +340,47 @@ impl ConnectionStore for This {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        Ok(())
+    }
+
+    async fn learned_rates(&self, id: ConnectionId) -> Result<Vec<LearnedRate>, StoreError> {
+        let rows: Vec<(String, bool, f64, i64)> = sqlx::query_as(LEARNED_RATES)
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(scope, per_path, per_second, learned_at_ms)| LearnedRate {
+                scope,
+                per_path,
+                per_second,
+                learned_at_ms,
+            })
+            .collect())
+    }
+
+    async fn save_learned_rates(
+        &self,
+        id: ConnectionId,
+        rates: &[LearnedRate],
+    ) -> Result<(), StoreError> {
+        if rates.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for rate in rates {
+            let saved = sqlx::query(SAVE_LEARNED_RATE)
+                .bind(id.to_string())
+                .bind(&rate.scope)
+                .bind(rate.per_path)
+                .bind(rate.per_second)
+                .bind(rate.learned_at_ms)
+                .execute(&mut *tx)
+                .await;
+            // A foreign-key failure: the connection was deleted meanwhile.
+            saved.map_err(crate::store::not_found_on_foreign_key)?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

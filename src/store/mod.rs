@@ -66,7 +66,7 @@ use url::Url;
 
 use crate::domain::{
     Change, ChangeQuery, Connection, ConnectionId, DataText, ExpectedChange, Item, ItemPage,
-    ItemQuery, Replaced, SealedSecret, SyncId, SyncRun, TestReport,
+    ItemQuery, LearnedRate, Replaced, SealedSecret, SyncId, SyncRun, TestReport,
 };
 
 pub use postgres::PostgresStore;
@@ -262,6 +262,15 @@ pub trait ConnectionStore: Send + Sync {
         expected: &SealedSecret,
         new: &SealedSecret,
     ) -> Result<bool, StoreError>;
+    /// The rates the connection's OpenAI budget learned (any order).
+    async fn learned_rates(&self, id: ConnectionId) -> Result<Vec<LearnedRate>, StoreError>;
+    /// Keeps `rates`, each replacing the stored one of its scope only if newer; `NotFound`
+    /// if the connection is gone.
+    async fn save_learned_rates(
+        &self,
+        id: ConnectionId,
+        rates: &[LearnedRate],
+    ) -> Result<(), StoreError>;
 }
 
 /// Inventory snapshots and the sync runs that make them.

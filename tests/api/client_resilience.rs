@@ -53,14 +53,13 @@ async fn a_storm_of_429s_slows_the_client_down_and_it_finishes() {
     let sandbox = sandbox_with_users(300).await;
     let limit = 20;
     sandbox.state().set_faults(Faults {
-        rate_limits: vec![RateLimit {
-            endpoint: "GET /organization/users*".into(),
-            max_requests: limit,
-            window_secs: 1,
-        }],
+        rate_limits: vec![RateLimit::per_template(
+            "GET /organization/users*",
+            limit,
+            1,
+        )],
         ..Faults::default()
     });
-    let initial = 50.0;
     let client = openai_client(
         &sandbox,
         KeyProfile::All,
@@ -71,13 +70,7 @@ async fn a_storm_of_429s_slows_the_client_down_and_it_finishes() {
                 max_delay: Duration::from_millis(500),
                 ..quick_retries(10)
             },
-            rate: RateBudgetConfig {
-                initial_per_second: initial,
-                max_per_second: 100.0,
-                min_per_second: 1.0,
-                burst: 10,
-                ..RateBudgetConfig::default()
-            },
+            rate: RateBudgetConfig::default(),
             ..test_client_config()
         },
     );
@@ -137,17 +130,19 @@ async fn a_storm_of_429s_slows_the_client_down_and_it_finishes() {
         "{throttled} 429s for {succeeded} requests: {counters:?}"
     );
     eprintln!("429 storm: {succeeded} answered, {throttled} refused in {elapsed:?}");
-    let budget = client.rate_budget();
-    let (_, users) = budget
-        .iter()
-        .find(|(family, _)| family.as_str() == "users")
-        .expect("users budget");
-    assert_eq!(users.throttled, throttled);
-    eprintln!("users budget after the storm: {users:?}");
+    assert_eq!(client.throttled(), throttled);
+    // What it learned: the listings' one path has its own rate, the single reads (a path
+    // each) their template's; both about the limit of 20 a second.
+    let learned = client.learned_limits();
+    eprintln!("learned after the storm: {learned:?}");
+    for l in &learned {
+        assert!(l.per_second > 5.0 && l.per_second <= 21.0, "{l:?}");
+    }
     assert!(
-        users.rate_per_second < initial,
-        "rate still {}",
-        users.rate_per_second
+        learned
+            .iter()
+            .any(|l| l.per_path && l.scope == "GET /organization/users"),
+        "{learned:?}"
     );
     // 66 requests at no more than 20 per second per endpoint take more than a second, and
     // waiting out Retry-After did not take forever.
@@ -161,11 +156,7 @@ async fn without_a_budget_the_same_limit_refuses_everything_beyond_it() {
     // everything at once (no budget, no retries) draws a 429 for every request beyond it.
     let sandbox = sandbox_with_users(50).await;
     sandbox.state().set_faults(Faults {
-        rate_limits: vec![RateLimit {
-            endpoint: "GET /organization/users*".into(),
-            max_requests: 20,
-            window_secs: 1,
-        }],
+        rate_limits: vec![RateLimit::per_template("GET /organization/users*", 20, 1)],
         ..Faults::default()
     });
     let client = openai_client(&sandbox, KeyProfile::All, config_with(RetryPolicy::none()));
@@ -185,11 +176,7 @@ async fn without_a_budget_the_same_limit_refuses_everything_beyond_it() {
 async fn a_429_is_a_typed_error_once_retries_are_spent_or_retry_after_is_too_long() {
     let sandbox = sandbox_with_users(10).await;
     sandbox.state().set_faults(Faults {
-        rate_limits: vec![RateLimit {
-            endpoint: "GET /organization/users".into(),
-            max_requests: 2,
-            window_secs: 60,
-        }],
+        rate_limits: vec![RateLimit::per_template("GET /organization/users", 2, 60)],
         ..Faults::default()
     });
     let client = openai_client(&sandbox, KeyProfile::All, config_with(RetryPolicy::none()));

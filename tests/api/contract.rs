@@ -485,11 +485,11 @@ async fn every_endpoint_matches_the_spec() {
 
     // ---- injected faults: 429 and 5xx carry OpenAI's error shape too ----
     sb.state().set_faults(Faults {
-        rate_limits: vec![RateLimit {
-            endpoint: "GET /organization/audit_logs".to_owned(),
-            max_requests: 0,
-            window_secs: 60,
-        }],
+        rate_limits: vec![RateLimit::per_template(
+            "GET /organization/audit_logs",
+            0,
+            60,
+        )],
         error_burst: 1,
         only: Some("GET /organization/invites".to_owned()),
         ..Faults::default()

@@ -466,6 +466,7 @@ pub fn quick_retries(max_retries: u32) -> openai_governor::openai::RetryPolicy {
         factor: 2.0,
         jitter: true,
         max_retry_after: Duration::from_secs(5),
+        max_rate_limited_retries: max_retries,
     }
 }
 

@@ -929,11 +929,11 @@ async fn syncs_through_rate_limits_and_timeouts(backend: Backend) {
         .await;
     let id = conn["id"].as_str().unwrap();
     app.sandbox.state().set_faults(Faults {
-        rate_limits: vec![RateLimit {
-            endpoint: "GET /organization/projects/*".into(),
-            max_requests: 4,
-            window_secs: 1,
-        }],
+        rate_limits: vec![RateLimit::per_template(
+            "GET /organization/projects/*",
+            4,
+            1,
+        )],
         ..Faults::default()
     });
     let stormy = sync(&app, id).await;

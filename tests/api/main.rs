@@ -31,6 +31,7 @@ mod limits;
 mod offboarding;
 mod openapi;
 mod policy;
+mod rate_budget;
 mod sandbox_writes;
 mod store_conformance;
 mod trust;

@@ -41,7 +41,8 @@ pub fn endpoint_matches(pattern: &str, method: &str, template: &str, concrete: &
     }
 }
 
-/// A per-endpoint rate limit: at most `max_requests` per `window_secs`, then 429 + Retry-After.
+/// A per-endpoint rate limit: at most `max_requests` per `window_secs` (a fixed window that
+/// starts with its first request), then 429 (+ `Retry-After` unless `retry_after` is off).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RateLimit {
     /// Endpoint pattern (see [`endpoint_matches`]); each matching endpoint has its own window.
@@ -49,6 +50,45 @@ pub struct RateLimit {
     pub max_requests: u32,
     /// Window length in seconds (at least 1).
     pub window_secs: u64,
+    /// Count a window per concrete path (`GET /organization/projects/proj_1/users`) instead of
+    /// per template (`GET /organization/projects/{project_id}/users`, all projects together).
+    #[serde(default)]
+    pub per_path: bool,
+    /// Send `Retry-After` (whole seconds) with the 429; off: no such header at all.
+    #[serde(default = "yes")]
+    pub retry_after: bool,
+    /// Every answer on a matching endpoint (2xx and 429 alike) carries OpenAI's
+    /// `x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests` and
+    /// `x-ratelimit-reset-requests` (e.g. `1s`, `250ms`, `6m0s`). Off by default: the admin
+    /// API is reported to send none.
+    #[serde(default)]
+    pub headers: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl RateLimit {
+    /// One window per matching `"METHOD template"`, with `Retry-After` and no rate headers.
+    pub fn per_template(endpoint: impl Into<String>, max_requests: u32, window_secs: u64) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            max_requests,
+            window_secs,
+            per_path: false,
+            retry_after: true,
+            headers: false,
+        }
+    }
+
+    /// One window per matching `"METHOD concrete path"`, with `Retry-After` and no rate headers.
+    pub fn per_path(endpoint: impl Into<String>, max_requests: u32, window_secs: u64) -> Self {
+        Self {
+            per_path: true,
+            ..Self::per_template(endpoint, max_requests, window_secs)
+        }
+    }
 }
 
 /// Make the n-th page of a list fail.
@@ -173,6 +213,67 @@ enum Decision {
     Hang,
 }
 
+/// What [`decide`] tells [`apply`].
+struct Verdict {
+    decision: Decision,
+    latency: Duration,
+    /// `repeat_cursor` matches: the cursor is stripped before the handler sees it.
+    repeat: bool,
+    /// The `x-ratelimit-*-requests` to send (a matching rate limit has `headers` on).
+    limit: Option<LimitHeaders>,
+}
+
+/// The state of one rate-limit window, as OpenAI's `x-ratelimit-*-requests` headers tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LimitHeaders {
+    limit: u32,
+    remaining: u32,
+    /// Until the window resets.
+    reset: Duration,
+}
+
+impl LimitHeaders {
+    fn apply(self, headers: &mut axum::http::HeaderMap) {
+        for (name, value) in [
+            ("x-ratelimit-limit-requests", self.limit.to_string()),
+            ("x-ratelimit-remaining-requests", self.remaining.to_string()),
+            ("x-ratelimit-reset-requests", go_duration(self.reset)),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(name, v);
+            }
+        }
+    }
+}
+
+/// A duration as Go prints it (and OpenAI's reset headers show it), to the millisecond,
+/// rounded up: `250ms`, `1s`, `1.5s`, `6m0s`, `1h0m0s`; `0s` for zero.
+fn go_duration(d: Duration) -> String {
+    use std::fmt::Write as _;
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    let mut out = String::new();
+    if h > 0 {
+        let _ = write!(out, "{h}h");
+    }
+    if h > 0 || m > 0 {
+        let _ = write!(out, "{m}m");
+    }
+    let _ = write!(out, "{s}");
+    if frac > 0 {
+        let digits = format!("{frac:03}");
+        let _ = write!(out, ".{}", digits.trim_end_matches('0'));
+    }
+    out.push('s');
+    out
+}
+
 fn has_cursor(uri: &Uri) -> bool {
     uri.query().is_some_and(|q| {
         url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "after" || k == "page")
@@ -194,12 +295,7 @@ fn strip_cursor(uri: &Uri) -> Option<Uri> {
     pq.parse().ok()
 }
 
-fn decide(
-    state: &SandboxState,
-    method: &str,
-    template: &str,
-    uri: &Uri,
-) -> (Decision, Duration, bool) {
+fn decide(state: &SandboxState, method: &str, template: &str, uri: &Uri) -> Verdict {
     let mut rt = state.lock_faults();
     let concrete = uri
         .path()
@@ -213,27 +309,60 @@ fn decide(
         .as_deref()
         .is_some_and(|p| endpoint_matches(p, method, template, &concrete));
 
-    // Rate limits first: a limited request does no work.
+    let verdict = |decision, latency, limit| Verdict {
+        decision,
+        latency,
+        repeat,
+        limit,
+    };
+
+    // Rate limits first: a limited request does no work. Of several matching limits that
+    // show headers, the one with the fewest requests left is shown.
     let now = Instant::now();
+    let mut shown: Option<LimitHeaders> = None;
     for (i, rl) in f.rate_limits.iter().enumerate() {
         if !endpoint_matches(&rl.endpoint, method, template, &concrete) {
             continue;
         }
         let window = Duration::from_secs(rl.window_secs.max(1));
-        let slot = rt.windows.entry((i, endpoint.clone())).or_insert((now, 0));
+        let key = if rl.per_path {
+            format!("{method} {concrete}")
+        } else {
+            endpoint.clone()
+        };
+        let slot = rt.windows.entry((i, key)).or_insert((now, 0));
         if now.duration_since(slot.0) >= window {
             *slot = (now, 0);
         }
+        let left = window.saturating_sub(now.duration_since(slot.0));
         if slot.1 >= rl.max_requests {
-            let left = window.saturating_sub(now.duration_since(slot.0));
             let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-            return (
-                Decision::Fail(ApiError::rate_limited(secs.max(1))),
-                Duration::ZERO,
-                repeat,
-            );
+            let error = ApiError {
+                retry_after: rl.retry_after.then_some(secs.max(1)),
+                ..ApiError::rate_limited(secs.max(1))
+            };
+            let limit = if rl.headers {
+                Some(LimitHeaders {
+                    limit: rl.max_requests,
+                    remaining: 0,
+                    reset: left,
+                })
+            } else {
+                shown
+            };
+            return verdict(Decision::Fail(error), Duration::ZERO, limit);
         }
         slot.1 += 1;
+        if rl.headers {
+            let this = LimitHeaders {
+                limit: rl.max_requests,
+                remaining: rl.max_requests - slot.1,
+                reset: left,
+            };
+            if shown.is_none_or(|s| this.remaining < s.remaining) {
+                shown = Some(this);
+            }
+        }
     }
 
     if let Some(pf) = &f.page_fault
@@ -248,10 +377,10 @@ fn decide(
             rt.page_failures += 1;
             let status =
                 StatusCode::from_u16(pf.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (
+            return verdict(
                 Decision::Fail(ApiError::server(status)),
                 Duration::ZERO,
-                repeat,
+                shown,
             );
         }
         rt.pages.insert(endpoint.clone(), page);
@@ -262,33 +391,33 @@ fn decide(
         .as_deref()
         .is_none_or(|p| endpoint_matches(p, method, template, &concrete));
     if !scoped {
-        return (Decision::Pass { malformed: false }, Duration::ZERO, repeat);
+        return verdict(Decision::Pass { malformed: false }, Duration::ZERO, shown);
     }
     let latency = Duration::from_millis(f.latency_ms);
     let error_status = StatusCode::from_u16(f.error_status.unwrap_or(500))
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if rt.faults.error_burst > 0 {
         rt.faults.error_burst -= 1;
-        return (
+        return verdict(
             Decision::Fail(ApiError::server(error_status)),
             latency,
-            repeat,
+            shown,
         );
     }
     drop(rt);
     let mut rng = rand::rng();
     if f.hang_rate > 0.0 && rng.random_bool(f.hang_rate.clamp(0.0, 1.0)) {
-        return (Decision::Hang, latency, repeat);
+        return verdict(Decision::Hang, latency, shown);
     }
     if f.error_rate > 0.0 && rng.random_bool(f.error_rate.clamp(0.0, 1.0)) {
-        return (
+        return verdict(
             Decision::Fail(ApiError::server(error_status)),
             latency,
-            repeat,
+            shown,
         );
     }
     let malformed = f.malformed_rate > 0.0 && rng.random_bool(f.malformed_rate.clamp(0.0, 1.0));
-    (Decision::Pass { malformed }, latency, repeat)
+    verdict(Decision::Pass { malformed }, latency, shown)
 }
 
 /// Takes one hold if `hold_after_apply` matches: returns the receiver that tells the held
@@ -330,11 +459,16 @@ pub async fn apply(State(state): State<SandboxState>, mut req: Request, next: Ne
     let endpoint = format!("{method} {template}");
     state.count(&endpoint, |c| c.requests += 1);
 
-    let (decision, latency, repeat) = decide(&state, &method, &template, req.uri());
+    let Verdict {
+        decision,
+        latency,
+        repeat,
+        limit,
+    } = decide(&state, &method, &template, req.uri());
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let response = match decision {
+    let mut response = match decision {
         Decision::Hang => {
             state.count(&endpoint, |c| c.hung += 1);
             state.until_shutdown().await;
@@ -365,6 +499,9 @@ pub async fn apply(State(state): State<SandboxState>, mut req: Request, next: Ne
             }
         }
     };
+    if let Some(limit) = limit {
+        limit.apply(response.headers_mut());
+    }
     let status = response.status().as_u16();
     state.count(&endpoint, |c| *c.statuses.entry(status).or_default() += 1);
     response
@@ -571,6 +708,223 @@ mod tests {
             Some(1),
             "still armed"
         );
+    }
+
+    /// One `GET /v1{path}` over real HTTP on a fresh connection: the status and the headers
+    /// (names lowercased).
+    async fn http_get(
+        base: &url::Url,
+        key: &str,
+        path: &str,
+    ) -> (u16, std::collections::HashMap<String, String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = format!("{}:{}", base.host_str().unwrap(), base.port().unwrap());
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let request = format!(
+            "GET /v1{path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {key}\r\n\
+             connection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+            .await
+            .expect("answered")
+            .unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        let head = text.split("\r\n\r\n").next().unwrap_or_default();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        (status, headers)
+    }
+
+    /// A served sandbox with these rate limits, its `all` key and two active projects.
+    async fn limited(limits: Vec<RateLimit>) -> (crate::SandboxHandle, String, [String; 2]) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = SandboxConfig {
+            faults: Faults {
+                rate_limits: limits,
+                ..Faults::default()
+            },
+            ..SandboxConfig::default()
+        };
+        let handle = crate::start(config, listener).await.unwrap();
+        let key = handle.key(crate::KeyProfile::All).to_owned();
+        let projects: Vec<String> = handle.state().read(|org| {
+            org.projects
+                .iter()
+                .filter(|p| p.archived_at.is_none())
+                .map(|p| p.id.clone())
+                .take(2)
+                .collect()
+        });
+        let projects: [String; 2] = projects.try_into().expect("two active projects");
+        (handle, key, projects)
+    }
+
+    fn members(project: &str) -> String {
+        format!("/organization/projects/{project}/users")
+    }
+
+    /// Parses what [`go_duration`] prints (`1h2m3.5s`, `250ms`).
+    fn parse_go_duration(s: &str) -> Duration {
+        if let Some(ms) = s.strip_suffix("ms") {
+            return Duration::from_millis(ms.parse().unwrap());
+        }
+        let mut rest = s.strip_suffix('s').expect("ends in s");
+        let mut total = Duration::ZERO;
+        for (unit, secs) in [('h', 3600), ('m', 60)] {
+            if let Some((n, r)) = rest.split_once(unit) {
+                total += Duration::from_secs(n.parse::<u64>().unwrap() * secs);
+                rest = r;
+            }
+        }
+        total + Duration::from_secs_f64(rest.parse().unwrap())
+    }
+
+    #[test]
+    fn durations_print_as_go_and_openai_do() {
+        let ms = Duration::from_millis;
+        for (d, want) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(1), "1ms"),
+            (ms(250), "250ms"),
+            (ms(999), "999ms"),
+            (ms(1000), "1s"),
+            (ms(1500), "1.5s"),
+            (ms(17_280), "17.28s"),
+            (Duration::from_micros(59_999_001), "1m0s"),
+            (ms(360_000), "6m0s"),
+            (ms(3_661_001), "1h1m1.001s"),
+            (ms(3_600_000), "1h0m0s"),
+        ] {
+            assert_eq!(go_duration(d), want, "{d:?}");
+            assert!(parse_go_duration(want) <= d + ms(1), "{want}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_per_template_window_is_shared_by_every_path_of_the_template() {
+        let (sb, key, [a, b]) = limited(vec![RateLimit::per_template(
+            "GET /organization/projects/{project_id}/users",
+            2,
+            60,
+        )])
+        .await;
+        let base = sb.base_url();
+        assert_eq!(http_get(&base, &key, &members(&a)).await.0, 200);
+        assert_eq!(http_get(&base, &key, &members(&b)).await.0, 200);
+        let (status, headers) = http_get(&base, &key, &members(&a)).await;
+        assert_eq!(status, 429, "the third request of the template");
+        let retry: u64 = headers["retry-after"].parse().unwrap();
+        assert!((1..=60).contains(&retry), "Retry-After {retry}");
+        assert!(
+            !headers.contains_key("x-ratelimit-remaining-requests"),
+            "no rate headers unless asked: {headers:?}"
+        );
+        assert_eq!(http_get(&base, &key, &members(&b)).await.0, 429);
+        // Other endpoints are not limited.
+        assert_eq!(http_get(&base, &key, "/organization/users").await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn a_per_path_window_is_not_shared_between_paths() {
+        let (sb, key, [a, b]) = limited(vec![RateLimit::per_path(
+            "GET /organization/projects/*",
+            2,
+            60,
+        )])
+        .await;
+        let base = sb.base_url();
+        for _ in 0..2 {
+            assert_eq!(http_get(&base, &key, &members(&a)).await.0, 200);
+        }
+        assert_eq!(http_get(&base, &key, &members(&a)).await.0, 429);
+        // Project b's members, and project a's service accounts, have windows of their own.
+        for _ in 0..2 {
+            assert_eq!(http_get(&base, &key, &members(&b)).await.0, 200);
+        }
+        assert_eq!(http_get(&base, &key, &members(&b)).await.0, 429);
+        let accounts = format!("/organization/projects/{a}/service_accounts");
+        assert_eq!(http_get(&base, &key, &accounts).await.0, 200);
+        let c = sb.counters();
+        assert_eq!(c.status(429), 2, "{c:?}");
+    }
+
+    #[tokio::test]
+    async fn a_429_without_retry_after_when_it_is_off() {
+        let (sb, key, _) = limited(vec![RateLimit {
+            retry_after: false,
+            ..RateLimit::per_template("GET /organization/users", 1, 60)
+        }])
+        .await;
+        let base = sb.base_url();
+        assert_eq!(http_get(&base, &key, "/organization/users").await.0, 200);
+        let (status, headers) = http_get(&base, &key, "/organization/users").await;
+        assert_eq!(status, 429);
+        assert!(!headers.contains_key("retry-after"), "{headers:?}");
+        assert!(
+            headers.contains_key("x-request-id"),
+            "still OpenAI's headers"
+        );
+    }
+
+    #[tokio::test]
+    async fn rate_headers_count_down_on_every_answer_when_on() {
+        let (sb, key, _) = limited(vec![RateLimit {
+            headers: true,
+            ..RateLimit::per_template("GET /organization/users", 3, 60)
+        }])
+        .await;
+        let base = sb.base_url();
+        let mut last_reset = Duration::from_secs(60);
+        for remaining in [2, 1, 0] {
+            let (status, h) = http_get(&base, &key, "/organization/users").await;
+            assert_eq!(status, 200);
+            assert_eq!(h["x-ratelimit-limit-requests"], "3");
+            assert_eq!(h["x-ratelimit-remaining-requests"], remaining.to_string());
+            let reset = parse_go_duration(&h["x-ratelimit-reset-requests"]);
+            assert!(
+                reset > Duration::ZERO && reset <= last_reset,
+                "{reset:?} after {last_reset:?}"
+            );
+            last_reset = reset;
+        }
+        let (status, h) = http_get(&base, &key, "/organization/users").await;
+        assert_eq!(status, 429);
+        assert_eq!(h["x-ratelimit-limit-requests"], "3");
+        assert_eq!(h["x-ratelimit-remaining-requests"], "0");
+        assert!(parse_go_duration(&h["x-ratelimit-reset-requests"]) <= last_reset);
+        assert!(h.contains_key("retry-after"));
+        // An endpoint the limit does not match carries none.
+        let (status, h) = http_get(&base, &key, "/organization/invites").await;
+        assert_eq!(status, 200);
+        assert!(!h.contains_key("x-ratelimit-limit-requests"), "{h:?}");
+    }
+
+    #[test]
+    fn rate_limits_read_old_json_with_the_defaults() {
+        let old: RateLimit = serde_json::from_str(
+            r#"{"endpoint": "GET /organization/users", "max_requests": 5, "window_secs": 1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            old,
+            RateLimit::per_template("GET /organization/users", 5, 1)
+        );
+        let new: RateLimit = serde_json::from_str(
+            r#"{"endpoint": "*", "max_requests": 1, "window_secs": 2, "per_path": true,
+                "retry_after": false, "headers": true}"#,
+        )
+        .unwrap();
+        assert!(new.per_path && !new.retry_after && new.headers);
     }
 
     #[test]

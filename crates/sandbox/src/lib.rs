@@ -606,7 +606,10 @@ pub struct SandboxArgs {
     /// Share (0-1) of requests answered with a truncated JSON body.
     #[arg(long, default_value_t = 0.0)]
     pub malformed_rate: f64,
-    /// Rate limit `ENDPOINT=N/SECONDS`, e.g. `GET /organization/users=10/1` (repeatable).
+    /// Rate limit `ENDPOINT=N/SECONDS[,FLAG...]`, e.g. `GET /organization/users=10/1`
+    /// (repeatable): at most N requests per window, then 429. Flags: `per_path` (a window per
+    /// concrete path, not per template), `no_retry_after` (429 without `Retry-After`),
+    /// `headers` (`x-ratelimit-*-requests` on every answer).
     #[arg(long = "rate-limit", value_parser = parse_rate_limit)]
     pub rate_limits: Vec<RateLimit>,
     /// Fail the n-th page of a list: `ENDPOINT#N`, e.g. `GET /organization/users#3`.
@@ -615,20 +618,31 @@ pub struct SandboxArgs {
 }
 
 fn parse_rate_limit(s: &str) -> Result<RateLimit, String> {
-    let (endpoint, spec) = s
-        .rsplit_once('=')
-        .ok_or_else(|| "expected ENDPOINT=N/SECONDS".to_owned())?;
-    let (n, secs) = spec
-        .split_once('/')
-        .ok_or_else(|| "expected ENDPOINT=N/SECONDS".to_owned())?;
-    Ok(RateLimit {
-        endpoint: endpoint.trim().to_owned(),
-        max_requests: n.trim().parse().map_err(|_| format!("bad count '{n}'"))?,
-        window_secs: secs
-            .trim()
+    const FORM: &str = "expected ENDPOINT=N/SECONDS[,per_path][,no_retry_after][,headers]";
+    let (endpoint, spec) = s.rsplit_once('=').ok_or_else(|| FORM.to_owned())?;
+    let mut parts = spec.split(',');
+    let window = parts.next().unwrap_or_default();
+    let (n, secs) = window.split_once('/').ok_or_else(|| FORM.to_owned())?;
+    let mut limit = RateLimit::per_template(
+        endpoint.trim(),
+        n.trim().parse().map_err(|_| format!("bad count '{n}'"))?,
+        secs.trim()
             .parse()
             .map_err(|_| format!("bad seconds '{secs}'"))?,
-    })
+    );
+    for flag in parts {
+        match flag.trim().replace('-', "_").as_str() {
+            "per_path" => limit.per_path = true,
+            "per_template" => limit.per_path = false,
+            "no_retry_after" => limit.retry_after = false,
+            "retry_after" => limit.retry_after = true,
+            "headers" => limit.headers = true,
+            "no_headers" => limit.headers = false,
+            "" => {}
+            _ => return Err(format!("unknown rate-limit flag '{}'; {FORM}", flag.trim())),
+        }
+    }
+    Ok(limit)
 }
 
 fn parse_page_fault(s: &str) -> Result<PageFault, String> {
@@ -708,4 +722,61 @@ pub async fn run_cli(
     }
     shutdown.await;
     handle.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_flags() {
+        assert_eq!(
+            parse_rate_limit("GET /organization/users=20/1"),
+            Ok(RateLimit::per_template("GET /organization/users", 20, 1))
+        );
+        assert_eq!(
+            parse_rate_limit("GET /organization/projects/*=5/2,per_path"),
+            Ok(RateLimit::per_path("GET /organization/projects/*", 5, 2))
+        );
+        let all = parse_rate_limit("*=5/1, per_path ,no_retry_after,headers").unwrap();
+        assert_eq!(
+            all,
+            RateLimit {
+                per_path: true,
+                retry_after: false,
+                headers: true,
+                ..RateLimit::per_template("*", 5, 1)
+            }
+        );
+        assert_eq!(
+            parse_rate_limit("*=5/1,no-retry-after").map(|r| r.retry_after),
+            Ok(false)
+        );
+        assert!(parse_rate_limit("*=5/1,sometimes").is_err());
+        assert!(parse_rate_limit("*=5").is_err());
+        assert!(parse_rate_limit("GET /organization/users").is_err());
+        assert!(parse_rate_limit("*=x/1").is_err());
+    }
+
+    #[test]
+    fn the_cli_takes_rate_limit_flags() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            sandbox: SandboxArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "sandbox",
+            "--rate-limit",
+            "GET /organization/users=20/1",
+            "--rate-limit",
+            "*=5/1,per_path,headers",
+        ])
+        .unwrap();
+        let limits = cli.sandbox.config().faults.rate_limits;
+        assert_eq!(limits.len(), 2);
+        assert!(!limits[0].per_path && limits[0].retry_after && !limits[0].headers);
+        assert!(limits[1].per_path && limits[1].retry_after && limits[1].headers);
+    }
 }

@@ -11,9 +11,9 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::super::budget::EndpointFamily;
+use super::super::budget::{EndpointFamily, Priority};
 use super::super::error::{self, ErrorKind, OpenAiError};
-use super::{Call, Client, Idempotency, Reply, ResponseMeta};
+use super::{Call, Client, Idempotency, Meter, Reply, ResponseMeta};
 
 /// Largest response body read; anything longer is an invalid response, not an OOM.
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -93,15 +93,33 @@ impl Client {
         let mut backoff = policy.backoff();
         let may_repeat_unknown = call.idempotency == Idempotency::Idempotent || self.retry_writes;
         let mut attempts: u32 = 0;
+        let mut throttled_retries: u32 = 0;
+        let meter = self.meter.as_deref();
         loop {
             attempts += 1;
-            let ticket = self.inner.budget.acquire(call.family).await;
+            let queued = Instant::now();
+            let ticket = self
+                .inner
+                .budget
+                .acquire(&call.method, call.path, self.priority)
+                .await;
             let attempt = {
-                // The semaphore is never closed, so acquiring cannot fail; if it ever did,
+                // The semaphores are never closed, so acquiring cannot fail; if it ever did,
                 // going on without a permit is better than failing the call.
+                let _background = match self.priority {
+                    Priority::Background => self.inner.background_permits.acquire().await.ok(),
+                    Priority::Interactive => None,
+                };
                 let _permit = self.inner.permits.acquire().await.ok();
+                let sent = Instant::now();
                 self.inner.sent.fetch_add(1, Ordering::Relaxed);
-                self.attempt(&call, &url).await
+                let attempt = self.attempt(&call, &url).await;
+                if let Some(m) = meter {
+                    m.requests.fetch_add(1, Ordering::Relaxed);
+                    Meter::add(&m.budget_wait_us, sent - queued);
+                    Meter::add(&m.upstream_us, sent.elapsed());
+                }
+                attempt
             };
             let (error, retryable, wait) = match attempt {
                 Attempt::Success {
@@ -109,7 +127,7 @@ impl Client {
                     headers,
                     body,
                 } => {
-                    self.inner.budget.on_success(call.family);
+                    self.inner.budget.on_success(&ticket);
                     let organization = header_text(&headers, "openai-organization");
                     if let Some(pin) = &self.pin
                         && let Err(mut mismatch) = pin.check(organization.as_deref())
@@ -175,11 +193,26 @@ impl Client {
                         return Err(mismatch.scrub(self.inner.key.expose_secret()));
                     }
                     if let ErrorKind::RateLimited { retry_after } = error.kind {
-                        // Pause the family, but never longer than the policy lets one call
+                        if let Some(m) = meter {
+                            m.throttled.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // Pause the scope, but never longer than the policy lets one call
                         // wait: a Retry-After beyond that fails this call at once, and must
-                        // not silently stall the family's next calls for the whole of it.
+                        // not silently stall the scope's next calls for the whole of it.
                         let pause = retry_after.map(|w| w.min(policy.max_retry_after));
-                        self.inner.budget.on_throttled(call.family, ticket, pause);
+                        self.inner.budget.on_throttled(&ticket, pause);
+                        if retry_after.is_none_or(|w| w <= policy.max_retry_after)
+                            && throttled_retries < policy.max_rate_limited_retries
+                        {
+                            throttled_retries += 1;
+                            // A learning budget waits out the pause before the next attempt
+                            // goes; without one, wait here.
+                            if !self.inner.config.rate.learn {
+                                let wait = retry_after.unwrap_or(policy.min_delay);
+                                tokio::time::sleep(wait).await;
+                            }
+                            continue;
+                        }
                     }
                     let retryable =
                         always_retryable || (retryable_if_idempotent && may_repeat_unknown);

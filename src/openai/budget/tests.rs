@@ -1,0 +1,266 @@
+use super::*;
+
+fn config() -> RateBudgetConfig {
+    RateBudgetConfig {
+        default_pause: Duration::from_millis(50),
+        ..RateBudgetConfig::default()
+    }
+}
+
+const GET: Method = Method::GET;
+
+fn path(project: &str) -> [&str; 4] {
+    ["organization", "projects", project, "users"]
+}
+
+#[test]
+fn templates_replace_ids_and_keep_the_literal_words() {
+    assert_eq!(
+        template_key(&GET, &path("proj_1")),
+        "GET /organization/projects/{}/users"
+    );
+    assert_eq!(
+        template_key(&Method::POST, &["organization", "certificates", "activate"]),
+        "POST /organization/certificates/activate"
+    );
+    assert_eq!(
+        template_key(&GET, &["projects", "proj_9", "groups", "g_1", "roles"]),
+        "GET /projects/{}/groups/{}/roles"
+    );
+}
+
+#[test]
+fn every_literal_word_of_the_spec_is_known() {
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/spec/openai-admin-api/openapi.admin.yaml"
+    ))
+    .expect("the spec is in the repository");
+    let mut checked = 0;
+    for line in spec.lines() {
+        let Some(template) = line.strip_prefix("  /").and_then(|l| l.strip_suffix(':')) else {
+            continue;
+        };
+        let concrete: Vec<&str> = template
+            .split('/')
+            .map(|s| if s.starts_with('{') { "id_1" } else { s })
+            .collect();
+        let expected: String = template
+            .split('/')
+            .map(|s| if s.starts_with('{') { "{}" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        assert_eq!(
+            template_key(&GET, &concrete),
+            format!("GET /{expected}"),
+            "{template}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 50, "only {checked} paths in the spec");
+}
+
+#[tokio::test]
+async fn nothing_is_paced_until_a_429() {
+    let budget = RateBudget::new(config());
+    let start = Instant::now();
+    for i in 0..200 {
+        let p = format!("proj_{i}");
+        let t = budget.acquire(&GET, &path(&p), Priority::Background).await;
+        budget.on_success(&t);
+    }
+    assert!(start.elapsed() < Duration::from_millis(50));
+    assert!(budget.learned().is_empty());
+}
+
+#[tokio::test]
+async fn a_429_on_fresh_paths_teaches_the_template_its_window() {
+    let budget = RateBudget::new(config());
+    // 20 go through on 20 projects, the 21st project's request is refused with 200 ms left.
+    for i in 0..20 {
+        let p = format!("proj_{i}");
+        let t = budget.acquire(&GET, &path(&p), Priority::Background).await;
+        budget.on_success(&t);
+    }
+    let t = budget
+        .acquire(&GET, &path("proj_20"), Priority::Background)
+        .await;
+    // Another request of the same burst, sent before the 429 came back.
+    let same_burst = budget
+        .acquire(&GET, &path("proj_21"), Priority::Background)
+        .await;
+    budget.on_throttled(&t, Some(Duration::from_millis(200)));
+    budget.on_throttled(&same_burst, Some(Duration::from_millis(200)));
+    let learned = budget.learned();
+    assert_eq!(learned.len(), 1, "{learned:?}");
+    let l = &learned[0];
+    assert_eq!(l.scope, "GET /organization/projects/{}/users");
+    assert!(!l.per_path);
+    assert_eq!(l.throttled, 2);
+    // 20 in about 0.2 s: about 100 a second, learned once for the burst.
+    assert!(l.per_second > 80.0 && l.per_second <= 100.5, "{l:?}");
+    // Paused for Retry-After, then paced.
+    let start = Instant::now();
+    let t = budget
+        .acquire(&GET, &path("proj_22"), Priority::Background)
+        .await;
+    assert!(
+        start.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        start.elapsed()
+    );
+    budget.on_success(&t);
+    let start = Instant::now();
+    for i in 0..9 {
+        let p = format!("again_{i}");
+        budget.acquire(&GET, &path(&p), Priority::Background).await;
+    }
+    // Nine more at 95% of ~100/s: at least 80 ms.
+    assert!(
+        start.elapsed() >= Duration::from_millis(75),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_429_on_a_busy_path_is_that_paths_limit() {
+    let budget = RateBudget::new(config());
+    let users = ["organization", "users"];
+    for _ in 0..10 {
+        let t = budget.acquire(&GET, &users, Priority::Background).await;
+        budget.on_success(&t);
+    }
+    let t = budget.acquire(&GET, &users, Priority::Background).await;
+    budget.on_throttled(&t, Some(Duration::from_millis(100)));
+    let learned = budget.learned();
+    assert_eq!(learned.len(), 1, "{learned:?}");
+    assert!(learned[0].per_path);
+    assert_eq!(learned[0].scope, "GET /organization/users");
+    // The template of many paths is not slowed by one of them: other projects go at once.
+    for _ in 0..5 {
+        let t = budget
+            .acquire(&GET, &path("proj_a"), Priority::Background)
+            .await;
+        budget.on_success(&t);
+    }
+    let t = budget
+        .acquire(&GET, &path("proj_a"), Priority::Background)
+        .await;
+    budget.on_throttled(&t, Some(Duration::from_millis(300)));
+    let start = Instant::now();
+    let t = budget
+        .acquire(&GET, &path("proj_b"), Priority::Background)
+        .await;
+    budget.on_success(&t);
+    assert!(
+        start.elapsed() < Duration::from_millis(50),
+        "{:?}",
+        start.elapsed()
+    );
+    let start = Instant::now();
+    budget
+        .acquire(&GET, &path("proj_a"), Priority::Background)
+        .await;
+    assert!(
+        start.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn interactive_work_goes_before_a_paced_background() {
+    let budget = RateBudget::new(config());
+    budget.seed(&[LearnedLimit {
+        scope: "GET /organization/projects/{}/users".into(),
+        per_path: false,
+        per_second: 10.0,
+        throttled: 0,
+        learned_at_ms: 1,
+    }]);
+    // Background at 95% of 10/s: the second waits about 105 ms.
+    budget
+        .acquire(&GET, &path("p1"), Priority::Background)
+        .await;
+    let start = Instant::now();
+    budget
+        .acquire(&GET, &path("p2"), Priority::Background)
+        .await;
+    assert!(
+        start.elapsed() >= Duration::from_millis(90),
+        "{:?}",
+        start.elapsed()
+    );
+    // An interactive request right behind it does not wait for the background's next slot.
+    let start = Instant::now();
+    budget
+        .acquire(&GET, &path("p3"), Priority::Interactive)
+        .await;
+    assert!(
+        start.elapsed() < Duration::from_millis(30),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn without_retry_after_the_pause_doubles_and_the_rate_halves() {
+    let budget = RateBudget::new(config());
+    budget.seed(&[LearnedLimit {
+        scope: "GET /organization/projects/{}/users".into(),
+        per_path: false,
+        per_second: 100.0,
+        throttled: 0,
+        learned_at_ms: 1,
+    }]);
+    let t = budget
+        .acquire(&GET, &path("p1"), Priority::Interactive)
+        .await;
+    budget.on_throttled(&t, None);
+    let start = Instant::now();
+    let t = budget
+        .acquire(&GET, &path("p2"), Priority::Interactive)
+        .await;
+    let first = start.elapsed();
+    budget.on_throttled(&t, None);
+    let start = Instant::now();
+    budget
+        .acquire(&GET, &path("p3"), Priority::Interactive)
+        .await;
+    let second = start.elapsed();
+    assert!(first >= Duration::from_millis(45), "{first:?}");
+    assert!(second >= Duration::from_millis(95), "{second:?}");
+    let rate = budget.learned()[0].per_second;
+    assert!(rate <= 25.0 + 1e-9, "{rate}");
+}
+
+#[test]
+fn a_newer_learned_rate_wins_over_a_seeded_one() {
+    let budget = RateBudget::new(config());
+    let limit = |per_second, learned_at_ms| LearnedLimit {
+        scope: "GET /organization/users".into(),
+        per_path: true,
+        per_second,
+        throttled: 0,
+        learned_at_ms,
+    };
+    budget.seed(&[limit(5.0, 100)]);
+    budget.seed(&[limit(7.0, 50)]);
+    assert_eq!(budget.learned()[0].per_second, 5.0);
+    budget.seed(&[limit(9.0, 200)]);
+    assert_eq!(budget.learned()[0].per_second, 9.0);
+}
+
+#[test]
+fn unlimited_learns_nothing() {
+    let budget = RateBudget::new(RateBudgetConfig::unlimited());
+    budget.seed(&[LearnedLimit {
+        scope: "GET /organization/users".into(),
+        per_path: false,
+        per_second: 1.0,
+        throttled: 0,
+        learned_at_ms: 1,
+    }]);
+    assert!(budget.learned().is_empty());
+}

@@ -320,7 +320,7 @@ impl Measured {
         format!(
             "{label:<34} {:>6} requests {:>4} × 429 ({:>4.1}%)  wall {:>6.2} s  bound {:>6.2} s  \
              = {:>4.2} × bound   limited by {} (request-seconds waiting for the budget {:.1}, \
-             for OpenAI {:.1}; writing {:.1} s)",
+             for a slot {:.1}, for OpenAI {:.1}; writing {:.1} s)",
             self.requests,
             self.throttled,
             self.throttled as f64 / self.requests.max(1) as f64 * 100.0,
@@ -329,6 +329,7 @@ impl Measured {
             self.wall.as_secs_f64() / self.bound.as_secs_f64().max(1e-3),
             t["limited_by"].as_str().unwrap_or("?"),
             t["budget_wait_ms"].as_f64().unwrap_or(0.0) / 1e3,
+            t["slot_wait_ms"].as_f64().unwrap_or(0.0) / 1e3,
             t["upstream_ms"].as_f64().unwrap_or(0.0) / 1e3,
             t["writing_ms"].as_f64().unwrap_or(0.0) / 1e3,
         )
@@ -562,7 +563,7 @@ fn targets(model: &Model, ours: &Measured, sdk: Option<&Measured>, concurrency: 
         None => {
             let ideal = ours.requests as f64 * model.latency_ms as f64 / 1e3 / concurrency as f64;
             println!(
-                "  target: wall ≤ 1.5 × requests × {} ms ÷ {concurrency} in flight = {:.2} s: \
+                "  target: wall ≤ 1.5 × requests × {} ms ÷ {concurrency} in flight (a sync's share) = {:.2} s: \
                  {:.2} s, {:.2} × ({})",
                 model.latency_ms,
                 1.5 * ideal,
@@ -602,7 +603,10 @@ async fn main() {
         "openai-governor sync benchmark{}\n",
         if small { " (--small)" } else { "" }
     );
-    let concurrency = openai_governor::openai::ClientConfig::default().max_concurrency;
+    // A sync may hold 12 of a connection's 16 requests in flight: the rest are kept for
+    // interactive work (grants) on the same connection.
+    let total = openai_governor::openai::ClientConfig::default().max_concurrency;
+    let concurrency = total - total / 4;
     let python = common::sdk::ensure_venv();
     for model in models(small) {
         let limit = match model.limit {

@@ -31,14 +31,15 @@ pub struct Connection {
     pub updated_by: String,
 }
 
-/// A rate OpenAI was seen to allow on one endpoint scope of a connection: requests a second
-/// on a template (`GET /organization/projects/{}/users`) or, with `per_path`, on one concrete
-/// path. Kept so a restart or another replica does not learn it again from 429s.
-#[derive(Debug, Clone, PartialEq)]
+/// What OpenAI was seen to allow on one endpoint scope of a connection: `requests` per
+/// `window_ms` on a template (`GET /organization/projects/{}/users`) or, with `per_path`, on
+/// one concrete path. Kept so a restart or another replica does not learn it again from 429s.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LearnedRate {
     pub scope: String,
     pub per_path: bool,
-    pub per_second: f64,
+    pub requests: u32,
+    pub window_ms: i64,
     /// Unix milliseconds; the newest of two wins.
     pub learned_at_ms: i64,
 }

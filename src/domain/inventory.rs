@@ -334,16 +334,17 @@ pub struct SyncStats {
 pub struct SyncTime {
     /// From the start of the fetch to the last write.
     pub wall_ms: u64,
-    /// Requests waiting for the rate budget (pauses after 429s, the learned pace) and for a
-    /// free slot, before they were sent.
+    /// Requests waiting for the rate budget: pauses after 429s, a learned window spent.
     pub budget_wait_ms: u64,
+    /// Requests waiting for a free slot (the client's cap on requests in flight).
+    pub slot_wait_ms: u64,
     /// Requests waiting for OpenAI's answers.
     pub upstream_ms: u64,
     /// The store writing what was fetched.
     pub writing_ms: u64,
     /// What held the sync back most: `store` when the writer was busy for most of the wall
-    /// time, else `rate_budget` when requests waited longer for the budget than for OpenAI,
-    /// else `openai`.
+    /// time, else the longest of the requests' waits: `rate_budget` (OpenAI's limits, as
+    /// learned), `concurrency` (our cap on requests in flight) or `openai` (its answers).
     pub limited_by: String,
 }
 
@@ -351,20 +352,24 @@ impl SyncTime {
     pub fn new(
         wall: Duration,
         budget_wait: Duration,
+        slot_wait: Duration,
         upstream: Duration,
         writing: Duration,
     ) -> Self {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         let limited_by = if writing.as_secs_f64() >= 0.8 * wall.as_secs_f64() {
             "store"
-        } else if budget_wait > upstream {
+        } else if budget_wait >= slot_wait && budget_wait > upstream {
             "rate_budget"
+        } else if slot_wait > upstream {
+            "concurrency"
         } else {
             "openai"
         };
         SyncTime {
             wall_ms: ms(wall),
             budget_wait_ms: ms(budget_wait),
+            slot_wait_ms: ms(slot_wait),
             upstream_ms: ms(upstream),
             writing_ms: ms(writing),
             limited_by: limited_by.to_owned(),

@@ -5,16 +5,22 @@
 //! template (`GET /organization/projects/{}/users`) or per concrete path. So the budget:
 //! - starts optimistic: nothing learned, nothing paced (the client's concurrency cap holds);
 //! - on a 429 pauses the scope (for `Retry-After`, else a pause that doubles while 429s go on)
-//!   and learns a rate from what the server let through before it: the successes since the
-//!   last pause over the time they took plus the pause (for a window of N requests this is N
-//!   over the window's length); refused again while paced, a tenth slower;
+//!   and learns a window from what the server let through before it: the N successes since
+//!   the scope's last pause, per the time they took plus the pause (for a server window of N
+//!   requests per W seconds that is N per W, a little longer when `Retry-After` is rounded up
+//!   to whole seconds); refused again inside a learned window, a tenth fewer requests;
 //! - tells template limits from path limits by where the 429 lands: on a path that took most
 //!   of its template's recent requests it is learned for that path only (the other paths of
 //!   the template stay free), on a path barely used yet it can only be the template's limit;
-//! - paces a learned scope with a GCRA (one request every 1/rate, no burst, so no window of
-//!   the limit's length sees more than the limit), gives background work (syncs) only
-//!   `background_share` of it and lets interactive work (grants, tests) go first, and probes
-//!   upward slowly while the pace is what holds requests back, in case a limit was raised;
+//! - spends a learned window as a window: N requests, then nothing until W after the first of
+//!   them. A server that counts fixed windows starts its next one on the same request as we
+//!   do (its window ended no later than ours), so it never sees more than N in one; a token
+//!   bucket of N per W is full again after W. Bursting a window, rather than spacing requests
+//!   1/rate apart, is what a 60-a-minute limit needs: 60 at once and then a minute, not one a
+//!   second for two minutes;
+//! - gives background work (syncs) only `background_share` of a window and lets interactive
+//!   work (grants, tests) take the rest, and probes upward slowly (one more request a window
+//!   after a while without 429s), in case a limit was raised;
 //! - hands out what it learned ([`LearnedLimit`]) so the caller can keep it between runs and
 //!   replicas, and takes it back ([`RateBudget::seed`]).
 //!
@@ -144,18 +150,25 @@ fn path_key(method: &Method, path: &[&str]) -> String {
     key
 }
 
-/// A rate the budget learned for one scope: what to keep between runs and replicas.
+/// A window the budget learned for one scope: what to keep between runs and replicas.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LearnedLimit {
     /// `GET /organization/projects/{}/users` (a template) or, with `per_path`, a concrete path.
     pub scope: String,
     pub per_path: bool,
-    /// Requests a second the server let through.
-    pub per_second: f64,
+    /// Requests the server let through per `window`.
+    pub requests: u32,
+    pub window: Duration,
     /// 429s this scope drew (in this process).
     pub throttled: u64,
     /// When it was learned, in Unix milliseconds (the newer of two wins on a merge).
     pub learned_at_ms: i64,
+}
+
+impl LearnedLimit {
+    pub fn per_second(&self) -> f64 {
+        f64::from(self.requests) / self.window.as_secs_f64().max(1e-3)
+    }
 }
 
 /// What a caller got from `acquire`: which scopes it was counted in, and their generation
@@ -168,14 +181,22 @@ pub(crate) struct Ticket {
     path_generation: Option<u64>,
 }
 
+/// A learned window: at most `requests` per `length`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Window {
+    requests: u32,
+    length: Duration,
+}
+
 /// One scope's pace.
 #[derive(Debug)]
 struct Scope {
-    /// Learned requests a second; `None`: nothing learned, not paced.
-    rate: Option<f64>,
+    /// `None`: nothing learned, not paced.
+    limit: Option<Window>,
     learned_at_ms: i64,
-    /// GCRA's theoretical arrival time of the next request.
-    tat: Instant,
+    /// The current window of ours: when its first request went, and how many went since.
+    window_start: Option<Instant>,
+    window_used: u32,
     paused_until: Option<Instant>,
     /// The next pause after a 429 without `Retry-After` (doubles while they go on).
     pause: Duration,
@@ -183,7 +204,7 @@ struct Scope {
     /// The first request since the scope was last paused, and the successes since.
     run_started: Option<Instant>,
     run_ok: u32,
-    /// Whether the pace held a request back since the last probe, and when that was.
+    /// Whether the limit held a request back since the last change, and when that was.
     binding: bool,
     last_change: Instant,
     throttled: u64,
@@ -192,9 +213,10 @@ struct Scope {
 impl Scope {
     fn new(config: &RateBudgetConfig, now: Instant) -> Self {
         Scope {
-            rate: config.initial_per_second,
+            limit: None,
             learned_at_ms: 0,
-            tat: now,
+            window_start: None,
+            window_used: 0,
             paused_until: None,
             pause: config.default_pause,
             generation: 0,
@@ -206,14 +228,16 @@ impl Scope {
         }
     }
 
-    /// The time between two requests of `priority`, if paced.
-    fn interval(&self, priority: Priority, config: &RateBudgetConfig) -> Option<Duration> {
-        let rate = self.rate?;
-        let share = match priority {
-            Priority::Interactive => 1.0,
-            Priority::Background => config.background_share.clamp(0.05, 1.0),
-        };
-        Some(Duration::from_secs_f64(1.0 / (rate * share).max(1e-6)))
+    /// Requests of `priority` a window allows.
+    fn allowance(limit: Window, priority: Priority, config: &RateBudgetConfig) -> u32 {
+        match priority {
+            Priority::Interactive => limit.requests,
+            Priority::Background => {
+                let share = config.background_share.clamp(0.0, 1.0);
+                // Truncation is the point: the rest of the window is interactive work's.
+                ((f64::from(limit.requests) * share) as u32).max(1)
+            }
+        }
     }
 
     /// How long a request of `priority` must wait before it may go.
@@ -224,38 +248,44 @@ impl Scope {
             }
             self.paused_until = None;
         }
-        let Some(interval) = self.interval(priority, config) else {
+        let Some(limit) = self.limit else {
             return Duration::ZERO;
         };
-        // Interactive work may take the next slot ahead of time: it jumps the queue of
-        // background requests, which leave it room by pacing at their share.
-        let allowed = match priority {
-            Priority::Interactive => now + interval,
-            Priority::Background => now,
-        };
-        if self.tat <= allowed {
-            Duration::ZERO
-        } else {
-            self.binding = true;
-            self.tat - allowed
+        match self.window_start {
+            Some(start) if now < start + limit.length => {
+                if self.window_used < Self::allowance(limit, priority, config) {
+                    Duration::ZERO
+                } else {
+                    self.binding = true;
+                    start + limit.length - now
+                }
+            }
+            _ => Duration::ZERO,
         }
     }
 
-    fn take(&mut self, now: Instant, priority: Priority, config: &RateBudgetConfig) {
+    fn take(&mut self, now: Instant) {
         self.run_started.get_or_insert(now);
-        if let Some(interval) = self.interval(priority, config) {
-            self.tat = self.tat.max(now) + interval;
+        if let Some(limit) = self.limit {
+            match self.window_start {
+                Some(start) if now < start + limit.length => self.window_used += 1,
+                _ => {
+                    self.window_start = Some(now);
+                    self.window_used = 1;
+                }
+            }
         }
     }
 
     fn on_success(&mut self, now: Instant, config: &RateBudgetConfig) {
         self.run_ok = self.run_ok.saturating_add(1);
         self.pause = config.default_pause;
-        if let Some(rate) = self.rate
+        if let Some(limit) = &mut self.limit
             && self.binding
             && now.duration_since(self.last_change) >= config.probe_after
         {
-            self.rate = Some((rate * (1.0 + config.probe_step)).min(config.max_per_second));
+            let more = ((f64::from(limit.requests) * config.probe_step) as u32).max(1);
+            limit.requests = limit.requests.saturating_add(more);
             self.binding = false;
             self.last_change = now;
         }
@@ -283,30 +313,35 @@ impl Scope {
             (None, Some(prior)) => prior,
             (None, None) => (0, now),
         };
-        let window = (now.duration_since(since) + pause).as_secs_f64();
-        let learned = if let Some(rate) = self.rate
-            && ok > 0
-        {
-            // Paced and still refused: a tenth slower (what went through says only how fast
-            // we sent).
-            Some(rate * 0.9)
-        } else if ok > 0 && window > 0.0 {
-            Some(f64::from(ok) / window)
-        } else {
+        let length = (now.duration_since(since) + pause).min(config.max_window);
+        self.limit = Some(match self.limit {
+            // Refused inside a learned window: a tenth fewer (at least one), and with one a
+            // window left, longer windows.
+            Some(limit) if limit.requests > 1 => Window {
+                requests: limit.requests - (limit.requests / 10).max(1),
+                length: limit.length,
+            },
+            Some(limit) => Window {
+                requests: 1,
+                length: (limit.length * 2).min(config.max_window),
+            },
+            None if ok > 0 => Window {
+                requests: ok,
+                length: length.max(Duration::from_millis(1)),
+            },
             // Nothing went through since the last pause: the pause was too short, and the
             // requests waiting must not all go at once when it ends.
-            Some(
-                self.rate
-                    .map_or(1.0 / pause.as_secs_f64().max(1e-3), |rate| rate * 0.5),
-            )
-        };
-        if let Some(rate) = learned {
-            self.rate = Some(rate.clamp(config.min_per_second, config.max_per_second));
-            self.learned_at_ms = unix_ms();
-        }
+            None => Window {
+                requests: 1,
+                length: pause.max(Duration::from_millis(1)),
+            },
+        });
+        self.learned_at_ms = unix_ms();
         let until = now + pause;
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
-        self.tat = self.tat.max(until);
+        // The next window starts with the first request after the pause.
+        self.window_start = None;
+        self.window_used = 0;
         self.run_started = None;
         self.run_ok = 0;
         self.binding = false;
@@ -409,14 +444,14 @@ impl RateBudget {
                     Some(p) => {
                         wait = wait.max(p.wait(now, priority, config));
                         if wait.is_zero() {
-                            p.take(now, priority, config);
+                            p.take(now);
                         }
                         Some(p.generation)
                     }
                     None => None,
                 };
                 if wait.is_zero() {
-                    scope.take(now, priority, config);
+                    scope.take(now);
                     recent.record(now, &concrete);
                     return Ticket {
                         template_generation: scope.generation,
@@ -460,11 +495,9 @@ impl RateBudget {
         let path_limited = recent.path_limited(&ticket.path);
         let known_path = paths.contains_key(&ticket.path);
         if path_limited.is_some() || known_path {
-            let scope = paths.entry(ticket.path.clone()).or_insert_with(|| {
-                let mut scope = Scope::new(config, now);
-                scope.rate = None;
-                scope
-            });
+            let scope = paths
+                .entry(ticket.path.clone())
+                .or_insert_with(|| Scope::new(config, now));
             scope.throttled += 1;
             if ticket.path_generation.is_none_or(|g| g == scope.generation) {
                 scope.on_throttled(now, retry_after, config, path_limited);
@@ -495,20 +528,21 @@ impl RateBudget {
             .sum()
     }
 
-    /// Every rate learned so far, templates first.
+    /// Every window learned so far, templates first.
     pub(crate) fn learned(&self) -> Vec<LearnedLimit> {
         let state = self.state();
         let mut out: Vec<LearnedLimit> = Vec::new();
         let templates = state.templates.iter().map(|(k, (s, _))| (k, s, false));
         let paths = state.paths.iter().map(|(k, s)| (k, s, true));
         for (scope, s, per_path) in templates.chain(paths) {
-            if let Some(per_second) = s.rate
+            if let Some(limit) = s.limit
                 && s.learned_at_ms > 0
             {
                 out.push(LearnedLimit {
                     scope: scope.clone(),
                     per_path,
-                    per_second,
+                    requests: limit.requests,
+                    window: limit.length,
                     throttled: s.throttled,
                     learned_at_ms: s.learned_at_ms,
                 });
@@ -518,7 +552,7 @@ impl RateBudget {
         out
     }
 
-    /// Takes rates learned elsewhere (the store: an earlier run, another replica); a rate
+    /// Takes windows learned elsewhere (the store: an earlier run, another replica); one
     /// learned here more recently is kept.
     pub(crate) fn seed(&self, limits: &[LearnedLimit]) {
         if !self.config.learn {
@@ -528,7 +562,7 @@ impl RateBudget {
         let config = &self.config;
         let mut state = self.state();
         for limit in limits {
-            if !(limit.per_second.is_finite() && limit.per_second > 0.0) {
+            if limit.requests == 0 || limit.window.is_zero() {
                 continue;
             }
             let scope = if limit.per_path {
@@ -544,11 +578,10 @@ impl RateBudget {
                     .0
             };
             if scope.learned_at_ms < limit.learned_at_ms {
-                scope.rate = Some(
-                    limit
-                        .per_second
-                        .clamp(config.min_per_second, config.max_per_second),
-                );
+                scope.limit = Some(Window {
+                    requests: limit.requests,
+                    length: limit.window.min(config.max_window),
+                });
                 scope.learned_at_ms = limit.learned_at_ms;
             }
         }

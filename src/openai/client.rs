@@ -59,6 +59,7 @@ pub struct Meter {
     requests: AtomicU64,
     throttled: AtomicU64,
     budget_wait_us: AtomicU64,
+    slot_wait_us: AtomicU64,
     upstream_us: AtomicU64,
 }
 
@@ -69,8 +70,10 @@ pub struct MeterReading {
     pub requests: u64,
     /// 429 answers among them.
     pub throttled: u64,
-    /// Time requests waited for the rate budget and a free slot before being sent.
+    /// Time requests waited for the rate budget (pauses after 429s, a learned window).
     pub budget_wait: Duration,
+    /// Time requests waited for a free slot (the client's concurrency cap).
+    pub slot_wait: Duration,
     /// Time from sending a request to its whole answer (OpenAI's latency).
     pub upstream: Duration,
 }
@@ -81,6 +84,7 @@ impl Meter {
             requests: self.requests.load(Ordering::Relaxed),
             throttled: self.throttled.load(Ordering::Relaxed),
             budget_wait: Duration::from_micros(self.budget_wait_us.load(Ordering::Relaxed)),
+            slot_wait: Duration::from_micros(self.slot_wait_us.load(Ordering::Relaxed)),
             upstream: Duration::from_micros(self.upstream_us.load(Ordering::Relaxed)),
         }
     }

@@ -93,22 +93,19 @@ impl Default for RetryPolicy {
 }
 
 /// The rate budget of each connection (see `budget`): nothing paced until OpenAI answers 429,
-/// then the rate it let through, per endpoint template or concrete path.
+/// then the window it let through, per endpoint template or concrete path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateBudgetConfig {
-    /// Pace before anything is learned; `None`: none (the concurrency cap only).
-    pub initial_per_second: Option<f64>,
-    /// Bounds of a learned rate.
-    pub max_per_second: f64,
-    pub min_per_second: f64,
-    /// Share of a learned rate background work (syncs) may use: the rest is interactive
+    /// Share of a learned window background work (syncs) may use: the rest is interactive
     /// work's (grants, revokes, tests), which also goes first.
     pub background_share: f64,
     /// Pause after a 429 without `Retry-After`; doubles while the 429s go on, up to `max_pause`.
     pub default_pause: Duration,
     pub max_pause: Duration,
-    /// While the pace holds requests back and no 429 came for this long, the rate grows by
-    /// `probe_step` (a share), in case OpenAI raised the limit.
+    /// Longest window learned.
+    pub max_window: Duration,
+    /// While a learned window is what holds requests back and no 429 came for this long, it
+    /// grows by `probe_step` (a share, at least one request), in case OpenAI raised the limit.
     pub probe_after: Duration,
     pub probe_step: f64,
     /// Learn from 429s at all (off: never paced nor paused, 429s only counted; for tests and
@@ -119,13 +116,11 @@ pub struct RateBudgetConfig {
 impl Default for RateBudgetConfig {
     fn default() -> Self {
         RateBudgetConfig {
-            initial_per_second: None,
-            max_per_second: 1_000.0,
-            min_per_second: 1.0 / 600.0,
             background_share: 0.95,
             default_pause: Duration::from_secs(1),
             max_pause: Duration::from_secs(60),
-            probe_after: Duration::from_secs(5),
+            max_window: Duration::from_secs(600),
+            probe_after: Duration::from_secs(60),
             probe_step: 0.05,
             learn: true,
         }

@@ -150,7 +150,8 @@ fn limit(r: LearnedRate) -> LearnedLimit {
     LearnedLimit {
         scope: r.scope,
         per_path: r.per_path,
-        per_second: r.per_second,
+        requests: r.requests,
+        window: std::time::Duration::from_millis(u64::try_from(r.window_ms).unwrap_or(0)),
         throttled: 0,
         learned_at_ms: r.learned_at_ms,
     }
@@ -160,7 +161,8 @@ fn rate(l: LearnedLimit) -> LearnedRate {
     LearnedRate {
         scope: l.scope,
         per_path: l.per_path,
-        per_second: l.per_second,
+        requests: l.requests,
+        window_ms: i64::try_from(l.window.as_millis()).unwrap_or(i64::MAX),
         learned_at_ms: l.learned_at_ms,
     }
 }

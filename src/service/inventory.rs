@@ -289,6 +289,7 @@ impl InventoryService {
         stats.time = Some(SyncTime::new(
             started.elapsed(),
             spent.budget_wait,
+            spent.slot_wait,
             spent.upstream,
             Duration::from_micros(writing.load(Ordering::Relaxed)),
         ));

@@ -97,14 +97,16 @@ const PIN_ORGANIZATION: &str = "UPDATE connections SET organization_id = $2, \
 const SAVE_TEST_REPORT: &str =
     "UPDATE connections SET last_test_report = $2 WHERE connection_id = $1";
 
-const LEARNED_RATES: &str = "SELECT scope, per_path, per_second, learned_at_ms FROM learned_rates \
-     WHERE connection_id = $1";
+const LEARNED_RATES: &str = "SELECT scope, per_path, requests, window_ms, learned_at_ms \
+     FROM learned_rates WHERE connection_id = $1";
 
 /// A learned rate, unless the one stored for its scope is as new or newer.
 const SAVE_LEARNED_RATE: &str = "INSERT INTO learned_rates \
-     (connection_id, scope, per_path, per_second, learned_at_ms) VALUES ($1, $2, $3, $4, $5) \
+     (connection_id, scope, per_path, requests, window_ms, learned_at_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
      ON CONFLICT (connection_id, scope, per_path) DO UPDATE SET \
-       per_second = excluded.per_second, learned_at_ms = excluded.learned_at_ms \
+       requests = excluded.requests, window_ms = excluded.window_ms, \
+       learned_at_ms = excluded.learned_at_ms \
      WHERE excluded.learned_at_ms > learned_rates.learned_at_ms";
 
 /// Sealed keys not sealed under version `$1` with binding `$2`.
@@ -344,18 +346,21 @@ impl ConnectionStore for This {
     }
 
     async fn learned_rates(&self, id: ConnectionId) -> Result<Vec<LearnedRate>, StoreError> {
-        let rows: Vec<(String, bool, f64, i64)> = sqlx::query_as(LEARNED_RATES)
+        let rows: Vec<(String, bool, i64, i64, i64)> = sqlx::query_as(LEARNED_RATES)
             .bind(id.to_string())
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(scope, per_path, per_second, learned_at_ms)| LearnedRate {
-                scope,
-                per_path,
-                per_second,
-                learned_at_ms,
-            })
+            .map(
+                |(scope, per_path, requests, window_ms, learned_at_ms)| LearnedRate {
+                    scope,
+                    per_path,
+                    requests: u32::try_from(requests).unwrap_or(u32::MAX),
+                    window_ms,
+                    learned_at_ms,
+                },
+            )
             .collect())
     }
 
@@ -373,7 +378,8 @@ impl ConnectionStore for This {
                 .bind(id.to_string())
                 .bind(&rate.scope)
                 .bind(rate.per_path)
-                .bind(rate.per_second)
+                .bind(i64::from(rate.requests))
+                .bind(rate.window_ms)
                 .bind(rate.learned_at_ms)
                 .execute(&mut *tx)
                 .await;

@@ -122,11 +122,14 @@ async fn a_storm_of_429s_slows_the_client_down_and_it_finishes() {
     let succeeded = counters.status(200);
     assert_eq!(succeeded, 3 * 12 + 30);
     assert_eq!(counters.total, succeeded + throttled);
-    // It was throttled, learnt from it, and the 429s stayed few: a client that ignored them
-    // would have drawn one for nearly every request beyond the first window.
+    // It was throttled, learnt from it, and the 429s stayed few: at most what was in flight
+    // on each of the two endpoints when it first met the limit (the budget starts
+    // optimistic), where a client that ignored them would have drawn one for nearly every
+    // request beyond the first window.
+    let in_flight = test_client_config().max_concurrency as u64;
     assert!(throttled >= 1, "the storm never hit: {counters:?}");
     assert!(
-        throttled <= 10,
+        throttled <= 2 * in_flight,
         "{throttled} 429s for {succeeded} requests: {counters:?}"
     );
     eprintln!("429 storm: {succeeded} answered, {throttled} refused in {elapsed:?}");
@@ -136,7 +139,10 @@ async fn a_storm_of_429s_slows_the_client_down_and_it_finishes() {
     let learned = client.learned_limits();
     eprintln!("learned after the storm: {learned:?}");
     for l in &learned {
-        assert!(l.per_second > 5.0 && l.per_second <= 21.0, "{l:?}");
+        assert!(
+            l.requests <= 20 && l.window >= Duration::from_millis(900),
+            "{l:?}"
+        );
     }
     assert!(
         learned
@@ -204,10 +210,13 @@ async fn a_429_is_a_typed_error_once_retries_are_spent_or_retry_after_is_too_lon
     let patient = openai_client(
         &sandbox,
         KeyProfile::All,
-        config_with(RetryPolicy {
-            max_retry_after: max_wait,
-            ..quick_retries(5)
-        }),
+        ClientConfig {
+            rate: RateBudgetConfig::default(),
+            ..config_with(RetryPolicy {
+                max_retry_after: max_wait,
+                ..quick_retries(5)
+            })
+        },
     );
     let started = Instant::now();
     let err = patient
@@ -217,13 +226,20 @@ async fn a_429_is_a_typed_error_once_retries_are_spent_or_retry_after_is_too_lon
     assert!(matches!(err.kind, ErrorKind::RateLimited { .. }), "{err}");
     assert_eq!(err.attempts, 1);
     assert!(started.elapsed() < max_wait, "{:?}", started.elapsed());
-    // The next call of the family waits out the pause, but no longer than the policy's
-    // longest wait, not the minute Retry-After asked for.
+    // Another endpoint is not held back by this one's limit.
     let started = Instant::now();
     let user = within(10, patient.get_user(&some_user(&sandbox)))
         .await
-        .expect("another endpoint of the family is not limited");
+        .expect("another endpoint is not limited");
     assert_eq!(user.data.object, "organization.user");
+    assert!(started.elapsed() < max_wait / 2, "{:?}", started.elapsed());
+    // The same endpoint's next call waits out the pause, but no longer than the policy's
+    // longest wait, not the minute Retry-After asked for; still refused, it says so at once.
+    let started = Instant::now();
+    let err = within(10, patient.list_users(&ListUsersParams::default()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err.kind, ErrorKind::RateLimited { .. }), "{err}");
     let waited = started.elapsed();
     assert!(waited >= max_wait - Duration::from_millis(50), "{waited:?}");
     assert!(waited < Duration::from_secs(3), "{waited:?}");

@@ -73,6 +73,19 @@ async fn nothing_is_paced_until_a_429() {
     assert!(budget.learned().is_empty());
 }
 
+fn seeded(scope: &str, per_path: bool, requests: u32, window_ms: u64) -> LearnedLimit {
+    LearnedLimit {
+        scope: scope.into(),
+        per_path,
+        requests,
+        window: Duration::from_millis(window_ms),
+        throttled: 0,
+        learned_at_ms: 1,
+    }
+}
+
+const MEMBERS: &str = "GET /organization/projects/{}/users";
+
 #[tokio::test]
 async fn a_429_on_fresh_paths_teaches_the_template_its_window() {
     let budget = RateBudget::new(config());
@@ -94,33 +107,37 @@ async fn a_429_on_fresh_paths_teaches_the_template_its_window() {
     let learned = budget.learned();
     assert_eq!(learned.len(), 1, "{learned:?}");
     let l = &learned[0];
-    assert_eq!(l.scope, "GET /organization/projects/{}/users");
+    assert_eq!(l.scope, MEMBERS);
     assert!(!l.per_path);
     assert_eq!(l.throttled, 2);
-    // 20 in about 0.2 s: about 100 a second, learned once for the burst.
-    assert!(l.per_second > 80.0 && l.per_second <= 100.5, "{l:?}");
-    // Paused for Retry-After, then paced.
-    let start = Instant::now();
-    let t = budget
-        .acquire(&GET, &path("proj_22"), Priority::Background)
-        .await;
+    // 20 per the time they took plus the pause: learned once for the burst.
+    assert_eq!(l.requests, 20, "{l:?}");
     assert!(
-        start.elapsed() >= Duration::from_millis(190),
-        "{:?}",
-        start.elapsed()
+        l.window >= Duration::from_millis(200) && l.window < Duration::from_millis(260),
+        "{l:?}"
     );
-    budget.on_success(&t);
+    // Paused for Retry-After; then a window: 19 background requests at once (95% of 20),
+    // the 20th waits for the next window.
     let start = Instant::now();
-    for i in 0..9 {
+    for i in 0..19 {
         let p = format!("again_{i}");
-        budget.acquire(&GET, &path(&p), Priority::Background).await;
+        let t = budget.acquire(&GET, &path(&p), Priority::Background).await;
+        budget.on_success(&t);
     }
-    // Nine more at 95% of ~100/s: at least 80 ms.
-    assert!(
-        start.elapsed() >= Duration::from_millis(75),
-        "{:?}",
-        start.elapsed()
-    );
+    let paused = start.elapsed();
+    assert!(paused >= Duration::from_millis(190), "{paused:?}");
+    assert!(paused < Duration::from_millis(300), "{paused:?}");
+    // Interactive work still has the window's last request.
+    let t = Instant::now();
+    budget
+        .acquire(&GET, &path("grant"), Priority::Interactive)
+        .await;
+    assert!(t.elapsed() < Duration::from_millis(20), "{:?}", t.elapsed());
+    budget
+        .acquire(&GET, &path("again_19"), Priority::Background)
+        .await;
+    let next = start.elapsed() - paused;
+    assert!(next >= Duration::from_millis(150), "{next:?}");
 }
 
 #[tokio::test]
@@ -137,6 +154,7 @@ async fn a_429_on_a_busy_path_is_that_paths_limit() {
     assert_eq!(learned.len(), 1, "{learned:?}");
     assert!(learned[0].per_path);
     assert_eq!(learned[0].scope, "GET /organization/users");
+    assert_eq!(learned[0].requests, 10);
     // The template of many paths is not slowed by one of them: other projects go at once.
     for _ in 0..5 {
         let t = budget
@@ -170,50 +188,37 @@ async fn a_429_on_a_busy_path_is_that_paths_limit() {
 }
 
 #[tokio::test]
-async fn interactive_work_goes_before_a_paced_background() {
+async fn interactive_work_goes_before_a_full_background_window() {
     let budget = RateBudget::new(config());
-    budget.seed(&[LearnedLimit {
-        scope: "GET /organization/projects/{}/users".into(),
-        per_path: false,
-        per_second: 10.0,
-        throttled: 0,
-        learned_at_ms: 1,
-    }]);
-    // Background at 95% of 10/s: the second waits about 105 ms.
-    budget
-        .acquire(&GET, &path("p1"), Priority::Background)
-        .await;
+    budget.seed(&[seeded(MEMBERS, false, 10, 300)]);
+    // Background may take 9 of the 10; the 10th waits for the next window.
+    for i in 0..9 {
+        let p = format!("p{i}");
+        budget.acquire(&GET, &path(&p), Priority::Background).await;
+    }
     let start = Instant::now();
     budget
-        .acquire(&GET, &path("p2"), Priority::Background)
+        .acquire(&GET, &path("grant"), Priority::Interactive)
         .await;
     assert!(
-        start.elapsed() >= Duration::from_millis(90),
+        start.elapsed() < Duration::from_millis(20),
         "{:?}",
         start.elapsed()
     );
-    // An interactive request right behind it does not wait for the background's next slot.
-    let start = Instant::now();
     budget
-        .acquire(&GET, &path("p3"), Priority::Interactive)
+        .acquire(&GET, &path("p9"), Priority::Background)
         .await;
     assert!(
-        start.elapsed() < Duration::from_millis(30),
+        start.elapsed() >= Duration::from_millis(250),
         "{:?}",
         start.elapsed()
     );
 }
 
 #[tokio::test]
-async fn without_retry_after_the_pause_doubles_and_the_rate_halves() {
+async fn without_retry_after_the_pause_doubles_and_the_window_shrinks() {
     let budget = RateBudget::new(config());
-    budget.seed(&[LearnedLimit {
-        scope: "GET /organization/projects/{}/users".into(),
-        per_path: false,
-        per_second: 100.0,
-        throttled: 0,
-        learned_at_ms: 1,
-    }]);
+    budget.seed(&[seeded(MEMBERS, false, 20, 1000)]);
     let t = budget
         .acquire(&GET, &path("p1"), Priority::Interactive)
         .await;
@@ -231,36 +236,28 @@ async fn without_retry_after_the_pause_doubles_and_the_rate_halves() {
     let second = start.elapsed();
     assert!(first >= Duration::from_millis(45), "{first:?}");
     assert!(second >= Duration::from_millis(95), "{second:?}");
-    let rate = budget.learned()[0].per_second;
-    assert!(rate <= 25.0 + 1e-9, "{rate}");
+    // A tenth fewer each time: 20, 18, 17.
+    assert_eq!(budget.learned()[0].requests, 17);
 }
 
 #[test]
-fn a_newer_learned_rate_wins_over_a_seeded_one() {
+fn a_newer_learned_window_wins_over_a_seeded_one() {
     let budget = RateBudget::new(config());
-    let limit = |per_second, learned_at_ms| LearnedLimit {
-        scope: "GET /organization/users".into(),
-        per_path: true,
-        per_second,
-        throttled: 0,
+    let limit = |requests, learned_at_ms| LearnedLimit {
         learned_at_ms,
+        ..seeded("GET /organization/users", true, requests, 1000)
     };
-    budget.seed(&[limit(5.0, 100)]);
-    budget.seed(&[limit(7.0, 50)]);
-    assert_eq!(budget.learned()[0].per_second, 5.0);
-    budget.seed(&[limit(9.0, 200)]);
-    assert_eq!(budget.learned()[0].per_second, 9.0);
+    budget.seed(&[limit(5, 100)]);
+    budget.seed(&[limit(7, 50)]);
+    assert_eq!(budget.learned()[0].requests, 5);
+    budget.seed(&[limit(9, 200)]);
+    assert_eq!(budget.learned()[0].requests, 9);
+    assert_eq!(budget.learned()[0].per_second(), 9.0);
 }
 
 #[test]
 fn unlimited_learns_nothing() {
     let budget = RateBudget::new(RateBudgetConfig::unlimited());
-    budget.seed(&[LearnedLimit {
-        scope: "GET /organization/users".into(),
-        per_path: false,
-        per_second: 1.0,
-        throttled: 0,
-        learned_at_ms: 1,
-    }]);
+    budget.seed(&[seeded("GET /organization/users", false, 1, 1000)]);
     assert!(budget.learned().is_empty());
 }

@@ -103,6 +103,7 @@ impl Client {
                 .budget
                 .acquire(&call.method, call.path, self.priority)
                 .await;
+            let budgeted = Instant::now();
             let attempt = {
                 // The semaphores are never closed, so acquiring cannot fail; if it ever did,
                 // going on without a permit is better than failing the call.
@@ -116,7 +117,8 @@ impl Client {
                 let attempt = self.attempt(&call, &url).await;
                 if let Some(m) = meter {
                     m.requests.fetch_add(1, Ordering::Relaxed);
-                    Meter::add(&m.budget_wait_us, sent - queued);
+                    Meter::add(&m.budget_wait_us, budgeted - queued);
+                    Meter::add(&m.slot_wait_us, sent - budgeted);
                     Meter::add(&m.upstream_us, sent.elapsed());
                 }
                 attempt

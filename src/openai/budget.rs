@@ -188,6 +188,15 @@ struct Window {
     length: Duration,
 }
 
+impl Window {
+    /// How long we keep a window open: its length and a margin, so that the first request of
+    /// our next window cannot reach the server before its window has ended (two requests
+    /// sent in order can arrive a few milliseconds apart in the other order).
+    fn span(self) -> Duration {
+        self.length + (self.length / 50).max(Duration::from_millis(10))
+    }
+}
+
 /// One scope's pace.
 #[derive(Debug)]
 struct Scope {
@@ -204,6 +213,10 @@ struct Scope {
     /// The first request since the scope was last paused, and the successes since.
     run_started: Option<Instant>,
     run_ok: u32,
+    /// The window length certain to be long enough, while `limit` holds a shorter guess.
+    fallback: Option<Duration>,
+    /// The generation whose window the first 429 taught: its late answers still count.
+    learned_from: Option<u64>,
     /// Whether the limit held a request back since the last change, and when that was.
     binding: bool,
     last_change: Instant,
@@ -222,6 +235,8 @@ impl Scope {
             generation: 0,
             run_started: None,
             run_ok: 0,
+            fallback: None,
+            learned_from: None,
             binding: false,
             last_change: now,
             throttled: 0,
@@ -252,12 +267,12 @@ impl Scope {
             return Duration::ZERO;
         };
         match self.window_start {
-            Some(start) if now < start + limit.length => {
+            Some(start) if now < start + limit.span() => {
                 if self.window_used < Self::allowance(limit, priority, config) {
                     Duration::ZERO
                 } else {
                     self.binding = true;
-                    start + limit.length - now
+                    start + limit.span() - now
                 }
             }
             _ => Duration::ZERO,
@@ -268,7 +283,7 @@ impl Scope {
         self.run_started.get_or_insert(now);
         if let Some(limit) = self.limit {
             match self.window_start {
-                Some(start) if now < start + limit.length => self.window_used += 1,
+                Some(start) if now < start + limit.span() => self.window_used += 1,
                 _ => {
                     self.window_start = Some(now);
                     self.window_used = 1;
@@ -277,7 +292,15 @@ impl Scope {
         }
     }
 
-    fn on_success(&mut self, now: Instant, config: &RateBudgetConfig) {
+    fn on_success(&mut self, now: Instant, config: &RateBudgetConfig, generation: Option<u64>) {
+        // An answer to a request sent in the window the first 429 taught us: it went through
+        // in that window too, so the window holds one more than was counted then.
+        if generation.is_some() && generation == self.learned_from {
+            if let Some(limit) = &mut self.limit {
+                limit.requests = limit.requests.saturating_add(1);
+            }
+            return;
+        }
         self.run_ok = self.run_ok.saturating_add(1);
         self.pause = config.default_pause;
         if let Some(limit) = &mut self.limit
@@ -299,6 +322,7 @@ impl Scope {
         config: &RateBudgetConfig,
         prior: Option<(u32, Instant)>,
     ) {
+        self.learned_from = self.limit.is_none().then_some(self.generation);
         self.generation += 1;
         let pause = match retry_after {
             Some(wait) => wait,
@@ -313,8 +337,14 @@ impl Scope {
             (None, Some(prior)) => prior,
             (None, None) => (0, now),
         };
-        let length = (now.duration_since(since) + pause).min(config.max_window);
+        let since = now.duration_since(since);
+        let length = (since + pause).min(config.max_window);
         self.limit = Some(match self.limit {
+            // Refused inside a window learned from a guess: the guess was wrong.
+            Some(limit) if self.fallback.is_some() => Window {
+                requests: limit.requests,
+                length: self.fallback.take().unwrap_or(limit.length),
+            },
             // Refused inside a learned window: a tenth fewer (at least one), and with one a
             // window left, longer windows.
             Some(limit) if limit.requests > 1 => Window {
@@ -325,10 +355,28 @@ impl Scope {
                 requests: 1,
                 length: (limit.length * 2).min(config.max_window),
             },
-            None if ok > 0 => Window {
-                requests: ok,
-                length: length.max(Duration::from_millis(1)),
-            },
+            None if ok > 0 => {
+                // `Retry-After` in whole seconds is rounded up: the window ends somewhere in
+                // the last second of it, so it is `since + pause` long at most. Limits are
+                // per second or per minute, so guess the window is the whole seconds of
+                // `Retry-After` (a fixed window that started with our first request and
+                // ends when the pause does); if that guess draws a 429, fall back.
+                let whole =
+                    retry_after.filter(|w| w.subsec_nanos() == 0 && *w >= Duration::from_secs(1));
+                match whole {
+                    Some(w) if since < w && w < length => {
+                        self.fallback = Some(length);
+                        Window {
+                            requests: ok,
+                            length: w,
+                        }
+                    }
+                    _ => Window {
+                        requests: ok,
+                        length: length.max(Duration::from_millis(1)),
+                    },
+                }
+            }
             // Nothing went through since the last pause: the pause was too short, and the
             // requests waiting must not all go at once when it ends.
             None => Window {
@@ -421,13 +469,26 @@ impl RateBudget {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits until a request to `path` may go, and counts it.
+    /// Waits until a request to `path` may go, and counts it (the client waits for a slot in
+    /// between: `ready`, then `try_acquire`).
+    #[cfg(test)]
     pub(crate) async fn acquire(
         &self,
         method: &Method,
         path: &[&str],
         priority: Priority,
     ) -> Ticket {
+        loop {
+            match self.try_acquire(method, path, priority) {
+                Ok(ticket) => return ticket,
+                // Re-checked after the wait: the window may have changed meanwhile.
+                Err(wait) => tokio::time::sleep(wait.max(Duration::from_millis(1))).await,
+            }
+        }
+    }
+
+    /// Waits until a request to `path` could go, without counting it (see `try_acquire`).
+    pub(crate) async fn ready(&self, method: &Method, path: &[&str], priority: Priority) {
         let template = template_key(method, path);
         let concrete = path_key(method, path);
         let config = &self.config;
@@ -436,35 +497,62 @@ impl RateBudget {
                 let now = Instant::now();
                 let mut state = self.state();
                 let State { templates, paths } = &mut *state;
-                let (scope, recent) = templates
+                let (scope, _) = templates
                     .entry(template.clone())
                     .or_insert_with(|| (Scope::new(config, now), Recent::default()));
-                let mut wait = scope.wait(now, priority, config);
-                let path_generation = match paths.get_mut(&concrete) {
-                    Some(p) => {
-                        wait = wait.max(p.wait(now, priority, config));
-                        if wait.is_zero() {
-                            p.take(now);
-                        }
-                        Some(p.generation)
-                    }
-                    None => None,
-                };
-                if wait.is_zero() {
-                    scope.take(now);
-                    recent.record(now, &concrete);
-                    return Ticket {
-                        template_generation: scope.generation,
-                        template,
-                        path: concrete,
-                        path_generation,
-                    };
+                let wait = scope.wait(now, priority, config);
+                match paths.get_mut(&concrete) {
+                    Some(p) => wait.max(p.wait(now, priority, config)),
+                    None => wait,
                 }
-                wait
             };
-            // Re-checked after the wait: the pace may have changed meanwhile.
+            if wait.is_zero() {
+                return;
+            }
             tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
         }
+    }
+
+    /// Counts a request to `path` if it may go now; else how long to wait. The client calls
+    /// it once it holds a slot, right before sending: a request counted in one window and
+    /// sent in the next (after waiting for a slot) would overfill the server's next window.
+    pub(crate) fn try_acquire(
+        &self,
+        method: &Method,
+        path: &[&str],
+        priority: Priority,
+    ) -> Result<Ticket, Duration> {
+        let template = template_key(method, path);
+        let concrete = path_key(method, path);
+        let config = &self.config;
+        let now = Instant::now();
+        let mut state = self.state();
+        let State { templates, paths } = &mut *state;
+        let (scope, recent) = templates
+            .entry(template.clone())
+            .or_insert_with(|| (Scope::new(config, now), Recent::default()));
+        let mut wait = scope.wait(now, priority, config);
+        let path_generation = match paths.get_mut(&concrete) {
+            Some(p) => {
+                wait = wait.max(p.wait(now, priority, config));
+                if wait.is_zero() {
+                    p.take(now);
+                }
+                Some(p.generation)
+            }
+            None => None,
+        };
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        scope.take(now);
+        recent.record(now, &concrete);
+        Ok(Ticket {
+            template_generation: scope.generation,
+            template,
+            path: concrete,
+            path_generation,
+        })
     }
 
     /// Records an answer that was not a 429.
@@ -472,10 +560,10 @@ impl RateBudget {
         let now = Instant::now();
         let mut state = self.state();
         if let Some((scope, _)) = state.templates.get_mut(&ticket.template) {
-            scope.on_success(now, &self.config);
+            scope.on_success(now, &self.config, Some(ticket.template_generation));
         }
         if let Some(scope) = state.paths.get_mut(&ticket.path) {
-            scope.on_success(now, &self.config);
+            scope.on_success(now, &self.config, ticket.path_generation);
         }
     }
 

@@ -98,20 +98,32 @@ impl Client {
         loop {
             attempts += 1;
             let queued = Instant::now();
-            let ticket = self
-                .inner
-                .budget
-                .acquire(&call.method, call.path, self.priority)
-                .await;
-            let budgeted = Instant::now();
-            let attempt = {
+            let mut budgeted;
+            // A slot first, then the budget counts the request right before it goes: counted
+            // earlier, a request that then waited for a slot could land in the server's next
+            // window on top of that window's own.
+            let (ticket, _background, _permit) = loop {
+                self.inner
+                    .budget
+                    .ready(&call.method, call.path, self.priority)
+                    .await;
+                budgeted = Instant::now();
                 // The semaphores are never closed, so acquiring cannot fail; if it ever did,
                 // going on without a permit is better than failing the call.
-                let _background = match self.priority {
+                let background = match self.priority {
                     Priority::Background => self.inner.background_permits.acquire().await.ok(),
                     Priority::Interactive => None,
                 };
-                let _permit = self.inner.permits.acquire().await.ok();
+                let permit = self.inner.permits.acquire().await.ok();
+                if let Ok(ticket) =
+                    self.inner
+                        .budget
+                        .try_acquire(&call.method, call.path, self.priority)
+                {
+                    break (ticket, background, permit);
+                }
+            };
+            let attempt = {
                 let sent = Instant::now();
                 self.inner.sent.fetch_add(1, Ordering::Relaxed);
                 let attempt = self.attempt(&call, &url).await;

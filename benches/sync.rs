@@ -339,52 +339,6 @@ impl Measured {
     }
 }
 
-/// Starts a sync (`full` forces a full one) and waits for it; the run and its wall time.
-async fn sync(service: &Service, connection: &str, full: bool) -> (Value, Duration) {
-    let started = Instant::now();
-    let run = start_sync(service, connection, full).await;
-    let run = finish(service, &run).await;
-    (run, started.elapsed())
-}
-
-async fn start_sync(service: &Service, connection: &str, full: bool) -> String {
-    let run: Value = service
-        .http
-        .post(format!(
-            "{}/v1/connections/{connection}/syncs?full={full}",
-            service.base
-        ))
-        .bearer_auth(&service.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    run["id"].as_str().expect("a sync run").to_owned()
-}
-
-async fn finish(service: &Service, run: &str) -> Value {
-    let url = format!("{}/v1/syncs/{run}", service.base);
-    loop {
-        let run: Value = service
-            .http
-            .get(&url)
-            .bearer_auth(&service.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if run["status"] != "running" {
-            assert_eq!(run["status"], "succeeded", "the sync failed: {run}");
-            return run;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 async fn measured_sync(
     model: &Model,
     sb: &sandbox::SandboxHandle,
@@ -393,7 +347,7 @@ async fn measured_sync(
     full: bool,
 ) -> (Measured, Value) {
     let before = sb.counters();
-    let (run, wall) = sync(service, connection, full).await;
+    let (run, wall) = service.sync_with(connection, full).await;
     let spent = delta(&sb.counters(), &before);
     let (bound, busiest) = model.bound(&spent);
     let m = Measured {
@@ -494,13 +448,13 @@ async fn run_model(model: &Model, backend: &str, database_url: &str) -> ModelRun
         for (p, u) in idle {
             idle_times.push(grant(service, &connection, p, u).await);
         }
-        let running = start_sync(service, &connection, true).await;
+        let running = service.start_sync(&connection, true).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut busy_times = Vec::new();
         for (p, u) in busy {
             busy_times.push(grant(service, &connection, p, u).await);
         }
-        finish(service, &running).await;
+        service.finish_sync(&running).await;
         let (idle, busy) = (median(idle_times), median(busy_times));
         let added = busy.as_secs_f64() - idle.as_secs_f64();
         lines.push(format!(
@@ -514,7 +468,7 @@ async fn run_model(model: &Model, backend: &str, database_url: &str) -> ModelRun
         ));
         let changed = change_one_percent(&sb).await;
         let before = sb.counters();
-        let (run, wall) = sync(service, &connection, false).await;
+        let (run, wall) = service.sync_with(&connection, false).await;
         let spent = delta(&sb.counters(), &before);
         assert_eq!(run["stats"]["mode"], "incremental", "{run}");
         lines.push(format!(
@@ -725,16 +679,16 @@ async fn main() {
     } else {
         OrgShape::large()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sb = sandbox::start(
-        SandboxConfig {
-            org: large.clone(),
-            ..SandboxConfig::default()
-        },
-        listener,
-    )
-    .await
-    .unwrap();
+    let sb = Model {
+        name: "large",
+        shape: large.clone(),
+        latency_ms: 0,
+        limit: None,
+        per_path: false,
+        extras: false,
+    }
+    .sandbox()
+    .await;
     let sqlite = format!("sqlite://{}/large.db", dir.path().display());
     let service = Service::start(&sqlite, &[sb.base_url().as_str()]).await;
     let id = service

@@ -208,10 +208,25 @@ impl Service {
 
     /// Runs one sync to its end; returns the finished run and its wall time.
     pub async fn sync(&self, connection: &str) -> (Value, Duration) {
+        self.sync_with(connection, false).await
+    }
+
+    /// [`Self::sync`], full even where an incremental one would do when `full`.
+    pub async fn sync_with(&self, connection: &str, full: bool) -> (Value, Duration) {
         let started = Instant::now();
+        let run = self.start_sync(connection, full).await;
+        let run = self.finish_sync(&run).await;
+        (run, started.elapsed())
+    }
+
+    /// Starts a sync (`full` forces a full one); its run id.
+    pub async fn start_sync(&self, connection: &str, full: bool) -> String {
         let run: Value = self
             .http
-            .post(format!("{}/v1/connections/{connection}/syncs", self.base))
+            .post(format!(
+                "{}/v1/connections/{connection}/syncs?full={full}",
+                self.base
+            ))
             .bearer_auth(&self.token)
             .send()
             .await
@@ -219,7 +234,12 @@ impl Service {
             .json()
             .await
             .unwrap();
-        let url = format!("{}/v1/syncs/{}", self.base, run["id"].as_str().unwrap());
+        run["id"].as_str().expect("a sync run").to_owned()
+    }
+
+    /// Waits for the run to finish; it must have succeeded.
+    pub async fn finish_sync(&self, run: &str) -> Value {
+        let url = format!("{}/v1/syncs/{run}", self.base);
         loop {
             let run: Value = self
                 .http
@@ -233,7 +253,7 @@ impl Service {
                 .unwrap();
             if run["status"] != "running" {
                 assert_eq!(run["status"], "succeeded", "the sync failed: {run}");
-                return (run, started.elapsed());
+                return run;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

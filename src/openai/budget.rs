@@ -7,8 +7,9 @@
 //! - on a 429 pauses the scope (for `Retry-After`, else a pause that doubles while 429s go on)
 //!   and learns a window from what the server let through before it: the N successes since
 //!   the scope's last pause, per the time they took plus the pause (for a server window of N
-//!   requests per W seconds that is N per W, a little longer when `Retry-After` is rounded up
-//!   to whole seconds); refused again inside a learned window, a tenth fewer requests;
+//!   requests per W seconds that is N per W; with `Retry-After` in whole seconds, rounded up,
+//!   the window is guessed to be those whole seconds, falling back to the longer length if
+//!   the guess draws a 429); refused again inside a learned window, a tenth fewer requests;
 //! - tells template limits from path limits by where the 429 lands: on a path that took most
 //!   of its template's recent requests it is learned for that path only (the other paths of
 //!   the template stay free), on a path barely used yet it can only be the template's limit;
@@ -18,9 +19,9 @@
 //!   bucket of N per W is full again after W. Bursting a window, rather than spacing requests
 //!   1/rate apart, is what a 60-a-minute limit needs: 60 at once and then a minute, not one a
 //!   second for two minutes;
-//! - gives background work (syncs) only `background_share` of a window and lets interactive
-//!   work (grants, tests) take the rest, and probes upward slowly (one more request a window
-//!   after a while without 429s), in case a limit was raised;
+//! - gives background work (syncs) only `background_share` of a window on endpoints that
+//!   interactive work (grants, tests) used in the last ten minutes, which may take the rest, and probes upward slowly (5% more a window after a
+//!   minute without 429s), in case a limit was raised;
 //! - hands out what it learned ([`LearnedLimit`]) so the caller can keep it between runs and
 //!   replicas, and takes it back ([`RateBudget::seed`]).
 //!
@@ -189,11 +190,11 @@ struct Window {
 }
 
 impl Window {
-    /// How long we keep a window open: its length and a margin, so that the first request of
+    /// How long we keep a window open: its length and a margin (1%, at least 5 ms), so that the first request of
     /// our next window cannot reach the server before its window has ended (two requests
     /// sent in order can arrive a few milliseconds apart in the other order).
     fn span(self) -> Duration {
-        self.length + (self.length / 50).max(Duration::from_millis(10))
+        self.length + (self.length / 100).max(Duration::from_millis(5))
     }
 }
 
@@ -217,6 +218,8 @@ struct Scope {
     fallback: Option<Duration>,
     /// The generation whose window the first 429 taught: its late answers still count.
     learned_from: Option<u64>,
+    /// The last interactive request (see `allowance`).
+    last_interactive: Option<Instant>,
     /// Whether the limit held a request back since the last change, and when that was.
     binding: bool,
     last_change: Instant,
@@ -237,26 +240,37 @@ impl Scope {
             run_ok: 0,
             fallback: None,
             learned_from: None,
+            last_interactive: None,
             binding: false,
             last_change: now,
             throttled: 0,
         }
     }
 
-    /// Requests of `priority` a window allows.
-    fn allowance(limit: Window, priority: Priority, config: &RateBudgetConfig) -> u32 {
+    /// Requests of `priority` a window allows. Background work leaves room for interactive
+    /// work only on the endpoints interactive work used lately: the lists a sync reads are
+    /// rarely what a grant calls.
+    fn allowance(&self, limit: Window, priority: Priority, config: &RateBudgetConfig) -> u32 {
+        let now = Instant::now();
+        let shared = self
+            .last_interactive
+            .is_some_and(|t| now.duration_since(t) < INTERACTIVE_RECENTLY);
         match priority {
-            Priority::Interactive => limit.requests,
-            Priority::Background => {
+            Priority::Background if shared => {
                 let share = config.background_share.clamp(0.0, 1.0);
                 // Truncation is the point: the rest of the window is interactive work's.
                 ((f64::from(limit.requests) * share) as u32).max(1)
             }
+            _ => limit.requests,
         }
     }
 
     /// How long a request of `priority` must wait before it may go.
     fn wait(&mut self, now: Instant, priority: Priority, config: &RateBudgetConfig) -> Duration {
+        if priority == Priority::Interactive {
+            // Seen waiting: background work leaves it room from this window on.
+            self.last_interactive = Some(now);
+        }
         if let Some(until) = self.paused_until {
             if until > now {
                 return until - now;
@@ -268,7 +282,7 @@ impl Scope {
         };
         match self.window_start {
             Some(start) if now < start + limit.span() => {
-                if self.window_used < Self::allowance(limit, priority, config) {
+                if self.window_used < self.allowance(limit, priority, config) {
                     Duration::ZERO
                 } else {
                     self.binding = true;
@@ -279,8 +293,11 @@ impl Scope {
         }
     }
 
-    fn take(&mut self, now: Instant) {
+    fn take(&mut self, now: Instant, priority: Priority) {
         self.run_started.get_or_insert(now);
+        if priority == Priority::Interactive {
+            self.last_interactive = Some(now);
+        }
         if let Some(limit) = self.limit {
             match self.window_start {
                 Some(start) if now < start + limit.span() => self.window_used += 1,
@@ -412,6 +429,9 @@ struct Recent {
     paths: HashMap<String, (u32, Instant)>,
 }
 
+/// How long after an interactive request on a scope background work leaves room for more.
+const INTERACTIVE_RECENTLY: Duration = Duration::from_secs(600);
+
 /// How long the per-path counts cover before they start again.
 const RECENT: Duration = Duration::from_secs(60);
 
@@ -536,7 +556,7 @@ impl RateBudget {
             Some(p) => {
                 wait = wait.max(p.wait(now, priority, config));
                 if wait.is_zero() {
-                    p.take(now);
+                    p.take(now, priority);
                 }
                 Some(p.generation)
             }
@@ -545,7 +565,7 @@ impl RateBudget {
         if !wait.is_zero() {
             return Err(wait);
         }
-        scope.take(now);
+        scope.take(now, priority);
         recent.record(now, &concrete);
         Ok(Ticket {
             template_generation: scope.generation,

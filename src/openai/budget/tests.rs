@@ -116,10 +116,13 @@ async fn a_429_on_fresh_paths_teaches_the_template_its_window() {
         l.window >= Duration::from_millis(200) && l.window < Duration::from_millis(260),
         "{l:?}"
     );
-    // Paused for Retry-After; then a window: 19 background requests at once (95% of 20),
-    // the 20th waits for the next window.
+    // Paused for Retry-After; then a window. Interactive work used this endpoint: 19
+    // background requests at once (95% of 20), the 20th waits for the next window.
     let start = Instant::now();
-    for i in 0..19 {
+    budget
+        .acquire(&GET, &path("grant_0"), Priority::Interactive)
+        .await;
+    for i in 0..18 {
         let p = format!("again_{i}");
         let t = budget.acquire(&GET, &path(&p), Priority::Background).await;
         budget.on_success(&t);
@@ -191,22 +194,42 @@ async fn a_429_on_a_busy_path_is_that_paths_limit() {
 async fn interactive_work_goes_before_a_full_background_window() {
     let budget = RateBudget::new(config());
     budget.seed(&[seeded(MEMBERS, false, 10, 300)]);
-    // Background may take 9 of the 10; the 10th waits for the next window.
-    for i in 0..9 {
-        let p = format!("p{i}");
+    // Alone, background work may take the whole window.
+    let start = Instant::now();
+    for i in 0..10 {
+        let p = format!("alone{i}");
         budget.acquire(&GET, &path(&p), Priority::Background).await;
     }
-    let start = Instant::now();
+    assert!(
+        start.elapsed() < Duration::from_millis(50),
+        "{:?}",
+        start.elapsed()
+    );
+    // An interactive request then waits for the next window, and from then on background
+    // work leaves it a tenth: 8 more go with it, the next background one waits.
     budget
         .acquire(&GET, &path("grant"), Priority::Interactive)
         .await;
     assert!(
-        start.elapsed() < Duration::from_millis(20),
+        start.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        start.elapsed()
+    );
+    let start = Instant::now();
+    for i in 0..8 {
+        let p = format!("p{i}");
+        budget.acquire(&GET, &path(&p), Priority::Background).await;
+    }
+    budget
+        .acquire(&GET, &path("grant2"), Priority::Interactive)
+        .await;
+    assert!(
+        start.elapsed() < Duration::from_millis(50),
         "{:?}",
         start.elapsed()
     );
     budget
-        .acquire(&GET, &path("p9"), Priority::Background)
+        .acquire(&GET, &path("p8"), Priority::Background)
         .await;
     assert!(
         start.elapsed() >= Duration::from_millis(250),

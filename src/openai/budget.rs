@@ -190,9 +190,9 @@ struct Window {
 }
 
 impl Window {
-    /// How long we keep a window open: its length and a margin (1%, at least 5 ms), so that the first request of
-    /// our next window cannot reach the server before its window has ended (two requests
-    /// sent in order can arrive a few milliseconds apart in the other order).
+    /// How long we keep a window open: its length and a margin (1%, at least 5 ms), so that
+    /// the first request of our next window cannot reach the server before its window has
+    /// ended (two requests sent in order can arrive a few milliseconds apart the other way).
     fn span(self) -> Duration {
         self.length + (self.length / 100).max(Duration::from_millis(5))
     }

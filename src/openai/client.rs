@@ -163,8 +163,6 @@ struct Inner {
     permits: Semaphore,
     /// Of those, what background work may hold: the rest stays free for interactive work.
     background_permits: Semaphore,
-    /// HTTP requests sent by this client and its clones (what a sync reports it cost).
-    sent: AtomicU64,
 }
 
 impl std::fmt::Debug for Client {
@@ -259,7 +257,6 @@ impl Client {
                 budget: RateBudget::new(config.rate.clone()),
                 permits: Semaphore::new(config.max_concurrency.max(1)),
                 background_permits: Semaphore::new(background_slots(config.max_concurrency)),
-                sent: AtomicU64::new(0),
                 config,
             }),
             retry_writes: false,
@@ -329,11 +326,6 @@ impl Client {
     /// 429s met so far by this client and its clones.
     pub fn throttled(&self) -> u64 {
         self.inner.budget.throttled()
-    }
-
-    /// HTTP requests sent so far by this client and its clones, retries included.
-    pub fn requests_sent(&self) -> u64 {
-        self.inner.sent.load(Ordering::Relaxed)
     }
 
     fn url(&self, path: &[&str], query: &Query) -> Result<Url, OpenAiError> {

@@ -125,7 +125,6 @@ impl Client {
             };
             let attempt = {
                 let sent = Instant::now();
-                self.inner.sent.fetch_add(1, Ordering::Relaxed);
                 let attempt = self.attempt(&call, &url).await;
                 if let Some(m) = meter {
                     m.requests.fetch_add(1, Ordering::Relaxed);

@@ -86,10 +86,18 @@ impl InvalidId {
     }
 }
 
+/// Only the hyphenated form (`format: uuid` in the OpenAPI document): `Uuid::parse_str`
+/// alone would also take the simple, braced and URN forms the schema calls invalid.
 fn parse_id<T>(what: &'static str, raw: &str, id: fn(Uuid) -> T) -> Result<T, InvalidId> {
-    Uuid::parse_str(raw)
-        .map(id)
-        .map_err(|_| InvalidId::new(what, raw))
+    parse_uuid(what, raw).map(id)
+}
+
+/// A hyphenated UUID, or [`InvalidId`] naming `what` was expected (e.g. `offboarding id`).
+pub fn parse_uuid(what: &'static str, raw: &str) -> Result<Uuid, InvalidId> {
+    if raw.len() != 36 {
+        return Err(InvalidId::new(what, raw));
+    }
+    Uuid::try_parse(raw).map_err(|_| InvalidId::new(what, raw))
 }
 
 /// Deserializes an id from its text form; a malformed one fails with [`InvalidId`]'s message
@@ -174,6 +182,14 @@ mod tests {
                 .starts_with("`42` is not a grant id (a UUID)"),
             "{err}"
         );
+        for other_form in [
+            "67e5504410b1426f9247bb680e5fe0c8",
+            "{67e55044-10b1-426f-9247-bb680e5fe0c8}",
+            "urn:uuid:67e55044-10b1-426f-9247-bb680e5fe0c8",
+        ] {
+            assert!(GrantId::parse(other_form).is_err(), "{other_form}");
+        }
+        assert!(GrantId::parse("67e55044-10b1-426f-9247-bb680e5fe0c8").is_ok());
         let id = GrantId::new();
         let back: GrantId = serde_json::from_str(&serde_json::to_string(&id).unwrap()).unwrap();
         assert_eq!(back, id);

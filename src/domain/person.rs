@@ -15,10 +15,20 @@ impl Email {
     /// The message a request's `email` field gets when it is not one.
     pub const INVALID: &'static str = "must be an email address";
 
-    /// Checks a caller's email: at most 320 bytes, an `@` with something on both sides.
+    /// The longest address (RFC 5321's path limit), as the OpenAPI document states it.
+    pub const MAX_LEN: usize = 320;
+
+    /// Checks a caller's email (surrounding spaces aside): at most [`Self::MAX_LEN`] bytes,
+    /// one `@` with something on both sides, no spaces or control characters — what
+    /// `format: email` lets through, and no more.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let e = raw.trim().to_lowercase();
-        if e.len() > 320 || !e.contains('@') || e.starts_with('@') || e.ends_with('@') {
+        let valid = e.len() <= Self::MAX_LEN
+            && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+            && e.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+            });
+        if !valid {
             return Err(Self::INVALID);
         }
         Ok(Self(e))
@@ -42,10 +52,13 @@ impl UserId {
     /// The message a request's `user_id` field gets when it is not one.
     pub const INVALID: &'static str = "must be an OpenAI user id (user-…)";
 
-    /// Checks a caller's user id: `user-…`, at most 100 bytes.
+    /// The longest user id accepted.
+    pub const MAX_LEN: usize = 100;
+
+    /// Checks a caller's user id: `user-…`, at most [`Self::MAX_LEN`] bytes.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let u = raw.trim();
-        if !u.starts_with("user-") || u.len() > 100 {
+        if !u.starts_with("user-") || u.len() > Self::MAX_LEN {
             return Err(Self::INVALID);
         }
         Ok(Self(u.to_owned()))
@@ -88,7 +101,15 @@ mod tests {
             Email::parse(" Alice@Corp.io ").map(|e| e.into_string()),
             Ok("alice@corp.io".to_owned())
         );
-        for bad in ["alice", "@corp.io", "alice@", ""] {
+        for bad in [
+            "alice",
+            "@corp.io",
+            "alice@",
+            "",
+            "a@b@c.io",
+            "al ice@corp.io",
+            "a\u{7}@c.io",
+        ] {
             assert_eq!(Email::parse(bad), Err(Email::INVALID));
         }
         assert_eq!(

@@ -24,8 +24,9 @@ use crate::domain::access::{
     ConnectionAccess, HolderCursor, Holders, Owners, Person, PersonCursor, ProjectReach,
     ReachCursor, ReachPage,
 };
+use crate::domain::person::{Email, UserId};
 use crate::domain::{ConnectionId, ItemKind, SyncId};
-use crate::error::{AppError, ErrorCode, Problem};
+use crate::error::{AppError, ErrorCode};
 use crate::service::access::ExportPage;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -47,10 +48,13 @@ pub fn connection_routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct PersonParams {
     /// The person's email (case-insensitive).
+    #[param(format = Email, max_length = 320)]
     pub email: Option<String>,
     /// The person's OpenAI user id (`user-...`), the same in every organization.
+    #[param(pattern = "^user-", max_length = 100)]
     pub user_id: Option<String>,
     /// Projects per page, across connections, 1–1000 (default 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Cursor: the `next_cursor` of the previous page.
     pub after: Option<String>,
@@ -84,6 +88,7 @@ pub struct ReachParams {
     /// `api.organization.projects.write` (who can manage the project's members).
     pub permission: Option<String>,
     /// People per page, 1–1000 (default 100, like the other lists).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Cursor: the `next_cursor` of the previous page.
     pub after: Option<String>,
@@ -104,6 +109,7 @@ pub struct HolderParams {
     /// The permission, e.g. `api.organization.projects.api_keys.write`.
     pub permission: String,
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Cursor: the `next_cursor` of the previous page.
     pub after: Option<String>,
@@ -115,6 +121,7 @@ pub struct HolderParams {
 #[into_params(parameter_in = Query)]
 pub struct OwnerParams {
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Cursor: the `next_cursor` of the previous page (a user id).
     pub after: Option<String>,
@@ -151,18 +158,12 @@ fn bad(message: impl Into<String>) -> AppError {
 fn person(email: Option<String>, user_id: Option<String>) -> Result<Person, AppError> {
     let clean = |v: Option<String>| v.map(|s| s.trim().to_owned());
     match (clean(email), clean(user_id)) {
-        (Some(email), None) => {
-            if email.len() > 320 || !email.contains('@') || email.starts_with('@') {
-                return Err(bad("email must be an email address"));
-            }
-            Ok(Person::Email(email.to_lowercase()))
-        }
-        (None, Some(id)) => {
-            if id.is_empty() || id.len() > 200 {
-                return Err(bad("user_id must be an OpenAI user id (user-...)"));
-            }
-            Ok(Person::UserId(id))
-        }
+        (Some(email), None) => Email::parse(&email)
+            .map(|e| Person::Email(e.into_string()))
+            .map_err(|m| bad(format!("email {m}"))),
+        (None, Some(id)) => UserId::parse(&id)
+            .map(|u| Person::UserId(u.into_string()))
+            .map_err(|m| bad(format!("user_id {m}"))),
         (Some(_), Some(_)) => Err(bad("give either email or user_id, not both")),
         (None, None) => Err(bad("give email or user_id")),
     }
@@ -180,9 +181,6 @@ fn person(email: Option<String>, user_id: Option<String>) -> Result<Person, AppE
     params(PersonParams),
     responses(
         (status = 200, body = PersonAccessOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["inventory:read"]))
 )]
@@ -230,9 +228,6 @@ async fn person_access(
     params(HolderParams),
     responses(
         (status = 200, body = Holders),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["inventory:read"]))
 )]
@@ -273,15 +268,11 @@ async fn permission_holders(
     get, path = "/{connection_id}/owners", operation_id = "list_connection_owners",
     tag = "inventory",
     params(
-        ("connection_id" = String, Path, description = "Connection id (UUID)"),
+        ("connection_id" = String, Path, format = Uuid, description = "Connection id (UUID)"),
         OwnerParams,
     ),
     responses(
         (status = 200, body = Owners),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown connection", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["inventory:read"]))
 )]
@@ -316,16 +307,12 @@ async fn connection_owners(
     get, path = "/{connection_id}/projects/{project_id}/access", operation_id = "get_project_access",
     tag = "inventory",
     params(
-        ("connection_id" = String, Path, description = "Connection id (UUID)"),
+        ("connection_id" = String, Path, format = Uuid, description = "Connection id (UUID)"),
         ("project_id" = String, Path, description = "OpenAI project id (proj_...)"),
         ReachParams,
     ),
     responses(
         (status = 200, body = ProjectReach),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown connection, or project not in its snapshot", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["inventory:read"]))
 )]
@@ -424,13 +411,9 @@ async fn write_next(mut w: Writer) -> Option<(Result<Vec<u8>, std::io::Error>, W
 /// is cut short (invalid JSON) rather than mixing two snapshots: export again.
 #[utoipa::path(
     get, path = "/{connection_id}/export", operation_id = "export_inventory", tag = "inventory",
-    params(("connection_id" = String, Path, description = "Connection id (UUID)")),
+    params(("connection_id" = String, Path, format = Uuid, description = "Connection id (UUID)")),
     responses(
         (status = 200, body = ExportDocument),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["inventory:read"]))
 )]

@@ -12,9 +12,10 @@ use super::AppState;
 use super::extract::{Json, Path, Query};
 use crate::auth::Principal;
 use crate::domain::{
-    Change, ChangeEvent, ChangeId, ChangeKind, ChangeQuery, ConnectionId, ItemKind, SyncId,
+    Change, ChangeEvent, ChangeId, ChangeKind, ChangeQuery, ConnectionId, EventVerb, ItemKind,
+    SyncId,
 };
-use crate::error::{AppError, ErrorCode, Problem};
+use crate::error::{AppError, ErrorCode};
 use crate::service::inventory::MAX_PAGE;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -127,17 +128,22 @@ pub struct ChangeList {
 #[into_params(parameter_in = Query)]
 pub struct ChangeParams {
     /// Only this connection's changes (UUID).
+    #[param(format = Uuid)]
     pub connection_id: Option<String>,
     /// Only changes to items of this kind (`user`, `project_member`, `api_key`, ...).
+    #[param(value_type = Option<ItemKind>)]
     pub kind: Option<String>,
     /// Only this event, e.g. `project_member.role_changed` or `project.archived`.
+    #[param(value_type = Option<EventName>)]
     pub event: Option<String>,
     /// Only changes seen at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// `true`: only drift (changes not made through openai-governor); `false`: only changes
     /// made through openai-governor.
     pub drift: Option<bool>,
     /// Page size, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Cursor: the `next_cursor` of the previous page, or the last `id` seen.
     pub after: Option<ChangeId>,
@@ -149,18 +155,42 @@ pub struct ChangeParams {
 #[into_params(parameter_in = Query)]
 pub struct ConnectionChangeParams {
     /// Only changes to items of this kind (`user`, `project_member`, `api_key`, ...).
+    #[param(value_type = Option<ItemKind>)]
     pub kind: Option<String>,
     /// Only this event, e.g. `project_member.role_changed` or `project.archived`.
+    #[param(value_type = Option<EventName>)]
     pub event: Option<String>,
     /// Only changes seen at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// `true`: only drift; `false`: only changes made through openai-governor.
     pub drift: Option<bool>,
     /// Page size, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Cursor: the `next_cursor` of the previous page, or the last `id` seen.
     pub after: Option<ChangeId>,
 }
+
+/// An event name, `<kind>.<verb>`: the schema lists every one [`ChangeEvent`] parses.
+pub struct EventName;
+
+impl utoipa::PartialSchema for EventName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names: Vec<String> = ItemKind::ALL
+            .iter()
+            .flat_map(|k| {
+                EventVerb::ALL
+                    .iter()
+                    .map(move |v| format!("{}.{}", k.as_str(), v.as_str()))
+            })
+            .filter(|name| name.parse::<ChangeEvent>().is_ok())
+            .collect();
+        super::problems::string_enum(names)
+    }
+}
+
+impl ToSchema for EventName {}
 
 fn invalid(message: String) -> AppError {
     AppError::new(ErrorCode::InvalidParameter, message)
@@ -265,10 +295,6 @@ async fn page(
     params(ChangeParams),
     responses(
         (status = 200, body = ChangeList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The connection does not exist", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["inventory:read"]))
 )]
@@ -291,13 +317,9 @@ async fn list_changes(
 /// List one connection's changes (the same as `/v1/changes?connection_id=`).
 #[utoipa::path(
     get, path = "/{connection_id}/changes", operation_id = "list_connection_changes", tag = "changes",
-    params(("connection_id" = String, Path, description = "Connection id (UUID)"), ConnectionChangeParams),
+    params(("connection_id" = String, Path, format = Uuid, description = "Connection id (UUID)"), ConnectionChangeParams),
     responses(
         (status = 200, body = ChangeList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["inventory:read"]))
 )]

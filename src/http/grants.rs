@@ -19,7 +19,7 @@ use crate::domain::grants::{
     RevokeOutcome,
 };
 use crate::domain::{ConnectionId, GrantId};
-use crate::error::{AppError, ErrorCode, Problem};
+use crate::error::{AppError, ErrorCode};
 use crate::http::AppState;
 use crate::service::grants::{EndInput, Finished, GrantPreview, MAX_PAGE};
 
@@ -158,16 +158,20 @@ pub struct GrantPatch {
 #[into_params(parameter_in = Query)]
 pub struct GrantParams {
     /// Only this connection's grants.
+    #[param(format = Uuid)]
     pub connection_id: Option<String>,
     /// Only grants in this status.
+    #[param(value_type = Option<GrantStatus>)]
     pub status: Option<String>,
     /// Only this person's grants (email, case-insensitive).
     pub email: Option<String>,
     /// Only this project's grants.
     pub project_id: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
-    /// Cursor: the `next_cursor` of the previous page.
+    /// Cursor: the `next_cursor` of the previous page (a grant id).
+    #[param(format = Uuid)]
     pub after: Option<String>,
 }
 
@@ -210,7 +214,7 @@ fn answer(result: Result<Finished, AppError>, done: StatusCode) -> Response {
 #[utoipa::path(
     post, path = "", operation_id = "create_grant", tag = "grants",
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body return the first answer"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retry safe: the same key and body return the first answer"),
         DryRunParams,
     ),
     request_body = GrantIn,
@@ -218,12 +222,6 @@ fn answer(result: Result<Finished, AppError>, done: StatusCode) -> Response {
         (status = 200, description = "With `dry_run=true`: what the grant would do; nothing was written", body = GrantPreview),
         (status = 201, description = "The grant's outcome (active, invited)", body = GrantOut),
         (status = 202, description = "Outcome unknown for now: reconciling", body = GrantOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Refused (archived project, owner rules, pending invite) or the key was reused", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "OpenAI refused or failed; the grant is recorded as failed", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["access:write"]))
 )]
@@ -257,9 +255,6 @@ async fn create_grant(
     params(GrantParams),
     responses(
         (status = 200, body = GrantList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["access:write"]), ("bearer" = ["audit:read"]))
 )]
@@ -319,12 +314,9 @@ async fn list_grants(
 /// Get a grant.
 #[utoipa::path(
     get, path = "/{grant_id}", operation_id = "get_grant", tag = "grants",
-    params(("grant_id" = String, Path, description = "Grant id (UUID)")),
+    params(("grant_id" = String, Path, format = Uuid, description = "Grant id (UUID)")),
     responses(
         (status = 200, body = GrantOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["access:write"]), ("bearer" = ["audit:read"]))
 )]
@@ -340,17 +332,12 @@ async fn get_grant(
 #[utoipa::path(
     patch, path = "/{grant_id}", operation_id = "update_grant", tag = "grants",
     params(
-        ("grant_id" = String, Path, description = "Grant id (UUID)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("grant_id" = String, Path, format = Uuid, description = "Grant id (UUID)"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retry safe"),
     ),
     request_body = GrantPatch,
     responses(
         (status = 200, body = GrantOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The grant ended, or is being changed", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["access:write"]))
 )]
@@ -402,18 +389,13 @@ async fn update_grant(
 #[utoipa::path(
     post, path = "/{grant_id}/revoke", operation_id = "revoke_grant", tag = "grants",
     params(
-        ("grant_id" = String, Path, description = "Grant id (UUID)"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe"),
+        ("grant_id" = String, Path, format = Uuid, description = "Grant id (UUID)"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retry safe"),
     ),
     request_body(content = RevokeIn, description = "Why (optional)"),
     responses(
         (status = 200, description = "Revoked (see `revoke_outcome`)", body = GrantOut),
         (status = 202, description = "Outcome unknown for now: reconciling", body = GrantOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Refused (owner rules, default project) or the grant failed", body = Problem, content_type = "application/problem+json"),
-        (status = 502, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["access:write"]))
 )]

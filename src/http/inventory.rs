@@ -16,7 +16,7 @@ use crate::auth::Principal;
 use crate::domain::{
     ConnectionId, DataText, Item, ItemKind, ItemQuery, SyncId, SyncRun, SyncStats, SyncStatus,
 };
-use crate::error::{AppError, ErrorCode, Problem};
+use crate::error::{AppError, ErrorCode};
 use crate::service::inventory::MAX_PAGE;
 
 pub fn connection_routes() -> OpenApiRouter<AppState> {
@@ -151,8 +151,10 @@ pub struct StartSyncParams {
 #[into_params(parameter_in = Query)]
 pub struct SyncListParams {
     /// Page size, 1–500 (default 20).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
-    /// Cursor: the `next_cursor` of the previous page.
+    /// Cursor: the `next_cursor` of the previous page (a sync id).
+    #[param(format = Uuid)]
     pub before: Option<String>,
 }
 
@@ -172,6 +174,7 @@ pub struct ItemParams {
     /// Only items with this status (`archived` projects, `pending` invites, `inactive` keys...).
     pub status: Option<String>,
     /// Page size, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// Cursor: the `next_cursor` of the previous page.
     pub after: Option<String>,
@@ -210,13 +213,9 @@ fn item_kind(raw: &str) -> Result<ItemKind, AppError> {
 /// unless `full=true` or a periodic full sync is due.
 #[utoipa::path(
     post, path = "/{connection_id}/syncs", operation_id = "start_sync", tag = "inventory",
-    params(("connection_id" = String, Path, description = "Connection id (UUID)"), StartSyncParams),
+    params(("connection_id" = String, Path, format = Uuid, description = "Connection id (UUID)"), StartSyncParams),
     responses(
         (status = 202, description = "Started", body = SyncOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "A sync of this connection is running", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["connections:write"]))
 )]
@@ -237,13 +236,9 @@ async fn start_sync(
 /// List a connection's syncs, newest first.
 #[utoipa::path(
     get, path = "/{connection_id}/syncs", operation_id = "list_syncs", tag = "inventory",
-    params(("connection_id" = String, Path, description = "Connection id (UUID)"), SyncListParams),
+    params(("connection_id" = String, Path, format = Uuid, description = "Connection id (UUID)"), SyncListParams),
     responses(
         (status = 200, body = SyncList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["inventory:read"]))
 )]
@@ -276,12 +271,9 @@ async fn list_syncs(
 /// Get a sync: its status, counts and error.
 #[utoipa::path(
     get, path = "/{sync_id}", operation_id = "get_sync", tag = "inventory",
-    params(("sync_id" = String, Path, description = "Sync id (UUID)")),
+    params(("sync_id" = String, Path, format = Uuid, description = "Sync id (UUID)")),
     responses(
         (status = 200, body = SyncOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["inventory:read"]))
 )]
@@ -301,16 +293,12 @@ async fn get_sync(
 #[utoipa::path(
     get, path = "/{connection_id}/inventory/{kind}", operation_id = "list_inventory", tag = "inventory",
     params(
-        ("connection_id" = String, Path, description = "Connection id (UUID)"),
+        ("connection_id" = String, Path, format = Uuid, description = "Connection id (UUID)"),
         ("kind" = ItemKind, Path, description = "What to list"),
         ItemParams,
     ),
     responses(
         (status = 200, body = ItemList),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["inventory:read"]))
 )]

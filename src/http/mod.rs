@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod inventory;
 pub mod limits;
 pub mod offboarding;
+mod problems;
 mod state;
 
 pub use state::AppState;
@@ -54,6 +55,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         license(name = "Apache-2.0"),
     ),
     modifiers(&BearerAuth),
+    // Every problem response refers to it (`problems`), none through a handler's attribute.
+    components(schemas(Problem, crate::error::FieldError)),
     tags(
         (name = "connections", description = "OpenAI organizations connected with an admin key"),
         (name = "inventory", description = "Each organization's users, projects, members, groups, keys and costs, synced into our store"),
@@ -89,7 +92,7 @@ impl Modify for BearerAuth {
 
 /// The routes and the OpenAPI document they generate, without state or middleware.
 pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(
             "/v1/connections",
             connections::router()
@@ -104,7 +107,14 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .nest("/v1/changes", changes::routes())
         .nest("/v1/audit", audit::routes())
         .merge(health::router())
-        .split_for_parts()
+        .split_for_parts();
+    (router, with_problems(doc))
+}
+
+/// `doc` with every operation's problem responses ([`problems`]).
+fn with_problems(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    problems::document(&mut doc);
+    doc
 }
 
 /// The OpenAPI document, as committed in `openapi/openapi.json`.

@@ -15,7 +15,7 @@ use super::extract::{DryRunParams, Json, Path, Query};
 use super::idempotency::idempotent;
 use crate::auth::{Principal, Scope};
 use crate::domain::offboarding::{Offboarding, OffboardingRun};
-use crate::error::{AppError, Problem};
+use crate::error::AppError;
 use crate::http::AppState;
 use crate::service::offboarding::{OffboardInput, OffboardingPreview};
 
@@ -81,20 +81,13 @@ pub struct OffboardingIn {
 #[utoipa::path(
     post, path = "", operation_id = "create_offboarding", tag = "offboarding",
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key and body return the first answer"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "Makes a retry safe: the same key and body return the first answer"),
         DryRunParams,
     ),
     request_body = OffboardingIn,
     responses(
         (status = 200, description = "What was removed, per organization; with `dry_run=true`, what would be", body = OffboardingAnswer),
         (status = 202, description = "Still running: poll the `Location`", body = OffboardingRun),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such connection", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The last owner of the organization, or the key was reused", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "OpenAI refused or failed (one connection); the audit entry records what was done", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["access:write"]))
 )]
@@ -169,12 +162,9 @@ fn offboard_input(body: &OffboardingIn) -> Result<OffboardInput, AppError> {
 /// it failed (`error`).
 #[utoipa::path(
     get, path = "/{offboarding_id}", operation_id = "get_offboarding", tag = "offboarding",
-    params(("offboarding_id" = String, Path, description = "Offboarding id")),
+    params(("offboarding_id" = String, Path, format = Uuid, description = "Offboarding id (UUID)")),
     responses(
         (status = 200, description = "The record", body = OffboardingRun),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["access:write"]), ("bearer" = ["audit:read"]))
 )]
@@ -183,5 +173,6 @@ async fn get_offboarding(
     who: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<OffboardingRun>, AppError> {
+    crate::domain::ids::parse_uuid("offboarding id", &id)?;
     Ok(Json(state.offboarding.get(&who, &id).await?))
 }

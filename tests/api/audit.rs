@@ -433,10 +433,6 @@ async fn audit_read_is_required_and_params_are_checked(backend: Backend) {
         ("after=-1", "after"),
         ("since=yesterday", "since"),
         ("until=2026-13-01", "until"),
-        (
-            "since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z",
-            "since",
-        ),
         ("connection_id=not-a-uuid", "connection_id"),
         ("grant_id=42", "grant_id"),
         ("action=connection.exploded", "action"),
@@ -448,6 +444,17 @@ async fn audit_read_is_required_and_params_are_checked(backend: Backend) {
         let detail = body["detail"].as_str().unwrap();
         assert!(detail.contains(named), "{query}: {detail}");
     }
+    // An empty window is a question with an empty answer, not a mistake: each parameter is
+    // valid alone, and the schema cannot relate two of them.
+    let res = app
+        .get(
+            "/v1/audit?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z",
+            &auditor,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["data"], serde_json::json!([]));
     for query in ["limit=5", "after=1", "since=soon"] {
         let res = app
             .get(&format!("/v1/audit/export?{query}"), &auditor)

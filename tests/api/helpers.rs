@@ -145,6 +145,8 @@ pub struct TestApp {
     pub jwt_secret: SecretString,
     /// The service's state (to run the grant worker's pass by hand).
     pub state: openai_governor::http::AppState,
+    /// What the service answered, checked against `openapi/openapi.json` on drop.
+    pub served: crate::served::Served,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -260,8 +262,10 @@ impl TestApp {
             .await
             .expect("bind app");
         let addr = listener.local_addr().expect("addr");
+        let served = crate::served::Served::default();
+        let router = served.wrap(built.router);
         let server = tokio::spawn(async move {
-            let _ = app::serve(listener, built.router, std::future::pending()).await;
+            let _ = app::serve(listener, router, std::future::pending()).await;
         });
         Some(TestApp {
             base: format!("http://{addr}"),
@@ -270,6 +274,7 @@ impl TestApp {
             db,
             jwt_secret,
             state,
+            served,
             _server: server,
         })
     }
@@ -367,12 +372,14 @@ impl TestApp {
 }
 
 impl Drop for TestApp {
-    /// The contract check: every `/v1` answer the sandbox gave during the test must validate
-    /// against OpenAI's published schemas (skipped when the test is already failing).
+    /// The contract checks: every `/v1` answer the sandbox gave during the test must validate
+    /// against OpenAI's published schemas, and every answer the service gave against ours
+    /// (skipped when the test is already failing).
     fn drop(&mut self) {
         let recording = self.sandbox.state().stop_recording();
         if !std::thread::panicking() {
             crate::contract::assert_recording(&recording);
+            self.served.assert_conforms();
         }
     }
 }

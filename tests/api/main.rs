@@ -5,6 +5,7 @@
 //! (e.g. `postgres://postgres@127.0.0.1:5432/test`); under `CI=true` its absence is a failure.
 
 mod helpers;
+mod served;
 mod spec;
 
 mod access;

@@ -35,8 +35,9 @@ async fn replica(app: &TestApp, keys: &secrecy::SecretString) -> String {
         .await
         .expect("bind replica");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let router = app.served.wrap(built.router);
     tokio::spawn(async move {
-        let _ = app::serve(listener, built.router, std::future::pending()).await;
+        let _ = app::serve(listener, router, std::future::pending()).await;
     });
     base
 }

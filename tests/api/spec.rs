@@ -20,6 +20,9 @@ pub struct Spec {
     /// `(METHOD, normalized template)` → operation.
     operations: BTreeMap<(String, String), Operation>,
     validators: jsonschema::ValidatorMap,
+    /// Schema for error statuses an operation does not document (OpenAI's `ErrorResponse`);
+    /// `None`: an undocumented status is a violation (our own document).
+    error_schema: Option<String>,
 }
 
 /// One operation of the spec.
@@ -27,8 +30,15 @@ pub struct Operation {
     pub operation_id: String,
     /// The template as the spec writes it (`/organization/projects/{project_id}`).
     pub template: String,
-    /// Documented status (`"200"`, `"400"`, `"default"`) → `$defs` key of its JSON schema.
-    responses: BTreeMap<String, String>,
+    /// Documented status (`"200"`, `"400"`, `"default"`) → `$defs` key of its JSON schema
+    /// (`None`: documented without a JSON body) and its media type.
+    responses: BTreeMap<String, Response>,
+}
+
+/// One documented response.
+struct Response {
+    schema: Option<String>,
+    media_type: Option<String>,
 }
 
 /// Why a response breaks the contract.
@@ -82,25 +92,27 @@ pub fn spec() -> &'static Spec {
             .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         let doc: Value = serde_norway::from_str(&text)
             .unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
-        Spec::from_openapi(&doc)
+        Spec::from_openapi(&doc, Some(ERROR_SCHEMA))
     })
 }
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 const ERROR_SCHEMA: &str = "ErrorResponse";
+/// Media types whose bodies are one JSON document.
+const JSON_TYPES: [&str; 2] = ["application/json", "application/problem+json"];
 
 impl Spec {
-    /// Compiles an OpenAPI 3.x document (as JSON).
-    pub fn from_openapi(doc: &Value) -> Spec {
+    /// Compiles an OpenAPI 3.x document (as JSON). `error_schema` validates error statuses
+    /// an operation does not document; without it they are violations.
+    pub fn from_openapi(doc: &Value, error_schema: Option<&str>) -> Spec {
         let mut defs: Map<String, Value> = doc
             .pointer("/components/schemas")
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        assert!(
-            defs.contains_key(ERROR_SCHEMA),
-            "the spec has no {ERROR_SCHEMA} schema"
-        );
+        if let Some(name) = error_schema {
+            assert!(defs.contains_key(name), "the spec has no {name} schema");
+        }
         let mut operations = BTreeMap::new();
         let mut n = 0usize;
         for (template, item) in doc["paths"].as_object().expect("spec paths") {
@@ -109,13 +121,20 @@ impl Spec {
                 let mut responses = BTreeMap::new();
                 for (status, resp) in op["responses"].as_object().into_iter().flatten() {
                     let resp = resolve(doc, resp);
-                    let Some(schema) = resp.pointer("/content/application~1json/schema") else {
-                        continue;
-                    };
-                    let key = format!("__response_{n}");
-                    n += 1;
-                    defs.insert(key.clone(), schema.clone());
-                    responses.insert(status.clone(), key);
+                    let content = resp["content"].as_object();
+                    let media_type = content.and_then(|c| c.keys().next().cloned());
+                    let schema = content.and_then(|c| {
+                        JSON_TYPES
+                            .iter()
+                            .find_map(|t| c.get(*t).and_then(|m| m.get("schema")))
+                    });
+                    let schema = schema.map(|schema| {
+                        let key = format!("__response_{n}");
+                        n += 1;
+                        defs.insert(key.clone(), schema.clone());
+                        key
+                    });
+                    responses.insert(status.clone(), Response { schema, media_type });
                 }
                 operations.insert(
                     (method.to_uppercase(), normalize_template(template)),
@@ -134,12 +153,53 @@ impl Spec {
         rewrite(&mut root);
         let validators = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft202012)
+            // Formats (uuid, date-time, email) are part of a contract we write ourselves.
+            .should_validate_formats(error_schema.is_none())
             .build_map(&root)
             .unwrap_or_else(|e| panic!("compile the spec's schemas: {e}"));
         Spec {
             operations,
             validators,
+            error_schema: error_schema.map(str::to_owned),
         }
+    }
+
+    /// The template of the operation serving `method` on a concrete `path`; a literal segment
+    /// beats a parameter (`/v1/connections/test` over `/v1/connections/{connection_id}`).
+    pub fn template_for(&self, method: &str, path: &str) -> Option<&str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.operations
+            .iter()
+            .filter(|((m, _), _)| m.eq_ignore_ascii_case(method))
+            .filter_map(|(_, op)| {
+                let parts: Vec<&str> = op.template.split('/').collect();
+                if parts.len() != segments.len() {
+                    return None;
+                }
+                let mut literals = 0;
+                for (part, segment) in parts.iter().zip(&segments) {
+                    if part.starts_with('{') {
+                        continue;
+                    }
+                    if part != segment {
+                        return None;
+                    }
+                    literals += 1;
+                }
+                Some((literals, op.template.as_str()))
+            })
+            .max_by_key(|(literals, _)| *literals)
+            .map(|(_, template)| template)
+    }
+
+    /// `Some(media type)` when `status` is documented for the operation (the inner `None`:
+    /// documented without a body).
+    pub fn documented(&self, method: &str, template: &str, status: u16) -> Option<Option<&str>> {
+        let response = self
+            .operation(method, template)?
+            .responses
+            .get(&status.to_string())?;
+        Some(response.media_type.as_deref())
     }
 
     /// The operation served at `method` + `template` (any parameter names).
@@ -180,9 +240,14 @@ impl Spec {
             .get(&status.to_string())
             .or_else(|| op.responses.get("default"))
         {
-            Some(key) => key.as_str(),
+            Some(Response {
+                schema: Some(key), ..
+            }) => key.as_str(),
+            Some(Response { schema: None, .. }) => return Ok(()),
             // Undocumented error statuses (401, 403, 404, 5xx): OpenAI's error shape.
-            None if status >= 400 => ERROR_SCHEMA,
+            None if status >= 400 && self.error_schema.is_some() => {
+                self.error_schema.as_deref().unwrap_or_default()
+            }
             None => {
                 return Err(vec![violation(
                     "",

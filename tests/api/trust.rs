@@ -553,9 +553,19 @@ async fn an_offboarding_outlives_its_caller(backend: Backend) {
     .await;
     assert_eq!(trail["data"][0]["detail"]["offboarding_id"], id.as_str());
 
-    // Unknown ids and callers without the scope.
+    // Malformed and unknown ids, and callers without the scope.
     assert_problem(
         app.get("/v1/offboardings/nope", &app.admin_token()).await,
+        400,
+        "invalid_parameter",
+    )
+    .await;
+    assert_problem(
+        app.get(
+            &format!("/v1/offboardings/{}", uuid::Uuid::now_v7()),
+            &app.admin_token(),
+        )
+        .await,
         404,
         "not_found",
     )

@@ -66,7 +66,7 @@ pub struct AuditFilter {
     pub grant_id: Option<String>,
     /// Only this action, e.g. `connection.created`, `connection.key_replaced`,
     /// `sync.finished`.
-    #[param(value_type = Option<ActionName>)]
+    #[param(value_type = Option<AuditAction>)]
     pub action: Option<String>,
     /// Only entries at or after this time (RFC 3339). With `until` not after it, nothing.
     #[param(format = DateTime)]
@@ -106,17 +106,6 @@ fn invalid(message: String) -> AppError {
 fn shown(raw: &str) -> String {
     raw.chars().take(64).collect()
 }
-
-/// An audit action's name: the schema lists [`AuditAction::ALL`].
-pub struct ActionName;
-
-impl utoipa::PartialSchema for ActionName {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        super::problems::string_enum(AuditAction::ALL.iter().map(|a| a.as_str()))
-    }
-}
-
-impl ToSchema for ActionName {}
 
 /// A free-text filter: at most 320 characters, not blank; trimmed.
 fn text(name: &str, raw: Option<String>) -> Result<Option<String>, AppError> {

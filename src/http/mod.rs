@@ -55,8 +55,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         license(name = "Apache-2.0"),
     ),
     modifiers(&BearerAuth),
-    // Every problem response refers to it (`problems`), none through a handler's attribute.
-    components(schemas(Problem, crate::error::FieldError)),
+    // Every problem response refers to `Problem` (`problems`), no handler's attribute does;
+    // and parameter types named by `value_type` only.
+    components(schemas(Problem, crate::error::FieldError, changes::EventName)),
     tags(
         (name = "connections", description = "OpenAI organizations connected with an admin key"),
         (name = "inventory", description = "Each organization's users, projects, members, groups, keys and costs, synced into our store"),

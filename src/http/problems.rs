@@ -213,6 +213,7 @@ pub fn document(doc: &mut OpenApi) {
         ];
         for op in operations.into_iter().flatten() {
             not_null_parameters(op);
+            described_responses(op);
             let id = op.operation_id.clone().unwrap_or_default();
             let Some(by_status) = codes(path, &id, op) else {
                 panic!("{id} ({path}) is not in http::problems::OWN");
@@ -238,6 +239,23 @@ fn not_null_parameters(op: &mut Operation) {
             if let [only] = types.as_slice() {
                 object.schema_type = SchemaType::Type(only.clone());
             }
+        }
+    }
+}
+
+/// OpenAPI requires a description on every response; one a handler left without gets its
+/// status's reason phrase (generators refuse the document otherwise).
+fn described_responses(op: &mut Operation) {
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let RefOr::T(response) = response
+            && response.description.trim().is_empty()
+        {
+            let reason = status
+                .parse::<u16>()
+                .ok()
+                .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+                .and_then(|s| s.canonical_reason());
+            response.description = reason.unwrap_or("Response").to_owned();
         }
     }
 }

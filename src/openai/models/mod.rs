@@ -4,6 +4,8 @@
 //! strings and closed-looking enums keep unknown values (`Unknown(String)`), so a field or
 //! value OpenAI adds next month does not break a sync. Secrets returned once are
 //! `SecretString`; timestamps are Unix seconds. Plain data: depends on nothing else of ours.
+//! The models kept as inventory items also derive `utoipa::ToSchema` (components named
+//! `OpenAi<Type>`), only to document them where the API serves them.
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -16,14 +18,16 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-/// Declares a string enum that keeps unknown values in `Unknown(String)`.
+/// Declares a string enum that keeps unknown values in `Unknown(String)`. Its schema
+/// (component `OpenAi<Name>`) is a plain string listing the known values, not an `enum`:
+/// unknown values are kept and served again.
 macro_rules! open_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
+    ($(#[doc = $doc:literal])* $name:ident { $($(#[doc = $vdoc:literal])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[doc = $doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(from = "String", into = "String")]
         pub enum $name {
-            $($(#[$vmeta])* $variant,)+
+            $($(#[doc = $vdoc])* $variant,)+
             /// A value this client does not know yet, kept as sent.
             Unknown(String),
         }
@@ -58,7 +62,53 @@ macro_rules! open_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::openai::models::open_enum_schema(
+                    &[$($doc),*],
+                    &[$(($text, &[$($vdoc),*] as &[&str])),+],
+                )
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(concat!("OpenAi", stringify!($name)))
+            }
+        }
     };
+}
+
+/// The schema of an [`open_enum!`]: a string whose description lists the known values
+/// (with their docs), which are also its `examples`.
+fn open_enum_schema(
+    docs: &[&str],
+    values: &[(&str, &[&str])],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let join = |lines: &[&str]| {
+        let lines: Vec<&str> = lines.iter().map(|l| l.trim()).collect();
+        lines.join(" ")
+    };
+    let mut description = join(docs);
+    if !description.is_empty() {
+        description.push_str("\n\n");
+    }
+    description
+        .push_str("An open string: OpenAI may add values, which are kept as sent. Known values:");
+    for (text, vdocs) in values {
+        description.push_str(&format!("\n- `{text}`"));
+        if !vdocs.is_empty() {
+            description.push_str(": ");
+            description.push_str(&join(vdocs));
+        }
+    }
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .examples(values.iter().map(|(text, _)| *text))
+        .into()
 }
 
 mod projects;

@@ -31,8 +31,9 @@ open_enum! {
 }
 
 /// A project (`organization.project`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiProject)]
 pub struct Project {
     pub object: String,
     pub id: String,
@@ -66,8 +67,9 @@ pub struct ModifyProject {
 }
 
 /// A member of a project (`organization.project.user`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiProjectUser)]
 pub struct ProjectUser {
     pub object: String,
     pub id: String,
@@ -79,8 +81,9 @@ pub struct ProjectUser {
 }
 
 /// A project service account (`organization.project.service_account`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiServiceAccount)]
 pub struct ServiceAccount {
     pub object: String,
     pub id: String,
@@ -146,8 +149,9 @@ pub struct CreatedServiceAccount {
 }
 
 /// The person who owns a project API key.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiApiKeyOwnerUser)]
 pub struct ApiKeyOwnerUser {
     pub id: String,
     pub email: Option<String>,
@@ -157,8 +161,9 @@ pub struct ApiKeyOwnerUser {
 }
 
 /// The service account that owns a project API key.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiApiKeyOwnerServiceAccount)]
 pub struct ApiKeyOwnerServiceAccount {
     pub id: String,
     pub name: Option<String>,
@@ -166,8 +171,10 @@ pub struct ApiKeyOwnerServiceAccount {
     pub role: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The owner of a project API key: `type` says which of `user` and `service_account` is set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiApiKeyOwner)]
 pub struct ApiKeyOwner {
     #[serde(rename = "type")]
     pub owner_type: Option<ApiKeyOwnerType>,
@@ -176,8 +183,9 @@ pub struct ApiKeyOwner {
 }
 
 /// A project API key (`organization.project.api_key`), redacted.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiProjectApiKey)]
 pub struct ProjectApiKey {
     pub object: String,
     pub id: String,
@@ -190,8 +198,9 @@ pub struct ProjectApiKey {
 }
 
 /// A group's access to a project (`project.group`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiProjectGroup)]
 pub struct ProjectGroup {
     pub object: String,
     pub project_id: String,

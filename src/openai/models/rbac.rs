@@ -13,8 +13,9 @@ open_enum! {
 }
 
 /// A group of users (`GroupResponse`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiGroup)]
 pub struct Group {
     /// `group` when present (the schema omits it).
     pub object: Option<String>,
@@ -29,8 +30,9 @@ pub struct Group {
 }
 
 /// A member of a group as listed (`GroupUser`) or retrieved (`GroupMemberUser`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiGroupUser)]
 pub struct GroupUser {
     pub id: String,
     pub name: Option<String>,
@@ -53,8 +55,9 @@ pub struct GroupUserAssignment {
 }
 
 /// A role (`role`): predefined or custom, organization or project level.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiRole)]
 pub struct Role {
     pub object: String,
     pub id: String,
@@ -91,16 +94,18 @@ pub struct UpdateRole {
 }
 
 /// A principal a role assignment is inherited from.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiAssignmentSource)]
 pub struct AssignmentSource {
     pub principal_id: String,
     pub principal_type: String,
 }
 
 /// A role as assigned to a user or group (`AssignedRoleDetails`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiAssignedRole)]
 pub struct AssignedRole {
     pub id: String,
     pub name: String,

@@ -100,8 +100,9 @@ pub type CostBucket = Bucket<CostResult>;
 /// A usage bucket (`/organization/usage/*`).
 pub type UsageBucket = Bucket<UsageResult>;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiAmount)]
 pub struct Amount {
     /// The value (floating point, as OpenAI sends it).
     pub value: f64,
@@ -110,8 +111,9 @@ pub struct Amount {
 
 /// One cost result (`organization.costs.result`); the grouping fields are set only when
 /// grouped by them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiCostResult)]
 pub struct CostResult {
     pub object: String,
     pub amount: Option<Amount>,

@@ -19,8 +19,9 @@ impl Default for InviteStatus {
 }
 
 /// A member of the organization (`organization.user`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiOrgUser)]
 pub struct OrgUser {
     pub object: String,
     pub id: String,
@@ -36,8 +37,9 @@ pub struct OrgUser {
 }
 
 /// A project membership named in an invite.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiInviteProject)]
 pub struct InviteProject {
     pub id: String,
     /// Project role: `member`, `owner` or a custom value.
@@ -45,8 +47,9 @@ pub struct InviteProject {
 }
 
 /// An invitation to the organization (`organization.invite`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiInvite)]
 pub struct Invite {
     pub object: String,
     pub id: String,
@@ -86,8 +89,9 @@ pub struct ModifyUser {
 }
 
 /// Owner of an admin API key.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiAdminApiKeyOwner)]
 pub struct AdminApiKeyOwner {
     /// `user` or `service_account` (open string).
     #[serde(rename = "type")]
@@ -100,8 +104,9 @@ pub struct AdminApiKeyOwner {
 }
 
 /// An organization admin API key (`organization.admin_api_key`), redacted.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
+#[schema(as = OpenAiAdminApiKey)]
 pub struct AdminApiKey {
     pub object: String,
     pub id: String,

@@ -83,13 +83,14 @@ impl ValidationError {
 
 pub const MAX_NAME_LEN: usize = 100;
 
-/// Checks a connection name: 1–100 characters, no control characters, trimmed.
+/// Checks a connection name: at most 100 characters as sent, not blank, no control
+/// characters; trimmed.
 pub fn validate_name(name: &str) -> Result<String, ValidationError> {
     let trimmed = name.trim();
     if trimmed.is_empty() {
         return Err(ValidationError::new("name", "must not be empty"));
     }
-    if trimmed.chars().count() > MAX_NAME_LEN {
+    if name.chars().count() > MAX_NAME_LEN {
         return Err(ValidationError::new(
             "name",
             format!("must be at most {MAX_NAME_LEN} characters"),
@@ -104,9 +105,9 @@ pub fn validate_name(name: &str) -> Result<String, ValidationError> {
     Ok(trimmed.to_owned())
 }
 
-/// Checks an expected organization id: OpenAI's look like `org-…`.
+/// Checks an expected organization id: OpenAI's look like `org-…` (exactly; the schema's
+/// pattern says the same).
 pub fn validate_organization_id(org: &str) -> Result<String, ValidationError> {
-    let org = org.trim();
     let ok = org.starts_with("org-")
         && org.len() <= 64
         && org[4..]
@@ -154,6 +155,12 @@ impl AdminKey {
                 "must be an OpenAI admin API key (`sk-admin-…`)"
             };
             return Err(ValidationError::new("admin_key", hint));
+        }
+        if !raw.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ValidationError::new(
+                "admin_key",
+                "must be ASCII letters, digits and punctuation, as OpenAI's keys are",
+            ));
         }
         if raw.len() < ADMIN_KEY_PREFIX.len() + 8 || raw.len() > 512 {
             return Err(ValidationError::new(

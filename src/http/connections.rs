@@ -35,14 +35,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionIn {
-    /// Unique name, 1–100 characters.
-    #[schema(example = "acme-prod")]
+    /// Unique name, 1–100 characters, not blank, no control characters (trimmed).
+    #[schema(
+        example = "acme-prod",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// The OpenAI admin key (`sk-admin-…`). Accepted here once, never returned.
-    #[schema(value_type = String, format = Password, example = "sk-admin-…")]
+    #[schema(value_type = String, format = Password, example = "sk-admin-0123456789abcdef", pattern = "^sk-admin-[!-~]{8,503}$")]
     pub admin_key: SecretString,
     /// The organization id (`org-…`) the key must belong to; checked by every test.
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^org-[A-Za-z0-9_-]{1,60}$")]
     pub expected_organization_id: Option<String>,
     /// OpenAI base URL; default `https://api.openai.com/v1`. Others must be allowlisted.
     #[serde(default)]
@@ -53,16 +59,21 @@ pub struct ConnectionIn {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionPatch {
-    /// New name.
+    /// New name (as on create).
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     /// Replacement admin key; clears the last test report.
     #[serde(default)]
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, pattern = "^sk-admin-[!-~]{8,503}$")]
     pub admin_key: Option<SecretString>,
     /// New expected organization id, or `null` to stop checking.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^org-[A-Za-z0-9_-]{1,60}$")]
     pub expected_organization_id: Option<Option<String>>,
     /// New base URL (allowlisted); clears the last test report.
     #[serde(default)]
@@ -79,13 +90,14 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 #[serde(deny_unknown_fields)]
 pub struct KeyTestIn {
     /// The OpenAI admin key (`sk-admin-…`). Not stored.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, pattern = "^sk-admin-[!-~]{8,503}$")]
     pub admin_key: SecretString,
     /// OpenAI base URL; default `https://api.openai.com/v1`.
     #[serde(default)]
     pub base_url: Option<String>,
     /// The organization id the key must belong to.
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^org-[A-Za-z0-9_-]{1,60}$")]
     pub expected_organization_id: Option<String>,
 }
 

@@ -14,10 +14,85 @@ use crate::auth::{AuthError, Principal};
 use crate::domain::ids::InvalidId;
 use crate::error::{AppError, ErrorCode};
 
-/// JSON body extractor and response, with problem-JSON rejections.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(AppError))]
+/// JSON body extractor and response, with problem-JSON rejections. A body whose text holds
+/// a NUL character (`\u0000`) is refused: Postgres cannot store one, and SQLite would store
+/// what Postgres refuses, so the backends would disagree.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        if !is_json(req.headers()) {
+            return Err(AppError::new(
+                ErrorCode::UnsupportedMediaType,
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(JsonRejection::from)?;
+        if has_nul_escape(&bytes) {
+            return Err(AppError::new(
+                ErrorCode::ValidationFailed,
+                "text in the body must not contain NUL characters (\\u0000)",
+            ));
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(Json(value))
+    }
+}
+
+/// `application/json` or `application/<something>+json`, as `axum::Json` accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence
+        .strip_prefix("application/")
+        .is_some_and(|sub| sub == "json" || (sub.ends_with("+json") && !sub.contains('/')))
+}
+
+/// Whether JSON text holds the escape `\u0000` (an escaped backslash before `u0000` is text).
+fn has_nul_escape(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json[i + 1..].starts_with(b"u0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// Refuses a path or query holding a percent-encoded NUL (`%00`) before any extractor reads
+/// it: no id, filter or cursor has one, and Postgres cannot compare text holding one.
+pub async fn refuse_nul(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let uri = req.uri();
+    let has_nul = uri.path().contains("%00") || uri.query().is_some_and(|q| q.contains("%00"));
+    if has_nul {
+        return AppError::new(
+            ErrorCode::InvalidParameter,
+            "path and query parameters must not contain NUL characters (%00)",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
 
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -168,6 +243,16 @@ impl FromRequestParts<AppState> for Principal {
 #[cfg(test)]
 mod tests {
     use super::elide_values;
+
+    #[test]
+    fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
+        use super::has_nul_escape;
+        assert!(has_nul_escape(br#"{"reason":"a\u0000b"}"#));
+        assert!(!has_nul_escape(br#"{"reason":"a\\u0000b"}"#));
+        assert!(has_nul_escape(br#"{"reason":"a\\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"reason":"a\u00e9","t":"\""}"#));
+        assert!(!has_nul_escape(br#"{"reason":"\"#));
+    }
 
     #[test]
     fn quoted_values_are_elided() {

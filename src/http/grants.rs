@@ -133,8 +133,10 @@ impl From<Grant> for GrantOut {
 #[serde(deny_unknown_fields)]
 pub struct RevokeIn {
     /// Why (kept in the audit trail).
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
     /// The ticket of the revocation.
+    #[schema(max_length = 200)]
     pub ticket: Option<String>,
 }
 
@@ -142,13 +144,16 @@ pub struct RevokeIn {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantPatch {
-    /// The new expiry (RFC 3339).
+    /// The new expiry (RFC 3339): in the future, within 366 days.
     pub expires_at: Option<DateTime<Utc>>,
-    /// Or this many seconds from now.
+    /// Or this many seconds from now (1 to 366 days).
+    #[schema(minimum = 1, maximum = 31622400)]
     pub expires_in_seconds: Option<i64>,
     /// Why (kept in the audit trail).
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
     /// The ticket of the change.
+    #[schema(max_length = 200)]
     pub ticket: Option<String>,
 }
 

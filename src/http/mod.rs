@@ -164,6 +164,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), limits::limit))
+        .layer(middleware::from_fn(extract::refuse_nul))
         .with_state(state)
         .layer(middleware)
 }

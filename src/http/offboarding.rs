@@ -39,8 +39,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct OffboardingIn {
     /// The person's email.
+    #[schema(format = Email, max_length = 320)]
     pub email: Option<String>,
     /// Or their OpenAI user id (`user-…`).
+    #[schema(pattern = "^\\s*user-", max_length = 100)]
     pub user_id: Option<String>,
     /// The organization (connection id)…
     #[schema(format = Uuid)]
@@ -53,8 +55,10 @@ pub struct OffboardingIn {
     #[serde(default)]
     pub delete_api_keys: bool,
     /// Why (kept in the audit trail).
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
     /// The ticket of the request, e.g. `SEC-123`.
+    #[schema(max_length = 200)]
     pub ticket: Option<String>,
 }
 

@@ -174,7 +174,12 @@ const EVERY_V1_ROUTE: &[ErrorCode] = &[
 /// A route with path or query parameters.
 const WITH_PARAMETERS: &[ErrorCode] = &[InvalidParameter];
 /// A route with a JSON body.
-const WITH_BODY: &[ErrorCode] = &[MalformedJson, UnsupportedMediaType, PayloadTooLarge];
+const WITH_BODY: &[ErrorCode] = &[
+    MalformedJson,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    ValidationFailed,
+];
 
 /// The codes `operation_id` (served at `path`) can answer, by status.
 fn codes(path: &str, operation_id: &str, op: &Operation) -> Option<BTreeMap<u16, Vec<ErrorCode>>> {

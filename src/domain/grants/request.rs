@@ -19,8 +19,10 @@ pub struct GrantIn {
     #[schema(format = Uuid)]
     pub connection_id: String,
     /// The person's email. Needed to invite someone who is not yet in the organization.
+    #[schema(format = Email, max_length = 320)]
     pub email: Option<String>,
     /// Or the person's OpenAI user id (`user-…`).
+    #[schema(pattern = "^\\s*user-", max_length = 100)]
     pub user_id: Option<String>,
     /// Or a group (`group_…`) instead of a person: it gets project access (`project_id` with
     /// `role`) or a role (`role_id`), and so does everyone in it.
@@ -39,12 +41,15 @@ pub struct GrantIn {
     /// The organization role to give the person: `owner` or `reader`.
     pub organization_role: Option<String>,
     /// Why (kept in the audit trail).
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
     /// The ticket of the request, e.g. `SEC-123`.
+    #[schema(max_length = 200)]
     pub ticket: Option<String>,
-    /// Revoke at this time (RFC 3339).
+    /// Revoke at this time (RFC 3339): in the future, within 366 days.
     pub expires_at: Option<DateTime<Utc>>,
     /// Or this many seconds from now (1 to 366 days).
+    #[schema(minimum = 1, maximum = 31622400)]
     pub expires_in_seconds: Option<i64>,
 }
 
@@ -84,10 +89,10 @@ fn fields(errors: Vec<ValidationError>) -> Result<(), Vec<ValidationError>> {
 /// Checks the reason and ticket of a revoke or an expiry change.
 pub fn check_end(reason: Option<&str>, ticket: Option<&str>) -> Result<(), Vec<ValidationError>> {
     let mut errors = Vec::new();
-    if reason.is_some_and(|r| r.len() > 1000) {
+    if reason.is_some_and(|r| r.chars().count() > 1000) {
         errors.push(field("reason", "at most 1000 characters"));
     }
-    if ticket.is_some_and(|t| t.len() > 200) {
+    if ticket.is_some_and(|t| t.chars().count() > 200) {
         errors.push(field("ticket", "at most 200 characters"));
     }
     fields(errors)
@@ -252,10 +257,14 @@ impl GrantIn {
             ));
         }
         let reason = self.reason.trim();
-        if reason.is_empty() || reason.len() > 1000 {
+        if reason.is_empty() || self.reason.chars().count() > 1000 {
             errors.push(field("reason", "required, at most 1000 characters"));
         }
-        if self.ticket.as_ref().is_some_and(|t| t.len() > 200) {
+        if self
+            .ticket
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > 200)
+        {
             errors.push(field("ticket", "at most 200 characters"));
         }
         let expires_at = match expiry(self.expires_at, self.expires_in_seconds, now) {

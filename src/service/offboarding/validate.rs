@@ -42,10 +42,14 @@ pub(super) fn validate(input: &OffboardInput) -> Result<Valid, AppError> {
         _ => {}
     }
     let reason = input.reason.trim();
-    if reason.is_empty() || reason.len() > 1000 {
+    if reason.is_empty() || input.reason.chars().count() > 1000 {
         errors.push(field("reason", "required, at most 1000 characters"));
     }
-    if input.ticket.as_ref().is_some_and(|t| t.len() > 200) {
+    if input
+        .ticket
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > 200)
+    {
         errors.push(field("ticket", "at most 200 characters"));
     }
     if !errors.is_empty() {

@@ -2,6 +2,7 @@
 //! including those axum and tower-http produce by default.
 
 use openai_governor::store::Backend;
+use openai_governor_sandbox::KeyProfile;
 use serde_json::json;
 
 use crate::helpers::{TestApp, assert_problem};
@@ -266,3 +267,46 @@ fn cors_settings_are_checked_at_start() {
         assert!(err.to_string().contains("OG_CORS_ALLOWED_ORIGINS"), "{err}");
     }
 }
+
+/// A NUL character cannot be stored by Postgres: it is refused at the edge on both backends
+/// (it once answered 500 on Postgres from an inventory filter), and nothing is written.
+async fn nul_characters_are_refused(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let token = app.admin_token();
+    let conn = app
+        .create_connection("nul", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    let res = app
+        .get(
+            &format!("/v1/connections/{id}/inventory/user?email=a%00b@corp.io"),
+            &token,
+        )
+        .await;
+    let body = assert_problem(res, 400, "invalid_parameter").await;
+    assert!(body["detail"].as_str().unwrap().contains("NUL"), "{body}");
+    let res = app
+        .post(
+            "/v1/grants",
+            &token,
+            json!({"connection_id": id, "email": "a@corp.io", "project_id": "proj_x",
+                   "role": "member", "reason": "bad\u{0}reason"}),
+        )
+        .await;
+    assert_problem(res, 422, "validation_failed").await;
+    // An escaped backslash before `u0000` is text, not a NUL.
+    let res = app
+        .patch(
+            &format!("/v1/connections/{id}"),
+            &token,
+            json!({"name": "back\\u0000slash"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let grants: serde_json::Value = app.get("/v1/grants", &token).await.json().await.unwrap();
+    assert_eq!(grants["data"], json!([]), "nothing was recorded");
+}
+
+crate::backend_tests!(nul_characters_are_refused);

@@ -245,6 +245,15 @@ async fn problem_details(req: Request, next: Next) -> Response {
     }
     let mut problem = match response.extensions_mut().remove::<Problem>() {
         Some(problem) => problem,
+        // A problem rendered earlier and kept: an idempotent replay of a refusal answers the
+        // first answer's problem (its code and detail), not a generic one.
+        None if response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes()) =>
+        {
+            return with_request(response, path, request_id).await;
+        }
         None => {
             let code = ErrorCode::from_status(status);
             let mut p = Problem::new(code, code.title());
@@ -259,6 +268,22 @@ async fn problem_details(req: Request, next: Next) -> Response {
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// A kept problem document with this request's path and id.
+async fn with_request(response: Response, path: String, request_id: Option<String>) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut problem: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if let Some(map) = problem.as_object_mut() {
+        map.insert("instance".into(), path.into());
+        map.insert("request_id".into(), request_id.into());
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     Response::from_parts(parts, Body::from(body))
 }

@@ -54,11 +54,14 @@ async fn a_refusal_for_want_of_scope_is_not_kept(backend: Backend) {
     let writer = app.token("wf@corp", &[Scope::AccessWrite]);
     let res = post_with_key(&app, "/v1/grants", &writer, "k-scope", &body).await;
     assert!(!replayed(&res));
-    assert_eq!(res.status(), 404);
-    // Its final answer is kept and replayed.
+    let first = assert_problem(res, 404, "connection_not_found").await;
+    // Its final answer is kept and replayed: the same problem, code and detail (it once came
+    // back as a generic `not_found`), with the replay's own request id.
     let res = post_with_key(&app, "/v1/grants", &writer, "k-scope", &body).await;
     assert!(replayed(&res));
-    assert_eq!(res.status(), 404);
+    let again = assert_problem(res, 404, "connection_not_found").await;
+    assert_eq!(again["detail"], first["detail"]);
+    assert_ne!(again["request_id"], first["request_id"]);
     // A no-scope token with a key that was used: refused for its scope, not replayed.
     let res = post_with_key(&app, "/v1/grants", &reader, "k-scope", &body).await;
     assert!(!replayed(&res));

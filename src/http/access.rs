@@ -107,6 +107,11 @@ const DEFAULT_REACH_PAGE: u32 = 100;
 #[into_params(parameter_in = Query)]
 pub struct HolderParams {
     /// The permission, e.g. `api.organization.projects.api_keys.write`.
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    )]
     pub permission: String,
     /// Page size, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -237,7 +242,7 @@ async fn permission_holders(
     Query(params): Query<HolderParams>,
 ) -> Result<Json<Holders>, AppError> {
     let permission = params.permission.trim();
-    if permission.is_empty() || permission.len() > 200 {
+    if permission.is_empty() || params.permission.chars().count() > 200 {
         return Err(bad(
             "permission must be a permission name, e.g. api.organization.projects.api_keys.write",
         ));

@@ -50,16 +50,32 @@ pub struct AuditFilter {
     pub connection_id: Option<String>,
     /// Only entries by this actor (a JWT subject, or `openai-governor` for the service's
     /// own work such as scheduled syncs).
-    #[param(min_length = 1, max_length = 320, pattern = r"\S")]
+    #[param(
+        min_length = 1,
+        max_length = 320,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    )]
     pub actor: Option<String>,
     /// Only entries about this person, by email (case-insensitive).
-    #[param(min_length = 1, max_length = 320, pattern = r"\S")]
+    #[param(
+        min_length = 1,
+        max_length = 320,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    )]
     pub email: Option<String>,
     /// Only entries about this person, by OpenAI user id.
-    #[param(min_length = 1, max_length = 320, pattern = r"\S")]
+    #[param(
+        min_length = 1,
+        max_length = 320,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    )]
     pub user_id: Option<String>,
     /// Only entries about this project.
-    #[param(min_length = 1, max_length = 320, pattern = r"\S")]
+    #[param(
+        min_length = 1,
+        max_length = 320,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    )]
     pub project_id: Option<String>,
     /// Only entries about this grant (UUID).
     #[param(format = Uuid)]

@@ -40,7 +40,7 @@ pub struct ConnectionIn {
         example = "acme-prod",
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub name: String,
     /// The OpenAI admin key (`sk-admin-…`). Accepted here once, never returned.
@@ -52,6 +52,7 @@ pub struct ConnectionIn {
     pub expected_organization_id: Option<String>,
     /// OpenAI base URL; default `https://api.openai.com/v1`. Others must be allowlisted.
     #[serde(default)]
+    #[schema(format = Uri)]
     pub base_url: Option<String>,
 }
 
@@ -64,7 +65,7 @@ pub struct ConnectionPatch {
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$"
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub name: Option<String>,
     /// Replacement admin key; clears the last test report.
@@ -77,6 +78,7 @@ pub struct ConnectionPatch {
     pub expected_organization_id: Option<Option<String>>,
     /// New base URL (allowlisted); clears the last test report.
     #[serde(default)]
+    #[schema(format = Uri)]
     pub base_url: Option<String>,
 }
 
@@ -94,6 +96,7 @@ pub struct KeyTestIn {
     pub admin_key: SecretString,
     /// OpenAI base URL; default `https://api.openai.com/v1`.
     #[serde(default)]
+    #[schema(format = Uri)]
     pub base_url: Option<String>,
     /// The organization id the key must belong to.
     #[serde(default)]

@@ -55,7 +55,11 @@ pub struct OffboardingIn {
     #[serde(default)]
     pub delete_api_keys: bool,
     /// Why (kept in the audit trail).
-    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    )]
     pub reason: String,
     /// The ticket of the request, e.g. `SEC-123`.
     #[schema(max_length = 200)]

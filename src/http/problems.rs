@@ -208,6 +208,7 @@ fn codes(path: &str, operation_id: &str, op: &Operation) -> Option<BTreeMap<u16,
 /// The problem responses of every operation, put into `doc`. Panics on an operation missing
 /// from [`OWN`]: a new route must say what it can answer.
 pub fn document(doc: &mut OpenApi) {
+    no_nul_in_bodies(doc);
     for (path, item) in doc.paths.paths.iter_mut() {
         let operations = [
             &mut item.get,
@@ -233,20 +234,72 @@ pub fn document(doc: &mut OpenApi) {
 }
 
 /// An optional header comes out of utoipa as `type: [string, null]`; HTTP has no null
-/// header (or path or query value): absent is how it is left out.
+/// header (or path or query value): absent is how it is left out. And a free-text parameter
+/// never holds NUL (`%00` is refused at the edge, `extract::refuse_nul`): say so.
 fn not_null_parameters(op: &mut Operation) {
     for p in op.parameters.iter_mut().flatten() {
         let RefOr::T(p) = p else { continue };
-        if let Some(RefOr::T(Schema::Object(object))) = &mut p.schema
-            && let SchemaType::Array(types) = &mut object.schema_type
-        {
+        let Some(RefOr::T(Schema::Object(object))) = &mut p.schema else {
+            continue;
+        };
+        if let SchemaType::Array(types) = &mut object.schema_type {
             types.retain(|t| *t != Type::Null);
             if let [only] = types.as_slice() {
                 object.schema_type = SchemaType::Type(only.clone());
             }
         }
+        let free_text = object.schema_type == SchemaType::Type(Type::String)
+            && object.format.is_none()
+            && object.enum_values.is_none()
+            && object.pattern.is_none();
+        if free_text {
+            object.pattern = Some(NO_NUL.to_owned());
+        }
     }
 }
+
+/// Free-text fields of request bodies hold no NUL either (`extract::Json` refuses one).
+fn no_nul_in_bodies(doc: &mut OpenApi) {
+    let mut inputs = Vec::new();
+    for item in doc.paths.paths.values() {
+        for op in [&item.post, &item.put, &item.patch].into_iter().flatten() {
+            let Some(RefOr::T(body)) = &op.request_body else {
+                continue;
+            };
+            for content in body.content.values() {
+                if let RefOr::T(content) = content
+                    && let Some(RefOr::Ref(r)) = &content.schema
+                {
+                    inputs.extend(r.ref_location.rsplit('/').next().map(str::to_owned));
+                }
+            }
+        }
+    }
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for name in inputs {
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(&name) else {
+            continue;
+        };
+        for property in object.properties.values_mut() {
+            let RefOr::T(Schema::Object(p)) = property else {
+                continue;
+            };
+            let text = match &p.schema_type {
+                SchemaType::Type(Type::String) => true,
+                SchemaType::Array(types) => types.contains(&Type::String),
+                _ => false,
+            };
+            if text && p.format.is_none() && p.enum_values.is_none() && p.pattern.is_none() {
+                p.pattern = Some(NO_NUL.to_owned());
+            }
+        }
+    }
+}
+
+/// A string without NUL characters.
+const NO_NUL: &str = "^[^\\x00]*$";
 
 /// OpenAPI requires a description on every response; one a handler left without gets its
 /// status's reason phrase (generators refuse the document otherwise).

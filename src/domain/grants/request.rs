@@ -41,7 +41,11 @@ pub struct GrantIn {
     /// The organization role to give the person: `owner` or `reader`.
     pub organization_role: Option<String>,
     /// Why (kept in the audit trail).
-    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    )]
     pub reason: String,
     /// The ticket of the request, e.g. `SEC-123`.
     #[schema(max_length = 200)]

@@ -33,6 +33,13 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> 
         let bytes = axum::body::Bytes::from_request(req, state)
             .await
             .map_err(JsonRejection::from)?;
+        // serde reads a struct from a JSON array too (`[null, null]`): every body is an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(AppError::new(
+                ErrorCode::MalformedJson,
+                "the body must be a JSON object",
+            ));
+        }
         if has_nul_escape(&bytes) {
             return Err(AppError::new(
                 ErrorCode::ValidationFailed,

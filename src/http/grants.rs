@@ -239,6 +239,7 @@ async fn create_grant(
 ) -> Result<Response, AppError> {
     if params.dry_run == Some(true) {
         // A question, not a write: no idempotency record either.
+        super::idempotency::key_of(&headers)?;
         let preview = state.grants.dry_run(&who, &body).await?;
         return Ok((StatusCode::OK, Json(preview)).into_response());
     }

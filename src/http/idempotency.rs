@@ -68,7 +68,9 @@ struct Stored {
     body: String,
 }
 
-fn key_of(headers: &HeaderMap) -> Result<Option<String>, AppError> {
+/// The request's `Idempotency-Key`, checked (1–255 visible ASCII); `None` when absent. A dry
+/// run keeps no record, but a malformed key is still the caller's mistake to hear about.
+pub fn key_of(headers: &HeaderMap) -> Result<Option<String>, AppError> {
     let Some(raw) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };

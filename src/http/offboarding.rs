@@ -108,6 +108,7 @@ async fn create_offboarding(
 ) -> Result<Response, AppError> {
     if params.dry_run == Some(true) {
         // A question, not a write: no idempotency record, no offboarding record.
+        super::idempotency::key_of(&headers)?;
         let input = offboard_input(&body)?;
         let preview = state.offboarding.preview(&who, input).await?;
         return Ok((StatusCode::OK, Json(preview)).into_response());

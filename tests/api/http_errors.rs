@@ -309,4 +309,39 @@ async fn nul_characters_are_refused(backend: Backend) {
     assert_eq!(grants["data"], json!([]), "nothing was recorded");
 }
 
-crate::backend_tests!(nul_characters_are_refused);
+/// Bodies are JSON objects (serde would read a struct from an array: `[null, null]` once
+/// patched a connection with nothing and answered 200), and a dry run still checks its
+/// `Idempotency-Key` (found by schemathesis).
+async fn bodies_are_objects_and_dry_runs_check_their_key(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let token = app.admin_token();
+    let conn = app
+        .create_connection("shape", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    for body in [json!([null, null]), json!("name"), json!(1)] {
+        let res = app
+            .patch(&format!("/v1/connections/{id}"), &token, body)
+            .await;
+        assert_problem(res, 400, "malformed_json").await;
+    }
+    for path in ["/v1/grants?dry_run=true", "/v1/offboardings?dry_run=true"] {
+        let res = app
+            .http
+            .post(app.url(path))
+            .bearer_auth(&token)
+            .header("idempotency-key", "")
+            .json(&json!({"connection_id": id, "email": "a@corp.io", "reason": "r"}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 400, "invalid_parameter").await;
+    }
+}
+
+crate::backend_tests!(
+    nul_characters_are_refused,
+    bodies_are_objects_and_dry_runs_check_their_key,
+);

@@ -6,6 +6,10 @@
 //! time out or fail inside (`request_timeout`, `internal`); every `/v1` route authenticates,
 //! authorizes, is rate limited and reads the store; parameters can be malformed; a JSON body
 //! can be malformed, too large or of another media type.
+//!
+//! The same pass states what utoipa cannot derive about inputs: optional parameters are not
+//! `null`, free-text parameters and body fields hold no NUL (refused at the edge), and every
+//! response has a description (generators refuse the document otherwise).
 
 use std::collections::BTreeMap;
 
@@ -218,7 +222,7 @@ pub fn document(doc: &mut OpenApi) {
             &mut item.delete,
         ];
         for op in operations.into_iter().flatten() {
-            not_null_parameters(op);
+            parameter_schemas(op);
             described_responses(op);
             let id = op.operation_id.clone().unwrap_or_default();
             let Some(by_status) = codes(path, &id, op) else {
@@ -236,7 +240,7 @@ pub fn document(doc: &mut OpenApi) {
 /// An optional header comes out of utoipa as `type: [string, null]`; HTTP has no null
 /// header (or path or query value): absent is how it is left out. And a free-text parameter
 /// never holds NUL (`%00` is refused at the edge, `extract::refuse_nul`): say so.
-fn not_null_parameters(op: &mut Operation) {
+fn parameter_schemas(op: &mut Operation) {
     for p in op.parameters.iter_mut().flatten() {
         let RefOr::T(p) = p else { continue };
         let Some(RefOr::T(Schema::Object(object))) = &mut p.schema else {

@@ -56,7 +56,13 @@ pub struct PersonParams {
     /// Projects per page, across connections, 1–1000 (default 1000).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// Cursor: the `next_cursor` of the previous page.
+    /// Where the page starts: after `<connection id> <project id>` (one space between),
+    /// e.g. the `next_cursor` of the previous page; a connection id alone starts at that
+    /// connection's first project.
+    #[param(
+        max_length = 1000,
+        pattern = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}( [^\x00]*)?$"
+    )]
     pub after: Option<String>,
 }
 
@@ -90,7 +96,10 @@ pub struct ReachParams {
     /// People per page, 1–1000 (default 100, like the other lists).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// Cursor: the `next_cursor` of the previous page.
+    /// Where the page starts: after the person `<email> <user id>` (one space between; an
+    /// absent part is empty) in the order of the list, e.g. the `next_cursor` of the
+    /// previous page.
+    #[param(max_length = 1000)]
     pub after: Option<String>,
 }
 
@@ -116,7 +125,13 @@ pub struct HolderParams {
     /// Page size, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// Cursor: the `next_cursor` of the previous page.
+    /// Where the page starts: after the holder `<connection id> <project id> <email> <user
+    /// id>` (single spaces; an absent part is empty, no project for an organization role)
+    /// in the order of the list, e.g. the `next_cursor` of the previous page.
+    #[param(
+        max_length = 1000,
+        pattern = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}( [^\x00]*)?$"
+    )]
     pub after: Option<String>,
 }
 
@@ -128,7 +143,13 @@ pub struct OwnerParams {
     /// Page size, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// Cursor: the `next_cursor` of the previous page (a user id).
+    /// Where the page starts: after this user id (owners come in user id order), e.g. the
+    /// `next_cursor` of the previous page.
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    )]
     pub after: Option<String>,
 }
 
@@ -158,6 +179,20 @@ pub struct ExportDocument {
 
 fn bad(message: impl Into<String>) -> AppError {
     AppError::new(ErrorCode::InvalidParameter, message)
+}
+
+/// The longest `after` position the list endpoints take, in characters.
+const MAX_CURSOR: usize = 1000;
+
+/// `after`, refused when longer than the document allows.
+fn cursor(after: &Option<String>) -> Result<Option<&str>, AppError> {
+    match after.as_deref() {
+        Some(raw) if raw.chars().count() > MAX_CURSOR => Err(bad(format!(
+            "after must be at most {MAX_CURSOR} characters: pass the next_cursor of the \
+             previous page"
+        ))),
+        other => Ok(other),
+    }
 }
 
 fn person(email: Option<String>, user_id: Option<String>) -> Result<Person, AppError> {
@@ -199,9 +234,12 @@ async fn person_access(
     if !(1..=MAX_REACH_PAGE).contains(&limit) {
         return Err(bad(format!("limit must be between 1 and {MAX_REACH_PAGE}")));
     }
-    let after = match params.after.as_deref() {
+    let after = match cursor(&params.after)? {
         Some(raw) => Some(PersonCursor::decode(raw).ok_or_else(|| {
-            bad("after must be the next_cursor of a previous page of this person's access")
+            bad(
+                "after must be a position `<connection id> <project id>`, such as the \
+                 next_cursor of a previous page",
+            )
         })?),
         None => None,
     };
@@ -251,9 +289,12 @@ async fn permission_holders(
     if !(1..=MAX_REACH_PAGE).contains(&limit) {
         return Err(bad(format!("limit must be between 1 and {MAX_REACH_PAGE}")));
     }
-    let after = match params.after.as_deref() {
+    let after = match cursor(&params.after)? {
         Some(raw) => Some(HolderCursor::decode(raw).ok_or_else(|| {
-            bad("after must be the next_cursor of a previous page of this listing")
+            bad(
+                "after must be a position `<connection id> <project id> <email> <user id>`, \
+                 such as the next_cursor of a previous page",
+            )
         })?),
         None => None,
     };
@@ -291,10 +332,16 @@ async fn connection_owners(
     if !(1..=MAX_REACH_PAGE).contains(&limit) {
         return Err(bad(format!("limit must be between 1 and {MAX_REACH_PAGE}")));
     }
-    let after = params.after.as_deref().map(str::trim);
-    if after.is_some_and(|a| a.is_empty() || a.len() > 200) {
-        return Err(bad("after must be the next_cursor of a previous page"));
+    // Counted before trimming, as the document's maxLength counts.
+    if let Some(raw) = params.after.as_deref()
+        && (raw.trim().is_empty() || raw.chars().count() > 200)
+    {
+        return Err(bad(
+            "after must be a user id of at most 200 characters, such as the next_cursor of \
+             a previous page",
+        ));
     }
+    let after = params.after.as_deref().map(str::trim);
     let owners = state.access.owners(&who, id, after, limit as usize).await?;
     Ok(Json(owners))
 }
@@ -340,12 +387,7 @@ async fn project_access(
     if !(1..=MAX_REACH_PAGE).contains(&limit) {
         return Err(bad(format!("limit must be between 1 and {MAX_REACH_PAGE}")));
     }
-    let after = match params.after.as_deref() {
-        Some(raw) => Some(ReachCursor::decode(raw).ok_or_else(|| {
-            bad("after must be the next_cursor of a previous page of this project's access")
-        })?),
-        None => None,
-    };
+    let after = cursor(&params.after)?.map(ReachCursor::decode);
     let page = ReachPage {
         after,
         limit: limit as usize,

@@ -148,6 +148,7 @@ pub struct GrantPatch {
     pub expires_at: Option<DateTime<Utc>>,
     /// Or this many seconds from now (1 to 366 days).
     #[schema(minimum = 1, maximum = 31622400)]
+    #[serde(default, deserialize_with = "crate::domain::grants::whole_number")]
     pub expires_in_seconds: Option<i64>,
     /// Why (kept in the audit trail).
     #[schema(max_length = 1000)]

@@ -385,6 +385,11 @@ impl Drop for TestApp {
 }
 
 /// Asserts a problem response: status, `code`, content type, request id; returns the body.
+/// `value` percent-encoded for a query string (cursors hold spaces and `@`).
+pub fn query_value(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
 pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
     assert_eq!(res.status().as_u16(), status, "status");
     let ct = res

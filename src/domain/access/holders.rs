@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{AccessPath, ProjectReach, role_book};
+use super::{AccessPath, ProjectReach, ReachCursor, role_book};
 use crate::domain::permissions::RoleLevel;
 use crate::domain::{ConnectionId, Item};
 
@@ -39,7 +39,7 @@ pub struct Holders {
 }
 
 /// Where a page of holders starts: after this holder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HolderCursor {
     pub connection_id: ConnectionId,
     /// `None` while in the organization-wide part.
@@ -58,13 +58,32 @@ impl HolderCursor {
         }
     }
 
+    /// The text form callers pass back: `connection_id project_id email user_id`.
     pub fn encode(&self) -> String {
-        super::encode_cursor(self)
+        let sep = super::CURSOR_SEP;
+        let person = ReachCursor {
+            email: self.email.clone(),
+            user_id: self.user_id.clone(),
+        };
+        format!(
+            "{}{sep}{}{sep}{}",
+            self.connection_id,
+            self.project_id.as_deref().unwrap_or(""),
+            person.encode()
+        )
     }
 
-    /// Reads [`Self::encode`]'s form; `None` for anything else.
+    /// Reads [`Self::encode`]'s form; `None` unless it starts with a connection id.
     pub fn decode(raw: &str) -> Option<Self> {
-        super::decode_cursor(raw)
+        let (connection_id, rest) = super::connection_key(raw)?;
+        let (project, person) = rest.split_once(super::CURSOR_SEP).unwrap_or((rest, ""));
+        let (email, user_id) = super::person_key(person);
+        Some(Self {
+            connection_id,
+            project_id: super::non_empty(project),
+            email,
+            user_id,
+        })
     }
 }
 

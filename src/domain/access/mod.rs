@@ -294,20 +294,28 @@ fn group_paths(
         .collect()
 }
 
-/// The opaque text form of a page cursor callers pass back (base64url of its JSON).
-pub(crate) fn encode_cursor<T: Serialize>(cursor: &T) -> String {
-    use base64::Engine;
-    let json = serde_json::to_vec(cursor).unwrap_or_default();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+/// Page cursors are positions written as text, like OpenAI's own `after=<id>`: the sort key
+/// of the last row answered, its fields separated by single spaces (no OpenAI id contains
+/// one; an absent field is empty). Any string of the documented form names a position, and
+/// a page starts strictly after it, so a cursor never has to be one this service made.
+pub(crate) const CURSOR_SEP: char = ' ';
+
+/// `email user_id` → the two fields; the user id is after the *last* space (ids have none,
+/// emails from a synced snapshot might), and empty fields are absent.
+fn person_key(raw: &str) -> (Option<String>, Option<String>) {
+    let (email, user) = raw.rsplit_once(CURSOR_SEP).unwrap_or((raw, ""));
+    (non_empty(email), non_empty(user))
 }
 
-/// Reads [`encode_cursor`]'s form; `None` for anything else.
-pub(crate) fn decode_cursor<T: serde::de::DeserializeOwned>(raw: &str) -> Option<T> {
-    use base64::Engine;
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(raw)
-        .ok()?;
-    serde_json::from_slice(&json).ok()
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// A leading connection id (the hyphenated form) and what follows its separator.
+fn connection_key(raw: &str) -> Option<(ConnectionId, &str)> {
+    let (id, rest) = raw.split_once(CURSOR_SEP).unwrap_or((raw, ""));
+    let id = crate::domain::ids::parse_uuid("connection id", id).ok()?;
+    Some((ConnectionId(id), rest))
 }
 
 mod holders;

@@ -249,21 +249,30 @@ pub fn person_access(items: Vec<SnapshotItem>) -> Vec<ConnectionAccess> {
 
 /// Where a page of a person's access starts: in `connection_id` (and every later connection),
 /// after project `after_project` (`""`: from that connection's first project).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonCursor {
     pub connection_id: ConnectionId,
     pub after_project: String,
 }
 
 impl PersonCursor {
-    /// The opaque text form callers pass back.
+    /// The text form callers pass back: `connection_id after_project`.
     pub fn encode(&self) -> String {
-        super::encode_cursor(self)
+        format!(
+            "{}{}{}",
+            self.connection_id,
+            super::CURSOR_SEP,
+            self.after_project
+        )
     }
 
-    /// Reads [`Self::encode`]'s form; `None` for anything else.
+    /// Reads [`Self::encode`]'s form; `None` unless it starts with a connection id.
     pub fn decode(raw: &str) -> Option<Self> {
-        super::decode_cursor(raw)
+        let (connection_id, after_project) = super::connection_key(raw)?;
+        Some(Self {
+            connection_id,
+            after_project: after_project.to_owned(),
+        })
     }
 }
 

@@ -71,7 +71,7 @@ pub struct ProjectReach {
 }
 
 /// Where a page of [`ProjectReach::people`] starts: after this person.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReachCursor {
     pub email: Option<String>,
     pub user_id: Option<String>,
@@ -90,14 +90,20 @@ impl ReachCursor {
         (self.email.as_ref(), self.user_id.as_ref())
     }
 
-    /// The opaque text form callers pass back.
+    /// The text form callers pass back: `email user_id`.
     pub fn encode(&self) -> String {
-        super::encode_cursor(self)
+        format!(
+            "{}{}{}",
+            self.email.as_deref().unwrap_or(""),
+            super::CURSOR_SEP,
+            self.user_id.as_deref().unwrap_or("")
+        )
     }
 
-    /// Reads [`Self::encode`]'s form; `None` for anything else.
-    pub fn decode(raw: &str) -> Option<Self> {
-        super::decode_cursor(raw)
+    /// Reads [`Self::encode`]'s form; every string is a position.
+    pub fn decode(raw: &str) -> Self {
+        let (email, user_id) = super::person_key(raw);
+        Self { email, user_id }
     }
 }
 

@@ -306,5 +306,5 @@ pub use plan::{
     AccessState, GroupAccessState, OrgRoleState, Outcome, ProjectAccessState, ProjectGroupState,
     Refusal, RoleAccessState, Step, Write, landed, plan_grant, plan_revoke,
 };
-pub use request::{GrantIn, GrantRequest, RequestError, check_end, expiry};
+pub use request::{GrantIn, GrantRequest, RequestError, check_end, expiry, whole_number};
 pub use state::{Attempt, BadTransition, End, EndKind, FlatState, GrantState, Held};

@@ -54,7 +54,27 @@ pub struct GrantIn {
     pub expires_at: Option<DateTime<Utc>>,
     /// Or this many seconds from now (1 to 366 days).
     #[schema(minimum = 1, maximum = 31622400)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub expires_in_seconds: Option<i64>,
+}
+
+/// Reads an optional integer the way JSON Schema counts one: `1437.0` and `1.4e3` are whole
+/// numbers (and generated clients may send them so), a fraction is not.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    // Past ±2^53 a float is no exact integer; such values are far outside every bound anyway.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+                .map(|f| f as i64)
+        })
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number, found {n}")))
 }
 
 /// A grant request that passed every check.

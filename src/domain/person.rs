@@ -18,12 +18,13 @@ impl Email {
     /// The longest address (RFC 5321's path limit), as the OpenAPI document states it.
     pub const MAX_LEN: usize = 320;
 
-    /// Checks a caller's email (surrounding spaces aside): at most [`Self::MAX_LEN`] bytes,
+    /// Checks a caller's email (surrounding spaces aside): at most [`Self::MAX_LEN`] characters,
     /// one `@` with something on both sides, no spaces or control characters — what
     /// `format: email` lets through, and no more.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let e = raw.trim().to_lowercase();
-        let valid = e.len() <= Self::MAX_LEN
+        // Counted as sent, in characters, as the document's maxLength counts.
+        let valid = raw.chars().count() <= Self::MAX_LEN
             && !e.chars().any(|c| c.is_whitespace() || c.is_control())
             && e.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty() && !domain.is_empty() && !domain.contains('@')
@@ -55,10 +56,11 @@ impl UserId {
     /// The longest user id accepted.
     pub const MAX_LEN: usize = 100;
 
-    /// Checks a caller's user id: `user-…`, at most [`Self::MAX_LEN`] bytes.
+    /// Checks a caller's user id: `user-…` once trimmed, at most [`Self::MAX_LEN`]
+    /// characters as sent (what the document's `maxLength` counts).
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
         let u = raw.trim();
-        if !u.starts_with("user-") || u.len() > Self::MAX_LEN {
+        if !u.starts_with("user-") || raw.chars().count() > Self::MAX_LEN {
             return Err(Self::INVALID);
         }
         Ok(Self(u.to_owned()))
@@ -117,5 +119,11 @@ mod tests {
             Ok("user-1".to_owned())
         );
         assert_eq!(UserId::parse("bob"), Err(UserId::INVALID));
+        // Lengths count characters as sent, spaces included (the document's maxLength).
+        let padded = format!("{}user-1", " ".repeat(95));
+        assert_eq!(UserId::parse(&padded), Err(UserId::INVALID));
+        assert!(UserId::parse(&padded[1..]).is_ok());
+        let wide = format!("{}@c.io", "é".repeat(200));
+        assert!(Email::parse(&wide).is_ok(), "200 characters, 400 bytes");
     }
 }

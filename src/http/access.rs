@@ -51,7 +51,7 @@ pub struct PersonParams {
     #[param(format = Email, max_length = 320)]
     pub email: Option<String>,
     /// The person's OpenAI user id (`user-...`), the same in every organization.
-    #[param(pattern = "^user-", max_length = 100)]
+    #[param(pattern = r"^[\t\n\x0b\x0c\r ]*user-", max_length = 100)]
     pub user_id: Option<String>,
     /// Projects per page, across connections, 1–1000 (default 1000).
     #[param(minimum = 1, maximum = 1000)]
@@ -92,6 +92,11 @@ pub struct PersonAccessOut {
 pub struct ReachParams {
     /// Only paths whose role grants this permission, e.g.
     /// `api.organization.projects.write` (who can manage the project's members).
+    #[param(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00]*[^\s\x00][^\x00]*$"
+    )]
     pub permission: Option<String>,
     /// People per page, 1–1000 (default 100, like the other lists).
     #[param(minimum = 1, maximum = 1000)]
@@ -196,8 +201,8 @@ fn cursor(after: &Option<String>) -> Result<Option<&str>, AppError> {
 }
 
 fn person(email: Option<String>, user_id: Option<String>) -> Result<Person, AppError> {
-    let clean = |v: Option<String>| v.map(|s| s.trim().to_owned());
-    match (clean(email), clean(user_id)) {
+    // Each parse trims, and counts the length as sent.
+    match (email, user_id) {
         (Some(email), None) => Email::parse(&email)
             .map(|e| Person::Email(e.into_string()))
             .map_err(|m| bad(format!("email {m}"))),
@@ -374,15 +379,17 @@ async fn project_access(
     Path((id, project_id)): Path<(ConnectionId, String)>,
     Query(params): Query<ReachParams>,
 ) -> Result<Json<ProjectReach>, AppError> {
-    let permission = params.permission.map(|p| p.trim().to_owned());
-    if permission
+    // Counted as sent, as the document's maxLength counts.
+    if params
+        .permission
         .as_deref()
-        .is_some_and(|p| p.is_empty() || p.len() > 200)
+        .is_some_and(|p| p.trim().is_empty() || p.chars().count() > 200)
     {
         return Err(bad(
             "permission must be a permission name, e.g. api.organization.projects.write",
         ));
     }
+    let permission = params.permission.map(|p| p.trim().to_owned());
     let limit = params.limit.unwrap_or(DEFAULT_REACH_PAGE);
     if !(1..=MAX_REACH_PAGE).contains(&limit) {
         return Err(bad(format!("limit must be between 1 and {MAX_REACH_PAGE}")));

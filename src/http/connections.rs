@@ -52,7 +52,7 @@ pub struct ConnectionIn {
     pub expected_organization_id: Option<String>,
     /// OpenAI base URL; default `https://api.openai.com/v1`. Others must be allowlisted.
     #[serde(default)]
-    #[schema(format = Uri)]
+    #[schema(format = Uri, example = "https://api.openai.com/v1")]
     pub base_url: Option<String>,
 }
 
@@ -78,7 +78,7 @@ pub struct ConnectionPatch {
     pub expected_organization_id: Option<Option<String>>,
     /// New base URL (allowlisted); clears the last test report.
     #[serde(default)]
-    #[schema(format = Uri)]
+    #[schema(format = Uri, example = "https://api.openai.com/v1")]
     pub base_url: Option<String>,
 }
 
@@ -96,7 +96,7 @@ pub struct KeyTestIn {
     pub admin_key: SecretString,
     /// OpenAI base URL; default `https://api.openai.com/v1`.
     #[serde(default)]
-    #[schema(format = Uri)]
+    #[schema(format = Uri, example = "https://api.openai.com/v1")]
     pub base_url: Option<String>,
     /// The organization id the key must belong to.
     #[serde(default)]

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod audit;
+mod body_rules;
 pub mod changes;
 pub mod connections;
 pub mod extract;
@@ -112,9 +113,11 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, with_problems(doc))
 }
 
-/// `doc` with every operation's problem responses ([`problems`]).
+/// `doc` with every operation's problem responses ([`problems`]) and the rules between
+/// body fields ([`body_rules`]).
 fn with_problems(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     problems::document(&mut doc);
+    body_rules::document(&mut doc);
     doc
 }
 

@@ -42,7 +42,7 @@ pub struct OffboardingIn {
     #[schema(format = Email, max_length = 320)]
     pub email: Option<String>,
     /// Or their OpenAI user id (`user-…`).
-    #[schema(pattern = "^\\s*user-", max_length = 100)]
+    #[schema(pattern = r"^[\t\n\x0b\x0c\r ]*user-", max_length = 100)]
     pub user_id: Option<String>,
     /// The organization (connection id)…
     #[schema(format = Uuid)]

@@ -3,7 +3,7 @@
 //! organization-wide holdings first (by user id), then project by project (by project id,
 //! people by email then user id), in pages.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{AccessPath, ProjectReach, ReachCursor, role_book};

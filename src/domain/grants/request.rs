@@ -22,23 +22,29 @@ pub struct GrantIn {
     #[schema(format = Email, max_length = 320)]
     pub email: Option<String>,
     /// Or the person's OpenAI user id (`user-…`).
-    #[schema(pattern = "^\\s*user-", max_length = 100)]
+    #[schema(pattern = r"^[\t\n\x0b\x0c\r ]*user-", max_length = 100)]
     pub user_id: Option<String>,
     /// Or a group (`group_…`) instead of a person: it gets project access (`project_id` with
     /// `role`) or a role (`role_id`), and so does everyone in it.
+    #[schema(pattern = r"^[\t\n\x0b\x0c\r ]*group_", max_length = 100)]
     pub grantee_group_id: Option<String>,
     /// The project (`proj_…`): with `role`, project membership; with `role_id`, a role
     /// assignment in that project.
+    #[schema(pattern = r"^[\t\n\x0b\x0c\r ]*proj_", max_length = 100)]
     pub project_id: Option<String>,
     /// The group (`group_…`) to add the person to, instead of a project.
+    #[schema(pattern = r"^[\t\n\x0b\x0c\r ]*group_", max_length = 100)]
     pub group_id: Option<String>,
     /// With `project_id`: `owner`, `member`, or a custom project role's name (for a group, a
-    /// role id too).
+    /// role id too); for a group membership only `member` (or leave it out).
+    #[schema(max_length = 100, pattern = r"^[^\x00]*[^\s\x00][^\x00]*$")]
     pub role: Option<String>,
     /// An RBAC role (`role_…`) to assign to the person: an organization role, or with
     /// `project_id` a project role.
+    #[schema(pattern = r"^[\t\n\x0b\x0c\r ]*role_", max_length = 100)]
     pub role_id: Option<String>,
     /// The organization role to give the person: `owner` or `reader`.
+    #[schema(pattern = r"^[\t\n\x0b\x0c\r ]*(owner|reader)[\t\n\x0b\x0c\r ]*$")]
     pub organization_role: Option<String>,
     /// Why (kept in the audit trail).
     #[schema(
@@ -161,21 +167,33 @@ fn trimmed(v: &Option<String>) -> Option<String> {
     v.as_ref().map(|s| s.trim().to_owned())
 }
 
+/// Trimmed `v` starts with `prefix`; the length is checked as sent ([`too_long`]).
 fn is_id(v: &str, prefix: &str) -> bool {
-    v.starts_with(prefix) && v.len() <= 100
+    v.starts_with(prefix)
+}
+
+/// The longest id or role name a request may hold, in characters as sent (what the
+/// document's `maxLength` counts, before trimming).
+const MAX_ID: usize = 100;
+
+fn too_long(errors: &mut Vec<ValidationError>, name: &'static str, v: &Option<String>) {
+    if v.as_ref().is_some_and(|s| s.chars().count() > MAX_ID) {
+        errors.push(field(name, format!("at most {MAX_ID} characters")));
+    }
 }
 
 impl GrantIn {
     /// The person or group who receives the access.
     fn grantee(&self, errors: &mut Vec<ValidationError>) -> Grantee {
         let email = self.email.as_ref().map(|e| e.trim().to_lowercase());
-        if let Some(Err(m)) = email.as_deref().map(Email::parse) {
+        if let Some(Err(m)) = self.email.as_deref().map(Email::parse) {
             errors.push(field("email", m));
         }
         let user_id = trimmed(&self.user_id);
-        if let Some(Err(m)) = user_id.as_deref().map(UserId::parse) {
+        if let Some(Err(m)) = self.user_id.as_deref().map(UserId::parse) {
             errors.push(field("user_id", m));
         }
+        too_long(errors, "grantee_group_id", &self.grantee_group_id);
         let group_id = trimmed(&self.grantee_group_id);
         match (&group_id, email.is_some() || user_id.is_some()) {
             (None, false) => errors.push(field(
@@ -201,6 +219,10 @@ impl GrantIn {
 
     /// The one access asked for.
     fn target(&self, errors: &mut Vec<ValidationError>) -> Option<GrantTarget> {
+        too_long(errors, "project_id", &self.project_id);
+        too_long(errors, "group_id", &self.group_id);
+        too_long(errors, "role_id", &self.role_id);
+        too_long(errors, "role", &self.role);
         let (project_id, group_id) = (trimmed(&self.project_id), trimmed(&self.group_id));
         let (role_id, org_role) = (trimmed(&self.role_id), trimmed(&self.organization_role));
         if project_id.as_deref().is_some_and(|p| !is_id(p, "proj_")) {
@@ -214,7 +236,7 @@ impl GrantIn {
         Some(match (project_id, group_id, role_id, org_role) {
             (Some(project_id), None, None, None) => {
                 let role = self.role.as_deref().unwrap_or_default().trim().to_owned();
-                if role.is_empty() || role.len() > 100 {
+                if role.is_empty() {
                     errors.push(field(
                         "role",
                         "must be owner, member or a custom project role's name",

@@ -20,11 +20,11 @@ pub(super) struct Valid {
 pub(super) fn validate(input: &OffboardInput) -> Result<Valid, AppError> {
     let mut errors = Vec::new();
     let email = input.email.as_ref().map(|e| e.trim().to_lowercase());
-    if let Some(Err(m)) = email.as_deref().map(Email::parse) {
+    if let Some(Err(m)) = input.email.as_deref().map(Email::parse) {
         errors.push(field("email", m));
     }
     let user_id = input.user_id.as_ref().map(|u| u.trim().to_owned());
-    if let Some(Err(m)) = user_id.as_deref().map(UserId::parse) {
+    if let Some(Err(m)) = input.user_id.as_deref().map(UserId::parse) {
         errors.push(field("user_id", m));
     }
     if email.is_none() && user_id.is_none() {

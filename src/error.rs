@@ -118,7 +118,9 @@ impl ErrorCode {
             LastOwner => StatusCode::CONFLICT,
             DefaultProject => StatusCode::CONFLICT,
             InvitePending => StatusCode::CONFLICT,
-            EmailRequired => StatusCode::UNPROCESSABLE_ENTITY,
+            // The organization's current state refuses it (as the other 409s), not the
+            // request's form: the same body succeeds once the person is a member.
+            EmailRequired => StatusCode::CONFLICT,
             AccessBusy => StatusCode::CONFLICT,
             IdempotencyKeyReused => StatusCode::CONFLICT,
             IdempotencyKeyInProgress => StatusCode::CONFLICT,
@@ -126,7 +128,7 @@ impl ErrorCode {
             UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             ScimManaged => StatusCode::CONFLICT,
             GroupHasAccess => StatusCode::CONFLICT,
-            NotAMember => StatusCode::UNPROCESSABLE_ENTITY,
+            NotAMember => StatusCode::CONFLICT,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

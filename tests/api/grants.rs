@@ -485,7 +485,7 @@ async fn refusals_are_typed_and_write_nothing(backend: Backend) {
             body(json!({"user_id": "user-nobody"}), &pid, "member"),
         )
         .await,
-        422,
+        409,
         "email_required",
     )
     .await;
@@ -977,7 +977,7 @@ async fn group_membership_grants_and_scim_refusal(backend: Backend) {
                           "reason": "r"}),
         )
         .await,
-        422,
+        409,
         "not_a_member",
     )
     .await;
@@ -1191,7 +1191,7 @@ async fn role_assignment_grants_at_both_levels(backend: Backend) {
                    "reason": "r"}),
         )
         .await,
-        422,
+        409,
         "not_a_member",
     )
     .await;
@@ -1298,7 +1298,7 @@ async fn organization_role_grants_keep_an_owner(backend: Backend) {
                    "reason": "r"}),
         )
         .await,
-        422,
+        409,
         "not_a_member",
     )
     .await;

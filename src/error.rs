@@ -87,6 +87,8 @@ pub enum ErrorCode {
     OrganizationMismatch,
     /// The connection is pinned to an organization; it cannot be pointed at another.
     OrganizationPinned,
+    /// The change points the connection at another base URL without the admin key for it.
+    AdminKeyRequired,
     /// The stored admin key cannot be decrypted with the configured key ring.
     EncryptionKeyUnavailable,
     /// The request took longer than the server's request timeout.
@@ -137,6 +139,9 @@ impl ErrorCode {
             ConnectionNameTaken | SyncInProgress => StatusCode::CONFLICT,
             ConnectionHasLiveGrants | ConnectionTestRequired => StatusCode::CONFLICT,
             OrganizationMismatch | OrganizationPinned => StatusCode::CONFLICT,
+            // Whether the URL is new depends on the stored connection, not on the body
+            // alone: the same PATCH is fine for a connection already pointed there.
+            AdminKeyRequired => StatusCode::CONFLICT,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             EncryptionKeyUnavailable | Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -186,6 +191,7 @@ impl ErrorCode {
             ConnectionTestRequired => "Connection test required",
             OrganizationMismatch => "Organization mismatch",
             OrganizationPinned => "Organization pinned",
+            AdminKeyRequired => "Admin key required",
             EncryptionKeyUnavailable => "Encryption key unavailable",
             RequestTimeout => "Request timeout",
             ServiceUnavailable => "Service unavailable",
@@ -235,6 +241,7 @@ impl ErrorCode {
             ConnectionTestRequired => "connection_test_required",
             OrganizationMismatch => "organization_mismatch",
             OrganizationPinned => "organization_pinned",
+            AdminKeyRequired => "admin_key_required",
             EncryptionKeyUnavailable => "encryption_key_unavailable",
             RequestTimeout => "request_timeout",
             ServiceUnavailable => "service_unavailable",

@@ -57,6 +57,7 @@ const OWN: &[(&str, &[ErrorCode])] = &[
             BaseUrlNotAllowed,
             ConnectionNameTaken,
             OrganizationPinned,
+            AdminKeyRequired,
         ],
     ),
     ("list_connection_changes", &[ConnectionNotFound]),

@@ -368,12 +368,15 @@ impl ConnectionService {
         // The key is sealed for its base URL, and whoever may point a connection elsewhere
         // must show they hold a key for that place.
         if base_url.is_some() && key.is_none() {
-            return Err(AppError::validation(vec![FieldError {
-                field: "admin_key".into(),
-                message: "a new base_url needs the admin key again (the stored key is sealed \
-                          for the current base URL and is never sent anywhere else)"
-                    .into(),
-            }]));
+            return Err(AppError::new(
+                ErrorCode::AdminKeyRequired,
+                format!(
+                    "connection {id} is pointed at {}; a new base_url needs the admin key \
+                     again in the same request (the stored key is sealed for the current \
+                     base URL and is never sent anywhere else)",
+                    before.base_url
+                ),
+            ));
         }
         if let (Some(pinned), Some(Some(expected))) = (&before.organization_id, &expected)
             && pinned != expected

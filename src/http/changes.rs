@@ -340,3 +340,106 @@ async fn list_connection_changes(
     )?;
     page(&state, &who, q, limit).await
 }
+
+/// Types the feed in the document: `ChangeOut` as derived says `before`/`after` are any
+/// object; what they hold is the `data` of an item of the change's `kind`. So `ChangeOut`
+/// becomes a `oneOf` of one `<Kind>Change` per kind (told apart by `kind`, as `ItemOut`), each
+/// the derived schema with `kind` fixed and `before`/`after` that kind's data or `null`.
+pub(super) fn typed_changes(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{
+        Discriminator, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+    };
+    use utoipa::openapi::{Ref, RefOr};
+
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let Some(RefOr::T(Schema::Object(derived))) = components.schemas.get("ChangeOut").cloned()
+    else {
+        return;
+    };
+    let mut one_of = OneOfBuilder::new().description(Some(
+        "One change; `kind` says which kind of item, and so what `before` and `after` hold.",
+    ));
+    let mut mapping = Vec::new();
+    for kind in ItemKind::ALL {
+        let data = super::inventory::data_component(kind);
+        let mut change = derived.clone();
+        change.description = Some(format!(
+            "A change to an item of kind `{}`; `before` and `after` are its `{data}`.",
+            kind.as_str()
+        ));
+        change.properties.insert(
+            "kind".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([kind.as_str()]))
+                .description(Some("The kind of item."))
+                .into(),
+        );
+        for (field, description) in [
+            (
+                "before",
+                "The object as the previous sync saw it (`null` when added).",
+            ),
+            (
+                "after",
+                "The object as this sync saw it (`null` when removed).",
+            ),
+        ] {
+            let either = OneOfBuilder::new()
+                .item(Ref::from_schema_name(&data))
+                .item(ObjectBuilder::new().schema_type(SchemaType::Type(Type::Null)))
+                .description(Some(description));
+            change.properties.insert(field.into(), either.into());
+        }
+        let name = super::inventory::kind_component(kind, "Change");
+        mapping.push((kind.as_str(), format!("#/components/schemas/{name}")));
+        one_of = one_of.item(Ref::from_schema_name(&name));
+        components
+            .schemas
+            .insert(name, RefOr::T(Schema::Object(change)));
+    }
+    let typed = one_of.discriminator(Some(Discriminator::with_mapping("kind", mapping)));
+    components
+        .schemas
+        .insert("ChangeOut".into(), RefOr::T(typed.into()));
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use crate::domain::ItemKind;
+
+    #[test]
+    fn changes_are_typed_per_kind() {
+        let doc: Value = serde_json::to_value(super::super::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let change = &schemas["ChangeOut"];
+        assert_eq!(
+            change["oneOf"].as_array().unwrap().len(),
+            ItemKind::ALL.len()
+        );
+        assert_eq!(change["discriminator"]["propertyName"], "kind");
+        let member = &schemas["ProjectMemberChange"];
+        assert_eq!(
+            change["discriminator"]["mapping"]["project_member"],
+            "#/components/schemas/ProjectMemberChange"
+        );
+        assert_eq!(member["properties"]["kind"]["enum"][0], "project_member");
+        for field in ["before", "after"] {
+            let either = &member["properties"][field]["oneOf"];
+            assert_eq!(either[0]["$ref"], "#/components/schemas/OpenAiProjectUser");
+            assert_eq!(either[1]["type"], "null");
+        }
+        // The rest of the derived schema is kept.
+        assert_eq!(member["properties"]["by_governor"]["type"], "boolean");
+        assert!(
+            member["required"]
+                .as_array()
+                .unwrap()
+                .contains(&"seen_at".into())
+        );
+    }
+}

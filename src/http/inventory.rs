@@ -211,6 +211,12 @@ impl KindDoc {
 
 /// `<Kind>Item`: `project_member` → `ProjectMemberItem`.
 fn item_component(kind: ItemKind) -> String {
+    kind_component(kind, "Item")
+}
+
+/// The kind's name in UpperCamelCase, then `suffix`: (`project_member`, `Change`) →
+/// `ProjectMemberChange`.
+pub(super) fn kind_component(kind: ItemKind, suffix: &str) -> String {
     let mut name: String = kind
         .as_str()
         .split('_')
@@ -221,8 +227,14 @@ fn item_component(kind: ItemKind) -> String {
                 .unwrap_or_default()
         })
         .collect();
-    name.push_str("Item");
+    name.push_str(suffix);
     name
+}
+
+/// The component holding a `kind` item's `data` (`OpenAiOrgUser`, ...), which the changes
+/// feed's `before` and `after` hold too.
+pub(super) fn data_component(kind: ItemKind) -> String {
+    KindDoc::of(kind).data_name
 }
 
 /// The OpenAI models derive their schemas as they read (`#[serde(default)]`: every field

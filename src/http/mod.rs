@@ -113,11 +113,12 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, with_problems(doc))
 }
 
-/// `doc` with every operation's problem responses ([`problems`]) and the rules between
-/// body fields ([`body_rules`]).
+/// `doc` with every operation's problem responses ([`problems`]), the rules between
+/// body fields ([`body_rules`]) and the changes feed typed per kind.
 fn with_problems(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     problems::document(&mut doc);
     body_rules::document(&mut doc);
+    changes::typed_changes(&mut doc);
     doc
 }
 

@@ -5,7 +5,7 @@
 use openai_governor::auth::Scope;
 use openai_governor::openai::CreateInvite;
 use openai_governor::store::Backend;
-use openai_governor_sandbox::{KeyOwner, KeyProfile, ProjectApiKey, SandboxHandle};
+use openai_governor_sandbox::{Faults, KeyOwner, KeyProfile, ProjectApiKey, SandboxHandle};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -575,11 +575,58 @@ async fn scope_validation_and_unknown_connections(backend: Backend) {
     assert_eq!(all_writes(&app.sandbox), 0);
 }
 
+async fn a_dry_run_reads_the_organizations_at_once(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let uid = sandbox_person(&app.sandbox, "dora@corp.io", "reader");
+    let key = app.sandbox.key(KeyProfile::All).to_owned();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let c = app.create_connection(&format!("org-{i:02}"), &key).await;
+        ids.push(c["id"].as_str().unwrap().to_owned());
+    }
+    // Every lookup of a person is slow: one organization after the other, ten would take
+    // at least 10 × 400 ms.
+    app.sandbox.state().set_faults(Faults {
+        latency_ms: 400,
+        only: Some("GET /organization/users".into()),
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let d = ok(app
+        .post(
+            "/v1/offboardings?dry_run=true",
+            &writer(&app),
+            json!({"email": "dora@corp.io", "all_connections": true, "reason": "left"}),
+        )
+        .await)
+    .await;
+    let took = started.elapsed();
+    let rows = d["connections"].as_array().unwrap();
+    // In the connections' order, whatever order the reads finished in.
+    let got: Vec<&str> = rows
+        .iter()
+        .map(|c| c["connection_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ids, "{d}");
+    for c in rows {
+        assert_eq!(c["status"], "would_remove", "{d}");
+    }
+    assert!(
+        took < std::time::Duration::from_millis(3_000),
+        "ten organizations read one after the other: {took:?}"
+    );
+    assert!(is_member(&app.sandbox, &uid));
+    assert_eq!(all_writes(&app.sandbox), 0);
+}
+
 crate::backend_tests!(
     a_member_is_removed_with_memberships_and_keys_kept_by_default,
     keys_are_deleted_when_asked_and_a_replay_writes_nothing,
     someone_not_in_the_org_is_a_success_that_says_so,
     the_last_owner_is_refused_with_nothing_written,
     every_connection_at_once,
+    a_dry_run_reads_the_organizations_at_once,
     scope_validation_and_unknown_connections,
 );

@@ -148,6 +148,9 @@ export OG_RATE_LIMIT_PER_SECOND=0
 # Fail fast where the dead-end proxy refuses, and do not make the fuzzer sit on long waits.
 export OG_OPENAI_MAX_RETRIES=1 OG_OPENAI_CONNECT_TIMEOUT=2s OG_OPENAI_REQUEST_TIMEOUT=10s
 export OG_OFFBOARDING_WAIT=2s OG_GRANT_LOCK_WAIT=2s
+# The service's own deadline comes before the fuzzer's read timeout (30 s): a slow operation
+# is then an answer of the contract (408 request_timeout), not a dropped connection.
+export OG_REQUEST_TIMEOUT=25s
 export OG_SYNC_INTERVAL=0s OG_LOG_FORMAT=json OG_LOG="info"
 unset OG_POLICY_FILE OG_JWT_PUBLIC_KEY_FILE OG_JWT_JWKS_URL OG_JWT_AUDIENCE OG_JWT_ISSUER
 if [ "$BACKEND" = "postgres" ]; then

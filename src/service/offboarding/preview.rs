@@ -2,14 +2,19 @@
 //! OpenAI holds of the person now and so what offboarding would remove. Reads OpenAI; writes
 //! nothing, records nothing.
 
+use futures::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::validate::Valid;
 use super::{OffboardInput, OffboardingService, validate};
 use crate::auth::{Principal, Scope};
-use crate::domain::ConnectionId;
 use crate::domain::offboarding::{HeldKey, HeldProject, OffboardError};
+use crate::domain::{Connection, ConnectionId};
 use crate::error::{AppError, ErrorCode};
+
+/// Organizations a dry run reads at once.
+const PREVIEW_CONCURRENCY: usize = 8;
 
 /// What an offboarding would do.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -76,72 +81,91 @@ impl OffboardingService {
                 return Ok(preview);
             }
         };
-        for (c, rule) in connections.iter().zip(rules) {
-            let mut row = ConnectionPreview {
-                connection_id: c.id,
-                connection_name: c.name.clone(),
-                policy_rule: rule,
-                status: "not_a_member",
-                org_role: None,
-                projects: Vec::new(),
-                invites: Vec::new(),
-                api_keys: Vec::new(),
-                error: None,
-            };
-            let failed = |code: ErrorCode, message: String| OffboardError {
-                code: code.as_str().to_owned(),
-                message,
-            };
-            let held = match self.clients.client(c).await {
-                Ok(client) => match self.read_held(&client, &v).await {
-                    Ok(held) => Some((client, held)),
-                    Err(f) => {
-                        row.error = Some(failed(f.code, f.message));
-                        None
-                    }
-                },
-                Err(e) => {
-                    row.error = Some(failed(e.code, e.message));
+        // Organizations are read at once (a few at a time): each has its own rate budget, and
+        // one after the other an offboarding across many connections outlasts any timeout.
+        // (The futures are made first, lazily: a closure inside the stream trips the
+        // compiler's proof that the handler's future is `Send`.)
+        let rows: Vec<_> = connections
+            .iter()
+            .zip(rules)
+            .map(|(c, rule)| self.preview_one(&v, c, rule))
+            .collect();
+        preview.connections = futures::stream::iter(rows)
+            .buffered(PREVIEW_CONCURRENCY)
+            .collect()
+            .await;
+        Ok(preview)
+    }
+
+    /// What offboarding would do in one organization.
+    async fn preview_one(
+        &self,
+        v: &Valid,
+        c: &Connection,
+        rule: Option<String>,
+    ) -> ConnectionPreview {
+        let mut row = ConnectionPreview {
+            connection_id: c.id,
+            connection_name: c.name.clone(),
+            policy_rule: rule,
+            status: "not_a_member",
+            org_role: None,
+            projects: Vec::new(),
+            invites: Vec::new(),
+            api_keys: Vec::new(),
+            error: None,
+        };
+        let failed = |code: ErrorCode, message: String| OffboardError {
+            code: code.as_str().to_owned(),
+            message,
+        };
+        let held = match self.clients.client(c).await {
+            Ok(client) => match self.read_held(&client, &v).await {
+                Ok(held) => Some((client, held)),
+                Err(f) => {
+                    row.error = Some(failed(f.code, f.message));
                     None
                 }
-            };
-            let Some((client, held)) = held else {
-                row.status = "failed";
-                preview.connections.push(row);
-                continue;
-            };
-            row.org_role = held.user.as_ref().and_then(|u| u.role.clone());
-            row.projects = held.projects.clone();
-            row.invites = held.invites.clone();
-            row.api_keys = held.keys.clone();
-            if held.user.is_some() {
-                row.status = "would_remove";
+            },
+            Err(e) => {
+                row.error = Some(failed(e.code, e.message));
+                None
             }
-            if row.org_role.as_deref() == Some("owner") {
-                match self.owner_count(&client).await {
-                    Ok(n) if n <= 1 => {
-                        row.status = "refused";
-                        row.error = Some(failed(
-                            ErrorCode::LastOwner,
-                            format!(
-                                "the last owner of organization {}: OpenAI refuses to remove \
-                                 the last owner",
-                                c.name
-                            ),
-                        ));
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        row.status = "failed";
-                        row.error = Some(failed(
-                            ErrorCode::UpstreamUnavailable,
-                            crate::service::problems::upstream_message(&e),
-                        ));
-                    }
+        };
+        let Some((client, held)) = held else {
+            row.status = "failed";
+            return row;
+        };
+        row.org_role = held.user.as_ref().and_then(|u| u.role.clone());
+        row.projects = held.projects.clone();
+        row.invites = held.invites.clone();
+        row.api_keys = held.keys.clone();
+        if held.user.is_some() {
+            row.status = "would_remove";
+        }
+        if row.org_role.as_deref() == Some("owner") {
+            match self.owner_count(&client).await {
+                Ok(n) if n <= 1 => {
+                    row.status = "refused";
+                    row.error = Some(failed(
+                        ErrorCode::LastOwner,
+                        format!(
+                            "the last owner of organization {}: OpenAI refuses to remove \
+                             the last owner",
+                            c.name
+                        ),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    row.status = "failed";
+                    row.error = Some(failed(
+                        ErrorCode::UpstreamUnavailable,
+                        crate::service::problems::upstream_message(&e),
+                    ));
                 }
             }
-            preview.connections.push(row);
         }
-        Ok(preview)
+        row
     }
 }

@@ -120,7 +120,7 @@ impl OffboardingService {
             message,
         };
         let held = match self.clients.client(c).await {
-            Ok(client) => match self.read_held(&client, &v).await {
+            Ok(client) => match self.read_held(&client, v).await {
                 Ok(held) => Some((client, held)),
                 Err(f) => {
                     row.error = Some(failed(f.code, f.message));

@@ -3,7 +3,8 @@
 //!
 //! `TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench sync`
 //! (release; SQLite, and Postgres when `TEST_POSTGRES_URL` names a server; `-- --small` for CI:
-//! a small organization and short limits). For each model a sandbox of the same generated
+//! a small organization and short limits; `-- --only 20/s` runs the models whose name holds
+//! that text, and skips the large-org memory run). For each model a sandbox of the same generated
 //! organization is started and synced through the real service (HTTP API, store, OpenAI
 //! client with its default, learning rate budget: nothing is known at the first sync):
 //! - no limit, 20 ms an answer (2,000 users / 300 projects);
@@ -590,6 +591,11 @@ fn targets(
 #[tokio::main]
 async fn main() {
     let small = std::env::args().any(|a| a == "--small");
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
     let dir = tempfile::tempdir().unwrap();
     println!(
         "openai-governor sync benchmark{}\n",
@@ -601,6 +607,12 @@ async fn main() {
     let concurrency = total - total / 4;
     let python = common::sdk::ensure_venv();
     for model in models(small) {
+        if only
+            .as_ref()
+            .is_some_and(|o| !model.name.contains(o.as_str()))
+        {
+            continue;
+        }
         let limit = match model.limit {
             None => "no limit".to_owned(),
             Some((n, w)) => format!(
@@ -667,6 +679,9 @@ async fn main() {
             );
         }
         println!();
+    }
+    if only.is_some() {
+        return;
     }
     // Memory with the large organization (no latency or limits: only the size matters here).
     let large = if small {

@@ -129,7 +129,6 @@ pub async fn fetch(
     plan: &FetchPlan,
     sink: mpsc::Sender<Vec<Item>>,
 ) -> Result<Skipped, OpenAiError> {
-    let mut skipped = Skipped::new();
     let cursor = CursorParams::default();
     let rbac = RbacListParams::default();
     let costs = CostsParams {
@@ -138,94 +137,35 @@ pub async fn fetch(
         group_by: vec!["project_id".into(), "line_item".into()],
         ..Default::default()
     };
-    // User ids are kept only when their role assignments are listed too.
-    let mut user_ids = Vec::new();
-    let keep_ids = |u: &OrgUser| {
-        if plan.user_roles {
-            user_ids.push(u.id.clone());
-        }
-        user_item(u)
-    };
-    let (users, invites, projects, groups, roles, admin_keys, cost_buckets) = tokio::join!(
-        // The big lists go to the writer page by page instead of being held whole.
-        pipe(client.users(&ListUsersParams::default()), &sink, keep_ids),
-        pipe(client.invites(&cursor), &sink, invite_item),
-        all(client.projects(&ListProjectsParams {
-            include_archived: true,
-            ..Default::default()
-        })),
-        all(client.groups(&rbac)),
-        all(client.roles(&RoleScope::Organization, &rbac)),
-        all(client.admin_api_keys(&rbac)),
-        async {
-            if plan.cost_days == 0 {
-                Ok(Vec::new())
-            } else {
-                all(client.costs(&costs)).await
-            }
-        },
-    );
-
-    users?;
-    invites?;
-    let projects = projects?;
-    send(&sink, projects.iter().map(project_item).collect()).await?;
-    let groups = optional(ItemKind::Group, groups, &mut skipped)?;
-    if let Some(groups) = &groups {
-        send(&sink, groups.iter().map(group_item).collect()).await?;
-    } else {
-        skipped.insert(
-            ItemKind::GroupMember,
-            "groups cannot be read with this key".into(),
-        );
-    }
-    if let Some(roles) = optional(ItemKind::Role, roles, &mut skipped)? {
-        send(&sink, roles.iter().map(org_role_item).collect()).await?;
-    }
-    if let Some(keys) = optional(ItemKind::AdminKey, admin_keys, &mut skipped)? {
-        send(&sink, keys.iter().map(admin_key_item).collect()).await?;
-    }
-    if let Some(buckets) = optional(ItemKind::Cost, cost_buckets, &mut skipped)? {
-        send(&sink, cost_items(&buckets)).await?;
-    }
-
-    // Per project, per group and per user, all at once: each endpoint's own limit is then
-    // the only bound, instead of one phase waiting for the previous one's slowest endpoint.
-    // Archived projects have no readable members.
-    let optional_skips = std::sync::Mutex::new(Skipped::new());
-    let active: Vec<String> = projects
-        .iter()
-        .filter(|p| !is_archived(p))
-        .map(|p| p.id.clone())
-        .collect();
-    let skips = &optional_skips;
+    // Optional kinds the key cannot read, noted by every branch below.
+    let skips = std::sync::Mutex::new(Skipped::new());
+    let skips = &skips;
     let sink = &sink;
-    let per_project = async {
-        let mut lists = futures::stream::iter(active)
-            .map(|pid| project_items(client, pid, plan.concurrency, skips))
-            .buffer_unordered(plan.concurrency.max(1));
-        while let Some(items) = lists.next().await {
-            send(sink, items?).await?;
-        }
-        Ok::<_, OpenAiError>(())
-    };
-    let per_group = async {
-        let Some(groups) = groups else {
-            return Ok(());
-        };
-        let mut lists = futures::stream::iter(groups.into_iter().map(|g| g.id))
-            .map(|gid| group_items(client, gid, skips))
-            .buffer_unordered(plan.concurrency.max(1));
-        while let Some(items) = lists.next().await {
-            send(sink, items?).await?;
-        }
-        Ok(())
-    };
-    // Users' organization role assignments: one request per user (OG_SYNC_USER_ROLES).
-    let per_user = async {
+    let concurrency = plan.concurrency.max(1);
+
+    // Independent chains, all at once: each waits only for the list it needs, never for
+    // another chain's slowest endpoint. The per-project lists, the busiest endpoints, start
+    // as soon as the three pages of projects are in, not after the users list's chain of
+    // pages; each endpoint's own limit is then the only bound.
+    let users_then_roles = async {
+        // User ids are kept only when their role assignments are listed too.
+        let mut user_ids = Vec::new();
+        // The big list goes to the writer page by page instead of being held whole.
+        pipe(
+            client.users(&ListUsersParams::default()),
+            sink,
+            |u: &OrgUser| {
+                if plan.user_roles {
+                    user_ids.push(u.id.clone());
+                }
+                user_item(u)
+            },
+        )
+        .await?;
+        // Users' organization role assignments: one request per user (OG_SYNC_USER_ROLES).
         let mut lists = futures::stream::iter(user_ids)
             .map(|uid| assignments(client, Assignee::OrgUser(uid)))
-            .buffer_unordered(plan.concurrency.max(1));
+            .buffer_unordered(concurrency);
         while let Some(items) = lists.next().await {
             let items = match items {
                 // A user removed since the list was read.
@@ -234,16 +174,99 @@ pub async fn fetch(
             };
             send(sink, items).await?;
         }
+        Ok::<_, OpenAiError>(())
+    };
+    let projects_then_lists = async {
+        let projects = all(client.projects(&ListProjectsParams {
+            include_archived: true,
+            ..Default::default()
+        }))
+        .await?;
+        send(sink, projects.iter().map(project_item).collect()).await?;
+        // Archived projects have no readable members.
+        let active: Vec<String> = projects
+            .iter()
+            .filter(|p| !is_archived(p))
+            .map(|p| p.id.clone())
+            .collect();
+        let mut lists = futures::stream::iter(active)
+            .map(|pid| project_items(client, pid, concurrency, skips))
+            .buffer_unordered(concurrency);
+        while let Some(items) = lists.next().await {
+            send(sink, items?).await?;
+        }
         Ok(())
     };
-    futures::try_join!(per_project, per_group, per_user)?;
-    for (kind, why) in optional_skips
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-    {
-        skipped.entry(kind).or_insert(why);
+    let groups_then_members = async {
+        let groups = optional_in_opt(ItemKind::Group, all(client.groups(&rbac)).await, skips)?;
+        let Some(groups) = groups else {
+            skips.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                ItemKind::GroupMember,
+                "groups cannot be read with this key".into(),
+            );
+            return Ok(());
+        };
+        send(sink, groups.iter().map(group_item).collect()).await?;
+        let mut lists = futures::stream::iter(groups.into_iter().map(|g| g.id))
+            .map(|gid| group_items(client, gid, skips))
+            .buffer_unordered(concurrency);
+        while let Some(items) = lists.next().await {
+            send(sink, items?).await?;
+        }
+        Ok(())
+    };
+    let the_rest = async {
+        let (invites, roles, admin_keys, cost_buckets) = tokio::join!(
+            pipe(client.invites(&cursor), sink, invite_item),
+            all(client.roles(&RoleScope::Organization, &rbac)),
+            all(client.admin_api_keys(&rbac)),
+            async {
+                if plan.cost_days == 0 {
+                    Ok(Vec::new())
+                } else {
+                    all(client.costs(&costs)).await
+                }
+            },
+        );
+        invites?;
+        if let Some(roles) = optional_in_opt(ItemKind::Role, roles, skips)? {
+            send(sink, roles.iter().map(org_role_item).collect()).await?;
+        }
+        if let Some(keys) = optional_in_opt(ItemKind::AdminKey, admin_keys, skips)? {
+            send(sink, keys.iter().map(admin_key_item).collect()).await?;
+        }
+        if let Some(buckets) = optional_in_opt(ItemKind::Cost, cost_buckets, skips)? {
+            send(sink, cost_items(&buckets)).await?;
+        }
+        Ok(())
+    };
+    futures::try_join!(
+        users_then_roles,
+        projects_then_lists,
+        groups_then_members,
+        the_rest
+    )?;
+    Ok(std::mem::take(
+        &mut *skips.lock().unwrap_or_else(|e| e.into_inner()),
+    ))
+}
+
+/// [`optional`] with the reason noted in `skips` (shared by every branch of the fetch).
+fn optional_in_opt<T>(
+    kind: ItemKind,
+    result: Result<Vec<T>, OpenAiError>,
+    skips: &std::sync::Mutex<Skipped>,
+) -> Result<Option<Vec<T>>, OpenAiError> {
+    let mut none = Skipped::new();
+    let found = optional(kind, result, &mut none)?;
+    if !none.is_empty() {
+        let mut skips = skips.lock().unwrap_or_else(|e| e.into_inner());
+        for (kind, why) in none {
+            // The organization-level reason wins over one a project noted first.
+            skips.insert(kind, why);
+        }
     }
-    Ok(skipped)
+    Ok(found)
 }
 
 /// An optional list inside a per-project or per-group fetch: a missing scope is noted in
@@ -255,8 +278,10 @@ fn optional_in<T>(
 ) -> Result<Vec<T>, OpenAiError> {
     let mut none = Skipped::new();
     let found = optional(kind, result, &mut none)?;
-    if !none.is_empty() {
-        skips.lock().unwrap_or_else(|e| e.into_inner()).extend(none);
+    let mut skips = skips.lock().unwrap_or_else(|e| e.into_inner());
+    for (kind, why) in none {
+        // An organization-level reason, noted with `optional_in_opt`, is kept.
+        skips.entry(kind).or_insert(why);
     }
     Ok(found.unwrap_or_default())
 }

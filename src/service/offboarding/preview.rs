@@ -14,7 +14,7 @@ use crate::domain::{Connection, ConnectionId};
 use crate::error::{AppError, ErrorCode};
 
 /// Organizations a dry run reads at once.
-const PREVIEW_CONCURRENCY: usize = 8;
+const PREVIEW_CONCURRENCY: usize = 16;
 
 /// What an offboarding would do.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -81,7 +81,7 @@ impl OffboardingService {
                 return Ok(preview);
             }
         };
-        // Organizations are read at once (a few at a time): each has its own rate budget, and
+        // Organizations are read at once (16 at a time): each has its own rate budget, and
         // one after the other an offboarding across many connections outlasts any timeout.
         // (The futures are made first, lazily: a closure inside the stream trips the
         // compiler's proof that the handler's future is `Send`.)

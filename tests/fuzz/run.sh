@@ -145,8 +145,10 @@ SERVE_PROXY_ENV=(HTTPS_PROXY="$PROXY_URL" https_proxy="$PROXY_URL" ALL_PROXY="$P
 # The per-caller limit is a throughput guard, not an API contract under test: one fuzzer is
 # the only caller and would spend the run on 429s. Other limits stay at their defaults.
 export OG_RATE_LIMIT_PER_SECOND=0
-# Fail fast where the dead-end proxy refuses, and do not make the fuzzer sit on long waits.
-export OG_OPENAI_MAX_RETRIES=1 OG_OPENAI_CONNECT_TIMEOUT=2s OG_OPENAI_REQUEST_TIMEOUT=10s
+# Fail fast where the dead-end proxy refuses, and do not make the fuzzer sit on long waits:
+# no retries (the sandbox injects no faults here), else each of the hundreds of connections
+# the fuzzer makes to the refused default URL costs a backoff in an all-connections dry run.
+export OG_OPENAI_MAX_RETRIES=0 OG_OPENAI_CONNECT_TIMEOUT=2s OG_OPENAI_REQUEST_TIMEOUT=10s
 export OG_OFFBOARDING_WAIT=2s OG_GRANT_LOCK_WAIT=2s
 # The service's own deadline comes before the fuzzer's read timeout (30 s): a slow operation
 # is then an answer of the contract (408 request_timeout), not a dropped connection.

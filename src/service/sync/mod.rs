@@ -198,7 +198,12 @@ pub async fn fetch(
         Ok(())
     };
     let groups_then_members = async {
-        let groups = optional_in_opt(ItemKind::Group, all(client.groups(&rbac)).await, skips)?;
+        let groups = noted(
+            ItemKind::Group,
+            all(client.groups(&rbac)).await,
+            skips,
+            Level::Organization,
+        )?;
         let Some(groups) = groups else {
             skips.lock().unwrap_or_else(|e| e.into_inner()).insert(
                 ItemKind::GroupMember,
@@ -229,13 +234,13 @@ pub async fn fetch(
             },
         );
         invites?;
-        if let Some(roles) = optional_in_opt(ItemKind::Role, roles, skips)? {
+        if let Some(roles) = noted(ItemKind::Role, roles, skips, Level::Organization)? {
             send(sink, roles.iter().map(org_role_item).collect()).await?;
         }
-        if let Some(keys) = optional_in_opt(ItemKind::AdminKey, admin_keys, skips)? {
+        if let Some(keys) = noted(ItemKind::AdminKey, admin_keys, skips, Level::Organization)? {
             send(sink, keys.iter().map(admin_key_item).collect()).await?;
         }
-        if let Some(buckets) = optional_in_opt(ItemKind::Cost, cost_buckets, skips)? {
+        if let Some(buckets) = noted(ItemKind::Cost, cost_buckets, skips, Level::Organization)? {
             send(sink, cost_items(&buckets)).await?;
         }
         Ok(())
@@ -251,39 +256,42 @@ pub async fn fetch(
     ))
 }
 
-/// [`optional`] with the reason noted in `skips` (shared by every branch of the fetch).
-fn optional_in_opt<T>(
+/// Where an optional list was read: the organization's own, or one of a project or group.
+#[derive(Clone, Copy, PartialEq)]
+enum Level {
+    Organization,
+    Nested,
+}
+
+/// [`optional`] with the reason noted in `skips` (shared by every branch of the fetch). An
+/// organization-level reason wins over a project's or group's, whichever was met first.
+fn noted<T>(
     kind: ItemKind,
     result: Result<Vec<T>, OpenAiError>,
     skips: &std::sync::Mutex<Skipped>,
+    level: Level,
 ) -> Result<Option<Vec<T>>, OpenAiError> {
     let mut none = Skipped::new();
     let found = optional(kind, result, &mut none)?;
-    if !none.is_empty() {
-        let mut skips = skips.lock().unwrap_or_else(|e| e.into_inner());
-        for (kind, why) in none {
-            // The organization-level reason wins over one a project noted first.
+    let mut skips = skips.lock().unwrap_or_else(|e| e.into_inner());
+    for (kind, why) in none {
+        if level == Level::Organization {
             skips.insert(kind, why);
+        } else {
+            skips.entry(kind).or_insert(why);
         }
     }
     Ok(found)
 }
 
-/// An optional list inside a per-project or per-group fetch: a missing scope is noted in
-/// `skips` (shared by every project and group) and yields nothing.
+/// An optional list inside a per-project, per-group or per-user fetch: a missing scope is
+/// noted in `skips` and yields nothing.
 fn optional_in<T>(
     kind: ItemKind,
     result: Result<Vec<T>, OpenAiError>,
     skips: &std::sync::Mutex<Skipped>,
 ) -> Result<Vec<T>, OpenAiError> {
-    let mut none = Skipped::new();
-    let found = optional(kind, result, &mut none)?;
-    let mut skips = skips.lock().unwrap_or_else(|e| e.into_inner());
-    for (kind, why) in none {
-        // An organization-level reason, noted with `optional_in_opt`, is kept.
-        skips.entry(kind).or_insert(why);
-    }
-    Ok(found.unwrap_or_default())
+    Ok(noted(kind, result, skips, Level::Nested)?.unwrap_or_default())
 }
 
 /// A project's members, service accounts, API keys, groups, roles and its groups' role

@@ -22,6 +22,10 @@
 //! - gives background work (syncs) only `background_share` of a window on endpoints that
 //!   interactive work (grants, tests) used in the last ten minutes, which may take the rest, and probes upward slowly (5% more a window after a
 //!   minute without 429s), in case a limit was raised;
+//! - when the server sends OpenAI's `x-ratelimit-*-requests` headers, believes them instead
+//!   of guessing: no more requests than `remaining` (less those still in flight, which the
+//!   server may not have counted yet) until `reset`, then `limit` again; the window so told
+//!   is kept like a learned one, so the first sync of a replica draws no 429 to learn it;
 //! - hands out what it learned ([`LearnedLimit`]) so the caller can keep it between runs and
 //!   replicas, and takes it back ([`RateBudget::seed`]).
 //!
@@ -182,6 +186,43 @@ pub(crate) struct Ticket {
     path_generation: Option<u64>,
 }
 
+/// What OpenAI's `x-ratelimit-limit-requests`, `-remaining-requests` and `-reset-requests`
+/// said with one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RateHeaders {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Until the window resets (from when the answer came).
+    pub reset: Duration,
+}
+
+/// A scope's window as the server's headers told it.
+#[derive(Debug, Clone, Copy)]
+struct Told {
+    limit: u32,
+    /// The fewest `remaining` an answer of this window said. The server counts in the
+    /// order requests arrive, so every request answered so far is counted in it, and those
+    /// in flight may be: `remaining − in flight` may still go.
+    remaining: u32,
+    reset_at: Instant,
+    /// The longest `reset` seen: the window's length (a fresh window's first answer says
+    /// nearly all of it).
+    window: Duration,
+    /// Set when our clock, not an answer, started this window (the last told one ended):
+    /// the end the server told for that one, to know its next window's answers apart.
+    rolled_from: Option<Instant>,
+}
+
+impl Told {
+    fn left(&self, in_flight: u32) -> u32 {
+        self.remaining.saturating_sub(in_flight)
+    }
+}
+
+/// Answers of one window may tell its end a little differently (the server rounds, latency
+/// varies); further apart than this they are two windows.
+const TOLD_SLACK: Duration = Duration::from_millis(50);
+
 /// A learned window: at most `requests` per `length`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Window {
@@ -224,6 +265,10 @@ struct Scope {
     binding: bool,
     last_change: Instant,
     throttled: u64,
+    /// Requests counted here whose answer has not come yet.
+    in_flight: u32,
+    /// What the rate-limit headers said last; while it holds it replaces `limit`.
+    told: Option<Told>,
 }
 
 impl Scope {
@@ -244,6 +289,8 @@ impl Scope {
             binding: false,
             last_change: now,
             throttled: 0,
+            in_flight: 0,
+            told: None,
         }
     }
 
@@ -277,6 +324,21 @@ impl Scope {
             }
             self.paused_until = None;
         }
+        if let Some(told) = self.told_now(now) {
+            let window = Window {
+                requests: told.limit,
+                length: told.window,
+            };
+            // Background work leaves interactive work its share of what is left.
+            let reserve = told.limit - self.allowance(window, priority, config).min(told.limit);
+            if told.left(self.in_flight) > reserve {
+                return Duration::ZERO;
+            }
+            self.binding = true;
+            // The same margin as a learned window's (see `Window::span`).
+            let margin = window.span() - window.length;
+            return told.reset_at + margin - now;
+        }
         let Some(limit) = self.limit else {
             return Duration::ZERO;
         };
@@ -293,7 +355,72 @@ impl Scope {
         }
     }
 
+    /// The told window as of `now`: once its reset has passed, a new one of `limit` starts
+    /// (those in flight may count in it, see [`Told`]).
+    fn told_now(&mut self, now: Instant) -> Option<Told> {
+        let told = self.told.as_mut()?;
+        if now >= told.reset_at {
+            told.rolled_from = Some(told.rolled_from.unwrap_or(told.reset_at));
+            told.remaining = told.limit;
+            told.reset_at = now + told.window;
+        }
+        Some(*told)
+    }
+
+    /// Takes in what an answer's rate-limit headers say; `counted`: its request was counted
+    /// in this scope; `keep`: the headers surely tell this scope's window, worth keeping.
+    fn on_answer(&mut self, now: Instant, counted: bool, rate: Option<RateHeaders>, keep: bool) {
+        if counted {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+        let Some(rate) = rate.filter(|r| r.limit > 0) else {
+            return;
+        };
+        let reset_at = now + rate.reset;
+        let remaining = rate.remaining.min(rate.limit);
+        let window = self.told.map_or(rate.reset, |t| t.window.max(rate.reset));
+        let fresh = Told {
+            limit: rate.limit,
+            remaining,
+            reset_at,
+            window,
+            rolled_from: None,
+        };
+        match &mut self.told {
+            // We started this window by the clock: an answer from the server's next window
+            // (it ends after the one that ended) tells it; a late one from before does not.
+            Some(t) if t.rolled_from.is_some() => {
+                if t.rolled_from.is_some_and(|end| reset_at > end + TOLD_SLACK) {
+                    *t = fresh;
+                }
+            }
+            // A late answer from a window that has ended since.
+            Some(t) if reset_at + TOLD_SLACK < t.reset_at => {}
+            // The same window.
+            Some(t) if reset_at <= t.reset_at + TOLD_SLACK => {
+                t.remaining = t.remaining.min(remaining);
+                t.limit = rate.limit;
+                t.window = window;
+            }
+            _ => self.told = Some(fresh),
+        }
+        if !keep {
+            return;
+        }
+        // Kept like a learned window, for a restart or another replica.
+        let ms = u64::try_from(window.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        let kept = Window {
+            requests: rate.limit,
+            length: Duration::from_millis(ms.max(1)),
+        };
+        if self.limit != Some(kept) {
+            self.limit = Some(kept);
+            self.learned_at_ms = unix_ms();
+        }
+    }
+
     fn take(&mut self, now: Instant, priority: Priority) {
+        self.in_flight = self.in_flight.saturating_add(1);
         self.run_started.get_or_insert(now);
         if priority == Priority::Interactive {
             self.last_interactive = Some(now);
@@ -312,7 +439,7 @@ impl Scope {
     fn on_success(&mut self, now: Instant, config: &RateBudgetConfig, generation: Option<u64>) {
         // An answer to a request sent in the window the first 429 taught us: it went through
         // in that window too, so the window holds one more than was counted then.
-        if generation.is_some() && generation == self.learned_from {
+        if generation.is_some() && generation == self.learned_from && self.told.is_none() {
             if let Some(limit) = &mut self.limit {
                 limit.requests = limit.requests.saturating_add(1);
             }
@@ -320,6 +447,10 @@ impl Scope {
         }
         self.run_ok = self.run_ok.saturating_add(1);
         self.pause = config.default_pause;
+        if self.told.is_some() {
+            // The server says what its limit is: nothing to probe.
+            return;
+        }
         if let Some(limit) = &mut self.limit
             && self.binding
             && now.duration_since(self.last_change) >= config.probe_after
@@ -573,6 +704,57 @@ impl RateBudget {
             path: concrete,
             path_generation,
         })
+    }
+
+    /// Records that an attempt's answer came (any answer, or none: a network error), with
+    /// its rate-limit headers if it had them. Call it before `on_success` / `on_throttled`.
+    pub(crate) fn on_answer(&self, ticket: &Ticket, rate: Option<RateHeaders>) {
+        let now = Instant::now();
+        let config = &self.config;
+        let mut state = self.state();
+        let State { templates, paths } = &mut *state;
+        let Some((template, recent)) = templates.get_mut(&ticket.template) else {
+            return;
+        };
+        let counted_on_path = ticket.path_generation.is_some();
+        let rate = rate.filter(|r| r.limit > 0 && config.learn);
+        // Whose window the headers tell, from their numbers: a server that counted more
+        // requests than we sent to this path lately counts the template's. Else it may
+        // count the path's only, and pacing the template by one path's `remaining` would
+        // slow its other paths for nothing; but once that is no more than could be in
+        // flight, both are paced by it (the template at worst to that many in flight)
+        // and the path gets a scope of its own; only the path's, when it took most of
+        // the template's recent requests.
+        let sent_to_path = recent.paths.get(&ticket.path).map_or(1, |(n, _)| *n);
+        let (to_template, to_path, kept) = match rate {
+            None => (None, None, false),
+            Some(r) if r.limit.saturating_sub(r.remaining) > sent_to_path => (rate, None, true),
+            // Most of the template's recent requests went to this path (a 429 here would
+            // be learned for it alone): its own window.
+            Some(_)
+                if paths.contains_key(&ticket.path)
+                    || recent.path_limited(&ticket.path).is_some() =>
+            {
+                (
+                    None,
+                    rate.filter(|r| {
+                        r.remaining < template.in_flight || paths.contains_key(&ticket.path)
+                    }),
+                    false,
+                )
+            }
+            Some(r) if r.remaining < template.in_flight => (rate, rate, false),
+            Some(_) => (None, None, false),
+        };
+        template.on_answer(now, true, to_template, kept);
+        if to_path.is_some() {
+            paths
+                .entry(ticket.path.clone())
+                .or_insert_with(|| Scope::new(config, now))
+                .on_answer(now, counted_on_path, to_path, true);
+        } else if counted_on_path && let Some(p) = paths.get_mut(&ticket.path) {
+            p.on_answer(now, true, None, false);
+        }
     }
 
     /// Records an answer that was not a 429.

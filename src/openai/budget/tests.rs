@@ -284,3 +284,177 @@ fn unlimited_learns_nothing() {
     budget.seed(&[seeded("GET /organization/users", false, 1, 1000)]);
     assert!(budget.learned().is_empty());
 }
+
+/// A fixed-window server that tells its window in OpenAI's headers, as the sandbox does:
+/// `limit` per `window`, starting with the first request.
+struct ToldServer {
+    limit: u32,
+    window: Duration,
+    state: Mutex<(Option<Instant>, u32)>,
+}
+
+impl ToldServer {
+    /// Decides a request arriving now: its headers and whether it was refused.
+    fn arrive(&self) -> (RateHeaders, bool) {
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap();
+        if state
+            .0
+            .is_none_or(|start| now.duration_since(start) >= self.window)
+        {
+            *state = (Some(now), 0);
+        }
+        let reset = self
+            .window
+            .saturating_sub(now.duration_since(state.0.unwrap_or(now)));
+        let refused = state.1 >= self.limit;
+        if !refused {
+            state.1 += 1;
+        }
+        let told = RateHeaders {
+            limit: self.limit,
+            remaining: self.limit - state.1,
+            reset,
+        };
+        (told, refused)
+    }
+}
+
+/// `workers` callers send `requests` requests in all to projects of one template, each
+/// answered after `latency`; returns the 429s drawn.
+async fn crawl(
+    budget: &std::sync::Arc<RateBudget>,
+    server: &std::sync::Arc<ToldServer>,
+    workers: usize,
+    requests: usize,
+    latency: Duration,
+) -> u32 {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (budget, server, next) = (budget.clone(), server.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut refused = 0;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= requests {
+                    break;
+                }
+                let project = format!("proj_{i}");
+                loop {
+                    let t = budget
+                        .acquire(&GET, &path(&project), Priority::Background)
+                        .await;
+                    let (told, no) = server.arrive();
+                    tokio::time::sleep(latency).await;
+                    budget.on_answer(&t, Some(told));
+                    if !no {
+                        budget.on_success(&t);
+                        break;
+                    }
+                    refused += 1;
+                    budget.on_throttled(&t, Some(told.reset));
+                }
+            }
+            refused
+        }));
+    }
+    let mut refused = 0;
+    for task in tasks {
+        refused += task.await.unwrap();
+    }
+    refused
+}
+
+#[tokio::test]
+async fn told_limits_are_kept_without_a_single_429() {
+    let budget = std::sync::Arc::new(RateBudget::new(config()));
+    let server = std::sync::Arc::new(ToldServer {
+        limit: 10,
+        window: Duration::from_millis(200),
+        state: Mutex::new((None, 0)),
+    });
+    // 8 in flight, 45 requests: 10 a window, so the last goes in the fifth window.
+    let start = Instant::now();
+    let refused = crawl(&budget, &server, 8, 45, Duration::from_millis(5)).await;
+    let took = start.elapsed();
+    assert_eq!(refused, 0);
+    assert!(took >= Duration::from_millis(800), "{took:?}");
+    assert!(took < Duration::from_millis(1150), "{took:?}");
+    // What the headers told is kept for a restart or another replica, like a learned window.
+    let learned = budget.learned();
+    assert_eq!(learned.len(), 1, "{learned:?}");
+    assert_eq!(learned[0].scope, MEMBERS);
+    assert_eq!(learned[0].requests, 10);
+    assert!(
+        learned[0].window > Duration::from_millis(180),
+        "{learned:?}"
+    );
+    assert!(
+        learned[0].window <= Duration::from_millis(200),
+        "{learned:?}"
+    );
+    assert_eq!(learned[0].throttled, 0);
+    // A budget seeded with it (the next replica) is as careful from its first request.
+    let replica = std::sync::Arc::new(RateBudget::new(config()));
+    replica.seed(&learned);
+    let fresh = std::sync::Arc::new(ToldServer {
+        limit: 10,
+        window: Duration::from_millis(200),
+        state: Mutex::new((None, 0)),
+    });
+    assert_eq!(
+        crawl(&replica, &fresh, 16, 30, Duration::from_millis(5)).await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn without_what_was_told_a_first_burst_above_the_limit_draws_429s() {
+    // The same server and callers with an empty budget and 16 in flight: the first 16 go
+    // before any answer can tell the limit, so exactly 6 are refused, then none.
+    let budget = std::sync::Arc::new(RateBudget::new(config()));
+    let server = std::sync::Arc::new(ToldServer {
+        limit: 10,
+        window: Duration::from_millis(200),
+        state: Mutex::new((None, 0)),
+    });
+    let refused = crawl(&budget, &server, 16, 40, Duration::from_millis(5)).await;
+    assert_eq!(refused, 6);
+}
+
+#[tokio::test]
+async fn one_paths_told_limit_leaves_the_templates_other_paths_free() {
+    let budget = RateBudget::new(config());
+    let told = |remaining| RateHeaders {
+        limit: 3,
+        remaining,
+        reset: Duration::from_millis(300),
+    };
+    for remaining in [2, 1, 0] {
+        let t = budget
+            .acquire(&GET, &path("proj_a"), Priority::Background)
+            .await;
+        budget.on_answer(&t, Some(told(remaining)));
+        budget.on_success(&t);
+    }
+    // The server counted no more than this path's own requests: the path's limit, learned
+    // for it alone once nothing was left.
+    let learned = budget.learned();
+    assert_eq!(learned.len(), 1, "{learned:?}");
+    assert!(learned[0].per_path, "{learned:?}");
+    assert_eq!(learned[0].scope, "GET /organization/projects/proj_a/users");
+    let start = Instant::now();
+    budget
+        .acquire(&GET, &path("proj_b"), Priority::Background)
+        .await;
+    assert!(start.elapsed() < Duration::from_millis(50));
+    budget
+        .acquire(&GET, &path("proj_a"), Priority::Background)
+        .await;
+    assert!(
+        start.elapsed() >= Duration::from_millis(280),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::super::budget::{EndpointFamily, Priority};
+use super::super::budget::{EndpointFamily, Priority, RateHeaders};
 use super::super::error::{self, ErrorKind, OpenAiError};
 use super::{Call, Client, Idempotency, Meter, Reply, ResponseMeta};
 
@@ -56,6 +56,46 @@ pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
+}
+
+/// OpenAI's `x-ratelimit-limit-requests`, `x-ratelimit-remaining-requests` and
+/// `x-ratelimit-reset-requests` (a Go duration: `1s`, `250ms`, `6m0s`), all three or none.
+pub(super) fn rate_headers(headers: &HeaderMap) -> Option<RateHeaders> {
+    let number = |name| header_text(headers, name).and_then(|v| v.parse::<u32>().ok());
+    Some(RateHeaders {
+        limit: number("x-ratelimit-limit-requests")?,
+        remaining: number("x-ratelimit-remaining-requests")?,
+        reset: go_duration(&header_text(headers, "x-ratelimit-reset-requests")?)?,
+    })
+}
+
+/// A Go duration of non-negative parts (`1h2m3.5s`, `250ms`, `0s`); `None` when malformed.
+fn go_duration(text: &str) -> Option<Duration> {
+    const UNITS: &[(&str, f64)] = &[
+        ("ns", 1e-9),
+        ("us", 1e-6),
+        ("µs", 1e-6),
+        ("ms", 1e-3),
+        ("h", 3600.0),
+        ("m", 60.0),
+        ("s", 1.0),
+    ];
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = text;
+    let mut secs = 0.0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&n| n > 0)?;
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let &(unit, scale) = UNITS.iter().find(|(u, _)| rest.starts_with(u))?;
+        rest = &rest[unit.len()..];
+        secs += value * scale;
+    }
+    (secs.is_finite() && secs < 1e9 && !text.is_empty()).then(|| Duration::from_secs_f64(secs))
 }
 
 /// A one-line description of a transport error and its causes, without the URL.
@@ -125,7 +165,8 @@ impl Client {
             };
             let attempt = {
                 let sent = Instant::now();
-                let attempt = self.attempt(&call, &url).await;
+                let (attempt, rate) = self.attempt(&call, &url).await;
+                self.inner.budget.on_answer(&ticket, rate);
                 if let Some(m) = meter {
                     m.requests.fetch_add(1, Ordering::Relaxed);
                     Meter::add(&m.budget_wait_us, budgeted - queued);
@@ -261,7 +302,8 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, call: &Call<'_>, url: &Url) -> Attempt {
+    /// One attempt, and the rate-limit headers its answer carried.
+    async fn attempt(&self, call: &Call<'_>, url: &Url) -> (Attempt, Option<RateHeaders>) {
         let sent = Instant::now();
         let mut request = self
             .inner
@@ -276,14 +318,15 @@ impl Client {
         }
         let response = match request.send().await {
             Ok(response) => response,
-            Err(e) => return transport_failure(&e, call.family, sent),
+            Err(e) => return (transport_failure(&e, call.family, sent), None),
         };
         let status = response.status();
         let headers = response.headers().clone();
+        let rate = rate_headers(&headers);
         let body = match read_body(response).await {
             Ok(body) => body,
             Err(failure) => {
-                return with_headers(failure, status, &headers);
+                return (with_headers(failure, status, &headers), rate);
             }
         };
         tracing::debug!(
@@ -295,39 +338,44 @@ impl Client {
             elapsed_ms = sent.elapsed().as_millis() as u64,
             "OpenAI request"
         );
-        if status.is_success() {
-            return Attempt::Success {
-                status: status.as_u16(),
-                headers,
-                body,
-            };
-        }
-        let code = status.as_u16();
-        let wait = retry_after(&headers);
-        let mut error = if status.is_redirection() {
-            OpenAiError::new(
-                ErrorKind::InvalidResponse,
-                format!("unexpected redirect (HTTP {code}); redirects are not followed"),
-            )
-        } else {
-            let parsed = error::parse_error_body(code, &body);
-            let mut e = OpenAiError::new(error::kind_for_status(code, &parsed, wait), "");
-            e.message = parsed.message;
-            e.error_type = parsed.error_type;
-            e.code = parsed.code;
-            e.param = parsed.param;
-            e
+        (answer(status, headers, body), rate)
+    }
+}
+
+/// What an answer that came whole means.
+fn answer(status: StatusCode, headers: HeaderMap, body: Vec<u8>) -> Attempt {
+    if status.is_success() {
+        return Attempt::Success {
+            status: status.as_u16(),
+            headers,
+            body,
         };
-        error.status = Some(code);
-        error.request_id = header_text(&headers, "x-request-id");
-        error.organization = header_text(&headers, "openai-organization");
-        let server_side = status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT;
-        Attempt::Failure {
-            error,
-            always_retryable: status == StatusCode::TOO_MANY_REQUESTS,
-            retryable_if_idempotent: server_side,
-            retry_after: wait,
-        }
+    }
+    let code = status.as_u16();
+    let wait = retry_after(&headers);
+    let mut error = if status.is_redirection() {
+        OpenAiError::new(
+            ErrorKind::InvalidResponse,
+            format!("unexpected redirect (HTTP {code}); redirects are not followed"),
+        )
+    } else {
+        let parsed = error::parse_error_body(code, &body);
+        let mut e = OpenAiError::new(error::kind_for_status(code, &parsed, wait), "");
+        e.message = parsed.message;
+        e.error_type = parsed.error_type;
+        e.code = parsed.code;
+        e.param = parsed.param;
+        e
+    };
+    error.status = Some(code);
+    error.request_id = header_text(&headers, "x-request-id");
+    error.organization = header_text(&headers, "openai-organization");
+    let server_side = status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT;
+    Attempt::Failure {
+        error,
+        always_retryable: status == StatusCode::TOO_MANY_REQUESTS,
+        retryable_if_idempotent: server_side,
+        retry_after: wait,
     }
 }
 
@@ -449,6 +497,57 @@ mod tests {
         );
         assert_eq!(retry_after(&headers(&[("retry-after", "-1")])), None);
         assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn rate_limit_headers_in_go_durations() {
+        let ms = Duration::from_millis;
+        for (text, want) in [
+            ("1s", Some(ms(1000))),
+            ("250ms", Some(ms(250))),
+            ("6m0s", Some(ms(360_000))),
+            ("1h2m3.5s", Some(ms(3_723_500))),
+            ("0s", Some(Duration::ZERO)),
+            ("0", Some(Duration::ZERO)),
+            ("20µs", Some(Duration::from_micros(20))),
+            ("", None),
+            ("1", None),
+            ("s", None),
+            ("-1s", None),
+            ("1x", None),
+            ("1.2.3s", None),
+        ] {
+            assert_eq!(go_duration(text), want, "{text:?}");
+        }
+        let told = rate_headers(&headers(&[
+            ("x-ratelimit-limit-requests", "60"),
+            ("x-ratelimit-remaining-requests", "59"),
+            ("x-ratelimit-reset-requests", "1m0s"),
+        ]));
+        assert_eq!(
+            told,
+            Some(RateHeaders {
+                limit: 60,
+                remaining: 59,
+                reset: Duration::from_secs(60),
+            })
+        );
+        // All three or nothing: half a window is no window.
+        assert_eq!(
+            rate_headers(&headers(&[
+                ("x-ratelimit-limit-requests", "60"),
+                ("x-ratelimit-remaining-requests", "59"),
+            ])),
+            None
+        );
+        assert_eq!(
+            rate_headers(&headers(&[
+                ("x-ratelimit-limit-requests", "many"),
+                ("x-ratelimit-remaining-requests", "59"),
+                ("x-ratelimit-reset-requests", "1s"),
+            ])),
+            None
+        );
     }
 
     fn client(base: &str) -> Result<Client, OpenAiError> {

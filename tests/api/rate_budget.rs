@@ -154,7 +154,81 @@ async fn a_learned_rate_survives_a_restart_and_reaches_another_replica(backend: 
     );
 }
 
-crate::backend_tests!(a_learned_rate_survives_a_restart_and_reaches_another_replica);
+async fn a_limit_told_in_headers_is_kept_without_drawing_a_429(backend: Backend) {
+    let options = Options {
+        sandbox: SandboxConfig {
+            org: OrgShape {
+                users: 60,
+                projects: 30,
+                archived_share: 0.0,
+                members_per_project: 3,
+                ..OrgShape::small()
+            },
+            ..SandboxConfig::default()
+        },
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(backend, options).await else {
+        return;
+    };
+    let conn = app
+        .create_connection("acme", app.sandbox.key(KeyProfile::All))
+        .await;
+    let id = conn["id"].as_str().unwrap();
+    let before = app.sandbox.counters();
+    let unlimited = full_sync(&app, id).await;
+    assert_eq!(unlimited["status"], "succeeded", "{unlimited}");
+    let requests = app.sandbox.counters().total - before.total;
+
+    // 13 member lists a second, told in OpenAI's headers: more than a sync has in flight
+    // at once (12), fewer than the 30 lists. Without the headers the budget learns it from
+    // a 429 (the test above); with them it never oversteps: the same requests, no 429.
+    app.sandbox.state().set_faults(Faults {
+        rate_limits: vec![RateLimit {
+            headers: true,
+            ..RateLimit::per_template(MEMBERS, 13, 1)
+        }],
+        ..Faults::default()
+    });
+    let before = app.sandbox.counters();
+    let limited = full_sync(&app, id).await;
+    assert_eq!(limited["status"], "succeeded", "{limited}");
+    let after = app.sandbox.counters();
+    assert_eq!(after.status(429) - before.status(429), 0, "{after:?}");
+    assert_eq!(after.total - before.total, requests);
+    assert_eq!(limited["stats"]["rate_limited"], 0, "{limited}");
+    // 30 lists at 13 a second: the third window.
+    let wall = limited["stats"]["time"]["wall_ms"].as_u64().unwrap();
+    assert!(wall >= 2000, "{limited}");
+    assert_eq!(
+        limited["stats"]["time"]["limited_by"], "rate_budget",
+        "{limited}"
+    );
+
+    // What the headers told is in the store, for the template, as they told it.
+    let learned = app
+        .db
+        .store()
+        .await
+        .learned_rates(id.parse().unwrap())
+        .await
+        .expect("learned rates");
+    let members = learned
+        .iter()
+        .find(|r| r.scope == "GET /organization/projects/{}/users")
+        .unwrap_or_else(|| panic!("{learned:?}"));
+    assert!(!members.per_path, "{members:?}");
+    assert_eq!(members.requests, 13, "{members:?}");
+    assert!(
+        members.window_ms > 900 && members.window_ms <= 1000,
+        "{members:?}"
+    );
+}
+
+crate::backend_tests!(
+    a_learned_rate_survives_a_restart_and_reaches_another_replica,
+    a_limit_told_in_headers_is_kept_without_drawing_a_429,
+);
 
 #[tokio::test]
 async fn an_interactive_request_goes_before_the_queued_background_ones() {

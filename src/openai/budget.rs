@@ -231,11 +231,11 @@ struct Window {
 }
 
 impl Window {
-    /// How long we keep a window open: its length and a margin (1%, at least 5 ms), so that
+    /// How long we keep a window open: its length and a margin (2%, at least 10 ms), so that
     /// the first request of our next window cannot reach the server before its window has
     /// ended (two requests sent in order can arrive a few milliseconds apart the other way).
     fn span(self) -> Duration {
-        self.length + (self.length / 100).max(Duration::from_millis(5))
+        self.length + (self.length / 50).max(Duration::from_millis(10))
     }
 }
 
